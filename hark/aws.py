@@ -1,0 +1,40 @@
+"""boto3 clients bound to the configured endpoint (the local emulator, or AWS when unset).
+
+Clients are cached per process: Lambda reuses them across warm invocations.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import boto3
+from botocore.config import Config
+
+from hark.resources import Resources, resources
+from hark.settings import get_settings
+
+
+@lru_cache
+def client(service: str):
+    settings = get_settings()
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        # Virtual-hosted addressing needs DNS for bucket names; the emulator is a bare host:port.
+        s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
+        signature_version="s3v4",
+    )
+    endpoint = settings.aws_endpoint_url
+    if service == "ses" and settings.ses_endpoint_url:
+        endpoint = settings.ses_endpoint_url
+    return boto3.client(service, region_name=settings.region, endpoint_url=endpoint, config=config)
+
+
+@lru_cache
+def stack_resources() -> Resources:
+    settings = get_settings()
+    return resources(settings.stack, settings.email_sender)
+
+
+@lru_cache
+def queue_url(name: str) -> str:
+    return client("sqs").get_queue_url(QueueName=name)["QueueUrl"]

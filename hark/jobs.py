@@ -1,0 +1,289 @@
+"""The job record and its state machine, stored in DynamoDB.
+
+States only move forward, each step one conditional write:
+    UPLOADING -> QUEUED -> PROCESSING -> COMPLETED | FAILED
+S3 and SQS deliver at least once, so every transition says which states it may start from and
+reports whether *this* call made it: only the caller that wins a terminal transition sends the
+notification, which is how a duplicate event or a retried message ends in exactly one email.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from hark.resources import ACTIVE_JOBS_INDEX, JOBS_BY_USER_INDEX
+
+RECORD_TTL_SECONDS = 400 * 24 * 3600
+
+
+class JobStatus(StrEnum):
+    UPLOADING = "UPLOADING"
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+UNFINISHED = (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    # uuid4 hex: unguessable, and safe in S3 keys and URLs.
+    return uuid.uuid4().hex
+
+
+class Job(BaseModel):
+    job_id: str
+    user_id: str
+    email: str | None = None
+    filename: str
+    content_type: str
+    size_bytes: int
+    language: str = "auto"  # as asked at creation
+    audio_key: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    queued_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    detected_language: str | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
+    attempts: int = 0
+    chunks_total: int | None = None
+    chunks_done: int = 0
+    notified_at: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Job:
+        data = {k: _plain(v) for k, v in item.items()}
+        done = data.pop("chunks_done_set", None)
+        data["chunks_done"] = len(done) if done else 0
+        return cls.model_validate(data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set):
+        return sorted(value)
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
+class TransitionRefused(Exception):
+    """The job was not in a state this transition may start from (or does not exist)."""
+
+
+class JobStore:
+    def __init__(self, table):
+        self.table = table  # a boto3 DynamoDB Table resource
+
+    # -- creation and reads --------------------------------------------------------------------
+    def create(self, job: Job) -> Job:
+        item = {k: _dynamo(v) for k, v in job.model_dump(exclude_none=True).items()}
+        item.pop("chunks_done", None)
+        item["active_user_id"] = job.user_id
+        item["expires_at"] = int(time.time()) + RECORD_TTL_SECONDS
+        self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        return Job.from_item(item) if item else None
+
+    def get_owned(self, job_id: str, user_id: str) -> Job | None:
+        """The job if it exists and belongs to `user_id`; None alike for unknown and foreign ids."""
+        job = self.get(job_id)
+        return job if job and job.user_id == user_id else None
+
+    def list_for_user(self, user_id: str, limit: int = 20, cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first, `limit` at a time; the cursor is opaque to clients."""
+        kwargs: dict[str, Any] = {
+            "IndexName": JOBS_BY_USER_INDEX,
+            "KeyConditionExpression": Key("user_id").eq(user_id),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, user_id)
+        page = self.table.query(**kwargs)
+        jobs = [Job.from_item(i) for i in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return jobs, encode_cursor(last) if last else None
+
+    def count_unfinished(self, user_id: str) -> int:
+        total, start = 0, None
+        while True:
+            kwargs: dict[str, Any] = {
+                "IndexName": ACTIVE_JOBS_INDEX,
+                "KeyConditionExpression": Key("active_user_id").eq(user_id),
+                "Select": "COUNT",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self.table.query(**kwargs)
+            total += page["Count"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return total
+
+    def delete(self, job_id: str) -> None:
+        self.table.delete_item(Key={"job_id": job_id})
+
+    # -- transitions ---------------------------------------------------------------------------
+    def _update(self, job_id: str, allowed: tuple[JobStatus, ...], sets: dict[str, Any], *,
+                removes: tuple[str, ...] = (), extra_condition: str = "", extra_values: dict | None = None,
+                add: dict[str, Any] | None = None) -> Job:
+        names = {"#status": "status"}
+        values: dict[str, Any] = {f":from{i}": s.value for i, s in enumerate(allowed)}
+        assignments = []
+        for i, (field, value) in enumerate(sets.items()):
+            names[f"#f{i}"] = field
+            values[f":v{i}"] = _dynamo(value.value if isinstance(value, JobStatus) else value)
+            assignments.append(f"#f{i} = :v{i}")
+        expression = "SET " + ", ".join(assignments)
+        if add:
+            adds = []
+            for i, (field, value) in enumerate(add.items()):
+                names[f"#a{i}"] = field
+                values[f":a{i}"] = value
+                adds.append(f"#a{i} :a{i}")
+            expression += " ADD " + ", ".join(adds)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        condition = "attribute_exists(job_id) AND #status IN (" + ", ".join(f":from{i}" for i in range(len(allowed))) + ")"
+        if extra_condition:
+            condition += f" AND ({extra_condition})"
+            values.update(extra_values or {})
+        try:
+            result = self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise TransitionRefused(job_id) from None
+            raise
+        return Job.from_item(result["Attributes"])
+
+    def mark_queued(self, job_id: str, uploaded_at: str) -> Job:
+        return self._update(job_id, (JobStatus.UPLOADING,), {"status": JobStatus.QUEUED, "queued_at": uploaded_at, "updated_at": now_iso()})
+
+    def claim(self, job_id: str, message_id: str) -> Job:
+        """QUEUED -> PROCESSING for the message that carries the job.
+
+        The same message coming back (a retry, or a worker killed mid-job) may claim it again;
+        a different message for a job already claimed is a duplicate event and is refused.
+        """
+        return self._update(
+            job_id,
+            (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING),
+            {"status": JobStatus.PROCESSING, "owner_message_id": message_id, "started_at": now_iso(), "updated_at": now_iso()},
+            extra_condition="#status <> :processing OR owner_message_id = :mid",
+            extra_values={":processing": JobStatus.PROCESSING.value, ":mid": message_id},
+            add={"attempts": 1},
+        )
+
+    def set_chunks(self, job_id: str, total: int, duration: float) -> Job:
+        return self._update(job_id, (JobStatus.PROCESSING,), {"chunks_total": total, "duration_seconds": duration, "updated_at": now_iso()})
+
+    def chunk_done(self, job_id: str, index: int) -> Job:
+        """Record one chunk as transcribed (idempotent: a set of indices)."""
+        return self._update(job_id, (JobStatus.PROCESSING,), {"updated_at": now_iso()}, add={"chunks_done_set": {str(index)}})
+
+    def record_attempt_error(self, job_id: str, reason: str) -> None:
+        try:
+            self._update(job_id, UNFINISHED, {"last_error": reason, "updated_at": now_iso()})
+        except TransitionRefused:
+            pass
+
+    def complete(self, job_id: str, language: str, duration: float) -> Job:
+        return self._update(
+            job_id,
+            (JobStatus.PROCESSING,),
+            {"status": JobStatus.COMPLETED, "detected_language": language, "duration_seconds": duration,
+             "finished_at": now_iso(), "updated_at": now_iso()},
+            removes=("active_user_id",),
+        )
+
+    def fail(self, job_id: str, reason: str) -> Job:
+        return self._update(
+            job_id,
+            UNFINISHED,
+            {"status": JobStatus.FAILED, "error": reason, "finished_at": now_iso(), "updated_at": now_iso()},
+            removes=("active_user_id",),
+        )
+
+    # -- notification bookkeeping: one email per finished job ------------------------------------
+    def claim_notification(self, job_id: str, lease_seconds: int) -> bool:
+        """Take the right to send this job's email; False if it was sent or another sender holds it."""
+        now = int(time.time())
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET notify_lease_until = :until",
+                ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(notified_at) "
+                "AND (attribute_not_exists(notify_lease_until) OR notify_lease_until < :now)",
+                ExpressionAttributeValues={":until": now + lease_seconds, ":now": now},
+            )
+            return True
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_notification(self, job_id: str) -> None:
+        self.table.update_item(Key={"job_id": job_id}, UpdateExpression="REMOVE notify_lease_until")
+
+    def mark_notified(self, job_id: str, message_id: str) -> None:
+        self.table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET notified_at = :at, email_message_id = :mid REMOVE notify_lease_until",
+            ExpressionAttributeValues={":at": now_iso(), ":mid": message_id},
+        )
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps({k: _plain(v) for k, v in key.items()}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
+    """The DynamoDB start key inside a cursor; ValueError if it is not one of this user's cursors."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except Exception:
+        raise ValueError("cursor is not valid") from None
+    if not isinstance(key, dict) or set(key) != {"job_id", "user_id", "created_at"} or key["user_id"] != user_id:
+        raise ValueError("cursor is not valid")
+    if not all(isinstance(v, str) for v in key.values()):
+        raise ValueError("cursor is not valid")
+    return key

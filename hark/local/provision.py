@@ -1,0 +1,98 @@
+"""Creates every resource of hark.resources in the emulator, as the CDK app does in AWS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from hark.resources import Resources
+
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def queue_arn(region: str, name: str) -> str:
+    return f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
+
+
+def provision(client: Callable, res: Resources, *, web_origins: list[str], region: str) -> dict[str, str]:
+    """Create buckets, queues (each with its DLQ), tables and the SES identity. Returns queue URLs.
+
+    `client(service)` gives a boto3 client bound to the emulator (hark.aws.client does).
+    """
+    sqs, s3, ddb, ses = (client(s) for s in ("sqs", "s3", "dynamodb", "ses"))
+    urls: dict[str, str] = {}
+    for q in res.queues:
+        dlq_url = sqs.create_queue(
+            QueueName=q.dlq_name, Attributes={"MessageRetentionPeriod": str(q.dlq_retention_seconds)}
+        )["QueueUrl"]
+        urls[q.dlq_name] = dlq_url
+        urls[q.name] = sqs.create_queue(
+            QueueName=q.name,
+            Attributes={
+                "VisibilityTimeout": str(q.visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(q.retention_seconds),
+                "ReceiveMessageWaitTimeSeconds": str(q.receive_wait_seconds),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": queue_arn(region, q.dlq_name), "maxReceiveCount": q.max_receive_count}
+                ),
+            },
+        )["QueueUrl"]
+
+    for b in res.buckets:
+        s3.create_bucket(Bucket=b.name)
+        if b.lifecycle:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=b.name,
+                LifecycleConfiguration={
+                    "Rules": [
+                        {"ID": f"expire-{r.prefix.strip('/')}", "Filter": {"Prefix": r.prefix}, "Status": "Enabled",
+                         "Expiration": {"Days": r.expire_days}}
+                        for r in b.lifecycle
+                    ]
+                },
+            )
+        if b.cors_upload:
+            s3.put_bucket_cors(
+                Bucket=b.name,
+                CORSConfiguration={
+                    "CORSRules": [
+                        {"AllowedOrigins": web_origins, "AllowedMethods": ["POST", "PUT"], "AllowedHeaders": ["*"],
+                         "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}
+                    ]
+                },
+            )
+        if b.notify_prefix:
+            s3.put_bucket_notification_configuration(
+                Bucket=b.name,
+                NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {"QueueArn": queue_arn(region, res.transcribe_queue.name), "Events": ["s3:ObjectCreated:*"],
+                         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": b.notify_prefix}]}}}
+                    ]
+                },
+            )
+
+    for t in res.tables:
+        attributes = {t.partition_key}
+        indexes = []
+        for index in t.indexes:
+            attributes |= {index.partition_key, index.sort_key}
+            indexes.append(
+                {"IndexName": index.name,
+                 "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"},
+                               {"AttributeName": index.sort_key, "KeyType": "RANGE"}],
+                 "Projection": {"ProjectionType": "ALL"}}
+            )
+        kwargs = {
+            "TableName": t.name,
+            "KeySchema": [{"AttributeName": t.partition_key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if indexes:
+            kwargs["GlobalSecondaryIndexes"] = indexes
+        ddb.create_table(**kwargs)
+        ddb.update_time_to_live(TableName=t.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl_attribute})
+
+    ses.verify_email_identity(EmailAddress=res.email_identity)
+    return urls

@@ -1,0 +1,128 @@
+"""The one definition of every AWS resource Hark uses.
+
+Both the CDK app (`infra/`) and the local provisioning (`hark.local.provision`) read these, so a
+queue's visibility timeout or the table's key schema cannot drift between the cloud and the laptop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QueueDef:
+    name: str
+    visibility_timeout_seconds: int
+    max_receive_count: int  # receives before SQS moves a message to the dead-letter queue
+    retention_seconds: int = 4 * 24 * 3600
+    dlq_retention_seconds: int = 14 * 24 * 3600
+    receive_wait_seconds: int = 20  # long polling
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    partition_key: str
+    ttl_attribute: str
+    indexes: tuple[IndexDef, ...] = ()
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    prefix: str
+    expire_days: int
+
+
+@dataclass(frozen=True)
+class BucketDef:
+    name: str
+    lifecycle: tuple[LifecycleRule, ...] = ()
+    # Prefix whose ObjectCreated events go to the transcription queue (None: no notification).
+    notify_prefix: str | None = None
+    cors_upload: bool = False
+
+
+# S3 key prefixes (hark.keys builds the full keys).
+UPLOADS_PREFIX = "uploads/"
+CHUNKS_PREFIX = "chunks/"
+PARTS_PREFIX = "parts/"
+TRANSCRIPTS_PREFIX = "transcripts/"
+
+
+@dataclass(frozen=True)
+class Resources:
+    stack: str
+    audio_bucket: BucketDef
+    transcripts_bucket: BucketDef
+    jobs_table: TableDef
+    idempotency_table: TableDef
+    transcribe_queue: QueueDef
+    notify_queue: QueueDef
+    email_identity: str
+
+    @property
+    def queues(self) -> tuple[QueueDef, ...]:
+        return (self.transcribe_queue, self.notify_queue)
+
+    @property
+    def tables(self) -> tuple[TableDef, ...]:
+        return (self.jobs_table, self.idempotency_table)
+
+    @property
+    def buckets(self) -> tuple[BucketDef, ...]:
+        return (self.audio_bucket, self.transcripts_bucket)
+
+
+JOBS_BY_USER_INDEX = "by-user"
+# Sparse: only unfinished jobs carry `active_user_id`, so counting them for the quota is one small query.
+ACTIVE_JOBS_INDEX = "active-by-user"
+
+
+def resources(stack: str = "hark", email_identity: str = "transcripts@hark.local") -> Resources:
+    """Every resource of one deployment, named after its stack."""
+    return Resources(
+        stack=stack,
+        audio_bucket=BucketDef(
+            name=f"{stack}-audio",
+            lifecycle=(LifecycleRule(UPLOADS_PREFIX, 30), LifecycleRule(CHUNKS_PREFIX, 2)),
+            notify_prefix=UPLOADS_PREFIX,
+            cors_upload=True,
+        ),
+        transcripts_bucket=BucketDef(
+            name=f"{stack}-transcripts",
+            lifecycle=(LifecycleRule(TRANSCRIPTS_PREFIX, 365), LifecycleRule(PARTS_PREFIX, 7)),
+        ),
+        jobs_table=TableDef(
+            name=f"{stack}-jobs",
+            partition_key="job_id",
+            ttl_attribute="expires_at",
+            indexes=(
+                IndexDef(JOBS_BY_USER_INDEX, "user_id", "created_at"),
+                IndexDef(ACTIVE_JOBS_INDEX, "active_user_id", "created_at"),
+            ),
+        ),
+        # Powertools idempotency's default schema: partition key "id", TTL "expiration".
+        idempotency_table=TableDef(
+            name=f"{stack}-idempotency", partition_key="id", ttl_attribute="expiration"
+        ),
+        # A chunk of at most chunk_target_seconds transcribes well inside 15 minutes even on a CPU;
+        # the worker extends visibility while it runs, so this only bounds how long a dead worker's
+        # message stays hidden.
+        transcribe_queue=QueueDef(
+            name=f"{stack}-transcribe", visibility_timeout_seconds=15 * 60, max_receive_count=4
+        ),
+        # SES outages: the notifier backs off by receive count; 12 receives span several hours.
+        notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),
+        email_identity=email_identity,
+    )

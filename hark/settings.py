@@ -1,0 +1,70 @@
+"""Runtime settings, read from HARK_* environment variables (Lambda env, ECS task env, local stack).
+
+One place for every tunable. Resource *names* come from `hark.resources` by stack name; only the
+endpoint and secrets-free knobs live here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HARK_", extra="ignore")
+
+    # Where the AWS resources live. `stack` prefixes every resource name (hark.resources).
+    stack: str = "hark"
+    region: str = "us-east-1"
+    # Set only for the local emulator; None means the real AWS endpoints.
+    aws_endpoint_url: str | None = None
+    # Overrides for one service (fault injection: point SES at a dead port to simulate an outage).
+    ses_endpoint_url: str | None = None
+
+    # Clerk (or the local dev issuer): the authorizer trusts exactly this issuer and these parties.
+    issuer: str = "http://127.0.0.1:8000"
+    jwks_url: str | None = None  # default: {issuer}/.well-known/jwks.json
+    authorized_parties: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"]
+    )
+    jwt_leeway_seconds: int = 30
+
+    # Uploads.
+    max_upload_bytes: int = 2 * GIB
+    upload_url_ttl_seconds: int = 15 * 60
+    transcript_link_ttl_seconds: int = 15 * 60
+    max_unfinished_jobs: int = 100
+
+    # Notifications.
+    email_sender: str = "transcripts@hark.local"
+    email_link_ttl_seconds: int = 24 * 3600
+    web_url: str = "http://127.0.0.1:8000"
+    outbox_dir: str | None = None  # local only: every email is also written here as .eml
+
+    # Transcription worker.
+    model_dir: str | None = None  # a CTranslate2 Whisper model folder
+    model_name: str = "whisper-base"
+    device: str = "auto"  # cpu | cuda | auto
+    compute_type: str = "default"  # int8 on CPU, float16 on GPU when "default"
+    cpu_threads: int = 0
+    batch_size: int = 8
+    beam_size: int = 5
+    max_audio_seconds: float = 4 * 3600
+    chunk_threshold_seconds: float = 600
+    chunk_target_seconds: float = 300
+    # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
+    retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
+    poll_wait_seconds: int = 20
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.issuer.rstrip('/')}/.well-known/jwks.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
