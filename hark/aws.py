@@ -38,3 +38,16 @@ def stack_resources() -> Resources:
 @lru_cache
 def queue_url(name: str) -> str:
     return client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+@lru_cache
+def table(name: str):
+    settings = get_settings()
+    return boto3.resource("dynamodb", region_name=settings.region, endpoint_url=settings.aws_endpoint_url).Table(name)
+
+
+def job_store():
+    """The JobStore of this deployment's jobs table (hark.jobs)."""
+    from hark.jobs import JobStore
+
+    return JobStore(table(stack_resources().jobs_table.name))

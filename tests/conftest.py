@@ -27,6 +27,7 @@ def _reset_caches() -> None:
     aws.client.cache_clear()
     aws.stack_resources.cache_clear()
     aws.queue_url.cache_clear()
+    aws.table.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,82 @@
+"""The job state machine against the emulator's DynamoDB: forward-only, conditional, idempotent."""
+
+import pytest
+
+from hark import aws
+from hark.jobs import Job, JobStatus, TransitionRefused, decode_cursor, encode_cursor, new_job_id, now_iso
+
+
+def make_job(user="user_a", **kw) -> Job:
+    job_id = new_job_id()
+    data = dict(job_id=job_id, user_id=user, email="a@example.com", filename="a.wav", content_type="audio/wav",
+                size_bytes=10, audio_key=f"uploads/{user}/{job_id}/a.wav", status=JobStatus.UPLOADING,
+                created_at=now_iso(), updated_at=now_iso())
+    data.update(kw)
+    return Job(**data)
+
+
+@pytest.fixture
+def store(stack):
+    return aws.job_store()
+
+
+def test_forward_only(store):
+    job = store.create(make_job())
+    assert store.mark_queued(job.job_id, now_iso()).status == JobStatus.QUEUED
+    with pytest.raises(TransitionRefused):
+        store.mark_queued(job.job_id, now_iso())
+    claimed = store.claim(job.job_id, "m1")
+    assert claimed.status == JobStatus.PROCESSING and claimed.attempts == 1
+    assert store.claim(job.job_id, "m1").attempts == 2  # the same message back: a retry
+    with pytest.raises(TransitionRefused):
+        store.claim(job.job_id, "m2")  # a duplicate event
+    done = store.complete(job.job_id, "en", 3.5)
+    assert done.status == JobStatus.COMPLETED and done.detected_language == "en"
+    with pytest.raises(TransitionRefused):
+        store.complete(job.job_id, "en", 3.5)
+    with pytest.raises(TransitionRefused):
+        store.fail(job.job_id, "late")
+    assert store.count_unfinished("user_a") == 0
+
+
+def test_unknown_job_refused(store):
+    with pytest.raises(TransitionRefused):
+        store.claim("nope", "m1")
+
+
+def test_chunks_counted_once(store):
+    job = store.create(make_job())
+    store.claim(job.job_id, "m1")
+    store.set_chunks(job.job_id, 3, 1800.0)
+    store.chunk_done(job.job_id, 0)
+    assert store.chunk_done(job.job_id, 0).chunks_done == 1  # redelivered chunk
+    assert store.chunk_done(job.job_id, 2).chunks_done == 2
+
+
+def test_owner_and_listing(store):
+    jobs = [store.create(make_job()) for _ in range(5)]
+    store.create(make_job(user="user_b"))
+    assert store.get_owned(jobs[0].job_id, "user_b") is None
+    assert store.count_unfinished("user_a") == 5
+    page, cursor = store.list_for_user("user_a", limit=3)
+    assert [j.job_id for j in page] == [j.job_id for j in reversed(jobs)][:3]
+    rest, end = store.list_for_user("user_a", limit=3, cursor=cursor)
+    assert [j.job_id for j in rest] == [jobs[1].job_id, jobs[0].job_id] and end is None
+    with pytest.raises(ValueError):
+        store.list_for_user("user_b", cursor=cursor)  # another user's cursor
+
+
+def test_notification_claimed_once(store):
+    job = store.create(make_job())
+    assert store.claim_notification(job.job_id, 60)
+    assert not store.claim_notification(job.job_id, 60)
+    store.release_notification(job.job_id)
+    assert store.claim_notification(job.job_id, 60)
+    store.mark_notified(job.job_id, "ses-1")
+    assert not store.claim_notification(job.job_id, 60)
+
+
+def test_cursor_garbage():
+    with pytest.raises(ValueError):
+        decode_cursor("not-a-cursor", "u")
+    assert decode_cursor(encode_cursor({"job_id": "j", "user_id": "u", "created_at": "t"}), "u")["job_id"] == "j"
