@@ -1,0 +1,37 @@
+"""API Gateway REQUEST authorizer: verify the bearer token, answer with an Allow policy for the API.
+
+Thin: hark.auth does the verification. Any failure raises Exception("Unauthorized") - the one
+message API Gateway turns into a 401 - and the real reason goes only to the log.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from hark.auth import Unauthorized, allow_policy, bearer_token, verifier_for
+from hark.settings import get_settings
+
+logger = Logger(service="hark-authorizer")
+
+
+def handler(event: dict, context) -> dict:
+    if not isinstance(event, dict):
+        event = {}
+    context_ = event.get("requestContext")
+    logger.set_correlation_id(context_.get("requestId") if isinstance(context_, dict) else None)
+    method_arn = str(event.get("methodArn") or "")
+    try:
+        settings = get_settings()
+        verifier = verifier_for(
+            settings.resolved_jwks_url, settings.issuer, tuple(settings.authorized_parties), settings.jwt_leeway_seconds
+        )
+        identity = verifier.verify(bearer_token(event.get("headers")))
+        policy = allow_policy(identity, method_arn)
+    except Unauthorized as err:
+        logger.warning("denied", reason=err.reason, method_arn=method_arn[:300])
+        raise Exception("Unauthorized") from None  # noqa: TRY002 - API Gateway matches this exact message
+    except Exception as err:  # never let a bug become an Allow, or leak through the response
+        logger.exception("denied", reason=f"internal error: {type(err).__name__}")
+        raise Exception("Unauthorized") from None  # noqa: TRY002
+    logger.info("allowed", user_id=identity.user_id)
+    return policy
