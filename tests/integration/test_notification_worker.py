@@ -1,0 +1,299 @@
+"""The notification worker as it runs in production: a subprocess long-polling the emulator's queue.
+
+No mocks: SQS, DynamoDB, S3 and SES are moto's server (the `stack` fixture); the sent mail is read back
+from moto's /moto-api/data.json (ses -> RawMessage, since the worker uses send_raw_email).
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+import requests
+
+from hark import aws
+from hark.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.local.emulator import free_port
+from hark.messages import NotifyMessage
+
+REPO = Path(__file__).resolve().parents[2]
+TRANSCRIPT = (
+    "Welcome to the quarterly planning meeting. Today we will review the budget, the hiring plan and the "
+    "launch schedule for the new transcription service. First, the budget: we are slightly under plan "
+    "for the third quarter, mostly because the GPU instances were cheaper than expected. Second, hiring: "
+    "two engineers start next month. Third, the launch: we are on track for the end of the year.\n"
+)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def make_job(store, *, status: JobStatus, filename="meeting notes.m4a", error=None, email_addr="ana@example.com"):
+    job_id = new_job_id()
+    store.create(Job(job_id=job_id, user_id="user_a", email=email_addr, filename=filename, content_type="audio/mp4",
+                     size_bytes=1234, audio_key=f"uploads/user_a/{job_id}/meeting_notes.m4a",
+                     status=JobStatus.UPLOADING, created_at=now_iso(), updated_at=now_iso()))
+    if status == JobStatus.FAILED:
+        store.fail(job_id, error or "The file could not be decoded as audio.")
+        return store.get(job_id)
+    store.mark_queued(job_id, now_iso())
+    store.claim(job_id, "msg-1")
+    s3 = aws.client("s3")
+    bucket = aws.stack_resources().transcripts_bucket.name
+    for fmt in TRANSCRIPT_FORMATS:
+        body = TRANSCRIPT if fmt == "txt" else f"{fmt} of {job_id}"
+        s3.put_object(Bucket=bucket, Key=transcript_key("user_a", job_id, fmt), Body=body.encode())
+    return store.complete(job_id, "en", 754.2)
+
+
+def notify(job_id: str, body: str | None = None) -> None:
+    url = aws.queue_url(aws.stack_resources().notify_queue.name)
+    aws.client("sqs").send_message(QueueUrl=url, MessageBody=body or NotifyMessage(job_id=job_id).model_dump_json())
+
+
+def queue_depth(name: str) -> int:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url(name),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def sent_emails(endpoint: str) -> list[dict]:
+    data = requests.get(f"{endpoint}/moto-api/data.json", timeout=10).json()
+    return data.get("ses", {}).get("RawMessage", [])
+
+
+def parsed(raw: dict):
+    return email.message_from_string(raw["raw_data"], policy=policy.default)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class WorkerProcess:
+    def __init__(self, log: Path, env: dict[str, str]):
+        self.log = log
+        self._out = open(log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker.notification"], cwd=REPO, env=env,
+                                     stdout=self._out, stderr=subprocess.STDOUT)
+
+    def lines(self) -> list[dict]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                out.append(item)
+        return out
+
+    def logs(self, message: str) -> list[dict]:
+        return [line for line in self.lines() if line.get("message") == message]
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._out.close()
+        return rc
+
+
+@pytest.fixture
+def store(stack):
+    return aws.job_store()
+
+
+@pytest.fixture
+def outbox(tmp_path) -> Path:
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+def start_worker(stack, tmp_path, outbox):
+    started: list[WorkerProcess] = []
+
+    def start(**overrides: str) -> WorkerProcess:
+        env = dict(os.environ)
+        env.update({
+            "HARK_OUTBOX_DIR": str(outbox),
+            "HARK_POLL_WAIT_SECONDS": "1",
+            "HARK_NOTIFY_BACKOFF_BASE_SECONDS": "1",
+            "HARK_NOTIFY_BACKOFF_MAX_SECONDS": "4",
+            "HARK_NOTIFY_LEASE_SECONDS": "30",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop("HARK_SES_ENDPOINT_URL", None)
+        env.update(overrides)
+        w = WorkerProcess(tmp_path / f"worker-{len(started)}.log", env)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        if w.proc.poll() is None:
+            w.stop()
+
+
+def all_done(endpoint: str, n: int) -> bool:
+    return len(sent_emails(endpoint)) >= n and queue_depth(aws.stack_resources().notify_queue.name) == 0
+
+
+# -- tests --------------------------------------------------------------------------------------
+def test_completed_job_gets_one_email_with_a_working_link(emulator, store, start_worker, outbox):
+    job = make_job(store, status=JobStatus.COMPLETED)
+    worker = start_worker()
+    notify(job.job_id)
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the email")
+
+    [raw] = sent_emails(emulator.endpoint)
+    msg = parsed(raw)
+    assert raw["source"] == "transcripts@hark.local" and "ana@example.com" in raw["destinations"]
+    assert msg["Subject"] == 'Your transcript of "meeting notes.m4a" is ready'
+    assert msg["To"] == "ana@example.com"
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = msg.get_body(("html",)).get_content()
+    assert "English (en)" in text and "12 min 34 s" in text
+    assert "Welcome to the quarterly planning meeting." in text and "Welcome to the quarterly" in html
+    preview = text.split("Preview:\n")[1].split("\n\n")[0].strip()
+    assert preview.startswith("Welcome to the quarterly") and preview.endswith("...") and len(preview) <= 304
+    links = [w for w in text.split() if w.startswith("http") and "X-Amz-Signature" in w]
+    assert len(links) == 4, links  # txt + json, srt, vtt
+    txt_link = next(u for u in links if "transcript.txt" in u)
+    assert "X-Amz-Expires=86400" in txt_link
+    got = requests.get(txt_link, timeout=10)
+    assert got.status_code == 200 and got.text == TRANSCRIPT
+    srt = requests.get(next(u for u in links if "transcript.srt" in u), timeout=10)
+    assert srt.text == f"srt of {job.job_id}"
+
+    # The outbox holds the same message SES took, byte for byte.
+    eml = (outbox / f"{job.job_id}.eml").read_bytes()
+    assert eml.decode().replace("\r\n", "\n") == raw["raw_data"].replace("\r\n", "\n")
+    assert not [p for p in outbox.iterdir() if p.name.startswith(".")]  # no temp file left
+
+    assert store.get(job.job_id).notified_at
+    item = aws.table(aws.stack_resources().jobs_table.name).get_item(Key={"job_id": job.job_id})["Item"]
+    assert item["email_message_id"] == raw["id"] and "notify_lease_until" not in item
+
+    # Logs: JSON with job_id; metrics: EMF in namespace Hark.
+    assert worker.stop() == 0
+    sent = worker.logs("email sent")
+    assert len(sent) == 1 and sent[0]["job_id"] == job.job_id and sent[0]["service"] == "notification"
+    emf = [line for line in worker.lines() if "_aws" in line and "EmailsSent" in line]
+    assert emf and emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Hark"
+
+
+def test_failed_job_gets_a_failure_email_with_the_reason(emulator, store, start_worker, outbox):
+    job = make_job(store, status=JobStatus.FAILED, filename="entrevista año.m4a",
+                   error="The file has no audio track we can read.")
+    worker = start_worker()
+    notify(job.job_id)
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the failure email")
+    [raw] = sent_emails(emulator.endpoint)
+    msg = parsed(raw)
+    assert msg["Subject"] == 'We could not transcribe "entrevista año.m4a"'  # RFC 2047, non-ASCII safe
+    text = msg.get_body(("plain",)).get_content()
+    assert "Reason: The file has no audio track we can read." in text
+    assert "Upload it again" in text and job.job_id in text
+    assert "X-Amz-Signature" not in text  # no transcript, no links to one
+    assert (outbox / f"{job.job_id}.eml").exists()
+    assert store.get(job.job_id).notified_at
+    assert worker.stop() == 0
+
+
+def test_duplicate_notify_messages_send_one_email(emulator, store, start_worker):
+    job = make_job(store, status=JobStatus.COMPLETED)
+    for _ in range(3):
+        notify(job.job_id)
+    worker = start_worker()
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the queue to drain")
+    time.sleep(1.5)  # a second email would have been sent by now
+    assert len(sent_emails(emulator.endpoint)) == 1
+    assert len(worker.logs("email sent")) == 1
+    assert len(worker.logs("already notified: duplicate message dropped")) == 2
+    # A late duplicate, after the first was long done, is dropped too.
+    notify(job.job_id)
+    wait_until(lambda: queue_depth(aws.stack_resources().notify_queue.name) == 0, 15, "the late duplicate")
+    assert len(sent_emails(emulator.endpoint)) == 1
+    assert worker.stop() == 0
+
+
+def test_broken_message_ends_in_the_dlq_and_unknown_job_is_dropped(emulator, store, start_worker):
+    res = aws.stack_resources()
+    worker = start_worker()
+    notify("", body="this is not json")
+    notify("no-such-job")  # a job deleted since: dropped, not retried
+    wait_until(lambda: queue_depth(res.notify_queue.dlq_name) == 1, 40, "the broken message in the DLQ")
+    [dead] = aws.client("sqs").receive_message(
+        QueueUrl=aws.queue_url(res.notify_queue.dlq_name), VisibilityTimeout=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert dead["Body"] == "this is not json"
+    assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= res.notify_queue.max_receive_count
+    assert queue_depth(res.notify_queue.name) == 0
+    assert worker.logs("job no longer exists: message dropped")
+    assert worker.logs("broken notify message: left for the dead-letter queue")
+    assert sent_emails(emulator.endpoint) == []
+    assert worker.stop() == 0
+
+
+def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, store, start_worker, outbox):
+    res = aws.stack_resources()
+    jobs = [make_job(store, status=JobStatus.COMPLETED),
+            make_job(store, status=JobStatus.FAILED, error="The recording is longer than 4 hours.")]
+    dead_port = free_port()  # nothing listens there: connection refused, like an unreachable SES
+    down = start_worker(HARK_SES_ENDPOINT_URL=f"http://127.0.0.1:{dead_port}")
+    for job in jobs:
+        notify(job.job_id)
+
+    def failures(job_id):
+        return [line for line in down.logs("SES did not take the email: retrying later") if line.get("job_id") == job_id]
+
+    wait_until(lambda: all(len(failures(j.job_id)) >= 3 for j in jobs), 60, "three failed attempts per job")
+    assert down.stop() == 0
+
+    assert sent_emails(emulator.endpoint) == []
+    assert not list(outbox.glob("*.eml")) if outbox.exists() else True
+    table = aws.table(res.jobs_table.name)
+    for job in jobs:
+        item = table.get_item(Key={"job_id": job.job_id})["Item"]
+        assert "notified_at" not in item and "notify_lease_until" not in item  # lease released each time
+        tries = failures(job.job_id)
+        counts = [t["receive_count"] for t in tries]
+        assert counts == sorted(counts) and counts[-1] >= 3  # the same message, received again and again
+        assert [t["retry_in_seconds"] for t in tries[:3]] == [1, 2, 4]  # exponential, base 1 s in tests
+    emf_failed = [line for line in down.lines() if "EmailsFailed" in line]
+    assert len(emf_failed) >= 6
+    assert queue_depth(res.notify_queue.name) == 2 and queue_depth(res.notify_queue.dlq_name) == 0
+
+    # SES is back: a fresh worker sends both, once each.
+    up = start_worker()
+    wait_until(lambda: all_done(emulator.endpoint, 2), 30, "both emails after the outage")
+    time.sleep(1.5)
+    emails = sent_emails(emulator.endpoint)
+    assert len(emails) == 2
+    assert sorted(parsed(e)["X-Hark-Job-Id"] for e in emails) == sorted(j.job_id for j in jobs)
+    sent = up.logs("email sent")
+    assert len(sent) == 2 and all(s["receive_count"] >= 4 for s in sent)
+    assert queue_depth(res.notify_queue.dlq_name) == 0
+    assert sorted(p.stem for p in outbox.glob("*.eml")) == sorted(j.job_id for j in jobs)
+    assert up.stop() == 0
