@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     email_link_ttl_seconds: int = 24 * 3600
     web_url: str = "http://127.0.0.1:8000"
     outbox_dir: str | None = None  # local only: every email is also written here as .eml
+    # Notification worker. SES errors back off by receive count: base * 2^(n-1), capped.
+    notify_backoff_base_seconds: float = 10
+    notify_backoff_max_seconds: int = 15 * 60
+    # How long one sender holds a job's send right; longer than the worst SES call (timeouts x retries).
+    notify_lease_seconds: int = 300
+    notify_batch_size: int = 10  # messages per receive (1-10)
+    email_preview_chars: int = 300
 
     # Transcription worker.
     model_dir: str | None = None  # a CTranslate2 Whisper model folder
