@@ -1,0 +1,229 @@
+"""The control plane: what each API route does, free of HTTP. The API Lambda only parses and answers.
+
+Every operation takes the caller's user id (from the authorizer's context, never from the request),
+and every read goes through JobStore.get_owned, so a foreign id and an unknown id are the same 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from hark import aws
+from hark.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.jobviews import CreateJobRequest, CreateJobResponse, JobList, JobView, TranscriptLink, UploadForm, job_view, presigned_get
+from hark.keys import job_prefix, transcript_key, upload_key
+from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.settings import get_settings
+from hark.uploads import UploadRefused, check_upload, presigned_upload
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY_PREFIX = "hark-api.create_job"
+
+
+class ApiError(Exception):
+    """A refusal the client can act on: HTTP status, a stable snake_case code, a sentence."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def not_found(job_id: str) -> ApiError:
+    return ApiError(404, "job_not_found", f"No job {job_id[:64]!r} exists in your account; list your jobs with GET /jobs.")
+
+
+class QuotaExceeded(ApiError):
+    pass
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str
+    email: str = ""
+
+
+def _store():
+    return aws.job_store()
+
+
+def _view(job: Job) -> JobView:
+    settings = get_settings()
+    return job_view(job, aws.client("s3"), aws.stack_resources().transcripts_bucket.name, settings.transcript_link_ttl_seconds)
+
+
+# -- create ------------------------------------------------------------------------------------------
+def _create_record(data: dict[str, Any]) -> dict[str, Any]:
+    """Quota check and the conditional put. Under idempotency this runs once per (user, key)."""
+    settings = get_settings()
+    store = _store()
+    unfinished = store.count_unfinished(data["user_id"])
+    if unfinished >= settings.max_unfinished_jobs:
+        raise QuotaExceeded(
+            429, "too_many_unfinished_jobs",
+            f"You have {unfinished} unfinished jobs (the limit is {settings.max_unfinished_jobs}); "
+            "wait for some to finish, or delete ones you no longer need, then try again.",
+        )
+    request = data["request"]
+    now = now_iso()
+    job = Job(
+        job_id=data["job_id"],
+        user_id=data["user_id"],
+        email=data["email"] or None,
+        filename=request["filename"],
+        content_type=request["content_type"],
+        size_bytes=request["size"],
+        language=request["language"],
+        audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
+        status=JobStatus.UPLOADING,
+        created_at=now,
+        updated_at=now,
+    )
+    store.create(job)
+    return job.model_dump(mode="json")
+
+
+@lru_cache(maxsize=4)
+def _idempotent_create(table_name: str, endpoint: str | None):
+    # Imported here: only POST with an Idempotency-Key pays for it (cold import time).
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=aws.client("dynamodb"))
+    config = IdempotencyConfig(
+        event_key_jmespath="[user_id, idempotency_key]",
+        # The same key with a different body is a client bug, not a replay: refused.
+        payload_validation_jmespath="request",
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+    return config, idempotent_function(
+        _create_record, data_keyword_argument="data", persistence_store=persistence, config=config,
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
+    )
+
+
+def create_job(caller: Caller, request: CreateJobRequest, idempotency_key: str | None = None, lambda_context=None) -> CreateJobResponse:
+    settings = get_settings()
+    try:
+        upload = check_upload(request.filename, request.content_type, request.size, settings.max_upload_bytes)
+    except UploadRefused as err:
+        raise ApiError(err.status, err.code, err.message) from None
+    job_id = new_job_id()
+    data = {
+        "user_id": caller.user_id,
+        "email": caller.email,
+        "job_id": job_id,
+        "idempotency_key": idempotency_key,
+        "request": {"filename": upload.filename, "content_type": upload.content_type, "size": upload.size,
+                    "language": request.language},
+    }
+    if idempotency_key is None:
+        record = _create_record(data=data)
+    else:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
+        config, create = _idempotent_create(aws.stack_resources().idempotency_table.name, settings.aws_endpoint_url)
+        if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+            config.register_lambda_context(lambda_context)
+        try:
+            record = create(data=data)
+        except IdempotencyValidationError:
+            raise ApiError(
+                422, "idempotency_key_reused",
+                "This Idempotency-Key was already used for a different request; use a new key for a new upload.",
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            raise ApiError(
+                409, "request_in_progress",
+                "A request with this Idempotency-Key is still being processed; retry in a few seconds.",
+            ) from None
+    job = Job.model_validate(record)
+    if job.job_id != job_id:  # a replay: show the job as it is now
+        current = _store().get_owned(job.job_id, caller.user_id)
+        if current is None:
+            raise ApiError(
+                409, "idempotency_key_reused",
+                "The job created with this Idempotency-Key has since been deleted; use a new key to upload again.",
+            )
+        job = current
+    form = presigned_upload(
+        aws.client("s3"), aws.stack_resources().audio_bucket.name, job.audio_key, job.content_type,
+        settings.max_upload_bytes, settings.upload_url_ttl_seconds,
+    )
+    return CreateJobResponse(
+        job=_view(job), upload=UploadForm(url=form.url, method="POST", fields=form.fields, expires_at=form.expires_at)
+    )
+
+
+# -- reads -----------------------------------------------------------------------------------------------
+def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None) -> JobList:
+    try:
+        jobs, next_cursor = _store().list_for_user(caller.user_id, limit=limit, cursor=cursor)
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "The cursor is not valid; start again without one, then pass back next_cursor as given.") from None
+    return JobList(items=[_view(j) for j in jobs], next_cursor=next_cursor)
+
+
+def _owned(caller: Caller, job_id: str) -> Job:
+    job = _store().get_owned(job_id, caller.user_id) if _plausible_id(job_id) else None
+    if job is None:
+        raise not_found(job_id)
+    return job
+
+
+def _plausible_id(job_id: str) -> bool:
+    return 1 <= len(job_id) <= 128 and job_id.replace("-", "").replace("_", "").isalnum() and job_id.isascii()
+
+
+def get_job(caller: Caller, job_id: str) -> JobView:
+    return _view(_owned(caller, job_id))
+
+
+def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> TranscriptLink:
+    job = _owned(caller, job_id)
+    if job.status != JobStatus.COMPLETED:
+        raise ApiError(
+            409, "transcript_not_ready",
+            f"The job is {job.status.value}; its transcript exists once it is COMPLETED. Check GET /jobs/{job_id}.",
+        )
+    settings = get_settings()
+    ttl = settings.transcript_link_ttl_seconds
+    from datetime import datetime, timedelta, timezone
+
+    expires = (datetime.now(timezone.utc) + timedelta(seconds=ttl)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    url = presigned_get(aws.client("s3"), aws.stack_resources().transcripts_bucket.name, transcript_key(job.user_id, job.job_id, fmt), ttl)
+    return TranscriptLink(url=url, format=fmt, expires_at=expires)
+
+
+# -- delete ------------------------------------------------------------------------------------------------
+def _delete_prefix(s3, bucket: str, prefix: str) -> int:
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
+
+
+def _delete_objects(job: Job) -> int:
+    s3, res = aws.client("s3"), aws.stack_resources()
+    places = (
+        (res.audio_bucket.name, UPLOADS_PREFIX), (res.audio_bucket.name, CHUNKS_PREFIX),
+        (res.transcripts_bucket.name, TRANSCRIPTS_PREFIX), (res.transcripts_bucket.name, PARTS_PREFIX),
+    )
+    return sum(_delete_prefix(s3, bucket, job_prefix(prefix, job.user_id, job.job_id)) for bucket, prefix in places)
+
+
+def delete_job(caller: Caller, job_id: str) -> int:
+    """Objects, then the record, then the objects again. A failure before the record goes leaves it
+    in place, so the client can retry; the second sweep takes what a running worker wrote meanwhile.
+    After the record is gone the worker's conditional writes fail and it drops the job."""
+    job = _owned(caller, job_id)
+    deleted = _delete_objects(job)
+    _store().delete(job.job_id)
+    return deleted + _delete_objects(job)

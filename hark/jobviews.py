@@ -1,0 +1,127 @@
+"""The API's request and response shapes (they generate docs/openapi.json) and JobView from a Job."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hark.jobs import Job, JobStatus
+from hark.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.uploads import LANGUAGES
+
+Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+TranscriptFormat = Literal[TRANSCRIPT_FORMATS]  # type: ignore[valid-type]
+
+
+class CreateJobRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    filename: str = Field(min_length=1, max_length=1024, description="The file's name; normalised before it becomes part of a key.")
+    content_type: str = Field(min_length=1, max_length=255, description="The file's MIME type, e.g. audio/mpeg.")
+    size: int = Field(ge=1, description="The file's size in bytes (at most the configured maximum, 2 GiB by default).")
+    language: Language = Field("auto", description="Spoken language (a Whisper code), or auto to detect it.")
+
+
+class UploadForm(BaseModel):
+    url: str
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str] = Field(description="Send every field as multipart/form-data, then the file as the field named 'file'.")
+    expires_at: str = Field(description="ISO 8601, UTC: when the form stops being accepted.")
+
+
+class ChunkProgress(BaseModel):
+    done: int
+    total: int
+
+
+class TranscriptLinks(BaseModel):
+    txt: str
+    json_: str = Field(alias="json")
+    srt: str
+    vtt: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class JobView(BaseModel):
+    job_id: str
+    status: JobStatus
+    filename: str
+    content_type: str
+    size: int
+    language: str
+    detected_language: str | None
+    duration_seconds: float | None
+    created_at: str
+    updated_at: str
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    chunks: ChunkProgress | None
+    transcript: TranscriptLinks | None = Field(description="Presigned GET links, present only when COMPLETED.")
+
+
+class CreateJobResponse(BaseModel):
+    job: JobView
+    upload: UploadForm
+
+
+class JobList(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class TranscriptLink(BaseModel):
+    url: str
+    format: TranscriptFormat
+    expires_at: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="snake_case, stable: for programs")
+    message: str = Field(description="a sentence a person can act on")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class GatewayError(BaseModel):
+    """What API Gateway itself answers when the authorizer denies (401) - not the API's own shape."""
+
+    message: str
+
+
+def presigned_get(s3, bucket: str, key: str, ttl_seconds: int) -> str:
+    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_seconds)
+
+
+def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_seconds: int = 900) -> JobView:
+    """The public view of a job. Transcript links are signed locally (no AWS call) when COMPLETED."""
+    links = None
+    if job.status == JobStatus.COMPLETED and s3 is not None and transcripts_bucket:
+        links = TranscriptLinks(
+            **{("json_" if f == "json" else f): presigned_get(s3, transcripts_bucket, transcript_key(job.user_id, job.job_id, f), link_ttl_seconds)
+               for f in TRANSCRIPT_FORMATS}
+        )
+    chunks = ChunkProgress(done=job.chunks_done, total=job.chunks_total) if job.chunks_total else None
+    return JobView(
+        job_id=job.job_id,
+        status=job.status,
+        filename=job.filename,
+        content_type=job.content_type,
+        size=job.size_bytes,
+        language=job.language,
+        detected_language=job.detected_language,
+        duration_seconds=job.duration_seconds,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        chunks=chunks,
+        transcript=links,
+    )

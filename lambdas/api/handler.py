@@ -1,0 +1,219 @@
+"""The API Lambda: API Gateway REST proxy events in, JSON out. Thin: hark.control does the work.
+
+The caller is read only from requestContext.authorizer (the Lambda authorizer's context); nothing
+in the request itself can name a user. Every error has one shape:
+    {"error": {"code": "<snake_case>", "message": "<a sentence a person can act on>"}}
+Bad input is always 4xx: 400 validation, 404, 409, 413, 415, 422 (Idempotency-Key reuse), 429.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from hark import control
+from hark.control import ApiError, Caller
+from hark.jobviews import CreateJobRequest, CreateJobResponse, ErrorResponse, GatewayError, JobList, JobView, TranscriptFormat, TranscriptLink
+from hark.settings import get_settings
+
+logger = Logger(service="hark-api")
+metrics = Metrics(namespace="Hark", service="hark-api")
+
+_settings = get_settings()
+cors = CORSConfig(
+    allow_origin=_settings.authorized_parties[0] if _settings.authorized_parties else "*",
+    extra_origins=_settings.authorized_parties[1:],
+    allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+    max_age=600,
+)
+app = APIGatewayRestResolver(
+    enable_validation=True, cors=cors, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps({"error": {"code": code, "message": message}}))
+
+
+def _responses(status: int, model, description: str, *errors: int) -> dict:
+    ok = {"description": description, **({"content": {"application/json": {"model": model}}} if model else {})}
+    return {status: ok, **_errors(*errors)}
+
+
+def _errors(*statuses: int) -> dict:
+    descriptions = {400: "Invalid input: the message names the field", 401: "Missing or invalid bearer token (API Gateway)",
+                    404: "No such job in your account", 409: "Conflict with the job's state",
+                    413: "File larger than the maximum", 415: "File type or extension not accepted",
+                    422: "Idempotency-Key reused with a different request", 429: "Too many unfinished jobs"}
+    return {s: {"description": descriptions[s], "content": {"application/json": {"model": GatewayError if s == 401 else ErrorResponse}}}
+            for s in statuses}
+
+
+def caller() -> Caller:
+    authorizer = app.current_event.request_context.authorizer.raw_event or {}
+    user_id = authorizer.get("user_id")
+    if not isinstance(user_id, str) or not user_id:
+        # Behind API Gateway this cannot happen; refuse rather than guess.
+        raise ApiError(401, "unauthorized", "Sign in again: the request carried no authenticated user.")
+    email = authorizer.get("email")
+    return Caller(user_id=user_id, email=email if isinstance(email, str) else "")
+
+
+IdPath = Annotated[str, Path(min_length=1, max_length=128, description="The job's id")]
+
+
+@app.post("/jobs", status_code=201, summary="Create a job and get a presigned upload form",
+          responses=_responses(201, CreateJobResponse, "Created: upload the file with the form", 400, 401, 409, 413, 415, 422, 429), tags=["jobs"])
+def create_job(
+    request: CreateJobRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255,
+               description="Same key (per user), same job: retries never create a second job."),
+    ] = None,
+) -> CreateJobResponse:
+    result = control.create_job(caller(), request, idempotency_key, app.lambda_context)
+    metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
+    logger.info("job created", job_id=result.job.job_id, size=result.job.size)
+    return result
+
+
+@app.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList, "A page of jobs", 400, 401), tags=["jobs"])
+def list_jobs(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
+) -> JobList:
+    return control.list_jobs(caller(), limit, cursor)
+
+
+@app.get("/jobs/<job_id>", summary="One job", responses=_responses(200, JobView, "The job", 400, 401, 404), tags=["jobs"])
+def get_job(job_id: IdPath) -> JobView:
+    return control.get_job(caller(), job_id)
+
+
+@app.get("/jobs/<job_id>/transcript", summary="A short-lived link to the transcript",
+         responses=_responses(200, TranscriptLink, "A presigned GET link", 400, 401, 404, 409), tags=["jobs"])
+def get_transcript(job_id: IdPath, format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt") -> TranscriptLink:  # noqa: A002
+    return control.transcript_link(caller(), job_id, format)
+
+
+@app.delete("/jobs/<job_id>", status_code=204, summary="Delete a job, its audio and its transcripts",
+            responses=_responses(204, None, "Deleted", 400, 401, 404), tags=["jobs"])
+def delete_job(job_id: IdPath) -> None:
+    deleted = control.delete_job(caller(), job_id)
+    logger.info("job deleted", job_id=job_id, objects=deleted)
+    return Response(status_code=204)
+
+
+# -- errors: one shape ---------------------------------------------------------------------------------
+@app.exception_handler(ApiError)
+def _api_error(err: ApiError) -> Response:
+    logger.info("refused", status=err.status, code=err.code)
+    return _error(err.status, err.code, err.message)
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(err: RequestValidationError) -> Response:
+    return _error(400, "validation_error", describe_validation(err.errors()))
+
+
+@app.exception_handler([UnicodeDecodeError, binascii.Error])
+def _undecodable_body(err: Exception) -> Response:
+    return _error(400, "validation_error", "The body is not UTF-8 JSON; send a JSON object with Content-Type: application/json.")
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_body(err: RequestUnsupportedContentType) -> Response:
+    return _error(415, "unsupported_body_type", "Send the body as JSON with Content-Type: application/json.")
+
+
+@app.exception_handler(ResponseValidationError)
+def _response_error(err: ResponseValidationError) -> Response:
+    logger.error("response failed its own schema", errors=str(err.errors())[:2000])
+    return _error(500, "internal_error", "Something went wrong on our side; try again later.")
+
+
+@app.not_found
+def _not_found(err: NotFoundError) -> Response:
+    return _error(404, "route_not_found", "No such route; see the API reference (docs/api.md) for the routes.")
+
+
+@app.exception_handler(Exception)
+def _unexpected(err: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _error(500, "internal_error", "Something went wrong on our side; try again later.")
+
+
+def describe_validation(errors) -> str:
+    """One sentence naming each bad field, e.g. 'body.size: Input should be greater than or equal to 1.'"""
+    parts = []
+    for e in list(errors)[:5]:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",) or len(e.get("loc", ())) == 1]
+        where = ".".join(loc) or "request"
+        if e.get("type") == "json_invalid":
+            parts.append("The body is not valid JSON; send a JSON object")
+            continue
+        if e.get("type") in ("missing",):
+            parts.append(f"{where} is required")
+            continue
+        msg = str(e.get("msg") or e.get("type") or "is not valid")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts) + "."
+
+
+# -- the Lambda entry point --------------------------------------------------------------------------------
+def handler(event: dict, context) -> dict:
+    request_context = event.get("requestContext") if isinstance(event, dict) else None
+    request_context = request_context if isinstance(request_context, dict) else {}
+    authorizer = request_context.get("authorizer") if isinstance(request_context.get("authorizer"), dict) else {}
+    logger.set_correlation_id(request_context.get("requestId"))
+    logger.append_keys(user_id=authorizer.get("user_id"))
+    try:
+        return app.resolve(event, context)
+    finally:
+        if metrics.metric_set:
+            metrics.flush_metrics()
+
+
+def openapi_document() -> dict:
+    """The OpenAPI document of this API, generated from the routes and models above."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+    raw = app.get_openapi_json_schema(
+        title="Hark API",
+        version="1.0.0",
+        description="Audio transcription jobs. Every route needs `Authorization: Bearer <token>`. See docs/api.md.",
+        security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
+        security=[{"bearerAuth": []}],
+    )
+    doc = json.loads(raw)
+    # We answer validation errors with 400 and the one error shape, not Powertools' default 422 body.
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                responses.pop("422")
+            if "204" in responses:
+                responses["204"].pop("content", None)
+            if "500" in responses:
+                responses["500"] = {"description": "Internal error (never for bad input)",
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        if name not in json.dumps(doc["paths"]):
+            schemas.pop(name, None)
+    return doc

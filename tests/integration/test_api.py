@@ -1,0 +1,364 @@
+"""The API Lambda against the emulator, called with API Gateway REST proxy events as the gateway sends them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+
+from hark import aws
+from hark.jobs import Job, JobStatus, now_iso
+from hark.keys import chunk_key, part_key, transcript_key, upload_key
+from hark.settings import get_settings
+from hark.uploads import decode_policy
+from lambdas.api import handler as api
+
+ALICE, BOB = "user_alice", "user_bob"
+
+
+class Ctx:
+    function_name = "hark-api"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hark-api"
+    memory_limit_in_mb = 512
+    aws_request_id = "req"
+    log_group_name = "/aws/lambda/hark-api"
+    log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self):
+        return 29_000
+
+
+def proxy_event(method: str, path: str, *, user: str | None = ALICE, body=None, query: dict | None = None,
+                headers: dict | None = None, raw_body: str | None = None) -> dict:
+    resource = path
+    params = None
+    parts = path.strip("/").split("/")
+    if len(parts) >= 2:
+        params = {"id": parts[1]}
+        resource = "/jobs/{id}" + ("/transcript" if len(parts) == 3 else "")
+    hdrs = {"Authorization": "Bearer x.y.z", "Content-Type": "application/json", **(headers or {})}
+    if raw_body is None and body is not None:
+        raw_body = json.dumps(body)
+    context = {"resourcePath": resource, "httpMethod": method, "path": f"/local{path}", "stage": "local",
+               "requestId": str(uuid.uuid4()), "accountId": "123456789012", "apiId": "local",
+               "identity": {"sourceIp": "127.0.0.1"}}
+    if user is not None:
+        context["authorizer"] = {"principalId": user, "user_id": user, "email": f"{user}@example.com"}
+    return {
+        "resource": resource, "path": path, "httpMethod": method, "headers": hdrs,
+        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": params, "stageVariables": None, "requestContext": context,
+        "body": raw_body, "isBase64Encoded": False,
+    }
+
+
+def call(method: str, path: str, **kwargs) -> tuple[int, dict | None]:
+    result = api.handler(proxy_event(method, path, **kwargs), Ctx())
+    body = result.get("body")
+    return result["statusCode"], (json.loads(body) if body else None)
+
+
+def new_job(user: str = ALICE, **overrides) -> dict:
+    body = {"filename": "meeting.mp3", "content_type": "audio/mpeg", "size": 1234, **overrides}
+    status, data = call("POST", "/jobs", user=user, body=body)
+    assert status == 201, data
+    return data
+
+
+def assert_error(status_and_body, status: int, code: str | None = None) -> dict:
+    got, body = status_and_body
+    assert got == status, body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"].strip() and body["error"]["code"].islower()
+    if code:
+        assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+# -- create ------------------------------------------------------------------------------------------
+def test_create_job(stack):
+    data = new_job(language="es")
+    job, upload = data["job"], data["upload"]
+    assert job["status"] == "UPLOADING" and job["language"] == "es" and job["size"] == 1234
+    assert job["filename"] == "meeting.mp3" and job["transcript"] is None and job["chunks"] is None
+    assert set(job) == {"job_id", "status", "filename", "content_type", "size", "language", "detected_language",
+                        "duration_seconds", "created_at", "updated_at", "queued_at", "started_at", "finished_at",
+                        "error", "chunks", "transcript"}
+    assert upload["method"] == "POST" and upload["expires_at"].endswith("Z")
+    assert upload["fields"]["key"] == upload_key(ALICE, job["job_id"], "meeting.mp3")
+    assert upload["fields"]["Content-Type"] == "audio/mpeg"
+    stored = aws.job_store().get(job["job_id"])
+    assert stored.user_id == ALICE and stored.status == JobStatus.UPLOADING and stored.email == f"{ALICE}@example.com"
+
+
+def test_upload_policy_carries_size_range_and_content_type(stack):
+    upload = new_job(content_type="audio/webm;codecs=opus", filename="rec.webm")["upload"]
+    policy = decode_policy(upload["fields"])
+    conditions = policy["conditions"]
+    assert ["content-length-range", 1, get_settings().max_upload_bytes] in conditions
+    assert {"Content-Type": "audio/webm"} in conditions
+    assert {"bucket": stack.audio_bucket.name} in conditions
+    assert {"key": upload["fields"]["key"]} in conditions
+    assert policy["expiration"] == upload["expires_at"]
+
+
+def test_presigned_post_upload_over_http(stack):
+    data = new_job(filename="../../etc/Grabación final.mp3", size=11)
+    upload = data["upload"]
+    assert upload["fields"]["key"].endswith("/Grabacion_final.mp3")
+    response = requests.post(upload["url"], data=upload["fields"], files={"file": ("x.mp3", b"hello audio")}, timeout=10)
+    assert response.status_code in (200, 204), response.text
+    obj = aws.client("s3").get_object(Bucket=stack.audio_bucket.name, Key=upload["fields"]["key"])
+    assert obj["Body"].read() == b"hello audio"
+    assert obj["ContentType"] == "audio/mpeg"
+
+
+def test_max_size_is_configurable(stack, monkeypatch):
+    monkeypatch.setenv("HARK_MAX_UPLOAD_BYTES", "1000")
+    get_settings.cache_clear()
+    try:
+        err = assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 1001}), 413, "file_too_large")
+        assert "1000" in err["message"]
+        upload = new_job(size=1000)["upload"]
+        assert ["content-length-range", 1, 1000] in decode_policy(upload["fields"])["conditions"]
+    finally:
+        monkeypatch.delenv("HARK_MAX_UPLOAD_BYTES")
+        get_settings.cache_clear()
+
+
+def test_over_default_max_is_413(stack):
+    err = assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 2 * 1024**3 + 1}), 413)
+    assert "2 GiB" in err["message"]
+
+
+@pytest.mark.parametrize("filename, content_type, code", [
+    ("notes.txt", "audio/mpeg", "unsupported_extension"),
+    ("noext", "audio/mpeg", "unsupported_extension"),
+    ("song.mp3.exe", "audio/mpeg", "unsupported_extension"),
+    ("a.mp3", "application/pdf", "unsupported_media_type"),
+    ("a.mp3", "text/html", "unsupported_media_type"),
+    ("a.mp3", "video/mp4", "unsupported_media_type"),
+])
+def test_type_and_extension_allowlist_415(stack, filename, content_type, code):
+    err = assert_error(call("POST", "/jobs", body={"filename": filename, "content_type": content_type, "size": 10}), 415, code)
+    assert ".mp3" in err["message"] or "audio/mpeg" in err["message"]  # says which are accepted
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"content_type": "audio/mpeg", "size": 10}, "filename"),
+    ({"filename": "a.mp3", "size": 10}, "content_type"),
+    ({"filename": "a.mp3", "content_type": "audio/mpeg"}, "size"),
+    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": 0}, "size"),
+    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": -5}, "size"),
+    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": "big"}, "size"),
+    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10, "language": "xx"}, "language"),
+    ({"filename": "", "content_type": "audio/mpeg", "size": 10}, "filename"),
+    ({"filename": ["a"], "content_type": "audio/mpeg", "size": 10}, "filename"),
+])
+def test_validation_400_names_the_field(stack, body, field):
+    err = assert_error(call("POST", "/jobs", body=body), 400, "validation_error")
+    assert field in err["message"]
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[]", "null", "42", '"text"', "", "\udcff"[:0] + "\x00"])
+def test_bad_bodies_are_400(stack, raw):
+    assert_error(call("POST", "/jobs", raw_body=raw), 400)
+
+
+def test_base64_garbage_body_is_400(stack):
+    ev = proxy_event("POST", "/jobs", raw_body="//79/A==")
+    ev["isBase64Encoded"] = True
+    result = api.handler(ev, Ctx())
+    assert result["statusCode"] == 400, result
+
+
+def test_unsupported_body_content_type_is_4xx(stack):
+    status, body = call("POST", "/jobs", raw_body="a=b", headers={"Content-Type": "text/plain"})
+    assert 400 <= status < 500 and "error" in body
+
+
+def test_no_authorizer_context_is_401(stack):
+    assert_error(call("GET", "/jobs", user=None), 401, "unauthorized")
+
+
+def test_user_only_from_authorizer_context(stack):
+    """Headers, query or body naming another user change nothing."""
+    new_job(BOB)
+    status, data = call("GET", "/jobs", query={"user_id": BOB}, headers={"X-User-Id": BOB})
+    assert status == 200 and data["items"] == []
+
+
+def test_unknown_route_and_method(stack):
+    assert_error(call("GET", "/nope"), 404, "route_not_found")
+    status, _ = call("PATCH", "/jobs")
+    assert 400 <= status < 500
+
+
+# -- idempotency -------------------------------------------------------------------------------------------
+def test_same_idempotency_key_same_job(stack):
+    body = {"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}
+    s1, first = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "k-123"})
+    s2, second = call("POST", "/jobs", body=body, headers={"idempotency-key": "k-123"})
+    assert s1 == s2 == 201
+    assert first["job"]["job_id"] == second["job"]["job_id"]
+    assert second["upload"]["fields"]["key"] == first["upload"]["fields"]["key"]
+    _, listed = call("GET", "/jobs")
+    assert len(listed["items"]) == 1
+    # Another key, or another user with the same key: another job.
+    _, third = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "k-456"})
+    _, bobs = call("POST", "/jobs", user=BOB, body=body, headers={"Idempotency-Key": "k-123"})
+    assert len({first["job"]["job_id"], third["job"]["job_id"], bobs["job"]["job_id"]}) == 3
+    # No key: every call is a new job.
+    _, a = call("POST", "/jobs", body=body)
+    _, b = call("POST", "/jobs", body=body)
+    assert a["job"]["job_id"] != b["job"]["job_id"]
+
+
+def test_idempotency_key_reused_with_other_body_is_422(stack):
+    call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}, headers={"Idempotency-Key": "k"})
+    assert_error(call("POST", "/jobs", body={"filename": "b.mp3", "content_type": "audio/mpeg", "size": 10},
+                      headers={"Idempotency-Key": "k"}), 422, "idempotency_key_reused")
+
+
+def test_replay_shows_current_state(stack):
+    body = {"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}
+    _, first = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "k"})
+    aws.job_store().mark_queued(first["job"]["job_id"], now_iso())
+    _, again = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "k"})
+    assert again["job"]["status"] == "QUEUED"
+
+
+# -- quota ----------------------------------------------------------------------------------------------------
+def test_quota_429(stack, monkeypatch):
+    monkeypatch.setenv("HARK_MAX_UNFINISHED_JOBS", "3")
+    get_settings.cache_clear()
+    try:
+        ids = [new_job()["job"]["job_id"] for _ in range(3)]
+        err = assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}), 429,
+                           "too_many_unfinished_jobs")
+        assert "You have 3 unfinished jobs" in err["message"] and "wait" in err["message"]
+        new_job(BOB)  # per user
+        # An idempotent call refused by the quota leaves no record behind: it works once there is room.
+        assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
+                          headers={"Idempotency-Key": "q"}), 429)
+        store = aws.job_store()
+        store.claim(ids[0], "m1")
+        store.fail(ids[0], "broken")
+        status, _ = call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
+                         headers={"Idempotency-Key": "q"})
+        assert status == 201
+    finally:
+        monkeypatch.delenv("HARK_MAX_UNFINISHED_JOBS")
+        get_settings.cache_clear()
+
+
+# -- reads and isolation -------------------------------------------------------------------------------------
+def test_get_job_and_isolation(stack):
+    job_id = new_job()["job"]["job_id"]
+    status, view = call("GET", f"/jobs/{job_id}")
+    assert status == 200 and view["job_id"] == job_id
+    foreign = assert_error(call("GET", f"/jobs/{job_id}", user=BOB), 404, "job_not_found")
+    unknown = assert_error(call("GET", f"/jobs/{uuid.uuid4().hex}", user=BOB), 404, "job_not_found")
+    assert foreign["message"].replace(job_id, "X") == unknown["message"].replace(unknown["message"].split("'")[1], "X")
+    for path in (f"/jobs/{job_id}/transcript", f"/jobs/{job_id}"):
+        assert_error(call("GET" if path.endswith("transcript") else "DELETE", path, user=BOB), 404, "job_not_found")
+    assert aws.job_store().get(job_id) is not None  # Bob's delete did nothing
+
+
+@pytest.mark.parametrize("job_id", ["..", "a b", "x" * 200, "%2e%2e", "ü"])
+def test_odd_ids_are_404_or_400(stack, job_id):
+    status, body = call("GET", f"/jobs/{job_id}")
+    assert status in (400, 404) and "error" in body
+
+
+def test_pagination_newest_first(stack):
+    ids = [new_job(filename=f"f{i}.mp3")["job"]["job_id"] for i in range(5)]
+    new_job(BOB)
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        status, page = call("GET", "/jobs", query=query)
+        assert status == 200 and len(page["items"]) <= 2
+        seen += [j["job_id"] for j in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(ids)) and pages >= 3
+    _, default = call("GET", "/jobs")
+    assert [j["job_id"] for j in default["items"]] == list(reversed(ids))
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"},
+                                   {"cursor": "eyJ1c2VyX2lkIjogInVzZXJfYm9iIn0"}])
+def test_bad_list_queries_400(stack, query):
+    assert_error(call("GET", "/jobs", query=query), 400)
+
+
+def test_foreign_cursor_is_400(stack):
+    for _ in range(3):
+        new_job(BOB)
+    _, page = call("GET", "/jobs", user=BOB, query={"limit": "1"})
+    assert_error(call("GET", "/jobs", query={"cursor": page["next_cursor"]}), 400, "invalid_cursor")
+
+
+# -- transcripts --------------------------------------------------------------------------------------------
+def _complete(job_id: str) -> None:
+    store = aws.job_store()
+    store.mark_queued(job_id, now_iso())
+    store.claim(job_id, "msg-1")
+    store.complete(job_id, "en", 12.5)
+
+
+def test_transcript_link(stack):
+    job_id = new_job()["job"]["job_id"]
+    assert_error(call("GET", f"/jobs/{job_id}/transcript"), 409, "transcript_not_ready")
+    _complete(job_id)
+    s3 = aws.client("s3")
+    for fmt in ("txt", "json", "srt", "vtt"):
+        s3.put_object(Bucket=stack.transcripts_bucket.name, Key=transcript_key(ALICE, job_id, fmt), Body=f"body {fmt}".encode())
+    status, link = call("GET", f"/jobs/{job_id}/transcript", query={"format": "srt"})
+    assert status == 200 and link["format"] == "srt" and link["expires_at"].endswith("Z")
+    assert requests.get(link["url"], timeout=10).content == b"body srt"
+    _, default = call("GET", f"/jobs/{job_id}/transcript")
+    assert default["format"] == "txt"
+    assert_error(call("GET", f"/jobs/{job_id}/transcript", query={"format": "pdf"}), 400, "validation_error")
+    _, view = call("GET", f"/jobs/{job_id}")
+    assert view["status"] == "COMPLETED" and view["detected_language"] == "en" and view["duration_seconds"] == 12.5
+    assert set(view["transcript"]) == {"txt", "json", "srt", "vtt"}
+    assert requests.get(view["transcript"]["vtt"], timeout=10).content == b"body vtt"
+
+
+# -- delete --------------------------------------------------------------------------------------------------
+def test_delete_removes_record_and_objects(stack):
+    job_id = new_job()["job"]["job_id"]
+    other = new_job()["job"]["job_id"]
+    s3, audio, texts = aws.client("s3"), stack.audio_bucket.name, stack.transcripts_bucket.name
+    keys = {
+        audio: [upload_key(ALICE, job_id, "meeting.mp3"), chunk_key(ALICE, job_id, 0), chunk_key(ALICE, job_id, 1)],
+        texts: [transcript_key(ALICE, job_id, "txt"), part_key(ALICE, job_id, 0)],
+    }
+    for bucket, ks in keys.items():
+        for k in ks:
+            s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    survivor = upload_key(ALICE, other, "meeting.mp3")
+    s3.put_object(Bucket=audio, Key=survivor, Body=b"keep")
+    status, body = call("DELETE", f"/jobs/{job_id}")
+    assert status == 204 and body is None
+    assert aws.job_store().get(job_id) is None
+    for bucket in (audio, texts):
+        remaining = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert remaining == ([survivor] if bucket == audio else [])
+    assert_error(call("GET", f"/jobs/{job_id}"), 404)
+    assert_error(call("DELETE", f"/jobs/{job_id}"), 404)
+
+
+def test_metrics_and_logs_do_not_break_handler(stack, capsys):
+    new_job()
+    out = capsys.readouterr().out
+    assert "JobsCreated" in out  # the EMF blob
