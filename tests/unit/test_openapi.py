@@ -1,0 +1,35 @@
+"""docs/openapi.json is generated from the API's code; this fails when someone forgets to regenerate it."""
+
+from __future__ import annotations
+
+import json
+
+from lambdas.api.openapi import DOC, render
+
+
+def test_openapi_document_is_current():
+    assert DOC.exists(), "docs/openapi.json is missing: run `python -m lambdas.api.openapi`"
+    assert json.loads(DOC.read_text()) == json.loads(render()), (
+        "docs/openapi.json is stale: run `python -m lambdas.api.openapi` and commit it"
+    )
+
+
+def test_openapi_document_describes_the_contract():
+    doc = json.loads(render())
+    paths = doc["paths"]
+    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript"}
+    assert set(paths["/jobs"]) == {"get", "post"} and set(paths["/jobs/{job_id}"]) == {"get", "delete"}
+    post = paths["/jobs"]["post"]
+    assert {"201", "400", "413", "415", "429"} <= set(post["responses"])
+    assert any(p["name"].lower() == "idempotency-key" and p["in"] == "header" for p in post["parameters"])
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert doc["security"] == [{"bearerAuth": []}]
+    # One error shape everywhere; no leftover framework 422 body.
+    text = json.dumps(paths)
+    assert "HTTPValidationError" not in text
+    for path in paths.values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")) and status != "401":
+                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "json" in doc["components"]["schemas"]["TranscriptLinks"]["properties"]

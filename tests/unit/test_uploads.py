@@ -1,0 +1,97 @@
+"""The upload allowlist, size limits and the presigned POST policy (moto does not check policies,
+so the limits S3 enforces are proven here, on the signed policy itself)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from hark.uploads import (
+    ALLOWED_CONTENT_TYPES,
+    ALLOWED_EXTENSIONS,
+    UploadRefused,
+    check_upload,
+    decode_policy,
+    presigned_upload,
+)
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def s3():
+    return boto3.client("s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s",
+                        config=Config(signature_version="s3v4"))
+
+
+def test_policy_limits_size_type_key_and_time(s3):
+    form = presigned_upload(s3, "bucket", "uploads/u/j/a.mp3", "audio/mpeg", 2 * GIB, 900)
+    policy = decode_policy(form.fields)
+    assert ["content-length-range", 1, 2 * GIB] in policy["conditions"]
+    assert {"Content-Type": "audio/mpeg"} in policy["conditions"]
+    assert {"key": "uploads/u/j/a.mp3"} in policy["conditions"]
+    assert {"bucket": "bucket"} in policy["conditions"]
+    assert policy["expiration"] == form.expires_at
+    assert form.fields["Content-Type"] == "audio/mpeg" and form.fields["key"] == "uploads/u/j/a.mp3"
+    assert form.fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256" and form.fields["x-amz-signature"]
+    assert form.method == "POST"
+    # No starts-with wildcard anywhere: the client cannot pick another key or type.
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in policy["conditions"])
+
+
+def test_policy_expiry_follows_ttl(s3):
+    from datetime import datetime, timezone
+
+    form = presigned_upload(s3, "b", "k", "audio/wav", 10, 60)
+    expires = datetime.strptime(form.expires_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    left = (expires - datetime.now(timezone.utc)).total_seconds()
+    assert 50 < left <= 61
+
+
+@pytest.mark.parametrize("name, ctype, expected", [
+    ("a.mp3", "audio/mpeg", ("a.mp3", "audio/mpeg")),
+    ("A.MP3", "AUDIO/MPEG", ("A.MP3", "audio/mpeg")),
+    ("rec.webm", "audio/webm; codecs=opus", ("rec.webm", "audio/webm")),
+    ("../../x/evil name.wav", "audio/wav", ("evil_name.wav", "audio/wav")),
+    ("C:\\Users\\me\\voz ñ.m4a", "audio/x-m4a", ("voz_n.m4a", "audio/x-m4a")),
+    ("a" * 300 + ".flac", "audio/flac", ("a" * 115 + ".flac", "audio/flac")),
+])
+def test_normalised(name, ctype, expected):
+    checked = check_upload(name, ctype, 10, GIB)
+    assert (checked.filename, checked.content_type) == expected
+    assert "/" not in checked.filename and len(checked.filename) <= 120
+
+
+@pytest.mark.parametrize("name, ctype, status, code", [
+    ("a.txt", "audio/mpeg", 415, "unsupported_extension"),
+    ("mp3", "audio/mpeg", 415, "unsupported_extension"),
+    (".mp3", "audio/mpeg", 415, "unsupported_extension"),
+    ("a.mp3/", "audio/mpeg", 415, "unsupported_extension"),
+    ("a.mp3", "", 415, "unsupported_media_type"),
+    ("a.mp3", "audio/mpeg\r\nX-Evil: 1", 415, "unsupported_media_type"),
+    ("a.mp3", "application/octet-stream", 415, "unsupported_media_type"),
+])
+def test_refused(name, ctype, status, code):
+    with pytest.raises(UploadRefused) as info:
+        check_upload(name, ctype, 10, GIB)
+    assert (info.value.status, info.value.code) == (status, code)
+
+
+def test_size_limits():
+    assert check_upload("a.mp3", "audio/mpeg", GIB, GIB).size == GIB
+    with pytest.raises(UploadRefused) as info:
+        check_upload("a.mp3", "audio/mpeg", GIB + 1, GIB)
+    assert info.value.status == 413 and "1 GiB" in info.value.message
+    with pytest.raises(UploadRefused) as info:
+        check_upload("a.mp3", "audio/mpeg", 0, GIB)
+    assert info.value.status == 400
+
+
+def test_messages_list_what_is_accepted():
+    with pytest.raises(UploadRefused) as info:
+        check_upload("a.doc", "audio/mpeg", 1, GIB)
+    assert all(f".{e}" in info.value.message for e in ALLOWED_EXTENSIONS)
+    with pytest.raises(UploadRefused) as info:
+        check_upload("a.mp3", "text/plain", 1, GIB)
+    assert all(t in info.value.message for t in ALLOWED_CONTENT_TYPES)
