@@ -1,0 +1,179 @@
+// Talking to Hark: config, the signed-in session, the JSON API, and the direct upload to S3.
+
+const SESSION_KEY = "hark.session";
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let config = { apiBase: "", devAuth: false, clerkPublishableKey: null };
+let onUnauthorized = () => {};
+
+export async function loadConfig() {
+  const r = await fetch("config.json", { cache: "no-store" });
+  if (!r.ok) throw new Error(`config.json: HTTP ${r.status}`);
+  config = { ...config, ...(await r.json()) };
+  config.apiBase = (config.apiBase || "").replace(/\/+$/, "");
+  return config;
+}
+
+export const getConfig = () => config;
+
+/** Called (once per 401) with a message when the API says the token is no good. */
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+// -- Session ----------------------------------------------------------------------------------
+
+export function currentSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+    if (s && s.token && (!s.expires_at || Date.parse(s.expires_at) > Date.now())) return s;
+  } catch { /* corrupt entry: treat as signed out */ }
+  sessionStorage.removeItem(SESSION_KEY);
+  return null;
+}
+
+export function signOut() {
+  sessionStorage.removeItem(SESSION_KEY);
+}
+
+/** Local development sign-in: the gateway's dev issuer signs a Clerk-shaped token for any email. */
+export async function devSignIn(email) {
+  const r = await fetch(`${config.apiBase}/dev/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email }),
+  });
+  const body = await readJson(r);
+  if (!r.ok) throw toApiError(r.status, body);
+  const session = { token: body.token, user_id: body.user_id, email: body.email, expires_at: body.expires_at };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  return session;
+}
+
+/*
+ * ---- CLERK ADAPTER (production) ------------------------------------------------------------
+ * In production (config.devAuth === false) tokens come from Clerk. This app deliberately does
+ * not load Clerk's script (no CDN dependencies). To wire it: include clerk-js from your own
+ * origin, call `await Clerk.load({ publishableKey: config.clerkPublishableKey })`, mount its
+ * sign-in, and this function returns the short-lived session JWT the Lambda authorizer checks.
+ * ---------------------------------------------------------------------------------------------
+ */
+async function clerkGetToken() {
+  const clerk = globalThis.Clerk;
+  if (!clerk?.session) return null;
+  return clerk.session.getToken(); // fresh JWT each call; Clerk caches and refreshes it
+}
+
+async function bearerToken() {
+  if (config.devAuth) return currentSession()?.token ?? null;
+  return clerkGetToken();
+}
+
+// -- JSON API ---------------------------------------------------------------------------------
+
+async function readJson(r) {
+  const text = await r.text();
+  if (!text) return null;
+  try { return JSON.parse(text); } catch { return { message: text.slice(0, 300) }; }
+}
+
+function toApiError(status, body) {
+  const e = body?.error;
+  const message = e?.message || body?.message || `The server answered HTTP ${status}.`;
+  return new ApiError(status, e?.code || "http_" + status, message);
+}
+
+export async function api(path, { method = "GET", body } = {}) {
+  const token = await bearerToken();
+  if (!token) {
+    onUnauthorized("Please sign in.");
+    throw new ApiError(401, "signed_out", "Please sign in.");
+  }
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let r;
+  try {
+    r = await fetch(`${config.apiBase}${path}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network", "Cannot reach the Hark API. Check your connection and try again.");
+  }
+  const data = r.status === 204 ? null : await readJson(r);
+  if (r.status === 401) {
+    onUnauthorized("Your session has ended. Please sign in again.");
+  }
+  if (!r.ok) throw toApiError(r.status, data);
+  return data;
+}
+
+export const listJobs = (cursor, limit = 20) =>
+  api(`/jobs?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+export const getJob = (id) => api(`/jobs/${encodeURIComponent(id)}`);
+export const deleteJob = (id) => api(`/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+export const createJob = (file, language) =>
+  api("/jobs", {
+    method: "POST",
+    body: { filename: file.name, content_type: contentType(file), size: file.size, language },
+  });
+
+// -- Upload ------------------------------------------------------------------------------------
+
+const TYPES_BY_EXTENSION = {
+  wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4", mp4: "audio/mp4", aac: "audio/aac",
+  flac: "audio/flac", ogg: "audio/ogg", oga: "audio/ogg", opus: "audio/ogg", webm: "audio/webm",
+};
+
+/** The browser's type when it says audio/*, else a guess from the extension (.webm is "video/webm" to Chromium). */
+export function contentType(file) {
+  if (file.type && file.type.startsWith("audio/")) return file.type;
+  const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+  return TYPES_BY_EXTENSION[ext] || file.type || "application/octet-stream";
+}
+
+/** POST the file straight to S3 with the presigned fields (fields first, file last). */
+export function uploadToS3(upload, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(upload.fields || {})) form.append(k, v);
+    form.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open(upload.method || "POST", upload.url);
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) onProgress(e.loaded / e.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve();
+      const s3Message = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "")?.[1];
+      reject(new ApiError(xhr.status, "upload_failed",
+        `Upload refused by storage (HTTP ${xhr.status})${s3Message ? `: ${s3Message}` : "."}`));
+    });
+    xhr.addEventListener("error", () =>
+      reject(new ApiError(0, "network", "The upload did not get through (network or CORS error).")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "Upload cancelled.")));
+    xhr.send(form);
+  });
+}
+
+/** When a presigned S3 URL stops working (ms since epoch), or null if it cannot tell. */
+export function linkExpiry(url) {
+  try {
+    const q = new URL(url).searchParams;
+    const date = q.get("X-Amz-Date"); // SigV4: 20261123T092600Z + X-Amz-Expires seconds
+    const ttl = Number(q.get("X-Amz-Expires"));
+    if (date && ttl) {
+      const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(date);
+      if (m) return Date.UTC(m[1], m[2] - 1, m[3], m[4], m[5], m[6]) + ttl * 1000;
+    }
+    const expires = Number(q.get("Expires")); // SigV2: epoch seconds
+    if (expires) return expires * 1000;
+  } catch { /* not a URL */ }
+  return null;
+}

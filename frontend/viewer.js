@@ -1,0 +1,110 @@
+// The transcript viewer: a modal dialog with segments, timestamps, language, duration, copy.
+
+import { linkExpiry } from "./api.js";
+import { clock, el, formatDuration, languageName } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+const dialog = $("viewer");
+let current = null; // {jobId, text}
+let opener = null;
+
+$("viewer-close").addEventListener("click", () => dialog.close());
+dialog.addEventListener("close", () => {
+  current = null;
+  opener?.focus?.();
+});
+// Click on the backdrop closes it.
+dialog.addEventListener("click", (e) => { if (e.target === dialog) dialog.close(); });
+
+$("copy-text").addEventListener("click", async () => {
+  if (!current) return;
+  const status = $("copy-status");
+  try {
+    await navigator.clipboard.writeText(current.text);
+    status.textContent = "Copied to the clipboard.";
+  } catch {
+    // Clipboard API needs a secure context or permission: fall back to a selection copy.
+    const area = el("textarea", { className: "sr-only", readOnly: true }, current.text);
+    dialog.append(area);
+    area.select();
+    const ok = document.execCommand?.("copy");
+    area.remove();
+    status.textContent = ok ? "Copied to the clipboard." : "Copy failed: select the text and copy it yourself.";
+  }
+  setTimeout(() => { status.textContent = ""; }, 4000);
+});
+
+async function fetchTranscript(job, refreshJob) {
+  let url = job.transcript?.json;
+  const expiry = url && linkExpiry(url);
+  if (!url || (expiry && expiry - Date.now() < 15000)) {
+    job = await refreshJob(job.job_id); // presigned links are short-lived: get fresh ones
+    url = job.transcript?.json;
+  }
+  if (!url) throw new Error("This job has no transcript.");
+  let r;
+  try {
+    r = await fetch(url);
+  } catch {
+    r = null;
+  }
+  if (!r || r.status === 403) {
+    // Expired or refused: one retry with fresh links.
+    job = await refreshJob(job.job_id);
+    r = await fetch(job.transcript.json);
+  }
+  if (!r.ok) throw new Error(`Could not download the transcript (HTTP ${r.status}).`);
+  return { job, transcript: await r.json() };
+}
+
+function meta(label, value) {
+  return value ? [el("div", {}, el("dt", {}, label), el("dd", {}, value))] : [];
+}
+
+function downloadLinks(job) {
+  return ["txt", "json", "srt", "vtt"].filter((f) => job.transcript?.[f]).map((f) =>
+    el("a", { href: job.transcript[f], className: "dl", target: "_blank", rel: "noopener", "data-format": f,
+      "aria-label": `Download ${f.toUpperCase()}` }, f.toUpperCase()));
+}
+
+/** Open the viewer for a COMPLETED job; refreshJob(id) -> a fresh JobView (new presigned links). */
+export async function openViewer(job, refreshJob) {
+  opener = document.activeElement;
+  current = { jobId: job.job_id, text: "" };
+  $("viewer-title").textContent = job.filename;
+  $("viewer-error").textContent = "";
+  $("copy-status").textContent = "";
+  $("viewer-meta").replaceChildren();
+  $("viewer-downloads").replaceChildren();
+  $("segments").replaceChildren(el("li", { className: "muted loading" }, "Loading transcript…"));
+  $("segments").setAttribute("aria-busy", "true");
+  $("copy-text").disabled = true;
+  if (!dialog.open) dialog.showModal();
+
+  const jobId = job.job_id;
+  try {
+    const { job: fresh, transcript } = await fetchTranscript(job, refreshJob);
+    if (current?.jobId !== jobId) return; // closed or replaced meanwhile
+    const segments = transcript.segments || [];
+    current.text = segments.map((s) => s.text.trim()).join(" ").trim();
+    $("viewer-meta").replaceChildren(
+      ...meta("Language", languageName(transcript.language || fresh.detected_language)),
+      ...meta("Duration", formatDuration(transcript.duration ?? fresh.duration_seconds)),
+      ...meta("Model", transcript.model),
+    );
+    $("viewer-downloads").replaceChildren(el("span", { className: "muted" }, "Download:"), ...downloadLinks(fresh));
+    $("segments").replaceChildren(...(segments.length
+      ? segments.map((s) => el("li", { className: "segment" },
+        el("time", { className: "ts", title: `${Number(s.start).toFixed(2)}–${Number(s.end).toFixed(2)} s` },
+          clock(s.start)),
+        el("p", {}, s.text.trim())))
+      : [el("li", { className: "muted" }, "No speech was found in this recording.")]));
+    $("copy-text").disabled = !current.text;
+  } catch (e) {
+    if (current?.jobId !== jobId) return;
+    $("segments").replaceChildren();
+    $("viewer-error").textContent = e.message;
+  } finally {
+    $("segments").removeAttribute("aria-busy");
+  }
+}
