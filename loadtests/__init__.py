@@ -1,0 +1,1 @@
+"""Load tests (locustfile.py, run by locust only) and the autoscaling simulator (autoscale_sim.py)."""
