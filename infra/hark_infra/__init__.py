@@ -1,0 +1,5 @@
+"""Hark's AWS CDK app: every AWS resource, built from the one definition in `hark.resources`."""
+
+from hark_infra.app import build_app
+
+__all__ = ["build_app"]

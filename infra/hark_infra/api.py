@@ -1,0 +1,186 @@
+"""The REST API: a cached Lambda authorizer (Clerk JWTs) in front of the API Lambda, throttled and logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark_infra.common import acknowledge, bucket_arn, table_arn
+from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
+
+RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
+AUTH_CACHE_SECONDS = 300
+
+
+class ApiStack(Stack):
+    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web_origin: str,
+                 authorized_parties: list[str], code_dir: Path, code_has_deps: bool, **kwargs) -> None:
+        super().__init__(scope, cid, **kwargs)
+        res = config.resources
+        audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
+
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools",
+            powertools_layer_arn(Aws.REGION, Aws.PARTITION, config.powertools_layer_version),
+        )
+        code = lambda_.Code.from_asset(str(code_dir))
+        env = {
+            "HARK_STACK": config.stack,
+            "HARK_REGION": Aws.REGION,
+            "HARK_ISSUER": config.issuer,
+            "HARK_JWKS_URL": config.resolved_jwks_url,
+            "HARK_AUTHORIZED_PARTIES": json.dumps(authorized_parties),
+            "HARK_WEB_URL": web_origin,
+            "HARK_MAX_UPLOAD_BYTES": str(config.max_upload_bytes),
+            "POWERTOOLS_METRICS_NAMESPACE": "Hark",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+
+        def function(fid: str, handler: str, service: str, memory: int, timeout: int) -> lambda_.Function:
+            log_group = logs.LogGroup(self, f"{fid}Logs", retention=logs.RetentionDays.ONE_MONTH,
+                                      removal_policy=RemovalPolicy.DESTROY)
+            role = iam.Role(self, f"{fid}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                            description=f"{config.stack} {service} Lambda")
+            fn = lambda_.Function(
+                self, fid,
+                runtime=RUNTIME,
+                architecture=lambda_.Architecture.X86_64,
+                function_name=f"{config.stack}-{service}",
+                handler=handler,
+                code=code,
+                layers=[layer],
+                memory_size=memory,
+                timeout=Duration.seconds(timeout),
+                role=role,
+                log_group=log_group,
+                logging_format=lambda_.LoggingFormat.JSON,
+                tracing=lambda_.Tracing.ACTIVE,
+                environment={**env, "POWERTOOLS_SERVICE_NAME": service},
+            )
+            # Only its own log group (the L2 would attach AWSLambdaBasicExecutionRole's logs:* on *).
+            role.add_to_policy(iam.PolicyStatement(
+                sid="OwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn]))
+            acknowledge(fn, f"Python {LAMBDA_PYTHON}: the newest runtime with a published Powertools layer "
+                        "and wheels for every dependency; raise LAMBDA_PYTHON (hark_infra/config.py) "
+                        "with the layer.", "AwsSolutions-L1")
+            acknowledge(role, "X-Ray segments cannot be scoped to a resource (xray:Put* takes only '*').",
+                        "AwsSolutions-IAM5[Resource::*]")
+            if not code_has_deps:
+                Annotations.of(fn).add_warning_v2(
+                    "hark:lambda-deps",
+                    "Lambda code has no bundled dependencies: run `python lambda_bundle.py` (the CDK CLI "
+                    "does, through cdk.json) before deploying.")
+            return fn
+
+        self.authorizer_fn = function("AuthorizerFunction", "lambdas.authorizer.handler.handler",
+                                      "authorizer", 256, 10)
+        self.api_fn = function("ApiFunction", "lambdas.api.handler.handler", "api", 512, 29)
+
+        # Least privilege for the API: tables read/write; presign uploads (PutObject on uploads/ only,
+        # never GetObject on audio); presign transcript links (GetObject on transcripts/); delete a job's
+        # objects. The authorizer needs nothing beyond its logs: it fetches the JWKS over HTTPS.
+        table_resources = []
+        for tdef in res.tables:
+            table_resources.append(table_arn(self, tdef.name))
+            table_resources += [table_arn(self, tdef.name, index.name) for index in tdef.indexes]
+        self.api_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="JobsAndIdempotencyTables",
+            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
+                     "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
+                     "dynamodb:DescribeTable"],
+            resources=table_resources))
+        self.api_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="PresignUploads", actions=["s3:PutObject"],
+            resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")]))
+        self.api_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="PresignTranscriptLinks", actions=["s3:GetObject"],
+            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
+        self.api_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="DeleteJobObjects", actions=["s3:DeleteObject"],
+            resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*"),
+                       bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
+                       bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        acknowledge(self.api_fn.role, "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
+                    "transcripts/, parts/): every job has its own keys below it; table ARNs include their "
+                    "indexes.",
+                    *[f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
+                      for b, p in ((audio, UPLOADS_PREFIX), (audio, CHUNKS_PREFIX),
+                                   (transcripts, TRANSCRIPTS_PREFIX), (transcripts, PARTS_PREFIX))])
+
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                    removal_policy=RemovalPolicy.DESTROY)
+        self.api = apigw.RestApi(
+            self, "Api",
+            rest_api_name=f"{config.stack}-api",
+            description="Hark transcription jobs",
+            cloud_watch_role=False,  # account-level setting; access logs need no role
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True),
+                tracing_enabled=True,
+                metrics_enabled=True,
+            ),
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=[web_origin],
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        # The authorizer's 401/403 answers need CORS headers too, or the browser hides them.
+        for rtype in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
+            self.api.add_gateway_response(
+                f"Cors{rtype.response_type}", type=rtype,
+                response_headers={"Access-Control-Allow-Origin": f"'{web_origin}'"})
+
+        self.authorizer = apigw.TokenAuthorizer(
+            self, "ClerkAuthorizer",
+            handler=self.authorizer_fn,
+            identity_source=apigw.IdentitySource.header("Authorization"),
+            # The policy allows the whole API (resource wildcard), so a cached answer fits every route.
+            results_cache_ttl=Duration.seconds(AUTH_CACHE_SECONDS),
+        )
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=False, validate_request_parameters=True)
+        integration = apigw.LambdaIntegration(self.api_fn, proxy=True)
+
+        def method(resource: apigw.IResource, verb: str) -> None:
+            resource.add_method(verb, integration, authorizer=self.authorizer,
+                                authorization_type=apigw.AuthorizationType.CUSTOM,
+                                request_validator=validator)
+
+        jobs = self.api.root.add_resource("jobs")
+        job = jobs.add_resource("{id}")
+        transcript = job.add_resource("transcript")
+        method(jobs, "POST")
+        method(jobs, "GET")
+        method(job, "GET")
+        method(job, "DELETE")
+        method(transcript, "GET")
+
+        acknowledge(self.api, "CORS preflight (OPTIONS) must answer without credentials; every other "
+                    "method uses the Lambda authorizer.", "AwsSolutions-APIG4", "AwsSolutions-COG4")
+        acknowledge(self.api, "Bodies are small JSON validated by the handler's pydantic models; request "
+                    "parameters are validated here.", "AwsSolutions-APIG2")
+        acknowledge(self.api, "Throttled per stage and authenticated by the authorizer; audio never "
+                    "passes through the API. A WAF web ACL is an optional extra (docs/deploy.md).",
+                    "AwsSolutions-APIG3")
+        acknowledge(self.api, "Execution logging needs an account-wide CloudWatch role; access logs are "
+                    "on and the Lambdas log every request.", "AwsSolutions-APIG6")
+
+        CfnOutput(self, "ApiUrl", value=self.api.url)

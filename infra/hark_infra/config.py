@@ -1,0 +1,96 @@
+"""Deployment settings, read from CDK context (cdk.json, or `-c key=value` on the CLI).
+
+Nothing here looks anything up in an AWS account: the app synthesises offline, environment-agnostic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from constructs import Construct
+
+from hark.resources import Resources, resources
+from hark.scaling import DEFAULT_POLICY, ScalingPolicy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA_DIR = REPO_ROOT / "infra"
+CDK_JSON = INFRA_DIR / "cdk.json"
+
+# The Lambda runtime, and the matching public Powertools for AWS Lambda (Python) v3 layer.
+LAMBDA_PYTHON = "3.13"
+POWERTOOLS_ACCOUNT = "017000801446"
+
+
+def powertools_layer_arn(region: str, partition: str, version: int) -> str:
+    tag = "python" + LAMBDA_PYTHON.replace(".", "")
+    return (
+        f"arn:{partition}:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-{tag}-x86_64:{version}"
+    )
+
+
+@dataclass(frozen=True)
+class HarkConfig:
+    stack: str = "hark"
+    issuer: str = "https://clerk.example.com"
+    jwks_url: str = ""  # default: {issuer}/.well-known/jwks.json
+    authorized_parties: tuple[str, ...] = ()  # default: the web origin
+    web_origin: str = ""  # e.g. https://hark.example.com; default: the CloudFront domain
+    email_sender: str = "transcripts@example.com"
+    email_domain: str = ""  # verify the whole domain (DKIM) instead of the one sender address
+    alarm_email: str = ""
+    max_upload_bytes: int = 2 * 1024**3
+    on_demand_base_workers: int = 1
+    on_demand_percent_above_base: int = 25
+    nat_gateways: int = 1
+    powertools_layer_version: int = 27
+    api_rate_limit: int = 50
+    api_burst_limit: int = 100
+    model_src: str = "models/whisper-large-v3-turbo"  # CTranslate2 model folder, relative to the repo
+    scaling: ScalingPolicy = field(default_factory=lambda: DEFAULT_POLICY)
+
+    @property
+    def resources(self) -> Resources:
+        return resources(self.stack, self.email_sender)
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.issuer.rstrip('/')}/.well-known/jwks.json"
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> HarkConfig:
+        def get(key: str, default):
+            value = scope.node.try_get_context(f"hark:{key}")
+            return default if value is None or value == "" else value
+
+        base = cls()
+        parties = get("authorizedParties", [])
+        if isinstance(parties, str):  # -c hark:authorizedParties='["https://a", "https://b"]'
+            parties = json.loads(parties) if parties.startswith("[") else [p for p in parties.split(",") if p]
+        max_workers = int(get("maxWorkers", base.scaling.max_workers))
+        return cls(
+            stack=str(get("stack", base.stack)),
+            issuer=str(get("issuer", base.issuer)),
+            jwks_url=str(get("jwksUrl", "")),
+            authorized_parties=tuple(parties),
+            web_origin=str(get("webOrigin", "")).rstrip("/"),
+            email_sender=str(get("emailSender", base.email_sender)),
+            email_domain=str(get("emailDomain", "")),
+            alarm_email=str(get("alarmEmail", "")),
+            max_upload_bytes=int(get("maxUploadBytes", base.max_upload_bytes)),
+            on_demand_base_workers=int(get("onDemandBaseWorkers", base.on_demand_base_workers)),
+            on_demand_percent_above_base=int(get("onDemandPercentAboveBase", base.on_demand_percent_above_base)),
+            nat_gateways=int(get("natGateways", base.nat_gateways)),
+            powertools_layer_version=int(get("powertoolsLayerVersion", base.powertools_layer_version)),
+            api_rate_limit=int(get("apiRateLimit", base.api_rate_limit)),
+            api_burst_limit=int(get("apiBurstLimit", base.api_burst_limit)),
+            model_src=str(get("modelSrc", base.model_src)),
+            scaling=replace(base.scaling, max_workers=max_workers),
+        )
+
+
+def cdk_json_context() -> dict:
+    """cdk.json's context, for runs without the CDK CLI (`make synth`, the tests)."""
+    return json.loads(CDK_JSON.read_text())["context"]

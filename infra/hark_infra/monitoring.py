@@ -1,0 +1,111 @@
+"""Ops: one dashboard, and alarms (dead letters, stuck queues, worker errors, API 5xx) to an SNS topic.
+
+Metrics are addressed by the deterministic names (hark.resources, the stack's service names), so this
+stack holds no cross-stack references and can be changed without touching the others.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from hark.scaling import ScalingPolicy
+from hark_infra.config import HarkConfig
+from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, backlog_metrics
+
+FIVE_MINUTES = Duration.minutes(5)
+# Age of the oldest message that means the consumers are not keeping up (seconds).
+OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60}
+API_STAGE = "v1"
+
+
+class MonitoringStack(Stack):
+    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, cluster_name: str,
+                 transcription_service: str, api_function_name: str, **kwargs) -> None:
+        super().__init__(scope, cid, **kwargs)
+        res = config.resources
+        policy: ScalingPolicy = config.scaling
+
+        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True,
+                      description="Hark alarm topic encryption")
+        # CloudWatch alarms publish to an encrypted topic only if they may use its key.
+        key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": self.account}}))
+        self.topic = sns.Topic(self, "AlarmTopic", topic_name=f"{config.stack}-alarms",
+                               master_key=key, enforce_ssl=True)
+        if config.alarm_email:
+            self.topic.add_subscription(subs.EmailSubscription(config.alarm_email))
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cw.Alarm] = {}
+
+        def alarm(aid: str, metric: cw.IMetric, threshold: float, description: str,
+                  periods: int = 1) -> cw.Alarm:
+            a = cw.Alarm(self, aid, metric=metric, threshold=threshold, evaluation_periods=periods,
+                         comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                         alarm_description=description)
+            a.add_alarm_action(action)
+            self.alarms[aid] = a
+            return a
+
+        def sqs(name: str, metric: str, statistic: str = "Maximum") -> cw.Metric:
+            return cw.Metric(namespace="AWS/SQS", metric_name=metric, dimensions_map={"QueueName": name},
+                             statistic=statistic, period=FIVE_MINUTES)
+
+        for label, qdef in (("Transcribe", res.transcribe_queue), ("Notify", res.notify_queue)):
+            alarm(f"{label}DeadLetters", sqs(qdef.dlq_name, "ApproximateNumberOfMessagesVisible"), 0,
+                  f"Messages in {qdef.dlq_name}: inspect and replay (docs/runbook.md)")
+            alarm(f"{label}OldestMessage", sqs(qdef.name, "ApproximateAgeOfOldestMessage"),
+                  OLDEST_MESSAGE_ALARM_SECONDS[label.lower()],
+                  f"The oldest message on {qdef.name} is older than expected: consumers are not keeping up")
+
+        worker_errors = cw.Metric(namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC,
+                                  statistic="Sum", period=FIVE_MINUTES)
+        alarm("WorkerErrors", worker_errors, 5, "More than 5 worker error lines in 5 minutes")
+
+        api_dims = {"ApiName": f"{config.stack}-api", "Stage": API_STAGE}
+        api_5xx = cw.Metric(namespace="AWS/ApiGateway", metric_name="5XXError", dimensions_map=api_dims,
+                            statistic="Sum", period=FIVE_MINUTES)
+        alarm("Api5xx", api_5xx, 5, "The API answered more than 5 server errors in 5 minutes")
+        api_errors = cw.Metric(namespace="AWS/Lambda", metric_name="Errors",
+                               dimensions_map={"FunctionName": api_function_name}, statistic="Sum",
+                               period=FIVE_MINUTES)
+        alarm("ApiFunctionErrors", api_errors, 5, "The API Lambda failed more than 5 times in 5 minutes")
+
+        scaling = backlog_metrics(res.transcribe_queue.name, cluster_name, transcription_service,
+                                  Duration.minutes(1))
+        backlog = cw.MathExpression(expression=policy.backlog_expression, using_metrics=scaling,
+                                    label="backlog per worker", period=Duration.minutes(1))
+
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack}-ops")
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Transcribe queue", left=[scaling["visible"], scaling["inflight"]],
+                           right=[scaling["tasks"]], width=12),
+            cw.GraphWidget(title="Backlog per worker", left=[backlog], width=12, left_annotations=[
+                cw.HorizontalAnnotation(value=policy.scale_out_backlog, label="scale out"),
+                cw.HorizontalAnnotation(value=policy.scale_in_backlog, label="scale in")]),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Dead-letter queues", left=[
+                sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues], width=8),
+            cw.GraphWidget(title="Oldest message age (s)", left=[
+                sqs(q.name, "ApproximateAgeOfOldestMessage") for q in res.queues], width=8),
+            cw.GraphWidget(title="Worker errors", left=[worker_errors], width=8),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(title="API requests and errors", left=[
+                cw.Metric(namespace="AWS/ApiGateway", metric_name=m, dimensions_map=api_dims, statistic="Sum",
+                          period=FIVE_MINUTES) for m in ("Count", "4XXError", "5XXError")], width=12),
+            cw.GraphWidget(title="API latency p95 (ms)", left=[
+                cw.Metric(namespace="AWS/ApiGateway", metric_name="Latency", dimensions_map=api_dims,
+                          statistic="p95", period=FIVE_MINUTES)], width=12),
+        )
+        dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))

@@ -1,0 +1,359 @@
+"""The two queue consumers: GPU transcription workers (ECS on EC2 g4dn, scaled on backlog per worker)
+and the notification worker (Fargate)."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
+from hark_infra.common import acknowledge, bucket_arn, queue_arn, ses_identity_arn, table_arn
+from hark_infra.config import REPO_ROOT, HarkConfig
+
+GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
+MODEL_DIR_IN_IMAGE = "/opt/hark/model"
+STOP_TIMEOUT_SECONDS = 120  # SIGTERM -> SIGKILL: time to finish or hand back the current chunk
+WORKER_ERRORS_METRIC = "WorkerErrors"
+METRIC_NAMESPACE = "Hark"
+# The Docker build context is the repo root, narrowed to what the images install.
+IMAGE_CONTEXT = ["*", "!hark", "!lambdas", "!worker", "!pyproject.toml", "!README.md"]
+
+
+def backlog_metrics(queue_name: str, cluster_name: str, service_name: str, period: Duration) -> dict:
+    """The three inputs of the scaling expressions, keyed by the ids hark.scaling uses."""
+    def sqs_metric(name: str) -> cw.Metric:
+        return cw.Metric(namespace="AWS/SQS", metric_name=name, dimensions_map={"QueueName": queue_name},
+                         statistic="Maximum", period=period)
+    return {
+        VISIBLE: sqs_metric("ApproximateNumberOfMessagesVisible"),
+        INFLIGHT: sqs_metric("ApproximateNumberOfMessagesNotVisible"),
+        TASKS: cw.Metric(namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
+                         dimensions_map={"ClusterName": cluster_name, "ServiceName": service_name},
+                         statistic="Average", period=period),
+    }
+
+
+class WorkersStack(Stack):
+    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web_origin: str,
+                 email_identity: str, **kwargs) -> None:
+        super().__init__(scope, cid, **kwargs)
+        res = config.resources
+        policy = config.scaling
+        audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
+        self.cluster_name = f"{config.stack}-workers"
+        self.transcription_service_name = f"{config.stack}-transcription"
+        self.notification_service_name = f"{config.stack}-notification"
+
+        # ---- network: private subnets; S3 and DynamoDB through free gateway endpoints ----
+        self.vpc = ec2.Vpc(
+            self, "Vpc", max_azs=2, nat_gateways=config.nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(name="workers", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                                        cidr_mask=20),
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+                "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+            },
+        )
+        self.vpc.add_flow_log("FlowLogs", destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+            logs.LogGroup(self, "FlowLogGroup", retention=logs.RetentionDays.ONE_MONTH,
+                          removal_policy=RemovalPolicy.DESTROY)),
+            traffic_type=ec2.FlowLogTrafficType.REJECT)
+        workers_sg = ec2.SecurityGroup(self, "WorkersSg", vpc=self.vpc, allow_all_outbound=True,
+                                       description="Hark workers: outbound only (queues, S3, DynamoDB, SES)")
+        private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+
+        self.cluster = ecs.Cluster(self, "Cluster", cluster_name=self.cluster_name, vpc=self.vpc,
+                                   container_insights_v2=ecs.ContainerInsights.ENABLED)
+
+        # ---- GPU capacity: g4dn on the ECS GPU-optimised AMI, spot and on-demand mixed ----
+        instance_role = iam.Role(self, "GpuInstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+                                 description="ECS container instances (agent only; tasks have their own roles)")
+        instance_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role"))
+        instance_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        acknowledge(instance_role, "AWS's managed policies for the ECS agent and Session Manager are the "
+                    "documented, maintained minimum for container instances.", "AwsSolutions-IAM4["
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]")
+        acknowledge(instance_role, "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
+                    "narrower than the cluster's container instances, which do not exist yet.",
+                    "AwsSolutions-IAM5[Action::ecs:Submit*]", "AwsSolutions-IAM5[Resource::*]")
+        self.launch_template = ec2.LaunchTemplate(
+            self, "GpuLaunchTemplate",
+            instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
+            machine_image=ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU),
+            role=instance_role,
+            security_group=workers_sg,
+            user_data=ec2.UserData.for_linux(),
+            require_imdsv2=True,
+            http_put_response_hop_limit=1,  # tasks cannot reach the instance's credentials
+            detailed_monitoring=True,
+            block_devices=[ec2.BlockDevice(
+                device_name="/dev/xvda",  # the image (CUDA, cuDNN, model) is ~10 GB
+                volume=ec2.BlockDeviceVolume.ebs(100, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True),
+            )],
+        )
+        self.asg = autoscaling.AutoScalingGroup(
+            self, "GpuAsg",
+            vpc=self.vpc, vpc_subnets=private,
+            min_capacity=policy.min_workers, max_capacity=policy.max_workers,
+            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
+                launch_template=self.launch_template,
+                launch_template_overrides=[autoscaling.LaunchTemplateOverrides(
+                    instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE))],
+                instances_distribution=autoscaling.InstancesDistribution(
+                    on_demand_base_capacity=config.on_demand_base_workers,
+                    on_demand_percentage_above_base_capacity=config.on_demand_percent_above_base,
+                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+                ),
+            ),
+            capacity_rebalance=True,
+            new_instances_protected_from_scale_in=False,  # the capacity provider manages protection
+        )
+        acknowledge(self.asg, "The launch template's only volume is gp3 with encrypted=True (asserted in "
+                    "tests/infra); the rule cannot read a launch template through the mixed instances "
+                    "policy's intrinsic references.", "AwsSolutions-EC26")
+        acknowledge(self.asg, "ECS managed scaling sizes this group from the tasks; instances have no "
+                    "load balancer, so EC2 status checks are the right health check.", "AwsSolutions-AS1",
+                    "AwsSolutions-AS2")
+        acknowledge(self.asg, "Scaling activity is visible through the capacity provider and the "
+                    "dashboard; the alarms go to the ops topic.", "AwsSolutions-AS3")
+        self.capacity_provider = ecs.AsgCapacityProvider(
+            self, "GpuCapacityProvider",
+            capacity_provider_name=f"{config.stack}-gpu",
+            auto_scaling_group=self.asg,
+            enable_managed_scaling=True,
+            enable_managed_termination_protection=True,
+            enable_managed_draining=True,
+            target_capacity_percent=100,
+        )
+        self.cluster.add_asg_capacity_provider(self.capacity_provider)
+
+        # ---- the transcription worker ----
+        log_level = "INFO"
+        base_env = {"HARK_STACK": config.stack, "HARK_REGION": Aws.REGION, "LOG_LEVEL": log_level}
+        self.transcription_role = iam.Role(self, "TranscriptionTaskRole",
+                                           assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                                           description="Hark transcription worker")
+        r = self.transcription_role
+        r.add_to_policy(iam.PolicyStatement(
+            sid="TranscribeQueue",
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                     "sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+            resources=[queue_arn(self, res.transcribe_queue.name)]))
+        r.add_to_policy(iam.PolicyStatement(
+            sid="NotifyQueue", actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+            resources=[queue_arn(self, res.notify_queue.name)]))
+        r.add_to_policy(iam.PolicyStatement(
+            sid="JobsTable",
+            actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                     "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"],
+            resources=[table_arn(self, res.jobs_table.name)]
+            + [table_arn(self, res.jobs_table.name, i.name) for i in res.jobs_table.indexes]))
+        r.add_to_policy(iam.PolicyStatement(
+            sid="ReadAudio", actions=["s3:GetObject"],
+            resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")]))
+        r.add_to_policy(iam.PolicyStatement(
+            sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")]))
+        r.add_to_policy(iam.PolicyStatement(
+            sid="Transcripts", actions=["s3:GetObject", "s3:PutObject"],
+            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
+                       bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        acknowledge(r, "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
+                    "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
+                    *[f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
+                      for b, p in ((audio, UPLOADS_PREFIX), (audio, CHUNKS_PREFIX),
+                                   (transcripts, TRANSCRIPTS_PREFIX), (transcripts, PARTS_PREFIX))])
+
+        self.transcription_logs = logs.LogGroup(self, "TranscriptionLogs",
+                                                log_group_name=f"/hark/{config.stack}/transcription-worker",
+                                                retention=logs.RetentionDays.ONE_MONTH,
+                                                removal_policy=RemovalPolicy.DESTROY)
+        self.transcription_task = ecs.Ec2TaskDefinition(
+            self, "TranscriptionTask", family=self.transcription_service_name,
+            network_mode=ecs.NetworkMode.AWS_VPC, task_role=r)
+        self.transcription_container = self.transcription_task.add_container(
+            "transcription",
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT), file="worker/transcription/Dockerfile",
+                exclude=IMAGE_CONTEXT + [f"!{config.model_src}"],
+                ignore_mode=_docker_ignore(),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                build_args={"MODEL_SRC": config.model_src},
+            ),
+            command=["python", "-m", "worker.transcription"],
+            gpu_count=1,
+            cpu=3584,
+            memory_reservation_mib=12 * 1024,
+            memory_limit_mib=14 * 1024,
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
+            environment={**base_env, "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE, "HARK_MODEL_NAME": "large-v3-turbo",
+                         "HARK_DEVICE": "cuda", "HARK_COMPUTE_TYPE": "float16"},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="transcription", log_group=self.transcription_logs,
+                                            mode=ecs.AwsLogDriverMode.NON_BLOCKING),
+            health_check=_health_check(),
+            readonly_root_filesystem=False,  # ffmpeg and chunking write to /tmp
+        )
+        self.transcription_service = ecs.Ec2Service(
+            self, "TranscriptionService",
+            service_name=self.transcription_service_name,
+            cluster=self.cluster,
+            task_definition=self.transcription_task,
+            desired_count=policy.min_workers,
+            min_healthy_percent=0,  # queue consumers: a replacement can start after the old one drains
+            max_healthy_percent=100,
+            capacity_provider_strategies=[ecs.CapacityProviderStrategy(
+                capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)],
+            security_groups=[workers_sg],
+            vpc_subnets=private,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            enable_execute_command=False,
+        )
+        self.backlog = self._scale_on_backlog(policy, res.transcribe_queue.name)
+
+        # ---- the notification worker (Fargate) ----
+        self.notification_role = iam.Role(self, "NotificationTaskRole",
+                                          assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                                          description="Hark notification worker")
+        n = self.notification_role
+        n.add_to_policy(iam.PolicyStatement(
+            sid="NotifyQueue",
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                     "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+            resources=[queue_arn(self, res.notify_queue.name)]))
+        n.add_to_policy(iam.PolicyStatement(
+            sid="JobsTable", actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+            resources=[table_arn(self, res.jobs_table.name)]))
+        n.add_to_policy(iam.PolicyStatement(
+            sid="ReadTranscripts", actions=["s3:GetObject"],
+            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
+        n.add_to_policy(iam.PolicyStatement(
+            sid="SendEmail", actions=["ses:SendEmail", "ses:SendRawEmail"],
+            resources=[ses_identity_arn(self, email_identity)],
+            conditions={"StringEquals": {"ses:FromAddress": config.email_sender}}))
+        acknowledge(n, "Read-only on the transcripts/ prefix: it presigns 24 h links and reads a preview.",
+                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]")
+
+        self.notification_logs = logs.LogGroup(self, "NotificationLogs",
+                                               log_group_name=f"/hark/{config.stack}/notification-worker",
+                                               retention=logs.RetentionDays.ONE_MONTH,
+                                               removal_policy=RemovalPolicy.DESTROY)
+        self.notification_task = ecs.FargateTaskDefinition(
+            self, "NotificationTask", family=self.notification_service_name, cpu=256, memory_limit_mib=512,
+            task_role=n,
+            runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.X86_64,
+                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX))
+        self.notification_task.add_container(
+            "notification",
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT), file="worker/notification/Dockerfile", exclude=IMAGE_CONTEXT,
+                ignore_mode=_docker_ignore(), platform=ecr_assets.Platform.LINUX_AMD64),
+            command=["python", "-m", "worker.notification"],
+            stop_timeout=Duration.seconds(30),
+            environment={**base_env, "HARK_EMAIL_SENDER": config.email_sender, "HARK_WEB_URL": web_origin},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="notification", log_group=self.notification_logs,
+                                            mode=ecs.AwsLogDriverMode.NON_BLOCKING),
+            health_check=_health_check(),
+            readonly_root_filesystem=True,
+        )
+        self.notification_service = ecs.FargateService(
+            self, "NotificationService",
+            service_name=self.notification_service_name,
+            cluster=self.cluster,
+            task_definition=self.notification_task,
+            desired_count=1,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            security_groups=[workers_sg],
+            vpc_subnets=private,
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+
+        for task in (self.transcription_task, self.notification_task):
+            acknowledge(task.obtain_execution_role(), "ecr:GetAuthorizationToken has no resource-level "
+                        "permissions; image pulls and log writes are scoped by CDK.", "AwsSolutions-IAM5[Resource::*]")
+            acknowledge(task, "Only non-secret settings (stack name, region, sender address, web URL) are "
+                        "passed as environment; there are no secrets.", "AwsSolutions-ECS2")
+
+        # Worker errors: any ERROR line or traceback in either worker's logs.
+        for name, group in (("transcription", self.transcription_logs), ("notification", self.notification_logs)):
+            group.add_metric_filter(
+                f"{name.title()}Errors", filter_pattern=logs.FilterPattern.any_term("ERROR", "Traceback"),
+                metric_namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, metric_value="1",
+                dimensions=None, default_value=0)
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+
+    def _scale_on_backlog(self, policy: ScalingPolicy, queue_name: str) -> dict[str, cw.Alarm]:
+        """Backlog-per-worker step scaling (hark/scaling.py): scale out, scale in, wake from zero."""
+        period = Duration.seconds(policy.period_seconds)
+        target = appscaling.ScalableTarget(
+            self, "TranscriptionScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.ECS,
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=f"service/{self.cluster_name}/{self.transcription_service_name}",
+            min_capacity=policy.min_workers, max_capacity=policy.max_workers,
+        )
+        target.node.add_dependency(self.transcription_service)
+        metrics = backlog_metrics(queue_name, self.cluster_name, self.transcription_service_name, period)
+
+        def rule(rid: str, expression: str, label: str, threshold: float, op: cw.ComparisonOperator,
+                 periods: int, adjustment: appscaling.AdjustmentType, change: int,
+                 cooldown: int, min_magnitude: int | None) -> cw.Alarm:
+            alarm = cw.Alarm(
+                self, f"{rid}Alarm",
+                alarm_description=f"Hark GPU workers: {label}",
+                metric=cw.MathExpression(expression=expression, using_metrics=metrics, label=label,
+                                         period=period),
+                threshold=threshold, comparison_operator=op, evaluation_periods=periods,
+                datapoints_to_alarm=periods, treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            action = appscaling.StepScalingAction(
+                self, f"{rid}Action", scaling_target=target, adjustment_type=adjustment,
+                cooldown=Duration.seconds(cooldown), min_adjustment_magnitude=min_magnitude,
+                metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM)
+            # Step bounds are relative to the threshold: above it for "greater than", below for "less than".
+            if op == cw.ComparisonOperator.LESS_THAN_THRESHOLD:
+                action.add_adjustment(adjustment=change, upper_bound=0)
+            else:
+                action.add_adjustment(adjustment=change, lower_bound=0)
+            alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
+            return alarm
+
+        pct, gt, lt = appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY, \
+            cw.ComparisonOperator.GREATER_THAN_THRESHOLD, cw.ComparisonOperator.LESS_THAN_THRESHOLD
+        return {
+            "scale_out": rule("ScaleOut", policy.backlog_expression, "backlog per worker",
+                              policy.scale_out_backlog, gt, policy.scale_out_evaluation_periods, pct,
+                              policy.step_percent, policy.scale_out_cooldown_seconds, policy.min_step_workers),
+            "scale_in": rule("ScaleIn", policy.scale_in_expression, "backlog per worker (scale-in guard)",
+                             policy.scale_in_backlog, lt, policy.scale_in_evaluation_periods, pct,
+                             -policy.step_percent, policy.scale_in_cooldown_seconds, policy.min_step_workers),
+            "wake": rule("Wake", policy.wake_expression, "work waiting, no worker", 0, gt,
+                         policy.wake_evaluation_periods, appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+                         policy.wake_workers, policy.scale_out_cooldown_seconds, None),
+        }
+
+
+def _docker_ignore() -> IgnoreMode:
+    return IgnoreMode.DOCKER
+
+
+def _health_check() -> ecs.HealthCheck:
+    """Same check as the Dockerfiles' HEALTHCHECK (ECS ignores the image's own)."""
+    return ecs.HealthCheck(command=["CMD", "/usr/local/bin/hark-healthcheck"], interval=Duration.seconds(30),
+                           timeout=Duration.seconds(10), retries=3, start_period=Duration.seconds(120))

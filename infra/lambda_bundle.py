@@ -1,0 +1,68 @@
+"""Builds the Lambda code asset: `hark` and `lambdas` plus their dependencies for the Lambda runtime.
+
+    python lambda_bundle.py            # infra/build/lambda (what `cdk deploy` uploads)
+
+The dependencies are Linux x86_64 wheels for the Lambda's Python (pip --platform, no Docker needed).
+Powertools itself comes from the public Powertools layer, and boto3 from the runtime, so neither is
+bundled. The CDK CLI runs this before app.py (cdk.json); `make synth` and the tests do not: without
+a build, app.py packages the source alone and warns that the asset is not deployable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from hark_infra.config import LAMBDA_PYTHON  # noqa: E402
+
+BUILD = HERE / "build" / "lambda"
+DEPS = HERE / "build" / "lambda-deps"
+PACKAGES = ("hark", "lambdas")
+# pyproject's runtime dependencies less the ones the layer (powertools) and the runtime (boto3) provide.
+REQUIREMENTS = ("pydantic>=2.7", "pydantic-settings>=2.3", "pyjwt[crypto]>=2.9")
+SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests")
+
+
+def install_deps() -> None:
+    stamp = DEPS / ".requirements"
+    wanted = hashlib.sha256(f"{LAMBDA_PYTHON}|{REQUIREMENTS}".encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    shutil.rmtree(DEPS, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--target", str(DEPS), "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+         "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *REQUIREMENTS],
+        check=True,
+    )
+    stamp.write_text(wanted)
+
+
+def stage(dest: Path, with_deps: bool) -> Path:
+    """Copy the packages (and the built dependencies) into `dest`, replacing what was there."""
+    shutil.rmtree(dest, ignore_errors=True)
+    if with_deps:
+        shutil.copytree(DEPS, dest, ignore=shutil.ignore_patterns(".requirements", "__pycache__"))
+    dest.mkdir(parents=True, exist_ok=True)
+    for package in PACKAGES:
+        # hark.local (emulator, local gateway) never runs in Lambda.
+        shutil.copytree(REPO / package, dest / package, ignore=SKIP, dirs_exist_ok=True)
+    (dest / "BUNDLED_DEPENDENCIES").write_text("yes\n" if with_deps else "no\n")
+    return dest
+
+
+def main() -> None:
+    install_deps()
+    stage(BUILD, with_deps=True)
+    print(f"lambda bundle: {BUILD}")
+
+
+if __name__ == "__main__":
+    main()
