@@ -56,10 +56,11 @@ def _responses(status: int, model, description: str, *errors: int) -> dict:
 
 def _errors(*statuses: int) -> dict:
     descriptions = {400: "Invalid input: the message names the field", 401: "Missing or invalid bearer token (API Gateway)",
+                    403: "Refused by API Gateway (authorizer policy does not cover the request)",
                     404: "No such job in your account", 409: "Conflict with the job's state",
                     413: "File larger than the maximum", 415: "File type or extension not accepted",
                     422: "Idempotency-Key reused with a different request", 429: "Too many unfinished jobs"}
-    return {s: {"description": descriptions[s], "content": {"application/json": {"model": GatewayError if s == 401 else ErrorResponse}}}
+    return {s: {"description": descriptions[s], "content": {"application/json": {"model": GatewayError if s in (401, 403) else ErrorResponse}}}
             for s in statuses}
 
 
@@ -77,7 +78,7 @@ IdPath = Annotated[str, Path(min_length=1, max_length=128, description="The job'
 
 
 @app.post("/jobs", status_code=201, summary="Create a job and get a presigned upload form",
-          responses=_responses(201, CreateJobResponse, "Created: upload the file with the form", 400, 401, 409, 413, 415, 422, 429), tags=["jobs"])
+          responses=_responses(201, CreateJobResponse, "Created: upload the file with the form", 400, 401, 403, 409, 413, 415, 422, 429), tags=["jobs"])
 def create_job(
     request: CreateJobRequest,
     idempotency_key: Annotated[
@@ -92,7 +93,7 @@ def create_job(
     return result
 
 
-@app.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList, "A page of jobs", 400, 401), tags=["jobs"])
+@app.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList, "A page of jobs", 400, 401, 403), tags=["jobs"])
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
@@ -100,19 +101,19 @@ def list_jobs(
     return control.list_jobs(caller(), limit, cursor)
 
 
-@app.get("/jobs/<job_id>", summary="One job", responses=_responses(200, JobView, "The job", 400, 401, 404), tags=["jobs"])
+@app.get("/jobs/<job_id>", summary="One job", responses=_responses(200, JobView, "The job", 400, 401, 403, 404), tags=["jobs"])
 def get_job(job_id: IdPath) -> JobView:
     return control.get_job(caller(), job_id)
 
 
 @app.get("/jobs/<job_id>/transcript", summary="A short-lived link to the transcript",
-         responses=_responses(200, TranscriptLink, "A presigned GET link", 400, 401, 404, 409), tags=["jobs"])
+         responses=_responses(200, TranscriptLink, "A presigned GET link", 400, 401, 403, 404, 409), tags=["jobs"])
 def get_transcript(job_id: IdPath, format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt") -> TranscriptLink:  # noqa: A002
     return control.transcript_link(caller(), job_id, format)
 
 
 @app.delete("/jobs/<job_id>", status_code=204, summary="Delete a job, its audio and its transcripts",
-            responses=_responses(204, None, "Deleted", 400, 401, 404), tags=["jobs"])
+            responses=_responses(204, None, "Deleted", 400, 401, 403, 404), tags=["jobs"])
 def delete_job(job_id: IdPath) -> None:
     deleted = control.delete_job(caller(), job_id)
     logger.info("job deleted", job_id=job_id, objects=deleted)
