@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.parser.models import S3Model
+from datetime import datetime
+
 from pydantic import BaseModel, ValidationError
 
 from hark.keys import parse_upload_key
@@ -43,6 +44,32 @@ class ChunkMessage(BaseModel):
     language: str = "auto"
 
 
+# Only the fields the worker reads: powertools' S3Model also requires userIdentity, requestParameters,
+# responseElements and ownerIdentity, which moto's server (and so the local stack) leaves out.
+class _S3Object(BaseModel):
+    key: str
+    size: int | None = None
+
+
+class _S3Bucket(BaseModel):
+    name: str
+
+
+class _S3Entity(BaseModel):
+    bucket: _S3Bucket
+    object: _S3Object
+
+
+class _S3Record(BaseModel):
+    eventName: str
+    eventTime: datetime
+    s3: _S3Entity
+
+
+class _S3Event(BaseModel):
+    Records: list[_S3Record]
+
+
 class NotifyMessage(BaseModel):
     kind: Literal["notify"] = "notify"
     job_id: str
@@ -64,7 +91,7 @@ def parse_transcribe_body(body: str) -> list[UploadEvent] | ChunkMessage:
         except ValidationError as err:
             raise BrokenMessage(f"chunk message is malformed: {err.error_count()} errors") from None
     try:
-        event = S3Model.model_validate(data)
+        event = _S3Event.model_validate(data)
     except ValidationError:
         raise BrokenMessage("message is neither an S3 event nor a chunk message") from None
     uploads = []
