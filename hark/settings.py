@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
     retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
     poll_wait_seconds: int = 20
+    # How long a received message stays hidden; a heartbeat re-extends it every third of that while
+    # work runs, so a killed worker's message returns this soon. None: the queue's own timeout.
+    visibility_lease_seconds: int | None = None
+    # ECS stopTimeout: after SIGTERM the worker finishes its message or hands it back within this.
+    stop_timeout_seconds: float = 110
 
     @property
     def resolved_jwks_url(self) -> str:
