@@ -174,7 +174,7 @@ class HarkUser(HttpUser):
                 return
             try:
                 body = r.json()
-                jobs = body["jobs"] if isinstance(body, dict) else body
+                jobs = body["items"]  # {"items": [...], "next_cursor": str | null}
                 assert isinstance(jobs, list) and len(jobs) <= 20
             except (ValueError, KeyError, TypeError, AssertionError):
                 r.failure(f"not a page of at most 20 jobs: {r.text[:200]}")
