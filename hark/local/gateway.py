@@ -203,6 +203,6 @@ def _covers(resource, arn: str) -> bool:
     """IAM-style wildcard match of a policy Resource (string or list) against a method ARN."""
     patterns = resource if isinstance(resource, list) else [resource]
     for pattern in patterns:
-        if isinstance(pattern, str) and re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), arn):
+        if isinstance(pattern, str) and re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), arn, re.DOTALL):
             return True
     return False
