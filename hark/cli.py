@@ -174,12 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("action", choices=["install", "path"])
     model.set_defaults(func=cmd_model)
 
-    try:
-        from hark import ops
-    except ImportError:
-        ops = None
-    if ops is not None and hasattr(ops, "register"):
-        ops.register(sub)
+    from hark import ops
+
+    ops.register(sub)
     return parser
 
 
