@@ -297,3 +297,17 @@ def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, stor
     assert queue_depth(res.notify_queue.dlq_name) == 0
     assert sorted(p.stem for p in outbox.glob("*.eml")) == sorted(j.job_id for j in jobs)
     assert up.stop() == 0
+
+
+def test_two_workers_and_duplicates_still_one_email_per_job(emulator, store, start_worker):
+    jobs = [make_job(store, status=JobStatus.COMPLETED if i % 2 else JobStatus.FAILED) for i in range(4)]
+    for _ in range(2):
+        for job in jobs:
+            notify(job.job_id)
+    workers = [start_worker(HARK_NOTIFY_BATCH_SIZE="1"), start_worker(HARK_NOTIFY_BATCH_SIZE="1")]
+    wait_until(lambda: all_done(emulator.endpoint, len(jobs)), 40, "every job's email")
+    time.sleep(1.5)
+    emails = sent_emails(emulator.endpoint)
+    assert sorted(parsed(e)["X-Hark-Job-Id"] for e in emails) == sorted(j.job_id for j in jobs)
+    assert all(store.get(j.job_id).notified_at for j in jobs)
+    assert all(w.stop() == 0 for w in workers)

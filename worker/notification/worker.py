@@ -189,9 +189,12 @@ class NotificationWorker:
                     logger.info("already notified: duplicate message dropped")
                     self._delete(message)
                     return "duplicate"
-                # Another sender holds the lease: look again when it has run out.
-                logger.info("another sender holds this job's email: retrying after its lease")
-                self._set_visibility(message, self.settings.notify_lease_seconds)
+                # Another sender holds the lease: usually it finishes in a moment (then this message
+                # is a duplicate); if it died, the lease runs out and a later retry sends.
+                delay = backoff_seconds(receive_count, self.settings)
+                logger.info("another sender holds this job's email: retrying later",
+                            extra={"retry_in_seconds": delay})
+                self._set_visibility(message, delay)
                 return "leased"
             claimed = True
             if not job.email:
