@@ -123,6 +123,8 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
         w.start()
     threading.Thread(target=supervisor.watch, daemon=True, name="supervisor").start()
 
+    # The in-process Lambda handlers log every request as JSON; keep the terminal for what matters.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     origin = f"http://127.0.0.1:{port}"
     config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": origin,
               "authorizedParties": settings.authorized_parties}
