@@ -74,5 +74,7 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
     monitoring.add_stack_dependency(api)
     monitoring.add_stack_dependency(workers)
 
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # Acknowledged findings are also written into each resource's Metadata (cdk_nag.rules_to_suppress),
+    # so the reasons travel with the templates.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     return app

@@ -1,0 +1,122 @@
+"""Synthesises the CDK app once per test session (offline, environment-agnostic) into a temp folder.
+
+Every infra test asserts on these templates; cdk-nag runs during this one synth, and cfn-lint lints the
+same templates, so the whole infra suite costs one synth (~10-20 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+STACKS = ("Web", "Queues", "Tables", "Email", "Storage", "Api", "Workers", "Monitoring")
+TEST_CONTEXT = {
+    "hark:stack": "hark-ci",
+    "hark:issuer": "https://clerk.hark.example",
+    "hark:authorizedParties": ["https://app.hark.example"],
+    "hark:webOrigin": "https://app.hark.example",
+    "hark:emailSender": "transcripts@hark.example",
+    "hark:alarmEmail": "ops@hark.example",
+}
+
+
+@dataclass
+class Synth:
+    outdir: Path
+    templates: dict[str, dict]
+    error: str | None  # the synth's exception (a cdk-nag failure), if any
+    report: dict | None  # cdk.out/validation-report.json
+    manifest: dict
+
+    def template(self, stack: str) -> dict:
+        return self.templates[stack]
+
+    def assertions(self, stack: str):
+        from aws_cdk.assertions import Template
+
+        return Template.from_json(self.templates[stack])
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> Synth:
+    pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    for path in (str(INFRA), str(REPO)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from hark_infra import build_app
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    error = None
+    try:
+        build_app(context=TEST_CONTEXT, outdir=str(outdir)).synth()
+    except Exception as exc:  # a validation (cdk-nag) failure still writes the templates and the report
+        error = str(exc)
+    report_file = outdir / "validation-report.json"
+    return Synth(
+        outdir=outdir,
+        templates={s: json.loads((outdir / f"{s}.template.json").read_text())
+                   for s in STACKS if (outdir / f"{s}.template.json").exists()},
+        error=error,
+        report=json.loads(report_file.read_text()) if report_file.exists() else None,
+        manifest=json.loads((outdir / "manifest.json").read_text()) if (outdir / "manifest.json").exists() else {},
+    )
+
+
+def resources_of(template: dict, rtype: str) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+
+
+def one(template: dict, rtype: str) -> dict:
+    found = resources_of(template, rtype)
+    assert len(found) == 1, f"expected one {rtype}, found {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def role_statements(template: dict, role_prefix: str) -> list[dict]:
+    """Every statement of the inline policies attached to the role whose logical id starts with role_prefix."""
+    roles = [k for k, v in resources_of(template, "AWS::IAM::Role").items() if k.startswith(role_prefix)]
+    assert len(roles) == 1, f"role {role_prefix}: {roles}"
+    statements = []
+    for policy in resources_of(template, "AWS::IAM::Policy").values():
+        if {"Ref": roles[0]} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    for inline in template["Resources"][roles[0]]["Properties"].get("Policies", []):
+        statements += inline["PolicyDocument"]["Statement"]
+    assert not template["Resources"][roles[0]]["Properties"].get("ManagedPolicyArns"), "task roles: inline only"
+    return statements
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def render(value) -> str:
+    """A resource ARN as text: Fn::Join parts joined, pseudo parameters as ${AWS::...}."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(render(p) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    return json.dumps(value, sort_keys=True)
+
+
+def grants(statements: list[dict]) -> set[tuple[str, str]]:
+    """(action, resource) pairs the Allow statements grant."""
+    pairs = set()
+    for st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        for action in as_list(st["Action"]):
+            for resource in as_list(st["Resource"]):
+                pairs.add((action, render(resource)))
+    return pairs

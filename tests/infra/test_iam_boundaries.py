@@ -1,0 +1,106 @@
+"""Least privilege: each role reaches only its own resources."""
+
+from __future__ import annotations
+
+import pytest
+
+from hark.resources import resources
+
+from .conftest import TEST_CONTEXT, grants, role_statements
+
+RES = resources(TEST_CONTEXT["hark:stack"])
+AUDIO = f"arn:${{AWS::Partition}}:s3:::{RES.audio_bucket.name}"
+TRANSCRIPTS = f"arn:${{AWS::Partition}}:s3:::{RES.transcripts_bucket.name}"
+
+
+def _s3(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {(a, r) for a, r in pairs if a.startswith("s3:")}
+
+
+@pytest.fixture(scope="module")
+def api(synth):
+    return grants(role_statements(synth.template("Api"), "ApiFunctionRole"))
+
+
+@pytest.fixture(scope="module")
+def authorizer(synth):
+    return grants(role_statements(synth.template("Api"), "AuthorizerFunctionRole"))
+
+
+@pytest.fixture(scope="module")
+def transcription(synth):
+    return grants(role_statements(synth.template("Workers"), "TranscriptionTaskRole"))
+
+
+@pytest.fixture(scope="module")
+def notification(synth):
+    return grants(role_statements(synth.template("Workers"), "NotificationTaskRole"))
+
+
+def test_no_role_uses_service_wildcards(api, authorizer, transcription, notification):
+    for pairs in (api, authorizer, transcription, notification):
+        assert not [a for a, _ in pairs if a.endswith(":*") or a == "*"]
+        assert {r for a, r in pairs if r == "*"} <= {"*"} and all(
+            a.startswith("xray:") for a, r in pairs if r == "*")
+
+
+def test_api_cannot_read_audio(api):
+    assert not [r for a, r in api if a in ("s3:GetObject", "s3:GetObject*", "s3:*") and r.startswith(AUDIO)]
+    assert _s3(api) == {
+        ("s3:PutObject", f"{AUDIO}/uploads/*"),  # presigned uploads only
+        ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
+        ("s3:DeleteObject", f"{AUDIO}/uploads/*"), ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
+        ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"), ("s3:DeleteObject", f"{TRANSCRIPTS}/parts/*"),
+    }
+    assert not [a for a, _ in api if a.startswith(("sqs:", "ses:"))]
+
+
+def test_api_reaches_both_tables_and_their_indexes(api):
+    tables = {r.rsplit(":table/", 1)[1] for a, r in api if a == "dynamodb:Query"}
+    assert tables == {RES.jobs_table.name, RES.idempotency_table.name} | {
+        f"{RES.jobs_table.name}/index/{i.name}" for i in RES.jobs_table.indexes}
+    assert "dynamodb:Scan" not in {a for a, _ in api}
+
+
+def test_authorizer_needs_no_data_access(authorizer):
+    assert {a.split(":")[0] for a, _ in authorizer} <= {"logs", "xray"}
+
+
+def test_transcription_worker_cannot_send_email(transcription):
+    assert not [a for a, _ in transcription if a.startswith("ses:")]
+    assert _s3(transcription) == {
+        ("s3:GetObject", f"{AUDIO}/uploads/*"), ("s3:GetObject", f"{AUDIO}/chunks/*"),
+        ("s3:PutObject", f"{AUDIO}/chunks/*"),
+        ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"), ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*"),
+        ("s3:GetObject", f"{TRANSCRIPTS}/parts/*"), ("s3:PutObject", f"{TRANSCRIPTS}/parts/*"),
+    }
+    sqs = {(a, r.rsplit(":", 1)[1]) for a, r in transcription if a.startswith("sqs:")}
+    assert {("sqs:ReceiveMessage", RES.transcribe_queue.name), ("sqs:DeleteMessage", RES.transcribe_queue.name),
+            ("sqs:ChangeMessageVisibility", RES.transcribe_queue.name),
+            ("sqs:SendMessage", RES.transcribe_queue.name), ("sqs:SendMessage", RES.notify_queue.name)} <= sqs
+    assert ("sqs:ReceiveMessage", RES.notify_queue.name) not in sqs
+    assert {r.rsplit(":table/", 1)[1].split("/")[0] for a, r in transcription if a.startswith("dynamodb:")} == {
+        RES.jobs_table.name}
+
+
+def test_notifier_cannot_write_transcripts(notification, synth):
+    assert _s3(notification) == {("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*")}
+    assert not [a for a, _ in notification if a in ("s3:PutObject", "s3:DeleteObject")]
+    sqs = {(a, r.rsplit(":", 1)[1]) for a, r in notification if a.startswith("sqs:")}
+    assert {q for _, q in sqs} == {RES.notify_queue.name}
+    assert ("sqs:SendMessage", RES.notify_queue.name) not in sqs
+    ddb = {a for a, _ in notification if a.startswith("dynamodb:")}
+    assert "dynamodb:UpdateItem" in ddb and not ddb & {"dynamodb:PutItem", "dynamodb:DeleteItem"}
+    ses = [s for s in role_statements(synth.template("Workers"), "NotificationTaskRole")
+           if "ses:SendEmail" in s["Action"]]
+    (statement,) = ses
+    assert sorted(statement["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert statement["Resource"]["Fn::Join"][1][-1].endswith(f":identity/{TEST_CONTEXT['hark:emailSender']}")
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": TEST_CONTEXT["hark:emailSender"]}}
+
+
+def test_tasks_cannot_reach_instance_credentials(synth):
+    from .conftest import one
+
+    data = one(synth.template("Workers"), "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}

@@ -1,0 +1,147 @@
+"""GPU workers on ECS (EC2 g4dn through a launch template, capacity provider), the Fargate notifier, and
+scaling on backlog per worker with the thresholds of hark.scaling."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match
+
+from hark.scaling import DEFAULT_POLICY as P
+
+from .conftest import TEST_CONTEXT, one, resources_of
+
+STACK = TEST_CONTEXT["hark:stack"]
+
+
+def test_gpu_instances_from_a_launch_template_on_the_ecs_gpu_ami(synth):
+    template = synth.template("Workers")
+    data = one(template, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    assert data["InstanceType"] == "g4dn.xlarge"
+    image_param = data["ImageId"]["Ref"]
+    assert template["Parameters"][image_param]["Default"] == \
+        "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+    (volume,) = data["BlockDeviceMappings"]
+    assert volume["Ebs"]["Encrypted"] is True and volume["Ebs"]["VolumeType"] == "gp3"
+    assert not resources_of(template, "AWS::AutoScaling::LaunchConfiguration")
+
+
+def test_asg_mixes_spot_and_on_demand_and_scales_to_zero(synth):
+    asg = one(synth.template("Workers"), "AWS::AutoScaling::AutoScalingGroup")["Properties"]
+    assert asg["MinSize"] == "0" and asg["MaxSize"] == str(P.max_workers)
+    dist = asg["MixedInstancesPolicy"]["InstancesDistribution"]
+    assert dist["OnDemandBaseCapacity"] >= 0 and 0 < dist["OnDemandPercentageAboveBaseCapacity"] < 100
+    assert dist["SpotAllocationStrategy"] == "price-capacity-optimized"
+    assert asg["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"] == [{"InstanceType": "g4dn.xlarge"}]
+    assert asg["NewInstancesProtectedFromScaleIn"] is True  # managed termination protection
+
+
+def test_capacity_provider_with_managed_scaling_and_draining(synth):
+    t = synth.assertions("Workers")
+    t.has_resource_properties("AWS::ECS::CapacityProvider", {"AutoScalingGroupProvider": {
+        "AutoScalingGroupArn": Match.any_value(),
+        "ManagedScaling": {"Status": "ENABLED", "TargetCapacity": 100},
+        "ManagedTerminationProtection": "ENABLED",
+        "ManagedDraining": "ENABLED",
+    }})
+    t.has_resource_properties("AWS::ECS::Cluster", {
+        "ClusterName": f"{STACK}-workers",
+        "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]})
+
+
+def _container(synth, family: str) -> tuple[dict, dict]:
+    (task,) = [r["Properties"] for r in resources_of(synth.template("Workers"), "AWS::ECS::TaskDefinition").values()
+               if r["Properties"]["Family"] == family]
+    (container,) = task["ContainerDefinitions"]
+    return task, container
+
+
+def test_transcription_task_requests_a_gpu_and_drains_on_stop(synth):
+    task, c = _container(synth, f"{STACK}-transcription")
+    assert task["RequiresCompatibilities"] == ["EC2"]
+    assert c["ResourceRequirements"] == [{"Type": "GPU", "Value": "1"}]
+    assert c["StopTimeout"] == 120
+    assert c["Command"] == ["python", "-m", "worker.transcription"]
+    env = {e["Name"]: e["Value"] for e in c["Environment"]}
+    assert env["HARK_STACK"] == STACK and env["HARK_MODEL_DIR"] == "/opt/hark/model"
+    assert env["HARK_DEVICE"] == "cuda"
+    assert not [k for k in env if k.startswith("HARK_AWS_ENDPOINT")]
+    assert c["HealthCheck"]["Command"] == ["CMD", "/usr/local/bin/hark-healthcheck"]
+    assert c["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_transcription_service_uses_the_gpu_capacity_provider(synth):
+    t = synth.assertions("Workers")
+    t.has_resource_properties("AWS::ECS::Service", {
+        "ServiceName": f"{STACK}-transcription",
+        "DesiredCount": 0,
+        "CapacityProviderStrategy": [Match.object_like({"CapacityProvider": Match.any_value(), "Weight": 1})],
+    })
+
+
+def test_notification_worker_on_fargate(synth):
+    task, c = _container(synth, f"{STACK}-notification")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert c["Command"] == ["python", "-m", "worker.notification"]
+    env = {e["Name"]: e["Value"] for e in c["Environment"]}
+    assert env["HARK_EMAIL_SENDER"] == TEST_CONTEXT["hark:emailSender"]
+    assert env["HARK_WEB_URL"] == TEST_CONTEXT["hark:webOrigin"]
+    assert "ResourceRequirements" not in c
+    synth.assertions("Workers").has_resource_properties("AWS::ECS::Service", {
+        "ServiceName": f"{STACK}-notification", "LaunchType": "FARGATE", "DesiredCount": 1,
+        "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})}})
+
+
+@pytest.fixture(scope="module")
+def scaling(synth):
+    template = synth.template("Workers")
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    policies = resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    out = {}
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        (expr,) = [m for m in props["Metrics"] if "Expression" in m]
+        (action,) = props["AlarmActions"]
+        out[expr["Expression"]] = (props, policies[action["Ref"]]["Properties"]["StepScalingPolicyConfiguration"])
+    return out
+
+
+def test_scaling_metric_math_is_visible_messages_over_running_tasks(scaling):
+    assert P.backlog_expression == "IF(tasks > 0, visible / tasks, 0)"
+    props, _ = scaling[P.backlog_expression]
+    metrics = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
+    assert metrics["visible"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert metrics["visible"]["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": f"{STACK}-transcribe"}]
+    assert metrics["tasks"]["Metric"]["MetricName"] == "RunningTaskCount"
+    assert metrics["tasks"]["Metric"]["Namespace"] == "ECS/ContainerInsights"
+    assert {d["Name"]: d["Value"] for d in metrics["tasks"]["Metric"]["Dimensions"]} == {
+        "ClusterName": f"{STACK}-workers", "ServiceName": f"{STACK}-transcription"}
+
+
+def test_scale_out_above_500_per_worker_by_max_20_percent_or_10(scaling):
+    props, step = scaling[P.backlog_expression]
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 500
+    assert step["AdjustmentType"] == "PercentChangeInCapacity"
+    assert step["MinAdjustmentMagnitude"] == 10
+    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 20}]
+
+
+def test_scale_in_below_200_per_worker_with_a_guard(scaling):
+    props, step = scaling[P.scale_in_expression]
+    assert props["ComparisonOperator"] == "LessThanThreshold" and props["Threshold"] == 200
+    assert props["EvaluationPeriods"] == P.scale_in_evaluation_periods
+    assert step["AdjustmentType"] == "PercentChangeInCapacity" and step["MinAdjustmentMagnitude"] == 10
+    assert step["StepAdjustments"] == [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": -20}]
+    assert "visible + inflight == 0" in P.scale_in_expression
+
+
+def test_wake_from_zero_when_work_arrives(scaling):
+    props, step = scaling[P.wake_expression]
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+    assert step["AdjustmentType"] == "ChangeInCapacity"
+    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": P.wake_workers}]
+
+
+def test_scalable_target_zero_to_max(synth):
+    synth.assertions("Workers").has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
+        "MinCapacity": 0, "MaxCapacity": P.max_workers, "ScalableDimension": "ecs:service:DesiredCount",
+        "ResourceId": f"service/{STACK}-workers/{STACK}-transcription"})
