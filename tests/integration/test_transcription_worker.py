@@ -1,0 +1,279 @@
+"""The transcription worker in a subprocess against the emulator: real model, real S3 events, real SQS.
+
+A job record is created, the audio goes up through a presigned POST, moto's S3 sends the real
+ObjectCreated event to the transcribe queue, and `python -m worker.transcription` does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from hark import aws, keys
+from hark.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.messages import NotifyMessage
+from tests.conftest import SHARED_SPEECH
+from tests.wer import word_error_rate
+
+REPO = Path(__file__).resolve().parents[2]
+ENGLISH = ("The committee met on Tuesday morning to review the budget for the new library. "
+           "After a long discussion, they agreed to buy more books for the children and to open "
+           "the building on Sunday afternoons.")
+SPANISH = ("El comité se reunió el martes por la mañana para revisar el presupuesto de la nueva "
+           "biblioteca. Después de una larga discusión, acordaron comprar más libros para los niños.")
+CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "flac": "audio/flac",
+                 "ogg": "audio/ogg", "opus": "audio/opus", "webm": "audio/webm", "txt": "text/plain"}
+
+
+# -- harness (also used by test_pipeline_faults.py) ----------------------------------------------
+class WorkerProcess:
+    """`python -m worker.transcription` with the emulator's environment; its JSON log kept on disk."""
+
+    def __init__(self, log_path: Path, model_dir: Path, **env: str):
+        self.log_path = log_path
+        environment = {**os.environ, "HARK_MODEL_DIR": str(model_dir), "HARK_POLL_WAIT_SECONDS": "1",
+                       "HARK_CPU_THREADS": "2", "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker.transcription"], cwd=REPO, env=environment,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def lines(self) -> list[dict]:
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def logged(self, message: str) -> list[dict]:
+        return [line for line in self.lines() if line.get("message") == message]
+
+    def wait_for(self, message: str, timeout: float = 120) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = self.logged(message)
+            if found:
+                return found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        pytest.fail(f"worker never logged {message!r}:\n{self.log_path.read_text()[-3000:]}")
+
+    def metrics(self) -> list[dict]:
+        return [line for line in self.lines() if "_aws" in line]
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def workers(tmp_path, model_dir):
+    """start(**env) -> a started WorkerProcess; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "worker", ready: bool = True, **env) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"{name}-{len(started)}.log", model_dir, **env)
+        started.append(worker)
+        if ready:
+            worker.wait_for("worker ready", timeout=90)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def create_job(filename: str, content_type: str, user: str = "user_a", language: str = "auto", size: int = 1) -> Job:
+    job_id = new_job_id()
+    job = Job(job_id=job_id, user_id=user, email=f"{user}@example.com", filename=filename, content_type=content_type,
+              size_bytes=size, language=language, audio_key=keys.upload_key(user, job_id, filename),
+              status=JobStatus.UPLOADING, created_at=now_iso(), updated_at=now_iso())
+    return aws.job_store().create(job)
+
+
+def post_upload(key: str, path: Path, content_type: str) -> None:
+    """The browser's upload: a presigned POST straight to the audio bucket."""
+    post = aws.client("s3").generate_presigned_post(
+        Bucket=aws.stack_resources().audio_bucket.name, Key=key, Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}], ExpiresIn=600,
+    )
+    with open(path, "rb") as f:
+        reply = requests.post(post["url"], data=post["fields"], files={"file": (path.name, f, content_type)},
+                              timeout=60)
+    assert reply.status_code in (200, 201, 204), reply.text
+
+
+def submit(path: Path, language: str = "auto", user: str = "user_a", content_type: str | None = None) -> Job:
+    content_type = content_type or CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+    job = create_job(path.name, content_type, user=user, language=language, size=max(path.stat().st_size, 1))
+    post_upload(job.audio_key, path, content_type)
+    return job
+
+
+def wait_finished(job_ids: list[str], timeout: float = 240) -> dict[str, Job]:
+    store = aws.job_store()
+    deadline = time.time() + timeout
+    while True:
+        jobs = {job_id: store.get(job_id) for job_id in job_ids}
+        if all(j and j.status.finished for j in jobs.values()):
+            return jobs
+        if time.time() > deadline:
+            pytest.fail("not finished: " + ", ".join(f"{k}={v.status if v else None}" for k, v in jobs.items()))
+        time.sleep(0.5)
+
+
+def drain(queue_name: str) -> list[dict]:
+    """Every message now in a queue (kept hidden, so each is counted once)."""
+    sqs = aws.client("sqs")
+    url = aws.queue_url(queue_name)
+    out = []
+    while True:
+        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=600,
+                                    AttributeNames=["All"])
+        batch = reply.get("Messages", [])
+        if not batch:
+            return out
+        out.extend(batch)
+
+
+def notified_job_ids() -> list[str]:
+    return [NotifyMessage.model_validate_json(m["Body"]).job_id for m in drain(aws.stack_resources().notify_queue.name)]
+
+
+def read_transcript(job: Job, fmt: str) -> tuple[str, str]:
+    obj = aws.client("s3").get_object(Bucket=aws.stack_resources().transcripts_bucket.name,
+                                      Key=keys.transcript_key(job.user_id, job.job_id, fmt))
+    return obj["Body"].read().decode("utf-8"), obj["ContentType"]
+
+
+def assert_exactly_once(jobs: dict[str, Job], notified: list[str]) -> None:
+    """No job lost (every one finished) and none done twice (one notification each)."""
+    for job_id, job in jobs.items():
+        assert job.status.finished, f"{job_id} is {job.status}"
+        assert notified.count(job_id) == 1, f"{job_id} notified {notified.count(job_id)} times"
+    assert set(notified) <= set(jobs), f"notifications for unknown jobs: {set(notified) - set(jobs)}"
+
+
+def reference(name: str) -> str:
+    return (SHARED_SPEECH / name).with_suffix(".txt").read_text().strip()
+
+
+# -- tests ---------------------------------------------------------------------------------------
+def test_transcribes_every_format_and_language(stack, workers, speech):
+    cases = [  # (file, language expected, reference text)
+        (speech(ENGLISH, "en", "mp3"), "en", ENGLISH),
+        (speech(ENGLISH, "en", "m4a"), "en", ENGLISH),
+        (speech(ENGLISH, "en", "webm"), "en", ENGLISH),
+        (speech(SPANISH, "es", "ogg"), "es", SPANISH),
+        (speech(SPANISH, "es", "opus"), "es", SPANISH),
+        (SHARED_SPEECH / "en_jfk.flac", "en", reference("en_jfk.flac")),  # 44.1 kHz stereo
+        (SHARED_SPEECH / "en_librispeech_1272-128104-0000.wav", "en", reference("en_librispeech_1272-128104-0000")),
+        (SHARED_SPEECH / "es_picovoice_test_es.wav", "es", reference("es_picovoice_test_es")),
+        (SHARED_SPEECH / "en_fleurs_000.ogg", "en", reference("en_fleurs_000")),  # Opus in Ogg
+    ]
+    worker = workers()
+    jobs = [submit(path) for path, _, _ in cases]
+    # A language asked for is used as given (no detection).
+    asked = submit(speech(SPANISH, "es", "wav"), language="es")
+    finished = wait_finished([j.job_id for j in [*jobs, asked]])
+
+    for job, (path, language, text) in zip(jobs, cases):
+        done = finished[job.job_id]
+        assert done.status == JobStatus.COMPLETED, done.error
+        assert done.detected_language == language, path.name
+        assert done.duration_seconds and done.duration_seconds > 1
+        outputs = {fmt: read_transcript(job, fmt) for fmt in keys.TRANSCRIPT_FORMATS}
+        assert outputs["txt"][1].startswith("text/plain") and outputs["json"][1] == "application/json"
+        assert outputs["srt"][1].startswith("application/x-subrip") and outputs["vtt"][1].startswith("text/vtt")
+        assert outputs["vtt"][0].startswith("WEBVTT\n\n") and " --> " in outputs["vtt"][0]
+        assert outputs["srt"][0].startswith("1\n00:00:") and "," in outputs["srt"][0].splitlines()[1]
+        data = json.loads(outputs["json"][0])
+        assert data["language"] == language and data["model"] == "whisper-base"
+        assert abs(data["duration"] - done.duration_seconds) < 0.01
+        words = [w for s in data["segments"] for w in s["words"]]
+        assert words and all(0 <= w["probability"] <= 1 and w["start"] <= w["end"] for w in words)
+        error = word_error_rate(text, outputs["txt"][0])
+        print(f"{path.name}: language {language}, WER {error:.1%}")
+        assert error <= 0.20, outputs["txt"][0]
+
+    assert finished[asked.job_id].status == JobStatus.COMPLETED
+    assert finished[asked.job_id].detected_language == "es"
+    assert_exactly_once(finished, notified_job_ids())
+    # Observability: JSON lines carry the job id; EMF metrics in the Hark namespace.
+    assert {j.job_id for j in jobs} <= {line.get("job_id") for line in worker.logged("job completed")}
+    emitted = {m["Name"] for blob in worker.metrics() for d in blob["_aws"]["CloudWatchMetrics"]
+               for m in d["Metrics"] if d["Namespace"] == "Hark"}
+    assert {"JobsCompleted", "AudioSeconds", "ProcessingSeconds", "RealTimeFactor", "QueueWaitSeconds",
+            "Attempts"} <= emitted
+
+
+def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path):
+    not_audio = tmp_path / "notes.mp3"
+    not_audio.write_text("Meeting notes: this is a text file with an audio file's name.\n" * 40)
+    garbage = tmp_path / "noise.wav"
+    garbage.write_bytes(os.urandom(20000))
+    empty = tmp_path / "empty.m4a"
+    empty.write_bytes(b"")
+    too_long = speech(" ".join([ENGLISH] * 3), "en", "mp3")  # about 40 s, small
+    big = tmp_path / "big.wav"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(big), "synth", "8", "sine", "440"],
+                   check=True)
+    workers(HARK_MAX_AUDIO_SECONDS="30", HARK_MAX_UPLOAD_BYTES=str(1024 * 1024))
+    jobs = {
+        "not an audio file": submit(not_audio),
+        "not an audio file ": submit(garbage),
+        "the file is empty": submit(empty),
+        "the recording is longer than the maximum of 0.5 minutes": submit(too_long),
+        "the file is larger than the maximum of 1 MB": submit(big),
+    }
+    # An upload for a job that does not exist (deleted, or foreign) is dropped, not failed.
+    stray = create_job("stray.wav", "audio/wav")
+    aws.job_store().delete(stray.job_id)
+    post_upload(stray.audio_key, speech("hello there", "en", "wav"), "audio/wav")
+
+    finished = wait_finished([j.job_id for j in jobs.values()], timeout=120)
+    for reason, job in jobs.items():
+        done = finished[job.job_id]
+        assert done.status == JobStatus.FAILED
+        assert done.error.startswith(reason.strip()), done.error
+    time.sleep(2)  # the stray upload's event
+    notified = notified_job_ids()
+    assert_exactly_once(finished, notified)
+    assert stray.job_id not in notified and aws.job_store().get(stray.job_id) is None
+
+
+def test_long_recording_without_invented_text(stack, workers):
+    """3.9 minutes of real read speech: the batched pipeline keeps WER low where sequential decoding
+    with default settings invents text (DESIGN.md)."""
+    clip = SHARED_SPEECH / "en_ljspeech_LJ001-0001-0032_long.flac"
+    workers()
+    job = submit(clip)
+    done = wait_finished([job.job_id], timeout=400)[job.job_id]
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.chunks_total is None  # under the chunking threshold: one pass
+    text, _ = read_transcript(job, "txt")
+    error = word_error_rate(reference(clip.name), text)
+    print(f"{clip.name}: {done.duration_seconds:.0f} s, WER {error:.1%}")
+    assert error <= 0.08
+    segments = json.loads(read_transcript(job, "json")[0])["segments"]
+    assert all(a["start"] <= b["start"] for a, b in zip(segments, segments[1:]))
+    assert segments[-1]["end"] <= done.duration_seconds + 0.5
+    assert_exactly_once({job.job_id: done}, notified_job_ids())
