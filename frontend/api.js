@@ -30,10 +30,20 @@ export function setUnauthorizedHandler(fn) {
 
 // -- Session ----------------------------------------------------------------------------------
 
+/** expires_at as ms since epoch: accepts an ISO 8601 string or epoch seconds (a JWT's `exp`). */
+export function expiryMs(expiresAt) {
+  if (expiresAt == null || expiresAt === "") return null;
+  const n = Number(expiresAt);
+  if (Number.isFinite(n)) return n < 1e12 ? n * 1000 : n;
+  const t = Date.parse(expiresAt);
+  return Number.isNaN(t) ? null : t;
+}
+
 export function currentSession() {
   try {
     const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
-    if (s && s.token && (!s.expires_at || Date.parse(s.expires_at) > Date.now())) return s;
+    const expires = expiryMs(s?.expires_at);
+    if (s && s.token && (expires === null || expires > Date.now())) return s;
   } catch { /* corrupt entry: treat as signed out */ }
   sessionStorage.removeItem(SESSION_KEY);
   return null;

@@ -1,7 +1,7 @@
 // Hark web app: sign in, upload recordings, watch jobs, read transcripts. No framework, no build.
 
 import {
-  createJob, currentSession, deleteJob, devSignIn, getConfig, getJob, linkExpiry,
+  createJob, currentSession, deleteJob, devSignIn, expiryMs, getConfig, getJob, linkExpiry,
   listJobs, loadConfig, setUnauthorizedHandler, signOut, uploadToS3,
 } from "./api.js";
 import { openViewer } from "./viewer.js";
@@ -10,6 +10,7 @@ import { el, formatBytes, formatDuration, languageName, timeAgo } from "./ui.js"
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
 const PAGE = 20;
+const ABANDONED_UPLOAD_MS = 2 * 3600 * 1000; // longer than any presigned upload lives
 const FORMATS = ["txt", "json", "srt", "vtt"];
 const FINISHED = new Set(["COMPLETED", "FAILED"]);
 const STATUS_TEXT = {
@@ -45,8 +46,9 @@ function showSignedIn(session) {
   $("session").hidden = false;
   $("session-email").textContent = session?.email || "you";
   clearTimeout(state.expiryTimer);
-  if (session?.expires_at) {
-    const ms = Date.parse(session.expires_at) - Date.now();
+  const expires = expiryMs(session?.expires_at);
+  if (expires) {
+    const ms = expires - Date.now();
     if (ms > 0 && ms < 2 ** 31) state.expiryTimer = setTimeout(() => endSession("Your session expired. Please sign in again."), ms);
   }
   refresh();
@@ -252,6 +254,8 @@ function jobCard(job) {
   if (progress) {
     const ratio = up ? up.progress : job.chunks.done / job.chunks.total;
     bar = el("progress", { max: 100, value: Math.round(ratio * 100), "aria-label": `${job.filename}: ${progress}` });
+  } else if (abandoned(job)) {
+    bar = el("span", { className: "muted" }, "The upload did not finish. Delete this and upload the file again.");
   } else if (!FINISHED.has(status)) {
     bar = el("progress", { "aria-label": `${job.filename}: ${STATUS_TEXT[status]}` }); // indeterminate
   }
@@ -280,7 +284,7 @@ function jobCard(job) {
 function signature(job) {
   const up = state.uploads.get(job.job_id);
   return JSON.stringify([job.status, job.updated_at, job.chunks, job.transcript, job.error, job.detected_language,
-    up && Math.round(up.progress * 100), up?.error]);
+    up && Math.round(up.progress * 100), up?.error, abandoned(job)]);
 }
 
 function renderJob(id) {
@@ -348,10 +352,17 @@ async function refresh() {
   schedulePoll();
 }
 
+/** An upload that no tab of ours is sending and that started long ago will not move on by itself. */
+function abandoned(job) {
+  return job.status === "UPLOADING" && !state.uploads.has(job.job_id)
+    && Date.now() - Date.parse(job.created_at) > ABANDONED_UPLOAD_MS;
+}
+
 function schedulePoll(ms = POLL_MS) {
   clearTimeout(state.pollTimer);
   if ($("app").hidden) return;
-  const busy = [...state.jobs.values()].some((j) => !FINISHED.has(j.status) && !state.uploads.get(j.job_id)?.error);
+  const busy = [...state.jobs.values()].some((j) => !FINISHED.has(j.status) && !state.uploads.get(j.job_id)?.error
+    && !abandoned(j));
   if (busy || ms < POLL_MS) state.pollTimer = setTimeout(refresh, ms);
 }
 
