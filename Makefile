@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: up test install install-test system-deps model synth bench load lint clean
+.PHONY: up test install install-test system-deps model synth bench load clean
 
 ## make up: the embedded default (AWS emulator, local gateway, CPU workers, web page) until Ctrl-C.
 up: install model
@@ -51,6 +51,18 @@ synth: install-test
 
 bench: install-test
 	$(PY) bench/handlers.py
+	$(PY) bench/transcription.py
 
 clean:
 	rm -rf $(VENV) .hark cdk.out infra/cdk.out .pytest_cache
+
+## make load: locust against a running stack (HARK_SERVER, default the local one), API-only then uploads.
+HARK_SERVER ?= http://127.0.0.1:8000
+LOAD_USERS  ?= 4
+LOAD_TIME   ?= 30s
+load: install-test
+	@mkdir -p .hark/load
+	$(VENV)/bin/locust -f loadtests/locustfile.py ApiUser --headless -u $(LOAD_USERS) -r $(LOAD_USERS) \
+	  --run-time $(LOAD_TIME) --host $(HARK_SERVER) --csv .hark/load/api --only-summary
+	$(VENV)/bin/locust -f loadtests/locustfile.py TranscribeUser --headless -u $(LOAD_USERS) -r $(LOAD_USERS) \
+	  --run-time $(LOAD_TIME) --host $(HARK_SERVER) --csv .hark/load/transcribe --only-summary --stop-timeout 120

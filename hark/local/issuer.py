@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jwt
@@ -59,4 +60,5 @@ class DevIssuer:
             "email": email.strip(),
         }
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
-        return {"token": token, "user_id": claims["sub"], "email": claims["email"], "expires_at": claims["exp"]}
+        expires = datetime.fromtimestamp(claims["exp"], timezone.utc).isoformat().replace("+00:00", "Z")
+        return {"token": token, "user_id": claims["sub"], "email": claims["email"], "expires_at": expires}

@@ -152,6 +152,8 @@ Try:  hark transcribe recording.mp3
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C (or kill -INT) must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
