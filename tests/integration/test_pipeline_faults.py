@@ -1,0 +1,226 @@
+"""Issue 4, transcription side: long audio across workers, duplicates, crashes, retries, poison, SIGTERM.
+
+Real worker processes, the real model and moto's server; faults are real too (a killed process, a
+missing bucket, a duplicated event body). Every test ends asserting that no job was lost and none
+was done twice: each job finished, and exactly one notification per job.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hark import aws, keys
+from hark.jobs import JobStatus
+from hark.settings import Settings
+from tests.conftest import SHARED_SPEECH
+from tests.integration.test_transcription_worker import (
+    ENGLISH,
+    assert_exactly_once,
+    drain,
+    notified_job_ids,
+    read_transcript,
+    reference,
+    submit,
+    wait_finished,
+    workers,  # noqa: F401  (fixture)
+)
+from tests.wer import word_error_rate
+
+LONG_CLIP = SHARED_SPEECH / "en_ljspeech_LJ001-0001-0032_long.flac"
+
+
+def queue_empty(name: str) -> bool:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url(name),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def wait_queue_empty(name: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not queue_empty(name):
+        assert time.time() < deadline, f"{name} still holds messages"
+        time.sleep(0.5)
+
+
+def unchunked_text(model_dir: Path, path: Path) -> str:
+    """The same recording in one pass, in this process: the yardstick for chunked transcription."""
+    from worker.transcription.audio import load
+    from worker.transcription.engine import Engine
+
+    engine = Engine(Settings(model_dir=str(model_dir)))
+    return engine.transcribe(load(path, 10 * 3600), "auto").text
+
+
+def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target: float, timeout: float):
+    env = dict(HARK_CHUNK_THRESHOLD_SECONDS=str(target), HARK_CHUNK_TARGET_SECONDS=str(target))
+    pair = [workers("a", **env), workers("b", **env)]
+    job = submit(clip)
+    done = wait_finished([job.job_id], timeout=timeout)[job.job_id]
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.chunks_total and done.chunks_total >= 3 and done.chunks_done == done.chunks_total
+
+    # Both workers transcribed chunks, and between them every chunk (a part per chunk).
+    by_worker = [{line["index"] for line in w.logged("chunk transcribed")} for w in pair]
+    print(f"chunks per worker: {[sorted(s) for s in by_worker]} of {done.chunks_total}")
+    assert all(by_worker), "one worker did no chunk"
+    assert set().union(*by_worker) == set(range(done.chunks_total))
+    s3 = aws.client("s3")
+    bucket = aws.stack_resources().transcripts_bucket.name
+    for index in range(done.chunks_total):
+        s3.head_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
+
+    # One continuous timeline.
+    data = json.loads(read_transcript(job, "json")[0])
+    starts = [s["start"] for s in data["segments"]]
+    assert starts == sorted(starts) and starts[-1] > done.duration_seconds * 0.8
+    words = [w["start"] for s in data["segments"] for w in s["words"]]
+    assert words == sorted(words) and data["segments"][-1]["end"] <= done.duration_seconds + 0.5
+    assert abs(data["duration"] - done.duration_seconds) < 0.01
+
+    chunked = word_error_rate(text, read_transcript(job, "txt")[0])
+    whole = word_error_rate(text, unchunked_text(model_dir, clip))
+    print(f"{clip.name}: {done.duration_seconds:.0f} s in {done.chunks_total} chunks: "
+          f"WER chunked {chunked:.2%}, unchunked {whole:.2%}")
+    assert chunked <= whole + 0.01
+    wait_queue_empty(aws.stack_resources().transcribe_queue.name)
+    assert_exactly_once({job.job_id: done}, notified_job_ids())
+
+
+def test_long_audio_is_split_across_workers(stack, workers, model_dir):
+    chunked_against_unchunked(workers, model_dir, LONG_CLIP, reference(LONG_CLIP.name), target=60, timeout=300)
+
+
+@pytest.mark.slow
+def test_25_minute_recording_chunked_matches_unchunked(stack, workers, model_dir, speech, tmp_path):
+    """Issue 4: a recording of 25 minutes or more, default chunk sizes (10 min threshold, 5 min chunks)."""
+    texts = [p.read_text().strip() for p in sorted(SHARED_SPEECH.glob("en_*.txt"))]
+    sentences, minutes = [], 0.0
+    while minutes < 25.5:  # espeak-ng at 150 words a minute, plus pauses
+        for text in texts:
+            sentences.append(text)
+            minutes += len(text.split()) / 150
+    text = " ".join(sentences)
+    wav = speech(text, "en", "wav")
+    flac = tmp_path / "long.flac"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000",
+                    str(flac)], check=True)
+    seconds = float(subprocess.run(["soxi", "-D", str(flac)], capture_output=True, text=True, check=True).stdout)
+    assert seconds >= 25 * 60, seconds
+    chunked_against_unchunked(workers, model_dir, flac, text, target=300, timeout=1800)
+
+
+def test_duplicate_event_gives_one_transcript(stack, workers, speech):
+    job = submit(speech(ENGLISH, "en", "mp3"))
+    sqs = aws.client("sqs")
+    url = aws.queue_url(stack.transcribe_queue.name)
+    # Take the real S3 event off the queue and deliver its body twice (S3 delivers at least once).
+    taken = drain(stack.transcribe_queue.name)
+    events = [m for m in taken if job.job_id in m["Body"]]
+    assert len(events) == 1
+    for m in taken:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    for _ in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=events[0]["Body"])
+
+    pair = [workers("a"), workers("b")]
+    done = wait_finished([job.job_id])
+    assert done[job.job_id].status == JobStatus.COMPLETED
+    wait_queue_empty(stack.transcribe_queue.name)
+    # A third copy after the job finished is dropped too.
+    sqs.send_message(QueueUrl=url, MessageBody=events[0]["Body"])
+    wait_queue_empty(stack.transcribe_queue.name)
+    claimed = sum(len(w.logged("job claimed")) for w in pair)
+    duplicates = sum(len([x for x in w.lines() if x.get("message", "").startswith("duplicate event")]) for w in pair)
+    assert claimed == 1 and duplicates == 2
+    assert_exactly_once(done, notified_job_ids())
+
+
+def test_killed_worker_job_is_finished_by_another(stack, workers, speech):
+    lease = dict(HARK_VISIBILITY_LEASE_SECONDS="6")
+    first = workers("first", **lease)
+    job = submit(speech(" ".join([ENGLISH] * 4), "en", "mp3"))  # about a minute of speech
+    first.wait_for("transcribing")
+    second = workers("second", **lease)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+
+    done = wait_finished([job.job_id], timeout=180)[job.job_id]
+    assert done.status == JobStatus.COMPLETED and done.attempts == 2  # the same message, claimed again
+    assert second.logged("job completed") and not first.logged("job completed")
+    assert word_error_rate(" ".join([ENGLISH] * 4), read_transcript(done, "txt")[0]) <= 0.2
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once({job.job_id: done}, notified_job_ids())
+
+
+def test_transient_failure_is_retried_then_failed_to_the_dlq(stack, workers, speech):
+    # A real fault: the transcripts bucket is gone, so every attempt fails writing the transcript.
+    aws.client("s3").delete_bucket(Bucket=stack.transcripts_bucket.name)
+    worker = workers(HARK_RETRY_DELAYS_SECONDS="[1,1,1]")
+    job = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
+    done = wait_finished([job.job_id], timeout=120)[job.job_id]
+
+    assert done.status == JobStatus.FAILED and done.attempts == 4
+    assert done.error.startswith("transcription failed after 4 attempts: a storage or queue service error")
+    assert len(worker.logged("attempt failed; retrying later")) == 3
+    assert len(worker.logged("last attempt failed: job failed, message left for the dead-letter queue")) == 1
+    deadline = time.time() + 30
+    dead = []
+    while not dead and time.time() < deadline:
+        dead = drain(stack.transcribe_queue.dlq_name)
+    assert len(dead) == 1 and job.job_id in dead[0]["Body"]
+    assert int(dead[0]["Attributes"]["ApproximateReceiveCount"]) >= 4
+    assert_exactly_once({job.job_id: done}, notified_job_ids())
+
+
+def test_poison_message_goes_to_the_dlq(stack, workers):
+    sqs = aws.client("sqs")
+    url = aws.queue_url(stack.transcribe_queue.name)
+    bodies = ["this is not json", json.dumps({"kind": "chunk", "job_id": "x"})]
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    worker = workers()
+    deadline = time.time() + 60
+    dead: list[dict] = []
+    while len(dead) < 2 and time.time() < deadline:
+        dead += drain(stack.transcribe_queue.dlq_name)
+    assert sorted(m["Body"] for m in dead) == sorted(bodies)
+    assert len(worker.logged("unreadable message: left for the dead-letter queue")) == 8  # 4 receives each
+    assert worker.proc.poll() is None  # the worker carries on
+    assert notified_job_ids() == []
+
+
+def test_sigterm_finishes_or_hands_back_in_time(stack, workers, speech):
+    # Time enough: the current job is finished, then the worker exits.
+    patient = workers("patient")
+    quick = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
+    patient.wait_for("job claimed")
+    patient.proc.send_signal(signal.SIGTERM)
+    assert patient.proc.wait(60) == 0
+    assert patient.logged("job completed") and patient.logged("worker stopped")
+
+    # Not enough: the message is handed back at once for another worker, and the worker exits in time.
+    hurried = workers("hurried", HARK_STOP_TIMEOUT_SECONDS="3")
+    slow = submit(speech(" ".join([ENGLISH] * 4), "en", "mp3"))
+    hurried.wait_for("transcribing")
+    sent = time.monotonic()
+    hurried.proc.send_signal(signal.SIGTERM)
+    assert hurried.proc.wait(10) == 0
+    took = time.monotonic() - sent
+    print(f"exit {took:.1f} s after SIGTERM (stop timeout 3 s)")
+    assert took <= 3.0 and hurried.logged("out of time: message handed back")
+    assert not hurried.logged("job completed")
+
+    successor = workers("successor")
+    done = wait_finished([quick.job_id, slow.job_id], timeout=180)
+    assert all(j.status == JobStatus.COMPLETED for j in done.values())
+    assert done[slow.job_id].attempts == 2 and successor.logged("job completed")
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(done, notified_job_ids())
