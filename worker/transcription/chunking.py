@@ -71,8 +71,8 @@ def plan(gaps: list[tuple[float, float]], duration: float, target: float) -> lis
         cut = best if best is not None else min(start + target, hi)
         cuts.append(cut)
         start = cut
-    edges = [0.0, *cuts, duration]
-    return [Chunk(i, round(a, 3), round(b, 3)) for i, (a, b) in enumerate(zip(edges, edges[1:]))]
+    edges = [0.0, *(round(c, 3) for c in cuts), duration]  # the end stays exact: no sample dropped
+    return [Chunk(i, a, b) for i, (a, b) in enumerate(zip(edges, edges[1:]))]
 
 
 def split(samples: np.ndarray, target: float) -> list[Chunk]:

@@ -1,0 +1,75 @@
+"""worker.transcription.chunking: where long recordings are cut (pure planning, then real VAD)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.transcription import chunking
+from worker.transcription.audio import SAMPLE_RATE, PermanentError, check_size, encode_flac, human_bytes, load
+
+
+def covers(chunks, duration):
+    assert chunks[0].start == 0.0 and chunks[-1].end == pytest.approx(duration)
+    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_short_recordings_are_one_chunk():
+    assert chunking.plan([], 400.0, target=300) == [chunking.Chunk(0, 0.0, 400.0)]
+
+
+def test_cuts_fall_in_pauses_near_the_target():
+    # A pause every 7 s; a long one (sentence end) at 290-292 s.
+    gaps = [(t, t + 0.4) for t in np.arange(5.0, 1200.0, 7.0)] + [(290.0, 292.0)]
+    chunks = chunking.plan(sorted(gaps), 1200.0, target=300)
+    covers(chunks, 1200.0)
+    assert chunks[0].end == 291.0  # the long pause beats the short ones nearer 300 s
+    for c in chunks[1:]:
+        assert any(a <= c.start <= b for a, b in gaps)
+    assert all(150 <= c.duration <= 450 for c in chunks)
+
+
+def test_continuous_sound_is_cut_at_the_target():
+    chunks = chunking.plan([], 1000.0, target=300)
+    covers(chunks, 1000.0)
+    assert [c.start for c in chunks] == [0.0, 300.0, 600.0]
+
+
+def test_no_sliver_at_the_end():
+    chunks = chunking.plan([(440.0, 440.5)], 460.0, target=300)
+    covers(chunks, 460.0)
+    assert min(c.duration for c in chunks) >= 150
+
+
+def test_split_cuts_real_speech_in_its_pauses(speech):
+    """espeak-ng sentences with 1.5 s silences between: Silero VAD finds them, every cut lands in one."""
+    sentences = ["The weather was cold and the roads were covered in snow.",
+                 "We waited at the station for the late train to arrive.",
+                 "Nobody knew when the next bus would leave the town centre."]
+    silence = np.zeros(int(SAMPLE_RATE * 1.5), dtype=np.float32)
+    pieces, silences, t = [], [], 0.0
+    for i in range(9):
+        voice = load(speech(sentences[i % 3], "en", "wav"), 3600)
+        pieces += [voice, silence]
+        t += len(voice) / SAMPLE_RATE
+        silences.append((t, t + 1.5))
+        t += 1.5
+    samples = np.concatenate(pieces)
+    chunks = chunking.split(samples, target=12)
+    covers(chunks, len(samples) / SAMPLE_RATE)
+    assert len(chunks) >= 3
+    for c in chunks[1:]:
+        assert any(a <= c.start <= b for a, b in silences), (c, silences)
+    assert sum(len(chunking.cut(samples, c)) for c in chunks) == pytest.approx(len(samples), abs=len(chunks))
+
+
+def test_size_checks_and_flac():
+    with pytest.raises(PermanentError, match="the file is empty"):
+        check_size(0, 100)
+    with pytest.raises(PermanentError, match="larger than the maximum of 2 GB"):
+        check_size(3 * 1024**3, 2 * 1024**3)
+    check_size(5, 100)
+    assert human_bytes(5 * 1024 * 1024) == "5 MB" and human_bytes(1536) == "1.5 KB"
+    flac = encode_flac(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    assert flac[:4] == b"fLaC"
