@@ -124,7 +124,9 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     threading.Thread(target=supervisor.watch, daemon=True, name="supervisor").start()
 
     # The in-process Lambda handlers log every request as JSON; keep the terminal for what matters.
+    # Their EMF metrics would go to CloudWatch in AWS; locally nothing reads them.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     origin = f"http://127.0.0.1:{port}"
     config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": origin,
               "authorizedParties": settings.authorized_parties}
