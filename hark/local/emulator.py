@@ -21,6 +21,8 @@ class PortInUse(RuntimeError):
 
 def ensure_free(host: str, port: int, what: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the servers themselves bind: connections of a stack just stopped (TIME_WAIT) don't count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
