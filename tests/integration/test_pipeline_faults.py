@@ -224,3 +224,15 @@ def test_sigterm_finishes_or_hands_back_in_time(stack, workers, speech):
     assert done[slow.job_id].attempts == 2 and successor.logged("job completed")
     wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once(done, notified_job_ids())
+
+
+def test_sigterm_while_idle_exits_at_once(stack, workers):
+    # Scale-in (or Ctrl-C on `hark up`) of an idle worker must not sit out a 20 s long poll.
+    idle = workers("idle", HARK_POLL_WAIT_SECONDS="20")
+    time.sleep(1.0)  # inside its long poll by now
+    sent = time.monotonic()
+    idle.proc.send_signal(signal.SIGTERM)
+    assert idle.proc.wait(10) == 0
+    took = time.monotonic() - sent
+    print(f"idle worker exited {took:.2f} s after SIGTERM")
+    assert took < 2.0 and idle.logged("worker stopped while idle")

@@ -35,6 +35,12 @@ def watch_signals(worker: Worker, timeout: float) -> None:
     logger.info("stop signal: finishing the current message", signal=signal.Signals(received).name,
                 seconds_left=round(deadline - time.monotonic(), 1))
     worker.stop()
+    if worker.polling and worker.current is None:
+        # Idle in a long poll: nothing to finish, so don't sit out the rest of the poll. A message
+        # arriving in this very instant stays hidden for its lease, then returns to the queue.
+        logger.info("worker stopped while idle")
+        sys.stdout.flush()
+        os._exit(0)
     if worker.finished.wait(max(0.0, deadline - time.monotonic())):
         return
     worker.hand_back()

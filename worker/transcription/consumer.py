@@ -101,6 +101,7 @@ class Worker:
         self.finished = threading.Event()
         self._lock = threading.Lock()  # guards `current` against the SIGTERM hand-back
         self.current: Message | None = None
+        self.polling = False  # inside an idle long poll: nothing in hand to finish or hand back
         self._metrics_added = False
         logger.append_keys(worker=f"{socket.gethostname()}:{os.getpid()}")
 
@@ -111,11 +112,14 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
+                    self.polling = True
                     reply = self.sqs.receive_message(
                         QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.settings.poll_wait_seconds,
                         VisibilityTimeout=self.lease, AttributeNames=["ApproximateReceiveCount"],
                     )
+                    self.polling = False
                 except (ClientError, BotoCoreError):
+                    self.polling = False
                     logger.exception("receive failed; polling again shortly")
                     self.stopping.wait(2)
                     continue
@@ -180,6 +184,7 @@ class Worker:
             with self._lock:
                 self.current = None
             self.flush_metrics()
+            logger.remove_keys(["job_id", "chunk"])
 
     def on_transient(self, message: Message, job_id: str | None, err: Exception) -> None:
         reason = describe(err)
@@ -293,6 +298,12 @@ class Worker:
 
     def handle_chunk(self, message: Message, chunk: ChunkMessage) -> None:
         job = self.store.get(chunk.job_id)
+        if job is not None and job.status.finished and not job.notified_at:
+            # The assembling worker may have died between finishing the job and queueing its
+            # notification; queueing it again is safe because the notifier sends one email per job.
+            logger.info("chunk of a finished job not yet notified: notification re-sent", status=job.status)
+            self.notify(job.job_id)
+            return
         if job is None or job.status != JobStatus.PROCESSING:
             logger.info("chunk of a job that is gone or finished: dropped",
                         status=job.status if job else None)
