@@ -46,10 +46,10 @@ def clips() -> list[dict]:
     return rows
 
 
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+def word_errors(reference: str, hypothesis: str, language: str) -> tuple[int, int]:
     import jiwer
 
-    ref, hyp = normalise(reference), normalise(hypothesis)
+    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
     out = jiwer.process_words(ref, hyp or "<empty>")
     return out.substitutions + out.deletions + out.insertions, len(ref.split())
 
@@ -99,7 +99,7 @@ def main() -> int:
             started = time.perf_counter()
             text, language = fn(engine, audio[r["file"]])
             wall = time.perf_counter() - started
-            errors, words = word_errors(r["reference"], text)
+            errors, words = word_errors(r["reference"], text, r["language"])
             rtf = r["duration"] / wall
             long_form = r["duration"] > 90
             if long_form:

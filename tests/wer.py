@@ -1,7 +1,8 @@
-"""Word error rate for tests: one normaliser for every test that scores a transcript.
+"""Word error rate for tests and benchmarks: one normaliser for every place that scores a transcript.
 
-Lower case, punctuation and symbols removed (accents kept: Spanish words differ by them), hyphens
-and apostrophe-less splits treated as spaces, whitespace collapsed. Numbers are not spelled out.
+English goes through Whisper's own English normaliser (whisper-normalizer: numbers, spellings,
+contractions), so "twelve percent" and "12%" count as the same words. Other languages: lower case,
+punctuation and symbols removed, accents kept (Spanish words differ by them), whitespace collapsed.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import re
 import unicodedata
 
 import jiwer
+from whisper_normalizer.english import EnglishTextNormalizer
 
 _DROP = re.compile(r"[^\w\s']|_", re.UNICODE)
+_ENGLISH = EnglishTextNormalizer()
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, language: str | None = None) -> str:
+    if language == "en":
+        return " ".join(_ENGLISH(text).split())
     text = unicodedata.normalize("NFC", text).lower()
     text = text.replace("-", " ").replace("\u2019", "'")
     text = _DROP.sub(" ", text)
@@ -22,9 +27,9 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
+def word_error_rate(reference: str, hypothesis: str, language: str | None = None) -> float:
     """WER as a fraction (0.05 is 5%) after normalising both sides; an empty reference is an error."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
+    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
     if not ref:
         raise ValueError("empty reference")
     return jiwer.wer(ref, hyp) if hyp else 1.0

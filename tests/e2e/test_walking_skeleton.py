@@ -82,7 +82,7 @@ def test_upload_to_emailed_transcript(live_stack, speech, text, lang, fmt, conte
     assert job["status"] == "COMPLETED", job.get("error")
     assert job["detected_language"] == lang
     transcript = requests.get(job["transcript"]["txt"], timeout=30).text
-    error = word_error_rate(text, transcript)
+    error = word_error_rate(text, transcript, lang)
     print(f"\n{lang} {fmt}: WER {error:.1%}  heard: {transcript.strip()!r}")
     assert error <= 0.20
 
@@ -103,7 +103,7 @@ def test_cli_transcribes_and_prints(live_stack, speech):
     result = subprocess.run([sys.executable, "-m", "hark.cli", "transcribe", str(audio)], env=live_stack.env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert word_error_rate("Please send the signed contract to the legal team before Friday.", result.stdout) <= 0.2
+    assert word_error_rate("Please send the signed contract to the legal team before Friday.", result.stdout, "en") <= 0.2
 
 
 def test_cli_reports_failed_job(live_stack, tmp_path):

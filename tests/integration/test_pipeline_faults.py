@@ -85,8 +85,8 @@ def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target:
     assert words == sorted(words) and data["segments"][-1]["end"] <= done.duration_seconds + 0.5
     assert abs(data["duration"] - done.duration_seconds) < 0.01
 
-    chunked = word_error_rate(text, read_transcript(job, "txt")[0])
-    whole = word_error_rate(text, unchunked_text(model_dir, clip))
+    chunked = word_error_rate(text, read_transcript(job, "txt")[0], "en")
+    whole = word_error_rate(text, unchunked_text(model_dir, clip), "en")
     print(f"{clip.name}: {done.duration_seconds:.0f} s in {done.chunks_total} chunks: "
           f"WER chunked {chunked:.2%}, unchunked {whole:.2%}")
     assert chunked <= whole + 0.01
@@ -155,7 +155,7 @@ def test_killed_worker_job_is_finished_by_another(stack, workers, speech):
     done = wait_finished([job.job_id], timeout=180)[job.job_id]
     assert done.status == JobStatus.COMPLETED and done.attempts == 2  # the same message, claimed again
     assert second.logged("job completed") and not first.logged("job completed")
-    assert word_error_rate(" ".join([ENGLISH] * 4), read_transcript(done, "txt")[0]) <= 0.2
+    assert word_error_rate(" ".join([ENGLISH] * 4), read_transcript(done, "txt")[0], "en") <= 0.2
     wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once({job.job_id: done}, notified_job_ids())
 

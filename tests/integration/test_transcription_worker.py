@@ -210,7 +210,7 @@ def test_transcribes_every_format_and_language(stack, workers, speech):
         assert abs(data["duration"] - done.duration_seconds) < 0.01
         words = [w for s in data["segments"] for w in s["words"]]
         assert words and all(0 <= w["probability"] <= 1 and w["start"] <= w["end"] for w in words)
-        error = word_error_rate(text, outputs["txt"][0])
+        error = word_error_rate(text, outputs["txt"][0], language)
         print(f"{path.name}: language {language}, WER {error:.1%}")
         assert error <= 0.20, outputs["txt"][0]
 
@@ -270,7 +270,7 @@ def test_long_recording_without_invented_text(stack, workers):
     assert done.status == JobStatus.COMPLETED, done.error
     assert done.chunks_total is None  # under the chunking threshold: one pass
     text, _ = read_transcript(job, "txt")
-    error = word_error_rate(reference(clip.name), text)
+    error = word_error_rate(reference(clip.name), text, "en")
     print(f"{clip.name}: {done.duration_seconds:.0f} s, WER {error:.1%}")
     assert error <= 0.08
     segments = json.loads(read_transcript(job, "json")[0])["segments"]
