@@ -236,3 +236,19 @@ def test_sigterm_while_idle_exits_at_once(stack, workers):
     took = time.monotonic() - sent
     print(f"idle worker exited {took:.2f} s after SIGTERM")
     assert took < 2.0 and idle.logged("worker stopped while idle")
+
+
+def test_job_deleted_while_transcribing_leaves_nothing(stack, workers, speech):
+    from hark.control import Caller, delete_job
+
+    job = submit(speech(" ".join([ENGLISH] * 3), "en", "mp3"))
+    worker = workers("w")
+    worker.wait_for("transcribing")
+    delete_job(Caller(user_id=job.user_id, email="a@example.com"), job.job_id)  # what DELETE /jobs/{id} runs
+    worker.wait_for("job deleted while it ran: its transcripts removed", timeout=180)
+    wait_queue_empty(stack.transcribe_queue.name)
+    s3 = aws.client("s3")
+    left = s3.list_objects_v2(Bucket=stack.transcripts_bucket.name, Prefix=keys.job_prefix("transcripts/", job.user_id, job.job_id))
+    assert left.get("KeyCount", 0) == 0
+    assert aws.job_store().get(job.job_id) is None
+    assert job.job_id not in notified_job_ids()  # nobody is emailed about a job they deleted

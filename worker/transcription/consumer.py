@@ -365,6 +365,12 @@ class Worker:
         try:
             self.store.complete(job.job_id, transcript.language, transcript.duration)
         except TransitionRefused:
+            if self.store.get(job.job_id) is None:
+                # Deleted by its owner while we worked: what we just wrote must not outlive the job.
+                for fmt in RENDERERS:
+                    self.s3.delete_object(Bucket=bucket, Key=keys.transcript_key(job.user_id, job.job_id, fmt))
+                logger.info("job deleted while it ran: its transcripts removed")
+                return
             logger.info("another worker finished this job first")
             return
         self.notify(job.job_id)
