@@ -23,6 +23,9 @@ from hark_infra.config import REPO_ROOT, HarkConfig
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
 STOP_TIMEOUT_SECONDS = 120  # SIGTERM -> SIGKILL: time to finish or hand back the current chunk
+# The notifier finishes the message in hand on SIGTERM. Its worst SES call is 3 attempts x (5 s connect
+# + 20 s read) = 75 s plus botocore's backoff between them, then DynamoDB and SQS: 120 s, Fargate's maximum.
+NOTIFICATION_STOP_TIMEOUT_SECONDS = 120
 WORKER_ERRORS_METRIC = "WorkerErrors"
 METRIC_NAMESPACE = "Hark"
 # The Docker build context is the repo root, narrowed to what the images install.
@@ -263,7 +266,7 @@ class WorkersStack(Stack):
                 str(REPO_ROOT), file="worker/notification/Dockerfile", exclude=IMAGE_CONTEXT,
                 ignore_mode=_docker_ignore(), platform=ecr_assets.Platform.LINUX_AMD64),
             command=["python", "-m", "worker.notification"],
-            stop_timeout=Duration.seconds(30),
+            stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),  # a send in flight can finish
             environment={**base_env, "HARK_EMAIL_SENDER": config.email_sender, "HARK_WEB_URL": web_origin},
             logging=ecs.LogDrivers.aws_logs(stream_prefix="notification", log_group=self.notification_logs,
                                             mode=ecs.AwsLogDriverMode.NON_BLOCKING),

@@ -69,6 +69,12 @@ def test_transcription_task_requests_a_gpu_and_drains_on_stop(synth):
     assert c["LogConfiguration"]["LogDriver"] == "awslogs"
 
 
+def test_notification_task_lets_a_worst_case_ses_send_finish_on_stop(synth):
+    """SIGTERM -> SIGKILL must cover 3 x (5 s connect + 20 s read) SES attempts; Fargate allows up to 120 s."""
+    _, c = _container(synth, f"{STACK}-notification")
+    assert 3 * (5 + 20) < c["StopTimeout"] <= 120
+
+
 def test_transcription_service_uses_the_gpu_capacity_provider(synth):
     t = synth.assertions("Workers")
     t.has_resource_properties("AWS::ECS::Service", {
