@@ -1,4 +1,5 @@
-"""Ops: one dashboard, and alarms (dead letters, stuck queues, worker errors, API 5xx) to an SNS topic.
+"""Ops: one dashboard, and alarms (dead letters, stuck queues, worker errors, email failures, API 5xx)
+to an SNS topic.
 
 Metrics are addressed by the deterministic names (hark.resources, the stack's service names), so this
 stack holds no cross-stack references and can be changed without touching the others.
@@ -23,6 +24,16 @@ FIVE_MINUTES = Duration.minutes(5)
 # Age of the oldest message that means the consumers are not keeping up (seconds).
 OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60}
 API_STAGE = "v1"
+# The workers' own metrics: Powertools EMF on stdout, namespace "Hark", one dimension "service" set to
+# the worker's SERVICE (worker/transcription/consumer.py, worker/notification/worker.py).
+WORKER_METRICS_NAMESPACE = "Hark"
+TRANSCRIPTION_SERVICE_DIMENSION = "transcription-worker"
+NOTIFICATION_SERVICE_DIMENSION = "notification"
+# EmailsFailed (SES refused after botocore's own retries) in each of 3 consecutive 5-minute periods:
+# an SES outage or a rejected sender, not a blip. ApproximateAgeOfOldestMessage cannot be relied on
+# for this: SQS stops counting a message once it has been received 3 times, which the notifier's
+# backoff does within the first minute.
+EMAILS_FAILED_PERIODS = 3
 
 
 class MonitoringStack(Stack):
@@ -49,6 +60,7 @@ class MonitoringStack(Stack):
         def alarm(aid: str, metric: cw.IMetric, threshold: float, description: str,
                   periods: int = 1) -> cw.Alarm:
             a = cw.Alarm(self, aid, metric=metric, threshold=threshold, evaluation_periods=periods,
+                         datapoints_to_alarm=periods if periods > 1 else None,
                          comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                          treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                          alarm_description=description)
@@ -70,6 +82,16 @@ class MonitoringStack(Stack):
         worker_errors = cw.Metric(namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC,
                                   statistic="Sum", period=FIVE_MINUTES)
         alarm("WorkerErrors", worker_errors, 5, "More than 5 worker error lines in 5 minutes")
+
+        def worker_metric(service: str, name: str) -> cw.Metric:
+            return cw.Metric(namespace=WORKER_METRICS_NAMESPACE, metric_name=name,
+                             dimensions_map={"service": service}, statistic="Sum", period=FIVE_MINUTES)
+
+        emails_failed = worker_metric(NOTIFICATION_SERVICE_DIMENSION, "EmailsFailed")
+        alarm("EmailsFailed", emails_failed, 0,
+              "The notifier could not send email in each of the last 15 minutes (SES down, throttling or "
+              "rejecting the sender): emails wait in the notify queue (docs/runbook.md)",
+              periods=EMAILS_FAILED_PERIODS)
 
         api_dims = {"ApiName": f"{config.stack}-api", "Stage": API_STAGE}
         api_5xx = cw.Metric(namespace="AWS/ApiGateway", metric_name="5XXError", dimensions_map=api_dims,
@@ -107,5 +129,14 @@ class MonitoringStack(Stack):
             cw.GraphWidget(title="API latency p95 (ms)", left=[
                 cw.Metric(namespace="AWS/ApiGateway", metric_name="Latency", dimensions_map=api_dims,
                           statistic="p95", period=FIVE_MINUTES)], width=12),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Transcription jobs", left=[
+                worker_metric(TRANSCRIPTION_SERVICE_DIMENSION, m) for m in ("JobsCompleted", "JobsFailed")],
+                width=12),
+            cw.GraphWidget(title="Emails", left=[
+                worker_metric(NOTIFICATION_SERVICE_DIMENSION, m) for m in ("EmailsSent", "EmailsFailed")],
+                width=12, left_annotations=[cw.HorizontalAnnotation(value=0, label="EmailsFailed alarm: > 0 "
+                                                                    "in 3 periods running")]),
         )
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))

@@ -1,10 +1,13 @@
-"""Dashboard and alarms (dead letters, oldest message age, worker errors, API 5xx) to an SNS topic."""
+"""Dashboard and alarms (dead letters, oldest message age, worker errors, email failures, API 5xx) to an
+SNS topic."""
 
 from __future__ import annotations
 
+import re
+
 from hark.resources import resources
 
-from .conftest import TEST_CONTEXT, one, resources_of
+from .conftest import REPO, TEST_CONTEXT, one, resources_of
 
 RES = resources(TEST_CONTEXT["hark:stack"])
 
@@ -51,9 +54,48 @@ def test_worker_errors_and_api_5xx_alarms(synth):
         assert (transform["MetricNamespace"], transform["MetricName"]) == ("Hark", "WorkerErrors")
 
 
+def _dashboard_text(synth) -> str:
+    body = one(synth.template("Monitoring"), "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]
+    return body if isinstance(body, str) else "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
+
+
 def test_dashboard_shows_queues_backlog_and_api(synth):
-    dashboard = one(synth.template("Monitoring"), "AWS::CloudWatch::Dashboard")["Properties"]
-    body = dashboard["DashboardBody"]
-    text = body if isinstance(body, str) else "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
+    text = _dashboard_text(synth)
     for needle in ("Backlog per worker", "Dead-letter queues", "5XXError", "RunningTaskCount", "WorkerErrors"):
         assert needle in text, needle
+
+
+def _worker_emf(path: str) -> tuple[str, str, set[str]]:
+    """(namespace, service dimension, metric names) a worker emits, read from its source."""
+    source = (REPO / path).read_text()
+    service = re.search(r'^SERVICE = "([^"]+)"', source, re.M).group(1)
+    namespace = re.search(r'Metrics\(namespace="([^"]+)", service=SERVICE\)', source).group(1)
+    names = set(re.findall(r'add_metric\(name="(\w+)"', source)) | set(re.findall(r'self\.metric\("(\w+)"', source))
+    return namespace, service, names
+
+
+def test_emails_failed_alarm_covers_an_ses_outage(synth):
+    """EmailsFailed > 0 in each of three 5-minute periods -> the alarm topic; the notify queue's age alarm
+    can miss an outage because SQS stops counting a message's age after its third receive."""
+    namespace, service, names = _worker_emf("worker/notification/worker.py")
+    assert {"EmailsSent", "EmailsFailed"} <= names
+    topic_id = next(iter(resources_of(synth.template("Monitoring"), "AWS::SNS::Topic")))
+    (alarm,) = [a for a in _alarms(synth) if a["MetricName"] == "EmailsFailed"]
+    assert _metric(alarm) == (namespace, "EmailsFailed", {"service": service}) == \
+        ("Hark", "EmailsFailed", {"service": "notification"})
+    assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+    assert alarm["EvaluationPeriods"] == 3 and alarm["DatapointsToAlarm"] == 3  # 15 minutes running
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"  # no failure, no EMF line
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_dashboard_reads_the_workers_metrics_as_they_emit_them(synth):
+    text = _dashboard_text(synth)
+    for path, wanted in (("worker/transcription/consumer.py", ("JobsCompleted", "JobsFailed")),
+                         ("worker/notification/worker.py", ("EmailsSent", "EmailsFailed"))):
+        namespace, service, names = _worker_emf(path)
+        for metric in wanted:
+            assert metric in names, (path, metric)
+            # CloudWatch's dashboard metric array: [namespace, name, dimension, value, ...]
+            assert f'["{namespace}","{metric}","service","{service}"' in text, (path, metric)
