@@ -15,7 +15,7 @@ from hark_infra.monitoring import MonitoringStack
 from hark_infra.queues import QueuesStack
 from hark_infra.storage import StorageStack
 from hark_infra.tables import TablesStack
-from hark_infra.web import WebStack
+from hark_infra.web import WebContentStack, WebStack
 from hark_infra.workers import WorkersStack
 
 INFRA = Path(__file__).resolve().parents[1]
@@ -60,6 +60,10 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
                    code_dir=code_dir, code_has_deps=has_deps, **props("api", "REST API and Lambdas"))
     api.add_stack_dependency(storage)
     api.add_stack_dependency(tables)
+
+    # Separate from Web: config.json needs the API URL, and Api already depends on Web (web.py's docstring).
+    WebContentStack(app, "WebContent", config=config, web=web, api_url=api.api.url,
+                    **props("web-content", "web app files and config.json, deployed into the web bucket"))
 
     workers = WorkersStack(app, "Workers", config=config, web_origin=web_origin,
                            email_identity=email.identity_name,

@@ -41,6 +41,7 @@ class HarkConfig:
     email_sender: str = "transcripts@example.com"
     email_domain: str = ""  # verify the whole domain (DKIM) instead of the one sender address
     alarm_email: str = ""
+    clerk_publishable_key: str = ""  # pk_live_...: written into the web app's config.json (null if unset)
     max_upload_bytes: int = 2 * 1024**3
     on_demand_base_workers: int = 1
     on_demand_percent_above_base: int = 25
@@ -79,6 +80,7 @@ class HarkConfig:
             email_sender=str(get("emailSender", base.email_sender)),
             email_domain=str(get("emailDomain", "")),
             alarm_email=str(get("alarmEmail", "")),
+            clerk_publishable_key=str(get("clerkPublishableKey", "")),
             max_upload_bytes=int(get("maxUploadBytes", base.max_upload_bytes)),
             on_demand_base_workers=int(get("onDemandBaseWorkers", base.on_demand_base_workers)),
             on_demand_percent_above_base=int(get("onDemandPercentAboveBase", base.on_demand_percent_above_base)),

@@ -1,16 +1,51 @@
-"""The static web app: a private S3 bucket behind CloudFront with origin access control."""
+"""The static web app: a private S3 bucket behind CloudFront with origin access control (WebStack), and
+its content, frontend/ plus a generated config.json, copied in on every `cdk deploy` (WebContentStack).
+
+The content is a stack of its own because config.json needs the API's URL, and the Api stack already
+needs the web origin (the CloudFront domain, for CORS and authorized parties) from WebStack: a
+deployment inside WebStack would make Web -> Api -> Web a cycle. WebContentStack depends on both.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+import json
+
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from hark_infra.common import acknowledge
-from hark_infra.config import HarkConfig
+from hark_infra.config import REPO_ROOT, HarkConfig
 from hark_infra.storage import private_bucket_props
+
+FRONTEND_DIR = REPO_ROOT / "frontend"
+CONFIG_FILE = "config.json"
+# No file name is content-hashed, so every file revalidates (ETag, a cheap 304) on each load: a deploy
+# is seen at once and index.html, the modules and config.json never mix releases.
+CONTENT_CACHE_CONTROL = "no-cache"
+# After each deploy: everything CloudFront may hold, including "/" and the index.html served for SPA
+# routes on 403/404. One wildcard path is billed as one invalidation path.
+INVALIDATION_PATHS = ["/*"]
+# WebStack's outputs that WebContentStack reads (Fn::GetStackOutput): fixed names, so the deployment's
+# IAM resources render the same on every synth and its cdk-nag acknowledgment can name them exactly.
+SITE_BUCKET_OUTPUT = "SiteBucketName"
+DISTRIBUTION_ID_OUTPUT = "DistributionId"
+DISTRIBUTION_DOMAIN_OUTPUT = "DistributionDomainName"
+
+
+def web_config(api_url: str, clerk_publishable_key: str) -> dict:
+    """The /config.json the web app reads (frontend/api.js loadConfig): apiBase, devAuth, clerkPublishableKey.
+
+    Without hark:clerkPublishableKey the key is left out (jsii cannot carry a JSON null), and api.js's
+    default, null, applies: the same as writing null.
+    """
+    config: dict = {"apiBase": api_url, "devAuth": False}
+    if clerk_publishable_key:
+        config["clerkPublishableKey"] = clerk_publishable_key
+    return config
 
 
 class WebStack(Stack):
@@ -65,5 +100,66 @@ class WebStack(Stack):
                     "AwsSolutions-CFR4")
         self.origin = config.web_origin or f"https://{self.distribution.distribution_domain_name}"
         CfnOutput(self, "WebUrl", value=self.origin)
-        CfnOutput(self, "SiteBucketName", value=self.site_bucket.bucket_name)
-        CfnOutput(self, "DistributionId", value=self.distribution.distribution_id)
+        CfnOutput(self, SITE_BUCKET_OUTPUT, value=self.site_bucket.bucket_name)
+        CfnOutput(self, DISTRIBUTION_ID_OUTPUT, value=self.distribution.distribution_id)
+        CfnOutput(self, DISTRIBUTION_DOMAIN_OUTPUT, value=self.distribution.distribution_domain_name)
+
+
+class WebContentStack(Stack):
+    """frontend/ and a config.json with the API URL into the site bucket, then a CloudFront invalidation."""
+
+    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web: WebStack, api_url: str,
+                 **kwargs) -> None:
+        super().__init__(scope, cid, **kwargs)
+        self.add_stack_dependency(web, "reads the site bucket and distribution from its outputs")
+
+        def web_output(name: str) -> str:
+            return Fn.get_stack_output(web.stack_name, name)
+
+        bucket_name = web_output(SITE_BUCKET_OUTPUT)
+        site_bucket = s3.Bucket.from_bucket_name(self, "SiteBucket", bucket_name)
+        distribution = cloudfront.Distribution.from_distribution_attributes(
+            self, "Distribution", distribution_id=web_output(DISTRIBUTION_ID_OUTPUT),
+            domain_name=web_output(DISTRIBUTION_DOMAIN_OUTPUT))
+        self.config_data = web_config(api_url, config.clerk_publishable_key)
+        self.deployment = s3deploy.BucketDeployment(
+            self, "Content",
+            sources=[
+                # config.json is generated below; a local one (a leftover of a manual deploy) never ships.
+                s3deploy.Source.asset(str(FRONTEND_DIR), exclude=[CONFIG_FILE, ".*"]),
+                # Tokens (the API URL) resolve when the custom resource runs, at deploy time.
+                s3deploy.Source.json_data(CONFIG_FILE, self.config_data),
+            ],
+            destination_bucket=site_bucket,
+            prune=True,  # files dropped from frontend/ leave the bucket too
+            retain_on_delete=False,  # the bucket itself is retained; its copy of the app need not be
+            cache_control=[s3deploy.CacheControl.from_string(CONTENT_CACHE_CONTROL)],
+            distribution=distribution,
+            distribution_paths=INVALIDATION_PATHS,
+            memory_limit=256,
+        )
+        # The deployment's Lambda is a singleton at stack level (Custom::CDKBucketDeployment...), not a
+        # child of the deployment, so its findings are acknowledged on it (and so on its role).
+        # cdk-nag renders the intrinsic in the bucket ARN as JSON (it has no <Ref> form for it).
+        site_objects = ("arn:<AWS::Partition>:s3:::"
+                        + json.dumps(self.resolve(bucket_name), separators=(",", ":")) + "/*")
+        handlers = [c for c in self.node.children if c.node.id.startswith("Custom::CDKBucketDeployment")]
+        assert handlers, "BucketDeployment's singleton handler not found"
+        for handler in handlers:
+            acknowledge(handler, "CDK's BucketDeployment handler: aws-cdk-lib pins its runtime with the "
+                        "bundled AWS CLI layer; it moves when aws-cdk-lib is upgraded.", "AwsSolutions-L1")
+            acknowledge(handler, "CDK's BucketDeployment handler role uses AWSLambdaBasicExecutionRole for "
+                        "its own log writes; the construct offers no way to narrow it.",
+                        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AWSLambdaBasicExecutionRole]")
+            acknowledge(handler, "BucketDeployment reads every object of its CDK asset and writes and prunes "
+                        "the site bucket's objects (object wildcards on those two buckets only, as the "
+                        "construct grants them); CloudFront invalidation actions take no resource "
+                        "narrower than '*'.",
+                        "AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
+                        "AwsSolutions-IAM5[Action::s3:List*]", "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
+                        "AwsSolutions-IAM5[Action::s3:Abort*]", "AwsSolutions-IAM5[Resource::*]",
+                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
+                        "<AWS::AccountId>-<AWS::Region>/*]",
+                        f"AwsSolutions-IAM5[Resource::{site_objects}]")
+        CfnOutput(self, "ConfigApiBase", value=api_url)

@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
-STACKS = ("Web", "Queues", "Tables", "Email", "Storage", "Api", "Workers", "Monitoring")
+STACKS = ("Web", "Queues", "Tables", "Email", "Storage", "Api", "WebContent", "Workers", "Monitoring")
 TEST_CONTEXT = {
     "hark:stack": "hark-ci",
     "hark:issuer": "https://clerk.hark.example",

@@ -13,7 +13,8 @@ WEB = TEST_CONTEXT["hark:webOrigin"]
 
 
 def test_every_stack_synthesised(synth):
-    assert set(synth.templates) == {"Web", "Queues", "Tables", "Email", "Storage", "Api", "Workers", "Monitoring"}
+    assert set(synth.templates) == {"Web", "Queues", "Tables", "Email", "Storage", "Api", "WebContent", "Workers",
+                                    "Monitoring"}
     for name, template in synth.templates.items():
         assert template["Resources"], name
         assert "Parameters" not in template or set(template["Parameters"]) <= {"BootstrapVersion"} | {
