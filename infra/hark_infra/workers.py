@@ -176,6 +176,10 @@ class WorkersStack(Stack):
             sid="Transcripts", actions=["s3:GetObject", "s3:PutObject"],
             resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
+        r.add_to_policy(iam.PolicyStatement(
+            sid="RemoveTranscriptsOfDeletedJobs", actions=["s3:DeleteObject"],
+            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
         acknowledge(r, "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
                     "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
                     *[f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
