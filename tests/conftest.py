@@ -18,7 +18,9 @@ from hark.resources import resources
 from hark.settings import get_settings
 
 TEST_STACK = "hark-test"
-SHARED_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech"
+# The real recordings with reference transcripts: ../shared beside the checkout (as in CI), or
+# HARK_SPEECH_DIR.
+SHARED_SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech")
 ESPEAK_VOICES = {"en": "en-us", "es": "es"}
 
 

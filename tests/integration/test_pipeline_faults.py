@@ -102,6 +102,7 @@ def test_long_audio_is_split_across_workers(stack, workers, model_dir):
 def test_25_minute_recording_chunked_matches_unchunked(stack, workers, model_dir, speech, tmp_path):
     """Issue 4: a recording of 25 minutes or more, default chunk sizes (10 min threshold, 5 min chunks)."""
     texts = [p.read_text().strip() for p in sorted(SHARED_SPEECH.glob("en_*.txt"))]
+    assert texts, f"no English reference texts in {SHARED_SPEECH}"
     sentences, minutes = [], 0.0
     while minutes < 25.5:  # espeak-ng at 150 words a minute, plus pauses
         for text in texts:
