@@ -25,6 +25,10 @@ from pydantic import BaseModel
 from hark.resources import ACTIVE_JOBS_INDEX, JOBS_BY_USER_INDEX
 
 RECORD_TTL_SECONDS = 400 * 24 * 3600
+# A job whose upload never arrives (a closed tab, a failed upload) expires through DynamoDB's TTL a
+# day after its upload form does, which also frees its place in the user's quota. The upload's
+# arrival gives the record the full lifetime.
+ABANDONED_UPLOAD_TTL_SECONDS = 24 * 3600
 
 
 class JobStatus(StrEnum):
@@ -82,6 +86,10 @@ class Job(BaseModel):
         return cls.model_validate(data)
 
 
+def _record_expiry() -> int:
+    return int(time.time()) + RECORD_TTL_SECONDS
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -107,7 +115,7 @@ class JobStore:
         item = {k: _dynamo(v) for k, v in job.model_dump(exclude_none=True).items()}
         item.pop("chunks_done", None)
         item["active_user_id"] = job.user_id
-        item["expires_at"] = int(time.time()) + RECORD_TTL_SECONDS
+        item["expires_at"] = int(time.time()) + ABANDONED_UPLOAD_TTL_SECONDS
         self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return job
 
@@ -195,7 +203,8 @@ class JobStore:
         return Job.from_item(result["Attributes"])
 
     def mark_queued(self, job_id: str, uploaded_at: str) -> Job:
-        return self._update(job_id, (JobStatus.UPLOADING,), {"status": JobStatus.QUEUED, "queued_at": uploaded_at, "updated_at": now_iso()})
+        return self._update(job_id, (JobStatus.UPLOADING,), {"status": JobStatus.QUEUED, "queued_at": uploaded_at,
+                                                             "updated_at": now_iso(), "expires_at": _record_expiry()})
 
     def claim(self, job_id: str, message_id: str) -> Job:
         """QUEUED -> PROCESSING for the message that carries the job.
@@ -206,7 +215,8 @@ class JobStore:
         return self._update(
             job_id,
             (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING),
-            {"status": JobStatus.PROCESSING, "owner_message_id": message_id, "started_at": now_iso(), "updated_at": now_iso()},
+            {"status": JobStatus.PROCESSING, "owner_message_id": message_id, "started_at": now_iso(), "updated_at": now_iso(),
+             "expires_at": _record_expiry()},
             extra_condition="#status <> :processing OR owner_message_id = :mid",
             extra_values={":processing": JobStatus.PROCESSING.value, ":mid": message_id},
             add={"attempts": 1},

@@ -80,3 +80,15 @@ def test_cursor_garbage():
     with pytest.raises(ValueError):
         decode_cursor("not-a-cursor", "u")
     assert decode_cursor(encode_cursor({"job_id": "j", "user_id": "u", "created_at": "t"}), "u")["job_id"] == "j"
+
+
+def test_abandoned_upload_expires_but_a_received_one_lives_on(store):
+    import time
+
+    from hark.jobs import ABANDONED_UPLOAD_TTL_SECONDS, RECORD_TTL_SECONDS
+
+    job = store.create(make_job())
+    expiry = lambda: int(store.table.get_item(Key={"job_id": job.job_id})["Item"]["expires_at"])  # noqa: E731
+    assert abs(expiry() - (time.time() + ABANDONED_UPLOAD_TTL_SECONDS)) < 60  # DynamoDB's TTL removes it
+    store.mark_queued(job.job_id, now_iso())
+    assert abs(expiry() - (time.time() + RECORD_TTL_SECONDS)) < 60
