@@ -10,23 +10,14 @@
 from __future__ import annotations
 
 import argparse
-import mimetypes
 import os
 import sys
 import time
 from pathlib import Path
 
-# Types the standard library does not map everywhere (Debian's mime.types is not always present).
-EXTRA_TYPES = {".m4a": "audio/mp4", ".opus": "audio/ogg", ".ogg": "audio/ogg", ".webm": "audio/webm",
-               ".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".aac": "audio/aac"}
-
 
 def default_server() -> str:
     return os.environ.get("HARK_SERVER") or f"http://127.0.0.1:{os.environ.get('HARK_PORT', '8000')}"
-
-
-def content_type_for(path: Path) -> str:
-    return EXTRA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 class CliError(Exception):
@@ -85,6 +76,8 @@ def cmd_model(args) -> int:
 def cmd_transcribe(args) -> int:
     import requests
 
+    from hark.uploads import content_type_for
+
     token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -97,7 +90,7 @@ def cmd_transcribe(args) -> int:
             print(f"{name}: no such file", file=sys.stderr)
             failed = True
             continue
-        body = {"filename": path.name, "content_type": content_type_for(path), "size": path.stat().st_size,
+        body = {"filename": path.name, "content_type": content_type_for(path.name), "size": path.stat().st_size,
                 "language": args.language}
         r = session.post(f"{args.server}/jobs", json=body, timeout=30)
         if r.status_code != 201:

@@ -27,9 +27,12 @@ ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(
         "audio/webm",
     }
 )
-ALLOWED_EXTENSIONS: frozenset[str] = frozenset(
-    {"mp3", "m4a", "mp4", "aac", "wav", "flac", "ogg", "oga", "opus", "webm"}
-)
+# The type a client should declare for each accepted extension (the CLI and load tests use it).
+CONTENT_TYPE_BY_EXTENSION: dict[str, str] = {
+    "mp3": "audio/mpeg", "m4a": "audio/mp4", "mp4": "audio/mp4", "aac": "audio/aac", "wav": "audio/wav",
+    "flac": "audio/flac", "ogg": "audio/ogg", "oga": "audio/ogg", "opus": "audio/ogg", "webm": "audio/webm",
+}
+ALLOWED_EXTENSIONS: frozenset[str] = frozenset(CONTENT_TYPE_BY_EXTENSION)
 
 # Whisper's language codes ("auto": detect). Kept here so the API can refuse a code the model lacks.
 WHISPER_LANGUAGES: tuple[str, ...] = (
@@ -50,6 +53,11 @@ class UploadRefused(ValueError):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+def content_type_for(filename: str) -> str:
+    """The content type to declare for a file, by its extension (octet-stream: the API will refuse it)."""
+    return CONTENT_TYPE_BY_EXTENSION.get(extension(filename), "application/octet-stream")
 
 
 def normalise_content_type(content_type: str) -> str:
