@@ -36,7 +36,7 @@ import math
 import random
 import sys
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from hark.scaling import DEFAULT_POLICY, ScalingPolicy

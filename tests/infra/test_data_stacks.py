@@ -6,7 +6,7 @@ from aws_cdk.assertions import Match
 
 from hark.resources import resources
 
-from .conftest import TEST_CONTEXT, one, render, resources_of
+from .conftest import TEST_CONTEXT, render, resources_of
 
 RES = resources(TEST_CONTEXT["hark:stack"], TEST_CONTEXT["hark:emailSender"])
 WEB = TEST_CONTEXT["hark:webOrigin"]

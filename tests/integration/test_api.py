@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from hark import aws
-from hark.jobs import Job, JobStatus, now_iso
+from hark.jobs import JobStatus, now_iso
 from hark.keys import chunk_key, part_key, transcript_key, upload_key
 from hark.settings import get_settings
 from hark.uploads import decode_policy

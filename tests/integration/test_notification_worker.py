@@ -7,11 +7,7 @@ from moto's /moto-api/data.json (ses -> RawMessage, since the worker uses send_r
 from __future__ import annotations
 
 import email
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from email import policy
 from pathlib import Path
@@ -24,6 +20,7 @@ from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.local.emulator import free_port
 from hark.messages import NotifyMessage
+from tests.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TRANSCRIPT = (
@@ -86,39 +83,6 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.25):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-class WorkerProcess:
-    def __init__(self, log: Path, env: dict[str, str]):
-        self.log = log
-        self._out = open(log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker.notification"], cwd=REPO, env=env,
-                                     stdout=self._out, stderr=subprocess.STDOUT)
-
-    def lines(self) -> list[dict]:
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(item, dict):
-                out.append(item)
-        return out
-
-    def logs(self, message: str) -> list[dict]:
-        return [line for line in self.lines() if line.get("message") == message]
-
-    def stop(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self._out.close()
-        return rc
-
-
 @pytest.fixture
 def store(stack):
     return aws.job_store()
@@ -145,7 +109,7 @@ def start_worker(stack, tmp_path, outbox):
         })
         env.pop("HARK_SES_ENDPOINT_URL", None)
         env.update(overrides)
-        w = WorkerProcess(tmp_path / f"worker-{len(started)}.log", env)
+        w = WorkerProcess("worker.notification", tmp_path / f"worker-{len(started)}.log", env)
         started.append(w)
         return w
 
@@ -197,7 +161,7 @@ def test_completed_job_gets_one_email_with_a_working_link(emulator, store, start
 
     # Logs: JSON with job_id; metrics: EMF in namespace Hark.
     assert worker.stop() == 0
-    sent = worker.logs("email sent")
+    sent = worker.logged("email sent")
     assert len(sent) == 1 and sent[0]["job_id"] == job.job_id and sent[0]["service"] == "notification"
     emf = [line for line in worker.lines() if "_aws" in line and "EmailsSent" in line]
     assert emf and emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Hark"
@@ -229,8 +193,8 @@ def test_duplicate_notify_messages_send_one_email(emulator, store, start_worker)
     wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the queue to drain")
     time.sleep(1.5)  # a second email would have been sent by now
     assert len(sent_emails(emulator.endpoint)) == 1
-    assert len(worker.logs("email sent")) == 1
-    assert len(worker.logs("already notified: duplicate message dropped")) == 2
+    assert len(worker.logged("email sent")) == 1
+    assert len(worker.logged("already notified: duplicate message dropped")) == 2
     # A late duplicate, after the first was long done, is dropped too.
     notify(job.job_id)
     wait_until(lambda: queue_depth(aws.stack_resources().notify_queue.name) == 0, 15, "the late duplicate")
@@ -250,8 +214,8 @@ def test_broken_message_ends_in_the_dlq_and_unknown_job_is_dropped(emulator, sto
     assert dead["Body"] == "this is not json"
     assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= res.notify_queue.max_receive_count
     assert queue_depth(res.notify_queue.name) == 0
-    assert worker.logs("job no longer exists: message dropped")
-    assert worker.logs("broken notify message: left for the dead-letter queue")
+    assert worker.logged("job no longer exists: message dropped")
+    assert worker.logged("broken notify message: left for the dead-letter queue")
     assert sent_emails(emulator.endpoint) == []
     assert worker.stop() == 0
 
@@ -266,7 +230,7 @@ def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, stor
         notify(job.job_id)
 
     def failures(job_id):
-        return [line for line in down.logs("SES did not take the email: retrying later") if line.get("job_id") == job_id]
+        return [line for line in down.logged("SES did not take the email: retrying later") if line.get("job_id") == job_id]
 
     wait_until(lambda: all(len(failures(j.job_id)) >= 3 for j in jobs), 60, "three failed attempts per job")
     assert down.stop() == 0
@@ -292,7 +256,7 @@ def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, stor
     emails = sent_emails(emulator.endpoint)
     assert len(emails) == 2
     assert sorted(parsed(e)["X-Hark-Job-Id"] for e in emails) == sorted(j.job_id for j in jobs)
-    sent = up.logs("email sent")
+    sent = up.logged("email sent")
     assert len(sent) == 2 and all(s["receive_count"] >= 4 for s in sent)
     assert queue_depth(res.notify_queue.dlq_name) == 0
     assert sorted(p.stem for p in outbox.glob("*.eml")) == sorted(j.job_id for j in jobs)

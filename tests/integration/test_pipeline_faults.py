@@ -28,7 +28,6 @@ from tests.integration.test_transcription_worker import (
     reference,
     submit,
     wait_finished,
-    workers,  # noqa: F401  (fixture)
 )
 from tests.wer import word_error_rate
 

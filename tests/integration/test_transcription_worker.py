@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,73 +32,6 @@ CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "f
 
 
 # -- harness (also used by test_pipeline_faults.py) ----------------------------------------------
-class WorkerProcess:
-    """`python -m worker.transcription` with the emulator's environment; its JSON log kept on disk."""
-
-    def __init__(self, log_path: Path, model_dir: Path, **env: str):
-        self.log_path = log_path
-        environment = {**os.environ, "HARK_MODEL_DIR": str(model_dir), "HARK_POLL_WAIT_SECONDS": "1",
-                       "HARK_CPU_THREADS": "2", "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker.transcription"], cwd=REPO, env=environment,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-
-    def lines(self) -> list[dict]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-        return out
-
-    def logged(self, message: str) -> list[dict]:
-        return [line for line in self.lines() if line.get("message") == message]
-
-    def wait_for(self, message: str, timeout: float = 120) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            found = self.logged(message)
-            if found:
-                return found[0]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        pytest.fail(f"worker never logged {message!r}:\n{self.log_path.read_text()[-3000:]}")
-
-    def metrics(self) -> list[dict]:
-        return [line for line in self.lines() if "_aws" in line]
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def workers(tmp_path, model_dir):
-    """start(**env) -> a started WorkerProcess; all are stopped at the end of the test."""
-    started: list[WorkerProcess] = []
-
-    def start(name: str = "worker", ready: bool = True, **env) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path / f"{name}-{len(started)}.log", model_dir, **env)
-        started.append(worker)
-        if ready:
-            worker.wait_for("worker ready", timeout=90)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
 def create_job(filename: str, content_type: str, user: str = "user_a", language: str = "auto", size: int = 1) -> Job:
     job_id = new_job_id()
     job = Job(job_id=job_id, user_id=user, email=f"{user}@example.com", filename=filename, content_type=content_type,

@@ -1,0 +1,62 @@
+"""A worker (`python -m worker.transcription` or `worker.notification`) as a child process of a test,
+with its JSON log lines kept on disk to assert on."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class WorkerProcess:
+    def __init__(self, module: str, log_path: Path, env: dict[str, str]):
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def lines(self) -> list[dict]:
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def logged(self, message: str) -> list[dict]:
+        return [line for line in self.lines() if line.get("message") == message]
+
+    def wait_for(self, message: str, timeout: float = 120) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = self.logged(message)
+            if found:
+                return found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        pytest.fail(f"worker never logged {message!r}:\n{self.log_path.read_text()[-3000:]}")
+
+    def metrics(self) -> list[dict]:
+        return [line for line in self.lines() if "_aws" in line]
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then SIGKILL after `timeout`; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
