@@ -14,10 +14,18 @@ from hark.resources import Resources, resources
 from hark.settings import get_settings
 
 
+# (connect, read) seconds where botocore's 60 s + 60 s would stall a worker. SES: an unreachable SES
+# must fail fast, well inside the notifier's send lease. (SQS keeps the default: long polls wait 20 s.)
+TIMEOUTS = {"ses": (5, 20)}
+
+
 @lru_cache
 def client(service: str):
     settings = get_settings()
+    connect, read = TIMEOUTS.get(service, (60, 60))
     config = Config(
+        connect_timeout=connect,
+        read_timeout=read,
         retries={"mode": "standard", "max_attempts": 3},
         # Virtual-hosted addressing needs DNS for bucket names; the emulator is a bare host:port.
         s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},

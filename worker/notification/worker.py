@@ -24,10 +24,8 @@ from email.policy import SMTP as _SMTP  # CRLF line ends, as RFC 5322 and SES wa
 from pathlib import Path
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hark import aws
@@ -59,17 +57,6 @@ def backoff_seconds(receive_count: int, settings: Settings) -> int:
     return int(max(1, min(delay, settings.notify_backoff_max_seconds, MAX_VISIBILITY)))
 
 
-def ses_client(settings: Settings):
-    """SES with short timeouts: an unreachable SES must fail fast, well inside the send lease.
-
-    Same endpoint rules as hark.aws.client (HARK_SES_ENDPOINT_URL overrides only SES), but botocore's
-    default 60 s connect + 60 s read, three times over, would hold one message for minutes.
-    """
-    endpoint = settings.ses_endpoint_url or settings.aws_endpoint_url
-    config = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3})
-    return boto3.client("ses", region_name=settings.region, endpoint_url=endpoint, config=config)
-
-
 def write_outbox(folder: str, job_id: str, data: bytes) -> Path:
     """{folder}/{job_id}.eml, written atomically (a reader never sees half a message)."""
     target = Path(folder) / f"{job_id}.eml"
@@ -93,7 +80,7 @@ class NotificationWorker:
         self.store = store or aws.job_store()
         self.sqs = aws.client("sqs")
         self.s3 = aws.client("s3")
-        self.ses = ses_client(self.settings)
+        self.ses = aws.client("ses")
         res = aws.stack_resources()
         self.transcripts_bucket = res.transcripts_bucket.name
         self.queue_url = aws.queue_url(res.notify_queue.name)
