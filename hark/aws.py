@@ -59,3 +59,9 @@ def job_store():
     from hark.jobs import JobStore
 
     return JobStore(table(stack_resources().jobs_table.name))
+
+
+def reset() -> None:
+    """Forget settings and every cached client, after the environment changed (local stack, tests)."""
+    for cached in (get_settings, client, stack_resources, queue_url, table):
+        cached.cache_clear()

@@ -24,14 +24,6 @@ SHARED_SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or Path(__file__).resolve
 ESPEAK_VOICES = {"en": "en-us", "es": "es"}
 
 
-def _reset_caches() -> None:
-    get_settings.cache_clear()
-    aws.client.cache_clear()
-    aws.stack_resources.cache_clear()
-    aws.queue_url.cache_clear()
-    aws.table.cache_clear()
-
-
 @pytest.fixture(scope="session")
 def emulator():
     """moto's server on a free loopback port, shared by the whole session."""
@@ -40,7 +32,7 @@ def emulator():
     os.environ.update(LOCAL_CREDENTIALS)
     os.environ["HARK_AWS_ENDPOINT_URL"] = server.endpoint
     os.environ["HARK_STACK"] = TEST_STACK
-    _reset_caches()
+    aws.reset()
     yield server
     server.stop()
     for k, v in saved.items():
@@ -48,14 +40,14 @@ def emulator():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    _reset_caches()
+    aws.reset()
 
 
 @pytest.fixture
 def stack(emulator):
     """A freshly reset emulator with every Hark resource provisioned; returns the Resources."""
     requests.post(f"{emulator.endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    _reset_caches()
+    aws.reset()
     settings = get_settings()
     res = resources(settings.stack, settings.email_sender)
     provision(aws.client, res, web_origins=settings.authorized_parties, region=settings.region)

@@ -102,8 +102,7 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     emulator = Emulator(emulator_port).start()
     env = local_env(port, emulator_port, home, model_dir)
     os.environ.update(env)
-    for cached in (get_settings, aws.client, aws.stack_resources, aws.queue_url, aws.table):
-        cached.cache_clear()
+    aws.reset()
     settings = get_settings()
 
     from hark.local.gateway import Gateway
