@@ -64,6 +64,23 @@ def bearer_token(headers: Mapping[str, str] | None) -> str:
     return match.group(1)
 
 
+def authorizer_token(event: Mapping) -> str:
+    """The bearer token of an API Gateway Lambda authorizer event, of either kind.
+
+    TOKEN: API Gateway passes the identity source header's value as `authorizationToken` (and
+    answers 401 itself when the header is missing). REQUEST: the request's headers, names as the
+    client sent them (lowercase from HTTP/2 clients).
+    """
+    kind = event.get("type")
+    if kind == "TOKEN":
+        token = event.get("authorizationToken")
+        return bearer_token({"Authorization": token} if token is not None else {})
+    if kind == "REQUEST":
+        headers = event.get("headers")
+        return bearer_token(headers if isinstance(headers, Mapping) else None)
+    raise Unauthorized(f"not an API Gateway authorizer event (type {str(kind)[:20]!r})")
+
+
 class TokenVerifier:
     def __init__(
         self,

@@ -1,37 +1,48 @@
-"""The local API gateway: HTTP in, API Gateway REST proxy events out, to the real Lambda handlers.
+"""The local API gateway: HTTP in, the events API Gateway sends out, to the real Lambda handlers.
 
-It does what API Gateway does for Hark: calls the Lambda authorizer with a REQUEST event, answers
-401/403 itself when the authorizer denies, hands the authorizer's context to the API handler in
-`requestContext.authorizer`, and turns the handler's proxy response back into HTTP. Beside the API
-it serves the web app, the dev issuer's JWKS and a dev sign-in endpoint.
+It behaves as API Gateway does for the one definition in hark.http_api (the CDK API stack builds the
+real one from the same definition):
+- CORS preflight (OPTIONS) is answered from the CORS settings, without the authorizer;
+- a route that needs authorization and lacks the identity header gets 401 without the authorizer;
+- the Lambda authorizer gets the event of the configured kind (TOKEN or REQUEST), and its answer is
+  cached per identity value for the configured TTL; a cached policy is evaluated against each new
+  route's method ARN, as API Gateway does;
+- the API Lambda gets the REST proxy (v1) event, with `requestContext.authorizer` carrying the
+  authorizer's context and principalId;
+- unknown resources and methods get API Gateway's 403 "Missing Authentication Token".
+Handlers are loaded by their module path, as Lambda loads them. Beside the API it serves the web
+app, the dev issuer's JWKS and a dev sign-in endpoint.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import mimetypes
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from hark.http_api import ACCESS_DENIED_BODY, HTTP_API, UNAUTHORIZED_BODY, HttpApi, Route
 from hark.local.issuer import DevIssuer
 
-API_ID, STAGE, ACCOUNT = "local", "local", "123456789012"
-# API Gateway resources, in its own {param} syntax, mapped to werkzeug rules.
-API_RESOURCES = ("/jobs", "/jobs/{id}", "/jobs/{id}/transcript")
+API_ID, ACCOUNT = "local", "123456789012"
+MISSING_TOKEN_BODY = {"message": "Missing Authentication Token"}  # API Gateway: no such resource/method
 
 
 class LambdaContext:
     """The attributes of Lambda's context object that Powertools reads."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, timeout_seconds: float = 29):
         self.function_name = name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
@@ -39,29 +50,55 @@ class LambdaContext:
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{name}"
         self.log_stream_name = "local"
-        self._deadline = time.time() + 29
+        self._deadline = time.time() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+class LambdaFunction:
+    """A handler loaded by its module path ("package.module.function"), as Lambda loads it, at the
+    first invocation; one invocation at a time, like one execution environment."""
+
+    def __init__(self, handler: str):
+        self.handler, self.name = handler, handler.split(".")[-3] if handler.count(".") >= 2 else handler
+        self._function: Callable | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict):
+        with self._lock:
+            if self._function is None:
+                module, _, function = self.handler.rpartition(".")
+                self._function = getattr(importlib.import_module(module), function)
+            return self._function(event, LambdaContext(f"hark-{self.name}"))
+
+
+@dataclass
+class CachedPolicy:
+    principal_id: str
+    policy: dict
+    context: dict
+    expires: float
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 class Gateway:
-    def __init__(self, issuer: DevIssuer, web_root: Path, config: dict, region: str = "us-east-1"):
-        # Imported here: handlers read settings at import, after the stack has set the environment.
-        from lambdas.api.handler import handler as api_handler
-        from lambdas.authorizer.handler import handler as authorizer_handler
-
-        self.api_handler, self.authorizer_handler = api_handler, authorizer_handler
-        self.issuer, self.web_root, self.config, self.region = issuer, web_root.resolve(), config, region
-        # One invocation at a time, like one Lambda execution environment (Powertools' resolver
-        # keeps the current event on the app object).
-        self._lock = threading.Lock()
-        rules = [Rule(re.sub(r"{(\w+)}", r"<\1>", r), endpoint=r) for r in API_RESOURCES]
+    def __init__(self, issuer: DevIssuer, web_root: Path, config: dict, region: str = "us-east-1",
+                 api: HttpApi = HTTP_API, cors_origins: list[str] | None = None):
+        self.issuer, self.web_root, self.config, self.region, self.api = issuer, web_root.resolve(), config, region, api
+        self.cors_origins = list(cors_origins or config.get("authorizedParties") or [config["webOrigin"]])
+        self.api_function = LambdaFunction(api.api_handler)
+        self.authorizer_function = LambdaFunction(api.authorizer.handler)
+        self.authorizer_invocations = 0
+        self._cache: dict[str, CachedPolicy] = {}
+        self._cache_lock = threading.Lock()
+        rules = [Rule(re.sub(r"{(\w+)}", r"<\1>", r.path), endpoint=r, methods=[r.method]) for r in api.routes]
         self.url_map = Map(rules, strict_slashes=False)
+        resources = {re.sub(r"{(\w+)}", r"<\1>", p) for p in api.resource_paths}
+        self.resource_map = Map([Rule(p, endpoint=p) for p in resources], strict_slashes=False)
 
     # -- WSGI ----------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -82,13 +119,22 @@ class Gateway:
             return _json(200, {"ok": True})
         if path == "/dev/token" and request.method == "POST":
             return self.dev_token(request)
-        try:
-            resource, params = self.url_map.bind("").match(path, method=request.method)
-        except NotFound:
+        if not self.is_api_path(path):
             return self.static(path)
-        except HTTPException:
-            return _json(404, {"message": "Not Found"})
-        return self.invoke_api(request, resource, params)
+        if request.method == "OPTIONS":
+            return self.preflight(request)
+        try:
+            route, params = self.url_map.bind("").match(path, method=request.method)
+        except (NotFound, MethodNotAllowed):
+            return _json(403, MISSING_TOKEN_BODY, self.gateway_cors_headers())
+        return self.invoke_api(request, route, params)
+
+    def is_api_path(self, path: str) -> bool:
+        try:
+            self.resource_map.bind("").match(path, method="GET")
+        except NotFound:
+            return any(path.startswith(p + "/") for p in self.api.resource_paths if "{" not in p)
+        return True
 
     def dev_token(self, request: Request) -> Response:
         data = request.get_json(silent=True) or {}
@@ -101,8 +147,6 @@ class Gateway:
         return _json(200, self.issuer.token(email, azp=azp))
 
     def static(self, path: str) -> Response:
-        if request_is_api_like(path):
-            return _json(404, {"message": "Not Found"})
         file = (self.web_root / (path.lstrip("/") or "index.html")).resolve()
         if file.is_dir():
             file = file / "index.html"
@@ -112,76 +156,117 @@ class Gateway:
         return Response(file.read_bytes(), mimetype=mime, headers={"Cache-Control": "no-cache"})
 
     # -- API Gateway behaviour -------------------------------------------------------------------
-    def event(self, request: Request, resource: str, params: dict) -> dict:
+    def preflight(self, request: Request) -> Response:
+        """What API Gateway's CORS preflight (a mock integration, no authorizer) answers."""
+        cors = self.api.cors
+        origin = request.headers.get("Origin")
+        return Response(status=204, headers={
+            "Access-Control-Allow-Origin": origin if origin in self.cors_origins else self.cors_origins[0],
+            "Access-Control-Allow-Methods": ",".join(cors.allow_methods),
+            "Access-Control-Allow-Headers": ",".join(cors.allow_headers),
+            "Access-Control-Max-Age": str(cors.max_age_seconds),
+            "Vary": "Origin",
+        })
+
+    def gateway_cors_headers(self) -> dict:
+        # The stage's DEFAULT_4XX/5XX gateway responses carry the web origin, so browsers can read them.
+        return {"Access-Control-Allow-Origin": self.cors_origins[0]}
+
+    def method_arn(self, method: str, path: str) -> str:
+        return f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{API_ID}/{self.api.stage}/{method}{path}"
+
+    def proxy_event(self, request: Request, route: Route, params: dict) -> dict:
+        """The REST API proxy integration event (payload format 1.0), as AWS documents it."""
         body = request.get_data()
         try:
             text, is_b64 = body.decode("utf-8"), False
         except UnicodeDecodeError:
             text, is_b64 = base64.b64encode(body).decode(), True
-        headers = {k: v for k, v in request.headers.items()}
-        multi_headers = {k: request.headers.getlist(k) for k in request.headers.keys()}
-        query = {k: v for k, v in request.args.items()} or None
-        multi_query = {k: request.args.getlist(k) for k in request.args.keys()} or None
+        now = time.time()
         return {
-            "resource": resource,
+            "resource": route.path,
             "path": request.path,
             "httpMethod": request.method,
-            "headers": headers,
-            "multiValueHeaders": multi_headers,
-            "queryStringParameters": query,
-            "multiValueQueryStringParameters": multi_query,
+            "headers": dict(request.headers.items()) or None,
+            "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()} or None,
+            "queryStringParameters": dict(request.args.items()) or None,
+            "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args.keys()} or None,
             "pathParameters": params or None,
             "stageVariables": None,
             "requestContext": {
-                "resourcePath": resource,
+                "resourceId": uuid.uuid4().hex[:6],
+                "resourcePath": route.path,
                 "httpMethod": request.method,
-                "path": f"/{STAGE}{request.path}",
-                "stage": STAGE,
-                "requestId": str(uuid.uuid4()),
+                "extendedRequestId": uuid.uuid4().hex[:16],
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "path": f"/{self.api.stage}{request.path}",
                 "accountId": ACCOUNT,
-                "apiId": API_ID,
                 "protocol": "HTTP/1.1",
-                "requestTimeEpoch": int(time.time() * 1000),
-                "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string},
+                "stage": self.api.stage,
+                "domainPrefix": request.host.split(":")[0].split(".")[0],
+                "requestTimeEpoch": int(now * 1000),
+                "requestId": str(uuid.uuid4()),
+                "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string,
+                             "accessKey": None, "accountId": None, "caller": None, "user": None, "userArn": None,
+                             "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
+                             "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None},
+                "domainName": request.host,
+                "apiId": API_ID,
             },
             "body": text or None,
             "isBase64Encoded": is_b64,
         }
 
-    def authorize(self, event: dict) -> dict | None:
-        method_arn = f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{API_ID}/{STAGE}/{event['httpMethod']}{event['path']}"
-        authorizer_event = {
-            "type": "REQUEST",
-            "methodArn": method_arn,
-            "resource": event["resource"],
-            "path": event["path"],
-            "httpMethod": event["httpMethod"],
-            "headers": event["headers"],
-            "multiValueHeaders": event["multiValueHeaders"],
-            "queryStringParameters": event["queryStringParameters"],
-            "pathParameters": event["pathParameters"],
-            "requestContext": event["requestContext"],
-        }
-        try:
-            result = self.authorizer_handler(authorizer_event, LambdaContext("hark-authorizer"))
-        except Exception:
-            return None  # API Gateway: the authorizer raised "Unauthorized" -> 401
-        statements = result.get("policyDocument", {}).get("Statement", [])
-        allowed = any(s.get("Effect") == "Allow" and _covers(s.get("Resource"), method_arn) for s in statements)
-        if not allowed:
-            return {}
-        return {"principalId": result.get("principalId"), **(result.get("context") or {})}
+    def authorizer_event(self, event: dict, identity: str, method_arn: str) -> dict:
+        if self.api.authorizer.kind == "TOKEN":
+            return {"type": "TOKEN", "authorizationToken": identity, "methodArn": method_arn}
+        return {"type": "REQUEST", "methodArn": method_arn,
+                **{k: event[k] for k in ("resource", "path", "httpMethod", "headers", "multiValueHeaders",
+                                         "queryStringParameters", "multiValueQueryStringParameters",
+                                         "pathParameters", "stageVariables", "requestContext")}}
 
-    def invoke_api(self, request: Request, resource: str, params: dict) -> Response:
-        event = self.event(request, resource, params)
-        with self._lock:
-            authorizer = self.authorize(event)
-            if authorizer is None:
-                return _json(401, {"message": "Unauthorized"})
-            if not authorizer:
-                return _json(403, {"message": "User is not authorized to access this resource"})
+    def authorize(self, request: Request, event: dict) -> Response | dict:
+        """The authorizer's context for the API event, or API Gateway's 401/403 answer."""
+        identity = request.headers.get(self.api.authorizer.identity_header)
+        if not identity:
+            return _json(401, UNAUTHORIZED_BODY, self.gateway_cors_headers())
+        method_arn = self.method_arn(event["httpMethod"], event["path"])
+        cached = self.cached_policy(identity)
+        if cached is None:
+            started = time.monotonic()
+            self.authorizer_invocations += 1
+            try:
+                result = self.authorizer_function(self.authorizer_event(event, identity, method_arn))
+            except Exception:  # the authorizer raised "Unauthorized" (or failed): API Gateway's 401
+                return _json(401, UNAUTHORIZED_BODY, self.gateway_cors_headers())
+            cached = CachedPolicy(str(result.get("principalId")), result.get("policyDocument") or {},
+                                  dict(result.get("context") or {}),
+                                  time.monotonic() + self.api.authorizer.result_cache_seconds)
+            cached.context["integrationLatency"] = int((time.monotonic() - started) * 1000)
+            if self.api.authorizer.result_cache_seconds > 0:
+                with self._cache_lock:
+                    self._cache[identity] = cached
+        if not policy_allows(cached.policy, method_arn):
+            return _json(403, ACCESS_DENIED_BODY, self.gateway_cors_headers())
+        # API Gateway hands the context's values on as strings, with principalId beside them.
+        return {"principalId": cached.principal_id, **{k: _as_string(v) for k, v in cached.context.items()}}
+
+    def cached_policy(self, identity: str) -> CachedPolicy | None:
+        with self._cache_lock:
+            entry = self._cache.get(identity)
+            if entry and entry.expires <= time.monotonic():
+                del self._cache[identity]
+                entry = None
+            return entry
+
+    def invoke_api(self, request: Request, route: Route, params: dict) -> Response:
+        event = self.proxy_event(request, route, params)
+        if route.authorized:
+            authorizer = self.authorize(request, event)
+            if isinstance(authorizer, Response):
+                return authorizer
             event["requestContext"]["authorizer"] = authorizer
-            result = self.api_handler(event, LambdaContext("hark-api"))
+        result = self.api_function(event)
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         response = Response(data, status=int(result.get("statusCode", 502)))
@@ -195,14 +280,28 @@ class Gateway:
         return response
 
 
-def request_is_api_like(path: str) -> bool:
-    return path.startswith("/jobs")
+def _as_string(value) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
-def _covers(resource, arn: str) -> bool:
-    """IAM-style wildcard match of a policy Resource (string or list) against a method ARN."""
-    patterns = resource if isinstance(resource, list) else [resource]
-    for pattern in patterns:
-        if isinstance(pattern, str) and re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), arn, re.DOTALL):
+def policy_allows(policy: dict, arn: str) -> bool:
+    """IAM evaluation of an authorizer's policy for execute-api:Invoke on `arn`: an explicit Deny
+    wins, then an Allow is needed."""
+    statements = policy.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    matching = [s for s in statements if isinstance(s, dict)
+                and _covers(s.get("Action"), "execute-api:Invoke", re.IGNORECASE)  # actions ignore case
+                and _covers(s.get("Resource"), arn)]
+    if any(s.get("Effect") == "Deny" for s in matching):
+        return False
+    return any(s.get("Effect") == "Allow" for s in matching)
+
+
+def _covers(patterns, value: str, flags: int = 0) -> bool:
+    """IAM-style wildcard match of a policy's Action or Resource (string or list)."""
+    for pattern in patterns if isinstance(patterns, list) else [patterns]:
+        if isinstance(pattern, str) and re.fullmatch(
+                re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value, re.DOTALL | flags):
             return True
     return False

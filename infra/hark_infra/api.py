@@ -1,4 +1,8 @@
-"""The REST API: a cached Lambda authorizer (Clerk JWTs) in front of the API Lambda, throttled and logged."""
+"""The REST API: a cached Lambda authorizer (Clerk JWTs) in front of the API Lambda, throttled and logged.
+
+Routes, the authorizer's kind, identity source and cache, CORS and throttling come from hark.http_api,
+the definition the local gateway serves too.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from hark.http_api import HTTP_API
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark_infra.common import acknowledge, bucket_arn, table_arn
 from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
-AUTH_CACHE_SECONDS = 300
 
 
 class ApiStack(Stack):
@@ -81,9 +85,8 @@ class ApiStack(Stack):
                     "does, through cdk.json) before deploying.")
             return fn
 
-        self.authorizer_fn = function("AuthorizerFunction", "lambdas.authorizer.handler.handler",
-                                      "authorizer", 256, 10)
-        self.api_fn = function("ApiFunction", "lambdas.api.handler.handler", "api", 512, 29)
+        self.authorizer_fn = function("AuthorizerFunction", HTTP_API.authorizer.handler, "authorizer", 256, 10)
+        self.api_fn = function("ApiFunction", HTTP_API.api_handler, "api", 512, 29)
 
         # Least privilege for the API: tables read/write; presign uploads (PutObject on uploads/ only,
         # never GetObject on audio); presign transcript links (GetObject on transcripts/); delete a job's
@@ -122,56 +125,71 @@ class ApiStack(Stack):
             self, "Api",
             rest_api_name=f"{config.stack}-api",
             description="Hark transcription jobs",
-            cloud_watch_role=False,  # account-level setting; access logs need no role
+            # Logging (access and execution) needs the account's API Gateway CloudWatch role: CDK makes
+            # it and the AWS::ApiGateway::Account setting that points at it, kept on stack deletion.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             deploy_options=apigw.StageOptions(
-                stage_name="v1",
+                stage_name=HTTP_API.stage,
                 throttling_rate_limit=config.api_rate_limit,
                 throttling_burst_limit=config.api_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False, http_method=True, ip=True, protocol=True, request_time=True,
                     resource_path=True, response_length=True, status=True, user=True),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
                 tracing_enabled=True,
                 metrics_enabled=True,
             ),
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=[web_origin],
-                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-                max_age=Duration.hours(1),
+                allow_methods=list(HTTP_API.cors.allow_methods),
+                allow_headers=list(HTTP_API.cors.allow_headers),
+                max_age=Duration.seconds(HTTP_API.cors.max_age_seconds),
             ),
         )
+        acknowledge(self.api.node.find_child("CloudWatchRole"), "API Gateway's account-wide logging role: "
+                    "the AWS managed policy is the documented one for it.",
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AmazonAPIGatewayPushToCloudWatchLogs]")
         # The authorizer's 401/403 answers need CORS headers too, or the browser hides them.
         for rtype in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
             self.api.add_gateway_response(
                 f"Cors{rtype.response_type}", type=rtype,
                 response_headers={"Access-Control-Allow-Origin": f"'{web_origin}'"})
 
-        self.authorizer = apigw.TokenAuthorizer(
-            self, "ClerkAuthorizer",
-            handler=self.authorizer_fn,
-            identity_source=apigw.IdentitySource.header("Authorization"),
-            # The policy allows the whole API (resource wildcard), so a cached answer fits every route.
-            results_cache_ttl=Duration.seconds(AUTH_CACHE_SECONDS),
-        )
+        auth = HTTP_API.authorizer
+        # The policy allows the whole stage (resource wildcard), so a cached answer fits every route.
+        if auth.kind == "TOKEN":
+            self.authorizer = apigw.TokenAuthorizer(
+                self, "ClerkAuthorizer", handler=self.authorizer_fn,
+                identity_source=apigw.IdentitySource.header(auth.identity_header),
+                results_cache_ttl=Duration.seconds(auth.result_cache_seconds))
+        else:
+            self.authorizer = apigw.RequestAuthorizer(
+                self, "ClerkAuthorizer", handler=self.authorizer_fn,
+                identity_sources=[apigw.IdentitySource.header(auth.identity_header)],
+                results_cache_ttl=Duration.seconds(auth.result_cache_seconds))
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=False, validate_request_parameters=True)
         integration = apigw.LambdaIntegration(self.api_fn, proxy=True)
 
-        def method(resource: apigw.IResource, verb: str) -> None:
-            resource.add_method(verb, integration, authorizer=self.authorizer,
-                                authorization_type=apigw.AuthorizationType.CUSTOM,
-                                request_validator=validator)
-
-        jobs = self.api.root.add_resource("jobs")
-        job = jobs.add_resource("{id}")
-        transcript = job.add_resource("transcript")
-        method(jobs, "POST")
-        method(jobs, "GET")
-        method(job, "GET")
-        method(job, "DELETE")
-        method(transcript, "GET")
+        resources: dict[str, apigw.IResource] = {"": self.api.root}
+        for path in HTTP_API.resource_paths:
+            parent, _, part = path.rpartition("/")
+            resources[path] = resources[parent].add_resource(part)
+        for route in HTTP_API.routes:
+            if route.authorized:
+                resources[route.path].add_method(
+                    route.method, integration, authorizer=self.authorizer,
+                    authorization_type=apigw.AuthorizationType.CUSTOM, request_validator=validator)
+            else:
+                method = resources[route.path].add_method(
+                    route.method, integration, authorization_type=apigw.AuthorizationType.NONE,
+                    request_validator=validator)
+                acknowledge(method, "The link itself is the credential: a signed, expiring token checked by "
+                            "the API Lambda (hark.links).", "AwsSolutions-APIG4", "AwsSolutions-COG4")
 
         acknowledge(self.api, "CORS preflight (OPTIONS) must answer without credentials; every other "
                     "method uses the Lambda authorizer.", "AwsSolutions-APIG4", "AwsSolutions-COG4")
@@ -180,7 +198,5 @@ class ApiStack(Stack):
         acknowledge(self.api, "Throttled per stage and authenticated by the authorizer; audio never "
                     "passes through the API. A WAF web ACL is an optional extra (docs/deploy.md).",
                     "AwsSolutions-APIG3")
-        acknowledge(self.api, "Execution logging needs an account-wide CloudWatch role; access logs are "
-                    "on and the Lambdas log every request.", "AwsSolutions-APIG6")
 
         CfnOutput(self, "ApiUrl", value=self.api.url)

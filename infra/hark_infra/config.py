@@ -11,6 +11,7 @@ from pathlib import Path
 
 from constructs import Construct
 
+from hark.http_api import HTTP_API
 from hark.resources import Resources, resources
 from hark.scaling import DEFAULT_POLICY, ScalingPolicy
 
@@ -47,8 +48,8 @@ class HarkConfig:
     on_demand_percent_above_base: int = 25
     nat_gateways: int = 1
     powertools_layer_version: int = 27
-    api_rate_limit: int = 50
-    api_burst_limit: int = 100
+    api_rate_limit: int = HTTP_API.throttle.rate_limit
+    api_burst_limit: int = HTTP_API.throttle.burst_limit
     model_src: str = "models/whisper-large-v3-turbo"  # CTranslate2 model folder, relative to the repo
     scaling: ScalingPolicy = field(default_factory=lambda: DEFAULT_POLICY)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import binascii
 import json
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -27,21 +29,30 @@ from aws_lambda_powertools.metrics import MetricUnit
 from hark import control
 from hark.control import ApiError, Caller
 from hark.jobviews import CreateJobRequest, CreateJobResponse, ErrorResponse, GatewayError, JobList, JobView, TranscriptFormat, TranscriptLink
+from hark.http_api import HTTP_API
 from hark.settings import get_settings
 
 logger = Logger(service="hark-api")
 metrics = Metrics(namespace="Hark", service="hark-api")
+# The routes live on a Router; the resolver around them is built from the settings read at call time
+# (its CORS origins are the deployment's authorized parties), once per distinct configuration.
+router = Router()
 
-_settings = get_settings()
-cors = CORSConfig(
-    allow_origin=_settings.authorized_parties[0] if _settings.authorized_parties else "*",
-    extra_origins=_settings.authorized_parties[1:],
-    allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-    max_age=600,
-)
-app = APIGatewayRestResolver(
-    enable_validation=True, cors=cors, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
-)
+
+@lru_cache(maxsize=4)
+def resolver(origins: tuple[str, ...]) -> APIGatewayRestResolver:
+    cors = CORSConfig(
+        allow_origin=origins[0] if origins else "*",
+        extra_origins=list(origins[1:]),
+        allow_headers=list(HTTP_API.cors.allow_headers),
+        max_age=HTTP_API.cors.max_age_seconds,
+    )
+    app = APIGatewayRestResolver(
+        enable_validation=True, cors=cors, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+    )
+    app.include_router(router)
+    app.not_found(_not_found)
+    return app
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -65,7 +76,7 @@ def _errors(*statuses: int) -> dict:
 
 
 def caller() -> Caller:
-    authorizer = app.current_event.request_context.authorizer.raw_event or {}
+    authorizer = router.current_event.request_context.authorizer.raw_event or {}
     user_id = authorizer.get("user_id")
     if not isinstance(user_id, str) or not user_id:
         # Behind API Gateway this cannot happen; refuse rather than guess.
@@ -77,7 +88,7 @@ def caller() -> Caller:
 IdPath = Annotated[str, Path(min_length=1, max_length=128, description="The job's id")]
 
 
-@app.post("/jobs", status_code=201, summary="Create a job and get a presigned upload form",
+@router.post("/jobs", status_code=201, summary="Create a job and get a presigned upload form",
           responses=_responses(201, CreateJobResponse, "Created: upload the file with the form", 400, 401, 403, 409, 413, 415, 422, 429), tags=["jobs"])
 def create_job(
     request: CreateJobRequest,
@@ -87,13 +98,13 @@ def create_job(
                description="Same key (per user), same job: retries never create a second job."),
     ] = None,
 ) -> CreateJobResponse:
-    result = control.create_job(caller(), request, idempotency_key, app.lambda_context)
+    result = control.create_job(caller(), request, idempotency_key, router.lambda_context)
     metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
     logger.info("job created", job_id=result.job.job_id, size=result.job.size)
     return result
 
 
-@app.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList, "A page of jobs", 400, 401, 403), tags=["jobs"])
+@router.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList, "A page of jobs", 400, 401, 403), tags=["jobs"])
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
@@ -101,18 +112,18 @@ def list_jobs(
     return control.list_jobs(caller(), limit, cursor)
 
 
-@app.get("/jobs/<job_id>", summary="One job", responses=_responses(200, JobView, "The job", 400, 401, 403, 404), tags=["jobs"])
+@router.get("/jobs/<job_id>", summary="One job", responses=_responses(200, JobView, "The job", 400, 401, 403, 404), tags=["jobs"])
 def get_job(job_id: IdPath) -> JobView:
     return control.get_job(caller(), job_id)
 
 
-@app.get("/jobs/<job_id>/transcript", summary="A short-lived link to the transcript",
+@router.get("/jobs/<job_id>/transcript", summary="A short-lived link to the transcript",
          responses=_responses(200, TranscriptLink, "A presigned GET link", 400, 401, 403, 404, 409), tags=["jobs"])
 def get_transcript(job_id: IdPath, format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt") -> TranscriptLink:  # noqa: A002
     return control.transcript_link(caller(), job_id, format)
 
 
-@app.delete("/jobs/<job_id>", status_code=204, summary="Delete a job, its audio and its transcripts",
+@router.delete("/jobs/<job_id>", status_code=204, summary="Delete a job, its audio and its transcripts",
             responses=_responses(204, None, "Deleted", 400, 401, 403, 404), tags=["jobs"])
 def delete_job(job_id: IdPath) -> None:
     deleted = control.delete_job(caller(), job_id)
@@ -121,39 +132,38 @@ def delete_job(job_id: IdPath) -> None:
 
 
 # -- errors: one shape ---------------------------------------------------------------------------------
-@app.exception_handler(ApiError)
+@router.exception_handler(ApiError)
 def _api_error(err: ApiError) -> Response:
     logger.info("refused", status=err.status, code=err.code)
     return _error(err.status, err.code, err.message)
 
 
-@app.exception_handler(RequestValidationError)
+@router.exception_handler(RequestValidationError)
 def _validation_error(err: RequestValidationError) -> Response:
     return _error(400, "validation_error", describe_validation(err.errors()))
 
 
-@app.exception_handler([UnicodeDecodeError, binascii.Error])
+@router.exception_handler([UnicodeDecodeError, binascii.Error])
 def _undecodable_body(err: Exception) -> Response:
     return _error(400, "validation_error", "The body is not UTF-8 JSON; send a JSON object with Content-Type: application/json.")
 
 
-@app.exception_handler(RequestUnsupportedContentType)
+@router.exception_handler(RequestUnsupportedContentType)
 def _unsupported_body(err: RequestUnsupportedContentType) -> Response:
     return _error(415, "unsupported_body_type", "Send the body as JSON with Content-Type: application/json.")
 
 
-@app.exception_handler(ResponseValidationError)
+@router.exception_handler(ResponseValidationError)
 def _response_error(err: ResponseValidationError) -> Response:
     logger.error("response failed its own schema", errors=str(err.errors())[:2000])
     return _error(500, "internal_error", "Something went wrong on our side; try again later.")
 
 
-@app.not_found
 def _not_found(err: NotFoundError) -> Response:
     return _error(404, "route_not_found", "No such route; see the API reference (docs/api.md) for the routes.")
 
 
-@app.exception_handler(Exception)
+@router.exception_handler(Exception)
 def _unexpected(err: Exception) -> Response:
     logger.exception("unhandled error")
     return _error(500, "internal_error", "Something went wrong on our side; try again later.")
@@ -184,7 +194,7 @@ def handler(event: dict, context) -> dict:
     logger.set_correlation_id(request_context.get("requestId"))
     logger.append_keys(user_id=authorizer.get("user_id"))
     try:
-        return app.resolve(event, context)
+        return resolver(tuple(get_settings().authorized_parties)).resolve(event, context)
     finally:
         if metrics.metric_set:
             metrics.flush_metrics()
@@ -194,7 +204,7 @@ def openapi_document() -> dict:
     """The OpenAPI document of this API, generated from the routes and models above."""
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    raw = app.get_openapi_json_schema(
+    raw = resolver(tuple(get_settings().authorized_parties)).get_openapi_json_schema(
         title="Hark API",
         version="1.0.0",
         description="Audio transcription jobs. Every route needs `Authorization: Bearer <token>`. See docs/api.md.",

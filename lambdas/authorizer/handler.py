@@ -1,4 +1,7 @@
-"""API Gateway REQUEST authorizer: verify the bearer token, answer with an Allow policy for the API.
+"""API Gateway Lambda authorizer: verify the bearer token, answer with an Allow policy for the API.
+
+It takes the event of either authorizer kind (TOKEN or REQUEST): hark.http_api says which one the
+stage is wired with, and the contract tests drive this handler with what that kind sends.
 
 Thin: hark.auth does the verification. Any failure raises Exception("Unauthorized") - the one
 message API Gateway turns into a 401 - and the real reason goes only to the log.
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from hark.auth import Unauthorized, allow_policy, bearer_token, verifier_for
+from hark.auth import Unauthorized, allow_policy, authorizer_token, verifier_for
 from hark.settings import get_settings
 
 logger = Logger(service="hark-authorizer")
@@ -25,7 +28,7 @@ def handler(event: dict, context) -> dict:
         verifier = verifier_for(
             settings.resolved_jwks_url, settings.issuer, tuple(settings.authorized_parties), settings.jwt_leeway_seconds
         )
-        identity = verifier.verify(bearer_token(event.get("headers")))
+        identity = verifier.verify(authorizer_token(event))
         policy = allow_policy(identity, method_arn)
     except Unauthorized as err:
         logger.warning("denied", reason=err.reason, method_arn=method_arn[:300])

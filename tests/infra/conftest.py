@@ -120,3 +120,24 @@ def grants(statements: list[dict]) -> set[tuple[str, str]]:
             for resource in as_list(st["Resource"]):
                 pairs.add((action, render(resource)))
     return pairs
+
+
+def api_routes(template: dict) -> dict[tuple[str, str], dict]:
+    """(method, path) -> the Method's properties, paths rebuilt from the Resource tree."""
+    resources = resources_of(template, "AWS::ApiGateway::Resource")
+    paths: dict[str, str] = {}
+
+    def path_of(rid: str) -> str:
+        if rid not in paths:
+            parent = resources[rid]["Properties"]["ParentId"]
+            prefix = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
+            paths[rid] = f"{prefix}/{resources[rid]['Properties']['PathPart']}"
+        return paths[rid]
+
+    routes = {}
+    for method in resources_of(template, "AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        resource = props["ResourceId"]
+        path = path_of(resource["Ref"]) if "Ref" in resource else "/"
+        routes[(props["HttpMethod"], path)] = props
+    return routes

@@ -6,7 +6,9 @@ import json
 
 from aws_cdk.assertions import Match
 
-from .conftest import TEST_CONTEXT, render, resources_of
+from hark.http_api import HTTP_API
+
+from .conftest import TEST_CONTEXT, api_routes, render, resources_of
 
 
 def _functions(synth) -> dict[str, dict]:
@@ -47,49 +49,59 @@ def test_lambda_asset_holds_the_hark_and_lambdas_packages(synth):
     assert all(render(c["S3Key"]).startswith(code.name.removeprefix("asset.")) for c in functions)
 
 
-def test_token_authorizer_with_caching_on_the_authorization_header(synth):
-    t = synth.assertions("Api")
-    t.has_resource_properties("AWS::ApiGateway::Authorizer", {
-        "Type": "TOKEN",
-        "IdentitySource": "method.request.header.Authorization",
-        "AuthorizerResultTtlInSeconds": 300,
-    })
+# Clerk session tokens live 60 seconds (Clerk docs, "Session tokens": "a short-lived 60-second JWT").
+CLERK_SESSION_TOKEN_SECONDS = 60
 
 
-def test_every_route_uses_the_authorizer_and_the_api_lambda(synth):
-    template = synth.template("Api")
-    paths = {}
-    for rid, res in resources_of(template, "AWS::ApiGateway::Resource").items():
-        parent = res["Properties"]["ParentId"]
-        prefix = "" if "Fn::GetAtt" in parent else paths.get(parent["Ref"], "?")
-        paths[rid] = f"{prefix}/{res['Properties']['PathPart']}"
-    # resources are emitted parent first, but resolve again to be safe
-    for rid, res in resources_of(template, "AWS::ApiGateway::Resource").items():
-        parent = res["Properties"]["ParentId"]
-        if "Ref" in parent:
-            paths[rid] = f"{paths[parent['Ref']]}/{res['Properties']['PathPart']}"
-    routes = set()
-    for method in resources_of(template, "AWS::ApiGateway::Method").values():
-        props = method["Properties"]
-        if props["HttpMethod"] == "OPTIONS":
-            assert props["AuthorizationType"] == "NONE"  # CORS preflight
-            continue
-        assert props["AuthorizationType"] == "CUSTOM"
-        assert "AuthorizerId" in props
+def test_authorizer_is_the_defined_kind_cached_no_longer_than_a_token_lives(synth):
+    (authorizer,) = resources_of(synth.template("Api"), "AWS::ApiGateway::Authorizer").values()
+    props = authorizer["Properties"]
+    assert props["Type"] == HTTP_API.authorizer.kind
+    assert props["IdentitySource"] == f"method.request.header.{HTTP_API.authorizer.identity_header}"
+    assert props["AuthorizerResultTtlInSeconds"] == HTTP_API.authorizer.result_cache_seconds
+    assert 0 < props["AuthorizerResultTtlInSeconds"] <= CLERK_SESSION_TOKEN_SECONDS
+
+
+def test_every_defined_route_and_only_those_reach_the_api_lambda(synth):
+    routes = api_routes(synth.template("Api"))
+    preflights = {k: v for k, v in routes.items() if k[0] == "OPTIONS"}
+    assert all(p["AuthorizationType"] == "NONE" for p in preflights.values())  # CORS preflight
+    proxied = {k: v for k, v in routes.items() if k[0] != "OPTIONS"}
+    assert set(proxied) == {(r.method, r.path) for r in HTTP_API.routes}
+    for route in HTTP_API.routes:
+        props = proxied[(route.method, route.path)]
         assert props["Integration"]["Type"] == "AWS_PROXY"
-        routes.add((props["HttpMethod"], paths[props["ResourceId"]["Ref"]]))
-    assert routes == {("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("DELETE", "/jobs/{id}"),
-                      ("GET", "/jobs/{id}/transcript")}
+        assert "ApiFunction" in render(props["Integration"]["Uri"])
+        if route.authorized:
+            assert props["AuthorizationType"] == "CUSTOM" and "AuthorizerId" in props
+        else:
+            assert props["AuthorizationType"] == "NONE" and "AuthorizerId" not in props
+
+
+def test_logging_has_the_accounts_api_gateway_cloudwatch_role(synth):
+    # Without AWS::ApiGateway::Account naming a role API Gateway can assume, a stage with access
+    # logging fails to create ("CloudWatch Logs role ARN must be set in account settings").
+    template = synth.template("Api")
+    (account,) = resources_of(template, "AWS::ApiGateway::Account").values()
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in render(role["ManagedPolicyArns"])
+    (stage_id,) = resources_of(template, "AWS::ApiGateway::Stage")
+    (deployment_id,) = resources_of(template, "AWS::ApiGateway::Deployment")
+    depends = template["Resources"][stage_id].get("DependsOn", []) + template["Resources"][deployment_id].get("DependsOn", [])
+    assert any(d in resources_of(template, "AWS::ApiGateway::Account") for d in depends)
 
 
 def test_stage_throttled_traced_and_access_logged(synth):
     t = synth.assertions("Api")
     t.has_resource_properties("AWS::ApiGateway::Stage", {
-        "StageName": "v1",
+        "StageName": HTTP_API.stage,
         "TracingEnabled": True,
         "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("status")},
         "MethodSettings": Match.array_with([Match.object_like({
-            "HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100})]),
+            "HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": HTTP_API.throttle.rate_limit,
+            "ThrottlingBurstLimit": HTTP_API.throttle.burst_limit})]),
     })
     t.has_resource_properties("AWS::ApiGateway::RestApi", {"Name": f"{TEST_CONTEXT['hark:stack']}-api"})
     t.has_resource_properties("AWS::ApiGateway::GatewayResponse", {
