@@ -104,7 +104,38 @@ def cold_import(module: str, runs: int = 5) -> dict:
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
         times.append(float(out.stdout.strip().splitlines()[-1]))
-    return {"module": module, "p50": statistics.median(times), "max": max(times), "runs": runs}
+    return {"module": module, "p50": statistics.median(times), "max": max(times), "runs": runs,
+            "heaviest": heaviest_imports(module)}
+
+
+def heaviest_imports(module: str, top: int = 3) -> list[tuple[str, float]]:
+    """The packages whose own modules cost `module`'s import most, from `python -X importtime` (median
+    of 3 runs): [(top-level package, ms)], heaviest first. Each module's self time is charged to its
+    top-level package; what the interpreter imports at start-up (`-c pass`) is left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
+
+    def self_times(code: str) -> dict[str, float]:
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=REPO, env=env,
+                             capture_output=True, text=True, check=True)
+        times = {}
+        for line in out.stderr.splitlines():  # "import time: self [us] | cumulative | imported package"
+            match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+            if match:
+                times[match.group(2)] = int(match.group(1)) / 1000
+        return times
+
+    startup = set(self_times("pass"))
+    per_run = []
+    for _ in range(3):
+        totals: dict[str, float] = {}
+        for name, ms in self_times(f"import {module}").items():
+            if name not in startup:
+                root = name.split(".")[0]
+                totals[root] = totals.get(root, 0.0) + ms
+        per_run.append(totals)
+    names = {n for totals in per_run for n in totals}
+    medians = {n: statistics.median(t.get(n, 0.0) for t in per_run) for n in names}
+    return sorted(medians.items(), key=lambda kv: -kv[1])[:top]
 
 
 def machine() -> str:
@@ -215,10 +246,12 @@ def render(rows: list[dict], imports: list[dict], n: int) -> str:
         "Against real DynamoDB in-region the AWS calls dominate (a few ms each); against the emulator they",
         "are mostly moto's own Python, and create-job's quota count grows with the jobs the run creates",
         "(moto scans the index), which is most of its p99. The AWS calls column is the measured median count.",
-        "The API module's cold import is dominated by boto3 (~140 ms), Powertools' event handler (~100 ms)",
-        "and pydantic-settings (~60 ms) on this shared 2-core machine (`python -X importtime`).",
         "",
     ]
+    for i in imports:
+        heaviest = ", ".join(f"{name} ({ms:.0f} ms)" for name, ms in i["heaviest"])
+        lines.append(f"The heaviest imports of `{i['module']}` (`python -X importtime`, median of 3): {heaviest}.")
+    lines.append("")
     return "\n".join(lines)
 
 
