@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import zipfile
 
 import pytest
@@ -66,10 +67,8 @@ def test_config_json_has_the_keys_the_web_app_reads(synth):
     assert "PublishOutputRefApi" in join and "DeploymentStagev1" in join
 
 
-def test_config_json_carries_the_clerk_publishable_key_when_set():
-    from hark_infra.web import web_config
-
-    assert web_config("https://x/v1/", "pk_live_abc") == {
+def test_config_json_carries_the_clerk_publishable_key_when_set(web):
+    assert web.web_config("https://x/v1/", "pk_live_abc") == {
         "apiBase": "https://x/v1/", "devAuth": False, "clerkPublishableKey": "pk_live_abc"}
 
 
@@ -119,13 +118,24 @@ def _csp(template: dict) -> dict[str, list[str]]:
     return {name: values for name, *values in (d.split() for d in text.split(";"))}
 
 
-def _web_template(key: str) -> dict:
+@pytest.fixture
+def web():
+    """hark_infra.web, importable without the session synth (which puts infra/ on the path too)."""
+    pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
+    if str(REPO / "infra") not in sys.path:
+        sys.path.insert(0, str(REPO / "infra"))
+    from hark_infra import web
+
+    return web
+
+
+def _web_template(web, key: str) -> dict:
     from aws_cdk import App
     from aws_cdk.assertions import Template
     from hark_infra.config import HarkConfig
-    from hark_infra.web import WebStack
 
-    return Template.from_stack(WebStack(App(), "Web", config=HarkConfig(stack=STACK, clerk_publishable_key=key))).to_json()
+    stack = web.WebStack(App(), "Web", config=HarkConfig(stack=STACK, clerk_publishable_key=key))
+    return Template.from_stack(stack).to_json()
 
 
 def _s3_hosts(*names: str) -> set[str]:
@@ -159,8 +169,8 @@ def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):
     assert not [v for values in csp.values() for v in values if "clerk" in v or "cloudflare" in v]
 
 
-def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_host():
-    csp = _csp(_web_template(publishable_key(FAPI_HOST)))
+def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_host(web):
+    csp = _csp(_web_template(web, publishable_key(FAPI_HOST)))
     clerk = f"https://{FAPI_HOST}"
     # Clerk's CSP guide: the Frontend API host for script and connect, img.clerk.com, Cloudflare's
     # bot-protection challenge (script and frame), workers from self and blob:, inline styles.
@@ -174,19 +184,15 @@ def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_ho
     assert not [v for values in csp.values() for v in values if "clerk" in v and v not in (clerk, "https://img.clerk.com")]
 
 
-def test_clerk_publishable_keys_decode_to_their_frontend_api_host():
-    from hark_infra.web import clerk_frontend_api_host
-
+def test_clerk_publishable_keys_decode_to_their_frontend_api_host(web):
     for host in (FAPI_HOST, "wise-owl-12.clerk.accounts.dev"):
         for prefix in ("pk_live_", "pk_test_"):
-            assert clerk_frontend_api_host(publishable_key(host, prefix)) == host
+            assert web.clerk_frontend_api_host(publishable_key(host, prefix)) == host
     # with its base64 padding kept, too
-    assert clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode()) == "ab.clerk.accounts.dev"
+    assert web.clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode()) == "ab.clerk.accounts.dev"
 
 
-def test_a_bad_clerk_key_stops_the_synth_with_the_reason():
-    from hark_infra.web import clerk_frontend_api_host
-
+def test_a_bad_clerk_key_stops_the_synth_with_the_reason(web):
     bad = {
         "sk_live_" + publishable_key(FAPI_HOST)[8:]: "must start with pk_test_ or pk_live_",  # a secret key
         "pk_live_%%%": "does not decode",  # not base64
@@ -195,6 +201,6 @@ def test_a_bad_clerk_key_stops_the_synth_with_the_reason():
     }
     for key, reason in bad.items():
         with pytest.raises(ValueError, match=reason):
-            clerk_frontend_api_host(key)
+            web.clerk_frontend_api_host(key)
     with pytest.raises(ValueError, match="hark:clerkPublishableKey"):
-        _web_template("pk_live_%%%")
+        _web_template(web, "pk_live_%%%")
