@@ -49,8 +49,12 @@ export function currentSession() {
   return null;
 }
 
-export function signOut() {
+/** Ends the session: the dev token is dropped; a Clerk session is signed out at Clerk. */
+export async function signOut() {
   sessionStorage.removeItem(SESSION_KEY);
+  const clerk = globalThis.Clerk;
+  // A callback instead of Clerk's default redirect to afterSignOutUrl: the page shows its own sign-in view.
+  if (!config.devAuth && clerk?.user) await clerk.signOut(() => {});
 }
 
 /** Local development sign-in: the gateway's dev issuer signs a Clerk-shaped token for any email. */
@@ -67,23 +71,76 @@ export async function devSignIn(email) {
   return session;
 }
 
-/*
- * ---- CLERK ADAPTER (production) ------------------------------------------------------------
- * In production (config.devAuth === false) tokens come from Clerk. This app deliberately does
- * not load Clerk's script (no CDN dependencies). To wire it: include clerk-js from your own
- * origin, call `await Clerk.load({ publishableKey: config.clerkPublishableKey })`, mount its
- * sign-in, and this function returns the short-lived session JWT the Lambda authorizer checks.
- * ---------------------------------------------------------------------------------------------
- */
+// -- Clerk (production sign-in) -----------------------------------------------------------------
+// Loaded the way Clerk documents for a page without a bundler (JavaScript quickstart, <script> tab:
+// https://clerk.com/docs/js-frontend/getting-started/quickstart): clerk-js from the instance's own
+// Frontend API host, with the publishable key in data-clerk-publishable-key; then Clerk.load().
+
+/** clerk-js major version, pinned: 5 is the line whose browser bundle carries the prebuilt components. */
+export const CLERK_JS_MAJOR = 5;
+const CLERK_KEY = /^pk_(test|live)_([A-Za-z0-9+/_-]+=*)$/;
+const HOST = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
+
+/** The Frontend API host a publishable key encodes (`pk_test_`/`pk_live_` + base64 of "<host>$"), or null. */
+export function clerkFrontendApi(publishableKey) {
+  const m = CLERK_KEY.exec(publishableKey || "");
+  if (!m) return null;
+  let decoded;
+  try {
+    decoded = atob(m[2].replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, ""));
+  } catch {
+    return null;
+  }
+  if (!decoded.endsWith("$")) return null;
+  const host = decoded.slice(0, -1);
+  return HOST.test(host) ? host.toLowerCase() : null;
+}
+
+export const clerkScriptUrl = (host) => `https://${host}/npm/@clerk/clerk-js@${CLERK_JS_MAJOR}/dist/clerk.browser.js`;
+
+/** The deployment's config.json cannot sign anyone in with Clerk: reloading will not help. */
+export class ClerkConfigError extends Error {}
+
+/** Adds Clerk's script tag, waits for it, and runs Clerk.load(); resolves to the loaded Clerk object. */
+export async function loadClerk() {
+  const key = config.clerkPublishableKey;
+  const host = clerkFrontendApi(key);
+  if (!host) {
+    throw new ClerkConfigError(key
+      ? "clerkPublishableKey in config.json is not a Clerk publishable key (pk_live_... or pk_test_...)"
+      : "config.json has no clerkPublishableKey");
+  }
+  await new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.async = true;
+    script.crossOrigin = "anonymous";
+    script.type = "text/javascript";
+    script.setAttribute("data-clerk-publishable-key", key);
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error(`could not load ${clerkScriptUrl(host)}`)));
+    script.src = clerkScriptUrl(host);
+    document.head.append(script);
+  });
+  const clerk = globalThis.Clerk;
+  if (!clerk?.load) throw new Error("Clerk's script loaded but did not set up window.Clerk");
+  await clerk.load();
+  return clerk;
+}
+
+/** A fresh session token for every request: Clerk caches it and refreshes it before it expires. */
 async function clerkGetToken() {
   const clerk = globalThis.Clerk;
   if (!clerk?.session) return null;
-  return clerk.session.getToken(); // fresh JWT each call; Clerk caches and refreshes it
+  return clerk.session.getToken();
 }
 
 async function bearerToken() {
   if (config.devAuth) return currentSession()?.token ?? null;
-  return clerkGetToken();
+  try {
+    return await clerkGetToken();
+  } catch {
+    throw new ApiError(0, "network", "Could not get a session token from Clerk. Check your connection and try again.");
+  }
 }
 
 // -- JSON API ---------------------------------------------------------------------------------

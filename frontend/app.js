@@ -2,7 +2,7 @@
 
 import {
   createJob, currentSession, deleteJob, devSignIn, expiryMs, getConfig, getJob, linkExpiry,
-  listJobs, loadConfig, setUnauthorizedHandler, signOut, uploadToS3,
+  ClerkConfigError, listJobs, loadClerk, loadConfig, setUnauthorizedHandler, signOut, uploadToS3,
 } from "./api.js";
 import { openViewer } from "./viewer.js";
 import { el, formatBytes, formatDuration, languageName, timeAgo } from "./ui.js";
@@ -23,6 +23,8 @@ const state = {
   cursor: null, // next_cursor of the last page loaded
   pollTimer: null,
   expiryTimer: null,
+  clerk: null, // the loaded Clerk object, when this deployment signs in with Clerk
+  clerkUserId: null, // the Clerk user the page shows, to act only on real sign-in/out changes
 };
 
 // -- Status messages ----------------------------------------------------------------------------
@@ -41,6 +43,7 @@ function showNotice(text) {
 // -- Sign in / out ------------------------------------------------------------------------------
 
 function showSignedIn(session) {
+  if (state.clerk) state.clerk.unmountSignIn($("clerk-signin"));
   $("signin").hidden = true;
   $("app").hidden = false;
   $("session").hidden = false;
@@ -68,18 +71,43 @@ function showSignedOut(message = "") {
   if ($("viewer").open) $("viewer").close();
   showNotice(message);
   if (message) announce(message);
-  if (!getConfig().devAuth) {
-    $("signin-help").textContent =
-      "This deployment signs in with Clerk; see docs/frontend.md to wire the Clerk adapter in api.js.";
+  if (getConfig().devAuth) {
+    $("signin-email").focus();
+  } else if (state.clerk) {
+    $("signin-help").textContent = "Sign in with your Hark account.";
     $("signin-form").hidden = true;
+    $("clerk-signin").hidden = false;
+    state.clerk.unmountSignIn($("clerk-signin")); // never two components in one element
+    state.clerk.mountSignIn($("clerk-signin"));
+  } else {
+    $("signin-form").hidden = true; // Clerk is still loading, or could not load (the notice says why)
   }
-  $("signin-email").focus();
 }
 
-function endSession(message) {
+async function endSession(message) {
   if ($("app").hidden) return; // already signed out: one message is enough
-  signOut();
+  state.clerkUserId = null; // Clerk's own sign-out event is then no news: this view is shown here
+  await signOut();
   showSignedOut(message);
+}
+
+function clerkSession(user) {
+  return { email: user.primaryEmailAddress?.emailAddress || user.username || null };
+}
+
+/** Clerk's state changed (sign-in completed in its component, sign-out in another tab, session ended). */
+function onClerkChange({ user }) {
+  const id = user?.id ?? null;
+  if (id === state.clerkUserId) return;
+  state.clerkUserId = id;
+  if (user) {
+    showNotice("");
+    const session = clerkSession(user);
+    showSignedIn(session);
+    announce(`Signed in as ${session.email || "you"}`);
+  } else {
+    showSignedOut("You have been signed out.");
+  }
 }
 
 $("signin-form").addEventListener("submit", async (event) => {
@@ -109,10 +137,7 @@ $("signin-form").addEventListener("submit", async (event) => {
   }
 });
 
-$("sign-out").addEventListener("click", () => {
-  signOut();
-  showSignedOut("You have signed out.");
-});
+$("sign-out").addEventListener("click", () => endSession("You have signed out."));
 
 // -- Uploads ------------------------------------------------------------------------------------
 
@@ -424,10 +449,28 @@ async function start() {
     showNotice(`Hark could not load its configuration (${e.message}). Reload the page to try again.`);
     return;
   }
-  const session = getConfig().devAuth ? currentSession() : (globalThis.Clerk?.user ? { email: globalThis.Clerk.user.primaryEmailAddress?.emailAddress } : null);
-  if (session) showSignedIn(session);
-  else showSignedOut();
+  if (getConfig().devAuth) {
+    const session = currentSession();
+    if (session) showSignedIn(session);
+    else showSignedOut();
+    return;
+  }
+  $("signin-help").textContent = "Loading sign-in…";
+  showSignedOut();
+  try {
+    state.clerk = await loadClerk();
+  } catch (e) {
+    $("signin-help").textContent = "";
+    showNotice(e instanceof ClerkConfigError
+      ? `Sign-in is not set up on this deployment: ${e.message}. Its operator sets it with hark:clerkPublishableKey.`
+      : `Sign-in could not load: ${e.message}. Check your connection and reload the page.`);
+    return;
+  }
+  const user = state.clerk.user;
+  state.clerkUserId = user?.id ?? null;
+  if (user) showSignedIn(clerkSession(user));
+  else showSignedOut(); // mounts Clerk's sign-in
+  state.clerk.addListener(onClerkChange);
 }
 
 start();
-

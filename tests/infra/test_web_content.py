@@ -3,11 +3,15 @@ BucketDeployment in its own stack (WebContent), no-cache headers, and a CloudFro
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import sys
 import zipfile
 
-from .conftest import REPO, TEST_CONTEXT, one, resources_of
+import pytest
+
+from .conftest import REPO, TEST_CONTEXT, one, render, resources_of
 
 STACK = TEST_CONTEXT["hark:stack"]
 MARKER = re.compile(r"<<marker:0x[0-9a-f]+:\d+>>")
@@ -63,10 +67,8 @@ def test_config_json_has_the_keys_the_web_app_reads(synth):
     assert "PublishOutputRefApi" in join and "DeploymentStagev1" in join
 
 
-def test_config_json_carries_the_clerk_publishable_key_when_set():
-    from hark_infra.web import web_config
-
-    assert web_config("https://x/v1/", "pk_live_abc") == {
+def test_config_json_carries_the_clerk_publishable_key_when_set(web):
+    assert web.web_config("https://x/v1/", "pk_live_abc") == {
         "apiBase": "https://x/v1/", "devAuth": False, "clerkPublishableKey": "pk_live_abc"}
 
 
@@ -97,3 +99,108 @@ def test_deployment_handler_findings_are_acknowledged_on_it_only(synth):
     # the deployment's own custom resource and the rest of the stack carry no acknowledgment
     assert "Metadata" not in one(template, "Custom::CDKBucketDeployment") or \
         "cdk_nag" not in one(template, "Custom::CDKBucketDeployment").get("Metadata", {})
+
+
+# -- The distribution's response headers: security headers and a Content-Security-Policy ----------
+
+FAPI_HOST = "clerk.hark.example"  # a Clerk Frontend API host, as Clerk's dashboard would show it
+
+
+def publishable_key(host: str, prefix: str = "pk_live_") -> str:
+    # Clerk's format: the prefix, then base64 of "<Frontend API host>$" (Clerk leaves the padding off)
+    return prefix + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
+
+
+def _csp(template: dict) -> dict[str, list[str]]:
+    policy = one(template, "AWS::CloudFront::ResponseHeadersPolicy")["Properties"]["ResponseHeadersPolicyConfig"]
+    text = render(policy["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    assert policy["SecurityHeadersConfig"]["ContentSecurityPolicy"]["Override"] is True
+    return {name: values for name, *values in (d.split() for d in text.split(";"))}
+
+
+@pytest.fixture
+def web():
+    """hark_infra.web, importable without the session synth (which puts infra/ on the path too)."""
+    pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
+    if str(REPO / "infra") not in sys.path:
+        sys.path.insert(0, str(REPO / "infra"))
+    from hark_infra import web
+
+    return web
+
+
+def _web_template(web, key: str) -> dict:
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+    from hark_infra.config import HarkConfig
+
+    stack = web.WebStack(App(), "Web", config=HarkConfig(stack=STACK, clerk_publishable_key=key))
+    return Template.from_stack(stack).to_json()
+
+
+def _s3_hosts(*names: str) -> set[str]:
+    return {h for n in names for h in (f"https://{n}.s3.amazonaws.com", f"https://{n}.s3.${{AWS::Region}}.amazonaws.com")}
+
+
+def test_distribution_serves_security_headers_and_a_csp(synth):
+    template = synth.template("Web")
+    (policy_id,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy")
+    behavior = one(template, "AWS::CloudFront::Distribution")["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behavior["ResponseHeadersPolicyId"] == {"Ref": policy_id}
+    headers = one(template, "AWS::CloudFront::ResponseHeadersPolicy")["Properties"]["ResponseHeadersPolicyConfig"][
+        "SecurityHeadersConfig"]
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert headers["ContentTypeOptions"]["Override"] is True
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 365 * 24 * 3600
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin"
+
+
+def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):
+    from hark.resources import resources
+
+    res = resources(STACK)
+    csp = _csp(synth.template("Web"))  # TEST_CONTEXT has no hark:clerkPublishableKey
+    assert csp["default-src"] == ["'self'"] and csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+    # the API (its URL is not known to this stack: the region's execute-api hosts), the presigned upload
+    # to the audio bucket, the viewer's fetch from the transcripts bucket
+    assert set(csp["connect-src"]) == {"'self'", "https://*.execute-api.${AWS::Region}.amazonaws.com"} | _s3_hosts(
+        res.audio_bucket.name, res.transcripts_bucket.name)
+    assert csp["frame-src"] == ["'none'"] and csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    assert not [v for values in csp.values() for v in values if "clerk" in v or "cloudflare" in v]
+
+
+def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_host(web):
+    csp = _csp(_web_template(web, publishable_key(FAPI_HOST)))
+    clerk = f"https://{FAPI_HOST}"
+    # Clerk's CSP guide: the Frontend API host for script and connect, img.clerk.com, Cloudflare's
+    # bot-protection challenge (script and frame), workers from self and blob:, inline styles.
+    assert set(csp["script-src"]) == {"'self'", clerk, "https://challenges.cloudflare.com"}
+    assert clerk in csp["connect-src"]
+    assert [v for v in csp["connect-src"] if "*" in v] == ["https://*.execute-api.${AWS::Region}.amazonaws.com"]
+    assert set(csp["img-src"]) == {"'self'", "data:", "https://img.clerk.com"}
+    assert set(csp["worker-src"]) == {"'self'", "blob:"}
+    assert set(csp["style-src"]) == {"'self'", "'unsafe-inline'"}
+    assert csp["frame-src"] == ["https://challenges.cloudflare.com"]
+    assert not [v for values in csp.values() for v in values if "clerk" in v and v not in (clerk, "https://img.clerk.com")]
+
+
+def test_clerk_publishable_keys_decode_to_their_frontend_api_host(web):
+    for host in (FAPI_HOST, "wise-owl-12.clerk.accounts.dev"):
+        for prefix in ("pk_live_", "pk_test_"):
+            assert web.clerk_frontend_api_host(publishable_key(host, prefix)) == host
+    # with its base64 padding kept, too
+    assert web.clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode()) == "ab.clerk.accounts.dev"
+
+
+def test_a_bad_clerk_key_stops_the_synth_with_the_reason(web):
+    bad = {
+        "sk_live_" + publishable_key(FAPI_HOST)[8:]: "must start with pk_test_ or pk_live_",  # a secret key
+        "pk_live_%%%": "does not decode",  # not base64
+        "pk_live_" + base64.b64encode(FAPI_HOST.encode()).decode(): "does not decode",  # no "$" marker
+        publishable_key("not a host"): "does not decode",
+    }
+    for key, reason in bad.items():
+        with pytest.raises(ValueError, match=reason):
+            web.clerk_frontend_api_host(key)
+    with pytest.raises(ValueError, match="hark:clerkPublishableKey"):
+        _web_template(web, "pk_live_%%%")
