@@ -34,8 +34,10 @@ from werkzeug.wrappers import Request, Response
 
 from hark.http_api import ACCESS_DENIED_BODY, HTTP_API, UNAUTHORIZED_BODY, HttpApi, Route
 from hark.local.issuer import DevIssuer
+from hark.webapp import clerk_frontend_api_host, content_security_policy, security_headers
 
 API_ID, ACCOUNT = "local", "123456789012"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MISSING_TOKEN_BODY = {"message": "Missing Authentication Token"}  # API Gateway: no such resource/method
 
 
@@ -87,8 +89,12 @@ def _json(status: int, body: dict, headers: dict | None = None) -> Response:
 
 class Gateway:
     def __init__(self, issuer: DevIssuer, web_root: Path, config: dict, region: str = "us-east-1",
-                 api: HttpApi = HTTP_API, cors_origins: list[str] | None = None):
+                 api: HttpApi = HTTP_API, cors_origins: list[str] | None = None, connect_sources: tuple[str, ...] = ()):
+        """`connect_sources`: hosts the page talks to besides its own origin (the emulator's S3)."""
         self.issuer, self.web_root, self.config, self.region, self.api = issuer, web_root.resolve(), config, region, api
+        key = config.get("clerkPublishableKey")
+        self.web_headers = security_headers(
+            content_security_policy(list(connect_sources), clerk_frontend_api_host(key) if key else None))
         self.cors_origins = list(cors_origins or config.get("authorizedParties") or [config["webOrigin"]])
         self.api_function = LambdaFunction(api.api_handler)
         self.authorizer_function = LambdaFunction(api.authorizer.handler)
@@ -137,6 +143,10 @@ class Gateway:
         return True
 
     def dev_token(self, request: Request) -> Response:
+        # Dev sign-in mints a token for any email: only for a browser on this machine.
+        if request.host.rsplit(":", 1)[0].strip("[]") not in LOOPBACK_HOSTS:
+            return _json(403, {"error": {"code": "dev_sign_in_loopback_only",
+                                         "message": "Dev sign-in answers only on 127.0.0.1 or localhost."}})
         data = request.get_json(silent=True) or {}
         email = data.get("email") if isinstance(data, dict) else None
         if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
@@ -153,7 +163,7 @@ class Gateway:
         if not file.is_relative_to(self.web_root) or not file.is_file():
             return _json(404, {"message": "Not Found"})
         mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        return Response(file.read_bytes(), mimetype=mime, headers={"Cache-Control": "no-cache"})
+        return Response(file.read_bytes(), mimetype=mime, headers={"Cache-Control": "no-cache", **self.web_headers})
 
     # -- API Gateway behaviour -------------------------------------------------------------------
     def preflight(self, request: Request) -> Response:

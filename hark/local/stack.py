@@ -129,7 +129,8 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     origin = f"http://127.0.0.1:{port}"
     config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": origin,
               "authorizedParties": settings.authorized_parties}
-    gateway = Gateway(DevIssuer(origin, home / "issuer-key.pem"), REPO / "frontend", config, settings.region)
+    gateway = Gateway(DevIssuer(origin, home / "issuer-key.pem"), REPO / "frontend", config, settings.region,
+                      connect_sources=(emulator.endpoint,))
     server = make_server("127.0.0.1", port, gateway, threaded=True)
 
     print(

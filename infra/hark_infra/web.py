@@ -8,10 +8,7 @@ deployment inside WebStack would make Web -> Api -> Web a cycle. WebContentStack
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 
 from aws_cdk import Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
@@ -20,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from hark.webapp import clerk_frontend_api_host, content_security_policy
 from hark_infra.common import acknowledge
 from hark_infra.config import REPO_ROOT, HarkConfig
 from hark_infra.storage import private_bucket_props
@@ -37,63 +35,6 @@ INVALIDATION_PATHS = ["/*"]
 SITE_BUCKET_OUTPUT = "SiteBucketName"
 DISTRIBUTION_ID_OUTPUT = "DistributionId"
 DISTRIBUTION_DOMAIN_OUTPUT = "DistributionDomainName"
-
-# A Clerk publishable key is one of these prefixes + base64 of "<Frontend API host>$"; the page loads
-# clerk-js from that host (frontend/api.js clerkFrontendApi decodes it the same way).
-CLERK_KEY_PREFIXES = ("pk_test_", "pk_live_")
-_HOST = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+", re.I)
-# What Clerk's components need besides the Frontend API host (Clerk's CSP guide,
-# https://clerk.com/docs/guides/secure/best-practices/csp-headers): user images, the Cloudflare
-# bot-protection challenge on sign-up, web workers, and runtime CSS-in-JS.
-CLERK_IMAGES = "https://img.clerk.com"
-CLERK_BOT_PROTECTION = "https://challenges.cloudflare.com"
-
-
-def clerk_frontend_api_host(publishable_key: str) -> str:
-    """The Frontend API host a Clerk publishable key encodes; ValueError (saying why) for anything else."""
-    prefix = next((p for p in CLERK_KEY_PREFIXES if publishable_key.startswith(p)), None)
-    if prefix is None:
-        raise ValueError(f"hark:clerkPublishableKey must start with {' or '.join(CLERK_KEY_PREFIXES)} "
-                         "(the publishable key from the Clerk dashboard, not the secret key)")
-    encoded = publishable_key[len(prefix):]
-    try:
-        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    host = decoded[:-1] if decoded.endswith("$") else ""
-    if not _HOST.fullmatch(host):
-        raise ValueError("hark:clerkPublishableKey does not decode to a Clerk Frontend API host "
-                         "(base64 of '<host>$' after the pk_ prefix): copy it again from the Clerk dashboard")
-    return host.lower()
-
-
-def content_security_policy(bucket_names: list[str], region: str, clerk_host: str | None) -> str:
-    """The web app's Content-Security-Policy: its own files, the API, the two buckets it talks to, and
-    (with a publishable key) Clerk's Frontend API host from the key and what Clerk's components need.
-
-    The API's URL cannot be named here (the Api stack depends on this one), so connect-src allows the
-    region's execute-api hosts; the buckets (audio: the presigned upload; transcripts: the viewer's
-    fetch) are named by hark.resources, here in both S3 host forms a presigned URL can take.
-    """
-    buckets = [f"https://{name}.s3.amazonaws.com https://{name}.s3.{region}.amazonaws.com"
-               for name in bucket_names]
-    clerk = f"https://{clerk_host}" if clerk_host else None
-    directives = {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"] + ([clerk, CLERK_BOT_PROTECTION] if clerk else []),
-        "style-src": ["'self'"] + (["'unsafe-inline'"] if clerk else []),
-        "img-src": ["'self'", "data:"] + ([CLERK_IMAGES] if clerk else []),
-        "connect-src": ["'self'", f"https://*.execute-api.{region}.amazonaws.com", *buckets]
-        + ([clerk] if clerk else []),
-        "worker-src": ["'self'", "blob:"] if clerk else ["'none'"],
-        "frame-src": [CLERK_BOT_PROTECTION] if clerk else ["'none'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
-    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
-
 
 def web_config(api_url: str, clerk_publishable_key: str) -> dict:
     """The /config.json the web app reads (frontend/api.js loadConfig): apiBase, devAuth, clerkPublishableKey.
@@ -168,7 +109,13 @@ class WebStack(Stack):
         """The managed SecurityHeadersPolicy's headers plus this app's Content-Security-Policy."""
         clerk_host = (clerk_frontend_api_host(config.clerk_publishable_key)
                       if config.clerk_publishable_key else None)
-        csp = content_security_policy([b.name for b in config.resources.buckets], Aws.REGION, clerk_host)
+        # The API's URL cannot be named here (the Api stack depends on this one), so connect-src allows
+        # the region's execute-api hosts; the buckets (audio: the presigned upload; transcripts: the
+        # viewer's fetch) in both S3 host forms a presigned URL can take.
+        connect = [f"https://*.execute-api.{Aws.REGION}.amazonaws.com"]
+        for name in (b.name for b in config.resources.buckets):
+            connect += [f"https://{name}.s3.amazonaws.com", f"https://{name}.s3.{Aws.REGION}.amazonaws.com"]
+        csp = content_security_policy(connect, clerk_host)
         return cloudfront.ResponseHeadersPolicy(
             self, "SecurityHeaders",
             comment=f"{config.stack} web app: security headers and CSP",

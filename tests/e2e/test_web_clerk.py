@@ -20,8 +20,10 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from hark.webapp import content_security_policy
+
 from .conftest import REPO
-from .test_web import browser, expect, page  # noqa: F401  (fixtures shared with the dev sign-in tests)
+from .test_web import CHROMIUM, CHROMIUM_ARGS, expect, page, sync_playwright  # noqa: F401  (fixtures shared with the dev sign-in tests)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +32,18 @@ FAPI_HOST = "clerk.hark-standin.example"  # the Frontend API host the test key n
 # Where Clerk's JavaScript quickstart (<script> tab) loads clerk-js from: the Frontend API host, a pinned major.
 CLERK_SCRIPT_PATH = re.compile(r"/npm/@clerk/clerk-js@(\d+)/dist/clerk\.browser\.js")
 EMAIL = "clerk-user@example.com"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # The page's document is answered by page.route (to carry the deployed CSP), and Chromium treats
+    # an intercepted document as public address space, so its uploads to the emulator on loopback
+    # would meet Local Network Access checks that a deployment (CloudFront, API Gateway, S3) never does.
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=[*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"])
+        yield browser
+        browser.close()
 
 
 def publishable_key(host: str, prefix: str = "pk_test_") -> str:
@@ -54,8 +68,19 @@ class ClerkRoutes:
         self.off_origin: list[str] = []
         config = deployed_config(stack_url, key)
         page.route(f"{stack_url}/config.json", lambda route: route.fulfill(json=config))
+        page.route(f"{stack_url}/", self._document)
         page.route(f"https://{FAPI_HOST}/**", lambda route: self._clerk(route, serve_script))
         page.on("request", lambda r: None if r.url.startswith((stack_url, "data:")) else self.off_origin.append(r.url))
+
+    @staticmethod
+    def _document(route) -> None:
+        """The page with the Content-Security-Policy CloudFront sends for this key (hark.webapp), so
+        the browser enforces the deployed policy on Clerk's script: the local stack has no key."""
+        response = route.fetch()
+        directives = dict(d.split(" ", 1) for d in response.headers["content-security-policy"].split("; "))
+        connect = [src for src in directives["connect-src"].split() if src != "'self'"]
+        headers = {**response.headers, "content-security-policy": content_security_policy(connect, FAPI_HOST)}
+        route.fulfill(response=response, headers=headers)
 
     def _clerk(self, route, serve_script: bool) -> None:
         self.script_requests.append(route.request.url)

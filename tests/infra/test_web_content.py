@@ -11,6 +11,8 @@ import zipfile
 
 import pytest
 
+from hark.webapp import clerk_frontend_api_host
+
 from .conftest import REPO, TEST_CONTEXT, one, render, resources_of
 
 STACK = TEST_CONTEXT["hark:stack"]
@@ -187,9 +189,9 @@ def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_ho
 def test_clerk_publishable_keys_decode_to_their_frontend_api_host(web):
     for host in (FAPI_HOST, "wise-owl-12.clerk.accounts.dev"):
         for prefix in ("pk_live_", "pk_test_"):
-            assert web.clerk_frontend_api_host(publishable_key(host, prefix)) == host
+            assert clerk_frontend_api_host(publishable_key(host, prefix)) == host
     # with its base64 padding kept, too
-    assert web.clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode()) == "ab.clerk.accounts.dev"
+    assert clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode()) == "ab.clerk.accounts.dev"
 
 
 def test_a_bad_clerk_key_stops_the_synth_with_the_reason(web):
@@ -201,6 +203,6 @@ def test_a_bad_clerk_key_stops_the_synth_with_the_reason(web):
     }
     for key, reason in bad.items():
         with pytest.raises(ValueError, match=reason):
-            web.clerk_frontend_api_host(key)
+            clerk_frontend_api_host(key)
     with pytest.raises(ValueError, match="hark:clerkPublishableKey"):
         _web_template(web, "pk_live_%%%")
