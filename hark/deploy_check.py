@@ -172,12 +172,12 @@ class DeployCheck:
     def run(self) -> list[Finding]:
         self.check_region()
         if self.region and self.check_credentials():
-            for aws_check in (self.check_bootstrap, self.check_ses_identity, self.check_ses_sandbox,
-                              self.check_ecs_role, self.check_quotas, self.check_clerk_secret):
+            for name, aws_check in (("cdk bootstrap", self.check_bootstrap), ("ses identity", self.check_ses_identity),
+                                    ("ses sandbox", self.check_ses_sandbox), ("ecs role", self.check_ecs_role),
+                                    ("gpu quota", self.check_quotas), ("clerk secret", self.check_clerk_secret)):
                 try:
                     aws_check()
                 except Exception as err:  # an AWS answer we did not expect: report it, check the rest
-                    name = aws_check.__name__.removeprefix("check_").replace("_", " ")
                     self.add(name, "problem", f"could not be checked: {_aws_error(err)}",
                              "make sure these credentials may read it (an administrator for the first deploy)")
         else:
@@ -447,10 +447,16 @@ def _code(err) -> str:
 
 
 def _aws_error(err: Exception) -> str:
+    """One short line: the AWS error code and message (never a whole HTML error page)."""
     if hasattr(err, "response"):
         e = err.response.get("Error", {})
-        return f"{e.get('Code', type(err).__name__)}: {e.get('Message', '')}".rstrip(": ")
-    return str(err) or type(err).__name__
+        code, message = e.get("Code") or type(err).__name__, " ".join(str(e.get("Message") or "").split())
+        if message.startswith("<"):
+            message = ""
+        text = f"{code}: {message}" if message else code
+    else:
+        text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _verify_hint(kind: str, identity: str) -> str:
