@@ -186,7 +186,7 @@ def test_ses_identity_on_the_emulator(account):
 
 def test_the_cli_against_the_emulator_reports_what_it_cannot_read_and_goes_on(emulator, account, tmp_path):
     """`hark deploy check` as a user runs it: moto cannot answer EC2 quotas (or SES GetAccount), so those checks
-    says it could not be read; every other check still runs and is listed."""
+    say they could not be read; every other check still runs and is listed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
     env.update(HARK_AWS_ENDPOINT_URL=emulator.endpoint, AWS_DEFAULT_REGION=REGION)
     result = subprocess.run([sys.executable, "-m", "hark.cli", "deploy", "check", *sum([["-c", c] for c in PREPARED_CONTEXT], [])],
