@@ -25,7 +25,9 @@ from hark.local.issuer import DevIssuer
 
 API_ID, STAGE, ACCOUNT = "local", "local", "123456789012"
 # API Gateway resources, in its own {param} syntax, mapped to werkzeug rules.
-API_RESOURCES = ("/jobs", "/jobs/{id}", "/jobs/{id}/transcript")
+API_RESOURCES = ("/jobs", "/jobs/{id}", "/jobs/{id}/transcript", "/links/{token}")
+# The dev issuer's stand-in for Clerk's Backend API (HARK_CLERK_API_URL = {gateway}/clerk locally).
+CLERK_USERS = re.compile(r"^/clerk/v1/users/([^/]+)$")
 
 
 class LambdaContext:
@@ -82,6 +84,8 @@ class Gateway:
             return _json(200, {"ok": True})
         if path == "/dev/token" and request.method == "POST":
             return self.dev_token(request)
+        if (clerk := CLERK_USERS.match(path)) and request.method == "GET":
+            return _json(*self.issuer.backend_user(clerk.group(1), request.headers.get("Authorization")))
         try:
             resource, params = self.url_map.bind("").match(path, method=request.method)
         except NotFound:
@@ -98,7 +102,8 @@ class Gateway:
         azp = request.headers.get("Origin") or self.config["webOrigin"]
         if azp not in self.config["authorizedParties"]:
             azp = self.config["webOrigin"]
-        return _json(200, self.issuer.token(email, azp=azp))
+        # "email_claim": false mints a token like Clerk's default one, without the email claim.
+        return _json(200, self.issuer.token(email, azp=azp, email_claim=data.get("email_claim") is not False))
 
     def static(self, path: str) -> Response:
         if request_is_api_like(path):

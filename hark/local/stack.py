@@ -77,6 +77,8 @@ def local_env(port: int, emulator_port: int, home: Path, model_dir: Path) -> dic
         "HARK_ISSUER": origin,
         "HARK_AUTHORIZED_PARTIES": json.dumps([origin, f"http://localhost:{port}"]),
         "HARK_WEB_URL": origin,
+        "HARK_API_URL": origin,  # the links in emails lead through the gateway's /links/{token}
+        "HARK_CLERK_API_URL": f"{origin}/clerk",  # the dev issuer's stand-in for Clerk's Backend API
         "HARK_OUTBOX_DIR": str(home / "outbox"),
         "HARK_MODEL_DIR": str(model_dir),
     }
