@@ -26,6 +26,8 @@ from hark.local.issuer import DevIssuer
 API_ID, STAGE, ACCOUNT = "local", "local", "123456789012"
 # API Gateway resources, in its own {param} syntax, mapped to werkzeug rules.
 API_RESOURCES = ("/jobs", "/jobs/{id}", "/jobs/{id}/transcript", "/links/{token}")
+# Routes without the authorizer (authorization NONE in API Gateway): an email link is its own credential.
+PUBLIC_RESOURCES = ("/links/{token}",)
 # The dev issuer's stand-in for Clerk's Backend API (HARK_CLERK_API_URL = {gateway}/clerk locally).
 CLERK_USERS = re.compile(r"^/clerk/v1/users/([^/]+)$")
 
@@ -180,12 +182,13 @@ class Gateway:
     def invoke_api(self, request: Request, resource: str, params: dict) -> Response:
         event = self.event(request, resource, params)
         with self._lock:
-            authorizer = self.authorize(event)
-            if authorizer is None:
-                return _json(401, {"message": "Unauthorized"})
-            if not authorizer:
-                return _json(403, {"message": "User is not authorized to access this resource"})
-            event["requestContext"]["authorizer"] = authorizer
+            if resource not in PUBLIC_RESOURCES:
+                authorizer = self.authorize(event)
+                if authorizer is None:
+                    return _json(401, {"message": "Unauthorized"})
+                if not authorizer:
+                    return _json(403, {"message": "User is not authorized to access this resource"})
+                event["requestContext"]["authorizer"] = authorizer
             result = self.api_handler(event, LambdaContext("hark-api"))
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
