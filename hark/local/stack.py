@@ -141,7 +141,7 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
   web app          {origin}/
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
   JWKS (dev)       {origin}/.well-known/jwks.json
-  AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES; stack "{LOCAL_STACK}")
+  AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
   workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification
   worker logs      {home / 'logs'}
   emails (outbox)  {home / 'outbox'}
