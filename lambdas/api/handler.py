@@ -131,11 +131,14 @@ def _own_error(description: str) -> dict:
                      "Answers 302 to a presigned S3 GET minted at that moment, valid a few minutes.",
          responses={302: {"description": "Redirect to the transcript (Location: a presigned S3 GET)",
                           "headers": {"Location": {"description": "The presigned S3 GET", "schema": {"type": "string"}}}},
+                    400: _own_error("A path far longer than any link (validation_error)"),
                     403: _own_error("Not a valid link (garbage, or edited)"),
                     404: _own_error("The link's job has been deleted"),
                     410: _own_error("The link has expired: open the web app for a new one")},
          tags=["links"])
-def follow_link(token: str):  # a Response: the redirect
+def follow_link(
+    token: Annotated[str, Path(max_length=4096, description="The signed token from the email's link")],
+):  # a Response: the redirect
     url = control.follow_link(token)
     logger.info("link followed")
     # no-store: a cached redirect would outlive the presigned URL; no-referrer keeps the token out of

@@ -161,6 +161,11 @@ def test_edited_links_are_403_in_the_apis_error_shape(job):
     assert follow(token)[0] == 302  # the original still works
 
 
+def test_a_path_far_longer_than_any_link_is_a_400_naming_the_token(job):
+    status, _, body = follow("x" * 5000)
+    assert status == 400 and body["error"]["code"] == "validation_error" and "token" in body["error"]["message"]
+
+
 def test_a_deleted_jobs_link_is_404(job):
     token = issued(job, ago=60)
     assert follow(token)[0] == 302
