@@ -16,7 +16,7 @@ from hark.settings import get_settings
 
 # (connect, read) seconds where botocore's 60 s + 60 s would stall a worker. SES: an unreachable SES
 # must fail fast, well inside the notifier's send lease. (SQS keeps the default: long polls wait 20 s.)
-TIMEOUTS = {"ses": (5, 20)}
+TIMEOUTS = {"ses": (5, 20), "secretsmanager": (5, 10)}
 
 
 @lru_cache
@@ -54,6 +54,19 @@ def table(name: str):
     return boto3.resource("dynamodb", region_name=settings.region, endpoint_url=settings.aws_endpoint_url).Table(name)
 
 
+@lru_cache
+def _secrets_provider():
+    # Imported here: only the processes that read a secret pay for it.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+def secret(name: str) -> str:
+    """A Secrets Manager string, cached per process for settings.secret_cache_seconds (Powertools)."""
+    return _secrets_provider().get(name, max_age=get_settings().secret_cache_seconds)
+
+
 def job_store():
     """The JobStore of this deployment's jobs table (hark.jobs)."""
     from hark.jobs import JobStore
@@ -63,5 +76,5 @@ def job_store():
 
 def reset() -> None:
     """Forget settings and every cached client, after the environment changed (local stack, tests)."""
-    for cached in (get_settings, client, stack_resources, queue_url, table):
+    for cached in (get_settings, client, stack_resources, queue_url, table, _secrets_provider):
         cached.cache_clear()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from hark import aws
+from hark import aws, links
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.jobviews import CreateJobRequest, CreateJobResponse, JobList, JobView, TranscriptLink, UploadForm, job_view, presigned_get
 from hark.keys import job_prefix, transcript_key, upload_key
@@ -197,6 +197,46 @@ def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> Transcript
     expires = (datetime.now(timezone.utc) + timedelta(seconds=ttl)).isoformat(timespec="seconds").replace("+00:00", "Z")
     url = presigned_get(aws.client("s3"), aws.stack_resources().transcripts_bucket.name, transcript_key(job.user_id, job.job_id, fmt), ttl)
     return TranscriptLink(url=url, format=fmt, expires_at=expires)
+
+
+# -- email links (no bearer token: the link is the credential) -----------------------------------------
+def follow_link(token: str, now: float | None = None) -> str:
+    """The presigned GET a link from an email leads to, minted now and valid a few minutes (hark.links).
+
+    403 for anything we did not sign as it is (garbage, another job, a flipped signature, a stretched
+    expiry), 410 once it has expired, 404 when its job has been deleted since.
+    """
+    settings = get_settings()
+    try:
+        claims = links.verify(token, links.signing_key(), now)
+    except links.LinkInvalid:
+        raise ApiError(
+            403, "link_invalid",
+            f"This link is not valid (it may have been changed or cut short when copied). Open Hark at {settings.web_url} "
+            "to download your transcript.",
+        ) from None
+    except links.LinkExpired as err:
+        from datetime import datetime, timezone
+
+        when = datetime.fromtimestamp(err.claims.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        raise ApiError(
+            410, "link_expired",
+            f"This link expired on {when}. Open Hark at {settings.web_url} and sign in to download the transcript "
+            "or get a new link.",
+        ) from None
+    job = _store().get(claims.job_id)
+    if job is None or job.user_id != claims.user_id:
+        raise ApiError(404, "job_not_found", "This transcript no longer exists: its job was deleted.")
+    if job.status != JobStatus.COMPLETED:  # links are only issued for completed jobs; states only move forward
+        raise ApiError(409, "transcript_not_ready", f"The job is {job.status.value}; its transcript is not ready.")
+    filename = links.download_filename(job.filename, claims.fmt)
+    return aws.client("s3").generate_presigned_url(
+        "get_object",
+        Params={"Bucket": aws.stack_resources().transcripts_bucket.name,
+                "Key": transcript_key(job.user_id, job.job_id, claims.fmt),
+                "ResponseContentDisposition": links.content_disposition(filename)},
+        ExpiresIn=settings.link_redirect_ttl_seconds,
+    )
 
 
 # -- delete ------------------------------------------------------------------------------------------------

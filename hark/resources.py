@@ -70,6 +70,10 @@ class Resources:
     transcribe_queue: QueueDef
     notify_queue: QueueDef
     email_identity: str
+    # Secrets Manager names. The link key signs the API links in emails (hark.links); the Clerk key
+    # reads a user's email address from Clerk's Backend API (hark.recipients).
+    link_signing_secret: str
+    clerk_secret: str
 
     @property
     def queues(self) -> tuple[QueueDef, ...]:
@@ -83,6 +87,9 @@ class Resources:
     def buckets(self) -> tuple[BucketDef, ...]:
         return (self.audio_bucket, self.transcripts_bucket)
 
+
+# What CDK stores in the Clerk secret until the operator puts the real sk_live_... key there.
+CLERK_SECRET_PLACEHOLDER = "REPLACE-ME-with-the-Clerk-secret-key"
 
 JOBS_BY_USER_INDEX = "by-user"
 # Sparse: only unfinished jobs carry `active_user_id`, so counting them for the quota is one small query.
@@ -125,4 +132,6 @@ def resources(stack: str = "hark", email_identity: str = "transcripts@hark.local
         # SES outages: the notifier backs off by receive count; 12 receives span several hours.
         notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),
         email_identity=email_identity,
+        link_signing_secret=f"{stack}/link-signing-key",
+        clerk_secret=f"{stack}/clerk-secret-key",
     )

@@ -41,8 +41,18 @@ class Settings(BaseSettings):
 
     # Notifications.
     email_sender: str = "transcripts@hark.local"
+    # How long the links in an email work: the expiry is signed into each link (hark.links).
     email_link_ttl_seconds: int = 24 * 3600
     web_url: str = "http://127.0.0.1:8000"
+    # The API's base URL, for the links in emails ({api_url}/links/{token}); locally the gateway.
+    api_url: str = "http://127.0.0.1:8000"
+    # Following a link answers a redirect to a presigned S3 GET valid this long, minted at that moment.
+    link_redirect_ttl_seconds: int = 300
+    # Clerk's Backend API: where the notifier reads a user's email address when the token had none.
+    clerk_api_url: str = "https://api.clerk.com"
+    clerk_timeout_seconds: float = 10
+    # Secrets Manager values (link key, Clerk key) are cached this long per process.
+    secret_cache_seconds: int = 300
     outbox_dir: str | None = None  # local only: every email is also written here as .eml
     # Notification worker. SES errors back off by receive count: base * 2^(n-1), capped.
     notify_backoff_base_seconds: float = 10

@@ -39,6 +39,8 @@ from hark.webapp import clerk_frontend_api_host, content_security_policy, securi
 API_ID, ACCOUNT = "local", "123456789012"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MISSING_TOKEN_BODY = {"message": "Missing Authentication Token"}  # API Gateway: no such resource/method
+# The dev issuer's stand-in for Clerk's Backend API (HARK_CLERK_API_URL = {gateway}/clerk locally).
+CLERK_USERS = re.compile(r"^/clerk/v1/users/([^/]+)$")
 
 
 class LambdaContext:
@@ -125,6 +127,8 @@ class Gateway:
             return _json(200, {"ok": True})
         if path == "/dev/token" and request.method == "POST":
             return self.dev_token(request)
+        if (clerk := CLERK_USERS.match(path)) and request.method == "GET":
+            return _json(*self.issuer.backend_user(clerk.group(1), request.headers.get("Authorization")))
         if not self.is_api_path(path):
             return self.static(path)
         if request.method == "OPTIONS":
@@ -154,7 +158,8 @@ class Gateway:
         azp = request.headers.get("Origin") or self.config["webOrigin"]
         if azp not in self.config["authorizedParties"]:
             azp = self.config["webOrigin"]
-        return _json(200, self.issuer.token(email, azp=azp))
+        # "email_claim": false mints a token like Clerk's default one, without the email claim.
+        return _json(200, self.issuer.token(email, azp=azp, email_claim=data.get("email_claim") is not False))
 
     def static(self, path: str) -> Response:
         file = (self.web_root / (path.lstrip("/") or "index.html")).resolve()

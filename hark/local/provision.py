@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 
 from hark.resources import Resources
@@ -15,7 +16,7 @@ def queue_arn(region: str, name: str) -> str:
 
 
 def provision(client: Callable, res: Resources, *, web_origins: list[str], region: str) -> dict[str, str]:
-    """Create buckets, queues (each with its DLQ), tables and the SES identity. Returns queue URLs.
+    """Create buckets, queues (each with its DLQ), tables, the SES identity and the secrets. Returns queue URLs.
 
     `client(service)` gives a boto3 client bound to the emulator (hark.aws.client does).
     """
@@ -95,4 +96,11 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
         ddb.update_time_to_live(TableName=t.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl_attribute})
 
     ses.verify_email_identity(EmailAddress=res.email_identity)
+
+    # As CDK generates them: a random link key; the Clerk key is the local stand-in's (hark.local.issuer),
+    # random too, so the worker's lookup really has to present it.
+    sm = client("secretsmanager")
+    for name, description in ((res.link_signing_secret, "HMAC key of the transcript links in emails"),
+                              (res.clerk_secret, "Clerk Backend API secret key (local stand-in)")):
+        sm.create_secret(Name=name, Description=description, SecretString=secrets.token_urlsafe(48))
     return urls

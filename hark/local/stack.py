@@ -77,6 +77,8 @@ def local_env(port: int, emulator_port: int, home: Path, model_dir: Path) -> dic
         "HARK_ISSUER": origin,
         "HARK_AUTHORIZED_PARTIES": json.dumps([origin, f"http://localhost:{port}"]),
         "HARK_WEB_URL": origin,
+        "HARK_API_URL": origin,  # the links in emails lead through the gateway's /links/{token}
+        "HARK_CLERK_API_URL": f"{origin}/clerk",  # the dev issuer's stand-in for Clerk's Backend API
         "HARK_OUTBOX_DIR": str(home / "outbox"),
         "HARK_MODEL_DIR": str(model_dir),
     }
@@ -140,7 +142,7 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
   web app          {origin}/
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
   JWKS (dev)       {origin}/.well-known/jwks.json
-  AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES; stack "{LOCAL_STACK}")
+  AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
   workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification
   worker logs      {home / 'logs'}
   emails (outbox)  {home / 'outbox'}

@@ -50,7 +50,8 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
 
     queues = QueuesStack(app, "Queues", config=config, **props("queues", "transcribe and notify queues"))
     tables = TablesStack(app, "Tables", config=config, **props("tables", "jobs and idempotency tables"))
-    email = EmailStack(app, "Email", config=config, **props("email", "SES sender identity"))
+    email = EmailStack(app, "Email", config=config,
+                       **props("email", "SES sender identity, email link key, Clerk secret key"))
     storage = StorageStack(app, "Storage", config=config, web_origins=web_origins,
                            **props("storage", "audio and transcripts buckets"))
     storage.add_stack_dependency(queues, "the bucket notification needs the queue and its policy")
@@ -66,9 +67,9 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
                     **props("web-content", "web app files and config.json, deployed into the web bucket"))
 
     workers = WorkersStack(app, "Workers", config=config, web_origin=web_origin,
-                           email_identity=email.identity_name,
+                           email_identity=email.identity_name, api_url=api.api.url,
                            **props("workers", "GPU transcription and notification workers"))
-    for dependency in (queues, tables, storage, email):
+    for dependency in (queues, tables, storage, email, api):
         workers.add_stack_dependency(dependency)
 
     monitoring = MonitoringStack(app, "Monitoring", config=config, cluster_name=workers.cluster_name,

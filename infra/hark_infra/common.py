@@ -26,6 +26,13 @@ def ses_identity_arn(scope: IConstruct, identity: str) -> str:
     return Stack.of(scope).format_arn(service="ses", resource="identity", resource_name=identity)
 
 
+def secret_arn(scope: IConstruct, name: str) -> str:
+    """A Secrets Manager secret by its name (hark.resources): Secrets Manager appends '-' and six random
+    characters to the ARN, matched by '-??????' (exactly six, so no other secret's name can match)."""
+    return Stack.of(scope).format_arn(service="secretsmanager", resource="secret", resource_name=f"{name}-??????",
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+
 def acknowledge(scope: IConstruct, reason: str, *rule_ids: str) -> None:
     """Acknowledge cdk-nag findings on `scope` (and its children), each with the reason it is accepted."""
     if not reason.strip():

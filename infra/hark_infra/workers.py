@@ -17,7 +17,7 @@ from constructs import Construct
 
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
-from hark_infra.common import acknowledge, bucket_arn, queue_arn, ses_identity_arn, table_arn
+from hark_infra.common import acknowledge, bucket_arn, queue_arn, secret_arn, ses_identity_arn, table_arn
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
@@ -48,7 +48,7 @@ def backlog_metrics(queue_name: str, cluster_name: str, service_name: str, perio
 
 class WorkersStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web_origin: str,
-                 email_identity: str, **kwargs) -> None:
+                 email_identity: str, api_url: str, **kwargs) -> None:
         super().__init__(scope, cid, **kwargs)
         res = config.resources
         policy = config.scaling
@@ -252,7 +252,11 @@ class WorkersStack(Stack):
             sid="SendEmail", actions=["ses:SendEmail", "ses:SendRawEmail"],
             resources=[ses_identity_arn(self, email_identity)],
             conditions={"StringEquals": {"ses:FromAddress": config.email_sender}}))
-        acknowledge(n, "Read-only on the transcripts/ prefix: it presigns 24 h links and reads a preview.",
+        # The link key signs the links in emails; Clerk's key finds the address of a job without one.
+        n.add_to_policy(iam.PolicyStatement(
+            sid="ReadSecrets", actions=["secretsmanager:GetSecretValue"],
+            resources=[secret_arn(self, res.link_signing_secret), secret_arn(self, res.clerk_secret)]))
+        acknowledge(n, "Read-only on the transcripts/ prefix: it reads a preview of each transcript.",
                     f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]")
 
         self.notification_logs = logs.LogGroup(self, "NotificationLogs",
@@ -271,7 +275,8 @@ class WorkersStack(Stack):
                 ignore_mode=_docker_ignore(), platform=ecr_assets.Platform.LINUX_AMD64),
             command=["python", "-m", "worker.notification"],
             stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),  # a send in flight can finish
-            environment={**base_env, "HARK_EMAIL_SENDER": config.email_sender, "HARK_WEB_URL": web_origin},
+            environment={**base_env, "HARK_EMAIL_SENDER": config.email_sender, "HARK_WEB_URL": web_origin,
+                         "HARK_API_URL": api_url},  # the links in emails: {api_url}/links/{token}
             logging=ecs.LogDrivers.aws_logs(stream_prefix="notification", log_group=self.notification_logs,
                                             mode=ecs.AwsLogDriverMode.NON_BLOCKING),
             health_check=_health_check(),
@@ -294,8 +299,9 @@ class WorkersStack(Stack):
         for task in (self.transcription_task, self.notification_task):
             acknowledge(task.obtain_execution_role(), "ecr:GetAuthorizationToken has no resource-level "
                         "permissions; image pulls and log writes are scoped by CDK.", "AwsSolutions-IAM5[Resource::*]")
-            acknowledge(task, "Only non-secret settings (stack name, region, sender address, web URL) are "
-                        "passed as environment; there are no secrets.", "AwsSolutions-ECS2")
+            acknowledge(task, "Only non-secret settings (stack name, region, sender address, web and API "
+                        "URLs) are passed as environment; the secrets are read from Secrets Manager at run "
+                        "time, by name.", "AwsSolutions-ECS2")
 
         # Worker errors: any ERROR line or traceback in either worker's logs.
         for name, group in (("transcription", self.transcription_logs), ("notification", self.notification_logs)):

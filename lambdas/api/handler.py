@@ -1,7 +1,8 @@
 """The API Lambda: API Gateway REST proxy events in, JSON out. Thin: hark.control does the work.
 
 The caller is read only from requestContext.authorizer (the Lambda authorizer's context); nothing
-in the request itself can name a user. Every error has one shape:
+in the request itself can name a user. The one exception is GET /links/{token}, the links in emails:
+no bearer token, the signed token is the credential and names the job (hark.links). Every error has one shape:
     {"error": {"code": "<snake_case>", "message": "<a sentence a person can act on>"}}
 Bad input is always 4xx: 400 validation, 404, 409, 413, 415, 422 (Idempotency-Key reuse), 429.
 """
@@ -131,6 +132,32 @@ def delete_job(job_id: IdPath) -> None:
     return Response(status_code=204)
 
 
+# -- email links: no bearer token, the signed link is the credential (hark.links) ------------------------
+def _own_error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
+
+
+@app.get("/links/<token>", status_code=302, summary="Follow a transcript link from an email",
+         description="Needs no bearer token: the signed, expiring token in the path is the credential. "
+                     "Answers 302 to a presigned S3 GET minted at that moment, valid a few minutes.",
+         responses={302: {"description": "Redirect to the transcript (Location: a presigned S3 GET)",
+                          "headers": {"Location": {"description": "The presigned S3 GET", "schema": {"type": "string"}}}},
+                    400: _own_error("A path far longer than any link (validation_error)"),
+                    403: _own_error("Not a valid link (garbage, or edited)"),
+                    404: _own_error("The link's job has been deleted"),
+                    410: _own_error("The link has expired: open the web app for a new one")},
+         tags=["links"])
+def follow_link(
+    token: Annotated[str, Path(max_length=4096, description="The signed token from the email's link")],
+):  # a Response: the redirect
+    url = control.follow_link(token)
+    logger.info("link followed")
+    # no-store: a cached redirect would outlive the presigned URL; no-referrer keeps the token out of
+    # the next site's logs.
+    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store",
+                                              "Referrer-Policy": "no-referrer"})
+
+
 # -- errors: one shape ---------------------------------------------------------------------------------
 @router.exception_handler(ApiError)
 def _api_error(err: ApiError) -> Response:
@@ -207,7 +234,8 @@ def openapi_document() -> dict:
     raw = resolver(tuple(get_settings().authorized_parties)).get_openapi_json_schema(
         title="Hark API",
         version="1.0.0",
-        description="Audio transcription jobs. Every route needs `Authorization: Bearer <token>`. See docs/api.md.",
+        description="Audio transcription jobs. Every route but /links/{token} needs `Authorization: Bearer <token>`. "
+                    "See docs/api.md.",
         security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
         security=[{"bearerAuth": []}],
     )
@@ -218,11 +246,15 @@ def openapi_document() -> dict:
             responses = operation.get("responses", {})
             if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                 responses.pop("422")
-            if "204" in responses:
-                responses["204"].pop("content", None)
+            for bodiless in ("204", "302"):
+                if bodiless in responses:
+                    responses[bodiless].pop("content", None)
             if "500" in responses:
                 responses["500"] = {"description": "Internal error (never for bad input)",
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    # The email link route carries its own credential in the path: no bearer token.
+    for operation in doc.get("paths", {}).get("/links/{token}", {}).values():
+        operation["security"] = []
     schemas = doc.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         if name not in json.dumps(doc["paths"]):

@@ -15,14 +15,20 @@ from pathlib import Path
 import pytest
 import requests
 
+from email.utils import parsedate_to_datetime
+
 from hark import aws
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.local.emulator import free_port
 from hark.messages import NotifyMessage
+from hark.settings import get_settings
+from tests.gateway import running_gateway
+from tests.links import follow, link_expiry, link_format
 from tests.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
+API_URL = "https://api.hark.test/prod"  # HARK_API_URL of the workers here: the links' base
 TRANSCRIPT = (
     "Welcome to the quarterly planning meeting. Today we will review the budget, the hiring plan and the "
     "launch schedule for the new transcription service. First, the budget: we are slightly under plan "
@@ -32,11 +38,17 @@ TRANSCRIPT = (
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def make_job(store, *, status: JobStatus, filename="meeting notes.m4a", error=None, email_addr="ana@example.com"):
+def make_job(store, *, status: JobStatus, filename="meeting notes.m4a", error=None, email_addr="ana@example.com",
+             user_id="user_a"):
     job_id = new_job_id()
-    store.create(Job(job_id=job_id, user_id="user_a", email=email_addr, filename=filename, content_type="audio/mp4",
-                     size_bytes=1234, audio_key=f"uploads/user_a/{job_id}/meeting_notes.m4a",
+    store.create(Job(job_id=job_id, user_id=user_id, email=email_addr, filename=filename, content_type="audio/mp4",
+                     size_bytes=1234, audio_key=f"uploads/{user_id}/{job_id}/meeting_notes.m4a",
                      status=JobStatus.UPLOADING, created_at=now_iso(), updated_at=now_iso()))
+    return finish(store, job_id, status, error)
+
+
+def finish(store, job_id: str, status: JobStatus, error: str | None = None) -> Job:
+    """What the transcription worker does: COMPLETED with its four transcripts, or FAILED."""
     if status == JobStatus.FAILED:
         store.fail(job_id, error or "The file could not be decoded as audio.")
         return store.get(job_id)
@@ -44,9 +56,10 @@ def make_job(store, *, status: JobStatus, filename="meeting notes.m4a", error=No
     store.claim(job_id, "msg-1")
     s3 = aws.client("s3")
     bucket = aws.stack_resources().transcripts_bucket.name
+    user_id = store.get(job_id).user_id
     for fmt in TRANSCRIPT_FORMATS:
         body = TRANSCRIPT if fmt == "txt" else f"{fmt} of {job_id}"
-        s3.put_object(Bucket=bucket, Key=transcript_key("user_a", job_id, fmt), Body=body.encode())
+        s3.put_object(Bucket=bucket, Key=transcript_key(user_id, job_id, fmt), Body=body.encode())
     return store.complete(job_id, "en", 754.2)
 
 
@@ -105,6 +118,7 @@ def start_worker(stack, tmp_path, outbox):
             "HARK_NOTIFY_BACKOFF_BASE_SECONDS": "1",
             "HARK_NOTIFY_BACKOFF_MAX_SECONDS": "4",
             "HARK_NOTIFY_LEASE_SECONDS": "30",
+            "HARK_API_URL": API_URL,
             "PYTHONUNBUFFERED": "1",
         })
         env.pop("HARK_SES_ENDPOINT_URL", None)
@@ -141,14 +155,20 @@ def test_completed_job_gets_one_email_with_a_working_link(emulator, store, start
     assert "Welcome to the quarterly planning meeting." in text and "Welcome to the quarterly" in html
     preview = text.split("Preview:\n")[1].split("\n\n")[0].strip()
     assert preview.startswith("Welcome to the quarterly") and preview.endswith("...") and len(preview) <= 304
-    links = [w for w in text.split() if w.startswith("http") and "X-Amz-Signature" in w]
-    assert len(links) == 4, links  # txt + json, srt, vtt
-    txt_link = next(u for u in links if "transcript.txt" in u)
-    assert "X-Amz-Expires=86400" in txt_link
-    got = requests.get(txt_link, timeout=10)
-    assert got.status_code == 200 and got.text == TRANSCRIPT
-    srt = requests.get(next(u for u in links if "transcript.srt" in u), timeout=10)
-    assert srt.text == f"srt of {job.job_id}"
+    # Four API links (txt first, then json, srt, vtt), no S3 URL: nothing in them expires with a credential.
+    links = [w for w in text.split() if w.startswith("http")]
+    links = [u for u in links if u.startswith(f"{API_URL}/links/")]
+    assert [link_format(u) for u in links] == ["txt", "json", "srt", "vtt"], links
+    assert "X-Amz" not in text and "X-Amz" not in html
+    sent_at = parsedate_to_datetime(msg["Date"]).timestamp()
+    for url in links:  # each valid the setting's 24 h from when the email was made
+        assert abs(link_expiry(url) - (sent_at + get_settings().email_link_ttl_seconds)) <= 2
+    # Followed (API Gateway -> the API Lambda), each redirects to its transcript in the emulator.
+    for url, expected in ((links[0], TRANSCRIPT), (links[2], f"srt of {job.job_id}")):
+        status, headers, _ = follow(url)
+        assert status == 302
+        got = requests.get(headers["location"], timeout=10)
+        assert got.status_code == 200 and got.text == expected
 
     # The outbox holds the same message SES took, byte for byte.
     eml = (outbox / f"{job.job_id}.eml").read_bytes()
@@ -179,7 +199,7 @@ def test_failed_job_gets_a_failure_email_with_the_reason(emulator, store, start_
     text = msg.get_body(("plain",)).get_content()
     assert "Reason: The file has no audio track we can read." in text
     assert "Upload it again" in text and job.job_id in text
-    assert "X-Amz-Signature" not in text  # no transcript, no links to one
+    assert "/links/" not in text  # no transcript, no links to one
     assert (outbox / f"{job.job_id}.eml").exists()
     assert store.get(job.job_id).notified_at
     assert worker.stop() == 0
@@ -275,3 +295,73 @@ def test_two_workers_and_duplicates_still_one_email_per_job(emulator, store, sta
     assert sorted(parsed(e)["X-Hark-Job-Id"] for e in emails) == sorted(j.job_id for j in jobs)
     assert all(store.get(j.job_id).notified_at for j in jobs)
     assert all(w.stop() == 0 for w in workers)
+
+
+# -- recipients: Clerk's default session token has no email claim --------------------------------------
+@pytest.fixture
+def gateway(stack, tmp_path):
+    with running_gateway(tmp_path) as gw:
+        yield gw
+
+
+def test_token_without_email_claim_gets_its_email_at_clerks_address(emulator, store, gateway, start_worker, outbox):
+    """Sign in like Clerk (no email claim), create the job through the gateway, and the email still
+    reaches the user: the worker reads the address from the Backend API (the dev issuer's stand-in).
+    Its link, followed over HTTP through the gateway with no token, downloads the transcript."""
+    minted = gateway.token("grace@example.com", email_claim=False)
+    created = requests.post(f"{gateway.url}/jobs", headers={"Authorization": f"Bearer {minted['token']}"},
+                            json={"filename": "standup.m4a", "content_type": "audio/mp4", "size": 1234}, timeout=10)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["job_id"]
+    assert store.get(job_id).email is None and store.get(job_id).user_id == minted["user_id"]
+    finish(store, job_id, JobStatus.COMPLETED)
+
+    worker = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url, HARK_API_URL=gateway.url)
+    notify(job_id)
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the email")
+    [raw] = sent_emails(emulator.endpoint)
+    assert set(raw["destinations"]) == {"grace@example.com"}  # moto lists Destinations and To
+    msg = parsed(raw)
+    assert msg["To"] == "grace@example.com" and (outbox / f"{job_id}.eml").exists()
+    text = msg.get_body(("plain",)).get_content()
+    txt_link = next(w for w in text.split() if w.startswith(f"{gateway.url}/links/"))
+    got = requests.get(txt_link, timeout=10)  # no Authorization: the link is the credential
+    assert got.status_code == 200 and got.text == TRANSCRIPT
+    assert got.history[0].status_code == 302
+    assert got.headers["Content-Disposition"].startswith('attachment; filename="standup.txt"')
+    assert worker.stop() == 0
+
+
+def test_clerk_outage_backs_off_then_the_email_goes_out(emulator, store, gateway, start_worker):
+    minted = gateway.token("lin@example.com", email_claim=False)
+    job = make_job(store, status=JobStatus.COMPLETED, email_addr=None, user_id=minted["user_id"])
+    down = start_worker(HARK_CLERK_API_URL=f"http://127.0.0.1:{free_port()}")  # Clerk unreachable
+    notify(job.job_id)
+    wait_until(lambda: len(down.logged("recipient lookup failed: retrying later")) >= 2, 30, "two failed lookups")
+    assert down.stop() == 0
+    tries = down.logged("recipient lookup failed: retrying later")
+    assert [t["retry_in_seconds"] for t in tries[:2]] == [1, 2]  # the notifier's backoff (base 1 s in tests)
+    assert sent_emails(emulator.endpoint) == []
+    item = aws.table(aws.stack_resources().jobs_table.name).get_item(Key={"job_id": job.job_id})["Item"]
+    assert "notified_at" not in item and "notify_lease_until" not in item  # lease released, not marked
+
+    up = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url)
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the email after Clerk is back")
+    assert set(sent_emails(emulator.endpoint)[0]["destinations"]) == {"lin@example.com"}
+    assert up.stop() == 0
+
+
+def test_a_user_with_no_email_address_is_a_logged_no_recipient(emulator, store, gateway, start_worker):
+    minted = gateway.token("leaving@example.com", email_claim=False)
+    gateway.issuer.forget_email(minted["user_id"])  # the user removed every address in Clerk
+    job = make_job(store, status=JobStatus.COMPLETED, email_addr=None, user_id=minted["user_id"])
+    worker = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url)
+    notify(job.job_id)
+    wait_until(lambda: store.get(job.job_id).notified_at and queue_depth(aws.stack_resources().notify_queue.name) == 0,
+               30, "the job marked as notified without a recipient")
+    item = aws.table(aws.stack_resources().jobs_table.name).get_item(Key={"job_id": job.job_id})["Item"]
+    assert item["email_message_id"] == "no-recipient"
+    assert sent_emails(emulator.endpoint) == []
+    [logged] = worker.logged("job has no email address: nothing to send")
+    assert "no email address" in logged["reason"] and logged["job_id"] == job.job_id
+    assert worker.stop() == 0

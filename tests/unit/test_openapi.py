@@ -17,7 +17,13 @@ def test_openapi_document_is_current():
 def test_openapi_document_describes_the_contract():
     doc = json.loads(render())
     paths = doc["paths"]
-    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript"}
+    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript", "/links/{token}"}
+    # The email links carry their own credential: no bearer token, and their refusals are the API's own shape.
+    link = paths["/links/{token}"]["get"]
+    assert link["security"] == [] and {"302", "403", "404", "410"} <= set(link["responses"])
+    assert "content" not in link["responses"]["302"] and "Location" in link["responses"]["302"]["headers"]
+    for status in ("403", "404", "410"):
+        assert link["responses"][status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
     assert set(paths["/jobs"]) == {"get", "post"} and set(paths["/jobs/{job_id}"]) == {"get", "delete"}
     post = paths["/jobs"]["post"]
     assert {"201", "400", "413", "415", "429"} <= set(post["responses"])

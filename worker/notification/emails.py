@@ -1,7 +1,8 @@
 """The two emails a finished job sends: "your transcript is ready" and "we could not transcribe it".
 
 Pure functions of the job and a few strings, so they are easy to read and to test; the worker does the
-AWS calls (presigning, the preview read, SES).
+AWS calls (the preview read, SES). Beside them: the links the email carries (hark.links: signed API
+links, not presigned S3 URLs, so they last as long as they say) and who receives it (hark.recipients).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from datetime import datetime, timezone
 
+from hark import links as signed_links
+from hark import recipients
 from hark.jobs import Job
+from hark.keys import TRANSCRIPT_FORMATS
 
 LANGUAGES = {
     "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
@@ -61,8 +65,7 @@ def preview_of(text: str, limit: int) -> str:
 
 def _cte(body: str) -> str:
     """7bit keeps links readable in a raw .eml; quoted-printable when the part has non-ASCII text (SES
-    asks for 7-bit-safe parts) or a line too long for SMTP (a presigned URL signed with temporary
-    credentials carries a long session token)."""
+    asks for 7-bit-safe parts) or a line too long for SMTP (990 characters)."""
     ascii_only = body.isascii()
     short = max((len(line) for line in body.splitlines()), default=0) <= 990
     return "7bit" if ascii_only and short else "quoted-printable"
@@ -80,9 +83,31 @@ def link_hours(ttl_seconds: int) -> str:
 
 @dataclass(frozen=True)
 class Links:
-    by_format: dict[str, str]  # fmt -> presigned GET URL
+    by_format: dict[str, str]  # fmt -> {api_url}/links/{token}
     ttl_seconds: int
     web_url: str
+
+
+def email_links(job: Job, *, api_url: str, ttl_seconds: int, key: bytes, web_url: str,
+                now: float | None = None) -> Links:
+    """One signed link per format, each valid ttl_seconds from `now`: they carry no AWS credential, so
+    nothing but their own expiry ends them (the API mints the S3 URL when one is followed)."""
+    return Links(
+        by_format={fmt: signed_links.link_url(api_url, signed_links.issue(job.job_id, job.user_id, fmt, ttl_seconds,
+                                                                          key, now))
+                   for fmt in TRANSCRIPT_FORMATS},
+        ttl_seconds=ttl_seconds,
+        web_url=web_url,
+    )
+
+
+def with_recipient(job: Job) -> Job:
+    """The job with the address its email goes to: the token's when the job has one, else the user's
+    primary address in Clerk. Raises recipients.NoRecipient (permanent) or recipients.LookupFailed
+    (transient: retry)."""
+    if job.email:
+        return job
+    return job.model_copy(update={"email": recipients.clerk_email(job.user_id)})
 
 
 def _envelope(sender: str, recipient: str, subject: str, job: Job) -> EmailMessage:

@@ -30,10 +30,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hark import aws
 from hark.jobs import Job, JobStatus, JobStore
-from hark.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.keys import transcript_key
+from hark.links import signing_key
 from hark.messages import BrokenMessage, parse_notify_body
+from hark.recipients import LookupFailed, NoRecipient
 from hark.settings import Settings, get_settings
-from worker.notification.emails import Links, completed_email, failed_email, preview_of
+from worker.notification.emails import completed_email, email_links, failed_email, preview_of, with_recipient
 
 SERVICE = "notification"
 logger = Logger(service=SERVICE)
@@ -184,8 +186,10 @@ class NotificationWorker:
                 self._set_visibility(message, delay)
                 return "leased"
             claimed = True
-            if not job.email:
-                logger.warning("job has no email address: nothing to send")
+            try:
+                job = with_recipient(job)  # the token's address, else Clerk's (LookupFailed: retried below)
+            except NoRecipient as err:
+                logger.warning("job has no email address: nothing to send", extra={"reason": str(err)})
                 self.store.mark_notified(job.job_id, "no-recipient")
                 claimed = False
                 self._delete(message)
@@ -207,7 +211,10 @@ class NotificationWorker:
             delay = backoff_seconds(receive_count, self.settings)
             if claimed:
                 self._release(note.job_id)
-            if isinstance(err, SendFailed):
+            if isinstance(err, LookupFailed):
+                logger.warning("recipient lookup failed: retrying later",
+                               extra={"error": str(err), "receive_count": receive_count, "retry_in_seconds": delay})
+            elif isinstance(err, SendFailed):
                 metrics.add_metric(name="EmailsFailed", unit=MetricUnit.Count, value=1)
                 logger.warning("SES did not take the email: retrying later",
                                extra={"error": str(err), "receive_count": receive_count, "retry_in_seconds": delay})
@@ -224,22 +231,9 @@ class NotificationWorker:
         s = self.settings
         if job.status == JobStatus.FAILED:
             return failed_email(job, sender=s.email_sender, web_url=s.web_url)
-        links = Links(
-            by_format={fmt: self._presign(job, fmt) for fmt in TRANSCRIPT_FORMATS},
-            ttl_seconds=s.email_link_ttl_seconds,
-            web_url=s.web_url,
-        )
+        links = email_links(job, api_url=s.api_url, ttl_seconds=s.email_link_ttl_seconds, key=signing_key(),
+                            web_url=s.web_url)
         return completed_email(job, sender=s.email_sender, links=links, preview=self._preview(job))
-
-    def _presign(self, job: Job, fmt: str) -> str:
-        # Note: a presigned URL dies with the credentials that signed it. Signed with an ECS task
-        # role's temporary credentials it stops working when they expire (hours), whatever ExpiresIn
-        # says: docs/runbook.md explains, and the email also links the web app.
-        return self.s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.transcripts_bucket, "Key": transcript_key(job.user_id, job.job_id, fmt)},
-            ExpiresIn=self.settings.email_link_ttl_seconds,
-        )
 
     def _preview(self, job: Job) -> str | None:
         limit = self.settings.email_preview_chars

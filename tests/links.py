@@ -1,0 +1,74 @@
+"""Following an email link as API Gateway would: a REST proxy event for GET /links/{token}, no authorizer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from urllib.parse import urlsplit
+
+from lambdas.api import handler as api
+
+
+class LambdaCtx:
+    function_name = "hark-api"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hark-api"
+    memory_limit_in_mb = 512
+    aws_request_id = "req"
+    log_group_name = "/aws/lambda/hark-api"
+    log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self):
+        return 29_000
+
+
+def link_event(token: str) -> dict:
+    """What API Gateway sends for an unauthenticated GET /links/{token}: no Authorization, no authorizer."""
+    path = f"/links/{token}"
+    headers = {"Accept": "*/*", "User-Agent": "mail-client"}
+    return {
+        "resource": "/links/{token}", "path": path, "httpMethod": "GET", "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": {"token": token}, "stageVariables": None,
+        "requestContext": {"resourcePath": "/links/{token}", "httpMethod": "GET", "path": f"/local{path}",
+                           "stage": "local", "requestId": str(uuid.uuid4()), "accountId": "123456789012",
+                           "apiId": "local", "identity": {"sourceIp": "127.0.0.1"}},
+        "body": None, "isBase64Encoded": False,
+    }
+
+
+def token_of(url: str) -> str:
+    path = urlsplit(url).path
+    assert "/links/" in path, url
+    return path.rsplit("/links/", 1)[1]
+
+
+def follow(url_or_token: str) -> tuple[int, dict, dict | None]:
+    """(status, headers, JSON body or None) of the API Lambda's answer to the link."""
+    token = token_of(url_or_token) if "/" in url_or_token else url_or_token
+    return invoke(link_event(token))
+
+
+def invoke(event: dict) -> tuple[int, dict, dict | None]:
+    result = api.handler(event, LambdaCtx())
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    for k, values in (result.get("multiValueHeaders") or {}).items():
+        headers[k.lower()] = values[-1]
+    body = result.get("body")
+    return result["statusCode"], headers, (json.loads(body) if body else None)
+
+
+def _payload(url: str) -> dict:
+    """A link's payload, read without checking it (what anyone holding the link can see)."""
+    part = token_of(url).split(".")[0] if "/" in url else url.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def link_format(url: str) -> str:
+    return _payload(url)["f"]
+
+
+def link_expiry(url: str) -> int:
+    return _payload(url)["e"]
