@@ -18,7 +18,7 @@ from constructs import Construct
 
 from hark.http_api import HTTP_API
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
-from hark_infra.common import acknowledge, bucket_arn, table_arn
+from hark_infra.common import acknowledge, bucket_arn, secret_arn, table_arn
 from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
@@ -112,6 +112,10 @@ class ApiStack(Stack):
             resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        # Verifying the links in emails (GET /links/{token}): the link key only, never Clerk's.
+        self.api_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="LinkSigningKey", actions=["secretsmanager:GetSecretValue"],
+            resources=[secret_arn(self, res.link_signing_secret)]))
         acknowledge(self.api_fn.role, "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
                     "transcripts/, parts/): every job has its own keys below it; table ARNs include their "
                     "indexes.",

@@ -137,16 +137,16 @@ def _own_error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
-@app.get("/links/<token>", status_code=302, summary="Follow a transcript link from an email",
-         description="Needs no bearer token: the signed, expiring token in the path is the credential. "
-                     "Answers 302 to a presigned S3 GET minted at that moment, valid a few minutes.",
-         responses={302: {"description": "Redirect to the transcript (Location: a presigned S3 GET)",
-                          "headers": {"Location": {"description": "The presigned S3 GET", "schema": {"type": "string"}}}},
-                    400: _own_error("A path far longer than any link (validation_error)"),
-                    403: _own_error("Not a valid link (garbage, or edited)"),
-                    404: _own_error("The link's job has been deleted"),
-                    410: _own_error("The link has expired: open the web app for a new one")},
-         tags=["links"])
+@router.get("/links/<token>", status_code=302, summary="Follow a transcript link from an email",
+          description="Needs no bearer token: the signed, expiring token in the path is the credential. "
+                      "Answers 302 to a presigned S3 GET minted at that moment, valid a few minutes.",
+          responses={302: {"description": "Redirect to the transcript (Location: a presigned S3 GET)",
+                           "headers": {"Location": {"description": "The presigned S3 GET", "schema": {"type": "string"}}}},
+                     400: _own_error("A path far longer than any link (validation_error)"),
+                     403: _own_error("Not a valid link (garbage, or edited)"),
+                     404: _own_error("The link's job has been deleted"),
+                     410: _own_error("The link has expired: open the web app for a new one")},
+          tags=["links"])
 def follow_link(
     token: Annotated[str, Path(max_length=4096, description="The signed token from the email's link")],
 ):  # a Response: the redirect
