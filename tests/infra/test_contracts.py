@@ -348,3 +348,15 @@ def test_s3_notification_of_the_templates_wiring_reads_as_an_upload(synth, stack
     (upload,) = uploads
     assert upload.key == key and upload.bucket == record["s3"]["bucket"]["name"] and upload.size == 1024
     assert (upload.user_id, upload.job_id) == ("user_2abc", key.split("/")[2])
+
+
+def test_routes_without_authorization_reach_the_api_lambda_without_the_authorizer(synth, gateway):
+    gw, client = gateway
+    routes = api_routes(synth.template("Api"))
+    public = [(m, p) for (m, p), props in routes.items() if m != "OPTIONS" and props["AuthorizationType"] == "NONE"]
+    assert public  # the links in emails carry their own credential
+    for method, path in public:
+        response = client.open(concrete(path), method=method)  # no Authorization header at all
+        # The API Lambda itself answered (its error shape), not API Gateway's 401.
+        assert response.status_code == 403 and response.json["error"]["code"] == "link_invalid", response.json
+    assert gw.authorizer_invocations == 0
