@@ -30,7 +30,7 @@ class LocalGateway:
     def clerk_api_url(self) -> str:
         return f"{self.url}/clerk"
 
-    def token(self, email: str, email_claim: bool = True) -> dict:
+    def token(self, email: str, email_claim: bool = False) -> dict:
         r = requests.post(f"{self.url}/dev/token", json={"email": email, "email_claim": email_claim}, timeout=10)
         r.raise_for_status()
         return r.json()

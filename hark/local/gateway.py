@@ -158,8 +158,9 @@ class Gateway:
         azp = request.headers.get("Origin") or self.config["webOrigin"]
         if azp not in self.config["authorizedParties"]:
             azp = self.config["webOrigin"]
-        # "email_claim": false mints a token like Clerk's default one, without the email claim.
-        return _json(200, self.issuer.token(email, azp=azp, email_claim=data.get("email_claim") is not False))
+        # Like Clerk's default session token, no email claim: the notifier reads the address from the
+        # (stand-in) Backend API, as in a deployment. "email_claim": true adds one (a custom claim).
+        return _json(200, self.issuer.token(email, azp=azp, email_claim=data.get("email_claim") is True))
 
     def static(self, path: str) -> Response:
         file = (self.web_root / (path.lstrip("/") or "index.html")).resolve()

@@ -29,8 +29,9 @@ class LiveStack:
     def outbox(self) -> Path:
         return self.home / "outbox"
 
-    def token(self, email: str, email_claim: bool = True) -> str:
-        """A dev token; email_claim=False is Clerk's default session token (the notifier asks the Backend API)."""
+    def token(self, email: str, email_claim: bool = False) -> str:
+        """A dev token, by default like Clerk's default session token: no email claim (the notifier asks
+        the Backend API for the address); email_claim=True adds one."""
         r = requests.post(f"{self.url}/dev/token", json={"email": email, "email_claim": email_claim}, timeout=10)
         r.raise_for_status()
         return r.json()["token"]
