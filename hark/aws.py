@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from hark.resources import Resources, resources
 from hark.settings import get_settings
@@ -65,3 +66,12 @@ def reset() -> None:
     """Forget settings and every cached client, after the environment changed (local stack, tests)."""
     for cached in (get_settings, client, stack_resources, queue_url, table):
         cached.cache_clear()
+
+
+# The error codes S3 answers for an object that is not there (GetObject, HeadObject: 404 without a body).
+S3_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def s3_not_found(err: Exception) -> bool:
+    """True when `err` is S3 saying the object does not exist."""
+    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in S3_NOT_FOUND
