@@ -176,8 +176,10 @@ class QueueConsumer:
             self.logger.info("worker stopped")
 
     def _receive(self) -> list[Delivery]:
-        self.polling = True
+        self.polling = True  # set before `stopping` is read; the signal watcher sets them the other way round
         try:
+            if self.stopping.is_set():
+                return []
             reply = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.poll_wait,
                 VisibilityTimeout=self.lease, MessageSystemAttributeNames=["ApproximateReceiveCount"],
