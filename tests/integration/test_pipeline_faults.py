@@ -40,7 +40,10 @@ from tests.workers import WorkerProcess
 LONG_CLIP = SHARED_SPEECH / "en_ljspeech_LJ001-0001-0032_long.flac"
 
 
-POLL_WAIT_SECONDS = 1  # the workers' long poll in these tests: how soon a visible message is received
+POLL_WAIT_SECONDS = 1  # the workers' long poll in these tests
+# How soon a message that turned visible is received and claimed: within one poll (the emulator
+# re-checks a long-polled queue once a second), plus the claim's own round trips: two polls cover both.
+RECEIVE_SLACK_SECONDS = 2 * POLL_WAIT_SECONDS
 
 
 def epoch(iso: str) -> float:
@@ -165,6 +168,7 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
         text = " ".join([ENGLISH] * 4)  # about a minute of speech
         job = submit(speech(text, "en", "mp3"))
         busy = wait_busy(pair)
+        first_claim = epoch(aws.job_store().get(job.job_id).started_at)  # just after its receive: the lease's start
         busy.proc.send_signal(signal.SIGKILL)
         killed = time.time()
         busy.proc.wait()
@@ -175,16 +179,18 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
         assert survivor.logged("job completed") and not busy.logged("job completed")
         assert word_error_rate(text, read_transcript(done, "txt")[0], "en") <= 0.2
 
-        # The message was visible again within the lease of the killed worker's receive (it was killed
-        # before its first heartbeat): the survivor's claim came at most a lease and one poll after the kill.
-        reclaimed = epoch(done.started_at) - killed
-        run = epoch(done.finished_at) - epoch(done.started_at)
-        recovered = epoch(done.finished_at) - killed
-        print(f"kill -> claimed again {reclaimed:.1f} s, kill -> COMPLETED {recovered:.1f} s "
-              f"(lease {lease} s, the completing run {run:.1f} s; the queue's timeout "
+        # The message was visible again one lease after the killed worker's receive (no heartbeat
+        # renewed it after the kill): claim to claim is the lease plus receiving it once visible. So
+        # the recovery from the kill costs at most the lease on top of the run that completed the job.
+        second_claim, finished = epoch(done.started_at), epoch(done.finished_at)
+        run = finished - second_claim
+        recovered = finished - killed
+        print(f"claim -> claimed again {second_claim - first_claim:.1f} s, kill -> claimed again "
+              f"{second_claim - killed:.1f} s, kill -> COMPLETED {recovered:.1f} s (lease {lease} s, the "
+              f"completing run {run:.1f} s; the issue's bound 180 s; the queue's own timeout "
               f"{stack.transcribe_queue.visibility_timeout_seconds} s)")
-        assert reclaimed <= lease + POLL_WAIT_SECONDS
-        assert recovered <= lease + POLL_WAIT_SECONDS + run
+        assert second_claim - first_claim <= lease + RECEIVE_SLACK_SECONDS
+        assert recovered <= lease + RECEIVE_SLACK_SECONDS + run
 
         # One email: wait until both queues are empty with nothing in flight, then count.
         wait_queue_empty(stack.transcribe_queue.name)
