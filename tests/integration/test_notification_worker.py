@@ -185,8 +185,8 @@ def test_completed_job_gets_one_email_with_a_working_link(emulator, store, start
     assert not [p for p in outbox.iterdir() if p.name.startswith(".")]  # no temp file left
 
     assert store.get(job.job_id).notified_at
-    item = aws.table(aws.stack_resources().jobs_table.name).get_item(Key={"job_id": job.job_id})["Item"]
-    assert item["email_message_id"] == raw["id"] and "notify_lease_until" not in item
+    sent = store.get(job.job_id)
+    assert sent.email_message_id == raw["id"] and sent.notify_lease_until is None
 
     # Logs: JSON with job_id; metrics: EMF in namespace Hark.
     assert worker.stop() == 0
@@ -266,10 +266,9 @@ def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, stor
 
     assert sent_emails(emulator.endpoint) == []
     assert not list(outbox.glob("*.eml"))  # no outbox folder at all is no email too
-    table = aws.table(res.jobs_table.name)
     for job in jobs:
-        item = table.get_item(Key={"job_id": job.job_id})["Item"]
-        assert "notified_at" not in item and "notify_lease_until" not in item  # lease released each time
+        record = store.get(job.job_id)
+        assert record.notified_at is None and record.notify_lease_until is None  # lease released each time
         tries = failures(job.job_id)
         counts = [t["receive_count"] for t in tries]
         assert counts == sorted(counts) and counts[-1] >= 3  # the same message, received again and again
