@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from hark.resources import Resources, resources
 from hark.settings import get_settings
@@ -17,6 +18,10 @@ from hark.settings import get_settings
 # (connect, read) seconds where botocore's 60 s + 60 s would stall a worker. SES: an unreachable SES
 # must fail fast, well inside the notifier's send lease. (SQS keeps the default: long polls wait 20 s.)
 TIMEOUTS = {"ses": (5, 20), "secretsmanager": (5, 10)}
+# Attempts in all, the first included (botocore's `max_attempts` counts retries only: 3 meant 4 calls).
+# SES: 3, so its worst call is 3 x (5 + 20) s plus botocore's backoff, inside the notifier's send lease
+# (HARK_NOTIFY_LEASE_SECONDS) and its stop budget.
+TOTAL_ATTEMPTS = {"ses": 3}
 
 
 @lru_cache
@@ -26,7 +31,7 @@ def client(service: str):
     config = Config(
         connect_timeout=connect,
         read_timeout=read,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": TOTAL_ATTEMPTS.get(service, 4)},
         # Virtual-hosted addressing needs DNS for bucket names; the emulator is a bare host:port.
         s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
         signature_version="s3v4",
@@ -78,3 +83,12 @@ def reset() -> None:
     """Forget settings and every cached client, after the environment changed (local stack, tests)."""
     for cached in (get_settings, client, stack_resources, queue_url, table, _secrets_provider):
         cached.cache_clear()
+
+
+# The error codes S3 answers for an object that is not there (GetObject, HeadObject: 404 without a body).
+S3_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def s3_not_found(err: Exception) -> bool:
+    """True when `err` is S3 saying the object does not exist."""
+    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in S3_NOT_FOUND

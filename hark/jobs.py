@@ -72,11 +72,15 @@ class Job(BaseModel):
     finished_at: str | None = None
     detected_language: str | None = None
     duration_seconds: float | None = None
-    error: str | None = None
+    error: str | None = None  # why it FAILED, for the user
+    last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
+    owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (JobStore.claim)
     chunks_total: int | None = None
     chunks_done: int = 0
+    notify_lease_until: int | None = None  # epoch seconds: a sender holds the right to email until then
     notified_at: str | None = None
+    email_message_id: str | None = None  # SES's id of the one email sent
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
@@ -221,6 +225,19 @@ class JobStore:
             extra_values={":processing": JobStatus.PROCESSING.value, ":mid": message_id},
             add={"attempts": 1},
         )
+
+    def adopt_claim(self, job_id: str, dead_message_id: str, new_message_id: str) -> bool:
+        """Hand a PROCESSING job's claim from a dead-lettered message to its replayed copy (hark.ops).
+
+        The copy has a new SQS message id, so without this `claim` would take it for a duplicate
+        event. False if the job is not PROCESSING or its claim is not the dead message's.
+        """
+        try:
+            self._update(job_id, (JobStatus.PROCESSING,), {"owner_message_id": new_message_id, "updated_at": now_iso()},
+                         extra_condition="owner_message_id = :old", extra_values={":old": dead_message_id})
+            return True
+        except TransitionRefused:
+            return False
 
     def set_chunks(self, job_id: str, total: int, duration: float) -> Job:
         return self._update(job_id, (JobStatus.PROCESSING,), {"chunks_total": total, "duration_seconds": duration, "updated_at": now_iso()})

@@ -29,7 +29,6 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from hark import aws
-from hark.jobs import JobStatus
 from hark.keys import parse_upload_key
 from hark.messages import BrokenMessage, ChunkMessage, parse_notify_body, parse_transcribe_body
 from hark.resources import QueueDef
@@ -47,6 +46,7 @@ class DlqEntry:
     job_ids: list[str]
     summary: str
     job_status: list[str] = field(default_factory=list)  # the named jobs' current states
+    last_errors: list[str] = field(default_factory=list)  # why each named job's latest attempt failed ("" if none)
     body: str = ""
 
 
@@ -119,16 +119,15 @@ def _loose_description(body: str) -> tuple[list[str], str]:
     return (job_ids, "upload " + ", ".join(keys)) if keys else ([], snippet)
 
 
-def _job_status(job_ids: list[str]) -> list[str]:
+def _job_states(job_ids: list[str]) -> tuple[list[str], list[str]]:
+    """(each named job's status, each one's last attempt error); DELETED for a job that is gone."""
     try:
         store = aws.job_store()
-        out = []
-        for job_id in job_ids:
-            job = store.get(job_id)
-            out.append(job.status.value if job else "DELETED")
-        return out
+        jobs = [store.get(job_id) for job_id in job_ids]
     except ClientError:
-        return ["?" for _ in job_ids]
+        return ["?" for _ in job_ids], ["" for _ in job_ids]
+    return ([job.status.value if job else "DELETED" for job in jobs],
+            [(job.last_error or "") if job else "" for job in jobs])
 
 
 def _receive_all(url: str, visibility: int) -> list[dict[str, Any]]:
@@ -160,13 +159,15 @@ def _hand_back(url: str, messages: list[dict[str, Any]]) -> None:
 def _entry(queue: str, m: dict[str, Any], with_status: bool = True) -> DlqEntry:
     attrs = m.get("Attributes", {})
     job_ids, summary = describe_body(queue, m.get("Body", ""))
+    status, errors = _job_states(job_ids) if with_status else ([], [])
     return DlqEntry(
         message_id=m["MessageId"],
         receive_count=int(attrs.get("ApproximateReceiveCount", "0")),
         first_sent=_iso_millis(attrs.get("SentTimestamp")),
         job_ids=job_ids,
         summary=summary,
-        job_status=_job_status(job_ids) if with_status else [],
+        job_status=status,
+        last_errors=errors,
         body=m.get("Body", ""),
     )
 
@@ -181,28 +182,6 @@ def dlq_list(queue: str) -> list[DlqEntry]:
     finally:
         _hand_back(url, messages)
     return sorted(entries, key=lambda e: (e.first_sent, e.message_id))
-
-
-def _adopt_processing_job(job_id: str, dead_message_id: str, new_message_id: str) -> bool:
-    """Point a PROCESSING job's claim from the dead message to its replayed copy.
-
-    JobStore.claim lets only the message that holds a PROCESSING job claim it again; the copy has a
-    new SQS message id, so without this the worker would take it for a duplicate event and drop it.
-    """
-    try:
-        aws.table(aws.stack_resources().jobs_table.name).update_item(
-            Key={"job_id": job_id},
-            UpdateExpression="SET owner_message_id = :new",
-            ConditionExpression="#s = :processing AND owner_message_id = :old",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":new": new_message_id, ":old": dead_message_id,
-                                       ":processing": JobStatus.PROCESSING.value},
-        )
-        return True
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
 
 
 def _replay_note(queue: str, statuses: list[str]) -> str:
@@ -254,8 +233,10 @@ def dlq_replay(queue: str, job_id: str | None = None, dry_run: bool = False) -> 
                 kwargs["DelaySeconds"] = REPLAY_DELAY_SECONDS
             new_id = sqs.send_message(**kwargs)["MessageId"]
             if processing:
+                # JobStore.claim lets only the message that holds a PROCESSING job claim it again.
+                store = aws.job_store()
                 adopted = [j for j, s in zip(entry.job_ids, entry.job_status)
-                           if s == "PROCESSING" and _adopt_processing_job(j, entry.message_id, new_id)]
+                           if s == "PROCESSING" and store.adopt_claim(j, entry.message_id, new_id)]
                 if adopted:
                     note += f"; claim handed to the replayed message for {', '.join(adopted)}"
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
@@ -278,6 +259,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for e in entries:
         jobs = ", ".join(f"{j} [{s}]" for j, s in zip(e.job_ids, e.job_status)) or "-"
         print(f"{e.message_id}  receives={e.receive_count}  first_sent={e.first_sent}  jobs={jobs}\n    {e.summary}")
+        for job_id, error in zip(e.job_ids, e.last_errors):
+            if error:
+                print(f"    last error of {job_id}: {error}")
     return 0
 
 

@@ -57,8 +57,10 @@ class Settings(BaseSettings):
     # Notification worker. SES errors back off by receive count: base * 2^(n-1), capped.
     notify_backoff_base_seconds: float = 10
     notify_backoff_max_seconds: int = 15 * 60
-    # How long one sender holds a job's send right; longer than the worst SES call (timeouts x retries).
-    notify_lease_seconds: int = 300
+    # How long one sender holds a job's send right. Longer than the worst SES call (hark.aws: 3 attempts
+    # x (5 s connect + 20 s read) plus botocore's backoff, under 90 s), short enough that a notifier
+    # killed mid-send delays the email by well under 2 minutes (the next delivery waits it out).
+    notify_lease_seconds: int = 100
     notify_batch_size: int = 10  # messages per receive (1-10)
     email_preview_chars: int = 300
 
@@ -75,12 +77,15 @@ class Settings(BaseSettings):
     chunk_target_seconds: float = 300
     # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
     retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
+
+    # Both workers (worker/runtime.py). Long-poll wait of one receive.
     poll_wait_seconds: int = 20
     # How long a received message stays hidden; a heartbeat re-extends it every third of that while
-    # work runs, so a killed worker's message returns this soon. None: the queue's own timeout.
-    visibility_lease_seconds: int | None = None
-    # ECS stopTimeout: after SIGTERM the worker finishes its message or hands it back within this.
-    stop_timeout_seconds: float = 110
+    # work runs, so a killed worker's message is visible again within one lease (not the queue's 15 min).
+    visibility_lease_seconds: int = 60
+    # SIGTERM -> SIGKILL (ECS stopTimeout; infra/hark_infra/workers.py reads this default): the worker
+    # finishes its message, or hands it back, a margin before this runs out. 120 s is Fargate's maximum.
+    stop_timeout_seconds: float = 120
 
     @property
     def resolved_jwks_url(self) -> str:

@@ -26,7 +26,9 @@ LOCAL_STACK = "hark-local"
 
 
 @dataclass
-class Worker:
+class ChildProcess:
+    """One supervised worker process (`python -m worker.transcription` or `worker.notification`)."""
+
     name: str
     module: str
     log: Path
@@ -43,7 +45,7 @@ class Worker:
 
 @dataclass
 class Supervisor:
-    workers: list[Worker] = field(default_factory=list)
+    workers: list[ChildProcess] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def watch(self) -> None:
@@ -116,9 +118,9 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     supervisor = Supervisor()
     for i in range(1, transcription_workers + 1):
-        supervisor.workers.append(Worker(f"transcription worker {i}", "worker.transcription",
+        supervisor.workers.append(ChildProcess(f"transcription worker {i}", "worker.transcription",
                                          home / "logs" / f"transcription-{i}.log", child_env))
-    supervisor.workers.append(Worker("notification worker", "worker.notification",
+    supervisor.workers.append(ChildProcess("notification worker", "worker.notification",
                                      home / "logs" / "notification.log", child_env))
     for w in supervisor.workers:
         w.start()

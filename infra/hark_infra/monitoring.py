@@ -25,7 +25,7 @@ FIVE_MINUTES = Duration.minutes(5)
 OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60}
 API_STAGE = "v1"
 # The workers' own metrics: Powertools EMF on stdout, namespace "Hark", one dimension "service" set to
-# the worker's SERVICE (worker/transcription/consumer.py, worker/notification/worker.py).
+# the worker's SERVICE (worker/transcription/context.py, worker/notification/worker.py).
 WORKER_METRICS_NAMESPACE = "Hark"
 TRANSCRIPTION_SERVICE_DIMENSION = "transcription-worker"
 NOTIFICATION_SERVICE_DIMENSION = "notification"

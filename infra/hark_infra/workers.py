@@ -17,15 +17,22 @@ from constructs import Construct
 
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
+from hark.settings import Settings
 from hark_infra.common import acknowledge, bucket_arn, queue_arn, secret_arn, ses_identity_arn, table_arn
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
-STOP_TIMEOUT_SECONDS = 120  # SIGTERM -> SIGKILL: time to finish or hand back the current chunk
+# The workers' own defaults (hark/settings.py), carried into the task definitions, not copied: the
+# stop budget the worker keeps and ECS's stopTimeout are one number.
+_WORKER_DEFAULTS = {name: Settings.model_fields[name].default
+                    for name in ("stop_timeout_seconds", "visibility_lease_seconds", "notify_lease_seconds")}
+STOP_TIMEOUT_SECONDS = int(_WORKER_DEFAULTS["stop_timeout_seconds"])  # SIGTERM -> SIGKILL: finish or hand back
+WORKER_ENV = {"HARK_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
+              "HARK_VISIBILITY_LEASE_SECONDS": str(_WORKER_DEFAULTS["visibility_lease_seconds"])}
 # The notifier finishes the message in hand on SIGTERM. Its worst SES call is 3 attempts x (5 s connect
 # + 20 s read) = 75 s plus botocore's backoff between them, then DynamoDB and SQS: 120 s, Fargate's maximum.
-NOTIFICATION_STOP_TIMEOUT_SECONDS = 120
+NOTIFICATION_STOP_TIMEOUT_SECONDS = STOP_TIMEOUT_SECONDS
 WORKER_ERRORS_METRIC = "WorkerErrors"
 METRIC_NAMESPACE = "Hark"
 # The Docker build context is the repo root, narrowed to what the images install.
@@ -148,7 +155,7 @@ class WorkersStack(Stack):
 
         # ---- the transcription worker ----
         log_level = "INFO"
-        base_env = {"HARK_STACK": config.stack, "HARK_REGION": Aws.REGION, "LOG_LEVEL": log_level}
+        base_env = {"HARK_STACK": config.stack, "HARK_REGION": Aws.REGION, "LOG_LEVEL": log_level, **WORKER_ENV}
         self.transcription_role = iam.Role(self, "TranscriptionTaskRole",
                                            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
                                            description="Hark transcription worker")
@@ -276,7 +283,8 @@ class WorkersStack(Stack):
             command=["python", "-m", "worker.notification"],
             stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),  # a send in flight can finish
             environment={**base_env, "HARK_EMAIL_SENDER": config.email_sender, "HARK_WEB_URL": web_origin,
-                         "HARK_API_URL": api_url},  # the links in emails: {api_url}/links/{token}
+                         "HARK_API_URL": api_url,  # the links in emails: {api_url}/links/{token}
+                         "HARK_NOTIFY_LEASE_SECONDS": str(_WORKER_DEFAULTS["notify_lease_seconds"])},
             logging=ecs.LogDrivers.aws_logs(stream_prefix="notification", log_group=self.notification_logs,
                                             mode=ecs.AwsLogDriverMode.NON_BLOCKING),
             health_check=_health_check(),

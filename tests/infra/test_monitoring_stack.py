@@ -66,11 +66,13 @@ def test_dashboard_shows_queues_backlog_and_api(synth):
 
 
 def _worker_emf(path: str) -> tuple[str, str, set[str]]:
-    """(namespace, service dimension, metric names) a worker emits, read from its source."""
-    source = (REPO / path).read_text()
+    """(namespace, service dimension, metric names) a worker emits, read from its source (a file, or
+    every module of a worker's package)."""
+    where = REPO / path
+    source = "\n".join(f.read_text() for f in sorted(where.glob("*.py"))) if where.is_dir() else where.read_text()
     service = re.search(r'^SERVICE = "([^"]+)"', source, re.M).group(1)
     namespace = re.search(r'Metrics\(namespace="([^"]+)", service=SERVICE\)', source).group(1)
-    names = set(re.findall(r'add_metric\(name="(\w+)"', source)) | set(re.findall(r'self\.metric\("(\w+)"', source))
+    names = set(re.findall(r'add_metric\(name="(\w+)"', source)) | set(re.findall(r'\.metric\("(\w+)"', source))
     return namespace, service, names
 
 
@@ -92,7 +94,7 @@ def test_emails_failed_alarm_covers_an_ses_outage(synth):
 
 def test_dashboard_reads_the_workers_metrics_as_they_emit_them(synth):
     text = _dashboard_text(synth)
-    for path, wanted in (("worker/transcription/consumer.py", ("JobsCompleted", "JobsFailed")),
+    for path, wanted in (("worker/transcription", ("JobsCompleted", "JobsFailed")),
                          ("worker/notification/worker.py", ("EmailsSent", "EmailsFailed"))):
         namespace, service, names = _worker_emf(path)
         for metric in wanted:

@@ -71,6 +71,22 @@ def wait_finished(job_ids: list[str], timeout: float = 240) -> dict[str, Job]:
         time.sleep(0.5)
 
 
+def queue_empty(name: str) -> bool:
+    """Nothing visible and nothing in flight: every message there was has been settled."""
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url(name),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def wait_queue_empty(name: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not queue_empty(name):
+        assert time.time() < deadline, f"{name} still holds messages"
+        time.sleep(0.5)
+
+
 def drain(queue_name: str) -> list[dict]:
     """Every message now in a queue (kept hidden, so each is counted once)."""
     sqs = aws.client("sqs")
@@ -167,7 +183,7 @@ def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path
     big = tmp_path / "big.wav"
     subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(big), "synth", "8", "sine", "440"],
                    check=True)
-    workers(HARK_MAX_AUDIO_SECONDS="30", HARK_MAX_UPLOAD_BYTES=str(1024 * 1024))
+    worker = workers(HARK_MAX_AUDIO_SECONDS="30", HARK_MAX_UPLOAD_BYTES=str(1024 * 1024))
     jobs = {
         "not an audio file": submit(not_audio),
         "not an audio file ": submit(garbage),
@@ -185,7 +201,8 @@ def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path
         done = finished[job.job_id]
         assert done.status == JobStatus.FAILED
         assert done.error.startswith(reason.strip()), done.error
-    time.sleep(2)  # the stray upload's event
+    wait_queue_empty(aws.stack_resources().transcribe_queue.name)  # the stray upload's event settled too
+    assert len(worker.logged("upload for a job that does not exist (deleted, or not ours): dropped")) == 1
     notified = notified_job_ids()
     assert_exactly_once(finished, notified)
     assert stray.job_id not in notified and aws.job_store().get(stray.job_id) is None

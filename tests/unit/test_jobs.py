@@ -92,3 +92,33 @@ def test_abandoned_upload_expires_but_a_received_one_lives_on(store):
     assert abs(expiry() - (time.time() + ABANDONED_UPLOAD_TTL_SECONDS)) < 60  # DynamoDB's TTL removes it
     store.mark_queued(job.job_id, now_iso())
     assert abs(expiry() - (time.time() + RECORD_TTL_SECONDS)) < 60
+
+
+def test_adopt_claim_hands_a_processing_job_to_a_replayed_message(store):
+    job = store.create(make_job())
+    store.claim(job.job_id, "dead")
+    assert store.get(job.job_id).owner_message_id == "dead"
+    assert not store.adopt_claim(job.job_id, "someone-else", "copy")  # only the dead message's claim moves
+    assert store.adopt_claim(job.job_id, "dead", "copy")
+    with pytest.raises(TransitionRefused):
+        store.claim(job.job_id, "dead")
+    assert store.claim(job.job_id, "copy").attempts == 2
+    store.complete(job.job_id, "en", 1.0)
+    assert not store.adopt_claim(job.job_id, "copy", "again")  # a finished job is final
+    assert not store.adopt_claim("nope", "dead", "copy")
+
+
+def test_attempt_error_and_send_lease_are_read_back(store):
+    import time
+
+    job = store.create(make_job())
+    store.claim(job.job_id, "m1")
+    store.record_attempt_error(job.job_id, "a network error reaching the storage or queue service")
+    assert store.get(job.job_id).last_error == "a network error reaching the storage or queue service"
+    store.complete(job.job_id, "en", 1.0)
+    before = int(time.time())
+    assert store.claim_notification(job.job_id, 60)
+    assert before + 60 <= store.get(job.job_id).notify_lease_until <= int(time.time()) + 60
+    store.mark_notified(job.job_id, "ses-1")
+    done = store.get(job.job_id)
+    assert done.notified_at and done.email_message_id == "ses-1" and done.notify_lease_until is None

@@ -1,18 +1,19 @@
-"""`python -m worker.notification`: run the notification worker until SIGTERM."""
+"""`python -m worker.notification`: consume the notify queue until SIGTERM (worker/runtime.py)."""
 
 from __future__ import annotations
 
-import sys
+from worker.runtime import block_stop_signals, serve
 
-from worker.notification.worker import NotificationWorker
+block_stop_signals()  # before any thread exists, as in worker.transcription
+
+from hark.settings import get_settings  # noqa: E402
+from worker.notification.worker import notify_consumer  # noqa: E402
 
 
-def main() -> int:
-    worker = NotificationWorker()
-    worker.install_signal_handlers()
-    worker.run()
-    return 0
+def main() -> None:
+    settings = get_settings()
+    serve(notify_consumer(settings), settings.stop_timeout_seconds)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

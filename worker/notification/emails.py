@@ -19,7 +19,7 @@ from hark import recipients
 from hark.jobs import Job
 from hark.keys import TRANSCRIPT_FORMATS
 
-LANGUAGES = {
+LANGUAGE_NAMES = {
     "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
     "nl": "Dutch", "ca": "Catalan", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian", "ja": "Japanese",
     "zh": "Chinese", "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "tr": "Turkish", "sv": "Swedish",
@@ -38,7 +38,7 @@ def display_name(filename: str, limit: int = 80) -> str:
 def language_name(code: str | None) -> str:
     if not code:
         return "unknown"
-    return f"{LANGUAGES[code]} ({code})" if code in LANGUAGES else code
+    return f"{LANGUAGE_NAMES[code]} ({code})" if code in LANGUAGE_NAMES else code
 
 
 def human_duration(seconds: float | None) -> str:

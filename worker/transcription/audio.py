@@ -14,6 +14,8 @@ import numpy as np
 from botocore.exceptions import ClientError
 from faster_whisper import decode_audio
 
+from hark import aws
+
 SAMPLE_RATE = 16000
 
 
@@ -49,7 +51,7 @@ def download(s3, bucket: str, key: str, dest: Path, max_bytes: int) -> Path:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if aws.s3_not_found(err):
             raise PermanentError("the uploaded file is no longer there") from None
         raise
     check_size(int(head["ContentLength"]), max_bytes)

@@ -1,0 +1,63 @@
+"""What every step of the transcription pipeline works with: clients, the job store, queue URLs, the
+engine, settings, and the worker's logger and metrics (one service name for both)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from hark import aws
+from hark.jobs import JobStore
+from hark.resources import Resources
+from hark.settings import Settings
+from worker.runtime import Telemetry
+
+from .engine import Engine
+
+SERVICE = "transcription-worker"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="Hark", service=SERVICE)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    res: Resources
+    store: JobStore
+    telemetry: Telemetry
+    s3: object
+    sqs: object
+    transcribe_url: str
+    notify_url: str
+
+    @classmethod
+    def create(cls, settings: Settings, engine: Engine) -> Context:
+        res = aws.stack_resources()
+        return cls(settings=settings, engine=engine, res=res, store=aws.job_store(),
+                   telemetry=Telemetry(logger, metrics), s3=aws.client("s3"), sqs=aws.client("sqs"),
+                   transcribe_url=aws.queue_url(res.transcribe_queue.name),
+                   notify_url=aws.queue_url(res.notify_queue.name))
+
+    def metric(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
+        self.telemetry.metric(name, value, unit)
+
+    def record_speed(self, audio_seconds: float, spent: float) -> None:
+        self.metric("AudioSeconds", audio_seconds, MetricUnit.Seconds)
+        self.metric("ProcessingSeconds", spent, MetricUnit.Seconds)
+        if audio_seconds > 0:
+            self.metric("RealTimeFactor", spent / audio_seconds, MetricUnit.NoUnit)
+
+
+def seconds_since(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, time.time() - then.timestamp())

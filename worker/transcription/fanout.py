@@ -1,0 +1,45 @@
+"""Long audio: split at pauses into chunks, store each as FLAC, and queue one chunk message per chunk
+on the transcribe queue, so every idle worker takes one (docs/architecture.md, Long audio)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from hark import keys
+from hark.jobs import Job
+from hark.messages import ChunkMessage
+
+from . import audio, chunking
+from .context import Context, logger
+
+SQS_BATCH = 10  # SendMessageBatch's limit
+
+
+def fan_out(ctx: Context, job: Job, samples) -> None:
+    duration = len(samples) / audio.SAMPLE_RATE
+    chunks = chunking.split(samples, ctx.settings.chunk_target_seconds)
+    language = job.language
+    if language == "auto":  # once for the whole file, so every chunk uses the same language
+        language, probability = ctx.engine.detect_language(samples)
+        logger.info("language detected for chunks", language=language, probability=round(probability, 3))
+    bucket = ctx.res.audio_bucket.name
+    for chunk in chunks:
+        ctx.s3.put_object(Bucket=bucket, Key=keys.chunk_key(job.user_id, job.job_id, chunk.index),
+                          Body=audio.encode_flac(chunking.cut(samples, chunk)), ContentType="audio/flac")
+    ctx.store.set_chunks(job.job_id, len(chunks), duration)
+    bodies = [
+        ChunkMessage(job_id=job.job_id, user_id=job.user_id, index=c.index, total=len(chunks), offset=c.start,
+                     duration=c.duration, key=keys.chunk_key(job.user_id, job.job_id, c.index),
+                     language=language).model_dump_json()
+        for c in chunks
+    ]
+    for i in range(0, len(bodies), SQS_BATCH):
+        reply = ctx.sqs.send_message_batch(
+            QueueUrl=ctx.transcribe_url,
+            Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[i:i + SQS_BATCH])],
+        )
+        if reply.get("Failed"):
+            raise RuntimeError(f"could not queue {len(reply['Failed'])} chunk messages")
+    logger.info("split into chunks", chunks=len(chunks), audio_seconds=round(duration, 2),
+                chunk_seconds=[round(c.duration, 1) for c in chunks])
+    ctx.metric("ChunksQueued", len(chunks), MetricUnit.Count)

@@ -1,0 +1,75 @@
+"""The endings of a job: assembling chunk transcripts, publishing the transcript, failing the job, and
+queueing the one notification. Only the caller that wins the terminal transition notifies."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
+
+from hark import keys
+from hark.jobs import Job, TransitionRefused
+from hark.messages import NotifyMessage
+from hark.transcript import CONTENT_TYPES, RENDERERS, Transcript
+
+from .cleanup import remove_transcripts
+from .context import Context, logger
+
+# What S3 answers a conditional put (IfNoneMatch) when the object is already there.
+ALREADY_WRITTEN = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def assemble(ctx: Context, job: Job, attempt: int) -> None:
+    """Join every chunk's transcript (parts/) into one with continuous timestamps, then publish it."""
+    bucket = ctx.res.transcripts_bucket.name
+    parts = []
+    for index in range(job.chunks_total or 0):
+        obj = ctx.s3.get_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
+        parts.append((float(obj["Metadata"]["offset"]), Transcript.model_validate_json(obj["Body"].read())))
+    transcript = Transcript.joined(parts, duration=job.duration_seconds or sum(t.duration for _, t in parts),
+                                   model=ctx.engine.name)
+    logger.info("assembling chunks", chunks=len(parts))
+    publish(ctx, job, transcript, attempt=attempt)
+
+
+def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> None:
+    bucket = ctx.res.transcripts_bucket.name
+    for fmt, render in RENDERERS.items():
+        try:
+            # Conditional: a duplicate assembly or a retry never replaces a transcript once written.
+            ctx.s3.put_object(Bucket=bucket, Key=keys.transcript_key(job.user_id, job.job_id, fmt),
+                              Body=render(transcript).encode("utf-8"), ContentType=CONTENT_TYPES[fmt],
+                              IfNoneMatch="*")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ALREADY_WRITTEN:
+                raise
+    try:
+        ctx.store.complete(job.job_id, transcript.language, transcript.duration)
+    except TransitionRefused:
+        if ctx.store.get(job.job_id) is None:
+            remove_transcripts(ctx, job)  # what we just wrote must not outlive the job
+            return
+        logger.info("another worker finished this job first")
+        return
+    notify(ctx, job.job_id)
+    ctx.metric("JobsCompleted", 1, MetricUnit.Count)
+    ctx.metric("Attempts", attempt, MetricUnit.Count)
+    logger.info("job completed", language=transcript.language, audio_seconds=transcript.duration,
+                segments=len(transcript.segments))
+
+
+def fail_job(ctx: Context, job_id: str, reason: str, attempt: int | None = None) -> None:
+    try:
+        ctx.store.fail(job_id, reason)
+    except TransitionRefused:
+        logger.info("job already finished; failure not recorded", reason=reason)
+        return
+    notify(ctx, job_id)
+    ctx.metric("JobsFailed", 1, MetricUnit.Count)
+    if attempt:
+        ctx.metric("Attempts", attempt, MetricUnit.Count)
+    logger.warning("job failed", reason=reason)
+
+
+def notify(ctx: Context, job_id: str) -> None:
+    """Queue the job's notification; the notifier sends one email per job whatever it receives."""
+    ctx.sqs.send_message(QueueUrl=ctx.notify_url, MessageBody=NotifyMessage(job_id=job_id).model_dump_json())

@@ -1,0 +1,76 @@
+"""An uploaded recording: check it against its job record, claim the job, then transcribe it in one
+pass or, past HARK_CHUNK_THRESHOLD_SECONDS, fan it out in chunks."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from hark.jobs import Job, JobStatus, TransitionRefused
+from hark.messages import UploadEvent
+from worker.runtime import Delivery
+
+from . import audio
+from .audio import PermanentError
+from .context import Context, logger, seconds_since
+from .fanout import fan_out
+from .publishing import fail_job, notify, publish
+
+
+def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> None:
+    job = ctx.store.get(event.job_id)
+    if job is None:
+        logger.warning("upload for a job that does not exist (deleted, or not ours): dropped", key=event.key)
+        return
+    if job.user_id != event.user_id or job.audio_key != event.key:
+        logger.warning("upload does not match its job's record: dropped", key=event.key, expected=job.audio_key)
+        return
+    if job.status == JobStatus.UPLOADING:
+        try:
+            ctx.store.mark_queued(job.job_id, event.event_time)
+        except TransitionRefused:
+            pass  # another delivery of this event got there first
+    try:
+        job = ctx.store.claim(job.job_id, delivery.id)
+    except TransitionRefused:
+        refused_claim(ctx, delivery, job.job_id)
+        return
+    logger.info("job claimed", attempt=job.attempts, receive_count=delivery.receive_count, key=event.key)
+    if job.attempts == 1 and (wait := seconds_since(job.queued_at)) is not None:
+        ctx.metric("QueueWaitSeconds", wait, MetricUnit.Seconds)
+    transcribe_upload(ctx, delivery, job, event)
+
+
+def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> None:
+    job = ctx.store.get(job_id)
+    if job is not None and job.status.finished and job.owner_message_id == delivery.id and not job.notified_at:
+        # This message finished the job but its worker died before deleting it: the notify may not
+        # have gone out. The notifier sends one email per job whatever it receives.
+        logger.info("job finished by an earlier delivery of this message: notification re-sent", status=job.status)
+        notify(ctx, job_id)
+        return
+    logger.info("duplicate event: the job is owned by another message or finished; dropped",
+                status=job.status if job else None)
+
+
+def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadEvent) -> None:
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
+            path = audio.download(ctx.s3, event.bucket, event.key, Path(tmp) / "upload",
+                                  ctx.settings.max_upload_bytes)
+            samples = audio.load(path, ctx.settings.max_audio_seconds)
+    except PermanentError as err:
+        fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count)
+        return
+    duration = len(samples) / audio.SAMPLE_RATE
+    if duration > ctx.settings.chunk_threshold_seconds:
+        fan_out(ctx, job, samples)
+        return
+    logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
+    transcript = ctx.engine.transcribe(samples, job.language)
+    ctx.record_speed(duration, time.monotonic() - started)
+    publish(ctx, job, transcript, attempt=delivery.receive_count)
