@@ -5,7 +5,7 @@ Compares, on the same decoded audio and the same model, side by side:
             what a first implementation would call;
   hark      the worker's Engine (batched pipeline, VAD, word timestamps), what production runs.
 For each: real-time factor (audio seconds per wall second; median over the short clips, and the
-3.9-minute long-form clip on its own), word error rate per language (normalised as in tests/wer.py),
+3.9-minute long-form clip on its own), word error rate per language (normalised as in hark/wer.py),
 and language detection accuracy. Results print as a table and replace the "Transcription" section
 of docs/benchmarks.md when --write is given.
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from faster_whisper import decode_audio  # noqa: E402
 
 from hark.settings import Settings  # noqa: E402
-from tests.wer import normalise  # noqa: E402
+from hark.wer import normalise  # noqa: E402
 from worker.transcription.engine import Engine  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"

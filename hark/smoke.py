@@ -6,8 +6,8 @@ recording says, check the download link works on its own (no bearer token) and t
 a request without one, then delete the job. One line per check; exit 0 when every check passed.
 
 The recording is bundled (hark/data/smoke.flac, LibriSpeech, CC BY 4.0: hark/data/README.md) with its
-reference text; the transcript must be within `--max-wer` of it (a word-level edit distance computed
-here, so the product needs no scoring library).
+reference text; the transcript must be within `--max-wer` of it (hark.wer: jiwer after Whisper's
+normaliser, the same scoring as the tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import os
 import re
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources as pkg
 from pathlib import Path
+
+from hark.wer import word_error_rate, words
 
 FORMATS = ("txt", "json", "srt", "vtt")
 # Every check, in the order they run (the e2e test and the docs read this).
@@ -37,32 +38,6 @@ def bundled_recording() -> tuple[Path, str]:
     """The bundled clip and its reference text."""
     data = pkg.files("hark") / "data"
     return Path(str(data / "smoke.flac")), (data / "smoke.txt").read_text(encoding="utf-8").strip()
-
-
-# -- text comparison --------------------------------------------------------------------------
-_NOT_WORD = re.compile(r"[^\w\s']|_", re.UNICODE)
-
-
-def words(text: str) -> list[str]:
-    """Lower case, punctuation dropped (apostrophes inside words kept), split on whitespace."""
-    text = unicodedata.normalize("NFC", text).lower().replace("\u2019", "'").replace("-", " ")
-    text = _NOT_WORD.sub(" ", text)
-    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
-    return text.split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, by Levenshtein over words."""
-    ref, hyp = words(reference), words(hypothesis)
-    if not ref:
-        raise ValueError("empty reference")
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / len(ref)
 
 
 # -- format checks: each returns a short description, or raises ValueError saying what is wrong ------
@@ -268,7 +243,7 @@ class Smoke:
             texts[fmt] = lines
             detail = f"{len(got.content)} bytes, {len(lines)} {'lines' if fmt == 'txt' else 'segments'}"
             if fmt == "txt" and self.reference is not None:
-                wer = word_error_rate(self.reference, body)
+                wer = word_error_rate(self.reference, body, None if self.language == "auto" else self.language)
                 ok = wer <= self.max_wer
                 self.report.line(fmt, ok, f"{detail}, word error rate {wer:.1%} against the reference "
                                  f"(at most {self.max_wer:.0%}): {body.strip()[:80]!r}")

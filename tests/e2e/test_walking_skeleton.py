@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.links import link_format
-from tests.wer import word_error_rate
+from hark.wer import word_error_rate
 
 pytestmark = pytest.mark.e2e
 

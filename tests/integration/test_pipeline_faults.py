@@ -34,7 +34,7 @@ from tests.integration.test_transcription_worker import (
     wait_finished,
     wait_queue_empty,
 )
-from tests.wer import word_error_rate
+from hark.wer import word_error_rate
 from tests.workers import WorkerProcess
 
 LONG_CLIP = SHARED_SPEECH / "en_ljspeech_LJ001-0001-0032_long.flac"

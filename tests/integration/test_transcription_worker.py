@@ -19,7 +19,7 @@ from hark import aws, keys
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.messages import NotifyMessage
 from tests.conftest import SHARED_SPEECH
-from tests.wer import word_error_rate
+from hark.wer import word_error_rate
 
 REPO = Path(__file__).resolve().parents[2]
 ENGLISH = ("The committee met on Tuesday morning to review the budget for the new library. "

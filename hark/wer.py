@@ -1,4 +1,5 @@
-"""Word error rate for tests and benchmarks: one normaliser for every place that scores a transcript.
+"""Word error rate: one normaliser for every place that scores a transcript (`hark smoke`, the tests,
+the benchmarks).
 
 English goes through Whisper's own English normaliser (whisper-normalizer: numbers, spellings,
 contractions), so "twelve percent" and "12%" count as the same words. Other languages: lower case,
@@ -25,6 +26,10 @@ def normalise(text: str, language: str | None = None) -> str:
     text = _DROP.sub(" ", text)
     text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)  # quotes, not apostrophes inside words
     return " ".join(text.split())
+
+
+def words(text: str, language: str | None = None) -> list[str]:
+    return normalise(text, language).split()
 
 
 def word_error_rate(reference: str, hypothesis: str, language: str | None = None) -> float:
