@@ -21,6 +21,17 @@ from hark_infra.common import acknowledge, bucket_arn, queue_arn, ses_identity_a
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
+# The mixed-instances pool, cheapest on-demand first (on-demand capacity takes them in this order; spot
+# picks by price and capacity). Each has exactly one GPU, at least 4 vCPU and 16 GiB, so the task
+# (1 GPU, 3.5 vCPU, 12 GiB reserved) fits once per instance, and each runs on the ECS GPU AMI's driver:
+#   g4dn.xlarge   T4 16 GB,   4 vCPU, 16 GiB      g4dn.2xlarge  T4 16 GB,   8 vCPU, 32 GiB
+#   g6.xlarge     L4 24 GB,   4 vCPU, 16 GiB      g5.xlarge     A10G 24 GB, 4 vCPU, 16 GiB
+# More types mean fewer spot interruptions and fewer "no capacity" waits when waking from zero.
+GPU_INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g6.xlarge", "g5.xlarge")
+# /etc/ecs/ecs.config on each GPU instance: drain the instance's tasks (SIGTERM, stopTimeout) as soon as
+# its spot interruption notice arrives, two minutes before EC2 reclaims it; and keep awsvpc tasks away
+# from the instance metadata service, so a task can never use the instance role's credentials.
+ECS_AGENT_CONFIG = {"ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true", "ECS_AWSVPC_BLOCK_IMDS": "true"}
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
 STOP_TIMEOUT_SECONDS = 120  # SIGTERM -> SIGKILL: time to finish or hand back the current chunk
 # The notifier finishes the message in hand on SIGTERM. Its worst SES call is 3 attempts x (5 s connect
@@ -95,13 +106,15 @@ class WorkersStack(Stack):
         acknowledge(instance_role, "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
                     "narrower than the cluster's container instances, which do not exist yet.",
                     "AwsSolutions-IAM5[Action::ecs:Submit*]", "AwsSolutions-IAM5[Resource::*]")
+        user_data = ec2.UserData.for_linux()  # the capacity provider adds ECS_CLUSTER=... to it
+        user_data.add_commands(*(f"echo {k}={v} >> /etc/ecs/ecs.config" for k, v in ECS_AGENT_CONFIG.items()))
         self.launch_template = ec2.LaunchTemplate(
             self, "GpuLaunchTemplate",
             instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
             machine_image=ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU),
             role=instance_role,
             security_group=workers_sg,
-            user_data=ec2.UserData.for_linux(),
+            user_data=user_data,
             require_imdsv2=True,
             http_put_response_hop_limit=1,  # tasks cannot reach the instance's credentials
             detailed_monitoring=True,
@@ -117,7 +130,7 @@ class WorkersStack(Stack):
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
                 launch_template_overrides=[autoscaling.LaunchTemplateOverrides(
-                    instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE))],
+                    instance_type=ec2.InstanceType(t)) for t in GPU_INSTANCE_TYPES],
                 instances_distribution=autoscaling.InstancesDistribution(
                     on_demand_base_capacity=config.on_demand_base_workers,
                     on_demand_percentage_above_base_capacity=config.on_demand_percent_above_base,
@@ -230,6 +243,11 @@ class WorkersStack(Stack):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             enable_execute_command=False,
         )
+        # The service may only be created once the cluster lists its capacity provider: CloudFormation
+        # would otherwise create both in parallel and the service's strategy names an unknown provider.
+        # The association resource is added to the cluster late (an aspect), and a dependency on a
+        # construct covers every resource in it at synthesis, so depend on the whole cluster.
+        self.transcription_service.node.add_dependency(self.cluster)
         self.backlog = self._scale_on_backlog(policy, res.transcribe_queue.name)
 
         # ---- the notification worker (Fargate) ----
