@@ -19,6 +19,16 @@ from hark.settings import get_settings
 TIMEOUTS = {"ses": (5, 20)}
 
 
+def s3_addressing(endpoint_url: str | None) -> dict:
+    """S3 addressing. The emulator is a bare host:port without DNS for bucket names: path style. In AWS,
+    virtual-hosted style on the *regional* endpoint ({bucket}.s3.{region}.amazonaws.com) for every
+    region, us-east-1 included: botocore's "auto" presigns on the legacy global endpoint, where a new
+    bucket answers 307 for up to a day (browsers drop the redirect under CORS) and newer regions refuse."""
+    if endpoint_url:
+        return {"addressing_style": "path"}
+    return {"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
+
+
 @lru_cache
 def client(service: str):
     settings = get_settings()
@@ -27,8 +37,7 @@ def client(service: str):
         connect_timeout=connect,
         read_timeout=read,
         retries={"mode": "standard", "max_attempts": 3},
-        # Virtual-hosted addressing needs DNS for bucket names; the emulator is a bare host:port.
-        s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
+        s3=s3_addressing(settings.aws_endpoint_url),
         signature_version="s3v4",
     )
     endpoint = settings.aws_endpoint_url
