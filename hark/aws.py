@@ -49,7 +49,12 @@ def client(service: str):
 @lru_cache
 def stack_resources() -> Resources:
     settings = get_settings()
-    return resources(settings.stack, settings.email_sender)
+    if settings.aws_endpoint_url:  # the emulator: names after the stack alone
+        return resources(settings.stack, settings.email_sender)
+    # In AWS the bucket names carry the account. Lambdas and tasks get HARK_ACCOUNT from the stack; an
+    # operator's CLI asks STS who it is (GetCallerIdentity needs no permission).
+    account = settings.account or client("sts").get_caller_identity()["Account"]
+    return resources(settings.stack, settings.email_sender, account=account, region=settings.region)
 
 
 @lru_cache

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # Where the AWS resources live. `stack` prefixes every resource name (hark.resources).
     stack: str = "hark"
     region: str = "us-east-1"
+    # The AWS account id: bucket names carry it with the region (hark.resources.bucket_name). The CDK app
+    # sets it on every Lambda and task; unset in AWS (the ops CLI), it is looked up once (STS). Unused
+    # on the emulator, whose buckets are named after the stack alone.
+    account: str | None = None
     # Set only for the local emulator; None means the real AWS endpoints.
     aws_endpoint_url: str | None = None
     # Overrides for one service (fault injection: point SES at a dead port to simulate an outage).

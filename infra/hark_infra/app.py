@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from hark_infra.api import ApiStack
+from hark_infra.common import resource_env
 from hark_infra.config import HarkConfig, cdk_json_context
 from hark_infra.email import EmailStack
 from hark_infra.monitoring import MonitoringStack
@@ -60,6 +61,9 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
                    code_dir=code_dir, code_has_deps=has_deps, **props("api", "REST API and Lambdas"))
     api.add_stack_dependency(storage)
     api.add_stack_dependency(tables)
+    # The API Lambda names the buckets as hark.resources does, from the account and region.
+    for key, value in resource_env().items():
+        api.api_fn.add_environment(key, value)
 
     # Separate from Web: config.json needs the API URL, and Api already depends on Web (web.py's docstring).
     WebContentStack(app, "WebContent", config=config, web=web, api_url=api.api.url,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Stack, Token, Validations
 from constructs import IConstruct
 
 
@@ -26,8 +26,35 @@ def ses_identity_arn(scope: IConstruct, identity: str) -> str:
     return Stack.of(scope).format_arn(service="ses", resource="identity", resource_name=identity)
 
 
+def resource_env() -> dict[str, str]:
+    """The environment every Lambda and task needs to name the stack's resources as hark.resources
+    does here: bucket names carry the account and region (hark.resources.bucket_name)."""
+    return {"HARK_ACCOUNT": Aws.ACCOUNT_ID, "HARK_REGION": Aws.REGION}
+
+
+def nag_text(scope: IConstruct, text: str) -> str:
+    """`text` as cdk-nag writes it in a finding id: a token such as AWS::AccountId becomes <AWS::AccountId>."""
+    if not Token.is_unresolved(text):
+        return text
+    resolved = Stack.of(scope).resolve(text)
+
+    def flat(value) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "Fn::Join" in value:
+            sep, parts = value["Fn::Join"]
+            return sep.join(flat(p) for p in parts)
+        if isinstance(value, dict) and "Ref" in value:
+            return f"<{value['Ref']}>"
+        raise ValueError(f"cannot write {value!r} as cdk-nag does")
+
+    return flat(resolved)
+
+
 def acknowledge(scope: IConstruct, reason: str, *rule_ids: str) -> None:
-    """Acknowledge cdk-nag findings on `scope` (and its children), each with the reason it is accepted."""
+    """Acknowledge cdk-nag findings on `scope` (and its children), each with the reason it is accepted.
+    Rule ids may hold tokens (bucket names carry AWS::AccountId): they are written as cdk-nag does."""
     if not reason.strip():
         raise ValueError("every acknowledged finding needs a reason")
-    Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+    Validations.of(scope).acknowledge(*(Acknowledgment(id=nag_text(scope, rule_id), reason=reason)
+                                        for rule_id in rule_ids))

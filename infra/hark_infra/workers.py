@@ -17,7 +17,7 @@ from constructs import Construct
 
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
-from hark_infra.common import acknowledge, bucket_arn, queue_arn, ses_identity_arn, table_arn
+from hark_infra.common import acknowledge, bucket_arn, queue_arn, resource_env, ses_identity_arn, table_arn
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
@@ -161,7 +161,7 @@ class WorkersStack(Stack):
 
         # ---- the transcription worker ----
         log_level = "INFO"
-        base_env = {"HARK_STACK": config.stack, "HARK_REGION": Aws.REGION, "LOG_LEVEL": log_level}
+        base_env = {"HARK_STACK": config.stack, **resource_env(), "LOG_LEVEL": log_level}
         self.transcription_role = iam.Role(self, "TranscriptionTaskRole",
                                            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
                                            description="Hark transcription worker")

@@ -27,6 +27,16 @@ TEST_CONTEXT = {
 }
 
 
+
+def template_resources():
+    """hark.resources as the templates name them: bucket names carry the account and region, here as
+    render() writes the pseudo parameters (${AWS::AccountId}, ${AWS::Region})."""
+    from hark.resources import resources
+
+    return resources(TEST_CONTEXT["hark:stack"], TEST_CONTEXT["hark:emailSender"],
+                     account="${AWS::AccountId}", region="${AWS::Region}")
+
+
 @dataclass
 class Synth:
     outdir: Path
@@ -108,6 +118,18 @@ def render(value) -> str:
     if isinstance(value, dict) and "Ref" in value:
         return "${" + value["Ref"] + "}"
     return json.dumps(value, sort_keys=True)
+
+
+def evaluate(value, pseudo: dict[str, str]):
+    """A template value as CloudFormation would resolve it in one account and region: Fn::Join joined,
+    pseudo parameters (AWS::AccountId, AWS::Region, AWS::Partition) from `pseudo`. Other intrinsics
+    are returned as they are."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(str(evaluate(p, pseudo)) for p in parts)
+    if isinstance(value, dict) and "Ref" in value and value["Ref"] in pseudo:
+        return pseudo[value["Ref"]]
+    return value
 
 
 def grants(statements: list[dict]) -> set[tuple[str, str]]:

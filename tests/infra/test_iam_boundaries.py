@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hark.resources import resources
+from .conftest import TEST_CONTEXT, grants, role_statements, template_resources
 
-from .conftest import TEST_CONTEXT, grants, role_statements
-
-RES = resources(TEST_CONTEXT["hark:stack"])
+RES = template_resources()
 AUDIO = f"arn:${{AWS::Partition}}:s3:::{RES.audio_bucket.name}"
 TRANSCRIPTS = f"arn:${{AWS::Partition}}:s3:::{RES.transcripts_bucket.name}"
 
