@@ -9,7 +9,8 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from hark_infra.api import ApiStack
-from hark_infra.common import resource_env
+from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark_infra.common import list_bucket_statement, resource_env
 from hark_infra.config import HarkConfig, cdk_json_context
 from hark_infra.email import EmailStack
 from hark_infra.monitoring import MonitoringStack
@@ -64,6 +65,12 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
     # The API Lambda names the buckets as hark.resources does, from the account and region.
     for key, value in resource_env().items():
         api.api_fn.add_environment(key, value)
+    # DELETE /jobs/{id} lists each job prefix (hark.control) before deleting: s3:ListBucket, only below
+    # the job prefixes. (Here rather than in api.py, which is being rewritten; move it there on merge.)
+    res = config.resources
+    for sid, bdef, prefixes in (("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX]),
+                                ("ListJobTranscripts", res.transcripts_bucket, [TRANSCRIPTS_PREFIX, PARTS_PREFIX])):
+        api.api_fn.add_to_role_policy(list_bucket_statement(api, sid, bdef.name, prefixes))
 
     # Separate from Web: config.json needs the API URL, and Api already depends on Web (web.py's docstring).
     WebContentStack(app, "WebContent", config=config, web=web, api_url=api.api.url,

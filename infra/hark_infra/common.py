@@ -22,6 +22,18 @@ def table_arn(scope: IConstruct, name: str, index: str | None = None) -> str:
     return Stack.of(scope).format_arn(service="dynamodb", resource="table", resource_name=resource_name)
 
 
+def list_bucket_statement(scope: IConstruct, sid: str, bucket: str, prefixes: list[str] | None = None):
+    """s3:ListBucket on one bucket. Without it S3 answers a read of a missing key (HeadObject, GetObject)
+    with 403 instead of 404, and ListObjectsV2 is refused. `prefixes` scopes listing with s3:prefix;
+    leave it None for a role that probes keys that may be missing: that implicit check is not documented
+    to carry the key as s3:prefix, so a prefix-conditioned grant may not turn the 403 into a 404."""
+    from aws_cdk import aws_iam as iam
+
+    return iam.PolicyStatement(
+        sid=sid, actions=["s3:ListBucket"], resources=[bucket_arn(scope, bucket)],
+        conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}} if prefixes else None)
+
+
 def ses_identity_arn(scope: IConstruct, identity: str) -> str:
     return Stack.of(scope).format_arn(service="ses", resource="identity", resource_name=identity)
 

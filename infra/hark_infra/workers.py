@@ -17,7 +17,8 @@ from constructs import Construct
 
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
-from hark_infra.common import acknowledge, bucket_arn, queue_arn, resource_env, ses_identity_arn, table_arn
+from hark_infra.common import (acknowledge, bucket_arn, list_bucket_statement, queue_arn, resource_env,
+                               ses_identity_arn, table_arn)
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
@@ -189,6 +190,10 @@ class WorkersStack(Stack):
             sid="Transcripts", actions=["s3:GetObject", "s3:PutObject"],
             resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
+        # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
+        r.add_to_policy(list_bucket_statement(self, "ProbeAudioKeys", audio))
+        r.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
         # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
         r.add_to_policy(iam.PolicyStatement(
             sid="RemoveTranscriptsOfDeletedJobs", actions=["s3:DeleteObject"],
@@ -266,6 +271,8 @@ class WorkersStack(Stack):
         n.add_to_policy(iam.PolicyStatement(
             sid="ReadTranscripts", actions=["s3:GetObject"],
             resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
+        # The preview read of a job deleted meanwhile must answer 404 (email without preview), not 403.
+        n.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
         n.add_to_policy(iam.PolicyStatement(
             sid="SendEmail", actions=["ses:SendEmail", "ses:SendRawEmail"],
             resources=[ses_identity_arn(self, email_identity)],
