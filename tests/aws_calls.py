@@ -34,7 +34,7 @@ NO_PERMISSION = {("sts", "GetCallerIdentity")}
 # resources, and condition keys for Amazon S3"; S3 API reference, "Permissions" of each operation):
 # HeadObject is authorised as s3:GetObject; ListObjects(V2) as s3:ListBucket on the bucket, with the
 # request's Prefix as s3:prefix; DeleteObjects as s3:DeleteObject on each key; the multipart upload
-# calls (boto3's managed transfers) as s3:PutObject. SQS, DynamoDB and SES v1 operations map to
+# calls (boto3's managed transfers) as s3:PutObject. Other SQS, DynamoDB and SES v1 operations map to
 # `service:Operation` (sqs:GetQueueUrl, dynamodb:Query, ses:SendRawEmail, ...).
 S3_ACTIONS = {
     "HeadObject": "s3:GetObject",
@@ -44,6 +44,13 @@ S3_ACTIONS = {
     "CreateMultipartUpload": "s3:PutObject",
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
+}
+# SQS authorises each batch call with its single action (Service Authorization Reference, Amazon SQS:
+# there is no sqs:SendMessageBatch; "the permissions for batch actions are those of the single action").
+SQS_ACTIONS = {
+    "SendMessageBatch": "sqs:SendMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
 }
 # A read of a missing key answers 404 only to a caller allowed s3:ListBucket on the bucket, else 403
 # (S3 API reference, HeadObject/GetObject "Permissions"). Whether that implicit check carries the key as
@@ -109,7 +116,7 @@ def needs(record: dict, names: dict[str, str]) -> list[Need]:
         return out
     if service == "sqs":
         queue = params.get("QueueName") or params["QueueUrl"].rstrip("/").rsplit("/", 1)[1]
-        return [Need(f"sqs:{op}", f"arn:{partition}:sqs:{region}:{account}:{name(queue)}", (), why)]
+        return [Need(SQS_ACTIONS.get(op, f"sqs:{op}"), f"arn:{partition}:sqs:{region}:{account}:{name(queue)}", (), why)]
     if service == "dynamodb":
         table = f"arn:{partition}:dynamodb:{region}:{account}:table/{name(params['TableName'])}"
         if params.get("IndexName"):
@@ -132,10 +139,15 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+KNOWN_OPERATORS = {"StringEquals", "ArnEquals", "StringLike", "ArnLike", "StringNotEquals", "StringNotLike"}
+
+
 def _conditions_hold(conditions: dict, context: dict[str, str]) -> bool:
     for operator, tests in conditions.items():
         if_exists = operator.endswith("IfExists")
         base = operator.removesuffix("IfExists")
+        if base not in KNOWN_OPERATORS:
+            raise ValueError(f"condition operator {operator} is beyond this check: extend tests/aws_calls.py")
         for key, wanted in tests.items():
             if key not in context:
                 if if_exists:
@@ -148,10 +160,8 @@ def _conditions_hold(conditions: dict, context: dict[str, str]) -> bool:
                 ok = any(_wildcard(w, value) for w in _as_list(wanted))
             elif base == "StringNotEquals":
                 ok = value not in _as_list(wanted)
-            elif base == "StringNotLike":
+            else:  # StringNotLike
                 ok = not any(_wildcard(w, value) for w in _as_list(wanted))
-            else:
-                raise ValueError(f"condition operator {operator} is beyond this check: extend tests/aws_calls.py")
             if not ok:
                 return False
     return True
