@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -101,8 +103,6 @@ _modules_run: set[str] = set()
 
 
 def pytest_configure(config):
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix="hark-aws-calls-")) / "calls.jsonl"
     os.environ[AWS_CALLS] = str(path)  # a fresh file per session, inherited by every subprocess
     aws.reset()
@@ -123,20 +123,20 @@ def pytest_sessionfinish(session, exitstatus):
     if not records and not required:
         return  # no test drove a component (unit or infra tests only)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    try:
-        import aws_cdk  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("aws_cdk") is None:
         reporter.write_line(f"AWS calls recorded ({aws_calls.summary(records)}) but not checked: the infra "
                             "extra (aws-cdk-lib) is not installed (make install-test)", yellow=True)
         return
-    import tempfile
-
     from tests.infra import conftest as infra
 
-    outdir = Path(tempfile.mkdtemp(prefix="hark-cdk-out-"))
-    with _output_to(outdir / "synth.log"):  # the synth's warnings (and node's) go to a file, not the summary
-        synth = infra.synthesise(outdir)
-    problems = aws_calls.check(records, synth.templates, infra.TEST_CONTEXT, required)
+    synth = infra.SESSION_SYNTH  # the infra tests' synth, when they ran in this session
+    if synth is None:
+        outdir = Path(tempfile.mkdtemp(prefix="hark-cdk-out-"))
+        with _output_to(outdir / "synth.log"):  # the synth's warnings (and node's) go to a file
+            synth = infra.synthesise(outdir)
+    missing = {stack for stack, _ in aws_calls.ROLES.values()} - set(synth.templates)
+    problems = ([f"the CDK app did not synthesise {sorted(missing)}: {synth.error}"] if missing else
+                aws_calls.check(records, synth.templates, infra.TEST_CONTEXT, required))
     if problems:
         reporter.write_sep("=", "AWS calls the deployed IAM roles would refuse (tests/aws_calls.py)", red=True)
         for problem in problems:

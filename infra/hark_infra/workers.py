@@ -3,7 +3,7 @@ and the notification worker (Fargate)."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cw
