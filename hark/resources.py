@@ -6,6 +6,7 @@ queue's visibility timeout or the table's key schema cannot drift between the cl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -96,18 +97,41 @@ JOBS_BY_USER_INDEX = "by-user"
 ACTIVE_JOBS_INDEX = "active-by-user"
 
 
-def resources(stack: str = "hark", email_identity: str = "transcripts@hark.local") -> Resources:
-    """Every resource of one deployment, named after its stack."""
+# S3 bucket names are global across all AWS accounts (3-63 characters): in AWS they carry the account
+# and region, so the same stack name deploys in any account and region. 63 - len("-transcripts")
+# - len("-123456789012") - len("-ap-southeast-4") (the longest region names) leaves 23 for the stack.
+MAX_STACK_NAME = 23
+
+
+def bucket_name(stack: str, purpose: str, account: str | None = None, region: str | None = None) -> str:
+    """{stack}-{purpose}-{account}-{region} in AWS; {stack}-{purpose} on the emulator (no account).
+
+    `account` and `region` may be CloudFormation tokens (the CDK app passes AWS::AccountId and
+    AWS::Region); at run time they are the HARK_ACCOUNT and HARK_REGION the stack gives every consumer.
+    """
+    if account is None:
+        return f"{stack}-{purpose}"
+    if not region:
+        raise ValueError("bucket names in AWS need the region with the account")
+    return f"{stack}-{purpose}-{account}-{region}"
+
+
+def resources(stack: str = "hark", email_identity: str = "transcripts@hark.local", account: str | None = None,
+              region: str | None = None) -> Resources:
+    """Every resource of one deployment, named after its stack (buckets also after account and region)."""
+    if len(stack) > MAX_STACK_NAME or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", stack):
+        raise ValueError(f"stack name {stack!r}: lowercase letters, digits and hyphens, at most {MAX_STACK_NAME} "
+                         "characters (it prefixes S3 bucket names)")
     return Resources(
         stack=stack,
         audio_bucket=BucketDef(
-            name=f"{stack}-audio",
+            name=bucket_name(stack, "audio", account, region),
             lifecycle=(LifecycleRule(UPLOADS_PREFIX, 30), LifecycleRule(CHUNKS_PREFIX, 2)),
             notify_prefix=UPLOADS_PREFIX,
             cors_upload=True,
         ),
         transcripts_bucket=BucketDef(
-            name=f"{stack}-transcripts",
+            name=bucket_name(stack, "transcripts", account, region),
             lifecycle=(LifecycleRule(TRANSCRIPTS_PREFIX, 365), LifecycleRule(PARTS_PREFIX, 7)),
         ),
         jobs_table=TableDef(

@@ -64,8 +64,10 @@ class ScalingPolicy:
 
     @property
     def wake_expression(self) -> str:
-        """1 when messages wait and no worker runs, else 0."""
-        return f"IF({TASKS} == 0 AND {VISIBLE} > 0, 1, 0)"
+        """1 when messages wait and no worker runs, else 0. Container Insights may publish no
+        RunningTaskCount at all while the service has no task, so a missing value counts as 0 (FILL);
+        without it the expression has no data exactly when it matters and the fleet never wakes."""
+        return f"IF(FILL({TASKS}, 0) == 0 AND {VISIBLE} > 0, 1, 0)"
 
     # ---- the same rules in Python ----
 

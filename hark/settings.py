@@ -20,10 +20,18 @@ class Settings(BaseSettings):
     # Where the AWS resources live. `stack` prefixes every resource name (hark.resources).
     stack: str = "hark"
     region: str = "us-east-1"
+    # The AWS account id: bucket names carry it with the region (hark.resources.bucket_name). The CDK app
+    # sets it on every Lambda and task; unset in AWS (the ops CLI), it is looked up once (STS). Unused
+    # on the emulator, whose buckets are named after the stack alone.
+    account: str | None = None
     # Set only for the local emulator; None means the real AWS endpoints.
     aws_endpoint_url: str | None = None
     # Overrides for one service (fault injection: point SES at a dead port to simulate an outage).
     ses_endpoint_url: str | None = None
+    # Tests only: append every AWS operation this process performs (and every URL it presigns) to this
+    # file as JSON lines, attributed to the component that made it (hark.aws; checked against the IAM
+    # roles of the synthesised templates by tests/aws_calls.py, since the emulator enforces no IAM).
+    record_aws_calls: str | None = None
 
     # Clerk (or the local dev issuer): the authorizer trusts exactly this issuer and these parties.
     issuer: str = "http://127.0.0.1:8000"

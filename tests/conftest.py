@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,90 @@ def speech(tmp_path_factory):
         return out
 
     return say
+
+
+# -- every AWS call a component makes, checked against its IAM role at the end of the session ----------
+# hark.aws appends each call of the API Lambda, the workers and the ops CLI to this file (the workers and
+# `hark up` are subprocesses: they inherit the variable); tests/aws_calls.py checks them against the
+# roles in the synthesised templates once every test has run, and fails the run on a refused call.
+AWS_CALLS = "HARK_RECORD_AWS_CALLS"
+# Where each component is exercised: if any test of the module ran, the component must have recorded calls.
+AWS_CALLS_REQUIRED = {
+    "tests/integration/test_api.py": "api",
+    "tests/integration/test_transcription_worker.py": "transcription-worker",
+    "tests/integration/test_notification_worker.py": "notification-worker",
+    "tests/integration/test_ops_dlq.py": "ops-cli",
+}
+_modules_run: set[str] = set()
+
+
+def pytest_configure(config):
+    path = Path(tempfile.mkdtemp(prefix="hark-aws-calls-")) / "calls.jsonl"
+    os.environ[AWS_CALLS] = str(path)  # a fresh file per session, inherited by every subprocess
+    aws.reset()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _modules_run.add(report.nodeid.split("::", 1)[0])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import aws_calls
+
+    if exitstatus == pytest.ExitCode.INTERRUPTED or not os.environ.get(AWS_CALLS):
+        return
+    records = aws_calls.read(Path(os.environ[AWS_CALLS]))
+    required = {c for module, c in AWS_CALLS_REQUIRED.items() if module in _modules_run}
+    if not records and not required:
+        return  # no test drove a component (unit or infra tests only)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if importlib.util.find_spec("aws_cdk") is None:
+        reporter.write_line(f"AWS calls recorded ({aws_calls.summary(records)}) but not checked: the infra "
+                            "extra (aws-cdk-lib) is not installed (make install-test)", yellow=True)
+        return
+    from tests.infra import conftest as infra
+
+    synth = infra.SESSION_SYNTH  # the infra tests' synth, when they ran in this session
+    if synth is None:
+        outdir = Path(tempfile.mkdtemp(prefix="hark-cdk-out-"))
+        with _output_to(outdir / "synth.log"):  # the synth's warnings (and node's) go to a file
+            synth = infra.synthesise(outdir)
+    missing = {stack for stack, _ in aws_calls.ROLES.values()} - set(synth.templates)
+    problems = ([f"the CDK app did not synthesise {sorted(missing)}: {synth.error}"] if missing else
+                aws_calls.check(records, synth.templates, infra.TEST_CONTEXT, required))
+    if problems:
+        reporter.write_sep("=", "AWS calls the deployed IAM roles would refuse (tests/aws_calls.py)", red=True)
+        for problem in problems:
+            reporter.write_line(problem, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        reporter.write_line(f"AWS calls recorded and allowed by their IAM roles: {aws_calls.summary(records)}",
+                            green=True)
+
+
+class _output_to:
+    """Redirect this process's stdout and stderr (file descriptors, so child processes too) to a file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        self.file = open(self.path, "wb")
+        os.dup2(self.file.fileno(), 1)
+        os.dup2(self.file.fileno(), 2)
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
+        self.file.close()

@@ -18,7 +18,7 @@ from constructs import Construct
 
 from hark.http_api import HTTP_API
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
-from hark_infra.common import acknowledge, bucket_arn, secret_arn, table_arn
+from hark_infra.common import acknowledge, bucket_arn, list_bucket_statement, resource_env, secret_arn, table_arn
 from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
@@ -38,7 +38,7 @@ class ApiStack(Stack):
         code = lambda_.Code.from_asset(str(code_dir))
         env = {
             "HARK_STACK": config.stack,
-            "HARK_REGION": Aws.REGION,
+            **resource_env(),  # the account and region: bucket names carry them (hark.resources)
             "HARK_ISSUER": config.issuer,
             "HARK_JWKS_URL": config.resolved_jwks_url,
             "HARK_AUTHORIZED_PARTIES": json.dumps(authorized_parties),
@@ -112,6 +112,11 @@ class ApiStack(Stack):
             resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        # DELETE /jobs/{id} lists each job prefix (hark.control) before deleting: s3:ListBucket, only below
+        # the job prefixes.
+        for sid, bdef, prefixes in (("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX]),
+                                    ("ListJobTranscripts", res.transcripts_bucket, [TRANSCRIPTS_PREFIX, PARTS_PREFIX])):
+            self.api_fn.add_to_role_policy(list_bucket_statement(self, sid, bdef.name, prefixes))
         # Verifying the links in emails (GET /links/{token}): the link key only, never Clerk's.
         self.api_fn.add_to_role_policy(iam.PolicyStatement(
             sid="LinkSigningKey", actions=["secretsmanager:GetSecretValue"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Stack, Token, Validations
 from constructs import IConstruct
 
 
@@ -22,6 +22,18 @@ def table_arn(scope: IConstruct, name: str, index: str | None = None) -> str:
     return Stack.of(scope).format_arn(service="dynamodb", resource="table", resource_name=resource_name)
 
 
+def list_bucket_statement(scope: IConstruct, sid: str, bucket: str, prefixes: list[str] | None = None):
+    """s3:ListBucket on one bucket. Without it S3 answers a read of a missing key (HeadObject, GetObject)
+    with 403 instead of 404, and ListObjectsV2 is refused. `prefixes` scopes listing with s3:prefix;
+    leave it None for a role that probes keys that may be missing: that implicit check is not documented
+    to carry the key as s3:prefix, so a prefix-conditioned grant may not turn the 403 into a 404."""
+    from aws_cdk import aws_iam as iam
+
+    return iam.PolicyStatement(
+        sid=sid, actions=["s3:ListBucket"], resources=[bucket_arn(scope, bucket)],
+        conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}} if prefixes else None)
+
+
 def ses_identity_arn(scope: IConstruct, identity: str) -> str:
     return Stack.of(scope).format_arn(service="ses", resource="identity", resource_name=identity)
 
@@ -33,8 +45,35 @@ def secret_arn(scope: IConstruct, name: str) -> str:
                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)
 
 
+def resource_env() -> dict[str, str]:
+    """The environment every Lambda and task needs to name the stack's resources as hark.resources
+    does here: bucket names carry the account and region (hark.resources.bucket_name)."""
+    return {"HARK_ACCOUNT": Aws.ACCOUNT_ID, "HARK_REGION": Aws.REGION}
+
+
+def nag_text(scope: IConstruct, text: str) -> str:
+    """`text` as cdk-nag writes it in a finding id: a token such as AWS::AccountId becomes <AWS::AccountId>."""
+    if not Token.is_unresolved(text):
+        return text
+    resolved = Stack.of(scope).resolve(text)
+
+    def flat(value) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "Fn::Join" in value:
+            sep, parts = value["Fn::Join"]
+            return sep.join(flat(p) for p in parts)
+        if isinstance(value, dict) and "Ref" in value:
+            return f"<{value['Ref']}>"
+        raise ValueError(f"cannot write {value!r} as cdk-nag does")
+
+    return flat(resolved)
+
+
 def acknowledge(scope: IConstruct, reason: str, *rule_ids: str) -> None:
-    """Acknowledge cdk-nag findings on `scope` (and its children), each with the reason it is accepted."""
+    """Acknowledge cdk-nag findings on `scope` (and its children), each with the reason it is accepted.
+    Rule ids may hold tokens (bucket names carry AWS::AccountId): they are written as cdk-nag does."""
     if not reason.strip():
         raise ValueError("every acknowledged finding needs a reason")
-    Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+    Validations.of(scope).acknowledge(*(Acknowledgment(id=nag_text(scope, rule_id), reason=reason)
+                                        for rule_id in rule_ids))

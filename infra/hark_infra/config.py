@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from aws_cdk import Aws
 from constructs import Construct
 
 from hark.http_api import HTTP_API
@@ -55,7 +56,10 @@ class HarkConfig:
 
     @property
     def resources(self) -> Resources:
-        return resources(self.stack, self.email_sender)
+        """hark.resources for this deployment: bucket names carry the account and region as
+        CloudFormation tokens; consumers rebuild the same names from HARK_ACCOUNT and HARK_REGION
+        (hark_infra.common.resource_env)."""
+        return resources(self.stack, self.email_sender, account=Aws.ACCOUNT_ID, region=Aws.REGION)
 
     @property
     def resolved_jwks_url(self) -> str:

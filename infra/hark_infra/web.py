@@ -111,10 +111,9 @@ class WebStack(Stack):
                       if config.clerk_publishable_key else None)
         # The API's URL cannot be named here (the Api stack depends on this one), so connect-src allows
         # the region's execute-api hosts; the buckets (audio: the presigned upload; transcripts: the
-        # viewer's fetch) in both S3 host forms a presigned URL can take.
+        # viewer's fetch) on the regional virtual-hosted endpoint every presigned URL uses (hark.aws).
         connect = [f"https://*.execute-api.{Aws.REGION}.amazonaws.com"]
-        for name in (b.name for b in config.resources.buckets):
-            connect += [f"https://{name}.s3.amazonaws.com", f"https://{name}.s3.{Aws.REGION}.amazonaws.com"]
+        connect += [f"https://{b.name}.s3.{Aws.REGION}.amazonaws.com" for b in config.resources.buckets]
         csp = content_security_policy(connect, clerk_host)
         return cloudfront.ResponseHeadersPolicy(
             self, "SecurityHeaders",

@@ -3,7 +3,7 @@ and the notification worker (Fargate)."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cw
@@ -18,10 +18,22 @@ from constructs import Construct
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
 from hark.settings import Settings
-from hark_infra.common import acknowledge, bucket_arn, queue_arn, secret_arn, ses_identity_arn, table_arn
+from hark_infra.common import (acknowledge, bucket_arn, list_bucket_statement, queue_arn, resource_env,
+                               secret_arn, ses_identity_arn, table_arn)
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
+# The mixed-instances pool, cheapest on-demand first (on-demand capacity takes them in this order; spot
+# picks by price and capacity). Each has exactly one GPU, at least 4 vCPU and 16 GiB, so the task
+# (1 GPU, 3.5 vCPU, 12 GiB reserved) fits once per instance, and each runs on the ECS GPU AMI's driver:
+#   g4dn.xlarge   T4 16 GB,   4 vCPU, 16 GiB      g4dn.2xlarge  T4 16 GB,   8 vCPU, 32 GiB
+#   g6.xlarge     L4 24 GB,   4 vCPU, 16 GiB      g5.xlarge     A10G 24 GB, 4 vCPU, 16 GiB
+# More types mean fewer spot interruptions and fewer "no capacity" waits when waking from zero.
+GPU_INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g6.xlarge", "g5.xlarge")
+# /etc/ecs/ecs.config on each GPU instance: drain the instance's tasks (SIGTERM, stopTimeout) as soon as
+# its spot interruption notice arrives, two minutes before EC2 reclaims it; and keep awsvpc tasks away
+# from the instance metadata service, so a task can never use the instance role's credentials.
+ECS_AGENT_CONFIG = {"ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true", "ECS_AWSVPC_BLOCK_IMDS": "true"}
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
 # The workers' own defaults (hark/settings.py), carried into the task definitions, not copied: the
 # stop budget the worker keeps and ECS's stopTimeout are one number.
@@ -102,13 +114,15 @@ class WorkersStack(Stack):
         acknowledge(instance_role, "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
                     "narrower than the cluster's container instances, which do not exist yet.",
                     "AwsSolutions-IAM5[Action::ecs:Submit*]", "AwsSolutions-IAM5[Resource::*]")
+        user_data = ec2.UserData.for_linux()  # the capacity provider adds ECS_CLUSTER=... to it
+        user_data.add_commands(*(f"echo {k}={v} >> /etc/ecs/ecs.config" for k, v in ECS_AGENT_CONFIG.items()))
         self.launch_template = ec2.LaunchTemplate(
             self, "GpuLaunchTemplate",
             instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
             machine_image=ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU),
             role=instance_role,
             security_group=workers_sg,
-            user_data=ec2.UserData.for_linux(),
+            user_data=user_data,
             require_imdsv2=True,
             http_put_response_hop_limit=1,  # tasks cannot reach the instance's credentials
             detailed_monitoring=True,
@@ -124,7 +138,7 @@ class WorkersStack(Stack):
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
                 launch_template_overrides=[autoscaling.LaunchTemplateOverrides(
-                    instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE))],
+                    instance_type=ec2.InstanceType(t)) for t in GPU_INSTANCE_TYPES],
                 instances_distribution=autoscaling.InstancesDistribution(
                     on_demand_base_capacity=config.on_demand_base_workers,
                     on_demand_percentage_above_base_capacity=config.on_demand_percent_above_base,
@@ -155,7 +169,7 @@ class WorkersStack(Stack):
 
         # ---- the transcription worker ----
         log_level = "INFO"
-        base_env = {"HARK_STACK": config.stack, "HARK_REGION": Aws.REGION, "LOG_LEVEL": log_level, **WORKER_ENV}
+        base_env = {"HARK_STACK": config.stack, **resource_env(), "LOG_LEVEL": log_level, **WORKER_ENV}
         self.transcription_role = iam.Role(self, "TranscriptionTaskRole",
                                            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
                                            description="Hark transcription worker")
@@ -183,6 +197,10 @@ class WorkersStack(Stack):
             sid="Transcripts", actions=["s3:GetObject", "s3:PutObject"],
             resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
                        bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
+        # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
+        r.add_to_policy(list_bucket_statement(self, "ProbeAudioKeys", audio))
+        r.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
         # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
         r.add_to_policy(iam.PolicyStatement(
             sid="RemoveTranscriptsOfDeletedJobs", actions=["s3:DeleteObject"],
@@ -237,6 +255,11 @@ class WorkersStack(Stack):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             enable_execute_command=False,
         )
+        # The service may only be created once the cluster lists its capacity provider: CloudFormation
+        # would otherwise create both in parallel and the service's strategy names an unknown provider.
+        # The association resource is added to the cluster late (an aspect), and a dependency on a
+        # construct covers every resource in it at synthesis, so depend on the whole cluster.
+        self.transcription_service.node.add_dependency(self.cluster)
         self.backlog = self._scale_on_backlog(policy, res.transcribe_queue.name)
 
         # ---- the notification worker (Fargate) ----
@@ -255,6 +278,8 @@ class WorkersStack(Stack):
         n.add_to_policy(iam.PolicyStatement(
             sid="ReadTranscripts", actions=["s3:GetObject"],
             resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
+        # The preview read of a job deleted meanwhile must answer 404 (email without preview), not 403.
+        n.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
         n.add_to_policy(iam.PolicyStatement(
             sid="SendEmail", actions=["ses:SendEmail", "ses:SendRawEmail"],
             resources=[ses_identity_arn(self, email_identity)],

@@ -52,7 +52,9 @@ def live_stack(tmp_path_factory, model_dir):
     port, emulator_port = free_port(), free_port()
     log = home / "stack.log"
     env = {**_clean_env(), "HARK_HOME": str(home), "HARK_EMULATOR_PORT": str(emulator_port),
-           "HARK_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1"}
+           "HARK_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1",
+           # the stack's components record their AWS calls for the session's IAM check (tests/conftest.py)
+           "HARK_RECORD_AWS_CALLS": os.environ.get("HARK_RECORD_AWS_CALLS", "")}
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "hark.cli", "up", "--port", str(port)], cwd=REPO, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)

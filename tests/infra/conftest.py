@@ -27,6 +27,16 @@ TEST_CONTEXT = {
 }
 
 
+
+def template_resources():
+    """hark.resources as the templates name them: bucket names carry the account and region, here as
+    render() writes the pseudo parameters (${AWS::AccountId}, ${AWS::Region})."""
+    from hark.resources import resources
+
+    return resources(TEST_CONTEXT["hark:stack"], TEST_CONTEXT["hark:emailSender"],
+                     account="${AWS::AccountId}", region="${AWS::Region}")
+
+
 @dataclass
 class Synth:
     outdir: Path
@@ -44,23 +54,28 @@ class Synth:
         return Template.from_json(self.templates[stack])
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory) -> Synth:
-    pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
+# The session's one synth, also read by the AWS-calls check at the end of the session (tests/conftest.py).
+SESSION_SYNTH: Synth | None = None
+
+
+def synthesise(outdir: Path) -> Synth:
+    """Synthesise the whole app (with cdk-nag) into `outdir`, once per session."""
+    global SESSION_SYNTH
+    if SESSION_SYNTH is not None:
+        return SESSION_SYNTH
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     for path in (str(INFRA), str(REPO)):
         if path not in sys.path:
             sys.path.insert(0, path)
     from hark_infra import build_app
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
     error = None
     try:
         build_app(context=TEST_CONTEXT, outdir=str(outdir)).synth()
     except Exception as exc:  # a validation (cdk-nag) failure still writes the templates and the report
         error = str(exc)
     report_file = outdir / "validation-report.json"
-    return Synth(
+    SESSION_SYNTH = Synth(
         outdir=outdir,
         templates={s: json.loads((outdir / f"{s}.template.json").read_text())
                    for s in STACKS if (outdir / f"{s}.template.json").exists()},
@@ -68,6 +83,13 @@ def synth(tmp_path_factory) -> Synth:
         report=json.loads(report_file.read_text()) if report_file.exists() else None,
         manifest=json.loads((outdir / "manifest.json").read_text()) if (outdir / "manifest.json").exists() else {},
     )
+    return SESSION_SYNTH
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> Synth:
+    pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
+    return synthesise(tmp_path_factory.mktemp("cdk.out"))
 
 
 def resources_of(template: dict, rtype: str) -> dict[str, dict]:
@@ -108,6 +130,18 @@ def render(value) -> str:
     if isinstance(value, dict) and "Ref" in value:
         return "${" + value["Ref"] + "}"
     return json.dumps(value, sort_keys=True)
+
+
+def evaluate(value, pseudo: dict[str, str]):
+    """A template value as CloudFormation would resolve it in one account and region: Fn::Join joined,
+    pseudo parameters (AWS::AccountId, AWS::Region, AWS::Partition) from `pseudo`. Other intrinsics
+    are returned as they are."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(str(evaluate(p, pseudo)) for p in parts)
+    if isinstance(value, dict) and "Ref" in value and value["Ref"] in pseudo:
+        return pseudo[value["Ref"]]
+    return value
 
 
 def grants(statements: list[dict]) -> set[tuple[str, str]]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from hark.resources import resources
+from .conftest import TEST_CONTEXT, render, resources_of, template_resources
 
-from .conftest import TEST_CONTEXT, render, resources_of
-
-RES = resources(TEST_CONTEXT["hark:stack"], TEST_CONTEXT["hark:emailSender"])
+RES = template_resources()
 WEB = TEST_CONTEXT["hark:webOrigin"]
 
 
@@ -82,7 +80,7 @@ def test_tables_on_demand_pitr_ttl_and_indexes(synth):
 
 def _bucket(synth, name: str) -> dict:
     (bucket,) = [b for b in resources_of(synth.template("Storage"), "AWS::S3::Bucket").values()
-                 if b["Properties"].get("BucketName") == name]
+                 if render(b["Properties"].get("BucketName")) == name]
     return bucket
 
 

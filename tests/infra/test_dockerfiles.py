@@ -91,3 +91,80 @@ def test_the_cdk_app_builds_these_dockerfiles(synth):
     gpu = next(a for a in assets if a["source"]["dockerFile"].startswith("worker/transcription"))
     assert gpu["source"]["dockerBuildArgs"]["MODEL_SRC"]
     assert gpu["source"].get("platform") == "linux/amd64"
+
+
+# -- COPY/ADD --chmod: the mode applies to the directories a recursive copy creates too --------------------
+R, W, X = 4, 2, 1
+CLASSES = {"u": (6,), "g": (3,), "o": (0,), "a": (6, 3, 0)}
+
+
+def apply_mode(mode: str, original: int, is_dir: bool) -> int:
+    """The permission bits BuildKit gives an entry for a --chmod value (octal, or symbolic as BuildKit's
+    chmod library parses it: BSD semantics, where X counts only with "+")."""
+    if re.fullmatch(r"[0-7]{1,4}", mode):
+        return int(mode, 8) & 0o777
+    bits = original & 0o777
+    for clause in mode.split(","):
+        m = re.fullmatch(r"([ugoa]*)([-+=])([rwxX]*)", clause)
+        assert m, f"--chmod={mode}: clause {clause!r} is beyond what this check understands"
+        who, op, perms = m.group(1) or "a", m.group(2), m.group(3)
+        value = sum({"r": R, "w": W, "x": X}.get(p, 0) for p in perms)
+        if "X" in perms and op == "+" and (is_dir or original & 0o111):
+            value |= X
+        for cls in who:
+            for shift in CLASSES[cls]:
+                if op == "=":
+                    bits &= ~(7 << shift)
+                if op in "+=":
+                    bits |= value << shift
+                else:
+                    bits &= ~(value << shift)
+    return bits
+
+
+def chmod_copies(path: Path) -> list[str]:
+    return [m.group(1) for k, a in instructions(path) if k in ("COPY", "ADD")
+            for m in [re.search(r"--chmod=(\S+)", a)] if m]
+
+
+def syntax_version(path: Path) -> tuple[int, ...]:
+    first = path.read_text().splitlines()[0]
+    m = re.fullmatch(r"#\s*syntax=docker/dockerfile:(\d+(?:\.\d+)*)", first.strip())
+    assert m, f"{path}: pin the Dockerfile frontend on the first line (# syntax=docker/dockerfile:1.N)"
+    return tuple(int(p) for p in m.group(1).split("."))
+
+
+def test_apply_mode_follows_buildkit():
+    # The mode that shipped a model nobody could open, and the symbolic forms that do or do not fix it.
+    assert apply_mode("0444", 0o755, is_dir=True) == 0o444
+    assert apply_mode("a=rX", 0o755, is_dir=True) == 0o444  # X ignored with "=" (BuildKit's chmod library)
+    assert apply_mode("a=r,a+X", 0o755, is_dir=True) == 0o555
+    assert apply_mode("a=r,a+X", 0o644, is_dir=False) == 0o444
+    assert apply_mode("a=r,a+X", 0o755, is_dir=False) == 0o555  # an executable stays executable
+    assert apply_mode("go-w", 0o775, is_dir=True) == 0o755
+
+
+@pytest.mark.parametrize("worker", ["transcription", "notification"])
+def test_copy_chmod_keeps_directories_traversable(worker):
+    """Whatever --chmod gives a directory, each class that may read it may also enter it (r implies x)."""
+    path = REPO / "worker" / worker / "Dockerfile"
+    modes = chmod_copies(path)
+    assert modes, "both Dockerfiles copy the health check with --chmod"
+    for mode in modes:
+        for source_dir_mode in (0o755, 0o700):
+            bits = apply_mode(mode, source_dir_mode, is_dir=True)
+            for shift in (6, 3, 0):
+                if bits >> shift & R:
+                    assert bits >> shift & X, f"--chmod={mode} leaves directories {oct(bits)}: readable, not traversable"
+        if not re.fullmatch(r"[0-7]{1,4}", mode):
+            assert syntax_version(path) >= (1, 14), "symbolic --chmod needs the dockerfile 1.14 frontend"
+
+
+def test_model_is_read_only_and_readable_by_the_worker_user():
+    path = REPO / "worker" / "transcription" / "Dockerfile"
+    (copy,) = [a for k, a in final_stage(instructions(path)) if k == "COPY" and "${MODEL_SRC}" in a]
+    mode = re.search(r"--chmod=(\S+)", copy).group(1)
+    assert "--chown=root:root" in copy  # the worker user (not root) can never write the model
+    assert apply_mode(mode, 0o644, is_dir=False) & 0o222 == 0
+    assert apply_mode(mode, 0o644, is_dir=False) & 0o004  # "other" (the worker user) reads the files
+    assert apply_mode(mode, 0o755, is_dir=True) & 0o005 == 0o005  # ... and enters the directories

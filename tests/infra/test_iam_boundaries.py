@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hark.resources import resources
+from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 
-from .conftest import TEST_CONTEXT, grants, role_statements
+from .conftest import TEST_CONTEXT, grants, role_statements, template_resources
 
-RES = resources(TEST_CONTEXT["hark:stack"])
+RES = template_resources()
 AUDIO = f"arn:${{AWS::Partition}}:s3:::{RES.audio_bucket.name}"
 TRANSCRIPTS = f"arn:${{AWS::Partition}}:s3:::{RES.transcripts_bucket.name}"
 
@@ -51,8 +51,17 @@ def test_api_cannot_read_audio(api):
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
         ("s3:DeleteObject", f"{AUDIO}/uploads/*"), ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"), ("s3:DeleteObject", f"{TRANSCRIPTS}/parts/*"),
+        ("s3:ListBucket", AUDIO), ("s3:ListBucket", TRANSCRIPTS),  # DELETE lists each job prefix
     }
     assert not [a for a, _ in api if a.startswith(("sqs:", "ses:"))]
+
+
+def test_api_lists_only_below_the_job_prefixes(synth):
+    """DELETE lists the job's keys (ListObjectsV2): ListBucket only with an s3:prefix under a job prefix."""
+    statements = [s for s in role_statements(synth.template("Api"), "ApiFunctionRole") if "s3:ListBucket" in s["Action"]]
+    prefixes = {p for s in statements for p in s["Condition"]["StringLike"]["s3:prefix"]}
+    assert prefixes == {f"{p}*" for p in (UPLOADS_PREFIX, CHUNKS_PREFIX, TRANSCRIPTS_PREFIX, PARTS_PREFIX)}
+    assert all(set(s["Condition"]) == {"StringLike"} for s in statements)
 
 
 def test_api_reaches_both_tables_and_their_indexes(api):
@@ -74,6 +83,7 @@ def test_transcription_worker_cannot_send_email(transcription):
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"), ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*"),
         ("s3:GetObject", f"{TRANSCRIPTS}/parts/*"), ("s3:PutObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),  # a job deleted while it ran
+        ("s3:ListBucket", AUDIO), ("s3:ListBucket", TRANSCRIPTS),  # HeadObject of a missing key: 404, not 403
     }
     sqs = {(a, r.rsplit(":", 1)[1]) for a, r in transcription if a.startswith("sqs:")}
     assert {("sqs:ReceiveMessage", RES.transcribe_queue.name), ("sqs:DeleteMessage", RES.transcribe_queue.name),
@@ -85,7 +95,8 @@ def test_transcription_worker_cannot_send_email(transcription):
 
 
 def test_notifier_cannot_write_transcripts(notification, synth):
-    assert _s3(notification) == {("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*")}
+    assert _s3(notification) == {("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),
+                                 ("s3:ListBucket", TRANSCRIPTS)}  # a deleted transcript answers 404
     assert not [a for a, _ in notification if a in ("s3:PutObject", "s3:DeleteObject")]
     sqs = {(a, r.rsplit(":", 1)[1]) for a, r in notification if a.startswith("sqs:")}
     assert {q for _, q in sqs} == {RES.notify_queue.name}

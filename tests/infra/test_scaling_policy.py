@@ -43,7 +43,7 @@ def test_large_fleet_scales_in_and_never_to_zero_with_work_left():
 
 def test_expressions_use_the_thresholds():
     assert "200" in P.scale_in_expression and f"tasks > {P.min_step_workers}" in P.scale_in_expression
-    assert P.wake_expression == "IF(tasks == 0 AND visible > 0, 1, 0)"
+    assert P.wake_expression == "IF(FILL(tasks, 0) == 0 AND visible > 0, 1, 0)"
 
 
 def test_invalid_policies_are_rejected():

@@ -3,6 +3,8 @@ scaling on backlog per worker with the thresholds of hark.scaling."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aws_cdk.assertions import Match
 
@@ -11,6 +13,12 @@ from hark.scaling import DEFAULT_POLICY as P
 from .conftest import TEST_CONTEXT, one, resources_of
 
 STACK = TEST_CONTEXT["hark:stack"]
+# The spot pool's instance types as AWS lists them (EC2 accelerated computing instance specifications):
+# (GPUs, vCPUs, memory GiB). Each must take exactly one transcription task.
+GPU_INSTANCES = {"g4dn.xlarge": (1, 4, 16), "g4dn.2xlarge": (1, 8, 32), "g5.xlarge": (1, 4, 16),
+                 "g6.xlarge": (1, 4, 16)}
+# Memory an instance keeps for the OS and the ECS agent: ECS registers less than the instance size.
+ECS_MEMORY_OVERHEAD_MIB = 1024
 
 
 def test_gpu_instances_from_a_launch_template_on_the_ecs_gpu_ami(synth):
@@ -31,7 +39,9 @@ def test_asg_mixes_spot_and_on_demand_and_scales_to_zero(synth):
     dist = asg["MixedInstancesPolicy"]["InstancesDistribution"]
     assert dist["OnDemandBaseCapacity"] >= 0 and 0 < dist["OnDemandPercentageAboveBaseCapacity"] < 100
     assert dist["SpotAllocationStrategy"] == "price-capacity-optimized"
-    assert asg["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"] == [{"InstanceType": "g4dn.xlarge"}]
+    overrides = [o["InstanceType"] for o in asg["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]]
+    assert overrides[0] == "g4dn.xlarge"  # on-demand capacity takes the list in order: cheapest first
+    assert set(overrides) == set(GPU_INSTANCES)
     assert asg["NewInstancesProtectedFromScaleIn"] is True  # managed termination protection
 
 
@@ -151,3 +161,60 @@ def test_scalable_target_zero_to_max(synth):
     synth.assertions("Workers").has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
         "MinCapacity": 0, "MaxCapacity": P.max_workers, "ScalableDimension": "ecs:service:DesiredCount",
         "ResourceId": f"service/{STACK}-workers/{STACK}-transcription"})
+
+
+def test_every_gpu_instance_type_fits_one_transcription_task(synth):
+    task, c = _container(synth, f"{STACK}-transcription")
+    gpus = int(next(r["Value"] for r in c["ResourceRequirements"] if r["Type"] == "GPU"))
+    for instance, (instance_gpus, vcpus, gib) in GPU_INSTANCES.items():
+        assert gpus == instance_gpus, f"{instance}: one task per GPU, one GPU per instance"
+        assert c["Cpu"] <= vcpus * 1024, instance
+        assert c["MemoryReservation"] <= gib * 1024 - ECS_MEMORY_OVERHEAD_MIB, instance
+
+
+def _user_data_lines(synth) -> list[str]:
+    data = one(synth.template("Workers"), "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    sep, parts = data["UserData"]["Fn::Base64"]["Fn::Join"]
+    text = sep.join(p if isinstance(p, str) else "${" + p["Ref"] + "}" for p in parts)
+    return text.splitlines()
+
+
+def test_instances_drain_on_spot_interruption_and_hide_imds_from_tasks(synth):
+    """ecs.config lines in the instance user data (ECS container agent configuration)."""
+    config = {}
+    for line in _user_data_lines(synth):
+        m = re.fullmatch(r"echo (\w+)=(\S+) >> /etc/ecs/ecs.config", line)
+        if m:
+            config[m.group(1)] = m.group(2)
+    assert config["ECS_ENABLE_SPOT_INSTANCE_DRAINING"] == "true"
+    assert config["ECS_AWSVPC_BLOCK_IMDS"] == "true"
+    cluster = next(k for k, v in resources_of(synth.template("Workers"), "AWS::ECS::Cluster").items())
+    assert config["ECS_CLUSTER"] == "${" + cluster + "}"
+    task, _ = _container(synth, f"{STACK}-transcription")
+    assert task["NetworkMode"] == "awsvpc"  # the mode ECS_AWSVPC_BLOCK_IMDS applies to
+
+
+def test_gpu_service_waits_for_its_capacity_provider_association(synth):
+    """The service's strategy names the capacity provider; CloudFormation must associate it with the
+    cluster (AWS::ECS::ClusterCapacityProviderAssociations) before it creates the service."""
+    template = synth.template("Workers")
+    (provider,) = resources_of(template, "AWS::ECS::CapacityProvider")
+    (assoc_id, assoc), = resources_of(template, "AWS::ECS::ClusterCapacityProviderAssociations").items()
+    assert {"Ref": provider} in assoc["Properties"]["CapacityProviders"]
+    (service,) = [v for v in resources_of(template, "AWS::ECS::Service").values()
+                  if v["Properties"]["ServiceName"] == f"{STACK}-transcription"]
+    assert service["Properties"]["CapacityProviderStrategy"][0]["CapacityProvider"] == {"Ref": provider}
+    assert assoc_id in service["DependsOn"]
+
+
+def test_wake_alarm_counts_missing_running_task_count_as_zero(scaling):
+    """Container Insights may publish no RunningTaskCount while the service has no task: the wake
+    expression must FILL it, or it has no data exactly when the fleet is at zero."""
+    props, _ = scaling[P.wake_expression]
+    (tasks_id,) = [m["Id"] for m in props["Metrics"]
+                   if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "RunningTaskCount"]
+    (expr,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
+    uses = re.findall(rf"\b{tasks_id}\b", expr)
+    filled = re.findall(rf"FILL\(\s*{tasks_id}\s*,\s*0\s*\)", expr)
+    assert uses and len(filled) == len(uses), expr
+    assert props["TreatMissingData"] == "notBreaching"
