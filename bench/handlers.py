@@ -58,12 +58,24 @@ def _event(method: str, path: str, user: str, body: dict | None = None, job_id: 
     headers = {"Authorization": "Bearer x.y.z", "Content-Type": "application/json"}
     resource = "/jobs/{id}" if job_id else path
     return {
-        "resource": resource, "path": path, "httpMethod": method, "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
-        "multiValueQueryStringParameters": None, "pathParameters": {"id": job_id} if job_id else None,
-        "stageVariables": None, "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False,
-        "requestContext": {"resourcePath": resource, "httpMethod": method, "stage": "bench", "requestId": "r",
-                           "authorizer": {"principalId": user, "user_id": user, "email": "bench@example.com"}},
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"id": job_id} if job_id else None,
+        "stageVariables": None,
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "stage": "bench",
+            "requestId": "r",
+            "authorizer": {"principalId": user, "user_id": user, "email": "bench@example.com"},
+        },
     }
 
 
@@ -87,25 +99,32 @@ def measure(fn, n: int) -> dict:
         calls.append(_aws.calls)
     own = [t - a for t, a in zip(totals, aws_times)]
     return {
-        "n": n, "aws_calls": statistics.median(calls),
-        "total_p50": statistics.median(totals), "total_p99": percentile(totals, 99),
+        "n": n,
+        "aws_calls": statistics.median(calls),
+        "total_p50": statistics.median(totals),
+        "total_p99": percentile(totals, 99),
         "aws_p50": statistics.median(aws_times),
-        "own_p50": statistics.median(own), "own_p99": percentile(own, 99),
+        "own_p50": statistics.median(own),
+        "own_p99": percentile(own, 99),
     }
 
 
 def cold_import(module: str, runs: int = 5) -> dict:
-    code = (
-        "import time; t = time.perf_counter(); import " + module + "; "
-        "print((time.perf_counter() - t) * 1000)"
-    )
+    code = "import time; t = time.perf_counter(); import " + module + "; print((time.perf_counter() - t) * 1000)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
     times = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+        )
         times.append(float(out.stdout.strip().splitlines()[-1]))
-    return {"module": module, "p50": statistics.median(times), "max": max(times), "runs": runs,
-            "heaviest": heaviest_imports(module)}
+    return {
+        "module": module,
+        "p50": statistics.median(times),
+        "max": max(times),
+        "runs": runs,
+        "heaviest": heaviest_imports(module),
+    }
 
 
 def heaviest_imports(module: str, top: int = 3) -> list[tuple[str, float]]:
@@ -115,8 +134,14 @@ def heaviest_imports(module: str, top: int = 3) -> list[tuple[str, float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
 
     def self_times(code: str) -> dict[str, float]:
-        out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=REPO, env=env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         times = {}
         for line in out.stderr.splitlines():  # "import time: self [us] | cumulative | imported package"
             match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
@@ -155,8 +180,13 @@ def run(n: int) -> tuple[list[dict], list[dict]]:
 
     server = Emulator(port=free_port()).start()
     os.environ.update(LOCAL_CREDENTIALS)
-    os.environ.update({"HARK_AWS_ENDPOINT_URL": server.endpoint, "HARK_STACK": "hark-bench",
-                       "HARK_MAX_UNFINISHED_JOBS": str(10 * n + 1000)})
+    os.environ.update(
+        {
+            "HARK_AWS_ENDPOINT_URL": server.endpoint,
+            "HARK_STACK": "hark-bench",
+            "HARK_MAX_UNFINISHED_JOBS": str(10 * n + 1000),
+        }
+    )
     try:
         from hark import aws
         from hark.local.provision import provision
@@ -165,8 +195,9 @@ def run(n: int) -> tuple[list[dict], list[dict]]:
         settings = get_settings()
         provision(aws.client, aws.stack_resources(), web_origins=settings.authorized_parties, region=settings.region)
         _instrument_boto()
-        from lambdas.api import handler as api
         import logging
+
+        from lambdas.api import handler as api
 
         logging.getLogger(api.logger.name).setLevel(logging.WARNING)  # logs to stdout would be measured too
         api.metrics.flush_metrics = lambda *a, **k: api.metrics.clear_metrics()  # EMF print is stdout noise
@@ -213,8 +244,8 @@ def render(rows: list[dict], imports: list[dict], n: int) -> str:
         "",
         f"`python bench/handlers.py --n {n}`: the API Lambda's handler called in process with API Gateway REST proxy",
         "events, against the in-process AWS emulator (moto server on loopback), after 20 warm-up calls.",
-        "\"AWS calls\" is the time inside boto3 API calls (serialise, HTTP to the emulator, parse);",
-        "\"handler work\" is the rest: routing, pydantic validation, Powertools, presigning (local HMAC), JSON.",
+        '"AWS calls" is the time inside boto3 API calls (serialise, HTTP to the emulator, parse);',
+        '"handler work" is the rest: routing, pydantic validation, Powertools, presigning (local HMAC), JSON.',
         "",
         f"Machine: {machine()}.",
         "",

@@ -78,8 +78,12 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N short clips per language (quick runs)")
     args = parser.parse_args()
 
-    settings = Settings(device=args.device, compute_type=args.compute_type, batch_size=args.batch_size,
-                        model_dir=os.environ.get("HARK_MODEL_DIR"))
+    settings = Settings(
+        device=args.device,
+        compute_type=args.compute_type,
+        batch_size=args.batch_size,
+        model_dir=os.environ.get("HARK_MODEL_DIR"),
+    )
     engine = Engine(settings)
     rows = clips()
     if args.limit:
@@ -110,8 +114,10 @@ def main() -> int:
                 per["words"][r["language"]] = per["words"].get(r["language"], 0) + words
             per["lang_ok"] += language == r["language"]
             per["n"] += 1
-            print(f"{mode:8} {r['file']:42} {r['duration']:7.1f}s  {rtf:6.1f}x  WER {errors / words:6.1%}  {language}",
-                  flush=True)
+            print(
+                f"{mode:8} {r['file']:42} {r['duration']:7.1f}s  {rtf:6.1f}x  WER {errors / words:6.1%}  {language}",
+                flush=True,
+            )
 
     lines = [
         f"Machine: {machine()}; device {engine.device}, {engine.compute_type}; model {engine.name} "
@@ -132,15 +138,18 @@ def main() -> int:
         )
     b, h = results["baseline"], results["hark"]
     if b["long"] and h["long"]:
-        lines += ["", f"Ratio hark / baseline: {statistics.median(h['rtf_short']) / statistics.median(b['rtf_short']):.2f}x "
-                  f"on short clips, {h['long'][0] / b['long'][0]:.2f}x on the long clip."]
+        lines += [
+            "",
+            f"Ratio hark / baseline: {statistics.median(h['rtf_short']) / statistics.median(b['rtf_short']):.2f}x "
+            f"on short clips, {h['long'][0] / b['long'][0]:.2f}x on the long clip.",
+        ]
     table = "\n".join(lines)
     print("\n" + table)
     if args.write:
         text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
         section = f"{BEGIN}\n{table}\n{END}"
         if BEGIN in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
         else:
             text += f"\n## Transcription engine (`bench/transcription.py`)\n\n{section}\n"
         DOC.write_text(text)

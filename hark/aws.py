@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 from hark.resources import Resources, resources
 from hark.settings import get_settings
 
-
 # (connect, read) seconds where botocore's 60 s + 60 s would stall a worker. SES: an unreachable SES
 # must fail fast, well inside the notifier's send lease. (SQS keeps the default: long polls wait 20 s.)
 TIMEOUTS = {"ses": (5, 20), "secretsmanager": (5, 10)}
@@ -173,12 +172,20 @@ def _record_calls(made, path: str) -> None:
         component = _component()
         if component is None:  # test set-up and provisioning: not a deployed component
             return
-        _write_record(path, {
-            "component": component, "service": service, "operation": operation, "presign": presign,
-            "status": status, "params": {k: params[k] for k in RECORDED_PARAMS if isinstance(params.get(k), str)},
-            "keys": sorted(o["Key"] for o in params.get("Delete", {}).get("Objects", [])),
-            "stack": settings.stack, "email_sender": settings.email_sender,
-        })
+        _write_record(
+            path,
+            {
+                "component": component,
+                "service": service,
+                "operation": operation,
+                "presign": presign,
+                "status": status,
+                "params": {k: params[k] for k in RECORDED_PARAMS if isinstance(params.get(k), str)},
+                "keys": sorted(o["Key"] for o in params.get("Delete", {}).get("Objects", [])),
+                "stack": settings.stack,
+                "email_sender": settings.email_sender,
+            },
+        )
 
     def on_params(params, model, context, **_):
         if getattr(_quiet, "on", False):

@@ -1,12 +1,12 @@
 """The `hark` command line.
 
-  hark up                      run the whole platform locally (what `make up` runs)
-  hark token --email E         print a dev token for E from the running local stack
-  hark transcribe FILE...      upload like the browser does, wait, print each transcript
-  hark model install|path      assemble the bundled Whisper model
-  hark dlq list|replay         inspect and replay dead-lettered messages (ops)
-  hark deploy check [-c K=V]   check every prerequisite of a deploy to AWS at once (docs/deploy.md)
-  hark smoke --server U --token T   run a real recording through a stack and check every answer
+hark up                      run the whole platform locally (what `make up` runs)
+hark token --email E         print a dev token for E from the running local stack
+hark transcribe FILE...      upload like the browser does, wait, print each transcript
+hark model install|path      assemble the bundled Whisper model
+hark dlq list|replay         inspect and replay dead-lettered messages (ops)
+hark deploy check [-c K=V]   check every prerequisite of a deploy to AWS at once (docs/deploy.md)
+hark smoke --server U --token T   run a real recording through a stack and check every answer
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def cmd_token(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from hark import models
+    from hark import bundled_model
 
-    print(models.install() if args.action == "install" else models.model_path())
+    print(bundled_model.install() if args.action == "install" else bundled_model.model_path())
     return 0
 
 
@@ -92,8 +92,12 @@ def cmd_transcribe(args) -> int:
             print(f"{name}: no such file", file=sys.stderr)
             failed = True
             continue
-        body = {"filename": path.name, "content_type": content_type_for(path.name), "size": path.stat().st_size,
-                "language": args.language}
+        body = {
+            "filename": path.name,
+            "content_type": content_type_for(path.name),
+            "size": path.stat().st_size,
+            "language": args.language,
+        }
         r = session.post(f"{args.server}/jobs", json=body, timeout=30)
         if r.status_code != 201:
             print(f"{name}: {_error_message(r)}", file=sys.stderr)
@@ -102,8 +106,9 @@ def cmd_transcribe(args) -> int:
         created = r.json()
         upload = created["upload"]
         with open(path, "rb") as f:
-            up = requests.post(upload["url"], data=upload["fields"], files={"file": (path.name, f, body["content_type"])},
-                               timeout=3600)
+            up = requests.post(
+                upload["url"], data=upload["fields"], files={"file": (path.name, f, body["content_type"])}, timeout=3600
+            )
         if up.status_code >= 300:
             print(f"{name}: upload failed with HTTP {up.status_code}", file=sys.stderr)
             failed = True
@@ -159,8 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--server", default=default_server(), help="API base URL (default $HARK_SERVER or local)")
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
-    tr.add_argument("--email", default=os.environ.get("HARK_EMAIL", "you@example.com"),
-                    help="local dev sign-in (ignored with --token)")
+    tr.add_argument(
+        "--email",
+        default=os.environ.get("HARK_EMAIL", "you@example.com"),
+        help="local dev sign-in (ignored with --token)",
+    )
     tr.add_argument("--token", help="a bearer token (default $HARK_TOKEN, else a local dev token)")
     tr.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each job")
     tr.set_defaults(func=cmd_transcribe)

@@ -7,12 +7,22 @@ and every read goes through JobStore.get_owned, so a foreign id and an unknown i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from functools import lru_cache
 from typing import Any
 
 from hark import aws, links
+from hark.api_schemas import (
+    CreateJobRequest,
+    CreateJobResponse,
+    JobList,
+    JobView,
+    TranscriptLink,
+    UploadForm,
+    job_view,
+    presigned_get,
+)
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.jobviews import CreateJobRequest, CreateJobResponse, JobList, JobView, TranscriptLink, UploadForm, job_view, presigned_get
 from hark.keys import job_prefix, transcript_key, upload_key
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.settings import get_settings
@@ -31,7 +41,9 @@ class ApiError(Exception):
 
 
 def not_found(job_id: str) -> ApiError:
-    return ApiError(404, "job_not_found", f"No job {job_id[:64]!r} exists in your account; list your jobs with GET /jobs.")
+    return ApiError(
+        404, "job_not_found", f"No job {job_id[:64]!r} exists in your account; list your jobs with GET /jobs."
+    )
 
 
 class QuotaExceeded(ApiError):
@@ -50,7 +62,9 @@ def _store():
 
 def _view(job: Job) -> JobView:
     settings = get_settings()
-    return job_view(job, aws.client("s3"), aws.stack_resources().transcripts_bucket.name, settings.transcript_link_ttl_seconds)
+    return job_view(
+        job, aws.client("s3"), aws.stack_resources().transcripts_bucket.name, settings.transcript_link_ttl_seconds
+    )
 
 
 # -- create ------------------------------------------------------------------------------------------
@@ -61,7 +75,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
     unfinished = store.count_unfinished(data["user_id"])
     if unfinished >= settings.max_unfinished_jobs:
         raise QuotaExceeded(
-            429, "too_many_unfinished_jobs",
+            429,
+            "too_many_unfinished_jobs",
             f"You have {unfinished} unfinished jobs (the limit is {settings.max_unfinished_jobs}); "
             "wait for some to finish, or delete ones you no longer need, then try again.",
         )
@@ -87,7 +102,11 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=4)
 def _idempotent_create(table_name: str, endpoint: str | None):
     # Imported here: only POST with an Idempotency-Key pays for it (cold import time).
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
 
     persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=aws.client("dynamodb"))
     config = IdempotencyConfig(
@@ -98,12 +117,17 @@ def _idempotent_create(table_name: str, endpoint: str | None):
         raise_on_no_idempotency_key=True,
     )
     return config, idempotent_function(
-        _create_record, data_keyword_argument="data", persistence_store=persistence, config=config,
+        _create_record,
+        data_keyword_argument="data",
+        persistence_store=persistence,
+        config=config,
         key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )
 
 
-def create_job(caller: Caller, request: CreateJobRequest, idempotency_key: str | None = None, lambda_context=None) -> CreateJobResponse:
+def create_job(
+    caller: Caller, request: CreateJobRequest, idempotency_key: str | None = None, lambda_context=None
+) -> CreateJobResponse:
     settings = get_settings()
     try:
         upload = check_upload(request.filename, request.content_type, request.size, settings.max_upload_bytes)
@@ -115,8 +139,12 @@ def create_job(caller: Caller, request: CreateJobRequest, idempotency_key: str |
         "email": caller.email,
         "job_id": job_id,
         "idempotency_key": idempotency_key,
-        "request": {"filename": upload.filename, "content_type": upload.content_type, "size": upload.size,
-                    "language": request.language},
+        "request": {
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "size": upload.size,
+            "language": request.language,
+        },
     }
     if idempotency_key is None:
         record = _create_record(data=data)
@@ -133,12 +161,14 @@ def create_job(caller: Caller, request: CreateJobRequest, idempotency_key: str |
             record = create(data=data)
         except IdempotencyValidationError:
             raise ApiError(
-                422, "idempotency_key_reused",
+                422,
+                "idempotency_key_reused",
                 "This Idempotency-Key was already used for a different request; use a new key for a new upload.",
             ) from None
         except IdempotencyAlreadyInProgressError:
             raise ApiError(
-                409, "request_in_progress",
+                409,
+                "request_in_progress",
                 "A request with this Idempotency-Key is still being processed; retry in a few seconds.",
             ) from None
     job = Job.model_validate(record)
@@ -146,13 +176,18 @@ def create_job(caller: Caller, request: CreateJobRequest, idempotency_key: str |
         current = _store().get_owned(job.job_id, caller.user_id)
         if current is None:
             raise ApiError(
-                409, "idempotency_key_reused",
+                409,
+                "idempotency_key_reused",
                 "The job created with this Idempotency-Key has since been deleted; use a new key to upload again.",
             )
         job = current
     form = presigned_upload(
-        aws.client("s3"), aws.stack_resources().audio_bucket.name, job.audio_key, job.content_type,
-        settings.max_upload_bytes, settings.upload_url_ttl_seconds,
+        aws.client("s3"),
+        aws.stack_resources().audio_bucket.name,
+        job.audio_key,
+        job.content_type,
+        settings.max_upload_bytes,
+        settings.upload_url_ttl_seconds,
     )
     return CreateJobResponse(
         job=_view(job), upload=UploadForm(url=form.url, method="POST", fields=form.fields, expires_at=form.expires_at)
@@ -164,7 +199,11 @@ def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None) -> Job
     try:
         jobs, next_cursor = _store().list_for_user(caller.user_id, limit=limit, cursor=cursor)
     except ValueError:
-        raise ApiError(400, "invalid_cursor", "The cursor is not valid; start again without one, then pass back next_cursor as given.") from None
+        raise ApiError(
+            400,
+            "invalid_cursor",
+            "The cursor is not valid; start again without one, then pass back next_cursor as given.",
+        ) from None
     return JobList(items=[_view(j) for j in jobs], next_cursor=next_cursor)
 
 
@@ -187,15 +226,21 @@ def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> Transcript
     job = _owned(caller, job_id)
     if job.status != JobStatus.COMPLETED:
         raise ApiError(
-            409, "transcript_not_ready",
+            409,
+            "transcript_not_ready",
             f"The job is {job.status.value}; its transcript exists once it is COMPLETED. Check GET /jobs/{job_id}.",
         )
     settings = get_settings()
     ttl = settings.transcript_link_ttl_seconds
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    expires = (datetime.now(timezone.utc) + timedelta(seconds=ttl)).isoformat(timespec="seconds").replace("+00:00", "Z")
-    url = presigned_get(aws.client("s3"), aws.stack_resources().transcripts_bucket.name, transcript_key(job.user_id, job.job_id, fmt), ttl)
+    expires = (datetime.now(UTC) + timedelta(seconds=ttl)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    url = presigned_get(
+        aws.client("s3"),
+        aws.stack_resources().transcripts_bucket.name,
+        transcript_key(job.user_id, job.job_id, fmt),
+        ttl,
+    )
     return TranscriptLink(url=url, format=fmt, expires_at=expires)
 
 
@@ -211,16 +256,18 @@ def follow_link(token: str, now: float | None = None) -> str:
         claims = links.verify(token, links.signing_key(), now)
     except links.LinkInvalid:
         raise ApiError(
-            403, "link_invalid",
+            403,
+            "link_invalid",
             f"This link is not valid (it may have been changed or cut short when copied). Open Hark at {settings.web_url} "
             "to download your transcript.",
         ) from None
     except links.LinkExpired as err:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        when = datetime.fromtimestamp(err.claims.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = datetime.fromtimestamp(err.claims.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         raise ApiError(
-            410, "link_expired",
+            410,
+            "link_expired",
             f"This link expired on {when}. Open Hark at {settings.web_url} and sign in to download the transcript "
             "or get a new link.",
         ) from None
@@ -232,9 +279,11 @@ def follow_link(token: str, now: float | None = None) -> str:
     filename = links.download_filename(job.filename, claims.fmt)
     return aws.client("s3").generate_presigned_url(
         "get_object",
-        Params={"Bucket": aws.stack_resources().transcripts_bucket.name,
-                "Key": transcript_key(job.user_id, job.job_id, claims.fmt),
-                "ResponseContentDisposition": links.content_disposition(filename)},
+        Params={
+            "Bucket": aws.stack_resources().transcripts_bucket.name,
+            "Key": transcript_key(job.user_id, job.job_id, claims.fmt),
+            "ResponseContentDisposition": links.content_disposition(filename),
+        },
         ExpiresIn=settings.link_redirect_ttl_seconds,
     )
 
@@ -253,8 +302,10 @@ def _delete_prefix(s3, bucket: str, prefix: str) -> int:
 def _delete_objects(job: Job) -> int:
     s3, res = aws.client("s3"), aws.stack_resources()
     places = (
-        (res.audio_bucket.name, UPLOADS_PREFIX), (res.audio_bucket.name, CHUNKS_PREFIX),
-        (res.transcripts_bucket.name, TRANSCRIPTS_PREFIX), (res.transcripts_bucket.name, PARTS_PREFIX),
+        (res.audio_bucket.name, UPLOADS_PREFIX),
+        (res.audio_bucket.name, CHUNKS_PREFIX),
+        (res.transcripts_bucket.name, TRANSCRIPTS_PREFIX),
+        (res.transcripts_bucket.name, PARTS_PREFIX),
     )
     return sum(_delete_prefix(s3, bucket, job_prefix(prefix, job.user_id, job.job_id)) for bucket, prefix in places)
 

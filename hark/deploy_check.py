@@ -104,17 +104,25 @@ def load_target(overrides: dict[str, str] | None = None) -> Target:
         from hark_infra.config import HarkConfig, cdk_json_context
         from hark_infra.workers import GPU_INSTANCE_TYPE
     except ImportError as err:
-        raise RuntimeError(f"the CDK app cannot be loaded ({err}): run from a Hark checkout after "
-                           "`make install-test` (the infra extra: aws-cdk-lib, cdk-nag)") from None
+        raise RuntimeError(
+            f"the CDK app cannot be loaded ({err}): run from a Hark checkout after "
+            "`make install-test` (the infra extra: aws-cdk-lib, cdk-nag)"
+        ) from None
 
     context = {**cdk_json_context(), **(overrides or {})}
     # HarkConfig reads context through a construct's node; a stand-in node over the same dict.
     config = HarkConfig.from_context(SimpleNamespace(node=SimpleNamespace(try_get_context=context.get)))
     return Target(
-        stack=config.stack, issuer=config.issuer, authorized_parties=config.authorized_parties,
-        web_origin=config.web_origin, email_sender=config.email_sender, email_domain=config.email_domain,
-        clerk_publishable_key=config.clerk_publishable_key, max_workers=config.scaling.max_workers,
-        model_src=config.model_src, instance_types=(GPU_INSTANCE_TYPE,),
+        stack=config.stack,
+        issuer=config.issuer,
+        authorized_parties=config.authorized_parties,
+        web_origin=config.web_origin,
+        email_sender=config.email_sender,
+        email_domain=config.email_domain,
+        clerk_publishable_key=config.clerk_publishable_key,
+        max_workers=config.scaling.max_workers,
+        model_src=config.model_src,
+        instance_types=(GPU_INSTANCE_TYPE,),
         bootstrap_qualifier=str(context.get("@aws-cdk/core:bootstrapQualifier") or DEFAULT_BOOTSTRAP_QUALIFIER),
     )
 
@@ -167,17 +175,30 @@ class DeployCheck:
     def run(self) -> list[Finding]:
         self.check_region()
         if self.region and self.check_credentials():
-            for name, aws_check in (("cdk bootstrap", self.check_bootstrap), ("ses identity", self.check_ses_identity),
-                                    ("ses sandbox", self.check_ses_sandbox), ("ecs role", self.check_ecs_role),
-                                    ("gpu quota", self.check_quotas), ("clerk secret", self.check_clerk_secret)):
+            for name, aws_check in (
+                ("cdk bootstrap", self.check_bootstrap),
+                ("ses identity", self.check_ses_identity),
+                ("ses sandbox", self.check_ses_sandbox),
+                ("ecs role", self.check_ecs_role),
+                ("gpu quota", self.check_quotas),
+                ("clerk secret", self.check_clerk_secret),
+            ):
                 try:
                     aws_check()
                 except Exception as err:  # an AWS answer we did not expect: report it, check the rest
-                    self.add(name, "problem", f"could not be checked: {_aws_error(err)}",
-                             "make sure these credentials may read it (an administrator for the first deploy)")
+                    self.add(
+                        name,
+                        "problem",
+                        f"could not be checked: {_aws_error(err)}",
+                        "make sure these credentials may read it (an administrator for the first deploy)",
+                    )
         else:
-            self.add("aws", "warning", "account checks skipped (bootstrap, SES, ECS role, quotas, Clerk secret): "
-                     "they need a region and working credentials")
+            self.add(
+                "aws",
+                "warning",
+                "account checks skipped (bootstrap, SES, ECS role, quotas, Clerk secret): "
+                "they need a region and working credentials",
+            )
         self.check_model()
         self.check_clerk_config()
         self.check_tools()
@@ -188,8 +209,12 @@ class DeployCheck:
         if self.region:
             self.add("region", "ok", self.region)
         else:
-            self.add("region", "problem", "no AWS region is set",
-                     "export AWS_REGION=eu-west-1 (or `region` in your AWS profile)")
+            self.add(
+                "region",
+                "problem",
+                "no AWS region is set",
+                "export AWS_REGION=eu-west-1 (or `region` in your AWS profile)",
+            )
 
     def check_credentials(self) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -197,8 +222,12 @@ class DeployCheck:
         try:
             identity = self.client("sts").get_caller_identity()
         except (BotoCoreError, ClientError) as err:
-            self.add("credentials", "problem", f"no working AWS credentials: {_aws_error(err)}",
-                     "`aws configure` or `aws sso login --profile P` then export AWS_PROFILE=P")
+            self.add(
+                "credentials",
+                "problem",
+                f"no working AWS credentials: {_aws_error(err)}",
+                "`aws configure` or `aws sso login --profile P` then export AWS_PROFILE=P",
+            )
             return False
         self.account = identity["Account"]
         self.add("credentials", "ok", f"{identity['Arn']} (account {self.account})")
@@ -214,11 +243,17 @@ class DeployCheck:
         except ClientError as err:
             if _code(err) != "ParameterNotFound":
                 raise
-            self.add("cdk bootstrap", "problem", f"{self.region} is not bootstrapped for CDK (no SSM parameter {name})", fix)
+            self.add(
+                "cdk bootstrap", "problem", f"{self.region} is not bootstrapped for CDK (no SSM parameter {name})", fix
+            )
             return
         if not value.isdigit() or int(value) < MIN_BOOTSTRAP_VERSION:
-            self.add("cdk bootstrap", "problem",
-                     f"bootstrap version {value} is older than the {MIN_BOOTSTRAP_VERSION} CDK needs", fix)
+            self.add(
+                "cdk bootstrap",
+                "problem",
+                f"bootstrap version {value} is older than the {MIN_BOOTSTRAP_VERSION} CDK needs",
+                fix,
+            )
         else:
             self.add("cdk bootstrap", "ok", f"version {value} (needs {MIN_BOOTSTRAP_VERSION}+)")
 
@@ -243,33 +278,46 @@ class DeployCheck:
         except ClientError as err:
             if _code(err) != "NotFoundException":
                 raise
-            self.add("ses identity", "warning",
-                     f"SES {kind} {identity} does not exist yet: the {self.target.stack}-email stack creates it",
-                     "after the deploy, " + _verify_hint(kind, identity))
+            self.add(
+                "ses identity",
+                "warning",
+                f"SES {kind} {identity} does not exist yet: the {self.target.stack}-email stack creates it",
+                "after the deploy, " + _verify_hint(kind, identity),
+            )
             return
         if not self._stack_exists("email"):
-            self.add("ses identity", "problem",
-                     f"SES {kind} {identity} exists but not in the {self.target.stack}-email stack, which would "
-                     "fail to create it again",
-                     f"aws sesv2 delete-email-identity --email-identity {identity}   (the deploy recreates it; "
-                     "verify it again afterwards)")
+            self.add(
+                "ses identity",
+                "problem",
+                f"SES {kind} {identity} exists but not in the {self.target.stack}-email stack, which would "
+                "fail to create it again",
+                f"aws sesv2 delete-email-identity --email-identity {identity}   (the deploy recreates it; "
+                "verify it again afterwards)",
+            )
         elif found.get("VerifiedForSendingStatus"):
             self.add("ses identity", "ok", f"{kind} {identity} is verified for sending")
         else:
-            self.add("ses identity", "problem", f"SES {kind} {identity} is not verified: no email can be sent",
-                     _verify_hint(kind, identity))
+            self.add(
+                "ses identity",
+                "problem",
+                f"SES {kind} {identity} is not verified: no email can be sent",
+                _verify_hint(kind, identity),
+            )
 
     def check_ses_sandbox(self) -> None:
         account = self.client("sesv2").get_account()
         if account.get("ProductionAccessEnabled"):
             self.add("ses sandbox", "ok", "production access: mail goes to any recipient")
         else:
-            self.add("ses sandbox", "warning",
-                     f"SES in {self.region} is in the sandbox: mail reaches only verified addresses, 200 a day",
-                     "request production access (SES console > Account dashboard, or `aws sesv2 "
-                     "put-account-details --production-access-enabled --mail-type TRANSACTIONAL "
-                     "--website-url https://... --use-case-description ...`); until then verify each "
-                     "recipient: aws sesv2 create-email-identity --email-identity user@example.com")
+            self.add(
+                "ses sandbox",
+                "warning",
+                f"SES in {self.region} is in the sandbox: mail reaches only verified addresses, 200 a day",
+                "request production access (SES console > Account dashboard, or `aws sesv2 "
+                "put-account-details --production-access-enabled --mail-type TRANSACTIONAL "
+                "--website-url https://... --use-case-description ...`); until then verify each "
+                "recipient: aws sesv2 create-email-identity --email-identity user@example.com",
+            )
 
     def check_ecs_role(self) -> None:
         from botocore.exceptions import ClientError
@@ -279,10 +327,13 @@ class DeployCheck:
         except ClientError as err:
             if _code(err) != "NoSuchEntity":
                 raise
-            self.add("ecs role", "problem",
-                     f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE} does not exist (new accounts lack it; "
-                     "the cluster's capacity provider fails without it)",
-                     "aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com")
+            self.add(
+                "ecs role",
+                "problem",
+                f"the ECS service-linked role {ECS_SERVICE_LINKED_ROLE} does not exist (new accounts lack it; "
+                "the cluster's capacity provider fails without it)",
+                "aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com",
+            )
             return
         self.add("ecs role", "ok", f"{ECS_SERVICE_LINKED_ROLE} exists")
 
@@ -305,41 +356,60 @@ class DeployCheck:
     def check_quotas(self) -> None:
         vcpus = self.vcpus_per_instance()
         need = self.target.max_workers * vcpus
-        for code, what in ((QUOTA_ON_DEMAND_G, "Running On-Demand G and VT instances"),
-                           (QUOTA_SPOT_G, "All G and VT Spot Instance Requests")):
+        for code, what in (
+            (QUOTA_ON_DEMAND_G, "Running On-Demand G and VT instances"),
+            (QUOTA_SPOT_G, "All G and VT Spot Instance Requests"),
+        ):
             have = self._quota(code)
             if have >= need:
                 self.add("gpu quota", "ok", f"{what} ({code}): {have:g} vCPUs, {need} needed")
             else:
-                self.add("gpu quota", "problem",
-                         f"{what} ({code}) is {have:g} vCPUs; {self.target.max_workers} workers x {vcpus} vCPUs "
-                         f"({', '.join(self.target.instance_types)}) need {need}",
-                         f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {code} "
-                         f"--desired-value {need}   (or lower -c hark:maxWorkers)")
+                self.add(
+                    "gpu quota",
+                    "problem",
+                    f"{what} ({code}) is {have:g} vCPUs; {self.target.max_workers} workers x {vcpus} vCPUs "
+                    f"({', '.join(self.target.instance_types)}) need {need}",
+                    f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {code} "
+                    f"--desired-value {need}   (or lower -c hark:maxWorkers)",
+                )
 
     def check_clerk_secret(self) -> None:
         from botocore.exceptions import ClientError
 
         name = self.target.clerk_secret_name
-        fix = f"aws secretsmanager put-secret-value --secret-id {name} --secret-string sk_live_...   " \
-              "(Clerk dashboard > API keys > Secret keys)"
+        fix = (
+            f"aws secretsmanager put-secret-value --secret-id {name} --secret-string sk_live_...   "
+            "(Clerk dashboard > API keys > Secret keys)"
+        )
         try:
             value = self.client("secretsmanager").get_secret_value(SecretId=name).get("SecretString") or ""
         except ClientError as err:
             if _code(err) not in ("ResourceNotFoundException",):
                 raise
-            self.add("clerk secret", "warning", f"secret {name} does not exist yet: the deploy creates it "
-                     "with a placeholder, and emails find no recipient until it holds the Clerk secret key",
-                     "after the deploy, " + fix)
+            self.add(
+                "clerk secret",
+                "warning",
+                f"secret {name} does not exist yet: the deploy creates it "
+                "with a placeholder, and emails find no recipient until it holds the Clerk secret key",
+                "after the deploy, " + fix,
+            )
             return
         if not value.strip().startswith(CLERK_SECRET_PREFIXES):
-            self.add("clerk secret", "problem",
-                     f"secret {name} does not hold a Clerk secret key (sk_live_... or sk_test_...)", fix)
+            self.add(
+                "clerk secret",
+                "problem",
+                f"secret {name} does not hold a Clerk secret key (sk_live_... or sk_test_...)",
+                fix,
+            )
             return
         live = value.strip().startswith("sk_live_")
         if self.target.clerk_publishable_key and self.target.clerk_publishable_key.startswith("pk_live_") != live:
-            self.add("clerk secret", "problem", f"secret {name} and hark:clerkPublishableKey belong to different "
-                     "Clerk instances (one live, one test)", fix)
+            self.add(
+                "clerk secret",
+                "problem",
+                f"secret {name} and hark:clerkPublishableKey belong to different Clerk instances (one live, one test)",
+                fix,
+            )
             return
         self.add("clerk secret", "ok", f"{name} holds a {'live' if live else 'test'} secret key")
 
@@ -347,11 +417,17 @@ class DeployCheck:
     def check_model(self) -> None:
         src = self.target.model_src
         folder = (self.repo / src).resolve()
-        convert = (f"convert a model into {src} (docs/deploy.md, \"The model\"), or -c hark:modelSrc=<folder inside "
-                   "the repository>")
+        convert = (
+            f'convert a model into {src} (docs/deploy.md, "The model"), or -c hark:modelSrc=<folder inside '
+            "the repository>"
+        )
         if Path(src).is_absolute() or not folder.is_relative_to(self.repo.resolve()):
-            self.add("model", "problem", f"hark:modelSrc {src!r} must be a folder inside the repository "
-                     "(the image's build context)", convert)
+            self.add(
+                "model",
+                "problem",
+                f"hark:modelSrc {src!r} must be a folder inside the repository (the image's build context)",
+                convert,
+            )
             return
         if not folder.is_dir():
             self.add("model", "problem", f"no model folder at {src}", convert)
@@ -374,65 +450,114 @@ class DeployCheck:
         t = self.target
         issuer = urlparse(t.issuer)
         if issuer.scheme != "https" or not issuer.hostname:
-            self.add("clerk issuer", "problem", f"hark:issuer {t.issuer!r} is not an https URL",
-                     "-c hark:issuer=https://clerk.<your-domain> (Clerk dashboard > Domains > Frontend API URL)")
+            self.add(
+                "clerk issuer",
+                "problem",
+                f"hark:issuer {t.issuer!r} is not an https URL",
+                "-c hark:issuer=https://clerk.<your-domain> (Clerk dashboard > Domains > Frontend API URL)",
+            )
         elif issuer.hostname.endswith(".example.com") or issuer.hostname == "example.com":
-            self.add("clerk issuer", "problem", f"hark:issuer is still the placeholder {t.issuer}",
-                     "-c hark:issuer=https://clerk.<your-domain> (Clerk dashboard > Domains > Frontend API URL)")
+            self.add(
+                "clerk issuer",
+                "problem",
+                f"hark:issuer is still the placeholder {t.issuer}",
+                "-c hark:issuer=https://clerk.<your-domain> (Clerk dashboard > Domains > Frontend API URL)",
+            )
         else:
             self.add("clerk issuer", "ok", t.issuer)
 
         key_fix = "-c hark:clerkPublishableKey=pk_live_... (Clerk dashboard > API keys > Publishable key)"
         if not t.clerk_publishable_key:
-            self.add("clerk key", "problem", "hark:clerkPublishableKey is not set: the web app cannot sign anyone in",
-                     key_fix)
+            self.add(
+                "clerk key",
+                "problem",
+                "hark:clerkPublishableKey is not set: the web app cannot sign anyone in",
+                key_fix,
+            )
         else:
             host = publishable_key_host(t.clerk_publishable_key)
             if host is None:
-                self.add("clerk key", "problem", "hark:clerkPublishableKey is not a Clerk publishable key "
-                         "(pk_live_ or pk_test_ and base64 of the Frontend API host)", key_fix)
+                self.add(
+                    "clerk key",
+                    "problem",
+                    "hark:clerkPublishableKey is not a Clerk publishable key "
+                    "(pk_live_ or pk_test_ and base64 of the Frontend API host)",
+                    key_fix,
+                )
             elif issuer.hostname and host != issuer.hostname:
-                self.add("clerk key", "problem", f"hark:clerkPublishableKey is for {host}, but hark:issuer is "
-                         f"{t.issuer}: the key and the issuer come from different Clerk instances",
-                         f"-c hark:issuer=https://{host} (or the publishable key of {issuer.hostname}'s instance)")
+                self.add(
+                    "clerk key",
+                    "problem",
+                    f"hark:clerkPublishableKey is for {host}, but hark:issuer is "
+                    f"{t.issuer}: the key and the issuer come from different Clerk instances",
+                    f"-c hark:issuer=https://{host} (or the publishable key of {issuer.hostname}'s instance)",
+                )
             else:
                 self.add("clerk key", "ok", f"publishable key for {host}")
 
         parties_fix = "-c hark:authorizedParties='[\"https://<web origin>\"]' (or leave it empty: the web origin)"
         if not t.authorized_parties:
-            self.add("clerk parties", "ok", f"authorized parties: the web origin ({t.web_origin or 'the CloudFront domain'})")
-        elif bad := [p for p in t.authorized_parties if urlparse(p).scheme != "https" or urlparse(p).path not in ("", "/")]:
-            self.add("clerk parties", "problem", f"authorized parties must be https origins: {', '.join(bad)}", parties_fix)
+            self.add(
+                "clerk parties", "ok", f"authorized parties: the web origin ({t.web_origin or 'the CloudFront domain'})"
+            )
+        elif bad := [
+            p for p in t.authorized_parties if urlparse(p).scheme != "https" or urlparse(p).path not in ("", "/")
+        ]:
+            self.add(
+                "clerk parties", "problem", f"authorized parties must be https origins: {', '.join(bad)}", parties_fix
+            )
         elif t.web_origin and t.web_origin not in t.authorized_parties:
-            self.add("clerk parties", "problem", f"hark:authorizedParties leaves out the web origin {t.web_origin}: "
-                     "tokens from the web app would be refused", parties_fix)
+            self.add(
+                "clerk parties",
+                "problem",
+                f"hark:authorizedParties leaves out the web origin {t.web_origin}: "
+                "tokens from the web app would be refused",
+                parties_fix,
+            )
         elif not t.web_origin:
-            self.add("clerk parties", "warning", "hark:authorizedParties is set but hark:webOrigin is not: the "
-                     "CloudFront domain (known after the first deploy, hark-web.WebUrl) must be in the list",
-                     "-c hark:webOrigin=https://... or leave hark:authorizedParties empty")
+            self.add(
+                "clerk parties",
+                "warning",
+                "hark:authorizedParties is set but hark:webOrigin is not: the "
+                "CloudFront domain (known after the first deploy, hark-web.WebUrl) must be in the list",
+                "-c hark:webOrigin=https://... or leave hark:authorizedParties empty",
+            )
         else:
             self.add("clerk parties", "ok", f"authorized parties include the web origin {t.web_origin}")
 
     def check_tools(self) -> None:
         if not self.which("npx"):
-            self.add("node", "problem", "npx is not on PATH: the CDK CLI comes from npm",
-                     "install Node.js 20+ (https://nodejs.org or your package manager)")
+            self.add(
+                "node",
+                "problem",
+                "npx is not on PATH: the CDK CLI comes from npm",
+                "install Node.js 20+ (https://nodejs.org or your package manager)",
+            )
         else:
             self.add("node", "ok", "npx found (make deploy runs the CDK CLI with it)")
         docker = self.which("docker")
         if not docker:
-            self.add("docker", "problem", "docker is not on PATH: the deploy builds the worker images",
-                     "install Docker (with BuildKit) and start it")
+            self.add(
+                "docker",
+                "problem",
+                "docker is not on PATH: the deploy builds the worker images",
+                "install Docker (with BuildKit) and start it",
+            )
             return
         try:
-            info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                                  text=True, timeout=30)
+            info = subprocess.run(
+                [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+            )
         except (OSError, subprocess.TimeoutExpired) as err:
             info = SimpleNamespace(returncode=1, stdout="", stderr=str(err))
         if info.returncode != 0:
             reason = (info.stderr or info.stdout).strip().splitlines()
-            self.add("docker", "problem", f"Docker does not answer: {reason[-1] if reason else 'docker info failed'}",
-                     "start the Docker daemon (or Docker Desktop)")
+            self.add(
+                "docker",
+                "problem",
+                f"Docker does not answer: {reason[-1] if reason else 'docker info failed'}",
+                "start the Docker daemon (or Docker Desktop)",
+            )
         else:
             self.add("docker", "ok", f"Docker {info.stdout.strip()}")
 
@@ -456,9 +581,13 @@ def _aws_error(err: Exception) -> str:
 
 def _verify_hint(kind: str, identity: str) -> str:
     if kind == "domain":
-        return (f"add the DKIM CNAME records of {identity} to its DNS (aws sesv2 get-email-identity "
-                f"--email-identity {identity} lists the tokens)")
-    return f"click the link SES emailed to {identity} (resend: aws ses verify-email-identity --email-address {identity})"
+        return (
+            f"add the DKIM CNAME records of {identity} to its DNS (aws sesv2 get-email-identity "
+            f"--email-identity {identity} lists the tokens)"
+        )
+    return (
+        f"click the link SES emailed to {identity} (resend: aws ses verify-email-identity --email-address {identity})"
+    )
 
 
 def render(findings: list[Finding], target: Target, region: str | None, out=sys.stdout) -> int:
@@ -471,8 +600,11 @@ def render(findings: list[Finding], target: Target, region: str | None, out=sys.
         if f.fix and f.level != "ok":
             print(f"           fix: {f.fix}", file=out)
     if problems:
-        print(f"{len(problems)} problem(s), {len(warnings)} warning(s): fix the problems above, then run the "
-              "check again (make deploy runs it first).", file=out)
+        print(
+            f"{len(problems)} problem(s), {len(warnings)} warning(s): fix the problems above, then run the "
+            "check again (make deploy runs it first).",
+            file=out,
+        )
     else:
         print(f"ready to deploy ({len(warnings)} warning(s)).", file=out)
     out.flush()
@@ -493,8 +625,17 @@ def cmd_deploy_check(args) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     deploy = sub.add_parser("deploy", help="deployment to AWS (docs/deploy.md)")
     actions = deploy.add_subparsers(dest="action", required=True)
-    check = actions.add_parser("check", help="check every prerequisite of `cdk deploy` at once",
-                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_argument("-c", "--context", action="append", metavar="KEY=VALUE",
-                       help="CDK context, as for `cdk deploy` (e.g. -c hark:stack=hark-acme); overrides infra/cdk.json")
+    check = actions.add_parser(
+        "check",
+        help="check every prerequisite of `cdk deploy` at once",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        metavar="KEY=VALUE",
+        help="CDK context, as for `cdk deploy` (e.g. -c hark:stack=hark-acme); overrides infra/cdk.json",
+    )
     check.set_defaults(func=cmd_deploy_check)

@@ -13,7 +13,7 @@ import base64
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -47,7 +47,7 @@ UNFINISHED = (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_job_id() -> str:
@@ -167,9 +167,17 @@ class JobStore:
         self.table.delete_item(Key={"job_id": job_id})
 
     # -- transitions ---------------------------------------------------------------------------
-    def _update(self, job_id: str, allowed: tuple[JobStatus, ...], sets: dict[str, Any], *,
-                removes: tuple[str, ...] = (), extra_condition: str = "", extra_values: dict | None = None,
-                add: dict[str, Any] | None = None) -> Job:
+    def _update(
+        self,
+        job_id: str,
+        allowed: tuple[JobStatus, ...],
+        sets: dict[str, Any],
+        *,
+        removes: tuple[str, ...] = (),
+        extra_condition: str = "",
+        extra_values: dict | None = None,
+        add: dict[str, Any] | None = None,
+    ) -> Job:
         names = {"#status": "status"}
         values: dict[str, Any] = {f":from{i}": s.value for i, s in enumerate(allowed)}
         assignments = []
@@ -187,7 +195,9 @@ class JobStore:
             expression += " ADD " + ", ".join(adds)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
-        condition = "attribute_exists(job_id) AND #status IN (" + ", ".join(f":from{i}" for i in range(len(allowed))) + ")"
+        condition = (
+            "attribute_exists(job_id) AND #status IN (" + ", ".join(f":from{i}" for i in range(len(allowed))) + ")"
+        )
         if extra_condition:
             condition += f" AND ({extra_condition})"
             values.update(extra_values or {})
@@ -207,8 +217,16 @@ class JobStore:
         return Job.from_item(result["Attributes"])
 
     def mark_queued(self, job_id: str, uploaded_at: str) -> Job:
-        return self._update(job_id, (JobStatus.UPLOADING,), {"status": JobStatus.QUEUED, "queued_at": uploaded_at,
-                                                             "updated_at": now_iso(), "expires_at": _record_expiry()})
+        return self._update(
+            job_id,
+            (JobStatus.UPLOADING,),
+            {
+                "status": JobStatus.QUEUED,
+                "queued_at": uploaded_at,
+                "updated_at": now_iso(),
+                "expires_at": _record_expiry(),
+            },
+        )
 
     def claim(self, job_id: str, message_id: str) -> Job:
         """QUEUED -> PROCESSING for the message that carries the job.
@@ -219,8 +237,13 @@ class JobStore:
         return self._update(
             job_id,
             (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING),
-            {"status": JobStatus.PROCESSING, "owner_message_id": message_id, "started_at": now_iso(), "updated_at": now_iso(),
-             "expires_at": _record_expiry()},
+            {
+                "status": JobStatus.PROCESSING,
+                "owner_message_id": message_id,
+                "started_at": now_iso(),
+                "updated_at": now_iso(),
+                "expires_at": _record_expiry(),
+            },
             extra_condition="#status <> :processing OR owner_message_id = :mid",
             extra_values={":processing": JobStatus.PROCESSING.value, ":mid": message_id},
             add={"attempts": 1},
@@ -233,18 +256,29 @@ class JobStore:
         event. False if the job is not PROCESSING or its claim is not the dead message's.
         """
         try:
-            self._update(job_id, (JobStatus.PROCESSING,), {"owner_message_id": new_message_id, "updated_at": now_iso()},
-                         extra_condition="owner_message_id = :old", extra_values={":old": dead_message_id})
+            self._update(
+                job_id,
+                (JobStatus.PROCESSING,),
+                {"owner_message_id": new_message_id, "updated_at": now_iso()},
+                extra_condition="owner_message_id = :old",
+                extra_values={":old": dead_message_id},
+            )
             return True
         except TransitionRefused:
             return False
 
     def set_chunks(self, job_id: str, total: int, duration: float) -> Job:
-        return self._update(job_id, (JobStatus.PROCESSING,), {"chunks_total": total, "duration_seconds": duration, "updated_at": now_iso()})
+        return self._update(
+            job_id,
+            (JobStatus.PROCESSING,),
+            {"chunks_total": total, "duration_seconds": duration, "updated_at": now_iso()},
+        )
 
     def chunk_done(self, job_id: str, index: int) -> Job:
         """Record one chunk as transcribed (idempotent: a set of indices)."""
-        return self._update(job_id, (JobStatus.PROCESSING,), {"updated_at": now_iso()}, add={"chunks_done_set": {str(index)}})
+        return self._update(
+            job_id, (JobStatus.PROCESSING,), {"updated_at": now_iso()}, add={"chunks_done_set": {str(index)}}
+        )
 
     def record_attempt_error(self, job_id: str, reason: str) -> None:
         try:
@@ -256,8 +290,13 @@ class JobStore:
         return self._update(
             job_id,
             (JobStatus.PROCESSING,),
-            {"status": JobStatus.COMPLETED, "detected_language": language, "duration_seconds": duration,
-             "finished_at": now_iso(), "updated_at": now_iso()},
+            {
+                "status": JobStatus.COMPLETED,
+                "detected_language": language,
+                "duration_seconds": duration,
+                "finished_at": now_iso(),
+                "updated_at": now_iso(),
+            },
             removes=("active_user_id",),
         )
 

@@ -79,8 +79,13 @@ def sign(claims: LinkClaims, key: bytes) -> str:
     """The token for these claims."""
     if claims.fmt not in TRANSCRIPT_FORMATS:
         raise ValueError(f"unknown transcript format {claims.fmt!r}")
-    payload = {"v": VERSION, "j": check_id(claims.job_id), "u": check_id(claims.user_id), "f": claims.fmt,
-               "e": int(claims.expires_at)}
+    payload = {
+        "v": VERSION,
+        "j": check_id(claims.job_id),
+        "u": check_id(claims.user_id),
+        "f": claims.fmt,
+        "e": int(claims.expires_at),
+    }
     payload_b64 = _b64(json.dumps(payload, separators=(",", ":")).encode())
     return f"{payload_b64}.{_mac(_check_key(key), payload_b64)}"
 
@@ -102,8 +107,9 @@ def verify(token: str, key: bytes, now: float | None = None) -> LinkClaims:
     # Signed by us from here on; the checks below guard against our own bugs, not forgers.
     try:
         payload = json.loads(_unb64(payload_b64))
-        claims = LinkClaims(job_id=check_id(payload["j"]), user_id=check_id(payload["u"]), fmt=payload["f"],
-                            expires_at=payload["e"])
+        claims = LinkClaims(
+            job_id=check_id(payload["j"]), user_id=check_id(payload["u"]), fmt=payload["f"], expires_at=payload["e"]
+        )
     except (binascii.Error, ValueError, KeyError, TypeError) as err:
         raise LinkInvalid(f"unreadable payload: {err}") from None
     if payload.get("v") != VERSION or claims.fmt not in TRANSCRIPT_FORMATS or not isinstance(claims.expires_at, int):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from urllib.parse import unquote_plus
-
-from datetime import datetime
 
 from pydantic import BaseModel, ValidationError
 

@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -71,7 +71,7 @@ def _queue_def(queue: str) -> QueueDef:
 def _iso_millis(value: str | None) -> str:
     if not value:
         return ""
-    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def describe_body(queue: str, body: str) -> tuple[list[str], str]:
@@ -86,7 +86,9 @@ def describe_body(queue: str, body: str) -> tuple[list[str], str]:
         job_ids, what = _loose_description(body)
         return job_ids, f"broken: {err} ({what})"
     if isinstance(parsed, ChunkMessage):
-        return [parsed.job_id], f"chunk {parsed.index + 1}/{parsed.total} of job {parsed.job_id} at {parsed.offset:.0f}s"
+        return [
+            parsed.job_id
+        ], f"chunk {parsed.index + 1}/{parsed.total} of job {parsed.job_id} at {parsed.offset:.0f}s"
     if not parsed:
         return [], "S3 test event"
     summary = "; ".join(f"upload {u.key} ({u.size} bytes)" for u in parsed)
@@ -126,8 +128,10 @@ def _job_states(job_ids: list[str]) -> tuple[list[str], list[str]]:
         jobs = [store.get(job_id) for job_id in job_ids]
     except ClientError:
         return ["?" for _ in job_ids], ["" for _ in job_ids]
-    return ([job.status.value if job else "DELETED" for job in jobs],
-            [(job.last_error or "") if job else "" for job in jobs])
+    return (
+        [job.status.value if job else "DELETED" for job in jobs],
+        [(job.last_error or "") if job else "" for job in jobs],
+    )
 
 
 def _receive_all(url: str, visibility: int) -> list[dict[str, Any]]:
@@ -136,8 +140,12 @@ def _receive_all(url: str, visibility: int) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     while True:  # a long poll asks every SQS server, so one that brings nothing new means done
         got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=visibility, WaitTimeSeconds=1,
-            MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=1,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         new = [m for m in got if m["MessageId"] not in seen]
         for m in new:
@@ -152,7 +160,9 @@ def _hand_back(url: str, messages: list[dict[str, Any]]) -> None:
         batch = messages[i : i + 10]
         sqs.change_message_visibility_batch(
             QueueUrl=url,
-            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for n, m in enumerate(batch)],
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for n, m in enumerate(batch)
+            ],
         )
 
 
@@ -190,9 +200,13 @@ def _replay_note(queue: str, statuses: list[str]) -> str:
     notes = []
     for status in statuses:
         if queue == "notify":
-            notes.append("will be emailed unless it already was" if status in ("COMPLETED", "FAILED")
-                         else "job deleted: the worker drops it" if status == "DELETED"
-                         else f"job is {status}: the worker retries until it finishes")
+            notes.append(
+                "will be emailed unless it already was"
+                if status in ("COMPLETED", "FAILED")
+                else "job deleted: the worker drops it"
+                if status == "DELETED"
+                else f"job is {status}: the worker retries until it finishes"
+            )
         elif status in ("COMPLETED", "FAILED"):
             notes.append(f"job is {status} (final): the worker drops it; upload again to retry")
         elif status == "DELETED":
@@ -235,8 +249,11 @@ def dlq_replay(queue: str, job_id: str | None = None, dry_run: bool = False) -> 
             if processing:
                 # JobStore.claim lets only the message that holds a PROCESSING job claim it again.
                 store = aws.job_store()
-                adopted = [j for j, s in zip(entry.job_ids, entry.job_status)
-                           if s == "PROCESSING" and store.adopt_claim(j, entry.message_id, new_id)]
+                adopted = [
+                    j
+                    for j, s in zip(entry.job_ids, entry.job_status)
+                    if s == "PROCESSING" and store.adopt_claim(j, entry.message_id, new_id)
+                ]
                 if adopted:
                     note += f"; claim handed to the replayed message for {', '.join(adopted)}"
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
@@ -273,7 +290,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 0
     verb = "would move" if args.dry_run else "moved"
     for r in results:
-        print(f"{r.message_id} -> {r.new_message_id or '(not moved)'}  jobs={', '.join(r.job_ids) or '-'}\n    {r.note}")
+        print(
+            f"{r.message_id} -> {r.new_message_id or '(not moved)'}  jobs={', '.join(r.job_ids) or '-'}\n    {r.note}"
+        )
     print(f"{verb} {sum(1 for r in results if r.moved or args.dry_run)} message(s) to the {args.queue} queue")
     if job_id and not results:
         print(f"no message in the {args.queue} DLQ names job {job_id}", file=sys.stderr)
@@ -283,8 +302,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `dlq list|replay` to a parent parser's subparsers (hark.cli calls this); run `args.func(args)`."""
-    dlq = subparsers.add_parser("dlq", help="inspect and replay dead-lettered messages",
-                                description="Inspect and replay the dead-letter queues.")
+    dlq = subparsers.add_parser(
+        "dlq",
+        help="inspect and replay dead-lettered messages",
+        description="Inspect and replay the dead-letter queues.",
+    )
     actions = dlq.add_subparsers(dest="dlq_action", required=True)
 
     ls = actions.add_parser("list", help="show a DLQ's messages without consuming them")

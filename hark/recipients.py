@@ -54,13 +54,16 @@ def clerk_email(user_id: str) -> str:
     except Exception as err:  # Powertools' GetParameterError: Secrets Manager down or not allowed
         raise LookupFailed(f"could not read the Clerk secret key: {err}") from err
     if not key or key == CLERK_SECRET_PLACEHOLDER:
-        raise LookupFailed(f"the Clerk secret key is not set: put it in Secrets Manager as "
-                           f"{aws.stack_resources().clerk_secret} (docs/deploy.md)")
+        raise LookupFailed(
+            f"the Clerk secret key is not set: put it in Secrets Manager as "
+            f"{aws.stack_resources().clerk_secret} (docs/deploy.md)"
+        )
     url = f"{settings.clerk_api_url.rstrip('/')}/v1/users/{quote(user_id, safe='')}"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json",
-                                                   "User-Agent": "hark-notification"})
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": "hark-notification"}
+    )
     try:
-        with urllib.request.urlopen(request, timeout=settings.clerk_timeout_seconds) as response:  # noqa: S310 - https or the local stand-in
+        with urllib.request.urlopen(request, timeout=settings.clerk_timeout_seconds) as response:
             body = response.read(MAX_BODY_BYTES)
     except urllib.error.HTTPError as err:
         if err.code == 404 and _clerk_error_code(err) == "resource_not_found":

@@ -116,12 +116,18 @@ def bucket_name(stack: str, purpose: str, account: str | None = None, region: st
     return f"{stack}-{purpose}-{account}-{region}"
 
 
-def resources(stack: str = "hark", email_identity: str = "transcripts@hark.local", account: str | None = None,
-              region: str | None = None) -> Resources:
+def resources(
+    stack: str = "hark",
+    email_identity: str = "transcripts@hark.local",
+    account: str | None = None,
+    region: str | None = None,
+) -> Resources:
     """Every resource of one deployment, named after its stack (buckets also after account and region)."""
     if len(stack) > MAX_STACK_NAME or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", stack):
-        raise ValueError(f"stack name {stack!r}: lowercase letters, digits and hyphens, at most {MAX_STACK_NAME} "
-                         "characters (it prefixes S3 bucket names)")
+        raise ValueError(
+            f"stack name {stack!r}: lowercase letters, digits and hyphens, at most {MAX_STACK_NAME} "
+            "characters (it prefixes S3 bucket names)"
+        )
     return Resources(
         stack=stack,
         audio_bucket=BucketDef(
@@ -144,15 +150,11 @@ def resources(stack: str = "hark", email_identity: str = "transcripts@hark.local
             ),
         ),
         # Powertools idempotency's default schema: partition key "id", TTL "expiration".
-        idempotency_table=TableDef(
-            name=f"{stack}-idempotency", partition_key="id", ttl_attribute="expiration"
-        ),
+        idempotency_table=TableDef(name=f"{stack}-idempotency", partition_key="id", ttl_attribute="expiration"),
         # A chunk of at most chunk_target_seconds transcribes well inside 15 minutes even on a CPU;
         # the worker extends visibility while it runs, so this only bounds how long a dead worker's
         # message stays hidden.
-        transcribe_queue=QueueDef(
-            name=f"{stack}-transcribe", visibility_timeout_seconds=15 * 60, max_receive_count=4
-        ),
+        transcribe_queue=QueueDef(name=f"{stack}-transcribe", visibility_timeout_seconds=15 * 60, max_receive_count=4),
         # SES outages: the notifier backs off by receive count; 12 receives span several hours.
         notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),
         email_identity=email_identity,

@@ -36,9 +36,7 @@ class Settings(BaseSettings):
     # Clerk (or the local dev issuer): the authorizer trusts exactly this issuer and these parties.
     issuer: str = "http://127.0.0.1:8000"
     jwks_url: str | None = None  # default: {issuer}/.well-known/jwks.json
-    authorized_parties: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"]
-    )
+    authorized_parties: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"])
     jwt_leeway_seconds: int = 30
 
     # Uploads.

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources as pkg
 from pathlib import Path
 
@@ -157,16 +157,22 @@ class Smoke:
 
         r = self.call("GET", "/jobs?limit=1")
         if r.status_code in (401, 403):
-            raise SmokeError(f"{self.server} refused the token (HTTP {r.status_code}): get a fresh one "
-                             "(Clerk session tokens last about a minute) and check its issuer and azp")
+            raise SmokeError(
+                f"{self.server} refused the token (HTTP {r.status_code}): get a fresh one "
+                "(Clerk session tokens last about a minute) and check its issuer and azp"
+            )
         if not self.report.line("api", r.status_code == 200, f"GET /jobs answers {r.status_code} with the token"):
             return 1
         r = self.call("GET", "/jobs?limit=1", auth=False)
         self.report.line("auth", r.status_code == 401, f"GET /jobs without a token answers {r.status_code} (want 401)")
 
         content_type = content_type_for(self.file.name)
-        body = {"filename": self.file.name, "content_type": content_type, "size": self.file.stat().st_size,
-                "language": self.language}
+        body = {
+            "filename": self.file.name,
+            "content_type": content_type,
+            "size": self.file.stat().st_size,
+            "language": self.language,
+        }
         r = self.call("POST", "/jobs", json=body)
         if r.status_code != 201:
             self.report.line("create", False, f"POST /jobs answered {r.status_code}: {_error_message(r)}")
@@ -181,8 +187,12 @@ class Smoke:
         finally:
             self.delete(job_id)
         failed = self.report.failed
-        print(f"smoke: {len(self.report.results) - len(failed)} of {len(self.report.results)} checks passed"
-              + (f"; failed: {', '.join(failed)}" if failed else ""), file=self.report.out, flush=True)
+        print(
+            f"smoke: {len(self.report.results) - len(failed)} of {len(self.report.results)} checks passed"
+            + (f"; failed: {', '.join(failed)}" if failed else ""),
+            file=self.report.out,
+            flush=True,
+        )
         return 1 if failed else 0
 
     def upload(self, form: dict, content_type: str) -> bool:
@@ -190,13 +200,16 @@ class Smoke:
 
         try:
             with open(self.file, "rb") as f:
-                up = requests.post(form["url"], data=form["fields"], files={"file": (self.file.name, f, content_type)},
-                                   timeout=300)
+                up = requests.post(
+                    form["url"], data=form["fields"], files={"file": (self.file.name, f, content_type)}, timeout=300
+                )
         except requests.RequestException as err:
             return self.report.line("upload", False, f"presigned POST to {form['url']} failed: {type(err).__name__}")
-        return self.report.line("upload", up.status_code < 300,
-                                f"presigned POST of {self.file.name} ({self.file.stat().st_size} bytes) "
-                                f"answered {up.status_code}")
+        return self.report.line(
+            "upload",
+            up.status_code < 300,
+            f"presigned POST of {self.file.name} ({self.file.stat().st_size} bytes) answered {up.status_code}",
+        )
 
     def wait(self, job_id: str) -> bool:
         started, seen = time.monotonic(), []
@@ -209,14 +222,22 @@ class Smoke:
                 seen.append(job["status"])
             elapsed = time.monotonic() - started
             if job["status"] == "COMPLETED":
-                return self.report.line("status", True, f"{' -> '.join(seen)} in {elapsed:.0f} s "
-                                        f"(language {job.get('detected_language')}, {job.get('duration_seconds')} s)")
+                return self.report.line(
+                    "status",
+                    True,
+                    f"{' -> '.join(seen)} in {elapsed:.0f} s "
+                    f"(language {job.get('detected_language')}, {job.get('duration_seconds')} s)",
+                )
             if job["status"] == "FAILED":
                 return self.report.line("status", False, f"FAILED: {job.get('error') or 'no reason given'}")
             if elapsed > self.timeout:
-                return self.report.line("status", False, f"still {job['status']} after {self.timeout:.0f} s "
-                                        f"({' -> '.join(seen)}); a first job wakes the GPU fleet from zero "
-                                        "(~5 min): raise --timeout, or see docs/runbook.md")
+                return self.report.line(
+                    "status",
+                    False,
+                    f"still {job['status']} after {self.timeout:.0f} s "
+                    f"({' -> '.join(seen)}); a first job wakes the GPU fleet from zero "
+                    "(~5 min): raise --timeout, or see docs/runbook.md",
+                )
             time.sleep(1.0)
 
     def formats(self, job_id: str) -> dict[str, list[str]]:
@@ -245,8 +266,12 @@ class Smoke:
             if fmt == "txt" and self.reference is not None:
                 wer = word_error_rate(self.reference, body, None if self.language == "auto" else self.language)
                 ok = wer <= self.max_wer
-                self.report.line(fmt, ok, f"{detail}, word error rate {wer:.1%} against the reference "
-                                 f"(at most {self.max_wer:.0%}): {body.strip()[:80]!r}")
+                self.report.line(
+                    fmt,
+                    ok,
+                    f"{detail}, word error rate {wer:.1%} against the reference "
+                    f"(at most {self.max_wer:.0%}): {body.strip()[:80]!r}",
+                )
             else:
                 self.report.line(fmt, True, detail)
         # The four renderings come from one transcript: the same words in each.
@@ -276,22 +301,27 @@ class Smoke:
         r = self.call("GET", f"/jobs/{job_id}/transcript?format=txt")
         expires = r.json().get("expires_at", "") if r.status_code == 200 else ""
         try:
-            remaining = (datetime.fromisoformat(expires.replace("Z", "+00:00")) - datetime.now(timezone.utc)).total_seconds()
+            remaining = (datetime.fromisoformat(expires.replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds()
         except ValueError:
             return self.report.line("link", False, f"expires_at {expires!r} is not an ISO 8601 time")
         got = requests.get(url, timeout=60)  # no Authorization header: the link is the credential
         same = "txt" not in texts or [ln.strip() for ln in got.text.splitlines() if ln.strip()] == texts["txt"]
         ok = got.status_code == 200 and same and remaining > 0
-        return self.report.line("link", ok, f"the job's txt link answers {got.status_code} without a token"
-                                f"{'' if same else ' but with other text'}; expires in {remaining / 60:.0f} min")
+        return self.report.line(
+            "link",
+            ok,
+            f"the job's txt link answers {got.status_code} without a token"
+            f"{'' if same else ' but with other text'}; expires in {remaining / 60:.0f} min",
+        )
 
     def delete(self, job_id: str) -> bool:
         r = self.call("DELETE", f"/jobs/{job_id}")
         if r.status_code != 204:
             return self.report.line("delete", False, f"DELETE /jobs/{job_id} answered {r.status_code}")
         after = self.call("GET", f"/jobs/{job_id}")
-        return self.report.line("delete", after.status_code == 404,
-                                f"DELETE answered 204; GET then answers {after.status_code} (want 404)")
+        return self.report.line(
+            "delete", after.status_code == 404, f"DELETE answered 204; GET then answers {after.status_code} (want 404)"
+        )
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -312,29 +342,48 @@ def cmd_smoke(args) -> int:
                 token = fetch_dev_token(args.server, "smoke@example.com")
             except CliError as err:
                 raise SmokeError(str(err)) from None
-        smoke = Smoke(server=args.server, token=token, file=path, reference=reference, language=args.language,
-                      timeout=args.timeout, max_wer=args.max_wer)
+        smoke = Smoke(
+            server=args.server,
+            token=token,
+            file=path,
+            reference=reference,
+            language=args.language,
+            timeout=args.timeout,
+            max_wer=args.max_wer,
+        )
         return smoke.run()
     except (SmokeError, OSError) as err:
         print(f"hark smoke: {err}", file=sys.stderr)
         return 1
     except (ValueError, KeyError) as err:  # an answer not in the API's shape (json, keys)
-        print(f"hark smoke: {args.server} answered something that is not Hark's API ({type(err).__name__}: {err})",
-              file=sys.stderr)
+        print(
+            f"hark smoke: {args.server} answered something that is not Hark's API ({type(err).__name__}: {err})",
+            file=sys.stderr,
+        )
         return 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from hark.cli import default_server
 
-    p = sub.add_parser("smoke", help="run a real recording through a stack and check every answer",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--server", default=default_server(), help="API base URL: the ApiUrl output (default $HARK_SERVER or local)")
+    p = sub.add_parser(
+        "smoke",
+        help="run a real recording through a stack and check every answer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--server", default=default_server(), help="API base URL: the ApiUrl output (default $HARK_SERVER or local)"
+    )
     p.add_argument("--token", help="a bearer token (default $HARK_TOKEN, else a local dev token)")
     p.add_argument("--file", help="another recording instead of the bundled one")
     p.add_argument("--reference", help="with --file: its reference text, to score the transcript against")
     p.add_argument("--language", default="auto", help="auto (default), en, ...")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for COMPLETED (default 900)")
-    p.add_argument("--max-wer", type=float, default=DEFAULT_MAX_WER,
-                   help=f"largest word error rate accepted against the reference (default {DEFAULT_MAX_WER})")
+    p.add_argument(
+        "--max-wer",
+        type=float,
+        default=DEFAULT_MAX_WER,
+        help=f"largest word error rate accepted against the reference (default {DEFAULT_MAX_WER})",
+    )
     p.set_defaults(func=cmd_smoke)

@@ -88,9 +88,7 @@ def render_srt(t: Transcript) -> str:
 
 def render_vtt(t: Transcript) -> str:
     blocks = [
-        f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text.strip()}\n"
-        for s in t.segments
-        if s.text.strip()
+        f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text.strip()}\n" for s in t.segments if s.text.strip()
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 

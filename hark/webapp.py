@@ -23,17 +23,21 @@ def clerk_frontend_api_host(publishable_key: str) -> str:
     """The Frontend API host a Clerk publishable key encodes; ValueError (saying why) for anything else."""
     prefix = next((p for p in CLERK_KEY_PREFIXES if publishable_key.startswith(p)), None)
     if prefix is None:
-        raise ValueError(f"hark:clerkPublishableKey must start with {' or '.join(CLERK_KEY_PREFIXES)} "
-                         "(the publishable key from the Clerk dashboard, not the secret key)")
-    encoded = publishable_key[len(prefix):]
+        raise ValueError(
+            f"hark:clerkPublishableKey must start with {' or '.join(CLERK_KEY_PREFIXES)} "
+            "(the publishable key from the Clerk dashboard, not the secret key)"
+        )
+    encoded = publishable_key[len(prefix) :]
     try:
         decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError):
         decoded = ""
     host = decoded[:-1] if decoded.endswith("$") else ""
     if not _HOST.fullmatch(host):
-        raise ValueError("hark:clerkPublishableKey does not decode to a Clerk Frontend API host "
-                         "(base64 of '<host>$' after the pk_ prefix): copy it again from the Clerk dashboard")
+        raise ValueError(
+            "hark:clerkPublishableKey does not decode to a Clerk Frontend API host "
+            "(base64 of '<host>$' after the pk_ prefix): copy it again from the Clerk dashboard"
+        )
     return host.lower()
 
 
@@ -47,8 +51,7 @@ def content_security_policy(connect_sources: list[str], clerk_host: str | None) 
         "script-src": ["'self'"] + ([clerk, CLERK_BOT_PROTECTION] if clerk else []),
         "style-src": ["'self'"] + (["'unsafe-inline'"] if clerk else []),
         "img-src": ["'self'", "data:"] + ([CLERK_IMAGES] if clerk else []),
-        "connect-src": ["'self'", *connect_sources]
-        + ([clerk] if clerk else []),
+        "connect-src": ["'self'", *connect_sources] + ([clerk] if clerk else []),
         "worker-src": ["'self'", "blob:"] if clerk else ["'none'"],
         "frame-src": [CLERK_BOT_PROTECTION] if clerk else ["'none'"],
         "object-src": ["'none'"],

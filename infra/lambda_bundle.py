@@ -37,9 +37,24 @@ def install_deps() -> None:
         return
     shutil.rmtree(DEPS, ignore_errors=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--target", str(DEPS), "--platform", "manylinux2014_x86_64", "--implementation", "cp",
-         "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *REQUIREMENTS],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(DEPS),
+            "--platform",
+            "manylinux2014_x86_64",
+            "--implementation",
+            "cp",
+            "--python-version",
+            LAMBDA_PYTHON,
+            "--only-binary=:all:",
+            *REQUIREMENTS,
+        ],
         check=True,
     )
     stamp.write_text(wanted)

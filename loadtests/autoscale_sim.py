@@ -36,8 +36,8 @@ import math
 import random
 import sys
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from hark.scaling import DEFAULT_POLICY, ScalingPolicy
 from hark.settings import Settings
@@ -224,8 +224,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Simulation:
-    def __init__(self, uploads: Iterable[Upload], policy: ScalingPolicy = DEFAULT_POLICY,
-                 model: FleetModel = FleetModel(), name: str = ""):
+    def __init__(
+        self,
+        uploads: Iterable[Upload],
+        policy: ScalingPolicy = DEFAULT_POLICY,
+        model: FleetModel = FleetModel(),
+        name: str = "",
+    ):
         self.policy, self.model, self.name = policy, model, name
         self.uploads = sorted(uploads, key=lambda u: u.at)
         self.now = 0.0
@@ -376,10 +381,16 @@ class Simulation:
         if rule is None:
             return
         p = self.policy
-        periods = {"wake": p.wake_evaluation_periods, "out": p.scale_out_evaluation_periods,
-                   "in": p.scale_in_evaluation_periods}[rule]
-        cooldown = {"wake": p.scale_out_cooldown_seconds, "out": p.scale_out_cooldown_seconds,
-                    "in": p.scale_in_cooldown_seconds}[rule]
+        periods = {
+            "wake": p.wake_evaluation_periods,
+            "out": p.scale_out_evaluation_periods,
+            "in": p.scale_in_evaluation_periods,
+        }[rule]
+        cooldown = {
+            "wake": p.scale_out_cooldown_seconds,
+            "out": p.scale_out_cooldown_seconds,
+            "in": p.scale_in_cooldown_seconds,
+        }[rule]
         if self.breaches[rule] < periods or self.now - self.last_action[rule] < cooldown:
             return
         if rule == "wake":
@@ -398,8 +409,12 @@ class Simulation:
 
     # -- the loop --
     def settled(self) -> bool:
-        return (self.next_upload >= len(self.uploads) and not self.queue and self.desired == 0
-                and all(w.state == "stopped" for w in self.workers.values()))
+        return (
+            self.next_upload >= len(self.uploads)
+            and not self.queue
+            and self.desired == 0
+            and all(w.state == "stopped" for w in self.workers.values())
+        )
 
     def run(self) -> Result:
         self.next_upload = 0
@@ -434,8 +449,9 @@ class Simulation:
                     self.at(self.now + self.policy.period_seconds, "evaluate")
             self.dispatch()
         running = self.running()
-        self.samples.append(Sample(self.now, self.desired, len(running), len(self.queue),
-                                   sum(1 for w in running if w.state == "busy")))
+        self.samples.append(
+            Sample(self.now, self.desired, len(running), len(self.queue), sum(1 for w in running if w.state == "busy"))
+        )
         return self.result()
 
     def result(self) -> Result:
@@ -452,19 +468,31 @@ class Simulation:
         zero = [a.at for a in self.actions if a.after == 0]
         transcribe = sum(max(TRANSCRIBE_MINIMUM_SECONDS, j.audio_s) for j in self.jobs) / 60 * TRANSCRIBE_USD_PER_MINUTE
         return Result(
-            scenario=self.name, policy=self.policy, model=self.model, jobs=len(self.jobs),
-            audio_hours=sum(j.audio_s for j in self.jobs) / 3600, max_backlog=self.max_backlog,
+            scenario=self.name,
+            policy=self.policy,
+            model=self.model,
+            jobs=len(self.jobs),
+            audio_hours=sum(j.audio_s for j in self.jobs) / 3600,
+            max_backlog=self.max_backlog,
             max_desired=max([self.policy.min_workers, *(a.after for a in self.actions)]),
             max_running=max([0, *(s.running for s in self.samples)]),
-            queue_waits=self.waits, turnarounds=[j.finished - j.arrived for j in done],
-            worker_hours=worked / 3600, instance_hours=billed / 3600, actions=self.actions, samples=self.samples,
-            handed_back=self.handed_back, unfinished=len(self.jobs) - len(done), ended_at=end,
-            idle_again_at=zero[-1] if zero and self.desired == 0 else None, transcribe_cost=transcribe,
+            queue_waits=self.waits,
+            turnarounds=[j.finished - j.arrived for j in done],
+            worker_hours=worked / 3600,
+            instance_hours=billed / 3600,
+            actions=self.actions,
+            samples=self.samples,
+            handed_back=self.handed_back,
+            unfinished=len(self.jobs) - len(done),
+            ended_at=end,
+            idle_again_at=zero[-1] if zero and self.desired == 0 else None,
+            transcribe_cost=transcribe,
         )
 
 
-def simulate(uploads: Iterable[Upload], policy: ScalingPolicy = DEFAULT_POLICY, model: FleetModel = FleetModel(),
-             name: str = "") -> Result:
+def simulate(
+    uploads: Iterable[Upload], policy: ScalingPolicy = DEFAULT_POLICY, model: FleetModel = FleetModel(), name: str = ""
+) -> Result:
     return Simulation(uploads, policy, model, name).run()
 
 
@@ -477,18 +505,47 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-COLUMNS = ("scenario", "jobs", "audio h", "max backlog", "max workers", "scale actions", "queue wait p50",
-           "queue wait p95", "turnaround p95", "worker-h", "billed instance-h", "on-demand $", "spot $",
-           "$/audio h on-demand", "$/audio h spot", "Transcribe $", "Transcribe $/audio h")
+COLUMNS = (
+    "scenario",
+    "jobs",
+    "audio h",
+    "max backlog",
+    "max workers",
+    "scale actions",
+    "queue wait p50",
+    "queue wait p95",
+    "turnaround p95",
+    "worker-h",
+    "billed instance-h",
+    "on-demand $",
+    "spot $",
+    "$/audio h on-demand",
+    "$/audio h spot",
+    "Transcribe $",
+    "Transcribe $/audio h",
+)
 
 
 def row(r: Result) -> list[str]:
     per = (lambda cost: f"{cost / r.audio_hours:.3f}") if r.audio_hours else (lambda cost: "-")
     return [
-        r.scenario, f"{r.jobs:,}", f"{r.audio_hours:,.1f}", f"{r.max_backlog:,}", str(r.max_desired),
-        str(len(r.actions)), _duration(r.wait(50)), _duration(r.wait(95)), _duration(r.turnaround(95)),
-        f"{r.worker_hours:.1f}", f"{r.instance_hours:.1f}", f"{r.cost_on_demand:,.2f}", f"{r.cost_spot:,.2f}",
-        per(r.cost_on_demand), per(r.cost_spot), f"{r.transcribe_cost:,.2f}", per(r.transcribe_cost),
+        r.scenario,
+        f"{r.jobs:,}",
+        f"{r.audio_hours:,.1f}",
+        f"{r.max_backlog:,}",
+        str(r.max_desired),
+        str(len(r.actions)),
+        _duration(r.wait(50)),
+        _duration(r.wait(95)),
+        _duration(r.turnaround(95)),
+        f"{r.worker_hours:.1f}",
+        f"{r.instance_hours:.1f}",
+        f"{r.cost_on_demand:,.2f}",
+        f"{r.cost_spot:,.2f}",
+        per(r.cost_on_demand),
+        per(r.cost_spot),
+        f"{r.transcribe_cost:,.2f}",
+        per(r.transcribe_cost),
     ]
 
 
@@ -521,8 +578,13 @@ def parse_overrides(pairs: list[str], cls):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=["all", "steady", "burst", "night"], default="all")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a ScalingPolicy or FleetModel field (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a ScalingPolicy or FleetModel field (repeatable)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--actions", action="store_true", help="also print every scaling action")
     args = parser.parse_args(argv)
@@ -534,14 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     policy = dataclasses.replace(DEFAULT_POLICY, **parse_overrides(args.set, ScalingPolicy))
     model = dataclasses.replace(FleetModel(), **parse_overrides(args.set, FleetModel))
 
-    chosen = {"all": list(SCENARIOS), "steady": [list(SCENARIOS)[0]], "burst": [list(SCENARIOS)[1]],
-              "night": [list(SCENARIOS)[2]]}[args.scenario]
+    names = list(SCENARIOS)
+    chosen = {"all": names, "steady": names[:1], "burst": names[1:2], "night": names[2:3]}[args.scenario]
     results = [simulate(SCENARIOS[name](), policy, model, name) for name in chosen]
     print(f"policy: {policy}")
     print(f"fleet:  {model}")
-    print(f"prices ({PRICES_AS_OF}, us-east-1): g4dn.xlarge ${model.on_demand_usd_per_hour}/h on-demand, "
-          f"${model.spot_usd_per_hour}/h spot; Amazon Transcribe ${TRANSCRIBE_USD_PER_MINUTE}/min "
-          f"(${TRANSCRIBE_USD_PER_MINUTE * 60:.2f}/audio h)\n")
+    print(
+        f"prices ({PRICES_AS_OF}, us-east-1): g4dn.xlarge ${model.on_demand_usd_per_hour}/h on-demand, "
+        f"${model.spot_usd_per_hour}/h spot; Amazon Transcribe ${TRANSCRIBE_USD_PER_MINUTE}/min "
+        f"(${TRANSCRIBE_USD_PER_MINUTE * 60:.2f}/audio h)\n"
+    )
     print(render(results, args.markdown))
     for r in results:
         if r.unfinished or r.handed_back:
@@ -549,8 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.actions:
             print(f"\n{r.scenario}: scaling actions")
             for a in r.actions:
-                print(f"  t={_duration(a.at):>8}  {a.rule:<4} {a.before:>3} -> {a.after:<3} "
-                      f"(running {a.running}, visible {a.visible})")
+                print(
+                    f"  t={_duration(a.at):>8}  {a.rule:<4} {a.before:>3} -> {a.after:<3} "
+                    f"(running {a.running}, visible {a.visible})"
+                )
     return 0
 
 

@@ -86,8 +86,9 @@ def make_clip() -> Path:
         return Path(given)
     path = Path(tempfile.mkdtemp(prefix="hark-load-")) / "load-clip.wav"
     if shutil.which("espeak-ng"):
-        done = subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(path), CLIP_TEXT],
-                              capture_output=True, timeout=30)
+        done = subprocess.run(
+            ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(path), CLIP_TEXT], capture_output=True, timeout=30
+        )
         if done.returncode == 0 and path.exists() and path.stat().st_size > 1000:
             return path
     _tone_wav(path)
@@ -96,8 +97,14 @@ def make_clip() -> Path:
 
 CLIP = make_clip()
 CLIP_BYTES = CLIP.read_bytes()
-CLIP_TYPE = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
-             ".flac": "audio/flac", ".webm": "audio/webm"}.get(CLIP.suffix.lower(), "audio/wav")
+CLIP_TYPE = {
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".ogg": "audio/ogg",
+    ".flac": "audio/flac",
+    ".webm": "audio/webm",
+}.get(CLIP.suffix.lower(), "audio/wav")
 
 
 # -- shared behaviour -----------------------------------------------------------------------------
@@ -116,8 +123,9 @@ class HarkUser(HttpUser):
         self.rotatable = token is None
         if token is None:
             email = f"load-{RUN_ID}-{next(_emails)}@{EMAIL_DOMAIN}"
-            with self.client.post("/dev/token", json={"email": email}, name="POST /dev/token",
-                                  catch_response=True) as r:
+            with self.client.post(
+                "/dev/token", json={"email": email}, name="POST /dev/token", catch_response=True
+            ) as r:
                 if r.status_code != 200:
                     r.failure(f"dev sign-in answered {r.status_code}: set HARK_TOKEN for a deployed stack")
                     raise StopUser()
@@ -231,9 +239,13 @@ class TranscribeUser(HarkUser):
             return
         job_id, upload = created["job"]["job_id"], created["upload"]
         # The fields first, the file last, as S3's POST policy requires (requests keeps that order).
-        with self.client.post(upload["url"], data=upload.get("fields") or {},
-                              files={"file": (CLIP.name, CLIP_BYTES, CLIP_TYPE)},
-                              name="S3 presigned POST", catch_response=True) as r:
+        with self.client.post(
+            upload["url"],
+            data=upload.get("fields") or {},
+            files={"file": (CLIP.name, CLIP_BYTES, CLIP_TYPE)},
+            name="S3 presigned POST",
+            catch_response=True,
+        ) as r:
             if r.status_code not in (200, 201, 204):
                 r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
                 return
@@ -251,8 +263,12 @@ class TranscribeUser(HarkUser):
                 elif status != "COMPLETED":
                     exception = TimeoutError(f"job still {status} after {JOB_TIMEOUT:.0f}s")
                 self.environment.events.request.fire(
-                    request_type="JOB", name=COMPLETED_NAME, response_time=(now - uploaded) * 1000,
-                    response_length=0, exception=exception, context={"job_id": job_id},
+                    request_type="JOB",
+                    name=COMPLETED_NAME,
+                    response_time=(now - uploaded) * 1000,
+                    response_length=0,
+                    exception=exception,
+                    context={"job_id": job_id},
                 )
                 return
             time.sleep(min(POLL_INTERVAL, max(0.0, deadline - now)))  # gevent-patched: yields

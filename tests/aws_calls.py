@@ -62,6 +62,7 @@ MISSING_KEY_PROBES = {"HeadObject"}
 @dataclass(frozen=True)
 class Need:
     """One IAM authorisation a recorded call needs."""
+
     action: str
     resource: str
     context: tuple[tuple[str, str], ...] = ()  # condition keys the request carries
@@ -89,8 +90,12 @@ class NameMap:
 
 
 def deployed_resources(context: dict) -> Resources:
-    return resources(context["hark:stack"], context["hark:emailSender"], account=PSEUDO["AWS::AccountId"],
-                     region=PSEUDO["AWS::Region"])
+    return resources(
+        context["hark:stack"],
+        context["hark:emailSender"],
+        account=PSEUDO["AWS::AccountId"],
+        region=PSEUDO["AWS::Region"],
+    )
 
 
 def needs(record: dict, names: dict[str, str]) -> list[Need]:
@@ -118,7 +123,9 @@ def needs(record: dict, names: dict[str, str]) -> list[Need]:
         return out
     if service == "sqs":
         queue = params.get("QueueName") or params["QueueUrl"].rstrip("/").rsplit("/", 1)[1]
-        return [Need(SQS_ACTIONS.get(op, f"sqs:{op}"), f"arn:{partition}:sqs:{region}:{account}:{name(queue)}", (), why)]
+        return [
+            Need(SQS_ACTIONS.get(op, f"sqs:{op}"), f"arn:{partition}:sqs:{region}:{account}:{name(queue)}", (), why)
+        ]
     if service == "dynamodb":
         table = f"arn:{partition}:dynamodb:{region}:{account}:table/{name(params['TableName'])}"
         if params.get("IndexName"):
@@ -211,8 +218,9 @@ def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def check(records: list[dict], templates: dict[str, dict], context: dict,
-          required: set[str] = frozenset()) -> list[str]:
+def check(
+    records: list[dict], templates: dict[str, dict], context: dict, required: set[str] = frozenset()
+) -> list[str]:
     """Every problem found: a call its component's role would refuse, a call no mapping covers, or a
     component whose tests ran but recorded nothing (the recording itself broke)."""
     problems: list[str] = []
@@ -221,8 +229,10 @@ def check(records: list[dict], templates: dict[str, dict], context: dict,
     for record in records:
         by_component.setdefault(record["component"], []).append(record)
     for component in sorted(required - set(by_component)):
-        problems.append(f"{component}: its tests ran but no AWS call of it was recorded (is hark.aws's "
-                        "attribution still right? see hark.aws.COMPONENTS)")
+        problems.append(
+            f"{component}: its tests ran but no AWS call of it was recorded (is hark.aws's "
+            "attribution still right? see hark.aws.COMPONENTS)"
+        )
     for component, recs in sorted(by_component.items()):
         if component in UNCHECKED:
             continue
@@ -241,8 +251,9 @@ def check(records: list[dict], templates: dict[str, dict], context: dict,
                 problems.append(f"{component}: {err}")
         for need in refused.values():
             context_text = f" with {dict(need.context)}" if need.context else ""
-            problems.append(f"{component} ({stack}/{role}) may not {need.action} on {need.resource}"
-                            f"{context_text} [{need.why}]")
+            problems.append(
+                f"{component} ({stack}/{role}) may not {need.action} on {need.resource}{context_text} [{need.why}]"
+            )
     return problems
 
 

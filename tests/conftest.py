@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hark import aws, models
+from hark import aws, bundled_model
 from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, free_port
 from hark.local.provision import provision
 from hark.resources import resources
@@ -22,7 +22,9 @@ from hark.settings import get_settings
 TEST_STACK = "hark-test"
 # The real recordings with reference transcripts: ../shared beside the checkout (as in CI), or
 # HARK_SPEECH_DIR.
-SHARED_SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech")
+SHARED_SPEECH = Path(
+    os.environ.get("HARK_SPEECH_DIR") or Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech"
+)
 ESPEAK_VOICES = {"en": "en-us", "es": "es"}
 
 
@@ -59,7 +61,7 @@ def stack(emulator):
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The bundled multilingual Whisper base model, assembled once."""
-    return models.install()
+    return bundled_model.install()
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +77,8 @@ def speech(tmp_path_factory):
         if not wav.exists():
             subprocess.run(
                 ["espeak-ng", "-v", ESPEAK_VOICES[lang], "-s", str(speed), "-w", str(wav), text],
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             )
         if fmt == "wav":
             return wav
@@ -124,30 +127,37 @@ def pytest_sessionfinish(session, exitstatus):
         return  # no test drove a component (unit or infra tests only)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if importlib.util.find_spec("aws_cdk") is None:
-        reporter.write_line(f"AWS calls recorded ({aws_calls.summary(records)}) but not checked: the infra "
-                            "extra (aws-cdk-lib) is not installed (make install-test)", yellow=True)
+        reporter.write_line(
+            f"AWS calls recorded ({aws_calls.summary(records)}) but not checked: the infra "
+            "extra (aws-cdk-lib) is not installed (make install-test)",
+            yellow=True,
+        )
         return
     from tests.infra import conftest as infra
 
     synth = infra.SESSION_SYNTH  # the infra tests' synth, when they ran in this session
     if synth is None:
         outdir = Path(tempfile.mkdtemp(prefix="hark-cdk-out-"))
-        with _output_to(outdir / "synth.log"):  # the synth's warnings (and node's) go to a file
+        with OutputTo(outdir / "synth.log"):  # the synth's warnings (and node's) go to a file
             synth = infra.synthesise(outdir)
     missing = {stack for stack, _ in aws_calls.ROLES.values()} - set(synth.templates)
-    problems = ([f"the CDK app did not synthesise {sorted(missing)}: {synth.error}"] if missing else
-                aws_calls.check(records, synth.templates, infra.TEST_CONTEXT, required))
+    problems = (
+        [f"the CDK app did not synthesise {sorted(missing)}: {synth.error}"]
+        if missing
+        else aws_calls.check(records, synth.templates, infra.TEST_CONTEXT, required)
+    )
     if problems:
         reporter.write_sep("=", "AWS calls the deployed IAM roles would refuse (tests/aws_calls.py)", red=True)
         for problem in problems:
             reporter.write_line(problem, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        reporter.write_line(f"AWS calls recorded and allowed by their IAM roles: {aws_calls.summary(records)}",
-                            green=True)
+        reporter.write_line(
+            f"AWS calls recorded and allowed by their IAM roles: {aws_calls.summary(records)}", green=True
+        )
 
 
-class _output_to:
+class OutputTo:
     """Redirect this process's stdout and stderr (file descriptors, so child processes too) to a file."""
 
     def __init__(self, path: Path):

@@ -49,8 +49,13 @@ def running_gateway(state_dir: Path):
     # key Clerk does not know).
     clerk_key = aws.secret(aws.stack_resources().clerk_secret)
     issuer = DevIssuer(origin, state_dir / "issuer-key.pem", backend_secret_key=lambda: clerk_key)
-    config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": origin,
-              "authorizedParties": [origin]}
+    config = {
+        "apiBase": "",
+        "devAuth": True,
+        "clerkPublishableKey": None,
+        "webOrigin": origin,
+        "authorizedParties": [origin],
+    }
     server = make_server("127.0.0.1", port, Gateway(issuer, REPO / "frontend", config), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="gateway")
     thread.start()

@@ -28,14 +28,27 @@ def link_event(token: str) -> dict:
     path = f"/links/{token}"
     headers = {"Accept": "*/*", "User-Agent": "mail-client"}
     return {
-        "resource": "/links/{token}", "path": path, "httpMethod": "GET", "headers": headers,
+        "resource": "/links/{token}",
+        "path": path,
+        "httpMethod": "GET",
+        "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": {"token": token}, "stageVariables": None,
-        "requestContext": {"resourcePath": "/links/{token}", "httpMethod": "GET", "path": f"/local{path}",
-                           "stage": "local", "requestId": str(uuid.uuid4()), "accountId": "123456789012",
-                           "apiId": "local", "identity": {"sourceIp": "127.0.0.1"}},
-        "body": None, "isBase64Encoded": False,
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"token": token},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/links/{token}",
+            "httpMethod": "GET",
+            "path": f"/local{path}",
+            "stage": "local",
+            "requestId": str(uuid.uuid4()),
+            "accountId": "123456789012",
+            "apiId": "local",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
     }
 
 

@@ -19,8 +19,9 @@ class WorkerProcess:
     def __init__(self, module: str, log_path: Path, env: dict[str, str]):
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def lines(self) -> list[dict]:
         out = []

@@ -57,8 +57,12 @@ class Delivery:
 
     @classmethod
     def from_sqs(cls, raw: dict) -> Delivery:
-        return cls(id=raw["MessageId"], receipt=raw["ReceiptHandle"], body=raw.get("Body", ""),
-                   receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
+        return cls(
+            id=raw["MessageId"],
+            receipt=raw["ReceiptHandle"],
+            body=raw.get("Body", ""),
+            receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+        )
 
 
 class Fate(StrEnum):
@@ -130,8 +134,17 @@ Handler = Callable[[Delivery], Outcome]
 class QueueConsumer:
     """Receives from one queue and settles each delivery as its handler says (module docstring)."""
 
-    def __init__(self, *, queue_url: str, handler: Handler, settings: Settings, telemetry: Telemetry,
-                 backoff: Backoff, batch_size: int = 1, message_keys: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        handler: Handler,
+        settings: Settings,
+        telemetry: Telemetry,
+        backoff: Backoff,
+        batch_size: int = 1,
+        message_keys: tuple[str, ...] = (),
+    ):
         self.queue_url, self.handler, self.backoff = queue_url, handler, backoff
         self.telemetry = telemetry
         self.logger = telemetry.logger
@@ -181,8 +194,11 @@ class QueueConsumer:
             if self.stopping.is_set():
                 return []
             reply = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.poll_wait,
-                VisibilityTimeout=self.lease, MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=self.poll_wait,
+                VisibilityTimeout=self.lease,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
             batch = [Delivery.from_sqs(raw) for raw in reply.get("Messages", [])]
             with self._lock:
@@ -198,8 +214,11 @@ class QueueConsumer:
                 outcome = self.handler(delivery)
             except Exception:  # a bug or an outage the handler did not expect: try again later
                 outcome = retry()
-                self.logger.exception("message failed: retrying later", receive_count=delivery.receive_count,
-                                      retry_in_seconds=self.backoff.delay(delivery.receive_count))
+                self.logger.exception(
+                    "message failed: retrying later",
+                    receive_count=delivery.receive_count,
+                    retry_in_seconds=self.backoff.delay(delivery.receive_count),
+                )
             self._settle(delivery, outcome)
         finally:
             self.telemetry.flush()
@@ -214,14 +233,21 @@ class QueueConsumer:
                 if outcome.fate == Fate.DONE:
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=delivery.receipt)
                 else:
-                    seconds = 0 if outcome.fate == Fate.DEAD_LETTER else (
-                        self.backoff.delay(delivery.receive_count) if outcome.delay is None else outcome.delay)
-                    self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=delivery.receipt,
-                                                       VisibilityTimeout=int(max(0, min(seconds, MAX_VISIBILITY))))
+                    seconds = (
+                        0
+                        if outcome.fate == Fate.DEAD_LETTER
+                        else (self.backoff.delay(delivery.receive_count) if outcome.delay is None else outcome.delay)
+                    )
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=delivery.receipt,
+                        VisibilityTimeout=int(max(0, min(seconds, MAX_VISIBILITY))),
+                    )
             except (ClientError, BotoCoreError):
                 # The message comes back when its lease runs out; the handlers are idempotent.
-                self.logger.exception("could not settle the message; it returns after its lease",
-                                      fate=outcome.fate.value)
+                self.logger.exception(
+                    "could not settle the message; it returns after its lease", fate=outcome.fate.value
+                )
 
     # -- the lease -------------------------------------------------------------------------------
     def _heartbeat(self, stop: threading.Event) -> None:
@@ -231,9 +257,13 @@ class QueueConsumer:
                 if not held:
                     continue
                 try:
-                    self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
-                        {"Id": str(i), "ReceiptHandle": d.receipt, "VisibilityTimeout": self.lease}
-                        for i, d in enumerate(held)])
+                    self.sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": d.receipt, "VisibilityTimeout": self.lease}
+                            for i, d in enumerate(held)
+                        ],
+                    )
                 except Exception:  # a missed beat only risks a duplicate, which the handlers absorb
                     self.logger.warning("heartbeat failed", exc_info=True)
 
@@ -247,12 +277,14 @@ class QueueConsumer:
             held, self.in_hand = self.in_hand, []
             for delivery in held:
                 try:
-                    self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=delivery.receipt,
-                                                       VisibilityTimeout=0)
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url, ReceiptHandle=delivery.receipt, VisibilityTimeout=0
+                    )
                     self.logger.warning("out of time: message handed back", message_id=delivery.id)
                 except Exception:
-                    self.logger.exception("hand-back failed; the message returns when its lease expires",
-                                          message_id=delivery.id)
+                    self.logger.exception(
+                        "hand-back failed; the message returns when its lease expires", message_id=delivery.id
+                    )
 
 
 def stop_margin(timeout: float) -> float:
@@ -263,8 +295,11 @@ def stop_margin(timeout: float) -> float:
 def _watch_signals(consumer: QueueConsumer, timeout: float) -> None:
     received = signal.sigwait(STOP_SIGNALS)
     deadline = time.monotonic() + timeout - stop_margin(timeout)
-    consumer.logger.info("stop signal: finishing the current message", signal=signal.Signals(received).name,
-                         seconds_left=round(deadline - time.monotonic(), 1))
+    consumer.logger.info(
+        "stop signal: finishing the current message",
+        signal=signal.Signals(received).name,
+        seconds_left=round(deadline - time.monotonic(), 1),
+    )
     consumer.stop()
     if consumer.polling and not consumer.in_hand:
         # Idle in a long poll: nothing to finish, so don't sit out the rest of the poll. A message

@@ -90,13 +90,22 @@ def _json(status: int, body: dict, headers: dict | None = None) -> Response:
 
 
 class Gateway:
-    def __init__(self, issuer: DevIssuer, web_root: Path, config: dict, region: str = "us-east-1",
-                 api: HttpApi = HTTP_API, cors_origins: list[str] | None = None, connect_sources: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        issuer: DevIssuer,
+        web_root: Path,
+        config: dict,
+        region: str = "us-east-1",
+        api: HttpApi = HTTP_API,
+        cors_origins: list[str] | None = None,
+        connect_sources: tuple[str, ...] = (),
+    ):
         """`connect_sources`: hosts the page talks to besides its own origin (the emulator's S3)."""
         self.issuer, self.web_root, self.config, self.region, self.api = issuer, web_root.resolve(), config, region, api
         key = config.get("clerkPublishableKey")
         self.web_headers = security_headers(
-            content_security_policy(list(connect_sources), clerk_frontend_api_host(key) if key else None))
+            content_security_policy(list(connect_sources), clerk_frontend_api_host(key) if key else None)
+        )
         self.cors_origins = list(cors_origins or config.get("authorizedParties") or [config["webOrigin"]])
         self.api_function = LambdaFunction(api.api_handler)
         self.authorizer_function = LambdaFunction(api.authorizer.handler)
@@ -149,8 +158,15 @@ class Gateway:
     def dev_token(self, request: Request) -> Response:
         # Dev sign-in mints a token for any email: only for a browser on this machine.
         if request.host.rsplit(":", 1)[0].strip("[]") not in LOOPBACK_HOSTS:
-            return _json(403, {"error": {"code": "dev_sign_in_loopback_only",
-                                         "message": "Dev sign-in answers only on 127.0.0.1 or localhost."}})
+            return _json(
+                403,
+                {
+                    "error": {
+                        "code": "dev_sign_in_loopback_only",
+                        "message": "Dev sign-in answers only on 127.0.0.1 or localhost.",
+                    }
+                },
+            )
         data = request.get_json(silent=True) or {}
         email = data.get("email") if isinstance(data, dict) else None
         if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
@@ -176,13 +192,16 @@ class Gateway:
         """What API Gateway's CORS preflight (a mock integration, no authorizer) answers."""
         cors = self.api.cors
         origin = request.headers.get("Origin")
-        return Response(status=204, headers={
-            "Access-Control-Allow-Origin": origin if origin in self.cors_origins else self.cors_origins[0],
-            "Access-Control-Allow-Methods": ",".join(cors.allow_methods),
-            "Access-Control-Allow-Headers": ",".join(cors.allow_headers),
-            "Access-Control-Max-Age": str(cors.max_age_seconds),
-            "Vary": "Origin",
-        })
+        return Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin if origin in self.cors_origins else self.cors_origins[0],
+                "Access-Control-Allow-Methods": ",".join(cors.allow_methods),
+                "Access-Control-Allow-Headers": ",".join(cors.allow_headers),
+                "Access-Control-Max-Age": str(cors.max_age_seconds),
+                "Vary": "Origin",
+            },
+        )
 
     def gateway_cors_headers(self) -> dict:
         # The stage's DEFAULT_4XX/5XX gateway responses carry the web origin, so browsers can read them.
@@ -204,9 +223,10 @@ class Gateway:
             "path": request.path,
             "httpMethod": request.method,
             "headers": dict(request.headers.items()) or None,
-            "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()} or None,
+            # werkzeug's Headers iterate as (name, value) pairs: keys() gives the names
+            "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()} or None,  # noqa: SIM118
             "queryStringParameters": dict(request.args.items()) or None,
-            "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args.keys()} or None,
+            "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args} or None,
             "pathParameters": params or None,
             "stageVariables": None,
             "requestContext": {
@@ -222,10 +242,19 @@ class Gateway:
                 "domainPrefix": request.host.split(":")[0].split(".")[0],
                 "requestTimeEpoch": int(now * 1000),
                 "requestId": str(uuid.uuid4()),
-                "identity": {"sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string,
-                             "accessKey": None, "accountId": None, "caller": None, "user": None, "userArn": None,
-                             "cognitoIdentityId": None, "cognitoIdentityPoolId": None,
-                             "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None},
+                "identity": {
+                    "sourceIp": request.remote_addr or "127.0.0.1",
+                    "userAgent": request.user_agent.string,
+                    "accessKey": None,
+                    "accountId": None,
+                    "caller": None,
+                    "user": None,
+                    "userArn": None,
+                    "cognitoIdentityId": None,
+                    "cognitoIdentityPoolId": None,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                },
                 "domainName": request.host,
                 "apiId": API_ID,
             },
@@ -236,10 +265,25 @@ class Gateway:
     def authorizer_event(self, event: dict, identity: str, method_arn: str) -> dict:
         if self.api.authorizer.kind == "TOKEN":
             return {"type": "TOKEN", "authorizationToken": identity, "methodArn": method_arn}
-        return {"type": "REQUEST", "methodArn": method_arn,
-                **{k: event[k] for k in ("resource", "path", "httpMethod", "headers", "multiValueHeaders",
-                                         "queryStringParameters", "multiValueQueryStringParameters",
-                                         "pathParameters", "stageVariables", "requestContext")}}
+        return {
+            "type": "REQUEST",
+            "methodArn": method_arn,
+            **{
+                k: event[k]
+                for k in (
+                    "resource",
+                    "path",
+                    "httpMethod",
+                    "headers",
+                    "multiValueHeaders",
+                    "queryStringParameters",
+                    "multiValueQueryStringParameters",
+                    "pathParameters",
+                    "stageVariables",
+                    "requestContext",
+                )
+            },
+        }
 
     def authorize(self, request: Request, event: dict) -> Response | dict:
         """The authorizer's context for the API event, or API Gateway's 401/403 answer."""
@@ -255,9 +299,12 @@ class Gateway:
                 result = self.authorizer_function(self.authorizer_event(event, identity, method_arn))
             except Exception:  # the authorizer raised "Unauthorized" (or failed): API Gateway's 401
                 return _json(401, UNAUTHORIZED_BODY, self.gateway_cors_headers())
-            cached = CachedPolicy(str(result.get("principalId")), result.get("policyDocument") or {},
-                                  dict(result.get("context") or {}),
-                                  time.monotonic() + self.api.authorizer.result_cache_seconds)
+            cached = CachedPolicy(
+                str(result.get("principalId")),
+                result.get("policyDocument") or {},
+                dict(result.get("context") or {}),
+                time.monotonic() + self.api.authorizer.result_cache_seconds,
+            )
             cached.context["integrationLatency"] = int((time.monotonic() - started) * 1000)
             if self.api.authorizer.result_cache_seconds > 0:
                 with self._cache_lock:
@@ -306,9 +353,13 @@ def policy_allows(policy: dict, arn: str) -> bool:
     statements = policy.get("Statement") or []
     if isinstance(statements, dict):
         statements = [statements]
-    matching = [s for s in statements if isinstance(s, dict)
-                and _covers(s.get("Action"), "execute-api:Invoke", re.IGNORECASE)  # actions ignore case
-                and _covers(s.get("Resource"), arn)]
+    matching = [
+        s
+        for s in statements
+        if isinstance(s, dict)
+        and _covers(s.get("Action"), "execute-api:Invoke", re.IGNORECASE)  # actions ignore case
+        and _covers(s.get("Resource"), arn)
+    ]
     if any(s.get("Effect") == "Deny" for s in matching):
         return False
     return any(s.get("Effect") == "Allow" for s in matching)
@@ -318,6 +369,7 @@ def _covers(patterns, value: str, flags: int = 0) -> bool:
     """IAM-style wildcard match of a policy's Action or Resource (string or list)."""
     for pattern in patterns if isinstance(patterns, list) else [patterns]:
         if isinstance(pattern, str) and re.fullmatch(
-                re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value, re.DOTALL | flags):
+            re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value, re.DOTALL | flags
+        ):
             return True
     return False

@@ -12,15 +12,15 @@ in both places, even for a token without an email claim (Clerk's default session
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 import hmac
+import json
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -43,13 +43,27 @@ def clerk_user(user_id: str, email: str | None, created_ms: int = 0) -> dict:
     """A user as Clerk's Backend API answers GET /v1/users/{user_id} (the fields Hark reads, and a few more)."""
     addresses = []
     if email:
-        addresses.append({"id": email_address_id(user_id, email), "object": "email_address", "email_address": email,
-                          "verification": {"status": "verified", "strategy": "email_code"}, "linked_to": []})
+        addresses.append(
+            {
+                "id": email_address_id(user_id, email),
+                "object": "email_address",
+                "email_address": email,
+                "verification": {"status": "verified", "strategy": "email_code"},
+                "linked_to": [],
+            }
+        )
     return {
-        "id": user_id, "object": "user", "username": None, "first_name": None, "last_name": None,
+        "id": user_id,
+        "object": "user",
+        "username": None,
+        "first_name": None,
+        "last_name": None,
         "primary_email_address_id": addresses[0]["id"] if addresses else None,
-        "email_addresses": addresses, "phone_numbers": [], "external_accounts": [],
-        "created_at": created_ms, "updated_at": created_ms,
+        "email_addresses": addresses,
+        "phone_numbers": [],
+        "external_accounts": [],
+        "created_at": created_ms,
+        "updated_at": created_ms,
     }
 
 
@@ -107,7 +121,7 @@ class DevIssuer:
             claims["email"] = address
         self._remember(claims["sub"], address, now)
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
-        expires = datetime.fromtimestamp(claims["exp"], timezone.utc).isoformat().replace("+00:00", "Z")
+        expires = datetime.fromtimestamp(claims["exp"], UTC).isoformat().replace("+00:00", "Z")
         return {"token": token, "user_id": claims["sub"], "email": address, "expires_at": expires}
 
     # -- the Backend API stand-in ------------------------------------------------------------------
@@ -131,7 +145,11 @@ class DevIssuer:
         """GET /v1/users/{user_id} of Clerk's Backend API: (status, body) in Clerk's shapes."""
         scheme, _, presented = (authorization or "").partition(" ")
         expected = self._backend_secret_key()
-        if scheme.lower() != "bearer" or not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        if (
+            scheme.lower() != "bearer"
+            or not presented
+            or not hmac.compare_digest(presented.encode(), expected.encode())
+        ):
             return clerk_error(401, "authentication_invalid", "The secret key is missing or not valid.")
         with self._users_lock:
             known = self._users.get(user_id)

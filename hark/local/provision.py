@@ -46,8 +46,12 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
                 Bucket=b.name,
                 LifecycleConfiguration={
                     "Rules": [
-                        {"ID": f"expire-{r.prefix.strip('/')}", "Filter": {"Prefix": r.prefix}, "Status": "Enabled",
-                         "Expiration": {"Days": r.expire_days}}
+                        {
+                            "ID": f"expire-{r.prefix.strip('/')}",
+                            "Filter": {"Prefix": r.prefix},
+                            "Status": "Enabled",
+                            "Expiration": {"Days": r.expire_days},
+                        }
                         for r in b.lifecycle
                     ]
                 },
@@ -57,8 +61,13 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
                 Bucket=b.name,
                 CORSConfiguration={
                     "CORSRules": [
-                        {"AllowedOrigins": web_origins, "AllowedMethods": ["POST", "PUT"], "AllowedHeaders": ["*"],
-                         "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}
+                        {
+                            "AllowedOrigins": web_origins,
+                            "AllowedMethods": ["POST", "PUT"],
+                            "AllowedHeaders": ["*"],
+                            "ExposeHeaders": ["ETag"],
+                            "MaxAgeSeconds": 3000,
+                        }
                     ]
                 },
             )
@@ -67,8 +76,11 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
                 Bucket=b.name,
                 NotificationConfiguration={
                     "QueueConfigurations": [
-                        {"QueueArn": queue_arn(region, res.transcribe_queue.name), "Events": ["s3:ObjectCreated:*"],
-                         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": b.notify_prefix}]}}}
+                        {
+                            "QueueArn": queue_arn(region, res.transcribe_queue.name),
+                            "Events": ["s3:ObjectCreated:*"],
+                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": b.notify_prefix}]}},
+                        }
                     ]
                 },
             )
@@ -79,10 +91,14 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
         for index in t.indexes:
             attributes |= {index.partition_key, index.sort_key}
             indexes.append(
-                {"IndexName": index.name,
-                 "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"},
-                               {"AttributeName": index.sort_key, "KeyType": "RANGE"}],
-                 "Projection": {"ProjectionType": "ALL"}}
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
             )
         kwargs = {
             "TableName": t.name,
@@ -93,14 +109,18 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
         if indexes:
             kwargs["GlobalSecondaryIndexes"] = indexes
         ddb.create_table(**kwargs)
-        ddb.update_time_to_live(TableName=t.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl_attribute})
+        ddb.update_time_to_live(
+            TableName=t.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl_attribute}
+        )
 
     ses.verify_email_identity(EmailAddress=res.email_identity)
 
     # As CDK generates them: a random link key; the Clerk key is the local stand-in's (hark.local.issuer),
     # random too, so the worker's lookup really has to present it.
     sm = client("secretsmanager")
-    for name, description in ((res.link_signing_secret, "HMAC key of the transcript links in emails"),
-                              (res.clerk_secret, "Clerk Backend API secret key (local stand-in)")):
+    for name, description in (
+        (res.link_signing_secret, "HMAC key of the transcript links in emails"),
+        (res.clerk_secret, "Clerk Backend API secret key (local stand-in)"),
+    ):
         sm.create_secret(Name=name, Description=description, SecretString=secrets.token_urlsafe(48))
     return urls

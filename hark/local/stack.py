@@ -38,8 +38,9 @@ class ChildProcess:
 
     def start(self) -> None:
         out = open(self.log, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=out,
-                                        stderr=subprocess.STDOUT, cwd=REPO)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+        )
         out.close()
 
 
@@ -87,7 +88,7 @@ def local_env(port: int, emulator_port: int, home: Path, model_dir: Path) -> dic
 
 
 def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 1) -> int:
-    from hark import aws, models
+    from hark import aws, bundled_model
     from hark.settings import get_settings
 
     try:
@@ -101,7 +102,7 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     (home / "logs").mkdir(exist_ok=True)
     (home / "outbox").mkdir(exist_ok=True)
     started = time.time()
-    model_dir = Path(os.environ.get("HARK_MODEL_DIR") or models.install())
+    model_dir = Path(os.environ.get("HARK_MODEL_DIR") or bundled_model.install())
 
     emulator = Emulator(emulator_port).start()
     env = local_env(port, emulator_port, home, model_dir)
@@ -118,10 +119,14 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     supervisor = Supervisor()
     for i in range(1, transcription_workers + 1):
-        supervisor.workers.append(ChildProcess(f"transcription worker {i}", "worker.transcription",
-                                         home / "logs" / f"transcription-{i}.log", child_env))
-    supervisor.workers.append(ChildProcess("notification worker", "worker.notification",
-                                     home / "logs" / "notification.log", child_env))
+        supervisor.workers.append(
+            ChildProcess(
+                f"transcription worker {i}", "worker.transcription", home / "logs" / f"transcription-{i}.log", child_env
+            )
+        )
+    supervisor.workers.append(
+        ChildProcess("notification worker", "worker.notification", home / "logs" / "notification.log", child_env)
+    )
     for w in supervisor.workers:
         w.start()
     threading.Thread(target=supervisor.watch, daemon=True, name="supervisor").start()
@@ -131,10 +136,20 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     origin = f"http://127.0.0.1:{port}"
-    config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": origin,
-              "authorizedParties": settings.authorized_parties}
-    gateway = Gateway(DevIssuer(origin, home / "issuer-key.pem"), REPO / "frontend", config, settings.region,
-                      connect_sources=(emulator.endpoint,))
+    config = {
+        "apiBase": "",
+        "devAuth": True,
+        "clerkPublishableKey": None,
+        "webOrigin": origin,
+        "authorizedParties": settings.authorized_parties,
+    }
+    gateway = Gateway(
+        DevIssuer(origin, home / "issuer-key.pem"),
+        REPO / "frontend",
+        config,
+        settings.region,
+        connect_sources=(emulator.endpoint,),
+    )
     server = make_server("127.0.0.1", port, gateway, threaded=True)
 
     print(
@@ -146,8 +161,8 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
   JWKS (dev)       {origin}/.well-known/jwks.json
   AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
   workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification
-  worker logs      {home / 'logs'}
-  emails (outbox)  {home / 'outbox'}
+  worker logs      {home / "logs"}
+  emails (outbox)  {home / "outbox"}
 
 Try:  hark transcribe recording.mp3
 """,

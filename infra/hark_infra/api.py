@@ -25,14 +25,25 @@ RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3
 
 
 class ApiStack(Stack):
-    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web_origin: str,
-                 authorized_parties: list[str], code_dir: Path, code_has_deps: bool, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: HarkConfig,
+        web_origin: str,
+        authorized_parties: list[str],
+        code_dir: Path,
+        code_has_deps: bool,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, cid, **kwargs)
         res = config.resources
         audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
 
         layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools",
+            self,
+            "Powertools",
             powertools_layer_arn(Aws.REGION, Aws.PARTITION, config.powertools_layer_version),
         )
         code = lambda_.Code.from_asset(str(code_dir))
@@ -49,12 +60,18 @@ class ApiStack(Stack):
         }
 
         def function(fid: str, handler: str, service: str, memory: int, timeout: int) -> lambda_.Function:
-            log_group = logs.LogGroup(self, f"{fid}Logs", retention=logs.RetentionDays.ONE_MONTH,
-                                      removal_policy=RemovalPolicy.DESTROY)
-            role = iam.Role(self, f"{fid}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                            description=f"{config.stack} {service} Lambda")
+            log_group = logs.LogGroup(
+                self, f"{fid}Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            )
+            role = iam.Role(
+                self,
+                f"{fid}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"{config.stack} {service} Lambda",
+            )
             fn = lambda_.Function(
-                self, fid,
+                self,
+                fid,
                 runtime=RUNTIME,
                 architecture=lambda_.Architecture.X86_64,
                 function_name=f"{config.stack}-{service}",
@@ -70,19 +87,31 @@ class ApiStack(Stack):
                 environment={**env, "POWERTOOLS_SERVICE_NAME": service},
             )
             # Only its own log group (the L2 would attach AWSLambdaBasicExecutionRole's logs:* on *).
-            role.add_to_policy(iam.PolicyStatement(
-                sid="OwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn]))
-            acknowledge(fn, f"Python {LAMBDA_PYTHON}: the newest runtime with a published Powertools layer "
-                        "and wheels for every dependency; raise LAMBDA_PYTHON (hark_infra/config.py) "
-                        "with the layer.", "AwsSolutions-L1")
-            acknowledge(role, "X-Ray segments cannot be scoped to a resource (xray:Put* takes only '*').",
-                        "AwsSolutions-IAM5[Resource::*]")
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="OwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                )
+            )
+            acknowledge(
+                fn,
+                f"Python {LAMBDA_PYTHON}: the newest runtime with a published Powertools layer "
+                "and wheels for every dependency; raise LAMBDA_PYTHON (hark_infra/config.py) "
+                "with the layer.",
+                "AwsSolutions-L1",
+            )
+            acknowledge(
+                role,
+                "X-Ray segments cannot be scoped to a resource (xray:Put* takes only '*').",
+                "AwsSolutions-IAM5[Resource::*]",
+            )
             if not code_has_deps:
                 Annotations.of(fn).add_warning_v2(
                     "hark:lambda-deps",
                     "Lambda code has no bundled dependencies: run `python lambda_bundle.py` (the CDK CLI "
-                    "does, through cdk.json) before deploying.")
+                    "does, through cdk.json) before deploying.",
+                )
             return fn
 
         self.authorizer_fn = function("AuthorizerFunction", HTTP_API.authorizer.handler, "authorizer", 256, 10)
@@ -95,43 +124,85 @@ class ApiStack(Stack):
         for tdef in res.tables:
             table_resources.append(table_arn(self, tdef.name))
             table_resources += [table_arn(self, tdef.name, index.name) for index in tdef.indexes]
-        self.api_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="JobsAndIdempotencyTables",
-            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
-                     "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
-                     "dynamodb:DescribeTable"],
-            resources=table_resources))
-        self.api_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="PresignUploads", actions=["s3:PutObject"],
-            resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")]))
-        self.api_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="PresignTranscriptLinks", actions=["s3:GetObject"],
-            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
-        self.api_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="DeleteJobObjects", actions=["s3:DeleteObject"],
-            resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*"),
-                       bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
-                       bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="JobsAndIdempotencyTables",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:ConditionCheckItem",
+                    "dynamodb:DescribeTable",
+                ],
+                resources=table_resources,
+            )
+        )
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PresignUploads",
+                actions=["s3:PutObject"],
+                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
+            )
+        )
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PresignTranscriptLinks",
+                actions=["s3:GetObject"],
+                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+            )
+        )
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DeleteJobObjects",
+                actions=["s3:DeleteObject"],
+                resources=[
+                    bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"),
+                    bucket_arn(self, audio, f"{CHUNKS_PREFIX}*"),
+                    bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
+                    bucket_arn(self, transcripts, f"{PARTS_PREFIX}*"),
+                ],
+            )
+        )
         # DELETE /jobs/{id} lists each job prefix (hark.control) before deleting: s3:ListBucket, only below
         # the job prefixes.
-        for sid, bdef, prefixes in (("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX]),
-                                    ("ListJobTranscripts", res.transcripts_bucket, [TRANSCRIPTS_PREFIX, PARTS_PREFIX])):
+        for sid, bdef, prefixes in (
+            ("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX]),
+            ("ListJobTranscripts", res.transcripts_bucket, [TRANSCRIPTS_PREFIX, PARTS_PREFIX]),
+        ):
             self.api_fn.add_to_role_policy(list_bucket_statement(self, sid, bdef.name, prefixes))
         # Verifying the links in emails (GET /links/{token}): the link key only, never Clerk's.
-        self.api_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="LinkSigningKey", actions=["secretsmanager:GetSecretValue"],
-            resources=[secret_arn(self, res.link_signing_secret)]))
-        acknowledge(self.api_fn.role, "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
-                    "transcripts/, parts/): every job has its own keys below it; table ARNs include their "
-                    "indexes.",
-                    *[f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
-                      for b, p in ((audio, UPLOADS_PREFIX), (audio, CHUNKS_PREFIX),
-                                   (transcripts, TRANSCRIPTS_PREFIX), (transcripts, PARTS_PREFIX))])
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="LinkSigningKey",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[secret_arn(self, res.link_signing_secret)],
+            )
+        )
+        acknowledge(
+            self.api_fn.role,
+            "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
+            "transcripts/, parts/): every job has its own keys below it; table ARNs include their "
+            "indexes.",
+            *[
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
+                for b, p in (
+                    (audio, UPLOADS_PREFIX),
+                    (audio, CHUNKS_PREFIX),
+                    (transcripts, TRANSCRIPTS_PREFIX),
+                    (transcripts, PARTS_PREFIX),
+                )
+            ],
+        )
 
-        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
-                                    removal_policy=RemovalPolicy.DESTROY)
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY
+        )
         self.api = apigw.RestApi(
-            self, "Api",
+            self,
+            "Api",
             rest_api_name=f"{config.stack}-api",
             description="Hark transcription jobs",
             # Logging (access and execution) needs the account's API Gateway CloudWatch role: CDK makes
@@ -145,8 +216,16 @@ class ApiStack(Stack):
                 throttling_burst_limit=config.api_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=True),
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 tracing_enabled=True,
                 metrics_enabled=True,
@@ -158,30 +237,41 @@ class ApiStack(Stack):
                 max_age=Duration.seconds(HTTP_API.cors.max_age_seconds),
             ),
         )
-        acknowledge(self.api.node.find_child("CloudWatchRole"), "API Gateway's account-wide logging role: "
-                    "the AWS managed policy is the documented one for it.",
-                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AmazonAPIGatewayPushToCloudWatchLogs]")
+        acknowledge(
+            self.api.node.find_child("CloudWatchRole"),
+            "API Gateway's account-wide logging role: the AWS managed policy is the documented one for it.",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+        )
         # The authorizer's 401/403 answers need CORS headers too, or the browser hides them.
         for rtype in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
             self.api.add_gateway_response(
-                f"Cors{rtype.response_type}", type=rtype,
-                response_headers={"Access-Control-Allow-Origin": f"'{web_origin}'"})
+                f"Cors{rtype.response_type}",
+                type=rtype,
+                response_headers={"Access-Control-Allow-Origin": f"'{web_origin}'"},
+            )
 
         auth = HTTP_API.authorizer
         # The policy allows the whole stage (resource wildcard), so a cached answer fits every route.
         if auth.kind == "TOKEN":
             self.authorizer = apigw.TokenAuthorizer(
-                self, "ClerkAuthorizer", handler=self.authorizer_fn,
+                self,
+                "ClerkAuthorizer",
+                handler=self.authorizer_fn,
                 identity_source=apigw.IdentitySource.header(auth.identity_header),
-                results_cache_ttl=Duration.seconds(auth.result_cache_seconds))
+                results_cache_ttl=Duration.seconds(auth.result_cache_seconds),
+            )
         else:
             self.authorizer = apigw.RequestAuthorizer(
-                self, "ClerkAuthorizer", handler=self.authorizer_fn,
+                self,
+                "ClerkAuthorizer",
+                handler=self.authorizer_fn,
                 identity_sources=[apigw.IdentitySource.header(auth.identity_header)],
-                results_cache_ttl=Duration.seconds(auth.result_cache_seconds))
+                results_cache_ttl=Duration.seconds(auth.result_cache_seconds),
+            )
         validator = self.api.add_request_validator(
-            "Validator", validate_request_body=False, validate_request_parameters=True)
+            "Validator", validate_request_body=False, validate_request_parameters=True
+        )
         integration = apigw.LambdaIntegration(self.api_fn, proxy=True)
 
         resources: dict[str, apigw.IResource] = {"": self.api.root}
@@ -191,21 +281,43 @@ class ApiStack(Stack):
         for route in HTTP_API.routes:
             if route.authorized:
                 resources[route.path].add_method(
-                    route.method, integration, authorizer=self.authorizer,
-                    authorization_type=apigw.AuthorizationType.CUSTOM, request_validator=validator)
+                    route.method,
+                    integration,
+                    authorizer=self.authorizer,
+                    authorization_type=apigw.AuthorizationType.CUSTOM,
+                    request_validator=validator,
+                )
             else:
                 method = resources[route.path].add_method(
-                    route.method, integration, authorization_type=apigw.AuthorizationType.NONE,
-                    request_validator=validator)
-                acknowledge(method, "The link itself is the credential: a signed, expiring token checked by "
-                            "the API Lambda (hark.links).", "AwsSolutions-APIG4", "AwsSolutions-COG4")
+                    route.method,
+                    integration,
+                    authorization_type=apigw.AuthorizationType.NONE,
+                    request_validator=validator,
+                )
+                acknowledge(
+                    method,
+                    "The link itself is the credential: a signed, expiring token checked by "
+                    "the API Lambda (hark.links).",
+                    "AwsSolutions-APIG4",
+                    "AwsSolutions-COG4",
+                )
 
-        acknowledge(self.api, "CORS preflight (OPTIONS) must answer without credentials; every other "
-                    "method uses the Lambda authorizer.", "AwsSolutions-APIG4", "AwsSolutions-COG4")
-        acknowledge(self.api, "Bodies are small JSON validated by the handler's pydantic models; request "
-                    "parameters are validated here.", "AwsSolutions-APIG2")
-        acknowledge(self.api, "Throttled per stage and authenticated by the authorizer; audio never "
-                    "passes through the API. A WAF web ACL is an optional extra (docs/deploy.md).",
-                    "AwsSolutions-APIG3")
+        acknowledge(
+            self.api,
+            "CORS preflight (OPTIONS) must answer without credentials; every other method uses the Lambda authorizer.",
+            "AwsSolutions-APIG4",
+            "AwsSolutions-COG4",
+        )
+        acknowledge(
+            self.api,
+            "Bodies are small JSON validated by the handler's pydantic models; request parameters are validated here.",
+            "AwsSolutions-APIG2",
+        )
+        acknowledge(
+            self.api,
+            "Throttled per stage and authenticated by the authorizer; audio never "
+            "passes through the API. A WAF web ACL is an optional extra (docs/deploy.md).",
+            "AwsSolutions-APIG3",
+        )
 
         CfnOutput(self, "ApiUrl", value=self.api.url)

@@ -50,32 +50,59 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
 
     queues = QueuesStack(app, "Queues", config=config, **props("queues", "transcribe and notify queues"))
     tables = TablesStack(app, "Tables", config=config, **props("tables", "jobs and idempotency tables"))
-    email = EmailStack(app, "Email", config=config,
-                       **props("email", "SES sender identity, email link key, Clerk secret key"))
-    storage = StorageStack(app, "Storage", config=config, web_origins=web_origins,
-                           **props("storage", "audio and transcripts buckets"))
+    email = EmailStack(
+        app, "Email", config=config, **props("email", "SES sender identity, email link key, Clerk secret key")
+    )
+    storage = StorageStack(
+        app, "Storage", config=config, web_origins=web_origins, **props("storage", "audio and transcripts buckets")
+    )
     storage.add_stack_dependency(queues, "the bucket notification needs the queue and its policy")
 
     code_dir, has_deps = lambda_code_dir()
-    api = ApiStack(app, "Api", config=config, web_origin=web_origin, authorized_parties=parties,
-                   code_dir=code_dir, code_has_deps=has_deps, **props("api", "REST API and Lambdas"))
+    api = ApiStack(
+        app,
+        "Api",
+        config=config,
+        web_origin=web_origin,
+        authorized_parties=parties,
+        code_dir=code_dir,
+        code_has_deps=has_deps,
+        **props("api", "REST API and Lambdas"),
+    )
     api.add_stack_dependency(storage)
     api.add_stack_dependency(tables)
 
     # Separate from Web: config.json needs the API URL, and Api already depends on Web (web.py's docstring).
-    WebContentStack(app, "WebContent", config=config, web=web, api_url=api.api.url,
-                    **props("web-content", "web app files and config.json, deployed into the web bucket"))
+    WebContentStack(
+        app,
+        "WebContent",
+        config=config,
+        web=web,
+        api_url=api.api.url,
+        **props("web-content", "web app files and config.json, deployed into the web bucket"),
+    )
 
-    workers = WorkersStack(app, "Workers", config=config, web_origin=web_origin,
-                           email_identity=email.identity_name, api_url=api.api.url,
-                           **props("workers", "GPU transcription and notification workers"))
+    workers = WorkersStack(
+        app,
+        "Workers",
+        config=config,
+        web_origin=web_origin,
+        email_identity=email.identity_name,
+        api_url=api.api.url,
+        **props("workers", "GPU transcription and notification workers"),
+    )
     for dependency in (queues, tables, storage, email, api):
         workers.add_stack_dependency(dependency)
 
-    monitoring = MonitoringStack(app, "Monitoring", config=config, cluster_name=workers.cluster_name,
-                                 transcription_service=workers.transcription_service_name,
-                                 api_function_name=f"{stack}-api",
-                                 **props("monitoring", "dashboard and alarms"))
+    monitoring = MonitoringStack(
+        app,
+        "Monitoring",
+        config=config,
+        cluster_name=workers.cluster_name,
+        transcription_service=workers.transcription_service_name,
+        api_function_name=f"{stack}-api",
+        **props("monitoring", "dashboard and alarms"),
+    )
     monitoring.add_stack_dependency(api)
     monitoring.add_stack_dependency(workers)
 

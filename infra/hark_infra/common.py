@@ -9,8 +9,9 @@ from constructs import IConstruct
 def bucket_arn(scope: IConstruct, name: str, key_pattern: str | None = None) -> str:
     """arn:aws:s3:::name (or name/key_pattern). Buckets are named by hark.resources, so no export is needed."""
     resource = name if key_pattern is None else f"{name}/{key_pattern}"
-    return Stack.of(scope).format_arn(service="s3", resource=resource, region="", account="",
-                                      arn_format=ArnFormat.NO_RESOURCE_NAME)
+    return Stack.of(scope).format_arn(
+        service="s3", resource=resource, region="", account="", arn_format=ArnFormat.NO_RESOURCE_NAME
+    )
 
 
 def queue_arn(scope: IConstruct, name: str) -> str:
@@ -30,8 +31,11 @@ def list_bucket_statement(scope: IConstruct, sid: str, bucket: str, prefixes: li
     from aws_cdk import aws_iam as iam
 
     return iam.PolicyStatement(
-        sid=sid, actions=["s3:ListBucket"], resources=[bucket_arn(scope, bucket)],
-        conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}} if prefixes else None)
+        sid=sid,
+        actions=["s3:ListBucket"],
+        resources=[bucket_arn(scope, bucket)],
+        conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}} if prefixes else None,
+    )
 
 
 def ses_identity_arn(scope: IConstruct, identity: str) -> str:
@@ -41,8 +45,12 @@ def ses_identity_arn(scope: IConstruct, identity: str) -> str:
 def secret_arn(scope: IConstruct, name: str) -> str:
     """A Secrets Manager secret by its name (hark.resources): Secrets Manager appends '-' and six random
     characters to the ARN, matched by '-??????' (exactly six, so no other secret's name can match)."""
-    return Stack.of(scope).format_arn(service="secretsmanager", resource="secret", resource_name=f"{name}-??????",
-                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+    return Stack.of(scope).format_arn(
+        service="secretsmanager",
+        resource="secret",
+        resource_name=f"{name}-??????",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 def resource_env() -> dict[str, str]:
@@ -75,5 +83,6 @@ def acknowledge(scope: IConstruct, reason: str, *rule_ids: str) -> None:
     Rule ids may hold tokens (bucket names carry AWS::AccountId): they are written as cdk-nag does."""
     if not reason.strip():
         raise ValueError("every acknowledged finding needs a reason")
-    Validations.of(scope).acknowledge(*(Acknowledgment(id=nag_text(scope, rule_id), reason=reason)
-                                        for rule_id in rule_ids))
+    Validations.of(scope).acknowledge(
+        *(Acknowledgment(id=nag_text(scope, rule_id), reason=reason) for rule_id in rule_ids)
+    )

@@ -28,8 +28,7 @@ POWERTOOLS_ACCOUNT = "017000801446"
 def powertools_layer_arn(region: str, partition: str, version: int) -> str:
     tag = "python" + LAMBDA_PYTHON.replace(".", "")
     return (
-        f"arn:{partition}:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
-        f"AWSLambdaPowertoolsPythonV3-{tag}-x86_64:{version}"
+        f"arn:{partition}:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:AWSLambdaPowertoolsPythonV3-{tag}-x86_64:{version}"
     )
 
 

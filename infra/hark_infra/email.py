@@ -27,27 +27,48 @@ class EmailStack(Stack):
             self.identity_name = config.email_sender
             identity = ses.Identity.email(config.email_sender)
         self.identity = ses.EmailIdentity(self, "SenderIdentity", identity=identity)
-        CfnOutput(self, "EmailIdentity", value=self.identity_name,
-                  description="Verify this SES identity, then request production access (docs/deploy.md)")
+        CfnOutput(
+            self,
+            "EmailIdentity",
+            value=self.identity_name,
+            description="Verify this SES identity, then request production access (docs/deploy.md)",
+        )
 
         # Generated once by Secrets Manager, never in the template. Read by the notifier (signs) and the
         # API (verifies); names from hark.resources, so the grants need no export.
         self.link_signing_key = secretsmanager.Secret(
-            self, "LinkSigningKey", secret_name=res.link_signing_secret,
+            self,
+            "LinkSigningKey",
+            secret_name=res.link_signing_secret,
             description="Hark: HMAC-SHA256 key of the transcript links in emails (hark/links.py)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=LINK_KEY_LENGTH, exclude_punctuation=True, include_space=False),
+                password_length=LINK_KEY_LENGTH, exclude_punctuation=True, include_space=False
+            ),
         )
         # A placeholder the operator replaces with Clerk's sk_live_... key (docs/deploy.md). CloudFormation
         # only writes SecretString when the template's value changes, so later deploys keep the real key.
         self.clerk_secret_key = secretsmanager.Secret(
-            self, "ClerkSecretKey", secret_name=res.clerk_secret,
+            self,
+            "ClerkSecretKey",
+            secret_name=res.clerk_secret,
             description="Hark: Clerk Backend API secret key (sk_live_...), to read users' email addresses",
             secret_string_value=SecretValue.unsafe_plain_text(CLERK_SECRET_PLACEHOLDER),
         )
-        acknowledge(self.link_signing_key, "Rotating the link key ends every link already emailed before its "
-                    "stated 24 h; rotate by hand when needed (docs/runbook.md), accepting that.", "AwsSolutions-SMG4")
-        acknowledge(self.clerk_secret_key, "Clerk issues and rotates this key in its dashboard; Secrets Manager "
-                    "cannot rotate it. The operator puts each new key here (docs/runbook.md).", "AwsSolutions-SMG4")
-        CfnOutput(self, "ClerkSecretName", value=res.clerk_secret,
-                  description="Put Clerk's secret key here: aws secretsmanager put-secret-value (docs/deploy.md)")
+        acknowledge(
+            self.link_signing_key,
+            "Rotating the link key ends every link already emailed before its "
+            "stated 24 h; rotate by hand when needed (docs/runbook.md), accepting that.",
+            "AwsSolutions-SMG4",
+        )
+        acknowledge(
+            self.clerk_secret_key,
+            "Clerk issues and rotates this key in its dashboard; Secrets Manager "
+            "cannot rotate it. The operator puts each new key here (docs/runbook.md).",
+            "AwsSolutions-SMG4",
+        )
+        CfnOutput(
+            self,
+            "ClerkSecretName",
+            value=res.clerk_secret,
+            description="Put Clerk's secret key here: aws secretsmanager put-secret-value (docs/deploy.md)",
+        )

@@ -37,106 +37,201 @@ EMAILS_FAILED_PERIODS = 3
 
 
 class MonitoringStack(Stack):
-    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, cluster_name: str,
-                 transcription_service: str, api_function_name: str, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: HarkConfig,
+        cluster_name: str,
+        transcription_service: str,
+        api_function_name: str,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, cid, **kwargs)
         res = config.resources
         policy: ScalingPolicy = config.scaling
 
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True,
-                      description="Hark alarm topic encryption")
+        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Hark alarm topic encryption")
         # CloudWatch alarms publish to an encrypted topic only if they may use its key.
-        key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": self.account}}))
-        self.topic = sns.Topic(self, "AlarmTopic", topic_name=f"{config.stack}-alarms",
-                               master_key=key, enforce_ssl=True)
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        self.topic = sns.Topic(
+            self, "AlarmTopic", topic_name=f"{config.stack}-alarms", master_key=key, enforce_ssl=True
+        )
         if config.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(config.alarm_email))
         action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cw.Alarm] = {}
 
-        def alarm(aid: str, metric: cw.IMetric, threshold: float, description: str,
-                  periods: int = 1) -> cw.Alarm:
-            a = cw.Alarm(self, aid, metric=metric, threshold=threshold, evaluation_periods=periods,
-                         datapoints_to_alarm=periods if periods > 1 else None,
-                         comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                         alarm_description=description)
+        def alarm(aid: str, metric: cw.IMetric, threshold: float, description: str, periods: int = 1) -> cw.Alarm:
+            a = cw.Alarm(
+                self,
+                aid,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods if periods > 1 else None,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
             a.add_alarm_action(action)
             self.alarms[aid] = a
             return a
 
         def sqs(name: str, metric: str, statistic: str = "Maximum") -> cw.Metric:
-            return cw.Metric(namespace="AWS/SQS", metric_name=metric, dimensions_map={"QueueName": name},
-                             statistic=statistic, period=FIVE_MINUTES)
+            return cw.Metric(
+                namespace="AWS/SQS",
+                metric_name=metric,
+                dimensions_map={"QueueName": name},
+                statistic=statistic,
+                period=FIVE_MINUTES,
+            )
 
         for label, qdef in (("Transcribe", res.transcribe_queue), ("Notify", res.notify_queue)):
-            alarm(f"{label}DeadLetters", sqs(qdef.dlq_name, "ApproximateNumberOfMessagesVisible"), 0,
-                  f"Messages in {qdef.dlq_name}: inspect and replay (docs/runbook.md)")
-            alarm(f"{label}OldestMessage", sqs(qdef.name, "ApproximateAgeOfOldestMessage"),
-                  OLDEST_MESSAGE_ALARM_SECONDS[label.lower()],
-                  f"The oldest message on {qdef.name} is older than expected: consumers are not keeping up")
+            alarm(
+                f"{label}DeadLetters",
+                sqs(qdef.dlq_name, "ApproximateNumberOfMessagesVisible"),
+                0,
+                f"Messages in {qdef.dlq_name}: inspect and replay (docs/runbook.md)",
+            )
+            alarm(
+                f"{label}OldestMessage",
+                sqs(qdef.name, "ApproximateAgeOfOldestMessage"),
+                OLDEST_MESSAGE_ALARM_SECONDS[label.lower()],
+                f"The oldest message on {qdef.name} is older than expected: consumers are not keeping up",
+            )
 
-        worker_errors = cw.Metric(namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC,
-                                  statistic="Sum", period=FIVE_MINUTES)
+        worker_errors = cw.Metric(
+            namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, statistic="Sum", period=FIVE_MINUTES
+        )
         alarm("WorkerErrors", worker_errors, 5, "More than 5 worker error lines in 5 minutes")
 
         def worker_metric(service: str, name: str) -> cw.Metric:
-            return cw.Metric(namespace=WORKER_METRICS_NAMESPACE, metric_name=name,
-                             dimensions_map={"service": service}, statistic="Sum", period=FIVE_MINUTES)
+            return cw.Metric(
+                namespace=WORKER_METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": service},
+                statistic="Sum",
+                period=FIVE_MINUTES,
+            )
 
         emails_failed = worker_metric(NOTIFICATION_SERVICE_DIMENSION, "EmailsFailed")
-        alarm("EmailsFailed", emails_failed, 0,
-              "The notifier could not send email in each of the last 15 minutes (SES down, throttling or "
-              "rejecting the sender): emails wait in the notify queue (docs/runbook.md)",
-              periods=EMAILS_FAILED_PERIODS)
+        alarm(
+            "EmailsFailed",
+            emails_failed,
+            0,
+            "The notifier could not send email in each of the last 15 minutes (SES down, throttling or "
+            "rejecting the sender): emails wait in the notify queue (docs/runbook.md)",
+            periods=EMAILS_FAILED_PERIODS,
+        )
 
         api_dims = {"ApiName": f"{config.stack}-api", "Stage": API_STAGE}
-        api_5xx = cw.Metric(namespace="AWS/ApiGateway", metric_name="5XXError", dimensions_map=api_dims,
-                            statistic="Sum", period=FIVE_MINUTES)
+        api_5xx = cw.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name="5XXError",
+            dimensions_map=api_dims,
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
         alarm("Api5xx", api_5xx, 5, "The API answered more than 5 server errors in 5 minutes")
-        api_errors = cw.Metric(namespace="AWS/Lambda", metric_name="Errors",
-                               dimensions_map={"FunctionName": api_function_name}, statistic="Sum",
-                               period=FIVE_MINUTES)
+        api_errors = cw.Metric(
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions_map={"FunctionName": api_function_name},
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
         alarm("ApiFunctionErrors", api_errors, 5, "The API Lambda failed more than 5 times in 5 minutes")
 
-        scaling = backlog_metrics(res.transcribe_queue.name, cluster_name, transcription_service,
-                                  Duration.minutes(1))
-        backlog = cw.MathExpression(expression=policy.backlog_expression, using_metrics=scaling,
-                                    label="backlog per worker", period=Duration.minutes(1))
+        scaling = backlog_metrics(res.transcribe_queue.name, cluster_name, transcription_service, Duration.minutes(1))
+        backlog = cw.MathExpression(
+            expression=policy.backlog_expression,
+            using_metrics=scaling,
+            label="backlog per worker",
+            period=Duration.minutes(1),
+        )
 
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack}-ops")
         dashboard.add_widgets(
-            cw.GraphWidget(title="Transcribe queue", left=[scaling["visible"], scaling["inflight"]],
-                           right=[scaling["tasks"]], width=12),
-            cw.GraphWidget(title="Backlog per worker", left=[backlog], width=12, left_annotations=[
-                cw.HorizontalAnnotation(value=policy.scale_out_backlog, label="scale out"),
-                cw.HorizontalAnnotation(value=policy.scale_in_backlog, label="scale in")]),
+            cw.GraphWidget(
+                title="Transcribe queue",
+                left=[scaling["visible"], scaling["inflight"]],
+                right=[scaling["tasks"]],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Backlog per worker",
+                left=[backlog],
+                width=12,
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=policy.scale_out_backlog, label="scale out"),
+                    cw.HorizontalAnnotation(value=policy.scale_in_backlog, label="scale in"),
+                ],
+            ),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="Dead-letter queues", left=[
-                sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues], width=8),
-            cw.GraphWidget(title="Oldest message age (s)", left=[
-                sqs(q.name, "ApproximateAgeOfOldestMessage") for q in res.queues], width=8),
+            cw.GraphWidget(
+                title="Dead-letter queues",
+                left=[sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Oldest message age (s)",
+                left=[sqs(q.name, "ApproximateAgeOfOldestMessage") for q in res.queues],
+                width=8,
+            ),
             cw.GraphWidget(title="Worker errors", left=[worker_errors], width=8),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="API requests and errors", left=[
-                cw.Metric(namespace="AWS/ApiGateway", metric_name=m, dimensions_map=api_dims, statistic="Sum",
-                          period=FIVE_MINUTES) for m in ("Count", "4XXError", "5XXError")], width=12),
-            cw.GraphWidget(title="API latency p95 (ms)", left=[
-                cw.Metric(namespace="AWS/ApiGateway", metric_name="Latency", dimensions_map=api_dims,
-                          statistic="p95", period=FIVE_MINUTES)], width=12),
+            cw.GraphWidget(
+                title="API requests and errors",
+                left=[
+                    cw.Metric(
+                        namespace="AWS/ApiGateway",
+                        metric_name=m,
+                        dimensions_map=api_dims,
+                        statistic="Sum",
+                        period=FIVE_MINUTES,
+                    )
+                    for m in ("Count", "4XXError", "5XXError")
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="API latency p95 (ms)",
+                left=[
+                    cw.Metric(
+                        namespace="AWS/ApiGateway",
+                        metric_name="Latency",
+                        dimensions_map=api_dims,
+                        statistic="p95",
+                        period=FIVE_MINUTES,
+                    )
+                ],
+                width=12,
+            ),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="Transcription jobs", left=[
-                worker_metric(TRANSCRIPTION_SERVICE_DIMENSION, m) for m in ("JobsCompleted", "JobsFailed")],
-                width=12),
-            cw.GraphWidget(title="Emails", left=[
-                worker_metric(NOTIFICATION_SERVICE_DIMENSION, m) for m in ("EmailsSent", "EmailsFailed")],
-                width=12, left_annotations=[cw.HorizontalAnnotation(value=0, label="EmailsFailed alarm: > 0 "
-                                                                    "in 3 periods running")]),
+            cw.GraphWidget(
+                title="Transcription jobs",
+                left=[worker_metric(TRANSCRIPTION_SERVICE_DIMENSION, m) for m in ("JobsCompleted", "JobsFailed")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Emails",
+                left=[worker_metric(NOTIFICATION_SERVICE_DIMENSION, m) for m in ("EmailsSent", "EmailsFailed")],
+                width=12,
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=0, label="EmailsFailed alarm: > 0 in 3 periods running")
+                ],
+            ),
         )
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))

@@ -14,14 +14,16 @@ from hark_infra.config import HarkConfig
 
 def _queue_pair(scope: Construct, cid: str, qdef: QueueDef) -> tuple[sqs.Queue, sqs.Queue]:
     dlq = sqs.Queue(
-        scope, f"{cid}Dlq",
+        scope,
+        f"{cid}Dlq",
         queue_name=qdef.dlq_name,
         retention_period=Duration.seconds(qdef.dlq_retention_seconds),
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
     )
     queue = sqs.Queue(
-        scope, cid,
+        scope,
+        cid,
         queue_name=qdef.name,
         visibility_timeout=Duration.seconds(qdef.visibility_timeout_seconds),
         retention_period=Duration.seconds(qdef.retention_seconds),
@@ -43,13 +45,15 @@ class QueuesStack(Stack):
 
         # The audio bucket's ObjectCreated events (uploads/ only, configured on the bucket) land here.
         # The bucket ARN is built from its fixed name, so this stack deploys first without a cycle.
-        self.transcribe_queue.add_to_resource_policy(iam.PolicyStatement(
-            sid="AllowAudioBucketNotifications",
-            principals=[iam.ServicePrincipal("s3.amazonaws.com")],
-            actions=["sqs:SendMessage"],
-            resources=[self.transcribe_queue.queue_arn],
-            conditions={
-                "ArnEquals": {"aws:SourceArn": bucket_arn(self, res.audio_bucket.name)},
-                "StringEquals": {"aws:SourceAccount": self.account},
-            },
-        ))
+        self.transcribe_queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAudioBucketNotifications",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.transcribe_queue.queue_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": bucket_arn(self, res.audio_bucket.name)},
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
+            )
+        )

@@ -27,29 +27,47 @@ class StorageStack(Stack):
         res = config.resources
 
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             **private_bucket_props(),
             lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        acknowledge(self.access_logs, "This bucket receives the other buckets' server access logs; "
-                    "logging it to itself would loop.", "AwsSolutions-S1")
+        acknowledge(
+            self.access_logs,
+            "This bucket receives the other buckets' server access logs; logging it to itself would loop.",
+            "AwsSolutions-S1",
+        )
 
-        self.audio_bucket = self._bucket("AudioBucket", res.audio_bucket, cors=[s3.CorsRule(
-            # Browsers upload straight to S3 with the presigned PUT/POST the API hands out.
-            allowed_origins=web_origins,
-            allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
-            allowed_headers=["*"],
-            exposed_headers=["ETag"],
-            max_age=3000,
-        )] if res.audio_bucket.cors_upload else None)
-        self.transcripts_bucket = self._bucket("TranscriptsBucket", res.transcripts_bucket, cors=[s3.CorsRule(
-            # The transcript viewer fetches the presigned transcript links.
-            allowed_origins=web_origins,
-            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-            allowed_headers=["*"],
-            max_age=3000,
-        )])
+        self.audio_bucket = self._bucket(
+            "AudioBucket",
+            res.audio_bucket,
+            cors=[
+                s3.CorsRule(
+                    # Browsers upload straight to S3 with the presigned PUT/POST the API hands out.
+                    allowed_origins=web_origins,
+                    allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
+                    allowed_headers=["*"],
+                    exposed_headers=["ETag"],
+                    max_age=3000,
+                )
+            ]
+            if res.audio_bucket.cors_upload
+            else None,
+        )
+        self.transcripts_bucket = self._bucket(
+            "TranscriptsBucket",
+            res.transcripts_bucket,
+            cors=[
+                s3.CorsRule(
+                    # The transcript viewer fetches the presigned transcript links.
+                    allowed_origins=web_origins,
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_headers=["*"],
+                    max_age=3000,
+                )
+            ],
+        )
 
         # ObjectCreated under uploads/ -> the transcribe queue, as a native bucket property (no custom
         # resource). The queue's policy (queues stack, deployed first) already lets this bucket send.
@@ -57,28 +75,33 @@ class StorageStack(Stack):
         if prefix:
             cfn_audio: s3.CfnBucket = self.audio_bucket.node.default_child
             cfn_audio.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
-                queue_configurations=[s3.CfnBucket.QueueConfigurationProperty(
-                    event="s3:ObjectCreated:*",
-                    queue=queue_arn(self, res.transcribe_queue.name),
-                    filter=s3.CfnBucket.NotificationFilterProperty(
-                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
-                            rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix)]
-                        )
-                    ),
-                )]
+                queue_configurations=[
+                    s3.CfnBucket.QueueConfigurationProperty(
+                        event="s3:ObjectCreated:*",
+                        queue=queue_arn(self, res.transcribe_queue.name),
+                        filter=s3.CfnBucket.NotificationFilterProperty(
+                            s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                                rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix)]
+                            )
+                        ),
+                    )
+                ]
             )
 
     def _bucket(self, cid: str, bdef: BucketDef, cors: list[s3.CorsRule] | None) -> s3.Bucket:
         rules = [
-            s3.LifecycleRule(id=f"expire-{rule.prefix.strip('/')}", prefix=rule.prefix,
-                             expiration=Duration.days(rule.expire_days))
+            s3.LifecycleRule(
+                id=f"expire-{rule.prefix.strip('/')}", prefix=rule.prefix, expiration=Duration.days(rule.expire_days)
+            )
             for rule in bdef.lifecycle
         ]
         # Abandoned multipart uploads (browser closed mid-upload) cost storage until aborted.
-        rules.append(s3.LifecycleRule(id="abort-incomplete-multipart",
-                                      abort_incomplete_multipart_upload_after=Duration.days(1)))
+        rules.append(
+            s3.LifecycleRule(id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1))
+        )
         return s3.Bucket(
-            self, cid,
+            self,
+            cid,
             bucket_name=bdef.name,
             **private_bucket_props(),
             lifecycle_rules=rules,

@@ -13,13 +13,12 @@ from hark_infra.config import HarkConfig
 def _table(scope: Construct, cid: str, tdef: TableDef) -> ddb.TableV2:
     string = ddb.AttributeType.STRING
     return ddb.TableV2(
-        scope, cid,
+        scope,
+        cid,
         table_name=tdef.name,
         partition_key=ddb.Attribute(name=tdef.partition_key, type=string),
         billing=ddb.Billing.on_demand(),
-        point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
+        point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
         time_to_live_attribute=tdef.ttl_attribute,
         encryption=ddb.TableEncryptionV2.aws_managed_key(),
         deletion_protection=True,
@@ -32,7 +31,8 @@ def _table(scope: Construct, cid: str, tdef: TableDef) -> ddb.TableV2:
                 projection_type=ddb.ProjectionType.ALL,
             )
             for index in tdef.indexes
-        ] or None,
+        ]
+        or None,
     )
 
 

@@ -36,6 +36,7 @@ SITE_BUCKET_OUTPUT = "SiteBucketName"
 DISTRIBUTION_ID_OUTPUT = "DistributionId"
 DISTRIBUTION_DOMAIN_OUTPUT = "DistributionDomainName"
 
+
 def web_config(api_url: str, clerk_publishable_key: str) -> dict:
     """The /config.json the web app reads (frontend/api.js loadConfig): apiBase, devAuth, clerkPublishableKey.
 
@@ -53,7 +54,8 @@ class WebStack(Stack):
         super().__init__(scope, cid, **kwargs)
         # CloudFront standard logs are delivered with ACLs, so this one bucket keeps object writer ownership.
         self.logs = s3.Bucket(
-            self, "CdnLogs",
+            self,
+            "CdnLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -61,17 +63,22 @@ class WebStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        acknowledge(self.logs, "This bucket receives CloudFront and site-bucket access logs; logging it "
-                    "to itself would loop.", "AwsSolutions-S1")
+        acknowledge(
+            self.logs,
+            "This bucket receives CloudFront and site-bucket access logs; logging it to itself would loop.",
+            "AwsSolutions-S1",
+        )
         self.site_bucket = s3.Bucket(
-            self, "SiteBucket",
+            self,
+            "SiteBucket",
             **private_bucket_props(),
             server_access_logs_bucket=self.logs,
             server_access_logs_prefix="site/",
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.distribution = cloudfront.Distribution(
-            self, "Distribution",
+            self,
+            "Distribution",
             comment=f"{config.stack} web app",
             default_root_object="index.html",
             default_behavior=cloudfront.BehaviorOptions(
@@ -82,8 +89,12 @@ class WebStack(Stack):
             ),
             # The single-page app routes on the client: unknown paths serve index.html.
             error_responses=[
-                cloudfront.ErrorResponse(http_status=code, response_http_status=200,
-                                         response_page_path="/index.html", ttl=Duration.seconds(10))
+                cloudfront.ErrorResponse(
+                    http_status=code,
+                    response_http_status=200,
+                    response_page_path="/index.html",
+                    ttl=Duration.seconds(10),
+                )
                 for code in (403, 404)
             ],
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
@@ -91,24 +102,30 @@ class WebStack(Stack):
             log_bucket=self.logs,
             log_file_prefix="cloudfront/",
         )
-        acknowledge(self.distribution, "The app is offered worldwide; no geographic restriction is wanted.",
-                    "AwsSolutions-CFR1")
-        acknowledge(self.distribution, "Static, public assets only; the API behind it has its own "
-                    "authorizer and throttling. Add a WAF web ACL if abuse appears.", "AwsSolutions-CFR2")
-        acknowledge(self.distribution, "Without a custom domain CloudFront's default certificate is used, "
-                    "which fixes the viewer TLS policy; with hark:webOrigin set, attach a certificate.",
-                    "AwsSolutions-CFR4")
+        acknowledge(
+            self.distribution, "The app is offered worldwide; no geographic restriction is wanted.", "AwsSolutions-CFR1"
+        )
+        acknowledge(
+            self.distribution,
+            "Static, public assets only; the API behind it has its own "
+            "authorizer and throttling. Add a WAF web ACL if abuse appears.",
+            "AwsSolutions-CFR2",
+        )
+        acknowledge(
+            self.distribution,
+            "Without a custom domain CloudFront's default certificate is used, "
+            "which fixes the viewer TLS policy; with hark:webOrigin set, attach a certificate.",
+            "AwsSolutions-CFR4",
+        )
         self.origin = config.web_origin or f"https://{self.distribution.distribution_domain_name}"
         CfnOutput(self, "WebUrl", value=self.origin)
         CfnOutput(self, SITE_BUCKET_OUTPUT, value=self.site_bucket.bucket_name)
         CfnOutput(self, DISTRIBUTION_ID_OUTPUT, value=self.distribution.distribution_id)
         CfnOutput(self, DISTRIBUTION_DOMAIN_OUTPUT, value=self.distribution.distribution_domain_name)
 
-
     def headers_policy(self, config: HarkConfig) -> cloudfront.ResponseHeadersPolicy:
         """The managed SecurityHeadersPolicy's headers plus this app's Content-Security-Policy."""
-        clerk_host = (clerk_frontend_api_host(config.clerk_publishable_key)
-                      if config.clerk_publishable_key else None)
+        clerk_host = clerk_frontend_api_host(config.clerk_publishable_key) if config.clerk_publishable_key else None
         # The API's URL cannot be named here (the Api stack depends on this one), so connect-src allows
         # the region's execute-api hosts; the buckets (audio: the presigned upload; transcripts: the
         # viewer's fetch) on the regional virtual-hosted endpoint every presigned URL uses (hark.aws).
@@ -116,20 +133,24 @@ class WebStack(Stack):
         connect += [f"https://{b.name}.s3.{Aws.REGION}.amazonaws.com" for b in config.resources.buckets]
         csp = content_security_policy(connect, clerk_host)
         return cloudfront.ResponseHeadersPolicy(
-            self, "SecurityHeaders",
+            self,
+            "SecurityHeaders",
             comment=f"{config.stack} web app: security headers and CSP",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=csp, override=True),
+                    content_security_policy=csp, override=True
+                ),
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
                 frame_options=cloudfront.ResponseHeadersFrameOptions(
-                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True),
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override=True),
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override=True
+                ),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
-                    access_control_max_age=Duration.days(365), include_subdomains=True, override=True),
-                xss_protection=cloudfront.ResponseHeadersXSSProtection(
-                    protection=True, mode_block=True, override=True),
+                    access_control_max_age=Duration.days(365), include_subdomains=True, override=True
+                ),
+                xss_protection=cloudfront.ResponseHeadersXSSProtection(protection=True, mode_block=True, override=True),
             ),
         )
 
@@ -137,8 +158,9 @@ class WebStack(Stack):
 class WebContentStack(Stack):
     """frontend/ and a config.json with the API URL into the site bucket, then a CloudFront invalidation."""
 
-    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web: WebStack, api_url: str,
-                 **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, cid: str, *, config: HarkConfig, web: WebStack, api_url: str, **kwargs
+    ) -> None:
         super().__init__(scope, cid, **kwargs)
         self.add_stack_dependency(web, "reads the site bucket and distribution from its outputs")
 
@@ -148,11 +170,15 @@ class WebContentStack(Stack):
         bucket_name = web_output(SITE_BUCKET_OUTPUT)
         site_bucket = s3.Bucket.from_bucket_name(self, "SiteBucket", bucket_name)
         distribution = cloudfront.Distribution.from_distribution_attributes(
-            self, "Distribution", distribution_id=web_output(DISTRIBUTION_ID_OUTPUT),
-            domain_name=web_output(DISTRIBUTION_DOMAIN_OUTPUT))
+            self,
+            "Distribution",
+            distribution_id=web_output(DISTRIBUTION_ID_OUTPUT),
+            domain_name=web_output(DISTRIBUTION_DOMAIN_OUTPUT),
+        )
         self.config_data = web_config(api_url, config.clerk_publishable_key)
         self.deployment = s3deploy.BucketDeployment(
-            self, "Content",
+            self,
+            "Content",
             sources=[
                 # config.json is generated below; a local one (a leftover of a manual deploy) never ships.
                 s3deploy.Source.asset(str(FRONTEND_DIR), exclude=[CONFIG_FILE, ".*"]),
@@ -170,25 +196,39 @@ class WebContentStack(Stack):
         # The deployment's Lambda is a singleton at stack level (Custom::CDKBucketDeployment...), not a
         # child of the deployment, so its findings are acknowledged on it (and so on its role).
         # cdk-nag renders the intrinsic in the bucket ARN as JSON (it has no <Ref> form for it).
-        site_objects = ("arn:<AWS::Partition>:s3:::"
-                        + json.dumps(self.resolve(bucket_name), separators=(",", ":")) + "/*")
+        site_objects = (
+            "arn:<AWS::Partition>:s3:::" + json.dumps(self.resolve(bucket_name), separators=(",", ":")) + "/*"
+        )
         handlers = [c for c in self.node.children if c.node.id.startswith("Custom::CDKBucketDeployment")]
         assert handlers, "BucketDeployment's singleton handler not found"
         for handler in handlers:
-            acknowledge(handler, "CDK's BucketDeployment handler: aws-cdk-lib pins its runtime with the "
-                        "bundled AWS CLI layer; it moves when aws-cdk-lib is upgraded.", "AwsSolutions-L1")
-            acknowledge(handler, "CDK's BucketDeployment handler role uses AWSLambdaBasicExecutionRole for "
-                        "its own log writes; the construct offers no way to narrow it.",
-                        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaBasicExecutionRole]")
-            acknowledge(handler, "BucketDeployment reads every object of its CDK asset and writes and prunes "
-                        "the site bucket's objects (object wildcards on those two buckets only, as the "
-                        "construct grants them); CloudFront invalidation actions take no resource "
-                        "narrower than '*'.",
-                        "AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
-                        "AwsSolutions-IAM5[Action::s3:List*]", "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
-                        "AwsSolutions-IAM5[Action::s3:Abort*]", "AwsSolutions-IAM5[Resource::*]",
-                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
-                        "<AWS::AccountId>-<AWS::Region>/*]",
-                        f"AwsSolutions-IAM5[Resource::{site_objects}]")
+            acknowledge(
+                handler,
+                "CDK's BucketDeployment handler: aws-cdk-lib pins its runtime with the "
+                "bundled AWS CLI layer; it moves when aws-cdk-lib is upgraded.",
+                "AwsSolutions-L1",
+            )
+            acknowledge(
+                handler,
+                "CDK's BucketDeployment handler role uses AWSLambdaBasicExecutionRole for "
+                "its own log writes; the construct offers no way to narrow it.",
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+            )
+            acknowledge(
+                handler,
+                "BucketDeployment reads every object of its CDK asset and writes and prunes "
+                "the site bucket's objects (object wildcards on those two buckets only, as the "
+                "construct grants them); CloudFront invalidation actions take no resource "
+                "narrower than '*'.",
+                "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+                "AwsSolutions-IAM5[Action::s3:GetObject*]",
+                "AwsSolutions-IAM5[Action::s3:List*]",
+                "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
+                "AwsSolutions-IAM5[Action::s3:Abort*]",
+                "AwsSolutions-IAM5[Resource::*]",
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
+                "<AWS::AccountId>-<AWS::Region>/*]",
+                f"AwsSolutions-IAM5[Resource::{site_objects}]",
+            )
         CfnOutput(self, "ConfigApiBase", value=api_url)

@@ -18,8 +18,16 @@ from constructs import Construct
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
 from hark.settings import Settings
-from hark_infra.common import (acknowledge, bucket_arn, list_bucket_statement, queue_arn, resource_env,
-                               secret_arn, ses_identity_arn, table_arn)
+from hark_infra.common import (
+    acknowledge,
+    bucket_arn,
+    list_bucket_statement,
+    queue_arn,
+    resource_env,
+    secret_arn,
+    ses_identity_arn,
+    table_arn,
+)
 from hark_infra.config import REPO_ROOT, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
@@ -37,11 +45,15 @@ ECS_AGENT_CONFIG = {"ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true", "ECS_AWSVPC_BLO
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
 # The workers' own defaults (hark/settings.py), carried into the task definitions, not copied: the
 # stop budget the worker keeps and ECS's stopTimeout are one number.
-_WORKER_DEFAULTS = {name: Settings.model_fields[name].default
-                    for name in ("stop_timeout_seconds", "visibility_lease_seconds", "notify_lease_seconds")}
+_WORKER_DEFAULTS = {
+    name: Settings.model_fields[name].default
+    for name in ("stop_timeout_seconds", "visibility_lease_seconds", "notify_lease_seconds")
+}
 STOP_TIMEOUT_SECONDS = int(_WORKER_DEFAULTS["stop_timeout_seconds"])  # SIGTERM -> SIGKILL: finish or hand back
-WORKER_ENV = {"HARK_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
-              "HARK_VISIBILITY_LEASE_SECONDS": str(_WORKER_DEFAULTS["visibility_lease_seconds"])}
+WORKER_ENV = {
+    "HARK_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
+    "HARK_VISIBILITY_LEASE_SECONDS": str(_WORKER_DEFAULTS["visibility_lease_seconds"]),
+}
 # The notifier finishes the message in hand on SIGTERM. Its worst SES call is 3 attempts x (5 s connect
 # + 20 s read) = 75 s plus botocore's backoff between them, then DynamoDB and SQS: 120 s, Fargate's maximum.
 NOTIFICATION_STOP_TIMEOUT_SECONDS = STOP_TIMEOUT_SECONDS
@@ -53,21 +65,41 @@ IMAGE_CONTEXT = ["*", "!hark", "!lambdas", "!worker", "!pyproject.toml", "!READM
 
 def backlog_metrics(queue_name: str, cluster_name: str, service_name: str, period: Duration) -> dict:
     """The three inputs of the scaling expressions, keyed by the ids hark.scaling uses."""
+
     def sqs_metric(name: str) -> cw.Metric:
-        return cw.Metric(namespace="AWS/SQS", metric_name=name, dimensions_map={"QueueName": queue_name},
-                         statistic="Maximum", period=period)
+        return cw.Metric(
+            namespace="AWS/SQS",
+            metric_name=name,
+            dimensions_map={"QueueName": queue_name},
+            statistic="Maximum",
+            period=period,
+        )
+
     return {
         VISIBLE: sqs_metric("ApproximateNumberOfMessagesVisible"),
         INFLIGHT: sqs_metric("ApproximateNumberOfMessagesNotVisible"),
-        TASKS: cw.Metric(namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
-                         dimensions_map={"ClusterName": cluster_name, "ServiceName": service_name},
-                         statistic="Average", period=period),
+        TASKS: cw.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map={"ClusterName": cluster_name, "ServiceName": service_name},
+            statistic="Average",
+            period=period,
+        ),
     }
 
 
 class WorkersStack(Stack):
-    def __init__(self, scope: Construct, cid: str, *, config: HarkConfig, web_origin: str,
-                 email_identity: str, api_url: str, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: HarkConfig,
+        web_origin: str,
+        email_identity: str,
+        api_url: str,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, cid, **kwargs)
         res = config.resources
         policy = config.scaling
@@ -78,46 +110,76 @@ class WorkersStack(Stack):
 
         # ---- network: private subnets; S3 and DynamoDB through free gateway endpoints ----
         self.vpc = ec2.Vpc(
-            self, "Vpc", max_azs=2, nat_gateways=config.nat_gateways,
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=config.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(name="workers", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
-                                        cidr_mask=20),
+                ec2.SubnetConfiguration(name="workers", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20),
             ],
             gateway_endpoints={
                 "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
                 "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
             },
         )
-        self.vpc.add_flow_log("FlowLogs", destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-            logs.LogGroup(self, "FlowLogGroup", retention=logs.RetentionDays.ONE_MONTH,
-                          removal_policy=RemovalPolicy.DESTROY)),
-            traffic_type=ec2.FlowLogTrafficType.REJECT)
-        workers_sg = ec2.SecurityGroup(self, "WorkersSg", vpc=self.vpc, allow_all_outbound=True,
-                                       description="Hark workers: outbound only (queues, S3, DynamoDB, SES)")
+        self.vpc.add_flow_log(
+            "FlowLogs",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                logs.LogGroup(
+                    self, "FlowLogGroup", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+                )
+            ),
+            traffic_type=ec2.FlowLogTrafficType.REJECT,
+        )
+        workers_sg = ec2.SecurityGroup(
+            self,
+            "WorkersSg",
+            vpc=self.vpc,
+            allow_all_outbound=True,
+            description="Hark workers: outbound only (queues, S3, DynamoDB, SES)",
+        )
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 
-        self.cluster = ecs.Cluster(self, "Cluster", cluster_name=self.cluster_name, vpc=self.vpc,
-                                   container_insights_v2=ecs.ContainerInsights.ENABLED)
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=self.cluster_name,
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
 
         # ---- GPU capacity: g4dn on the ECS GPU-optimised AMI, spot and on-demand mixed ----
-        instance_role = iam.Role(self, "GpuInstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-                                 description="ECS container instances (agent only; tasks have their own roles)")
+        instance_role = iam.Role(
+            self,
+            "GpuInstanceRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="ECS container instances (agent only; tasks have their own roles)",
+        )
         instance_role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role"))
-        instance_role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
-        acknowledge(instance_role, "AWS's managed policies for the ECS agent and Session Manager are the "
-                    "documented, maintained minimum for container instances.", "AwsSolutions-IAM4["
-                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
-                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]")
-        acknowledge(instance_role, "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
-                    "narrower than the cluster's container instances, which do not exist yet.",
-                    "AwsSolutions-IAM5[Action::ecs:Submit*]", "AwsSolutions-IAM5[Resource::*]")
+            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role")
+        )
+        instance_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        acknowledge(
+            instance_role,
+            "AWS's managed policies for the ECS agent and Session Manager are the "
+            "documented, maintained minimum for container instances.",
+            "AwsSolutions-IAM4["
+            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+        )
+        acknowledge(
+            instance_role,
+            "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
+            "narrower than the cluster's container instances, which do not exist yet.",
+            "AwsSolutions-IAM5[Action::ecs:Submit*]",
+            "AwsSolutions-IAM5[Resource::*]",
+        )
         user_data = ec2.UserData.for_linux()  # the capacity provider adds ECS_CLUSTER=... to it
         user_data.add_commands(*(f"echo {k}={v} >> /etc/ecs/ecs.config" for k, v in ECS_AGENT_CONFIG.items()))
         self.launch_template = ec2.LaunchTemplate(
-            self, "GpuLaunchTemplate",
+            self,
+            "GpuLaunchTemplate",
             instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
             machine_image=ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU),
             role=instance_role,
@@ -126,19 +188,25 @@ class WorkersStack(Stack):
             require_imdsv2=True,
             http_put_response_hop_limit=1,  # tasks cannot reach the instance's credentials
             detailed_monitoring=True,
-            block_devices=[ec2.BlockDevice(
-                device_name="/dev/xvda",  # the image (CUDA, cuDNN, model) is ~10 GB
-                volume=ec2.BlockDeviceVolume.ebs(100, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True),
-            )],
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",  # the image (CUDA, cuDNN, model) is ~10 GB
+                    volume=ec2.BlockDeviceVolume.ebs(100, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True),
+                )
+            ],
         )
         self.asg = autoscaling.AutoScalingGroup(
-            self, "GpuAsg",
-            vpc=self.vpc, vpc_subnets=private,
-            min_capacity=policy.min_workers, max_capacity=policy.max_workers,
+            self,
+            "GpuAsg",
+            vpc=self.vpc,
+            vpc_subnets=private,
+            min_capacity=policy.min_workers,
+            max_capacity=policy.max_workers,
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=self.launch_template,
-                launch_template_overrides=[autoscaling.LaunchTemplateOverrides(
-                    instance_type=ec2.InstanceType(t)) for t in GPU_INSTANCE_TYPES],
+                launch_template_overrides=[
+                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t)) for t in GPU_INSTANCE_TYPES
+                ],
                 instances_distribution=autoscaling.InstancesDistribution(
                     on_demand_base_capacity=config.on_demand_base_workers,
                     on_demand_percentage_above_base_capacity=config.on_demand_percent_above_base,
@@ -148,16 +216,29 @@ class WorkersStack(Stack):
             capacity_rebalance=True,
             new_instances_protected_from_scale_in=False,  # the capacity provider manages protection
         )
-        acknowledge(self.asg, "The launch template's only volume is gp3 with encrypted=True (asserted in "
-                    "tests/infra); the rule cannot read a launch template through the mixed instances "
-                    "policy's intrinsic references.", "AwsSolutions-EC26")
-        acknowledge(self.asg, "ECS managed scaling sizes this group from the tasks; instances have no "
-                    "load balancer, so EC2 status checks are the right health check.", "AwsSolutions-AS1",
-                    "AwsSolutions-AS2")
-        acknowledge(self.asg, "Scaling activity is visible through the capacity provider and the "
-                    "dashboard; the alarms go to the ops topic.", "AwsSolutions-AS3")
+        acknowledge(
+            self.asg,
+            "The launch template's only volume is gp3 with encrypted=True (asserted in "
+            "tests/infra); the rule cannot read a launch template through the mixed instances "
+            "policy's intrinsic references.",
+            "AwsSolutions-EC26",
+        )
+        acknowledge(
+            self.asg,
+            "ECS managed scaling sizes this group from the tasks; instances have no "
+            "load balancer, so EC2 status checks are the right health check.",
+            "AwsSolutions-AS1",
+            "AwsSolutions-AS2",
+        )
+        acknowledge(
+            self.asg,
+            "Scaling activity is visible through the capacity provider and the "
+            "dashboard; the alarms go to the ops topic.",
+            "AwsSolutions-AS3",
+        )
         self.capacity_provider = ecs.AsgCapacityProvider(
-            self, "GpuCapacityProvider",
+            self,
+            "GpuCapacityProvider",
             capacity_provider_name=f"{config.stack}-gpu",
             auto_scaling_group=self.asg,
             enable_managed_scaling=True,
@@ -170,58 +251,117 @@ class WorkersStack(Stack):
         # ---- the transcription worker ----
         log_level = "INFO"
         base_env = {"HARK_STACK": config.stack, **resource_env(), "LOG_LEVEL": log_level, **WORKER_ENV}
-        self.transcription_role = iam.Role(self, "TranscriptionTaskRole",
-                                           assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-                                           description="Hark transcription worker")
+        self.transcription_role = iam.Role(
+            self,
+            "TranscriptionTaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Hark transcription worker",
+        )
         r = self.transcription_role
-        r.add_to_policy(iam.PolicyStatement(
-            sid="TranscribeQueue",
-            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                     "sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
-            resources=[queue_arn(self, res.transcribe_queue.name)]))
-        r.add_to_policy(iam.PolicyStatement(
-            sid="NotifyQueue", actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
-            resources=[queue_arn(self, res.notify_queue.name)]))
-        r.add_to_policy(iam.PolicyStatement(
-            sid="JobsTable",
-            actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                     "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"],
-            resources=[table_arn(self, res.jobs_table.name)]
-            + [table_arn(self, res.jobs_table.name, i.name) for i in res.jobs_table.indexes]))
-        r.add_to_policy(iam.PolicyStatement(
-            sid="ReadAudio", actions=["s3:GetObject"],
-            resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")]))
-        r.add_to_policy(iam.PolicyStatement(
-            sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")]))
-        r.add_to_policy(iam.PolicyStatement(
-            sid="Transcripts", actions=["s3:GetObject", "s3:PutObject"],
-            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
-                       bucket_arn(self, transcripts, f"{PARTS_PREFIX}*")]))
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="TranscribeQueue",
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:SendMessage",
+                    "sqs:GetQueueUrl",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[queue_arn(self, res.transcribe_queue.name)],
+            )
+        )
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="NotifyQueue",
+                actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+                resources=[queue_arn(self, res.notify_queue.name)],
+            )
+        )
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobsTable",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem",
+                    "dynamodb:DescribeTable",
+                ],
+                resources=[table_arn(self, res.jobs_table.name)]
+                + [table_arn(self, res.jobs_table.name, i.name) for i in res.jobs_table.indexes],
+            )
+        )
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadAudio",
+                actions=["s3:GetObject"],
+                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")],
+            )
+        )
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")]
+            )
+        )
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="Transcripts",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[
+                    bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
+                    bucket_arn(self, transcripts, f"{PARTS_PREFIX}*"),
+                ],
+            )
+        )
         # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
         # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
         r.add_to_policy(list_bucket_statement(self, "ProbeAudioKeys", audio))
         r.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
         # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
-        r.add_to_policy(iam.PolicyStatement(
-            sid="RemoveTranscriptsOfDeletedJobs", actions=["s3:DeleteObject"],
-            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
-        acknowledge(r, "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
-                    "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
-                    *[f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
-                      for b, p in ((audio, UPLOADS_PREFIX), (audio, CHUNKS_PREFIX),
-                                   (transcripts, TRANSCRIPTS_PREFIX), (transcripts, PARTS_PREFIX))])
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="RemoveTranscriptsOfDeletedJobs",
+                actions=["s3:DeleteObject"],
+                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+            )
+        )
+        acknowledge(
+            r,
+            "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
+            "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
+            *[
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
+                for b, p in (
+                    (audio, UPLOADS_PREFIX),
+                    (audio, CHUNKS_PREFIX),
+                    (transcripts, TRANSCRIPTS_PREFIX),
+                    (transcripts, PARTS_PREFIX),
+                )
+            ],
+        )
 
-        self.transcription_logs = logs.LogGroup(self, "TranscriptionLogs",
-                                                log_group_name=f"/hark/{config.stack}/transcription-worker",
-                                                retention=logs.RetentionDays.ONE_MONTH,
-                                                removal_policy=RemovalPolicy.DESTROY)
+        self.transcription_logs = logs.LogGroup(
+            self,
+            "TranscriptionLogs",
+            log_group_name=f"/hark/{config.stack}/transcription-worker",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.transcription_task = ecs.Ec2TaskDefinition(
-            self, "TranscriptionTask", family=self.transcription_service_name,
-            network_mode=ecs.NetworkMode.AWS_VPC, task_role=r)
+            self,
+            "TranscriptionTask",
+            family=self.transcription_service_name,
+            network_mode=ecs.NetworkMode.AWS_VPC,
+            task_role=r,
+        )
         self.transcription_container = self.transcription_task.add_container(
             "transcription",
             image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT), file="worker/transcription/Dockerfile",
+                str(REPO_ROOT),
+                file="worker/transcription/Dockerfile",
                 exclude=IMAGE_CONTEXT + [f"!{config.model_src}"],
                 ignore_mode=_docker_ignore(),
                 platform=ecr_assets.Platform.LINUX_AMD64,
@@ -233,23 +373,31 @@ class WorkersStack(Stack):
             memory_reservation_mib=12 * 1024,
             memory_limit_mib=14 * 1024,
             stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
-            environment={**base_env, "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE, "HARK_MODEL_NAME": "large-v3-turbo",
-                         "HARK_DEVICE": "cuda", "HARK_COMPUTE_TYPE": "float16"},
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="transcription", log_group=self.transcription_logs,
-                                            mode=ecs.AwsLogDriverMode.NON_BLOCKING),
+            environment={
+                **base_env,
+                "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE,
+                "HARK_MODEL_NAME": "large-v3-turbo",
+                "HARK_DEVICE": "cuda",
+                "HARK_COMPUTE_TYPE": "float16",
+            },
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="transcription", log_group=self.transcription_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
+            ),
             health_check=_health_check(),
             readonly_root_filesystem=False,  # ffmpeg and chunking write to /tmp
         )
         self.transcription_service = ecs.Ec2Service(
-            self, "TranscriptionService",
+            self,
+            "TranscriptionService",
             service_name=self.transcription_service_name,
             cluster=self.cluster,
             task_definition=self.transcription_task,
             desired_count=policy.min_workers,
             min_healthy_percent=0,  # queue consumers: a replacement can start after the old one drains
             max_healthy_percent=100,
-            capacity_provider_strategies=[ecs.CapacityProviderStrategy(
-                capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)],
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)
+            ],
             security_groups=[workers_sg],
             vpc_subnets=private,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
@@ -263,60 +411,109 @@ class WorkersStack(Stack):
         self.backlog = self._scale_on_backlog(policy, res.transcribe_queue.name)
 
         # ---- the notification worker (Fargate) ----
-        self.notification_role = iam.Role(self, "NotificationTaskRole",
-                                          assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-                                          description="Hark notification worker")
+        self.notification_role = iam.Role(
+            self,
+            "NotificationTaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Hark notification worker",
+        )
         n = self.notification_role
-        n.add_to_policy(iam.PolicyStatement(
-            sid="NotifyQueue",
-            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                     "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
-            resources=[queue_arn(self, res.notify_queue.name)]))
-        n.add_to_policy(iam.PolicyStatement(
-            sid="JobsTable", actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-            resources=[table_arn(self, res.jobs_table.name)]))
-        n.add_to_policy(iam.PolicyStatement(
-            sid="ReadTranscripts", actions=["s3:GetObject"],
-            resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")]))
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="NotifyQueue",
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueUrl",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[queue_arn(self, res.notify_queue.name)],
+            )
+        )
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobsTable",
+                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                resources=[table_arn(self, res.jobs_table.name)],
+            )
+        )
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTranscripts",
+                actions=["s3:GetObject"],
+                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+            )
+        )
         # The preview read of a job deleted meanwhile must answer 404 (email without preview), not 403.
         n.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
-        n.add_to_policy(iam.PolicyStatement(
-            sid="SendEmail", actions=["ses:SendEmail", "ses:SendRawEmail"],
-            resources=[ses_identity_arn(self, email_identity)],
-            conditions={"StringEquals": {"ses:FromAddress": config.email_sender}}))
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="SendEmail",
+                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                resources=[ses_identity_arn(self, email_identity)],
+                conditions={"StringEquals": {"ses:FromAddress": config.email_sender}},
+            )
+        )
         # The link key signs the links in emails; Clerk's key finds the address of a job without one.
-        n.add_to_policy(iam.PolicyStatement(
-            sid="ReadSecrets", actions=["secretsmanager:GetSecretValue"],
-            resources=[secret_arn(self, res.link_signing_secret), secret_arn(self, res.clerk_secret)]))
-        acknowledge(n, "Read-only on the transcripts/ prefix: it reads a preview of each transcript.",
-                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]")
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[secret_arn(self, res.link_signing_secret), secret_arn(self, res.clerk_secret)],
+            )
+        )
+        acknowledge(
+            n,
+            "Read-only on the transcripts/ prefix: it reads a preview of each transcript.",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
+        )
 
-        self.notification_logs = logs.LogGroup(self, "NotificationLogs",
-                                               log_group_name=f"/hark/{config.stack}/notification-worker",
-                                               retention=logs.RetentionDays.ONE_MONTH,
-                                               removal_policy=RemovalPolicy.DESTROY)
+        self.notification_logs = logs.LogGroup(
+            self,
+            "NotificationLogs",
+            log_group_name=f"/hark/{config.stack}/notification-worker",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.notification_task = ecs.FargateTaskDefinition(
-            self, "NotificationTask", family=self.notification_service_name, cpu=256, memory_limit_mib=512,
+            self,
+            "NotificationTask",
+            family=self.notification_service_name,
+            cpu=256,
+            memory_limit_mib=512,
             task_role=n,
-            runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.X86_64,
-                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX))
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+            ),
+        )
         self.notification_task.add_container(
             "notification",
             image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT), file="worker/notification/Dockerfile", exclude=IMAGE_CONTEXT,
-                ignore_mode=_docker_ignore(), platform=ecr_assets.Platform.LINUX_AMD64),
+                str(REPO_ROOT),
+                file="worker/notification/Dockerfile",
+                exclude=IMAGE_CONTEXT,
+                ignore_mode=_docker_ignore(),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            ),
             command=["python", "-m", "worker.notification"],
             stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),  # a send in flight can finish
-            environment={**base_env, "HARK_EMAIL_SENDER": config.email_sender, "HARK_WEB_URL": web_origin,
-                         "HARK_API_URL": api_url,  # the links in emails: {api_url}/links/{token}
-                         "HARK_NOTIFY_LEASE_SECONDS": str(_WORKER_DEFAULTS["notify_lease_seconds"])},
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="notification", log_group=self.notification_logs,
-                                            mode=ecs.AwsLogDriverMode.NON_BLOCKING),
+            environment={
+                **base_env,
+                "HARK_EMAIL_SENDER": config.email_sender,
+                "HARK_WEB_URL": web_origin,
+                "HARK_API_URL": api_url,  # the links in emails: {api_url}/links/{token}
+                "HARK_NOTIFY_LEASE_SECONDS": str(_WORKER_DEFAULTS["notify_lease_seconds"]),
+            },
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="notification", log_group=self.notification_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
+            ),
             health_check=_health_check(),
             readonly_root_filesystem=True,
         )
         self.notification_service = ecs.FargateService(
-            self, "NotificationService",
+            self,
+            "NotificationService",
             service_name=self.notification_service_name,
             cluster=self.cluster,
             task_definition=self.notification_task,
@@ -330,48 +527,80 @@ class WorkersStack(Stack):
         )
 
         for task in (self.transcription_task, self.notification_task):
-            acknowledge(task.obtain_execution_role(), "ecr:GetAuthorizationToken has no resource-level "
-                        "permissions; image pulls and log writes are scoped by CDK.", "AwsSolutions-IAM5[Resource::*]")
-            acknowledge(task, "Only non-secret settings (stack name, region, sender address, web and API "
-                        "URLs) are passed as environment; the secrets are read from Secrets Manager at run "
-                        "time, by name.", "AwsSolutions-ECS2")
+            acknowledge(
+                task.obtain_execution_role(),
+                "ecr:GetAuthorizationToken has no resource-level "
+                "permissions; image pulls and log writes are scoped by CDK.",
+                "AwsSolutions-IAM5[Resource::*]",
+            )
+            acknowledge(
+                task,
+                "Only non-secret settings (stack name, region, sender address, web and API "
+                "URLs) are passed as environment; the secrets are read from Secrets Manager at run "
+                "time, by name.",
+                "AwsSolutions-ECS2",
+            )
 
         # Worker errors: any ERROR line or traceback in either worker's logs.
         for name, group in (("transcription", self.transcription_logs), ("notification", self.notification_logs)):
             group.add_metric_filter(
-                f"{name.title()}Errors", filter_pattern=logs.FilterPattern.any_term("ERROR", "Traceback"),
-                metric_namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, metric_value="1",
-                dimensions=None, default_value=0)
+                f"{name.title()}Errors",
+                filter_pattern=logs.FilterPattern.any_term("ERROR", "Traceback"),
+                metric_namespace=METRIC_NAMESPACE,
+                metric_name=WORKER_ERRORS_METRIC,
+                metric_value="1",
+                dimensions=None,
+                default_value=0,
+            )
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
 
     def _scale_on_backlog(self, policy: ScalingPolicy, queue_name: str) -> dict[str, cw.Alarm]:
         """Backlog-per-worker step scaling (hark/scaling.py): scale out, scale in, wake from zero."""
         period = Duration.seconds(policy.period_seconds)
         target = appscaling.ScalableTarget(
-            self, "TranscriptionScalableTarget",
+            self,
+            "TranscriptionScalableTarget",
             service_namespace=appscaling.ServiceNamespace.ECS,
             scalable_dimension="ecs:service:DesiredCount",
             resource_id=f"service/{self.cluster_name}/{self.transcription_service_name}",
-            min_capacity=policy.min_workers, max_capacity=policy.max_workers,
+            min_capacity=policy.min_workers,
+            max_capacity=policy.max_workers,
         )
         target.node.add_dependency(self.transcription_service)
         metrics = backlog_metrics(queue_name, self.cluster_name, self.transcription_service_name, period)
 
-        def rule(rid: str, expression: str, label: str, threshold: float, op: cw.ComparisonOperator,
-                 periods: int, adjustment: appscaling.AdjustmentType, change: int,
-                 cooldown: int, min_magnitude: int | None) -> cw.Alarm:
+        def rule(
+            rid: str,
+            expression: str,
+            label: str,
+            threshold: float,
+            op: cw.ComparisonOperator,
+            periods: int,
+            adjustment: appscaling.AdjustmentType,
+            change: int,
+            cooldown: int,
+            min_magnitude: int | None,
+        ) -> cw.Alarm:
             alarm = cw.Alarm(
-                self, f"{rid}Alarm",
+                self,
+                f"{rid}Alarm",
                 alarm_description=f"Hark GPU workers: {label}",
-                metric=cw.MathExpression(expression=expression, using_metrics=metrics, label=label,
-                                         period=period),
-                threshold=threshold, comparison_operator=op, evaluation_periods=periods,
-                datapoints_to_alarm=periods, treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                metric=cw.MathExpression(expression=expression, using_metrics=metrics, label=label, period=period),
+                threshold=threshold,
+                comparison_operator=op,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
             action = appscaling.StepScalingAction(
-                self, f"{rid}Action", scaling_target=target, adjustment_type=adjustment,
-                cooldown=Duration.seconds(cooldown), min_adjustment_magnitude=min_magnitude,
-                metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM)
+                self,
+                f"{rid}Action",
+                scaling_target=target,
+                adjustment_type=adjustment,
+                cooldown=Duration.seconds(cooldown),
+                min_adjustment_magnitude=min_magnitude,
+                metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            )
             # Step bounds are relative to the threshold: above it for "greater than", below for "less than".
             if op == cw.ComparisonOperator.LESS_THAN_THRESHOLD:
                 action.add_adjustment(adjustment=change, upper_bound=0)
@@ -380,18 +609,48 @@ class WorkersStack(Stack):
             alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
             return alarm
 
-        pct, gt, lt = appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY, \
-            cw.ComparisonOperator.GREATER_THAN_THRESHOLD, cw.ComparisonOperator.LESS_THAN_THRESHOLD
+        pct, gt, lt = (
+            appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY,
+            cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        )
         return {
-            "scale_out": rule("ScaleOut", policy.backlog_expression, "backlog per worker",
-                              policy.scale_out_backlog, gt, policy.scale_out_evaluation_periods, pct,
-                              policy.step_percent, policy.scale_out_cooldown_seconds, policy.min_step_workers),
-            "scale_in": rule("ScaleIn", policy.scale_in_expression, "backlog per worker (scale-in guard)",
-                             policy.scale_in_backlog, lt, policy.scale_in_evaluation_periods, pct,
-                             -policy.step_percent, policy.scale_in_cooldown_seconds, policy.min_step_workers),
-            "wake": rule("Wake", policy.wake_expression, "work waiting, no worker", 0, gt,
-                         policy.wake_evaluation_periods, appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-                         policy.wake_workers, policy.scale_out_cooldown_seconds, None),
+            "scale_out": rule(
+                "ScaleOut",
+                policy.backlog_expression,
+                "backlog per worker",
+                policy.scale_out_backlog,
+                gt,
+                policy.scale_out_evaluation_periods,
+                pct,
+                policy.step_percent,
+                policy.scale_out_cooldown_seconds,
+                policy.min_step_workers,
+            ),
+            "scale_in": rule(
+                "ScaleIn",
+                policy.scale_in_expression,
+                "backlog per worker (scale-in guard)",
+                policy.scale_in_backlog,
+                lt,
+                policy.scale_in_evaluation_periods,
+                pct,
+                -policy.step_percent,
+                policy.scale_in_cooldown_seconds,
+                policy.min_step_workers,
+            ),
+            "wake": rule(
+                "Wake",
+                policy.wake_expression,
+                "work waiting, no worker",
+                0,
+                gt,
+                policy.wake_evaluation_periods,
+                appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+                policy.wake_workers,
+                policy.scale_out_cooldown_seconds,
+                None,
+            ),
         }
 
 
@@ -401,5 +660,10 @@ def _docker_ignore() -> IgnoreMode:
 
 def _health_check() -> ecs.HealthCheck:
     """Same check as the Dockerfiles' HEALTHCHECK (ECS ignores the image's own)."""
-    return ecs.HealthCheck(command=["CMD", "/usr/local/bin/hark-healthcheck"], interval=Duration.seconds(30),
-                           timeout=Duration.seconds(10), retries=3, start_period=Duration.seconds(120))
+    return ecs.HealthCheck(
+        command=["CMD", "/usr/local/bin/hark-healthcheck"],
+        interval=Duration.seconds(30),
+        timeout=Duration.seconds(10),
+        retries=3,
+        start_period=Duration.seconds(120),
+    )

@@ -28,8 +28,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hark import control
+from hark.api_schemas import (
+    CreateJobRequest,
+    CreateJobResponse,
+    ErrorResponse,
+    GatewayError,
+    JobList,
+    JobView,
+    TranscriptFormat,
+    TranscriptLink,
+)
 from hark.control import ApiError, Caller
-from hark.jobviews import CreateJobRequest, CreateJobResponse, ErrorResponse, GatewayError, JobList, JobView, TranscriptFormat, TranscriptLink
 from hark.http_api import HTTP_API
 from hark.settings import get_settings
 
@@ -57,8 +66,11 @@ def resolver(origins: tuple[str, ...]) -> APIGatewayRestResolver:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps({"error": {"code": code, "message": message}}))
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"error": {"code": code, "message": message}}),
+    )
 
 
 def _responses(status: int, model, description: str, *errors: int) -> dict:
@@ -67,13 +79,24 @@ def _responses(status: int, model, description: str, *errors: int) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
-    descriptions = {400: "Invalid input: the message names the field", 401: "Missing or invalid bearer token (API Gateway)",
-                    403: "Refused by API Gateway (authorizer policy does not cover the request)",
-                    404: "No such job in your account", 409: "Conflict with the job's state",
-                    413: "File larger than the maximum", 415: "File type or extension not accepted",
-                    422: "Idempotency-Key reused with a different request", 429: "Too many unfinished jobs"}
-    return {s: {"description": descriptions[s], "content": {"application/json": {"model": GatewayError if s in (401, 403) else ErrorResponse}}}
-            for s in statuses}
+    descriptions = {
+        400: "Invalid input: the message names the field",
+        401: "Missing or invalid bearer token (API Gateway)",
+        403: "Refused by API Gateway (authorizer policy does not cover the request)",
+        404: "No such job in your account",
+        409: "Conflict with the job's state",
+        413: "File larger than the maximum",
+        415: "File type or extension not accepted",
+        422: "Idempotency-Key reused with a different request",
+        429: "Too many unfinished jobs",
+    }
+    return {
+        s: {
+            "description": descriptions[s],
+            "content": {"application/json": {"model": GatewayError if s in (401, 403) else ErrorResponse}},
+        }
+        for s in statuses
+    }
 
 
 def caller() -> Caller:
@@ -89,14 +112,25 @@ def caller() -> Caller:
 IdPath = Annotated[str, Path(min_length=1, max_length=128, description="The job's id")]
 
 
-@router.post("/jobs", status_code=201, summary="Create a job and get a presigned upload form",
-          responses=_responses(201, CreateJobResponse, "Created: upload the file with the form", 400, 401, 403, 409, 413, 415, 422, 429), tags=["jobs"])
+@router.post(
+    "/jobs",
+    status_code=201,
+    summary="Create a job and get a presigned upload form",
+    responses=_responses(
+        201, CreateJobResponse, "Created: upload the file with the form", 400, 401, 403, 409, 413, 415, 422, 429
+    ),
+    tags=["jobs"],
+)
 def create_job(
     request: CreateJobRequest,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=255,
-               description="Same key (per user), same job: retries never create a second job."),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Same key (per user), same job: retries never create a second job.",
+        ),
     ] = None,
 ) -> CreateJobResponse:
     result = control.create_job(caller(), request, idempotency_key, router.lambda_context)
@@ -105,7 +139,12 @@ def create_job(
     return result
 
 
-@router.get("/jobs", summary="List your jobs, newest first", responses=_responses(200, JobList, "A page of jobs", 400, 401, 403), tags=["jobs"])
+@router.get(
+    "/jobs",
+    summary="List your jobs, newest first",
+    responses=_responses(200, JobList, "A page of jobs", 400, 401, 403),
+    tags=["jobs"],
+)
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
@@ -113,19 +152,35 @@ def list_jobs(
     return control.list_jobs(caller(), limit, cursor)
 
 
-@router.get("/jobs/<job_id>", summary="One job", responses=_responses(200, JobView, "The job", 400, 401, 403, 404), tags=["jobs"])
+@router.get(
+    "/jobs/<job_id>",
+    summary="One job",
+    responses=_responses(200, JobView, "The job", 400, 401, 403, 404),
+    tags=["jobs"],
+)
 def get_job(job_id: IdPath) -> JobView:
     return control.get_job(caller(), job_id)
 
 
-@router.get("/jobs/<job_id>/transcript", summary="A short-lived link to the transcript",
-         responses=_responses(200, TranscriptLink, "A presigned GET link", 400, 401, 403, 404, 409), tags=["jobs"])
-def get_transcript(job_id: IdPath, format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt") -> TranscriptLink:  # noqa: A002
+@router.get(
+    "/jobs/<job_id>/transcript",
+    summary="A short-lived link to the transcript",
+    responses=_responses(200, TranscriptLink, "A presigned GET link", 400, 401, 403, 404, 409),
+    tags=["jobs"],
+)
+def get_transcript(
+    job_id: IdPath, format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt"
+) -> TranscriptLink:
     return control.transcript_link(caller(), job_id, format)
 
 
-@router.delete("/jobs/<job_id>", status_code=204, summary="Delete a job, its audio and its transcripts",
-            responses=_responses(204, None, "Deleted", 400, 401, 403, 404), tags=["jobs"])
+@router.delete(
+    "/jobs/<job_id>",
+    status_code=204,
+    summary="Delete a job, its audio and its transcripts",
+    responses=_responses(204, None, "Deleted", 400, 401, 403, 404),
+    tags=["jobs"],
+)
 def delete_job(job_id: IdPath) -> None:
     deleted = control.delete_job(caller(), job_id)
     logger.info("job deleted", job_id=job_id, objects=deleted)
@@ -137,16 +192,24 @@ def _own_error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
-@router.get("/links/<token>", status_code=302, summary="Follow a transcript link from an email",
-          description="Needs no bearer token: the signed, expiring token in the path is the credential. "
-                      "Answers 302 to a presigned S3 GET minted at that moment, valid a few minutes.",
-          responses={302: {"description": "Redirect to the transcript (Location: a presigned S3 GET)",
-                           "headers": {"Location": {"description": "The presigned S3 GET", "schema": {"type": "string"}}}},
-                     400: _own_error("A path far longer than any link (validation_error)"),
-                     403: _own_error("Not a valid link (garbage, or edited)"),
-                     404: _own_error("The link's job has been deleted"),
-                     410: _own_error("The link has expired: open the web app for a new one")},
-          tags=["links"])
+@router.get(
+    "/links/<token>",
+    status_code=302,
+    summary="Follow a transcript link from an email",
+    description="Needs no bearer token: the signed, expiring token in the path is the credential. "
+    "Answers 302 to a presigned S3 GET minted at that moment, valid a few minutes.",
+    responses={
+        302: {
+            "description": "Redirect to the transcript (Location: a presigned S3 GET)",
+            "headers": {"Location": {"description": "The presigned S3 GET", "schema": {"type": "string"}}},
+        },
+        400: _own_error("A path far longer than any link (validation_error)"),
+        403: _own_error("Not a valid link (garbage, or edited)"),
+        404: _own_error("The link's job has been deleted"),
+        410: _own_error("The link has expired: open the web app for a new one"),
+    },
+    tags=["links"],
+)
 def follow_link(
     token: Annotated[str, Path(max_length=4096, description="The signed token from the email's link")],
 ):  # a Response: the redirect
@@ -154,8 +217,9 @@ def follow_link(
     logger.info("link followed")
     # no-store: a cached redirect would outlive the presigned URL; no-referrer keeps the token out of
     # the next site's logs.
-    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store",
-                                              "Referrer-Policy": "no-referrer"})
+    return Response(
+        status_code=302, headers={"Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
 
 
 # -- errors: one shape ---------------------------------------------------------------------------------
@@ -172,7 +236,9 @@ def _validation_error(err: RequestValidationError) -> Response:
 
 @router.exception_handler([UnicodeDecodeError, binascii.Error])
 def _undecodable_body(err: Exception) -> Response:
-    return _error(400, "validation_error", "The body is not UTF-8 JSON; send a JSON object with Content-Type: application/json.")
+    return _error(
+        400, "validation_error", "The body is not UTF-8 JSON; send a JSON object with Content-Type: application/json."
+    )
 
 
 @router.exception_handler(RequestUnsupportedContentType)
@@ -235,7 +301,7 @@ def openapi_document() -> dict:
         title="Hark API",
         version="1.0.0",
         description="Audio transcription jobs. Every route but /links/{token} needs `Authorization: Bearer <token>`. "
-                    "See docs/api.md.",
+        "See docs/api.md.",
         security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
         security=[{"bearerAuth": []}],
     )
@@ -250,8 +316,10 @@ def openapi_document() -> dict:
                 if bodiless in responses:
                     responses[bodiless].pop("content", None)
             if "500" in responses:
-                responses["500"] = {"description": "Internal error (never for bad input)",
-                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+                responses["500"] = {
+                    "description": "Internal error (never for bad input)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+                }
     # The email link route carries its own credential in the path: no bearer token.
     for operation in doc.get("paths", {}).get("/links/{token}", {}).values():
         operation["security"] = []

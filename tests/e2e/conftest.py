@@ -51,13 +51,23 @@ def live_stack(tmp_path_factory, model_dir):
     home = tmp_path_factory.mktemp("hark-home")
     port, emulator_port = free_port(), free_port()
     log = home / "stack.log"
-    env = {**_clean_env(), "HARK_HOME": str(home), "HARK_EMULATOR_PORT": str(emulator_port),
-           "HARK_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1",
-           # the stack's components record their AWS calls for the session's IAM check (tests/conftest.py)
-           "HARK_RECORD_AWS_CALLS": os.environ.get("HARK_RECORD_AWS_CALLS", "")}
+    env = {
+        **_clean_env(),
+        "HARK_HOME": str(home),
+        "HARK_EMULATOR_PORT": str(emulator_port),
+        "HARK_MODEL_DIR": str(model_dir),
+        "PYTHONUNBUFFERED": "1",
+        # the stack's components record their AWS calls for the session's IAM check (tests/conftest.py)
+        "HARK_RECORD_AWS_CALLS": os.environ.get("HARK_RECORD_AWS_CALLS", ""),
+    }
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "hark.cli", "up", "--port", str(port)], cwd=REPO, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hark.cli", "up", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -86,3 +96,47 @@ def live_stack(tmp_path_factory, model_dir):
 def live_gateway(live_stack):
     """(base URL, a valid bearer token) for tests that only need the API."""
     return live_stack.url, live_stack.token("schema@example.com")
+
+
+# -- the browser: Debian's Chromium driven by Playwright (`playwright install` cannot download here) ----
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps trying hosts this closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(extra_args: tuple[str, ...] = ()):
+    """A started Playwright and its Chromium: (playwright, browser)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is needed (`make system-deps` installs it); `playwright install` must not run")
+    playwright = sync_playwright().start()
+    return playwright, playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright, browser = launch_chromium()
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    yield page
+    context.close()

@@ -40,8 +40,9 @@ def test_api_conforms_to_its_openapi_document(live_gateway, operation, mode):
     headers = {"Authorization": f"Bearer {token}"}
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-              database=None)
+    @settings(
+        max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+    )
     def check(case):
         case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
 

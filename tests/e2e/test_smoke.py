@@ -14,8 +14,9 @@ pytestmark = pytest.mark.e2e
 
 
 def hark(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hark.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hark.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_smoke_passes_every_check_on_the_local_stack(live_stack):
@@ -38,8 +39,18 @@ def test_smoke_fails_a_transcript_that_does_not_match_the_reference(live_stack, 
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("completely different words that nobody said in this recording at all")
     recording, _ = smoke.bundled_recording()
-    run = hark("smoke", "--server", live_stack.url, "--token", live_stack.token("smoke-e2e@example.com"),
-               "--file", str(recording), "--reference", str(wrong), env=live_stack.env())
+    run = hark(
+        "smoke",
+        "--server",
+        live_stack.url,
+        "--token",
+        live_stack.token("smoke-e2e@example.com"),
+        "--file",
+        str(recording),
+        "--reference",
+        str(wrong),
+        env=live_stack.env(),
+    )
     assert run.returncode == 1, run.stdout
     failed = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("FAIL")]
     assert failed == ["txt"]
@@ -64,7 +75,16 @@ def test_a_server_that_is_down_is_one_clear_line_and_exit_1(live_stack):
 
 
 def test_a_missing_file_is_one_clear_line_and_exit_1(live_stack, tmp_path):
-    run = hark("smoke", "--server", live_stack.url, "--token", "anything", "--file", str(tmp_path / "nope.flac"),
-               env=live_stack.env(), timeout=60)
+    run = hark(
+        "smoke",
+        "--server",
+        live_stack.url,
+        "--token",
+        "anything",
+        "--file",
+        str(tmp_path / "nope.flac"),
+        env=live_stack.env(),
+        timeout=60,
+    )
     assert run.returncode == 1
     assert run.stderr == f"hark smoke: {tmp_path / 'nope.flac'}: no such file\n"

@@ -18,15 +18,19 @@ import time
 import pytest
 import requests
 
-from tests.links import link_format
 from hark.wer import word_error_rate
+from tests.links import link_format
 
 pytestmark = pytest.mark.e2e
 
-ENGLISH = ("The quarterly report shows that revenue grew by twelve percent, "
-           "while costs remained stable across every region of the company.")
-SPANISH = ("El informe trimestral muestra que los ingresos crecieron mucho, "
-           "mientras los costos se mantuvieron estables en todas las regiones.")
+ENGLISH = (
+    "The quarterly report shows that revenue grew by twelve percent, "
+    "while costs remained stable across every region of the company."
+)
+SPANISH = (
+    "El informe trimestral muestra que los ingresos crecieron mucho, "
+    "mientras los costos se mantuvieron estables en todas las regiones."
+)
 
 
 def auth(token: str) -> dict:
@@ -34,9 +38,12 @@ def auth(token: str) -> dict:
 
 
 def upload(stack, token: str, path, content_type: str, language: str = "auto") -> str:
-    r = requests.post(f"{stack.url}/jobs", headers=auth(token), timeout=30,
-                      json={"filename": path.name, "content_type": content_type, "size": path.stat().st_size,
-                            "language": language})
+    r = requests.post(
+        f"{stack.url}/jobs",
+        headers=auth(token),
+        timeout=30,
+        json={"filename": path.name, "content_type": content_type, "size": path.stat().st_size, "language": language},
+    )
     assert r.status_code == 201, r.text
     created = r.json()
     up = created["upload"]
@@ -97,7 +104,9 @@ def test_upload_to_emailed_transcript(live_stack, speech, text, lang, fmt, conte
     message = wait_email(live_stack, job_id)
     assert message["To"] == f"{lang}@example.com"
     links = re.findall(r"https?://\S+", plain_text(message))
-    txt_link = next(link for link in links if link.startswith(f"{live_stack.url}/links/") and link_format(link) == "txt")
+    txt_link = next(
+        link for link in links if link.startswith(f"{live_stack.url}/links/") and link_format(link) == "txt"
+    )
     got = requests.get(txt_link, timeout=30)
     assert got.history and got.history[0].status_code == 302
     assert got.text == transcript
@@ -105,17 +114,29 @@ def test_upload_to_emailed_transcript(live_stack, speech, text, lang, fmt, conte
 
 def test_cli_transcribes_and_prints(live_stack, speech):
     audio = speech("Please send the signed contract to the legal team before Friday.", "en", "mp3")
-    result = subprocess.run([sys.executable, "-m", "hark.cli", "transcribe", str(audio)], env=live_stack.env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "hark.cli", "transcribe", str(audio)],
+        env=live_stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
-    assert word_error_rate("Please send the signed contract to the legal team before Friday.", result.stdout, "en") <= 0.2
+    assert (
+        word_error_rate("Please send the signed contract to the legal team before Friday.", result.stdout, "en") <= 0.2
+    )
 
 
 def test_cli_reports_failed_job(live_stack, tmp_path):
     bogus = tmp_path / "notes.wav"
     bogus.write_text("these are meeting notes, not a recording\n" * 20)
-    result = subprocess.run([sys.executable, "-m", "hark.cli", "transcribe", str(bogus)], env=live_stack.env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "hark.cli", "transcribe", str(bogus)],
+        env=live_stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "not an audio file" in result.stderr.lower()
     assert result.stdout == ""
@@ -144,8 +165,12 @@ def test_no_token_is_401(live_stack):
 
 def test_foreign_job_is_404(live_stack, tmp_path):
     owner, stranger = live_stack.token("owner@example.com"), live_stack.token("stranger@example.com")
-    r = requests.post(f"{live_stack.url}/jobs", headers=auth(owner), timeout=10,
-                      json={"filename": "private.wav", "content_type": "audio/wav", "size": 1000})
+    r = requests.post(
+        f"{live_stack.url}/jobs",
+        headers=auth(owner),
+        timeout=10,
+        json={"filename": "private.wav", "content_type": "audio/wav", "size": 1000},
+    )
     job_id = r.json()["job"]["job_id"]
     assert requests.get(f"{live_stack.url}/jobs/{job_id}", headers=auth(owner), timeout=10).status_code == 200
     foreign = requests.get(f"{live_stack.url}/jobs/{job_id}", headers=auth(stranger), timeout=10)

@@ -19,11 +19,11 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from hark.webapp import content_security_policy
 
-from .conftest import REPO
-from .test_web import CHROMIUM, CHROMIUM_ARGS, expect, page, sync_playwright  # noqa: F401  (fixtures shared with the dev sign-in tests)
+from .conftest import REPO, launch_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +39,10 @@ def browser():
     # The page's document is answered by page.route (to carry the deployed CSP), and Chromium treats
     # an intercepted document as public address space, so its uploads to the emulator on loopback
     # would meet Local Network Access checks that a deployment (CloudFront, API Gateway, S3) never does.
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=[*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"])
-        yield browser
-        browser.close()
+    playwright, browser = launch_chromium(("--disable-features=LocalNetworkAccessChecks",))
+    yield browser
+    browser.close()
+    playwright.stop()
 
 
 def publishable_key(host: str, prefix: str = "pk_test_") -> str:
@@ -86,8 +85,11 @@ class ClerkRoutes:
         self.script_requests.append(route.request.url)
         if serve_script and CLERK_SCRIPT_PATH.fullmatch(urlparse(route.request.url).path):
             # crossorigin="anonymous" on the tag: the script is fetched in CORS mode, as from Clerk's CDN
-            route.fulfill(body=STANDIN.read_text(), content_type="application/javascript",
-                          headers={"Access-Control-Allow-Origin": "*"})
+            route.fulfill(
+                body=STANDIN.read_text(),
+                content_type="application/javascript",
+                headers={"Access-Control-Allow-Origin": "*"},
+            )
         else:
             route.fulfill(status=404, body="not found")
 
@@ -110,7 +112,7 @@ def standin(page) -> dict:
     return page.evaluate("window.__clerkStandin.record")
 
 
-def test_clerk_sign_in_upload_token_refresh_and_sign_out(page, live_stack, speech, tmp_path):  # noqa: F811
+def test_clerk_sign_in_upload_token_refresh_and_sign_out(page, live_stack, speech, tmp_path):
     key = publishable_key(FAPI_HOST)
     routes = ClerkRoutes(page, live_stack.url, key)
     calls = api_calls(page, live_stack.url)
@@ -146,8 +148,9 @@ def test_clerk_sign_in_upload_token_refresh_and_sign_out(page, live_stack, speec
     # A signed-in upload: POST /jobs with the Clerk session token, the file straight to S3, then queued.
     page.locator("#file-input").set_input_files(clip)
     item = page.locator("#jobs > li", has_text=clip.name)
-    expect(item.locator(".badge")).to_have_attribute("data-status", re.compile("QUEUED|PROCESSING|COMPLETED"),
-                                                     timeout=60_000)
+    expect(item.locator(".badge")).to_have_attribute(
+        "data-status", re.compile("QUEUED|PROCESSING|COMPLETED"), timeout=60_000
+    )
     record = standin(page)
     posts = [c for c in calls if c[:2] == ("POST", "/jobs")]
     assert len(posts) == 1 and posts[0][2] in record["issued"], (posts, record["issued"])
@@ -155,15 +158,21 @@ def test_clerk_sign_in_upload_token_refresh_and_sign_out(page, live_stack, speec
     # getToken() is asked on every request (Clerk caches; the page keeps no token of its own)
     assert record["getTokenCalls"] >= len(calls)
     # The authorizer accepted the Clerk token as this user: the job is in the user's own list.
-    mine = requests.get(f"{live_stack.url}/jobs", headers={"Authorization": f"Bearer {live_stack.token(EMAIL)}"},
-                        timeout=10)
+    mine = requests.get(
+        f"{live_stack.url}/jobs", headers={"Authorization": f"Bearer {live_stack.token(EMAIL)}"}, timeout=10
+    )
     assert mine.ok and clip.name in [j["filename"] for j in mine.json()["items"]], mine.text
 
     # Clerk refreshes its token before it expires: the next request must carry the new one.
     old = record["issued"][-1]
     page.evaluate("window.__clerkStandin.expireToken()")
-    with page.expect_response(lambda r: urlparse(r.url).path == "/jobs" and r.request.method == "GET"
-                              and r.request.headers.get("authorization") != f"Bearer {old}") as answer:
+    with page.expect_response(
+        lambda r: (
+            urlparse(r.url).path == "/jobs"
+            and r.request.method == "GET"
+            and r.request.headers.get("authorization") != f"Bearer {old}"
+        )
+    ) as answer:
         page.get_by_role("button", name="Refresh").click()
     record = standin(page)
     new = record["issued"][-1]
@@ -203,14 +212,16 @@ def test_clerk_sign_in_upload_token_refresh_and_sign_out(page, live_stack, speec
 
 
 @pytest.mark.parametrize("case", ["no-key", "not-a-key", "script-unreachable"])
-def test_clerk_configuration_problems_are_explained(page, live_stack, case):  # noqa: F811
+def test_clerk_configuration_problems_are_explained(page, live_stack, case):
     """devAuth false and no usable Clerk: the page says what is wrong and offers no sign-in that cannot work."""
     key = {"no-key": "", "not-a-key": "pk_live_bm90IGEgaG9zdA", "script-unreachable": publishable_key(FAPI_HOST)}[case]
     routes = ClerkRoutes(page, live_stack.url, key, serve_script=case != "script-unreachable")
     page.goto(f"{live_stack.url}/")
     notice = page.locator("#notice")
     if case == "script-unreachable":  # a network problem: worth a reload
-        expect(notice).to_contain_text(f"Sign-in could not load: could not load https://{FAPI_HOST}/npm/@clerk/clerk-js@")
+        expect(notice).to_contain_text(
+            f"Sign-in could not load: could not load https://{FAPI_HOST}/npm/@clerk/clerk-js@"
+        )
         expect(notice).to_contain_text("reload the page")
     else:  # the deployment's configuration: the operator must fix it
         expect(notice).to_contain_text("Sign-in is not set up on this deployment")

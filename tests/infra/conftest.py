@@ -27,14 +27,17 @@ TEST_CONTEXT = {
 }
 
 
-
 def template_resources():
     """hark.resources as the templates name them: bucket names carry the account and region, here as
     render() writes the pseudo parameters (${AWS::AccountId}, ${AWS::Region})."""
     from hark.resources import resources
 
-    return resources(TEST_CONTEXT["hark:stack"], TEST_CONTEXT["hark:emailSender"],
-                     account="${AWS::AccountId}", region="${AWS::Region}")
+    return resources(
+        TEST_CONTEXT["hark:stack"],
+        TEST_CONTEXT["hark:emailSender"],
+        account="${AWS::AccountId}",
+        region="${AWS::Region}",
+    )
 
 
 @dataclass
@@ -77,8 +80,11 @@ def synthesise(outdir: Path) -> Synth:
     report_file = outdir / "validation-report.json"
     SESSION_SYNTH = Synth(
         outdir=outdir,
-        templates={s: json.loads((outdir / f"{s}.template.json").read_text())
-                   for s in STACKS if (outdir / f"{s}.template.json").exists()},
+        templates={
+            s: json.loads((outdir / f"{s}.template.json").read_text())
+            for s in STACKS
+            if (outdir / f"{s}.template.json").exists()
+        },
         error=error,
         report=json.loads(report_file.read_text()) if report_file.exists() else None,
         manifest=json.loads((outdir / "manifest.json").read_text()) if (outdir / "manifest.json").exists() else {},

@@ -12,9 +12,11 @@ from .conftest import TEST_CONTEXT, api_routes, render, resources_of
 
 
 def _functions(synth) -> dict[str, dict]:
-    return {f["Properties"]["Handler"]: f["Properties"]
-            for f in resources_of(synth.template("Api"), "AWS::Lambda::Function").values()
-            if f["Properties"].get("Handler", "").startswith("lambdas.")}
+    return {
+        f["Properties"]["Handler"]: f["Properties"]
+        for f in resources_of(synth.template("Api"), "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler", "").startswith("lambdas.")
+    }
 
 
 def test_two_lambdas_with_the_handlers_powertools_layer_and_settings(synth):
@@ -44,8 +46,11 @@ def test_lambda_asset_holds_the_hark_and_lambdas_packages(synth):
     assert (code / "lambdas" / "api").is_dir() and (code / "lambdas" / "authorizer").is_dir()
     assert (code / "hark" / "settings.py").exists()
     assert not (code / "hark" / "local").exists()  # the emulator never ships to Lambda
-    functions = [f["Properties"]["Code"] for f in resources_of(synth.template("Api"), "AWS::Lambda::Function").values()
-                 if f["Properties"].get("Handler", "").startswith("lambdas.")]
+    functions = [
+        f["Properties"]["Code"]
+        for f in resources_of(synth.template("Api"), "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler", "").startswith("lambdas.")
+    ]
     assert all(render(c["S3Key"]).startswith(code.name.removeprefix("asset.")) for c in functions)
 
 
@@ -89,22 +94,41 @@ def test_logging_has_the_accounts_api_gateway_cloudwatch_role(synth):
     assert "AmazonAPIGatewayPushToCloudWatchLogs" in render(role["ManagedPolicyArns"])
     (stage_id,) = resources_of(template, "AWS::ApiGateway::Stage")
     (deployment_id,) = resources_of(template, "AWS::ApiGateway::Deployment")
-    depends = template["Resources"][stage_id].get("DependsOn", []) + template["Resources"][deployment_id].get("DependsOn", [])
+    depends = template["Resources"][stage_id].get("DependsOn", []) + template["Resources"][deployment_id].get(
+        "DependsOn", []
+    )
     assert any(d in resources_of(template, "AWS::ApiGateway::Account") for d in depends)
 
 
 def test_stage_throttled_traced_and_access_logged(synth):
     t = synth.assertions("Api")
-    t.has_resource_properties("AWS::ApiGateway::Stage", {
-        "StageName": HTTP_API.stage,
-        "TracingEnabled": True,
-        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("status")},
-        "MethodSettings": Match.array_with([Match.object_like({
-            "HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": HTTP_API.throttle.rate_limit,
-            "ThrottlingBurstLimit": HTTP_API.throttle.burst_limit})]),
-    })
+    t.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": HTTP_API.stage,
+            "TracingEnabled": True,
+            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("status")},
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "HttpMethod": "*",
+                            "ResourcePath": "/*",
+                            "ThrottlingRateLimit": HTTP_API.throttle.rate_limit,
+                            "ThrottlingBurstLimit": HTTP_API.throttle.burst_limit,
+                        }
+                    )
+                ]
+            ),
+        },
+    )
     t.has_resource_properties("AWS::ApiGateway::RestApi", {"Name": f"{TEST_CONTEXT['hark:stack']}-api"})
-    t.has_resource_properties("AWS::ApiGateway::GatewayResponse", {
-        "ResponseType": "DEFAULT_4XX",
-        "ResponseParameters": {"gatewayresponse.header.Access-Control-Allow-Origin":
-                               f"'{TEST_CONTEXT['hark:webOrigin']}'"}})
+    t.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": "DEFAULT_4XX",
+            "ResponseParameters": {
+                "gatewayresponse.header.Access-Control-Allow-Origin": f"'{TEST_CONTEXT['hark:webOrigin']}'"
+            },
+        },
+    )

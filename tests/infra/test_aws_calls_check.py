@@ -15,17 +15,34 @@ LOCAL = resources("hark-test", "transcripts@hark.local")  # the names the record
 DEPLOYED = aws_calls.deployed_resources(TEST_CONTEXT)
 
 
-def call(component: str, service: str, operation: str, presign: bool = False, status: int | None = 200,
-         keys: list[str] | None = None, **params: str) -> dict:
-    return {"component": component, "service": service, "operation": operation, "presign": presign,
-            "status": status, "params": params, "keys": keys or [], "stack": LOCAL.stack,
-            "email_sender": LOCAL.email_identity}
+def call(
+    component: str,
+    service: str,
+    operation: str,
+    presign: bool = False,
+    status: int | None = 200,
+    keys: list[str] | None = None,
+    **params: str,
+) -> dict:
+    return {
+        "component": component,
+        "service": service,
+        "operation": operation,
+        "presign": presign,
+        "status": status,
+        "params": params,
+        "keys": keys or [],
+        "stack": LOCAL.stack,
+        "email_sender": LOCAL.email_identity,
+    }
 
 
 @pytest.fixture(scope="module")
 def roles(synth):
-    return {c: aws_calls.resolved_statements(synth.template(stack), prefix)
-            for c, (stack, prefix) in aws_calls.ROLES.items()}
+    return {
+        c: aws_calls.resolved_statements(synth.template(stack), prefix)
+        for c, (stack, prefix) in aws_calls.ROLES.items()
+    }
 
 
 def decide(record: dict, statements: list[dict]) -> list[tuple[str, bool]]:
@@ -38,17 +55,30 @@ def without(statements: list[dict], action: str) -> list[dict]:
 
 
 def test_head_object_needs_get_object_and_list_bucket(roles):
-    head = call("transcription-worker", "s3", "HeadObject", Bucket=LOCAL.transcripts_bucket.name,
-                Key="parts/user_a/job1/0003.json", status=404)
+    head = call(
+        "transcription-worker",
+        "s3",
+        "HeadObject",
+        Bucket=LOCAL.transcripts_bucket.name,
+        Key="parts/user_a/job1/0003.json",
+        status=404,
+    )
     assert decide(head, roles["transcription-worker"]) == [("s3:GetObject", True), ("s3:ListBucket", True)]
     # the grant this issue was about, removed: the probe would answer 403 in AWS
     assert decide(head, without(roles["transcription-worker"], "s3:ListBucket")) == [
-        ("s3:GetObject", True), ("s3:ListBucket", False)]
+        ("s3:GetObject", True),
+        ("s3:ListBucket", False),
+    ]
 
 
 def test_a_get_that_saw_a_missing_key_needs_list_bucket_too(roles):
-    found = call("notification-worker", "s3", "GetObject", Bucket=LOCAL.transcripts_bucket.name,
-                 Key="transcripts/u/j/transcript.txt")
+    found = call(
+        "notification-worker",
+        "s3",
+        "GetObject",
+        Bucket=LOCAL.transcripts_bucket.name,
+        Key="transcripts/u/j/transcript.txt",
+    )
     missing = {**found, "status": 404}
     assert decide(found, roles["notification-worker"]) == [("s3:GetObject", True)]
     assert decide(missing, roles["notification-worker"]) == [("s3:GetObject", True), ("s3:ListBucket", True)]
@@ -62,24 +92,26 @@ def test_api_lists_job_prefixes_only(roles):
     assert decide(listing("uploads/user_a/job1/"), roles["api"]) == [("s3:ListBucket", True)]
     assert decide(listing(""), roles["api"]) == [("s3:ListBucket", False)]  # the whole bucket: no
     assert decide(listing("other/"), roles["api"]) == [("s3:ListBucket", False)]
-    assert decide(listing("uploads/user_a/job1/"), without(roles["api"], "s3:ListBucket")) == [
-        ("s3:ListBucket", False)]
+    assert decide(listing("uploads/user_a/job1/"), without(roles["api"], "s3:ListBucket")) == [("s3:ListBucket", False)]
 
 
 def test_batch_delete_needs_delete_object_on_every_key(roles):
-    batch = call("api", "s3", "DeleteObjects", Bucket=LOCAL.audio_bucket.name,
-                 keys=["uploads/u/j/a.wav", "chunks/u/j/0001.flac"])
+    batch = call(
+        "api", "s3", "DeleteObjects", Bucket=LOCAL.audio_bucket.name, keys=["uploads/u/j/a.wav", "chunks/u/j/0001.flac"]
+    )
     assert decide(batch, roles["api"]) == [("s3:DeleteObject", True), ("s3:DeleteObject", True)]
     outside = call("api", "s3", "DeleteObjects", Bucket=LOCAL.audio_bucket.name, keys=["elsewhere/x"])
     assert decide(outside, roles["api"]) == [("s3:DeleteObject", False)]
 
 
 def test_presigned_urls_count_as_the_signers_calls(roles):
-    upload = call("api", "s3", "PutObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name,
-                  Key="uploads/u/j/a.wav")
+    upload = call(
+        "api", "s3", "PutObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name, Key="uploads/u/j/a.wav"
+    )
     assert decide(upload, roles["api"]) == [("s3:PutObject", True)]
-    read_audio = call("api", "s3", "GetObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name,
-                      Key="uploads/u/j/a.wav")
+    read_audio = call(
+        "api", "s3", "GetObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name, Key="uploads/u/j/a.wav"
+    )
     assert decide(read_audio, roles["api"]) == [("s3:GetObject", False)]  # the API never reads audio
 
 
@@ -90,11 +122,14 @@ def test_email_only_from_the_configured_sender(roles):
 
 
 def test_queues_and_tables_by_name_and_index(roles):
-    poll = call("transcription-worker", "sqs", "ReceiveMessage", QueueUrl=f"http://emu/123/{LOCAL.transcribe_queue.name}")
+    poll = call(
+        "transcription-worker", "sqs", "ReceiveMessage", QueueUrl=f"http://emu/123/{LOCAL.transcribe_queue.name}"
+    )
     assert decide(poll, roles["transcription-worker"]) == [("sqs:ReceiveMessage", True)]
     assert decide(poll, roles["notification-worker"]) == [("sqs:ReceiveMessage", False)]
-    chunks = call("transcription-worker", "sqs", "SendMessageBatch",
-                  QueueUrl=f"http://emu/123/{LOCAL.transcribe_queue.name}")
+    chunks = call(
+        "transcription-worker", "sqs", "SendMessageBatch", QueueUrl=f"http://emu/123/{LOCAL.transcribe_queue.name}"
+    )
     assert decide(chunks, roles["transcription-worker"]) == [("sqs:SendMessage", True)]  # batch: the single action
     query = call("api", "dynamodb", "Query", TableName=LOCAL.jobs_table.name, IndexName="by-user")
     assert decide(query, roles["api"]) == [("dynamodb:Query", True)]
@@ -125,8 +160,12 @@ def test_iam_wildcards_and_conditions():
     assert aws_calls.allowed(need, [{**grant, "Resource": "arn:aws:s3:::?/transcripts/*"}])
     assert not aws_calls.allowed(need, [grant, {**grant, "Effect": "Deny"}])  # an explicit Deny wins
     listing = aws_calls.Need("s3:ListBucket", "arn:aws:s3:::b", (("s3:prefix", "uploads/u/"),))
-    conditioned = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
-                   "Condition": {"StringLike": {"s3:prefix": ["uploads/*"]}}}
+    conditioned = {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": "arn:aws:s3:::b",
+        "Condition": {"StringLike": {"s3:prefix": ["uploads/*"]}},
+    }
     assert aws_calls.allowed(listing, [conditioned])
     # the implicit check of a missing-key read carries no s3:prefix: a conditioned grant does not count
     assert not aws_calls.allowed(aws_calls.Need("s3:ListBucket", "arn:aws:s3:::b"), [conditioned])

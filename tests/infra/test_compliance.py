@@ -46,8 +46,9 @@ def test_cfn_lint_clean(synth):
 
     problems = []
     for name, template in synth.templates.items():
-        matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"],
-                                                               ignore_checks=sorted(CFN_LINT_IGNORED)))
+        matches = lint(
+            json.dumps(template), config=ManualArgs(regions=["us-east-1"], ignore_checks=sorted(CFN_LINT_IGNORED))
+        )
         problems += [f"{name}: {m}" for m in matches]
     assert not problems, "\n".join(problems)
 

@@ -23,8 +23,7 @@ from urllib.parse import quote_plus
 import pytest
 from werkzeug.test import Client
 
-from hark import auth
-from hark import aws
+from hark import auth, aws
 from hark.keys import upload_key
 from hark.local.gateway import Gateway
 from hark.local.issuer import DevIssuer
@@ -47,7 +46,11 @@ def authorizer_wiring(synth) -> dict:
     source = props["IdentitySource"]
     prefix = "method.request.header."
     assert source.startswith(prefix), source
-    return {"kind": props["Type"], "header": source[len(prefix):], "ttl": props.get("AuthorizerResultTtlInSeconds", 300)}
+    return {
+        "kind": props["Type"],
+        "header": source[len(prefix) :],
+        "ttl": props.get("AuthorizerResultTtlInSeconds", 300),
+    }
 
 
 def stage_name(synth) -> str:
@@ -71,20 +74,38 @@ def authorizer_event(synth, sent_headers: dict, arn: str, path: str, method: str
         value = next(v for k, v in sent_headers.items() if k.lower() == wiring["header"].lower())
         return {"type": "TOKEN", "authorizationToken": value, "methodArn": arn}
     assert wiring["kind"] == "REQUEST", wiring
-    return {"type": "REQUEST", "methodArn": arn, "resource": path, "path": path, "httpMethod": method,
-            "headers": dict(sent_headers), "multiValueHeaders": {k: [v] for k, v in sent_headers.items()},
-            "queryStringParameters": {}, "multiValueQueryStringParameters": {}, "pathParameters": {},
-            "stageVariables": {}, "requestContext": {"path": f"/{stage_name(synth)}{path}", "accountId": ACCOUNT,
-                                                      "resourceId": "abc123", "stage": stage_name(synth),
-                                                      "requestId": str(uuid.uuid4()), "apiId": API_ID,
-                                                      "httpMethod": method, "resourcePath": path,
-                                                      "identity": {"sourceIp": "203.0.113.7"}}}
+    return {
+        "type": "REQUEST",
+        "methodArn": arn,
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": dict(sent_headers),
+        "multiValueHeaders": {k: [v] for k, v in sent_headers.items()},
+        "queryStringParameters": {},
+        "multiValueQueryStringParameters": {},
+        "pathParameters": {},
+        "stageVariables": {},
+        "requestContext": {
+            "path": f"/{stage_name(synth)}{path}",
+            "accountId": ACCOUNT,
+            "resourceId": "abc123",
+            "stage": stage_name(synth),
+            "requestId": str(uuid.uuid4()),
+            "apiId": API_ID,
+            "httpMethod": method,
+            "resourcePath": path,
+            "identity": {"sourceIp": "203.0.113.7"},
+        },
+    }
 
 
 def allows(policy: dict, arn: str) -> bool:
     """IAM's wildcard rule for execute-api ARNs ("*" spans "/"), written independently of the gateway's."""
     statements = policy["Statement"]
-    matching = [s for s in statements if fnmatch.fnmatchcase(arn, s["Resource"]) and s["Action"] == "execute-api:Invoke"]
+    matching = [
+        s for s in statements if fnmatch.fnmatchcase(arn, s["Resource"]) and s["Action"] == "execute-api:Invoke"
+    ]
     return any(s["Effect"] == "Allow" for s in matching) and not any(s["Effect"] == "Deny" for s in matching)
 
 
@@ -100,7 +121,7 @@ class Issuer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 body = json.dumps(outer.dev.jwks()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -132,8 +153,9 @@ def issuer(tmp_path, monkeypatch):
 
 
 # -- the authorizer -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("header_name", ["Authorization", "authorization", "AUTHORIZATION"],
-                         ids=["http1", "http2-lowercase", "uppercase"])
+@pytest.mark.parametrize(
+    "header_name", ["Authorization", "authorization", "AUTHORIZATION"], ids=["http1", "http2-lowercase", "uppercase"]
+)
 def test_authorizer_allows_a_valid_token_in_the_event_its_wiring_sends(synth, issuer, header_name):
     sent = {header_name: f"Bearer {issuer.token()}", "Host": "api.hark.example"}
     arn = method_arn(synth, "GET", "/jobs")
@@ -178,53 +200,94 @@ class Ctx:
         return 29_000
 
 
-def proxy_event(synth, method: str, resource: str, path_params: dict, authorizer: dict, body: dict | None = None) -> dict:
+def proxy_event(
+    synth, method: str, resource: str, path_params: dict, authorizer: dict, body: dict | None = None
+) -> dict:
     """The REST proxy event as AWS documents it, with HTTP/2's lowercase header names."""
     path = resource
     for k, v in path_params.items():
         path = path.replace("{" + k + "}", v)
-    headers = {"accept": "application/json", "authorization": "Bearer x", "content-type": "application/json",
-               "host": f"{API_ID}.execute-api.{REGION}.amazonaws.com", "origin": WEB_ORIGIN,
-               "user-agent": "curl/8.5.0", "x-forwarded-for": "203.0.113.7", "x-forwarded-port": "443",
-               "x-forwarded-proto": "https"}
+    headers = {
+        "accept": "application/json",
+        "authorization": "Bearer x",
+        "content-type": "application/json",
+        "host": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
+        "origin": WEB_ORIGIN,
+        "user-agent": "curl/8.5.0",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
     return {
-        "resource": resource, "path": path, "httpMethod": method,
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": path_params or None, "stageVariables": None,
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
         "requestContext": {
-            "resourceId": "2gxmpl", "resourcePath": resource, "httpMethod": method,
-            "extendedRequestId": "JJbxmHc9IAMFfTg=", "requestTime": "23/Nov/2026:19:01:16 +0000",
-            "path": f"/{stage_name(synth)}{path}", "accountId": ACCOUNT, "protocol": "HTTP/1.1",
-            "stage": stage_name(synth), "domainPrefix": API_ID, "requestTimeEpoch": int(time.time() * 1000),
+            "resourceId": "2gxmpl",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": "JJbxmHc9IAMFfTg=",
+            "requestTime": "23/Nov/2026:19:01:16 +0000",
+            "path": f"/{stage_name(synth)}{path}",
+            "accountId": ACCOUNT,
+            "protocol": "HTTP/1.1",
+            "stage": stage_name(synth),
+            "domainPrefix": API_ID,
+            "requestTimeEpoch": int(time.time() * 1000),
             "requestId": str(uuid.uuid4()),
-            "identity": {"cognitoIdentityPoolId": None, "accountId": None, "cognitoIdentityId": None,
-                         "caller": None, "sourceIp": "203.0.113.7", "principalOrgId": None, "accessKey": None,
-                         "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None,
-                         "userArn": None, "userAgent": "curl/8.5.0", "user": None},
-            "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com", "apiId": API_ID,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": "203.0.113.7",
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": "curl/8.5.0",
+                "user": None,
+            },
+            "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
+            "apiId": API_ID,
             "authorizer": authorizer,
         },
-        "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False,
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
     }
 
 
 def test_api_lambda_serves_every_authorized_route_from_the_documented_proxy_event(synth, issuer, stack):
     sent = {"Authorization": f"Bearer {issuer.token()}"}
     answer = authorizer_handler.handler(
-        authorizer_event(synth, sent, method_arn(synth, "POST", "/jobs"), "/jobs", "POST"), None)
+        authorizer_event(synth, sent, method_arn(synth, "POST", "/jobs"), "/jobs", "POST"), None
+    )
     # API Gateway hands the authorizer's context on with principalId and its own latency figure.
     authorizer = {"principalId": answer["principalId"], "integrationLatency": 12, **answer["context"]}
     routes = api_routes(synth.template("Api"))
     assert routes[("POST", "/jobs")]["Integration"]["Type"] == "AWS_PROXY"
 
-    created = api_handler.handler(proxy_event(synth, "POST", "/jobs", {}, authorizer, {
-        "filename": "memo.wav", "content_type": "audio/wav", "size": 1000}), Ctx())
+    created = api_handler.handler(
+        proxy_event(
+            synth, "POST", "/jobs", {}, authorizer, {"filename": "memo.wav", "content_type": "audio/wav", "size": 1000}
+        ),
+        Ctx(),
+    )
     assert created["statusCode"] == 201, created
     job_id = json.loads(created["body"])["job"]["job_id"]
-    expected = {("GET", "/jobs"): 200, ("GET", "/jobs/{id}"): 200,
-                ("GET", "/jobs/{id}/transcript"): 409,  # not transcribed yet
-                ("DELETE", "/jobs/{id}"): 204}
+    expected = {
+        ("GET", "/jobs"): 200,
+        ("GET", "/jobs/{id}"): 200,
+        ("GET", "/jobs/{id}/transcript"): 409,  # not transcribed yet
+        ("DELETE", "/jobs/{id}"): 204,
+    }
     for (method, resource), status in expected.items():
         assert routes[(method, resource)]["AuthorizationType"] == "CUSTOM"
         params = {"id": job_id} if "{id}" in resource else {}
@@ -235,8 +298,13 @@ def test_api_lambda_serves_every_authorized_route_from_the_documented_proxy_even
 # -- the local gateway against the same templates ----------------------------------------------------
 @pytest.fixture
 def gateway(synth, issuer, stack, tmp_path):
-    config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": WEB_ORIGIN,
-              "authorizedParties": [WEB_ORIGIN]}
+    config = {
+        "apiBase": "",
+        "devAuth": True,
+        "clerkPublishableKey": None,
+        "webOrigin": WEB_ORIGIN,
+        "authorizedParties": [WEB_ORIGIN],
+    }
     gw = Gateway(issuer.dev, REPO / "frontend", config, REGION)
     return gw, Client(gw)
 
@@ -250,7 +318,8 @@ def test_local_gateway_is_wired_as_the_template(synth, gateway):
     assert gw.api.stage == stage_name(synth)
     routes = api_routes(synth.template("Api"))
     assert {(r.method, r.path, r.authorized) for r in gw.api.routes} == {
-        (m, p, props["AuthorizationType"] == "CUSTOM") for (m, p), props in routes.items() if m != "OPTIONS"}
+        (m, p, props["AuthorizationType"] == "CUSTOM") for (m, p), props in routes.items() if m != "OPTIONS"
+    }
 
 
 def test_local_gateway_sends_the_authorizer_event_of_the_templates_kind_once_per_token(synth, gateway, issuer):
@@ -286,9 +355,17 @@ def test_local_gateway_answers_preflight_from_the_templates_cors_without_the_aut
     def header(name: str) -> str:
         return preflight[f"method.response.header.{name}"].strip("'")
 
-    response = client.options("/jobs", headers={"Origin": WEB_ORIGIN, "Access-Control-Request-Method": "POST",
-                                                 "Access-Control-Request-Headers": "authorization,content-type"})
-    assert response.status_code == int(routes[("OPTIONS", "/jobs")]["Integration"]["IntegrationResponses"][0]["StatusCode"])
+    response = client.options(
+        "/jobs",
+        headers={
+            "Origin": WEB_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert response.status_code == int(
+        routes[("OPTIONS", "/jobs")]["Integration"]["IntegrationResponses"][0]["StatusCode"]
+    )
     assert gw.authorizer_invocations == 0
     for name in ("Access-Control-Allow-Headers", "Access-Control-Allow-Methods", "Access-Control-Max-Age"):
         assert set(response.headers[name].split(",")) == set(header(name).split(",")), name
@@ -311,8 +388,11 @@ def test_local_gateway_refuses_without_the_identity_header_before_the_authorizer
 
 # -- S3 -> SQS -> the transcription worker -------------------------------------------------------------
 def test_s3_notification_of_the_templates_wiring_reads_as_an_upload(synth, stack):
-    buckets = [b["Properties"] for b in resources_of(synth.template("Storage"), "AWS::S3::Bucket").values()
-               if "NotificationConfiguration" in b["Properties"]]
+    buckets = [
+        b["Properties"]
+        for b in resources_of(synth.template("Storage"), "AWS::S3::Bucket").values()
+        if "NotificationConfiguration" in b["Properties"]
+    ]
     (bucket,) = buckets
     (queue_config,) = bucket["NotificationConfiguration"]["QueueConfigurations"]
     assert queue_config["Event"] == "s3:ObjectCreated:*"
@@ -321,27 +401,56 @@ def test_s3_notification_of_the_templates_wiring_reads_as_an_upload(synth, stack
     key = upload_key("user_2abc", uuid.uuid4().hex, "réunion d'équipe 1.m4a")
     assert key.startswith(rule["Value"])  # the keys the API mints fall under the notified prefix
     record = {  # S3 event message structure, version 2.1; object keys are URL-encoded (spaces as '+')
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
-        "eventTime": "2026-11-23T19:01:16.123Z", "eventName": "ObjectCreated:Post",
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": "2026-11-23T19:01:16.123Z",
+        "eventName": "ObjectCreated:Post",
         "userIdentity": {"principalId": "AWS:AROAEXAMPLE:session"},
         "requestParameters": {"sourceIPAddress": "203.0.113.7"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "transcribe",
-               "bucket": {"name": "hark-audio-123456789012-eu-west-1", "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                          "arn": "arn:aws:s3:::hark-audio-123456789012-eu-west-1"},
-               "object": {"key": quote_plus(key, safe="/"), "size": 1024, "eTag": "d41d8cd98f00b204e9800998ecf8427e",
-                          "sequencer": "0055AED6DCD90281E5"}},
+        "responseElements": {
+            "x-amz-request-id": "C3D13FE58DE4C810",
+            "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "transcribe",
+            "bucket": {
+                "name": "hark-audio-123456789012-eu-west-1",
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": "arn:aws:s3:::hark-audio-123456789012-eu-west-1",
+            },
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": 1024,
+                "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                "sequencer": "0055AED6DCD90281E5",
+            },
+        },
     }
     # Through the real (emulated) queue, as the worker receives it.
     sqs = aws.client("sqs")
     url = aws.queue_url(stack.transcribe_queue.name)
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
-        "Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-23T19:01:16.123Z",
-        "Bucket": "hark-audio-123456789012-eu-west-1", "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}))
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps(
+            {
+                "Service": "Amazon S3",
+                "Event": "s3:TestEvent",
+                "Time": "2026-11-23T19:01:16.123Z",
+                "Bucket": "hark-audio-123456789012-eu-west-1",
+                "RequestId": "5582815E1AEA5ADF",
+                "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+            }
+        ),
+    )
     bodies = []
     while len(bodies) < 2:
-        bodies += [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])]
+        bodies += [
+            m["Body"]
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        ]
     parsed = [parse_transcribe_body(b) for b in bodies]
     assert [] in parsed  # the test event S3 sends when the notification is configured: nothing to do
     (uploads,) = [p for p in parsed if p != []]

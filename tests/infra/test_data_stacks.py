@@ -11,28 +11,41 @@ WEB = TEST_CONTEXT["hark:webOrigin"]
 
 
 def test_every_stack_synthesised(synth):
-    assert set(synth.templates) == {"Web", "Queues", "Tables", "Email", "Storage", "Api", "WebContent", "Workers",
-                                    "Monitoring"}
+    assert set(synth.templates) == {
+        "Web",
+        "Queues",
+        "Tables",
+        "Email",
+        "Storage",
+        "Api",
+        "WebContent",
+        "Workers",
+        "Monitoring",
+    }
     for name, template in synth.templates.items():
         assert template["Resources"], name
         assert "Parameters" not in template or set(template["Parameters"]) <= {"BootstrapVersion"} | {
-            p for p in template["Parameters"] if p.startswith("SsmParameterValue")}, name
+            p for p in template["Parameters"] if p.startswith("SsmParameterValue")
+        }, name
 
 
 def test_queues_and_dead_letter_queues_from_hark_resources(synth):
     t = synth.assertions("Queues")
     t.resource_count_is("AWS::SQS::Queue", 4)
     template = synth.template("Queues")
-    by_name = {q["Properties"]["QueueName"]: (k, q["Properties"])
-               for k, q in resources_of(template, "AWS::SQS::Queue").items()}
+    by_name = {
+        q["Properties"]["QueueName"]: (k, q["Properties"]) for k, q in resources_of(template, "AWS::SQS::Queue").items()
+    }
     for qdef in RES.queues:
         dlq_id, dlq = by_name[qdef.dlq_name]
         _, queue = by_name[qdef.name]
         assert queue["VisibilityTimeout"] == qdef.visibility_timeout_seconds
         assert queue["MessageRetentionPeriod"] == qdef.retention_seconds
         assert queue["ReceiveMessageWaitTimeSeconds"] == qdef.receive_wait_seconds
-        assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
-                                          "maxReceiveCount": qdef.max_receive_count}
+        assert queue["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+            "maxReceiveCount": qdef.max_receive_count,
+        }
         assert dlq["MessageRetentionPeriod"] == qdef.dlq_retention_seconds
         assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
     assert RES.transcribe_queue.max_receive_count == 4  # the design's "(4 receives) -> DLQ"
@@ -42,11 +55,20 @@ def test_queues_deny_plain_http_and_accept_only_the_audio_bucket(synth):
     template = synth.template("Queues")
     policies = list(resources_of(template, "AWS::SQS::QueuePolicy").values())
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    assert sum(1 for s in statements if s["Effect"] == "Deny"
-               and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}) == 4
+    assert (
+        sum(
+            1
+            for s in statements
+            if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        )
+        == 4
+    )
     (s3_send,) = [s for s in statements if s.get("Principal") == {"Service": "s3.amazonaws.com"}]
     assert s3_send["Action"] == "sqs:SendMessage"
-    assert render(s3_send["Condition"]["ArnEquals"]["aws:SourceArn"]) == f"arn:${{AWS::Partition}}:s3:::{RES.audio_bucket.name}"
+    assert (
+        render(s3_send["Condition"]["ArnEquals"]["aws:SourceArn"])
+        == f"arn:${{AWS::Partition}}:s3:::{RES.audio_bucket.name}"
+    )
     assert s3_send["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
@@ -54,33 +76,49 @@ def test_tables_on_demand_pitr_ttl_and_indexes(synth):
     t = synth.assertions("Tables")
     t.resource_count_is("AWS::DynamoDB::GlobalTable", 2)
     for tdef in RES.tables:
-        t.has_resource("AWS::DynamoDB::GlobalTable", {
-            "DeletionPolicy": "Retain",
-            "Properties": Match.object_like({
-                "TableName": tdef.name,
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": [{"AttributeName": tdef.partition_key, "KeyType": "HASH"}],
-                "TimeToLiveSpecification": {"AttributeName": tdef.ttl_attribute, "Enabled": True},
-                "Replicas": [Match.object_like({
-                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                    "DeletionProtectionEnabled": True,
-                })],
-            }),
-        })
-    jobs = [r["Properties"] for r in resources_of(synth.template("Tables"), "AWS::DynamoDB::GlobalTable").values()
-            if r["Properties"]["TableName"] == RES.jobs_table.name][0]
+        t.has_resource(
+            "AWS::DynamoDB::GlobalTable",
+            {
+                "DeletionPolicy": "Retain",
+                "Properties": Match.object_like(
+                    {
+                        "TableName": tdef.name,
+                        "BillingMode": "PAY_PER_REQUEST",
+                        "KeySchema": [{"AttributeName": tdef.partition_key, "KeyType": "HASH"}],
+                        "TimeToLiveSpecification": {"AttributeName": tdef.ttl_attribute, "Enabled": True},
+                        "Replicas": [
+                            Match.object_like(
+                                {
+                                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                                    "DeletionProtectionEnabled": True,
+                                }
+                            )
+                        ],
+                    }
+                ),
+            },
+        )
+    (jobs,) = [
+        r["Properties"]
+        for r in resources_of(synth.template("Tables"), "AWS::DynamoDB::GlobalTable").values()
+        if r["Properties"]["TableName"] == RES.jobs_table.name
+    ]
     indexes = {i["IndexName"]: i for i in jobs["GlobalSecondaryIndexes"]}
     for index in RES.jobs_table.indexes:
         assert indexes[index.name]["KeySchema"] == [
             {"AttributeName": index.partition_key, "KeyType": "HASH"},
-            {"AttributeName": index.sort_key, "KeyType": "RANGE"}]
+            {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+        ]
         assert indexes[index.name]["Projection"] == {"ProjectionType": "ALL"}
     assert "by-user" in indexes
 
 
 def _bucket(synth, name: str) -> dict:
-    (bucket,) = [b for b in resources_of(synth.template("Storage"), "AWS::S3::Bucket").values()
-                 if render(b["Properties"].get("BucketName")) == name]
+    (bucket,) = [
+        b
+        for b in resources_of(synth.template("Storage"), "AWS::S3::Bucket").values()
+        if render(b["Properties"].get("BucketName")) == name
+    ]
     return bucket
 
 
@@ -90,15 +128,26 @@ def test_buckets_encrypted_private_tls_only(synth):
     assert len(buckets) == 3  # audio, transcripts, access logs
     for bucket in buckets.values():
         props = bucket["Properties"]
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert (
+            props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+                "SSEAlgorithm"
+            ]
+            == "AES256"
+        )
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
-            "RestrictPublicBuckets": True}
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
         assert bucket["DeletionPolicy"] == "Retain"
     policies = resources_of(template, "AWS::S3::BucketPolicy").values()
-    tls_denies = [p for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]
-                  if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}]
+    tls_denies = [
+        p
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
     assert len(tls_denies) == 3
     for name in (RES.audio_bucket.name, RES.transcripts_bucket.name):
         assert "LoggingConfiguration" in _bucket(synth, name)["Properties"]
@@ -132,23 +181,39 @@ def test_upload_notification_goes_to_the_transcribe_queue_for_uploads_only(synth
 
 def test_ses_identity_for_the_sender(synth):
     synth.assertions("Email").has_resource_properties(
-        "AWS::SES::EmailIdentity", {"EmailIdentity": TEST_CONTEXT["hark:emailSender"]})
+        "AWS::SES::EmailIdentity", {"EmailIdentity": TEST_CONTEXT["hark:emailSender"]}
+    )
 
 
 def test_web_app_behind_cloudfront_with_origin_access_control(synth):
     t = synth.assertions("Web")
     t.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
-    t.has_resource_properties("AWS::CloudFront::OriginAccessControl", {
-        "OriginAccessControlConfig": Match.object_like({"OriginAccessControlOriginType": "s3",
-                                                        "SigningBehavior": "always"})})
+    t.has_resource_properties(
+        "AWS::CloudFront::OriginAccessControl",
+        {
+            "OriginAccessControlConfig": Match.object_like(
+                {"OriginAccessControlOriginType": "s3", "SigningBehavior": "always"}
+            )
+        },
+    )
     t.resource_count_is("AWS::CloudFront::CloudFrontOriginAccessIdentity", 0)
-    t.has_resource_properties("AWS::CloudFront::Distribution", {"DistributionConfig": Match.object_like({
-        "DefaultRootObject": "index.html",
-        "DefaultCacheBehavior": Match.object_like({"ViewerProtocolPolicy": "redirect-to-https"}),
-        "Logging": Match.any_value(),
-    })})
-    statements = [s for p in resources_of(synth.template("Web"), "AWS::S3::BucketPolicy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    t.has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": Match.object_like(
+                {
+                    "DefaultRootObject": "index.html",
+                    "DefaultCacheBehavior": Match.object_like({"ViewerProtocolPolicy": "redirect-to-https"}),
+                    "Logging": Match.any_value(),
+                }
+            )
+        },
+    )
+    statements = [
+        s
+        for p in resources_of(synth.template("Web"), "AWS::S3::BucketPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     (oac_read,) = [s for s in statements if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
     assert oac_read["Action"] == "s3:GetObject"
     assert "AWS:SourceArn" in oac_read["Condition"]["StringEquals"]

@@ -123,8 +123,9 @@ def apply_mode(mode: str, original: int, is_dir: bool) -> int:
 
 
 def chmod_copies(path: Path) -> list[str]:
-    return [m.group(1) for k, a in instructions(path) if k in ("COPY", "ADD")
-            for m in [re.search(r"--chmod=(\S+)", a)] if m]
+    return [
+        m.group(1) for k, a in instructions(path) if k in ("COPY", "ADD") for m in [re.search(r"--chmod=(\S+)", a)] if m
+    ]
 
 
 def syntax_version(path: Path) -> tuple[int, ...]:
@@ -155,7 +156,9 @@ def test_copy_chmod_keeps_directories_traversable(worker):
             bits = apply_mode(mode, source_dir_mode, is_dir=True)
             for shift in (6, 3, 0):
                 if bits >> shift & R:
-                    assert bits >> shift & X, f"--chmod={mode} leaves directories {oct(bits)}: readable, not traversable"
+                    assert bits >> shift & X, (
+                        f"--chmod={mode} leaves directories {oct(bits)}: readable, not traversable"
+                    )
         if not re.fullmatch(r"[0-7]{1,4}", mode):
             assert syntax_version(path) >= (1, 14), "symbolic --chmod needs the dockerfile 1.14 frontend"
 

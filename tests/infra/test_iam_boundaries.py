@@ -40,8 +40,7 @@ def notification(synth):
 def test_no_role_uses_service_wildcards(api, authorizer, transcription, notification):
     for pairs in (api, authorizer, transcription, notification):
         assert not [a for a, _ in pairs if a.endswith(":*") or a == "*"]
-        assert {r for a, r in pairs if r == "*"} <= {"*"} and all(
-            a.startswith("xray:") for a, r in pairs if r == "*")
+        assert {r for a, r in pairs if r == "*"} <= {"*"} and all(a.startswith("xray:") for a, r in pairs if r == "*")
 
 
 def test_api_cannot_read_audio(api):
@@ -49,16 +48,21 @@ def test_api_cannot_read_audio(api):
     assert _s3(api) == {
         ("s3:PutObject", f"{AUDIO}/uploads/*"),  # presigned uploads only
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
-        ("s3:DeleteObject", f"{AUDIO}/uploads/*"), ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
-        ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"), ("s3:DeleteObject", f"{TRANSCRIPTS}/parts/*"),
-        ("s3:ListBucket", AUDIO), ("s3:ListBucket", TRANSCRIPTS),  # DELETE lists each job prefix
+        ("s3:DeleteObject", f"{AUDIO}/uploads/*"),
+        ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
+        ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),
+        ("s3:DeleteObject", f"{TRANSCRIPTS}/parts/*"),
+        ("s3:ListBucket", AUDIO),
+        ("s3:ListBucket", TRANSCRIPTS),  # DELETE lists each job prefix
     }
     assert not [a for a, _ in api if a.startswith(("sqs:", "ses:"))]
 
 
 def test_api_lists_only_below_the_job_prefixes(synth):
     """DELETE lists the job's keys (ListObjectsV2): ListBucket only with an s3:prefix under a job prefix."""
-    statements = [s for s in role_statements(synth.template("Api"), "ApiFunctionRole") if "s3:ListBucket" in s["Action"]]
+    statements = [
+        s for s in role_statements(synth.template("Api"), "ApiFunctionRole") if "s3:ListBucket" in s["Action"]
+    ]
     prefixes = {p for s in statements for p in s["Condition"]["StringLike"]["s3:prefix"]}
     assert prefixes == {f"{p}*" for p in (UPLOADS_PREFIX, CHUNKS_PREFIX, TRANSCRIPTS_PREFIX, PARTS_PREFIX)}
     assert all(set(s["Condition"]) == {"StringLike"} for s in statements)
@@ -67,7 +71,8 @@ def test_api_lists_only_below_the_job_prefixes(synth):
 def test_api_reaches_both_tables_and_their_indexes(api):
     tables = {r.rsplit(":table/", 1)[1] for a, r in api if a == "dynamodb:Query"}
     assert tables == {RES.jobs_table.name, RES.idempotency_table.name} | {
-        f"{RES.jobs_table.name}/index/{i.name}" for i in RES.jobs_table.indexes}
+        f"{RES.jobs_table.name}/index/{i.name}" for i in RES.jobs_table.indexes
+    }
     assert "dynamodb:Scan" not in {a for a, _ in api}
 
 
@@ -78,33 +83,45 @@ def test_authorizer_needs_no_data_access(authorizer):
 def test_transcription_worker_cannot_send_email(transcription):
     assert not [a for a, _ in transcription if a.startswith("ses:")]
     assert _s3(transcription) == {
-        ("s3:GetObject", f"{AUDIO}/uploads/*"), ("s3:GetObject", f"{AUDIO}/chunks/*"),
+        ("s3:GetObject", f"{AUDIO}/uploads/*"),
+        ("s3:GetObject", f"{AUDIO}/chunks/*"),
         ("s3:PutObject", f"{AUDIO}/chunks/*"),
-        ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"), ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*"),
-        ("s3:GetObject", f"{TRANSCRIPTS}/parts/*"), ("s3:PutObject", f"{TRANSCRIPTS}/parts/*"),
+        ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),
+        ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*"),
+        ("s3:GetObject", f"{TRANSCRIPTS}/parts/*"),
+        ("s3:PutObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),  # a job deleted while it ran
-        ("s3:ListBucket", AUDIO), ("s3:ListBucket", TRANSCRIPTS),  # HeadObject of a missing key: 404, not 403
+        ("s3:ListBucket", AUDIO),
+        ("s3:ListBucket", TRANSCRIPTS),  # HeadObject of a missing key: 404, not 403
     }
     sqs = {(a, r.rsplit(":", 1)[1]) for a, r in transcription if a.startswith("sqs:")}
-    assert {("sqs:ReceiveMessage", RES.transcribe_queue.name), ("sqs:DeleteMessage", RES.transcribe_queue.name),
-            ("sqs:ChangeMessageVisibility", RES.transcribe_queue.name),
-            ("sqs:SendMessage", RES.transcribe_queue.name), ("sqs:SendMessage", RES.notify_queue.name)} <= sqs
+    assert {
+        ("sqs:ReceiveMessage", RES.transcribe_queue.name),
+        ("sqs:DeleteMessage", RES.transcribe_queue.name),
+        ("sqs:ChangeMessageVisibility", RES.transcribe_queue.name),
+        ("sqs:SendMessage", RES.transcribe_queue.name),
+        ("sqs:SendMessage", RES.notify_queue.name),
+    } <= sqs
     assert ("sqs:ReceiveMessage", RES.notify_queue.name) not in sqs
     assert {r.rsplit(":table/", 1)[1].split("/")[0] for a, r in transcription if a.startswith("dynamodb:")} == {
-        RES.jobs_table.name}
+        RES.jobs_table.name
+    }
 
 
 def test_notifier_cannot_write_transcripts(notification, synth):
-    assert _s3(notification) == {("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),
-                                 ("s3:ListBucket", TRANSCRIPTS)}  # a deleted transcript answers 404
+    assert _s3(notification) == {
+        ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),
+        ("s3:ListBucket", TRANSCRIPTS),
+    }  # a deleted transcript answers 404
     assert not [a for a, _ in notification if a in ("s3:PutObject", "s3:DeleteObject")]
     sqs = {(a, r.rsplit(":", 1)[1]) for a, r in notification if a.startswith("sqs:")}
     assert {q for _, q in sqs} == {RES.notify_queue.name}
     assert ("sqs:SendMessage", RES.notify_queue.name) not in sqs
     ddb = {a for a, _ in notification if a.startswith("dynamodb:")}
     assert "dynamodb:UpdateItem" in ddb and not ddb & {"dynamodb:PutItem", "dynamodb:DeleteItem"}
-    ses = [s for s in role_statements(synth.template("Workers"), "NotificationTaskRole")
-           if "ses:SendEmail" in s["Action"]]
+    ses = [
+        s for s in role_statements(synth.template("Workers"), "NotificationTaskRole") if "ses:SendEmail" in s["Action"]
+    ]
     (statement,) = ses
     assert sorted(statement["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
     assert statement["Resource"]["Fn::Join"][1][-1].endswith(f":identity/{TEST_CONTEXT['hark:emailSender']}")

@@ -83,8 +83,11 @@ def test_emails_failed_alarm_covers_an_ses_outage(synth):
     assert {"EmailsSent", "EmailsFailed"} <= names
     topic_id = next(iter(resources_of(synth.template("Monitoring"), "AWS::SNS::Topic")))
     (alarm,) = [a for a in _alarms(synth) if a["MetricName"] == "EmailsFailed"]
-    assert _metric(alarm) == (namespace, "EmailsFailed", {"service": service}) == \
-        ("Hark", "EmailsFailed", {"service": "notification"})
+    assert (
+        _metric(alarm)
+        == (namespace, "EmailsFailed", {"service": service})
+        == ("Hark", "EmailsFailed", {"service": "notification"})
+    )
     assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300
     assert alarm["EvaluationPeriods"] == 3 and alarm["DatapointsToAlarm"] == 3  # 15 minutes running
     assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -94,8 +97,10 @@ def test_emails_failed_alarm_covers_an_ses_outage(synth):
 
 def test_dashboard_reads_the_workers_metrics_as_they_emit_them(synth):
     text = _dashboard_text(synth)
-    for path, wanted in (("worker/transcription", ("JobsCompleted", "JobsFailed")),
-                         ("worker/notification/worker.py", ("EmailsSent", "EmailsFailed"))):
+    for path, wanted in (
+        ("worker/transcription", ("JobsCompleted", "JobsFailed")),
+        ("worker/notification/worker.py", ("EmailsSent", "EmailsFailed")),
+    ):
         namespace, service, names = _worker_emf(path)
         for metric in wanted:
             assert metric in names, (path, metric)

@@ -24,9 +24,11 @@ ACCOUNTS = [
 
 def _buckets(synth, pseudo) -> dict[str, str]:
     """Logical id -> physical name of the named buckets in the storage stack, in one account/region."""
-    return {k: evaluate(v["Properties"]["BucketName"], pseudo)
-            for k, v in resources_of(synth.template("Storage"), "AWS::S3::Bucket").items()
-            if "BucketName" in v["Properties"]}
+    return {
+        k: evaluate(v["Properties"]["BucketName"], pseudo)
+        for k, v in resources_of(synth.template("Storage"), "AWS::S3::Bucket").items()
+        if "BucketName" in v["Properties"]
+    }
 
 
 def test_no_template_holds_a_literal_bucket_name(synth):
@@ -53,13 +55,19 @@ def test_two_accounts_get_different_bucket_names(synth):
 def _consumers(synth) -> dict[str, tuple[dict, list[dict]]]:
     """Consumer -> (its environment, its role's statements)."""
     api = synth.template("Api")
-    (fn,) = [v["Properties"] for v in resources_of(api, "AWS::Lambda::Function").values()
-             if v["Properties"].get("FunctionName") == f"{STACK}-api"]
+    (fn,) = [
+        v["Properties"]
+        for v in resources_of(api, "AWS::Lambda::Function").values()
+        if v["Properties"].get("FunctionName") == f"{STACK}-api"
+    ]
     out = {"api": (fn["Environment"]["Variables"], role_statements(api, "ApiFunctionRole"))}
     workers = synth.template("Workers")
     for family, role in (("transcription", "TranscriptionTaskRole"), ("notification", "NotificationTaskRole")):
-        (task,) = [v["Properties"] for v in resources_of(workers, "AWS::ECS::TaskDefinition").values()
-                   if v["Properties"]["Family"] == f"{STACK}-{family}"]
+        (task,) = [
+            v["Properties"]
+            for v in resources_of(workers, "AWS::ECS::TaskDefinition").values()
+            if v["Properties"]["Family"] == f"{STACK}-{family}"
+        ]
         (container,) = task["ContainerDefinitions"]
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         out[family] = (env, role_statements(workers, role))
@@ -89,8 +97,14 @@ def test_every_consumer_names_the_buckets_the_storage_stack_creates(synth, monke
         finally:
             aws.reset()
         assert {res.audio_bucket.name, res.transcripts_bucket.name} == created, consumer
-        s3_resources = [evaluate(r, pseudo) for st in statements if st["Effect"] == "Allow"
-                        for a in as_list(st["Action"]) if a.startswith("s3:") for r in as_list(st["Resource"])]
+        s3_resources = [
+            evaluate(r, pseudo)
+            for st in statements
+            if st["Effect"] == "Allow"
+            for a in as_list(st["Action"])
+            if a.startswith("s3:")
+            for r in as_list(st["Resource"])
+        ]
         assert s3_resources, consumer
         for arn in s3_resources:
             assert isinstance(arn, str) and arn.split(":::", 1)[1].split("/", 1)[0] in created, (consumer, arn)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from hark.resources import CLERK_SECRET_PLACEHOLDER, resources
 
 from .conftest import TEST_CONTEXT, grants, resources_of, role_statements
@@ -14,8 +13,10 @@ STACK = TEST_CONTEXT["hark:stack"]
 
 
 def _secrets(synth) -> dict[str, dict]:
-    return {s["Properties"]["Name"]: s["Properties"]
-            for s in resources_of(synth.template("Email"), "AWS::SecretsManager::Secret").values()}
+    return {
+        s["Properties"]["Name"]: s["Properties"]
+        for s in resources_of(synth.template("Email"), "AWS::SecretsManager::Secret").values()
+    }
 
 
 def _secret_reads(pairs: set[tuple[str, str]]) -> set[str]:
@@ -63,12 +64,16 @@ def test_api_reads_the_link_key_only(synth):
     """The API verifies links (GET /links/{token}): the link key, never Clerk's."""
     pairs = grants(role_statements(synth.template("Api"), "ApiFunctionRole"))
     assert {(a, r) for a, r in pairs if a.startswith("secretsmanager:")} == {
-        ("secretsmanager:GetSecretValue", _arn(RES.link_signing_secret))}
+        ("secretsmanager:GetSecretValue", _arn(RES.link_signing_secret))
+    }
 
 
 def test_notification_worker_gets_the_api_url_for_its_links(synth):
-    (task,) = [r["Properties"] for r in resources_of(synth.template("Workers"), "AWS::ECS::TaskDefinition").values()
-               if r["Properties"]["Family"] == f"{STACK}-notification"]
+    (task,) = [
+        r["Properties"]
+        for r in resources_of(synth.template("Workers"), "AWS::ECS::TaskDefinition").values()
+        if r["Properties"]["Family"] == f"{STACK}-notification"
+    ]
     (container,) = task["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     # The Api stack's RestApi URL, read from that stack (the API's id is only known once deployed).

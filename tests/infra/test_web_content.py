@@ -35,14 +35,17 @@ def _source_files(synth, key: str) -> dict[str, bytes]:
 
 def _sources(synth) -> list[tuple[dict[str, bytes], dict]]:
     props = _deployment(synth)
-    return [(_source_files(synth, key), markers)
-            for key, markers in zip(props["SourceObjectKeys"], props["SourceMarkers"], strict=True)]
+    return [
+        (_source_files(synth, key), markers)
+        for key, markers in zip(props["SourceObjectKeys"], props["SourceMarkers"], strict=True)
+    ]
 
 
 def test_frontend_folder_is_deployed_to_the_site_bucket(synth):
     props = _deployment(synth)
     assert props["DestinationBucketName"] == {
-        "Fn::GetStackOutput": {"StackName": f"{STACK}-web", "OutputName": "SiteBucketName"}}
+        "Fn::GetStackOutput": {"StackName": f"{STACK}-web", "OutputName": "SiteBucketName"}
+    }
     assert props["Prune"] is True
     assert len(props["SourceObjectKeys"]) == 2
     frontend = {p.name: p.read_bytes() for p in (REPO / "frontend").iterdir() if p.is_file()}
@@ -71,7 +74,10 @@ def test_config_json_has_the_keys_the_web_app_reads(synth):
 
 def test_config_json_carries_the_clerk_publishable_key_when_set(web):
     assert web.web_config("https://x/v1/", "pk_live_abc") == {
-        "apiBase": "https://x/v1/", "devAuth": False, "clerkPublishableKey": "pk_live_abc"}
+        "apiBase": "https://x/v1/",
+        "devAuth": False,
+        "clerkPublishableKey": "pk_live_abc",
+    }
 
 
 def test_no_cache_and_cloudfront_invalidation_after_each_deploy(synth):
@@ -79,7 +85,8 @@ def test_no_cache_and_cloudfront_invalidation_after_each_deploy(synth):
     assert props["SystemMetadata"] == {"cache-control": "no-cache"}
     assert props["DistributionPaths"] == ["/*"]
     assert props["DistributionId"] == {
-        "Fn::GetStackOutput": {"StackName": f"{STACK}-web", "OutputName": "DistributionId"}}
+        "Fn::GetStackOutput": {"StackName": f"{STACK}-web", "OutputName": "DistributionId"}
+    }
     assert props["WaitForDistributionInvalidation"] is True
     outputs = synth.template("Web")["Outputs"]
     assert {"SiteBucketName", "DistributionId", "DistributionDomainName"} <= set(outputs)
@@ -99,8 +106,9 @@ def test_deployment_handler_findings_are_acknowledged_on_it_only(synth):
     assert "AwsSolutions-IAM5[Resource::*]" in rules
     assert not [r for r in rules if r.startswith("AwsSolutions-IAM5[Action::s3:*")]
     # the deployment's own custom resource and the rest of the stack carry no acknowledgment
-    assert "Metadata" not in one(template, "Custom::CDKBucketDeployment") or \
-        "cdk_nag" not in one(template, "Custom::CDKBucketDeployment").get("Metadata", {})
+    assert "Metadata" not in one(template, "Custom::CDKBucketDeployment") or "cdk_nag" not in one(
+        template, "Custom::CDKBucketDeployment"
+    ).get("Metadata", {})
 
 
 # -- The distribution's response headers: security headers and a Content-Security-Policy ----------
@@ -134,6 +142,7 @@ def web():
 def _web_template(web, key: str) -> dict:
     from aws_cdk import App
     from aws_cdk.assertions import Template
+
     from hark_infra.config import HarkConfig
 
     stack = web.WebStack(App(), "Web", config=HarkConfig(stack=STACK, clerk_publishable_key=key))
@@ -148,10 +157,13 @@ def _s3_hosts(*names: str) -> set[str]:
 def test_distribution_serves_security_headers_and_a_csp(synth):
     template = synth.template("Web")
     (policy_id,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy")
-    behavior = one(template, "AWS::CloudFront::Distribution")["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    behavior = one(template, "AWS::CloudFront::Distribution")["Properties"]["DistributionConfig"][
+        "DefaultCacheBehavior"
+    ]
     assert behavior["ResponseHeadersPolicyId"] == {"Ref": policy_id}
     headers = one(template, "AWS::CloudFront::ResponseHeadersPolicy")["Properties"]["ResponseHeadersPolicyConfig"][
-        "SecurityHeadersConfig"]
+        "SecurityHeadersConfig"
+    ]
     assert headers["FrameOptions"]["FrameOption"] == "DENY"
     assert headers["ContentTypeOptions"]["Override"] is True
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 365 * 24 * 3600
@@ -167,7 +179,8 @@ def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):
     # the API (its URL is not known to this stack: the region's execute-api hosts), the presigned upload
     # to the audio bucket, the viewer's fetch from the transcripts bucket
     assert set(csp["connect-src"]) == {"'self'", "https://*.execute-api.${AWS::Region}.amazonaws.com"} | _s3_hosts(
-        res.audio_bucket.name, res.transcripts_bucket.name)
+        res.audio_bucket.name, res.transcripts_bucket.name
+    )
     assert csp["frame-src"] == ["'none'"] and csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
     assert not [v for values in csp.values() for v in values if "clerk" in v or "cloudflare" in v]
 
@@ -184,7 +197,9 @@ def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_ho
     assert set(csp["worker-src"]) == {"'self'", "blob:"}
     assert set(csp["style-src"]) == {"'self'", "'unsafe-inline'"}
     assert csp["frame-src"] == ["https://challenges.cloudflare.com"]
-    assert not [v for values in csp.values() for v in values if "clerk" in v and v not in (clerk, "https://img.clerk.com")]
+    assert not [
+        v for values in csp.values() for v in values if "clerk" in v and v not in (clerk, "https://img.clerk.com")
+    ]
 
 
 def test_clerk_publishable_keys_decode_to_their_frontend_api_host(web):
@@ -192,7 +207,10 @@ def test_clerk_publishable_keys_decode_to_their_frontend_api_host(web):
         for prefix in ("pk_live_", "pk_test_"):
             assert clerk_frontend_api_host(publishable_key(host, prefix)) == host
     # with its base64 padding kept, too
-    assert clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode()) == "ab.clerk.accounts.dev"
+    assert (
+        clerk_frontend_api_host("pk_test_" + base64.b64encode(b"ab.clerk.accounts.dev$").decode())
+        == "ab.clerk.accounts.dev"
+    )
 
 
 def test_a_bad_clerk_key_stops_the_synth_with_the_reason(web):

@@ -15,8 +15,12 @@ from .conftest import TEST_CONTEXT, one, resources_of
 STACK = TEST_CONTEXT["hark:stack"]
 # The spot pool's instance types as AWS lists them (EC2 accelerated computing instance specifications):
 # (GPUs, vCPUs, memory GiB). Each must take exactly one transcription task.
-GPU_INSTANCES = {"g4dn.xlarge": (1, 4, 16), "g4dn.2xlarge": (1, 8, 32), "g5.xlarge": (1, 4, 16),
-                 "g6.xlarge": (1, 4, 16)}
+GPU_INSTANCES = {
+    "g4dn.xlarge": (1, 4, 16),
+    "g4dn.2xlarge": (1, 8, 32),
+    "g5.xlarge": (1, 4, 16),
+    "g6.xlarge": (1, 4, 16),
+}
 # Memory an instance keeps for the OS and the ECS agent: ECS registers less than the instance size.
 ECS_MEMORY_OVERHEAD_MIB = 1024
 
@@ -26,8 +30,10 @@ def test_gpu_instances_from_a_launch_template_on_the_ecs_gpu_ami(synth):
     data = one(template, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
     assert data["InstanceType"] == "g4dn.xlarge"
     image_param = data["ImageId"]["Ref"]
-    assert template["Parameters"][image_param]["Default"] == \
-        "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+    assert (
+        template["Parameters"][image_param]["Default"]
+        == "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+    )
     (volume,) = data["BlockDeviceMappings"]
     assert volume["Ebs"]["Encrypted"] is True and volume["Ebs"]["VolumeType"] == "gp3"
     assert not resources_of(template, "AWS::AutoScaling::LaunchConfiguration")
@@ -47,20 +53,29 @@ def test_asg_mixes_spot_and_on_demand_and_scales_to_zero(synth):
 
 def test_capacity_provider_with_managed_scaling_and_draining(synth):
     t = synth.assertions("Workers")
-    t.has_resource_properties("AWS::ECS::CapacityProvider", {"AutoScalingGroupProvider": {
-        "AutoScalingGroupArn": Match.any_value(),
-        "ManagedScaling": {"Status": "ENABLED", "TargetCapacity": 100},
-        "ManagedTerminationProtection": "ENABLED",
-        "ManagedDraining": "ENABLED",
-    }})
-    t.has_resource_properties("AWS::ECS::Cluster", {
-        "ClusterName": f"{STACK}-workers",
-        "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]})
+    t.has_resource_properties(
+        "AWS::ECS::CapacityProvider",
+        {
+            "AutoScalingGroupProvider": {
+                "AutoScalingGroupArn": Match.any_value(),
+                "ManagedScaling": {"Status": "ENABLED", "TargetCapacity": 100},
+                "ManagedTerminationProtection": "ENABLED",
+                "ManagedDraining": "ENABLED",
+            }
+        },
+    )
+    t.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterName": f"{STACK}-workers", "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
 
 
 def _container(synth, family: str) -> tuple[dict, dict]:
-    (task,) = [r["Properties"] for r in resources_of(synth.template("Workers"), "AWS::ECS::TaskDefinition").values()
-               if r["Properties"]["Family"] == family]
+    (task,) = [
+        r["Properties"]
+        for r in resources_of(synth.template("Workers"), "AWS::ECS::TaskDefinition").values()
+        if r["Properties"]["Family"] == family
+    ]
     (container,) = task["ContainerDefinitions"]
     return task, container
 
@@ -87,11 +102,14 @@ def test_notification_task_lets_a_worst_case_ses_send_finish_on_stop(synth):
 
 def test_transcription_service_uses_the_gpu_capacity_provider(synth):
     t = synth.assertions("Workers")
-    t.has_resource_properties("AWS::ECS::Service", {
-        "ServiceName": f"{STACK}-transcription",
-        "DesiredCount": 0,
-        "CapacityProviderStrategy": [Match.object_like({"CapacityProvider": Match.any_value(), "Weight": 1})],
-    })
+    t.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "ServiceName": f"{STACK}-transcription",
+            "DesiredCount": 0,
+            "CapacityProviderStrategy": [Match.object_like({"CapacityProvider": Match.any_value(), "Weight": 1})],
+        },
+    )
 
 
 def test_notification_worker_on_fargate(synth):
@@ -102,9 +120,15 @@ def test_notification_worker_on_fargate(synth):
     assert env["HARK_EMAIL_SENDER"] == TEST_CONTEXT["hark:emailSender"]
     assert env["HARK_WEB_URL"] == TEST_CONTEXT["hark:webOrigin"]
     assert "ResourceRequirements" not in c
-    synth.assertions("Workers").has_resource_properties("AWS::ECS::Service", {
-        "ServiceName": f"{STACK}-notification", "LaunchType": "FARGATE", "DesiredCount": 1,
-        "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})}})
+    synth.assertions("Workers").has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "ServiceName": f"{STACK}-notification",
+            "LaunchType": "FARGATE",
+            "DesiredCount": 1,
+            "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +154,9 @@ def test_scaling_metric_math_is_visible_messages_over_running_tasks(scaling):
     assert metrics["tasks"]["Metric"]["MetricName"] == "RunningTaskCount"
     assert metrics["tasks"]["Metric"]["Namespace"] == "ECS/ContainerInsights"
     assert {d["Name"]: d["Value"] for d in metrics["tasks"]["Metric"]["Dimensions"]} == {
-        "ClusterName": f"{STACK}-workers", "ServiceName": f"{STACK}-transcription"}
+        "ClusterName": f"{STACK}-workers",
+        "ServiceName": f"{STACK}-transcription",
+    }
 
 
 def test_scale_out_above_500_per_worker_by_max_20_percent_or_10(scaling):
@@ -158,13 +184,19 @@ def test_wake_from_zero_when_work_arrives(scaling):
 
 
 def test_scalable_target_zero_to_max(synth):
-    synth.assertions("Workers").has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
-        "MinCapacity": 0, "MaxCapacity": P.max_workers, "ScalableDimension": "ecs:service:DesiredCount",
-        "ResourceId": f"service/{STACK}-workers/{STACK}-transcription"})
+    synth.assertions("Workers").has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "MinCapacity": 0,
+            "MaxCapacity": P.max_workers,
+            "ScalableDimension": "ecs:service:DesiredCount",
+            "ResourceId": f"service/{STACK}-workers/{STACK}-transcription",
+        },
+    )
 
 
 def test_every_gpu_instance_type_fits_one_transcription_task(synth):
-    task, c = _container(synth, f"{STACK}-transcription")
+    _task, c = _container(synth, f"{STACK}-transcription")
     gpus = int(next(r["Value"] for r in c["ResourceRequirements"] if r["Type"] == "GPU"))
     for instance, (instance_gpus, vcpus, gib) in GPU_INSTANCES.items():
         assert gpus == instance_gpus, f"{instance}: one task per GPU, one GPU per instance"
@@ -199,10 +231,13 @@ def test_gpu_service_waits_for_its_capacity_provider_association(synth):
     cluster (AWS::ECS::ClusterCapacityProviderAssociations) before it creates the service."""
     template = synth.template("Workers")
     (provider,) = resources_of(template, "AWS::ECS::CapacityProvider")
-    (assoc_id, assoc), = resources_of(template, "AWS::ECS::ClusterCapacityProviderAssociations").items()
+    ((assoc_id, assoc),) = resources_of(template, "AWS::ECS::ClusterCapacityProviderAssociations").items()
     assert {"Ref": provider} in assoc["Properties"]["CapacityProviders"]
-    (service,) = [v for v in resources_of(template, "AWS::ECS::Service").values()
-                  if v["Properties"]["ServiceName"] == f"{STACK}-transcription"]
+    (service,) = [
+        v
+        for v in resources_of(template, "AWS::ECS::Service").values()
+        if v["Properties"]["ServiceName"] == f"{STACK}-transcription"
+    ]
     assert service["Properties"]["CapacityProviderStrategy"][0]["CapacityProvider"] == {"Ref": provider}
     assert assoc_id in service["DependsOn"]
 
@@ -211,8 +246,11 @@ def test_wake_alarm_counts_missing_running_task_count_as_zero(scaling):
     """Container Insights may publish no RunningTaskCount while the service has no task: the wake
     expression must FILL it, or it has no data exactly when the fleet is at zero."""
     props, _ = scaling[P.wake_expression]
-    (tasks_id,) = [m["Id"] for m in props["Metrics"]
-                   if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "RunningTaskCount"]
+    (tasks_id,) = [
+        m["Id"]
+        for m in props["Metrics"]
+        if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "RunningTaskCount"
+    ]
     (expr,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
     uses = re.findall(rf"\b{tasks_id}\b", expr)
     filled = re.findall(rf"FILL\(\s*{tasks_id}\s*,\s*0\s*\)", expr)

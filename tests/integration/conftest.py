@@ -15,8 +15,14 @@ def workers(tmp_path, model_dir):
     started: list[WorkerProcess] = []
 
     def start(name: str = "worker", ready: bool = True, **env) -> WorkerProcess:
-        environment = {**os.environ, "HARK_MODEL_DIR": str(model_dir), "HARK_POLL_WAIT_SECONDS": "1",
-                       "HARK_CPU_THREADS": "2", "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
+        environment = {
+            **os.environ,
+            "HARK_MODEL_DIR": str(model_dir),
+            "HARK_POLL_WAIT_SECONDS": "1",
+            "HARK_CPU_THREADS": "2",
+            "PYTHONUNBUFFERED": "1",
+            **{k: str(v) for k, v in env.items()},
+        }
         worker = WorkerProcess("worker.transcription", tmp_path / f"{name}-{len(started)}.log", environment)
         started.append(worker)
         if ready:

@@ -31,8 +31,16 @@ class Ctx:
         return 29_000
 
 
-def proxy_event(method: str, path: str, *, user: str | None = ALICE, body=None, query: dict | None = None,
-                headers: dict | None = None, raw_body: str | None = None) -> dict:
+def proxy_event(
+    method: str,
+    path: str,
+    *,
+    user: str | None = ALICE,
+    body=None,
+    query: dict | None = None,
+    headers: dict | None = None,
+    raw_body: str | None = None,
+) -> dict:
     resource = path
     params = None
     parts = path.strip("/").split("/")
@@ -42,18 +50,31 @@ def proxy_event(method: str, path: str, *, user: str | None = ALICE, body=None, 
     hdrs = {"Authorization": "Bearer x.y.z", "Content-Type": "application/json", **(headers or {})}
     if raw_body is None and body is not None:
         raw_body = json.dumps(body)
-    context = {"resourcePath": resource, "httpMethod": method, "path": f"/local{path}", "stage": "local",
-               "requestId": str(uuid.uuid4()), "accountId": "123456789012", "apiId": "local",
-               "identity": {"sourceIp": "127.0.0.1"}}
+    context = {
+        "resourcePath": resource,
+        "httpMethod": method,
+        "path": f"/local{path}",
+        "stage": "local",
+        "requestId": str(uuid.uuid4()),
+        "accountId": "123456789012",
+        "apiId": "local",
+        "identity": {"sourceIp": "127.0.0.1"},
+    }
     if user is not None:
         context["authorizer"] = {"principalId": user, "user_id": user, "email": f"{user}@example.com"}
     return {
-        "resource": resource, "path": path, "httpMethod": method, "headers": hdrs,
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": hdrs,
         "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
         "queryStringParameters": query or None,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": params, "stageVariables": None, "requestContext": context,
-        "body": raw_body, "isBase64Encoded": False,
+        "pathParameters": params,
+        "stageVariables": None,
+        "requestContext": context,
+        "body": raw_body,
+        "isBase64Encoded": False,
     }
 
 
@@ -86,9 +107,24 @@ def test_create_job(stack):
     job, upload = data["job"], data["upload"]
     assert job["status"] == "UPLOADING" and job["language"] == "es" and job["size"] == 1234
     assert job["filename"] == "meeting.mp3" and job["transcript"] is None and job["chunks"] is None
-    assert set(job) == {"job_id", "status", "filename", "content_type", "size", "language", "detected_language",
-                        "duration_seconds", "created_at", "updated_at", "queued_at", "started_at", "finished_at",
-                        "error", "chunks", "transcript"}
+    assert set(job) == {
+        "job_id",
+        "status",
+        "filename",
+        "content_type",
+        "size",
+        "language",
+        "detected_language",
+        "duration_seconds",
+        "created_at",
+        "updated_at",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "chunks",
+        "transcript",
+    }
     assert upload["method"] == "POST" and upload["expires_at"].endswith("Z")
     assert upload["fields"]["key"] == upload_key(ALICE, job["job_id"], "meeting.mp3")
     assert upload["fields"]["Content-Type"] == "audio/mpeg"
@@ -111,7 +147,9 @@ def test_presigned_post_upload_over_http(stack):
     data = new_job(filename="../../etc/Grabación final.mp3", size=11)
     upload = data["upload"]
     assert upload["fields"]["key"].endswith("/Grabacion_final.mp3")
-    response = requests.post(upload["url"], data=upload["fields"], files={"file": ("x.mp3", b"hello audio")}, timeout=10)
+    response = requests.post(
+        upload["url"], data=upload["fields"], files={"file": ("x.mp3", b"hello audio")}, timeout=10
+    )
     assert response.status_code in (200, 204), response.text
     obj = aws.client("s3").get_object(Bucket=stack.audio_bucket.name, Key=upload["fields"]["key"])
     assert obj["Body"].read() == b"hello audio"
@@ -122,7 +160,11 @@ def test_max_size_is_configurable(stack, monkeypatch):
     monkeypatch.setenv("HARK_MAX_UPLOAD_BYTES", "1000")
     get_settings.cache_clear()
     try:
-        err = assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 1001}), 413, "file_too_large")
+        err = assert_error(
+            call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 1001}),
+            413,
+            "file_too_large",
+        )
         assert "1000" in err["message"]
         upload = new_job(size=1000)["upload"]
         assert ["content-length-range", 1, 1000] in decode_policy(upload["fields"])["conditions"]
@@ -132,34 +174,44 @@ def test_max_size_is_configurable(stack, monkeypatch):
 
 
 def test_over_default_max_is_413(stack):
-    err = assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 2 * 1024**3 + 1}), 413)
+    err = assert_error(
+        call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 2 * 1024**3 + 1}), 413
+    )
     assert "2 GiB" in err["message"]
 
 
-@pytest.mark.parametrize("filename, content_type, code", [
-    ("notes.txt", "audio/mpeg", "unsupported_extension"),
-    ("noext", "audio/mpeg", "unsupported_extension"),
-    ("song.mp3.exe", "audio/mpeg", "unsupported_extension"),
-    ("a.mp3", "application/pdf", "unsupported_media_type"),
-    ("a.mp3", "text/html", "unsupported_media_type"),
-    ("a.mp3", "video/mp4", "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    "filename, content_type, code",
+    [
+        ("notes.txt", "audio/mpeg", "unsupported_extension"),
+        ("noext", "audio/mpeg", "unsupported_extension"),
+        ("song.mp3.exe", "audio/mpeg", "unsupported_extension"),
+        ("a.mp3", "application/pdf", "unsupported_media_type"),
+        ("a.mp3", "text/html", "unsupported_media_type"),
+        ("a.mp3", "video/mp4", "unsupported_media_type"),
+    ],
+)
 def test_type_and_extension_allowlist_415(stack, filename, content_type, code):
-    err = assert_error(call("POST", "/jobs", body={"filename": filename, "content_type": content_type, "size": 10}), 415, code)
+    err = assert_error(
+        call("POST", "/jobs", body={"filename": filename, "content_type": content_type, "size": 10}), 415, code
+    )
     assert ".mp3" in err["message"] or "audio/mpeg" in err["message"]  # says which are accepted
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"content_type": "audio/mpeg", "size": 10}, "filename"),
-    ({"filename": "a.mp3", "size": 10}, "content_type"),
-    ({"filename": "a.mp3", "content_type": "audio/mpeg"}, "size"),
-    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": 0}, "size"),
-    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": -5}, "size"),
-    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": "big"}, "size"),
-    ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10, "language": "xx"}, "language"),
-    ({"filename": "", "content_type": "audio/mpeg", "size": 10}, "filename"),
-    ({"filename": ["a"], "content_type": "audio/mpeg", "size": 10}, "filename"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"content_type": "audio/mpeg", "size": 10}, "filename"),
+        ({"filename": "a.mp3", "size": 10}, "content_type"),
+        ({"filename": "a.mp3", "content_type": "audio/mpeg"}, "size"),
+        ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": 0}, "size"),
+        ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": -5}, "size"),
+        ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": "big"}, "size"),
+        ({"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10, "language": "xx"}, "language"),
+        ({"filename": "", "content_type": "audio/mpeg", "size": 10}, "filename"),
+        ({"filename": ["a"], "content_type": "audio/mpeg", "size": 10}, "filename"),
+    ],
+)
 def test_validation_400_names_the_field(stack, body, field):
     err = assert_error(call("POST", "/jobs", body=body), 400, "validation_error")
     assert field in err["message"]
@@ -220,9 +272,22 @@ def test_same_idempotency_key_same_job(stack):
 
 
 def test_idempotency_key_reused_with_other_body_is_422(stack):
-    call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}, headers={"Idempotency-Key": "k"})
-    assert_error(call("POST", "/jobs", body={"filename": "b.mp3", "content_type": "audio/mpeg", "size": 10},
-                      headers={"Idempotency-Key": "k"}), 422, "idempotency_key_reused")
+    call(
+        "POST",
+        "/jobs",
+        body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
+        headers={"Idempotency-Key": "k"},
+    )
+    assert_error(
+        call(
+            "POST",
+            "/jobs",
+            body={"filename": "b.mp3", "content_type": "audio/mpeg", "size": 10},
+            headers={"Idempotency-Key": "k"},
+        ),
+        422,
+        "idempotency_key_reused",
+    )
 
 
 def test_replay_shows_current_state(stack):
@@ -239,18 +304,32 @@ def test_quota_429(stack, monkeypatch):
     get_settings.cache_clear()
     try:
         ids = [new_job()["job"]["job_id"] for _ in range(3)]
-        err = assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}), 429,
-                           "too_many_unfinished_jobs")
+        err = assert_error(
+            call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}),
+            429,
+            "too_many_unfinished_jobs",
+        )
         assert "You have 3 unfinished jobs" in err["message"] and "wait" in err["message"]
         new_job(BOB)  # per user
         # An idempotent call refused by the quota leaves no record behind: it works once there is room.
-        assert_error(call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
-                          headers={"Idempotency-Key": "q"}), 429)
+        assert_error(
+            call(
+                "POST",
+                "/jobs",
+                body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
+                headers={"Idempotency-Key": "q"},
+            ),
+            429,
+        )
         store = aws.job_store()
         store.claim(ids[0], "m1")
         store.fail(ids[0], "broken")
-        status, _ = call("POST", "/jobs", body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
-                         headers={"Idempotency-Key": "q"})
+        status, _ = call(
+            "POST",
+            "/jobs",
+            body={"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10},
+            headers={"Idempotency-Key": "q"},
+        )
         assert status == 201
     finally:
         monkeypatch.delenv("HARK_MAX_UNFINISHED_JOBS")
@@ -294,8 +373,16 @@ def test_pagination_newest_first(stack):
     assert [j["job_id"] for j in default["items"]] == list(reversed(ids))
 
 
-@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"},
-                                   {"cursor": "eyJ1c2VyX2lkIjogInVzZXJfYm9iIn0"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "x"},
+        {"cursor": "garbage!"},
+        {"cursor": "eyJ1c2VyX2lkIjogInVzZXJfYm9iIn0"},
+    ],
+)
 def test_bad_list_queries_400(stack, query):
     assert_error(call("GET", "/jobs", query=query), 400)
 
@@ -321,7 +408,9 @@ def test_transcript_link(stack):
     _complete(job_id)
     s3 = aws.client("s3")
     for fmt in ("txt", "json", "srt", "vtt"):
-        s3.put_object(Bucket=stack.transcripts_bucket.name, Key=transcript_key(ALICE, job_id, fmt), Body=f"body {fmt}".encode())
+        s3.put_object(
+            Bucket=stack.transcripts_bucket.name, Key=transcript_key(ALICE, job_id, fmt), Body=f"body {fmt}".encode()
+        )
     status, link = call("GET", f"/jobs/{job_id}/transcript", query={"format": "srt"})
     assert status == 200 and link["format"] == "srt" and link["expires_at"].endswith("Z")
     assert requests.get(link["url"], timeout=10).content == b"body srt"

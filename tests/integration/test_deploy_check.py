@@ -81,20 +81,35 @@ def test_empty_account_lists_every_problem_at_once(account, tmp_path):
     target = load_target()  # infra/cdk.json as shipped: placeholders
     quotas, quota_stub = stub_client("service-quotas")
     for code in (deploy_check.QUOTA_ON_DEMAND_G, deploy_check.QUOTA_SPOT_G):
-        quota_stub.add_response("get_service_quota", {"Quota": {"Value": 0.0}}, {"ServiceCode": "ec2", "QuotaCode": code})
+        quota_stub.add_response(
+            "get_service_quota", {"Quota": {"Value": 0.0}}, {"ServiceCode": "ec2", "QuotaCode": code}
+        )
     sesv2, ses_stub = stub_client("sesv2")
-    ses_stub.add_client_error("get_email_identity", "NotFoundException", http_status_code=404,
-                              expected_params={"EmailIdentity": target.email_sender})
+    ses_stub.add_client_error(
+        "get_email_identity",
+        "NotFoundException",
+        http_status_code=404,
+        expected_params={"EmailIdentity": target.email_sender},
+    )
     ses_stub.add_response("get_account", {"ProductionAccessEnabled": False, "SendingEnabled": True})
     clients = {"service-quotas": quotas, "sesv2": sesv2}
-    check = DeployCheck(target, REGION, lambda s: clients.get(s) or account(s), repo=tmp_path,
-                        which=tools(tmp_path, present=False))
+    check = DeployCheck(
+        target, REGION, lambda s: clients.get(s) or account(s), repo=tmp_path, which=tools(tmp_path, present=False)
+    )
     with quota_stub, ses_stub:
         code, out = run(check)
 
     assert code == 1, out
-    assert problems(check) == {"cdk bootstrap", "ecs role", "gpu quota", "model", "clerk issuer", "clerk key",
-                               "docker", "node"}
+    assert problems(check) == {
+        "cdk bootstrap",
+        "ecs role",
+        "gpu quota",
+        "model",
+        "clerk issuer",
+        "clerk key",
+        "docker",
+        "node",
+    }
     assert [f.level for f in check.findings if f.check == "gpu quota"] == ["problem", "problem"]
     # Not blocking before the first deploy: the stack creates them. Said as warnings with the next step.
     assert {f.check for f in check.findings if f.level == "warning"} == {"ses identity", "ses sandbox", "clerk secret"}
@@ -109,13 +124,18 @@ def test_empty_account_lists_every_problem_at_once(account, tmp_path):
 
 def prepare(account, target, tmp_path, model_dir) -> None:
     """What an operator does before the first deploy, plus what the first deploy creates."""
-    account("ssm").put_parameter(Name=f"/cdk-bootstrap/{target.bootstrap_qualifier}/version",
-                                 Value=str(deploy_check.MIN_BOOTSTRAP_VERSION), Type="String")
+    account("ssm").put_parameter(
+        Name=f"/cdk-bootstrap/{target.bootstrap_qualifier}/version",
+        Value=str(deploy_check.MIN_BOOTSTRAP_VERSION),
+        Type="String",
+    )
     # As `aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com` names it in AWS
     # (moto's create_service_linked_role would spell it AWSServiceRoleForecs).
-    account("iam").create_role(RoleName=deploy_check.ECS_SERVICE_LINKED_ROLE,
-                               Path="/aws-service-role/ecs.amazonaws.com/",
-                               AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}')
+    account("iam").create_role(
+        RoleName=deploy_check.ECS_SERVICE_LINKED_ROLE,
+        Path="/aws-service-role/ecs.amazonaws.com/",
+        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+    )
     account("cloudformation").create_stack(StackName=f"{STACK}-email", TemplateBody=EMPTY_TEMPLATE)
     account("secretsmanager").create_secret(Name=target.clerk_secret_name, SecretString="sk_live_" + "x" * 40)
     folder = tmp_path / target.model_src
@@ -130,19 +150,28 @@ def prepare(account, target, tmp_path, model_dir) -> None:
 def test_prepared_account_passes(account, tmp_path, model_dir):
     target = load_target(parse_context_args(PREPARED_CONTEXT))
     prepare(account, target, tmp_path, model_dir)
-    vcpus = max(t["VCpuInfo"]["DefaultVCpus"] for t in account("ec2").describe_instance_types(
-        InstanceTypes=list(target.instance_types))["InstanceTypes"])
+    vcpus = max(
+        t["VCpuInfo"]["DefaultVCpus"]
+        for t in account("ec2").describe_instance_types(InstanceTypes=list(target.instance_types))["InstanceTypes"]
+    )
     quotas, quota_stub = stub_client("service-quotas")
     for code in (deploy_check.QUOTA_ON_DEMAND_G, deploy_check.QUOTA_SPOT_G):
-        quota_stub.add_response("get_service_quota", {"Quota": {"Value": float(target.max_workers * vcpus)}},
-                                {"ServiceCode": "ec2", "QuotaCode": code})
+        quota_stub.add_response(
+            "get_service_quota",
+            {"Quota": {"Value": float(target.max_workers * vcpus)}},
+            {"ServiceCode": "ec2", "QuotaCode": code},
+        )
     sesv2, ses_stub = stub_client("sesv2")
-    ses_stub.add_response("get_email_identity", {"IdentityType": "EMAIL_ADDRESS", "VerifiedForSendingStatus": True},
-                          {"EmailIdentity": target.email_sender})
+    ses_stub.add_response(
+        "get_email_identity",
+        {"IdentityType": "EMAIL_ADDRESS", "VerifiedForSendingStatus": True},
+        {"EmailIdentity": target.email_sender},
+    )
     ses_stub.add_response("get_account", {"ProductionAccessEnabled": True, "SendingEnabled": True})
     clients = {"service-quotas": quotas, "sesv2": sesv2}
-    check = DeployCheck(target, REGION, lambda s: clients.get(s) or account(s), repo=tmp_path,
-                        which=tools(tmp_path, present=True))
+    check = DeployCheck(
+        target, REGION, lambda s: clients.get(s) or account(s), repo=tmp_path, which=tools(tmp_path, present=True)
+    )
     with quota_stub, ses_stub:
         code, out = run(check)
 
@@ -155,8 +184,11 @@ def test_prepared_account_passes(account, tmp_path, model_dir):
 
 def test_an_old_bootstrap_and_a_placeholder_clerk_secret_are_problems(account, tmp_path, model_dir):
     target = load_target(parse_context_args(PREPARED_CONTEXT))
-    account("ssm").put_parameter(Name=f"/cdk-bootstrap/{target.bootstrap_qualifier}/version",
-                                 Value=str(deploy_check.MIN_BOOTSTRAP_VERSION - 1), Type="String")
+    account("ssm").put_parameter(
+        Name=f"/cdk-bootstrap/{target.bootstrap_qualifier}/version",
+        Value=str(deploy_check.MIN_BOOTSTRAP_VERSION - 1),
+        Type="String",
+    )
     account("secretsmanager").create_secret(Name=target.clerk_secret_name, SecretString="REPLACE_ME")
     check = DeployCheck(target, REGION, account)
     assert check.check_credentials()
@@ -189,12 +221,29 @@ def test_the_cli_against_the_emulator_reports_what_it_cannot_read_and_goes_on(em
     say they could not be read; every other check still runs and is listed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
     env.update(HARK_AWS_ENDPOINT_URL=emulator.endpoint, AWS_DEFAULT_REGION=REGION)
-    result = subprocess.run([sys.executable, "-m", "hark.cli", "deploy", "check", *sum([["-c", c] for c in PREPARED_CONTEXT], [])],
-                            env=env, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "hark.cli", "deploy", "check", *[arg for c in PREPARED_CONTEXT for arg in ("-c", c)]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    for check in ("credentials", "cdk bootstrap", "ses identity", "ecs role", "gpu quota", "clerk secret", "model",
-                  "clerk issuer", "clerk key", "clerk parties", "docker", "node"):
+    for check in (
+        "credentials",
+        "cdk bootstrap",
+        "ses identity",
+        "ecs role",
+        "gpu quota",
+        "clerk secret",
+        "model",
+        "clerk issuer",
+        "clerk key",
+        "clerk parties",
+        "docker",
+        "node",
+    ):
         assert f"  {check}: " in result.stdout, check
     assert "PROBLEM  gpu quota: could not be checked: " in result.stdout
     assert "<html" not in result.stdout  # the emulator's error page is cut to its code

@@ -8,7 +8,7 @@ The emulator (moto) does not check S3 signatures or presigned URL expiry, so wha
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -31,14 +31,26 @@ ALMOST_A_DAY = DAY - 60  # issue + 23 h 59 m
 def completed_job(filename: str = "meeting notes.m4a", user: str = USER) -> Job:
     store = aws.job_store()
     job_id = new_job_id()
-    store.create(Job(job_id=job_id, user_id=user, filename=filename, content_type="audio/mp4", size_bytes=10,
-                     audio_key=f"uploads/{user}/{job_id}/a.m4a", status=JobStatus.UPLOADING,
-                     created_at=now_iso(), updated_at=now_iso()))
+    store.create(
+        Job(
+            job_id=job_id,
+            user_id=user,
+            filename=filename,
+            content_type="audio/mp4",
+            size_bytes=10,
+            audio_key=f"uploads/{user}/{job_id}/a.m4a",
+            status=JobStatus.UPLOADING,
+            created_at=now_iso(),
+            updated_at=now_iso(),
+        )
+    )
     store.mark_queued(job_id, now_iso())
     store.claim(job_id, "msg-1")
     s3, bucket = aws.client("s3"), aws.stack_resources().transcripts_bucket.name
     for fmt in TRANSCRIPT_FORMATS:
-        s3.put_object(Bucket=bucket, Key=transcript_key(user, job_id, fmt), Body=f"{fmt} transcript of {job_id}".encode())
+        s3.put_object(
+            Bucket=bucket, Key=transcript_key(user, job_id, fmt), Body=f"{fmt} transcript of {job_id}".encode()
+        )
     return store.complete(job_id, "en", 12.0)
 
 
@@ -50,7 +62,7 @@ def issued(job: Job, fmt: str = "txt", *, ago: float = 0, ttl: int = DAY) -> str
 def amz_time(url: str) -> tuple[float, int]:
     """(X-Amz-Date as unix seconds, X-Amz-Expires) of a presigned URL."""
     query = parse_qs(urlsplit(url).query)
-    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     return signed, int(query["X-Amz-Expires"][0])
 
 
@@ -138,7 +150,9 @@ def _edited(token: str, **changes) -> str:
 
     part, mac = token.split(".")
     payload = {**json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))), **changes}
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=").decode() + "." + mac
+    return (
+        base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=").decode() + "." + mac
+    )
 
 
 def test_edited_links_are_403_in_the_apis_error_shape(job):

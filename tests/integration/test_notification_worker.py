@@ -14,22 +14,20 @@ import threading
 import time
 from datetime import datetime
 from email import policy
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 import requests
-
-from email.utils import parsedate_to_datetime
 
 from hark import aws
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.local.emulator import free_port
 from hark.messages import NotifyMessage
-from hark.settings import get_settings
+from hark.settings import Settings, get_settings
 from tests.gateway import running_gateway
 from tests.links import follow, link_expiry, link_format
-from hark.settings import Settings
 from tests.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,12 +41,30 @@ TRANSCRIPT = (
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def make_job(store, *, status: JobStatus, filename="meeting notes.m4a", error=None, email_addr="ana@example.com",
-             user_id="user_a"):
+def make_job(
+    store,
+    *,
+    status: JobStatus,
+    filename="meeting notes.m4a",
+    error=None,
+    email_addr="ana@example.com",
+    user_id="user_a",
+):
     job_id = new_job_id()
-    store.create(Job(job_id=job_id, user_id=user_id, email=email_addr, filename=filename, content_type="audio/mp4",
-                     size_bytes=1234, audio_key=f"uploads/{user_id}/{job_id}/meeting_notes.m4a",
-                     status=JobStatus.UPLOADING, created_at=now_iso(), updated_at=now_iso()))
+    store.create(
+        Job(
+            job_id=job_id,
+            user_id=user_id,
+            email=email_addr,
+            filename=filename,
+            content_type="audio/mp4",
+            size_bytes=1234,
+            audio_key=f"uploads/{user_id}/{job_id}/meeting_notes.m4a",
+            status=JobStatus.UPLOADING,
+            created_at=now_iso(),
+            updated_at=now_iso(),
+        )
+    )
     return finish(store, job_id, status, error)
 
 
@@ -76,8 +92,11 @@ def notify(job_id: str, body: str | None = None) -> None:
 def queue_depth(name: str) -> int:
     attrs = aws.client("sqs").get_queue_attributes(
         QueueUrl=aws.queue_url(name),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                        "ApproximateNumberOfMessagesDelayed"],
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
     )["Attributes"]
     return sum(int(v) for v in attrs.values())
 
@@ -117,15 +136,17 @@ def start_worker(stack, tmp_path, outbox):
 
     def start(**overrides: str) -> WorkerProcess:
         env = dict(os.environ)
-        env.update({
-            "HARK_OUTBOX_DIR": str(outbox),
-            "HARK_POLL_WAIT_SECONDS": "1",
-            "HARK_NOTIFY_BACKOFF_BASE_SECONDS": "1",
-            "HARK_NOTIFY_BACKOFF_MAX_SECONDS": "4",
-            "HARK_NOTIFY_LEASE_SECONDS": "30",
-            "HARK_API_URL": API_URL,
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "HARK_OUTBOX_DIR": str(outbox),
+                "HARK_POLL_WAIT_SECONDS": "1",
+                "HARK_NOTIFY_BACKOFF_BASE_SECONDS": "1",
+                "HARK_NOTIFY_BACKOFF_MAX_SECONDS": "4",
+                "HARK_NOTIFY_LEASE_SECONDS": "30",
+                "HARK_API_URL": API_URL,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.pop("HARK_SES_ENDPOINT_URL", None)
         env.update(overrides)
         w = WorkerProcess("worker.notification", tmp_path / f"worker-{len(started)}.log", env)
@@ -217,8 +238,9 @@ def test_completed_job_gets_one_email_with_a_working_link(emulator, store, start
 
 
 def test_failed_job_gets_a_failure_email_with_the_reason(emulator, store, start_worker, outbox):
-    job = make_job(store, status=JobStatus.FAILED, filename="entrevista año.m4a",
-                   error="The file has no audio track we can read.")
+    job = make_job(
+        store, status=JobStatus.FAILED, filename="entrevista año.m4a", error="The file has no audio track we can read."
+    )
     worker = start_worker()
     notify(job.job_id)
     wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the failure email")
@@ -258,8 +280,10 @@ def test_broken_message_ends_in_the_dlq_and_unknown_job_is_dropped(emulator, sto
     notify("no-such-job")  # a job deleted since: dropped, not retried
     wait_until(lambda: queue_depth(res.notify_queue.dlq_name) == 1, 40, "the broken message in the DLQ")
     [dead] = aws.client("sqs").receive_message(
-        QueueUrl=aws.queue_url(res.notify_queue.dlq_name), VisibilityTimeout=0,
-        MessageSystemAttributeNames=["ApproximateReceiveCount"])["Messages"]
+        QueueUrl=aws.queue_url(res.notify_queue.dlq_name),
+        VisibilityTimeout=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+    )["Messages"]
     assert dead["Body"] == "this is not json"
     assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= res.notify_queue.max_receive_count
     assert queue_depth(res.notify_queue.name) == 0
@@ -271,15 +295,19 @@ def test_broken_message_ends_in_the_dlq_and_unknown_job_is_dropped(emulator, sto
 
 def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, store, start_worker, outbox):
     res = aws.stack_resources()
-    jobs = [make_job(store, status=JobStatus.COMPLETED),
-            make_job(store, status=JobStatus.FAILED, error="The recording is longer than 4 hours.")]
+    jobs = [
+        make_job(store, status=JobStatus.COMPLETED),
+        make_job(store, status=JobStatus.FAILED, error="The recording is longer than 4 hours."),
+    ]
     dead_port = free_port()  # nothing listens there: connection refused, like an unreachable SES
     down = start_worker(HARK_SES_ENDPOINT_URL=f"http://127.0.0.1:{dead_port}")
     for job in jobs:
         notify(job.job_id)
 
     def failures(job_id):
-        return [line for line in down.logged("SES did not take the email: retrying later") if line.get("job_id") == job_id]
+        return [
+            line for line in down.logged("SES did not take the email: retrying later") if line.get("job_id") == job_id
+        ]
 
     wait_until(lambda: all(len(failures(j.job_id)) >= 3 for j in jobs), 60, "three failed attempts per job")
     assert down.stop() == 0
@@ -335,8 +363,12 @@ def test_token_without_email_claim_gets_its_email_at_clerks_address(emulator, st
     reaches the user: the worker reads the address from the Backend API (the dev issuer's stand-in).
     Its link, followed over HTTP through the gateway with no token, downloads the transcript."""
     minted = gateway.token("grace@example.com", email_claim=False)
-    created = requests.post(f"{gateway.url}/jobs", headers={"Authorization": f"Bearer {minted['token']}"},
-                            json={"filename": "standup.m4a", "content_type": "audio/mp4", "size": 1234}, timeout=10)
+    created = requests.post(
+        f"{gateway.url}/jobs",
+        headers={"Authorization": f"Bearer {minted['token']}"},
+        json={"filename": "standup.m4a", "content_type": "audio/mp4", "size": 1234},
+        timeout=10,
+    )
     assert created.status_code == 201, created.text
     job_id = created.json()["job"]["job_id"]
     assert store.get(job_id).email is None and store.get(job_id).user_id == minted["user_id"]
@@ -383,8 +415,11 @@ def test_a_user_with_no_email_address_is_a_logged_no_recipient(emulator, store, 
     job = make_job(store, status=JobStatus.COMPLETED, email_addr=None, user_id=minted["user_id"])
     worker = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url)
     notify(job.job_id)
-    wait_until(lambda: store.get(job.job_id).notified_at and queue_depth(aws.stack_resources().notify_queue.name) == 0,
-               30, "the job marked as notified without a recipient")
+    wait_until(
+        lambda: store.get(job.job_id).notified_at and queue_depth(aws.stack_resources().notify_queue.name) == 0,
+        30,
+        "the job marked as notified without a recipient",
+    )
     assert store.get(job.job_id).email_message_id == "no-recipient"
     assert sent_emails(emulator.endpoint) == []
     [logged] = worker.logged("job has no email address: nothing to send")
@@ -397,8 +432,10 @@ def test_killed_sender_email_goes_out_within_two_minutes_exactly_once(emulator, 
     With the defaults (the local stack's and the ECS task's), the email is late by at most the send
     lease, under the 2 minutes the runbook promises, and it goes out once."""
     settings = Settings()  # the defaults: the test sets no lease of its own
-    leases = dict(HARK_NOTIFY_LEASE_SECONDS=str(settings.notify_lease_seconds),
-                  HARK_VISIBILITY_LEASE_SECONDS=str(settings.visibility_lease_seconds))
+    leases = dict(
+        HARK_NOTIFY_LEASE_SECONDS=str(settings.notify_lease_seconds),
+        HARK_VISIBILITY_LEASE_SECONDS=str(settings.visibility_lease_seconds),
+    )
     bound = 120  # the issue's 2 minutes; the defaults must fit in it (tests/unit/test_worker_settings.py)
     job = make_job(store, status=JobStatus.COMPLETED)
     ses = HungSes()
@@ -406,8 +443,11 @@ def test_killed_sender_email_goes_out_within_two_minutes_exactly_once(emulator, 
         stuck = start_worker(HARK_SES_ENDPOINT_URL=ses.url, **leases)
         notify(job.job_id)
         # Inside its send: it holds the job's send lease and its SES call is connected, unanswered.
-        wait_until(lambda: ses.connections and (store.get(job.job_id).notify_lease_until or 0) > 0, 60,
-                   "the first notifier inside its SES call")
+        wait_until(
+            lambda: ses.connections and (store.get(job.job_id).notify_lease_until or 0) > 0,
+            60,
+            "the first notifier inside its SES call",
+        )
         survivor = start_worker(**leases)
         survivor.wait_for("worker ready", timeout=60)
         stuck.proc.send_signal(signal.SIGKILL)
@@ -417,8 +457,10 @@ def test_killed_sender_email_goes_out_within_two_minutes_exactly_once(emulator, 
         wait_until(lambda: all_done(emulator.endpoint, 1), bound + 60, "the email after the kill")
         sent = store.get(job.job_id)
         late = datetime.fromisoformat(sent.notified_at.replace("Z", "+00:00")).timestamp() - killed
-        print(f"kill -> email {late:.1f} s (send lease {settings.notify_lease_seconds} s, "
-              f"visibility lease {settings.visibility_lease_seconds} s)")
+        print(
+            f"kill -> email {late:.1f} s (send lease {settings.notify_lease_seconds} s, "
+            f"visibility lease {settings.visibility_lease_seconds} s)"
+        )
         assert late <= bound
         emails = sent_emails(emulator.endpoint)
         assert len(emails) == 1 and parsed(emails[0])["X-Hark-Job-Id"] == job.job_id

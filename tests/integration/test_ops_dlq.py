@@ -26,8 +26,9 @@ def visible(name: str) -> int:
 def drain(name: str) -> list[dict]:
     sqs, out = aws.client("sqs"), []
     while True:
-        got = sqs.receive_message(QueueUrl=url(name), MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                  MessageSystemAttributeNames=["All"]).get("Messages", [])
+        got = sqs.receive_message(
+            QueueUrl=url(name), MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
         if not got:
             return out
         for m in got:
@@ -37,9 +38,21 @@ def drain(name: str) -> list[dict]:
 
 def make_job(store, **kw) -> Job:
     job_id = new_job_id()
-    return store.create(Job(job_id=job_id, user_id="user_a", email="a@example.com", filename="a.wav",
-                            content_type="audio/wav", size_bytes=10, audio_key=f"uploads/user_a/{job_id}/a.wav",
-                            status=JobStatus.UPLOADING, created_at=now_iso(), updated_at=now_iso(), **kw))
+    return store.create(
+        Job(
+            job_id=job_id,
+            user_id="user_a",
+            email="a@example.com",
+            filename="a.wav",
+            content_type="audio/wav",
+            size_bytes=10,
+            audio_key=f"uploads/user_a/{job_id}/a.wav",
+            status=JobStatus.UPLOADING,
+            created_at=now_iso(),
+            updated_at=now_iso(),
+            **kw,
+        )
+    )
 
 
 @pytest.fixture
@@ -54,8 +67,11 @@ def notify_dlq(stack, store):
     for job in jobs:
         store.fail(job.job_id, "bad audio")
     sqs = aws.client("sqs")
-    for body in [NotifyMessage(job_id=jobs[0].job_id).model_dump_json(),
-                 NotifyMessage(job_id=jobs[1].job_id).model_dump_json(), "{not json"]:
+    for body in [
+        NotifyMessage(job_id=jobs[0].job_id).model_dump_json(),
+        NotifyMessage(job_id=jobs[1].job_id).model_dump_json(),
+        "{not json",
+    ]:
         sqs.send_message(QueueUrl=url(stack.notify_queue.dlq_name), MessageBody=body)
     return jobs
 
@@ -102,7 +118,8 @@ def test_replay_one_job_then_all(stack, notify_dlq):
     assert len(results) == 2 and all(r.moved for r in results)
     assert visible(stack.notify_queue.dlq_name) == (0, 0)
     assert sorted(m["Body"] for m in drain(stack.notify_queue.name)) == sorted(
-        ["{not json", NotifyMessage(job_id=notify_dlq[1].job_id).model_dump_json()])
+        ["{not json", NotifyMessage(job_id=notify_dlq[1].job_id).model_dump_json()]
+    )
 
 
 def test_transcribe_replay_hands_a_stuck_job_to_the_copy(stack, store):
@@ -116,8 +133,9 @@ def test_transcribe_replay_hands_a_stuck_job_to_the_copy(stack, store):
         store.mark_queued(job.job_id, now_iso())
     events = {}
     for _ in range(stack.transcribe_queue.max_receive_count):
-        for m in sqs.receive_message(QueueUrl=url(stack.transcribe_queue.name), MaxNumberOfMessages=10,
-                                     VisibilityTimeout=0, WaitTimeSeconds=0).get("Messages", []):
+        for m in sqs.receive_message(
+            QueueUrl=url(stack.transcribe_queue.name), MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+        ).get("Messages", []):
             if ops.describe_body("transcribe", m["Body"])[0]:
                 events[m["MessageId"]] = m
             else:  # an s3:TestEvent: not part of this story

@@ -21,6 +21,7 @@ from hark import aws, keys
 from hark.jobs import JobStatus
 from hark.resources import TRANSCRIPTS_PREFIX
 from hark.settings import Settings
+from hark.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_notification_worker import sent_emails
 from tests.integration.test_transcription_worker import (
@@ -34,7 +35,6 @@ from tests.integration.test_transcription_worker import (
     wait_finished,
     wait_queue_empty,
 )
-from hark.wer import word_error_rate
 from tests.workers import WorkerProcess
 
 LONG_CLIP = SHARED_SPEECH / "en_ljspeech_LJ001-0001-0032_long.flac"
@@ -98,8 +98,10 @@ def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target:
 
     chunked = word_error_rate(text, read_transcript(job, "txt")[0], "en")
     whole = word_error_rate(text, unchunked_text(model_dir, clip), "en")
-    print(f"{clip.name}: {done.duration_seconds:.0f} s in {done.chunks_total} chunks: "
-          f"WER chunked {chunked:.2%}, unchunked {whole:.2%}")
+    print(
+        f"{clip.name}: {done.duration_seconds:.0f} s in {done.chunks_total} chunks: "
+        f"WER chunked {chunked:.2%}, unchunked {whole:.2%}"
+    )
     assert chunked <= whole + 0.01
     wait_queue_empty(aws.stack_resources().transcribe_queue.name)
     assert_exactly_once({job.job_id: done}, notified_job_ids())
@@ -122,8 +124,9 @@ def test_25_minute_recording_chunked_matches_unchunked(stack, workers, model_dir
     text = " ".join(sentences)
     wav = speech(text, "en", "wav")
     flac = tmp_path / "long.flac"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000",
-                    str(flac)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000", str(flac)], check=True
+    )
     seconds = float(subprocess.run(["soxi", "-D", str(flac)], capture_output=True, text=True, check=True).stdout)
     assert seconds >= 25 * 60, seconds
     chunked_against_unchunked(workers, model_dir, flac, text, target=300, timeout=1800)
@@ -161,9 +164,15 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
     15-minute visibility timeout; the job is finished once, with one transcript and one email."""
     settings = Settings()  # the defaults: the test sets no lease of its own
     lease = settings.visibility_lease_seconds
-    pair = [workers("a", HARK_POLL_WAIT_SECONDS=POLL_WAIT_SECONDS), workers("b", HARK_POLL_WAIT_SECONDS=POLL_WAIT_SECONDS)]
-    notifier = WorkerProcess("worker.notification", tmp_path / "notifier.log",
-                             {**os.environ, "PYTHONUNBUFFERED": "1", "HARK_POLL_WAIT_SECONDS": "1"})
+    pair = [
+        workers("a", HARK_POLL_WAIT_SECONDS=POLL_WAIT_SECONDS),
+        workers("b", HARK_POLL_WAIT_SECONDS=POLL_WAIT_SECONDS),
+    ]
+    notifier = WorkerProcess(
+        "worker.notification",
+        tmp_path / "notifier.log",
+        {**os.environ, "PYTHONUNBUFFERED": "1", "HARK_POLL_WAIT_SECONDS": "1"},
+    )
     try:
         text = " ".join([ENGLISH] * 4)  # about a minute of speech
         job = submit(speech(text, "en", "mp3"))
@@ -185,10 +194,12 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
         second_claim, finished = epoch(done.started_at), epoch(done.finished_at)
         run = finished - second_claim
         recovered = finished - killed
-        print(f"claim -> claimed again {second_claim - first_claim:.1f} s, kill -> claimed again "
-              f"{second_claim - killed:.1f} s, kill -> COMPLETED {recovered:.1f} s (lease {lease} s, the "
-              f"completing run {run:.1f} s; the issue's bound 180 s; the queue's own timeout "
-              f"{stack.transcribe_queue.visibility_timeout_seconds} s)")
+        print(
+            f"claim -> claimed again {second_claim - first_claim:.1f} s, kill -> claimed again "
+            f"{second_claim - killed:.1f} s, kill -> COMPLETED {recovered:.1f} s (lease {lease} s, the "
+            f"completing run {run:.1f} s; the issue's bound 180 s; the queue's own timeout "
+            f"{stack.transcribe_queue.visibility_timeout_seconds} s)"
+        )
         assert second_claim - first_claim <= lease + RECEIVE_SLACK_SECONDS
         assert recovered <= lease + RECEIVE_SLACK_SECONDS + run
 
@@ -198,10 +209,12 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
         emails = [e for e in sent_emails(emulator.endpoint) if job.job_id in e["raw_data"]]
         assert len(emails) == 1 and len(notifier.logged("email sent")) == 1
         s3 = aws.client("s3")
-        listed = s3.list_objects_v2(Bucket=stack.transcripts_bucket.name,
-                                    Prefix=keys.job_prefix(TRANSCRIPTS_PREFIX, job.user_id, job.job_id))
+        listed = s3.list_objects_v2(
+            Bucket=stack.transcripts_bucket.name, Prefix=keys.job_prefix(TRANSCRIPTS_PREFIX, job.user_id, job.job_id)
+        )
         assert sorted(o["Key"] for o in listed.get("Contents", [])) == sorted(
-            keys.transcript_key(job.user_id, job.job_id, fmt) for fmt in keys.TRANSCRIPT_FORMATS)
+            keys.transcript_key(job.user_id, job.job_id, fmt) for fmt in keys.TRANSCRIPT_FORMATS
+        )
     finally:
         notifier.stop()
 
@@ -302,7 +315,9 @@ def test_job_deleted_while_transcribing_leaves_nothing(stack, workers, speech):
     worker.wait_for("job deleted while it ran: its transcripts removed", timeout=180)
     wait_queue_empty(stack.transcribe_queue.name)
     s3 = aws.client("s3")
-    left = s3.list_objects_v2(Bucket=stack.transcripts_bucket.name, Prefix=keys.job_prefix("transcripts/", job.user_id, job.job_id))
+    left = s3.list_objects_v2(
+        Bucket=stack.transcripts_bucket.name, Prefix=keys.job_prefix("transcripts/", job.user_id, job.job_id)
+    )
     assert left.get("KeyCount", 0) == 0
     assert aws.job_store().get(job.job_id) is None
     assert job.job_id not in notified_job_ids()  # nobody is emailed about a job they deleted

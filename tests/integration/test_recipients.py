@@ -47,15 +47,27 @@ def test_primary_address_of_a_user_whose_token_had_no_email(gateway):
 
 
 def test_primary_email_picks_the_primary_then_a_verified_one():
-    user = {"primary_email_address_id": "idn_2",
-            "email_addresses": [{"id": "idn_1", "email_address": "old@example.com", "verification": {"status": "verified"}},
-                                {"id": "idn_2", "email_address": "new@example.com", "verification": {"status": "verified"}}]}
+    user = {
+        "primary_email_address_id": "idn_2",
+        "email_addresses": [
+            {"id": "idn_1", "email_address": "old@example.com", "verification": {"status": "verified"}},
+            {"id": "idn_2", "email_address": "new@example.com", "verification": {"status": "verified"}},
+        ],
+    }
     assert recipients.primary_email(user) == "new@example.com"
     user["primary_email_address_id"] = None
     assert recipients.primary_email(user) == "old@example.com"
     assert recipients.primary_email({"primary_email_address_id": None, "email_addresses": []}) is None
-    assert recipients.primary_email({"email_addresses": [{"id": "idn_1", "email_address": "x@example.com",
-                                                          "verification": {"status": "unverified"}}]}) is None
+    assert (
+        recipients.primary_email(
+            {
+                "email_addresses": [
+                    {"id": "idn_1", "email_address": "x@example.com", "verification": {"status": "unverified"}}
+                ]
+            }
+        )
+        is None
+    )
 
 
 def test_a_user_without_an_address_or_unknown_to_clerk_is_no_recipient(gateway):

@@ -18,37 +18,63 @@ import requests
 from hark import aws, keys
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.messages import NotifyMessage
-from tests.conftest import SHARED_SPEECH
 from hark.wer import word_error_rate
+from tests.conftest import SHARED_SPEECH
 
 REPO = Path(__file__).resolve().parents[2]
-ENGLISH = ("The committee met on Tuesday morning to review the budget for the new library. "
-           "After a long discussion, they agreed to buy more books for the children and to open "
-           "the building on Sunday afternoons.")
-SPANISH = ("El comité se reunió el martes por la mañana para revisar el presupuesto de la nueva "
-           "biblioteca. Después de una larga discusión, acordaron comprar más libros para los niños.")
-CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "flac": "audio/flac",
-                 "ogg": "audio/ogg", "opus": "audio/opus", "webm": "audio/webm", "txt": "text/plain"}
+ENGLISH = (
+    "The committee met on Tuesday morning to review the budget for the new library. "
+    "After a long discussion, they agreed to buy more books for the children and to open "
+    "the building on Sunday afternoons."
+)
+SPANISH = (
+    "El comité se reunió el martes por la mañana para revisar el presupuesto de la nueva "
+    "biblioteca. Después de una larga discusión, acordaron comprar más libros para los niños."
+)
+CONTENT_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "opus": "audio/opus",
+    "webm": "audio/webm",
+    "txt": "text/plain",
+}
 
 
 # -- harness (also used by test_pipeline_faults.py) ----------------------------------------------
 def create_job(filename: str, content_type: str, user: str = "user_a", language: str = "auto", size: int = 1) -> Job:
     job_id = new_job_id()
-    job = Job(job_id=job_id, user_id=user, email=f"{user}@example.com", filename=filename, content_type=content_type,
-              size_bytes=size, language=language, audio_key=keys.upload_key(user, job_id, filename),
-              status=JobStatus.UPLOADING, created_at=now_iso(), updated_at=now_iso())
+    job = Job(
+        job_id=job_id,
+        user_id=user,
+        email=f"{user}@example.com",
+        filename=filename,
+        content_type=content_type,
+        size_bytes=size,
+        language=language,
+        audio_key=keys.upload_key(user, job_id, filename),
+        status=JobStatus.UPLOADING,
+        created_at=now_iso(),
+        updated_at=now_iso(),
+    )
     return aws.job_store().create(job)
 
 
 def post_upload(key: str, path: Path, content_type: str) -> None:
     """The browser's upload: a presigned POST straight to the audio bucket."""
     post = aws.client("s3").generate_presigned_post(
-        Bucket=aws.stack_resources().audio_bucket.name, Key=key, Fields={"Content-Type": content_type},
-        Conditions=[{"Content-Type": content_type}], ExpiresIn=600,
+        Bucket=aws.stack_resources().audio_bucket.name,
+        Key=key,
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}],
+        ExpiresIn=600,
     )
     with open(path, "rb") as f:
-        reply = requests.post(post["url"], data=post["fields"], files={"file": (path.name, f, content_type)},
-                              timeout=60)
+        reply = requests.post(
+            post["url"], data=post["fields"], files={"file": (path.name, f, content_type)}, timeout=60
+        )
     assert reply.status_code in (200, 201, 204), reply.text
 
 
@@ -93,8 +119,9 @@ def drain(queue_name: str) -> list[dict]:
     url = aws.queue_url(queue_name)
     out = []
     while True:
-        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=600,
-                                    AttributeNames=["All"])
+        reply = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=600, AttributeNames=["All"]
+        )
         batch = reply.get("Messages", [])
         if not batch:
             return out
@@ -106,8 +133,9 @@ def notified_job_ids() -> list[str]:
 
 
 def read_transcript(job: Job, fmt: str) -> tuple[str, str]:
-    obj = aws.client("s3").get_object(Bucket=aws.stack_resources().transcripts_bucket.name,
-                                      Key=keys.transcript_key(job.user_id, job.job_id, fmt))
+    obj = aws.client("s3").get_object(
+        Bucket=aws.stack_resources().transcripts_bucket.name, Key=keys.transcript_key(job.user_id, job.job_id, fmt)
+    )
     return obj["Body"].read().decode("utf-8"), obj["ContentType"]
 
 
@@ -166,10 +194,21 @@ def test_transcribes_every_format_and_language(stack, workers, speech):
     assert_exactly_once(finished, notified_job_ids())
     # Observability: JSON lines carry the job id; EMF metrics in the Hark namespace.
     assert {j.job_id for j in jobs} <= {line.get("job_id") for line in worker.logged("job completed")}
-    emitted = {m["Name"] for blob in worker.metrics() for d in blob["_aws"]["CloudWatchMetrics"]
-               for m in d["Metrics"] if d["Namespace"] == "Hark"}
-    assert {"JobsCompleted", "AudioSeconds", "ProcessingSeconds", "RealTimeFactor", "QueueWaitSeconds",
-            "Attempts"} <= emitted
+    emitted = {
+        m["Name"]
+        for blob in worker.metrics()
+        for d in blob["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+        if d["Namespace"] == "Hark"
+    }
+    assert {
+        "JobsCompleted",
+        "AudioSeconds",
+        "ProcessingSeconds",
+        "RealTimeFactor",
+        "QueueWaitSeconds",
+        "Attempts",
+    } <= emitted
 
 
 def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path):
@@ -181,8 +220,9 @@ def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path
     empty.write_bytes(b"")
     too_long = speech(" ".join([ENGLISH] * 3), "en", "mp3")  # about 40 s, small
     big = tmp_path / "big.wav"
-    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(big), "synth", "8", "sine", "440"],
-                   check=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(big), "synth", "8", "sine", "440"], check=True
+    )
     worker = workers(HARK_MAX_AUDIO_SECONDS="30", HARK_MAX_UPLOAD_BYTES=str(1024 * 1024))
     jobs = {
         "not an audio file": submit(not_audio),
@@ -210,7 +250,7 @@ def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path
 
 def test_long_recording_without_invented_text(stack, workers):
     """3.9 minutes of real read speech: the batched pipeline keeps WER low where sequential decoding
-    with default settings invents text (DESIGN.md)."""
+    with default settings invents text (docs/architecture.md, "Choices, and why")."""
     clip = SHARED_SPEECH / "en_ljspeech_LJ001-0001-0032_long.flac"
     workers()
     job = submit(clip)

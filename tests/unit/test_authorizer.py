@@ -48,7 +48,7 @@ class JWKS:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 outer.requests += 1
                 body = json.dumps({"keys": outer.keys}).encode()
                 self.send_response(200)
@@ -88,8 +88,14 @@ def jwks(monkeypatch):
 def claims(server: JWKS, **overrides) -> dict:
     now = int(time.time())
     base = {
-        "iss": server.issuer, "sub": "user_2abcDEF123", "azp": ORIGIN, "sid": "sess_1",
-        "iat": now - 5, "nbf": now - 5, "exp": now + 60, "email": "ada@example.com",
+        "iss": server.issuer,
+        "sub": "user_2abcDEF123",
+        "azp": ORIGIN,
+        "sid": "sess_1",
+        "iat": now - 5,
+        "nbf": now - 5,
+        "exp": now + 60,
+        "email": "ada@example.com",
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -107,8 +113,7 @@ def b64(data: dict) -> str:
 def event(token_header: str | None = None, **headers) -> dict:
     if token_header is not None:
         headers["Authorization"] = token_header
-    return {"type": "REQUEST", "methodArn": METHOD_ARN, "headers": headers,
-            "requestContext": {"requestId": "req-1"}}
+    return {"type": "REQUEST", "methodArn": METHOD_ARN, "headers": headers, "requestContext": {"requestId": "req-1"}}
 
 
 class LogCapture(logging.Handler):
@@ -152,7 +157,8 @@ def test_valid_token_is_allowed_for_the_whole_api(jwks, logs):
     assert result["context"] == {"user_id": "user_2abcDEF123", "email": "ada@example.com"}
     (statement,) = result["policyDocument"]["Statement"]
     assert statement == {
-        "Action": "execute-api:Invoke", "Effect": "Allow",
+        "Action": "execute-api:Invoke",
+        "Effect": "Allow",
         "Resource": "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*",
     }
     assert result["policyDocument"]["Version"] == "2012-10-17"
@@ -187,7 +193,9 @@ def test_alg_none(jwks, logs):
 
 
 def test_hs256_signed_with_the_public_key(jwks, logs):
-    public_pem = KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     header = {"alg": "HS256", "typ": "JWT", "kid": "k1"}
     import hashlib
     import hmac
@@ -265,8 +273,12 @@ def test_missing_or_malformed_header(jwks, logs, headers, reason):
 
 def test_token_only_from_the_authorization_header(jwks, logs):
     token = sign(claims(jwks))
-    ev = {"type": "REQUEST", "methodArn": METHOD_ARN, "headers": {"Cookie": f"__session={token}"},
-          "queryStringParameters": {"token": token, "access_token": token}}
+    ev = {
+        "type": "REQUEST",
+        "methodArn": METHOD_ARN,
+        "headers": {"Cookie": f"__session={token}"},
+        "queryStringParameters": {"token": token, "access_token": token},
+    }
     deny(ev, logs, "no Authorization header")
 
 

@@ -44,8 +44,11 @@ def runs(burst_run) -> list[Result]:
         simulate(steady_day(), DEFAULT_POLICY, name="steady"),
         simulate(idle_night(), DEFAULT_POLICY, name="night"),
         simulate(burst(n=2000), SMALL_FLEET, name="small fleet burst"),
-        simulate(burst(n=2000), dataclasses.replace(DEFAULT_POLICY, scale_out_backlog=30, scale_in_backlog=3),
-                 name="low thresholds"),
+        simulate(
+            burst(n=2000),
+            dataclasses.replace(DEFAULT_POLICY, scale_out_backlog=30, scale_in_backlog=3),
+            name="low thresholds",
+        ),
     ]
 
 
@@ -133,7 +136,9 @@ def test_cooldowns_and_evaluation_periods(runs):
         # Scale-in needs scale_in_evaluation_periods low samples in a row before it.
         for a in r.actions:
             if a.rule == "in":
-                before = [s for s in r.samples if a.at - p.period_seconds * p.scale_in_evaluation_periods < s.at <= a.at]
+                before = [
+                    s for s in r.samples if a.at - p.period_seconds * p.scale_in_evaluation_periods < s.at <= a.at
+                ]
                 assert len(before) == p.scale_in_evaluation_periods
 
 

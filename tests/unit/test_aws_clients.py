@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from hark import aws
-from hark.jobviews import presigned_get
+from hark.api_schemas import presigned_get
 from hark.uploads import presigned_upload
 
 BUCKET = "hark-audio-123456789012-eu-west-1"
@@ -68,8 +68,10 @@ def test_an_operator_without_hark_account_gets_it_from_sts(settings_env):
 
     settings_env(stack="hark-acme", region="eu-west-1")
     with Stubber(aws.client("sts")) as sts:
-        sts.add_response("get_caller_identity", {"Account": "210987654321", "Arn": "arn:aws:iam::210987654321:user/op",
-                                                 "UserId": "AIDEXAMPLE"})
+        sts.add_response(
+            "get_caller_identity",
+            {"Account": "210987654321", "Arn": "arn:aws:iam::210987654321:user/op", "UserId": "AIDEXAMPLE"},
+        )
         assert aws.stack_resources().audio_bucket.name == "hark-acme-audio-210987654321-eu-west-1"
         sts.assert_no_pending_responses()
 

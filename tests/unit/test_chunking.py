@@ -44,9 +44,11 @@ def test_no_sliver_at_the_end():
 
 def test_split_cuts_real_speech_in_its_pauses(speech):
     """espeak-ng sentences with 1.5 s silences between: Silero VAD finds them, every cut lands in one."""
-    sentences = ["The weather was cold and the roads were covered in snow.",
-                 "We waited at the station for the late train to arrive.",
-                 "Nobody knew when the next bus would leave the town centre."]
+    sentences = [
+        "The weather was cold and the roads were covered in snow.",
+        "We waited at the station for the late train to arrive.",
+        "Nobody knew when the next bus would leave the town centre.",
+    ]
     silence = np.zeros(int(SAMPLE_RATE * 1.5), dtype=np.float32)
     pieces, silences, t = [], [], 0.0
     for i in range(9):

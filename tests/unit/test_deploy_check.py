@@ -29,10 +29,18 @@ def pk(host: str, prefix: str = "pk_test_") -> str:
 
 
 def target(**changes) -> Target:
-    base = dict(stack="hark-unit", issuer="https://clerk.acme.dev", authorized_parties=("https://hark.acme.dev",),
-                web_origin="https://hark.acme.dev", email_sender="transcripts@acme.dev", email_domain="",
-                clerk_publishable_key=pk("clerk.acme.dev"), max_workers=20, model_src="models/m",
-                instance_types=("g4dn.xlarge",))
+    base = dict(
+        stack="hark-unit",
+        issuer="https://clerk.acme.dev",
+        authorized_parties=("https://hark.acme.dev",),
+        web_origin="https://hark.acme.dev",
+        email_sender="transcripts@acme.dev",
+        email_domain="",
+        clerk_publishable_key=pk("clerk.acme.dev"),
+        max_workers=20,
+        model_src="models/m",
+        instance_types=("g4dn.xlarge",),
+    )
     return Target(**{**base, **changes})
 
 
@@ -65,9 +73,16 @@ def test_load_target_reads_cdk_json_through_infra_config():
 
 
 def test_context_overrides_are_parsed_like_the_cdk_app():
-    t = load_target(parse_context_args(["hark:stack=hark-acme", "hark:maxWorkers=7",
-                                        'hark:authorizedParties=["https://a.acme.dev", "https://b.acme.dev"]',
-                                        "hark:emailDomain=acme.dev"]))
+    t = load_target(
+        parse_context_args(
+            [
+                "hark:stack=hark-acme",
+                "hark:maxWorkers=7",
+                'hark:authorizedParties=["https://a.acme.dev", "https://b.acme.dev"]',
+                "hark:emailDomain=acme.dev",
+            ]
+        )
+    )
     assert (t.stack, t.max_workers) == ("hark-acme", 7)
     assert t.authorized_parties == ("https://a.acme.dev", "https://b.acme.dev")
     assert t.email_identity == "acme.dev"  # the domain is verified instead of the address
@@ -86,8 +101,11 @@ def test_min_bootstrap_version_is_what_the_cdk_library_asks_for(tmp_path):
     cdk.CfnResource(cdk.Stack(app, "Probe"), "Handle", type="AWS::CloudFormation::WaitConditionHandle")
     app.synth()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    asked = {a["properties"].get("requiresBootstrapStackVersion") for a in manifest["artifacts"].values()
-             if a.get("type") == "aws:cloudformation:stack"}
+    asked = {
+        a["properties"].get("requiresBootstrapStackVersion")
+        for a in manifest["artifacts"].values()
+        if a.get("type") == "aws:cloudformation:stack"
+    }
     assert asked == {deploy_check.MIN_BOOTSTRAP_VERSION}
 
 
@@ -100,16 +118,27 @@ def test_publishable_key_decodes_to_its_frontend_api_host():
     assert publishable_key_host("pk_live_" + base64.b64encode(b"clerk.acme.dev").decode()) is None  # no `$`
 
 
-@pytest.mark.parametrize("changes, check, says", [
-    (dict(issuer="http://clerk.acme.dev"), "clerk issuer", "not an https URL"),
-    (dict(issuer="https://clerk.example.com"), "clerk issuer", "placeholder"),
-    (dict(clerk_publishable_key=""), "clerk key", "not set"),
-    (dict(clerk_publishable_key="pk_live_nonsense!"), "clerk key", "not a Clerk publishable key"),
-    (dict(clerk_publishable_key=pk("clerk.other.dev")), "clerk key", "different Clerk instances"),
-    (dict(authorized_parties=("https://elsewhere.acme.dev",)), "clerk parties", "leaves out the web origin"),
-    (dict(authorized_parties=("http://hark.acme.dev",)), "clerk parties", "must be https origins"),
-], ids=["http-issuer", "placeholder-issuer", "no-key", "bad-key", "key-for-other-host", "parties-miss-origin",
-        "http-party"])
+@pytest.mark.parametrize(
+    "changes, check, says",
+    [
+        (dict(issuer="http://clerk.acme.dev"), "clerk issuer", "not an https URL"),
+        (dict(issuer="https://clerk.example.com"), "clerk issuer", "placeholder"),
+        (dict(clerk_publishable_key=""), "clerk key", "not set"),
+        (dict(clerk_publishable_key="pk_live_nonsense!"), "clerk key", "not a Clerk publishable key"),
+        (dict(clerk_publishable_key=pk("clerk.other.dev")), "clerk key", "different Clerk instances"),
+        (dict(authorized_parties=("https://elsewhere.acme.dev",)), "clerk parties", "leaves out the web origin"),
+        (dict(authorized_parties=("http://hark.acme.dev",)), "clerk parties", "must be https origins"),
+    ],
+    ids=[
+        "http-issuer",
+        "placeholder-issuer",
+        "no-key",
+        "bad-key",
+        "key-for-other-host",
+        "parties-miss-origin",
+        "http-party",
+    ],
+)
 def test_each_bad_clerk_setting_is_a_problem_with_a_fix(changes, check, says):
     c = DeployCheck(target(**changes), "us-east-1", client=None)
     c.check_clerk_config()
@@ -149,15 +178,27 @@ def test_model_folder_must_be_inside_the_repository_and_complete(tmp_path, model
 def test_gpu_quotas_below_max_workers_are_problems_with_the_request_command():
     quotas, stub = stubbed("service-quotas")
     ec2, ec2_stub = stubbed("ec2")
-    ec2_stub.add_response("describe_instance_types", {"InstanceTypes": [
-        {"InstanceType": "g4dn.xlarge", "VCpuInfo": {"DefaultVCpus": 4}}]}, {"InstanceTypes": ["g4dn.xlarge"]})
-    stub.add_response("get_service_quota", {"Quota": {"Value": 80.0}},
-                      {"ServiceCode": "ec2", "QuotaCode": deploy_check.QUOTA_ON_DEMAND_G})
+    ec2_stub.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": "g4dn.xlarge", "VCpuInfo": {"DefaultVCpus": 4}}]},
+        {"InstanceTypes": ["g4dn.xlarge"]},
+    )
+    stub.add_response(
+        "get_service_quota",
+        {"Quota": {"Value": 80.0}},
+        {"ServiceCode": "ec2", "QuotaCode": deploy_check.QUOTA_ON_DEMAND_G},
+    )
     # An account where the quota was never applied answers NoSuchResource: the AWS default is read instead.
-    stub.add_client_error("get_service_quota", "NoSuchResourceException",
-                          expected_params={"ServiceCode": "ec2", "QuotaCode": deploy_check.QUOTA_SPOT_G})
-    stub.add_response("get_aws_default_service_quota", {"Quota": {"Value": 0.0}},
-                      {"ServiceCode": "ec2", "QuotaCode": deploy_check.QUOTA_SPOT_G})
+    stub.add_client_error(
+        "get_service_quota",
+        "NoSuchResourceException",
+        expected_params={"ServiceCode": "ec2", "QuotaCode": deploy_check.QUOTA_SPOT_G},
+    )
+    stub.add_response(
+        "get_aws_default_service_quota",
+        {"Quota": {"Value": 0.0}},
+        {"ServiceCode": "ec2", "QuotaCode": deploy_check.QUOTA_SPOT_G},
+    )
     c = DeployCheck(target(max_workers=20), "us-east-1", client={"service-quotas": quotas, "ec2": ec2}.get)
     with stub, ec2_stub:
         c.check_quotas()
@@ -165,8 +206,10 @@ def test_gpu_quotas_below_max_workers_are_problems_with_the_request_command():
     on_demand, spot = c.findings
     assert on_demand.level == "ok" and "80 vCPUs, 80 needed" in on_demand.message
     assert spot.level == "problem" and "need 80" in spot.message
-    assert spot.fix.startswith(f"aws service-quotas request-service-quota-increase --service-code ec2 "
-                               f"--quota-code {deploy_check.QUOTA_SPOT_G} --desired-value 80")
+    assert spot.fix.startswith(
+        f"aws service-quotas request-service-quota-increase --service-code ec2 "
+        f"--quota-code {deploy_check.QUOTA_SPOT_G} --desired-value 80"
+    )
 
 
 @pytest.mark.parametrize("production, level", [(True, "ok"), (False, "warning")])
@@ -185,11 +228,24 @@ def test_ses_sandbox_is_a_warning(production, level):
 def test_ses_identity_must_be_verified_once_it_exists(verified, level):
     sesv2, stub = stubbed("sesv2")
     cfn, cfn_stub = stubbed("cloudformation")
-    stub.add_response("get_email_identity", {"IdentityType": "EMAIL_ADDRESS", "VerifiedForSendingStatus": verified},
-                      {"EmailIdentity": "transcripts@acme.dev"})
-    cfn_stub.add_response("describe_stacks", {"Stacks": [
-        {"StackName": "hark-unit-email", "CreationTime": "2026-01-01T00:00:00Z", "StackStatus": "CREATE_COMPLETE"}]},
-        {"StackName": "hark-unit-email"})
+    stub.add_response(
+        "get_email_identity",
+        {"IdentityType": "EMAIL_ADDRESS", "VerifiedForSendingStatus": verified},
+        {"EmailIdentity": "transcripts@acme.dev"},
+    )
+    cfn_stub.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "hark-unit-email",
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "StackStatus": "CREATE_COMPLETE",
+                }
+            ]
+        },
+        {"StackName": "hark-unit-email"},
+    )
     c = DeployCheck(target(), "us-east-1", client={"sesv2": sesv2, "cloudformation": cfn}.get)
     with stub, cfn_stub:
         c.check_ses_identity()
@@ -210,8 +266,13 @@ def test_without_credentials_the_account_checks_are_skipped_and_the_rest_still_r
 
     get_settings.cache_clear()
     try:
-        c = DeployCheck(target(), "eu-west-1", deploy_check.default_client_factory("eu-west-1"), repo=tmp_path,
-                        which=lambda name: None)
+        c = DeployCheck(
+            target(),
+            "eu-west-1",
+            deploy_check.default_client_factory("eu-west-1"),
+            repo=tmp_path,
+            which=lambda name: None,
+        )
         findings = c.run()
     finally:
         get_settings.cache_clear()
@@ -223,10 +284,19 @@ def test_without_credentials_the_account_checks_are_skipped_and_the_rest_still_r
 
 def test_the_cli_prints_every_problem_then_exits_1_without_a_region(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HARK_"))}
-    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-               AWS_EC2_METADATA_DISABLED="true")
-    run = subprocess.run([sys.executable, "-m", "hark.cli", "deploy", "check", "-c", "hark:issuer=http://clerk.acme.dev"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "hark.cli", "deploy", "check", "-c", "hark:issuer=http://clerk.acme.dev"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     out = run.stdout
@@ -241,7 +311,12 @@ def test_the_cli_prints_every_problem_then_exits_1_without_a_region(tmp_path):
 
 
 def test_a_malformed_context_pair_is_one_line_and_exit_1():
-    run = subprocess.run([sys.executable, "-m", "hark.cli", "deploy", "check", "-c", "hark:stack"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "hark.cli", "deploy", "check", "-c", "hark:stack"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1
     assert run.stderr.strip() == "hark deploy check: -c 'hark:stack': expected key=value, e.g. -c hark:stack=hark-acme"

@@ -8,9 +8,18 @@ from hark.jobs import Job, JobStatus, TransitionRefused, decode_cursor, encode_c
 
 def make_job(user="user_a", **kw) -> Job:
     job_id = new_job_id()
-    data = dict(job_id=job_id, user_id=user, email="a@example.com", filename="a.wav", content_type="audio/wav",
-                size_bytes=10, audio_key=f"uploads/{user}/{job_id}/a.wav", status=JobStatus.UPLOADING,
-                created_at=now_iso(), updated_at=now_iso())
+    data = dict(
+        job_id=job_id,
+        user_id=user,
+        email="a@example.com",
+        filename="a.wav",
+        content_type="audio/wav",
+        size_bytes=10,
+        audio_key=f"uploads/{user}/{job_id}/a.wav",
+        status=JobStatus.UPLOADING,
+        created_at=now_iso(),
+        updated_at=now_iso(),
+    )
     data.update(kw)
     return Job(**data)
 

@@ -52,25 +52,36 @@ def test_valid_until_its_expiry_and_not_a_second_longer():
     assert err.value.claims == claims
 
 
-@pytest.mark.parametrize("edit", [
-    pytest.param(lambda t: _with_payload(t, j="job2"), id="other-job"),
-    pytest.param(lambda t: _with_payload(t, u="user_b"), id="other-user"),
-    pytest.param(lambda t: _with_payload(t, f="json"), id="other-format"),
-    pytest.param(lambda t: _with_payload(t, e=T0 + 30 * DAY), id="later-expiry-old-signature"),
-    pytest.param(lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), id="last-signature-char"),
-    pytest.param(lambda t: t.split(".")[0] + "." + _b64(bytes([base64.urlsafe_b64decode(t.split(".")[1] + "=")[0] ^ 1])
-                                                      + base64.urlsafe_b64decode(t.split(".")[1] + "=")[1:]),
-                 id="flipped-signature-byte"),
-    pytest.param(lambda t: t.split(".")[0] + "." + _b64(b"\0" * 32), id="zero-signature"),
-    pytest.param(lambda t: t.split(".")[0], id="no-signature"),
-    pytest.param(lambda t: t[:40], id="cut-short"),
-    pytest.param(lambda t: t + "x", id="extra-character"),
-    pytest.param(lambda t: t.replace(".", "", 1), id="no-dot"),
-    pytest.param(lambda t: "garbage", id="garbage"),
-    pytest.param(lambda t: "", id="empty"),
-    pytest.param(lambda t: "a" * 5000 + "." + "b" * 43, id="huge"),
-    pytest.param(lambda t: "é" + t, id="non-ascii"),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda t: _with_payload(t, j="job2"), id="other-job"),
+        pytest.param(lambda t: _with_payload(t, u="user_b"), id="other-user"),
+        pytest.param(lambda t: _with_payload(t, f="json"), id="other-format"),
+        pytest.param(lambda t: _with_payload(t, e=T0 + 30 * DAY), id="later-expiry-old-signature"),
+        pytest.param(lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), id="last-signature-char"),
+        pytest.param(
+            lambda t: (
+                t.split(".")[0]
+                + "."
+                + _b64(
+                    bytes([base64.urlsafe_b64decode(t.split(".")[1] + "=")[0] ^ 1])
+                    + base64.urlsafe_b64decode(t.split(".")[1] + "=")[1:]
+                )
+            ),
+            id="flipped-signature-byte",
+        ),
+        pytest.param(lambda t: t.split(".")[0] + "." + _b64(b"\0" * 32), id="zero-signature"),
+        pytest.param(lambda t: t.split(".")[0], id="no-signature"),
+        pytest.param(lambda t: t[:40], id="cut-short"),
+        pytest.param(lambda t: t + "x", id="extra-character"),
+        pytest.param(lambda t: t.replace(".", "", 1), id="no-dot"),
+        pytest.param(lambda t: "garbage", id="garbage"),
+        pytest.param(lambda t: "", id="empty"),
+        pytest.param(lambda t: "a" * 5000 + "." + "b" * 43, id="huge"),
+        pytest.param(lambda t: "é" + t, id="non-ascii"),
+    ],
+)
 def test_every_edit_is_refused_as_invalid(edit):
     token = links.issue("job1", "user_a", "txt", DAY, KEY, now=T0)
     with pytest.raises(links.LinkInvalid):
@@ -92,11 +103,13 @@ def test_another_deployments_key_is_refused():
 
 def test_a_well_signed_but_meaningless_payload_is_refused():
     """Defence in depth: even under our key, only the payload shape we write is accepted."""
-    for payload in ({"v": 2, "j": "job1", "u": "user_a", "f": "txt", "e": T0 + DAY},
-                    {"v": 1, "j": "job1", "u": "user_a", "f": "pdf", "e": T0 + DAY},
-                    {"v": 1, "j": "../x", "u": "user_a", "f": "txt", "e": T0 + DAY},
-                    {"v": 1, "j": "job1", "u": "user_a", "f": "txt", "e": "tomorrow"},
-                    ["not", "an", "object"]):
+    for payload in (
+        {"v": 2, "j": "job1", "u": "user_a", "f": "txt", "e": T0 + DAY},
+        {"v": 1, "j": "job1", "u": "user_a", "f": "pdf", "e": T0 + DAY},
+        {"v": 1, "j": "../x", "u": "user_a", "f": "txt", "e": T0 + DAY},
+        {"v": 1, "j": "job1", "u": "user_a", "f": "txt", "e": "tomorrow"},
+        ["not", "an", "object"],
+    ):
         payload_b64 = _b64(json.dumps(payload).encode())
         mac = _b64(hmac.new(KEY, b"hark-link.v1." + payload_b64.encode(), hashlib.sha256).digest())
         with pytest.raises(links.LinkInvalid):
@@ -118,15 +131,18 @@ def test_every_format_has_its_own_link():
     assert links.link_url("https://api.example.com/prod/", "tok") == "https://api.example.com/prod/links/tok"
 
 
-@pytest.mark.parametrize("recording, fmt, name", [
-    ("meeting notes.m4a", "txt", "meeting notes.txt"),
-    ("entrevista año.mp3", "srt", "entrevista año.srt"),
-    ("../../etc/passwd", "json", "passwd.json"),
-    ('a"b;c\\d.wav', "vtt", "d.vtt"),
-    ("no-extension", "txt", "no-extension.txt"),
-    (".hidden", "txt", ".hidden.txt"),
-    ("", "txt", "transcript.txt"),
-])
+@pytest.mark.parametrize(
+    "recording, fmt, name",
+    [
+        ("meeting notes.m4a", "txt", "meeting notes.txt"),
+        ("entrevista año.mp3", "srt", "entrevista año.srt"),
+        ("../../etc/passwd", "json", "passwd.json"),
+        ('a"b;c\\d.wav', "vtt", "d.vtt"),
+        ("no-extension", "txt", "no-extension.txt"),
+        (".hidden", "txt", ".hidden.txt"),
+        ("", "txt", "transcript.txt"),
+    ],
+)
 def test_download_name_is_the_recording_with_the_formats_extension(recording, fmt, name):
     assert links.download_filename(recording, fmt) == name
 

@@ -15,10 +15,16 @@ EMULATOR = "http://127.0.0.1:8001"
 
 
 def client(tmp_path) -> Client:
-    config = {"apiBase": "", "devAuth": True, "clerkPublishableKey": None, "webOrigin": ORIGIN,
-              "authorizedParties": [ORIGIN]}
-    return Client(Gateway(DevIssuer(ORIGIN, tmp_path / "key.pem"), REPO / "frontend", config,
-                          connect_sources=(EMULATOR,)))
+    config = {
+        "apiBase": "",
+        "devAuth": True,
+        "clerkPublishableKey": None,
+        "webOrigin": ORIGIN,
+        "authorizedParties": [ORIGIN],
+    }
+    return Client(
+        Gateway(DevIssuer(ORIGIN, tmp_path / "key.pem"), REPO / "frontend", config, connect_sources=(EMULATOR,))
+    )
 
 
 def directives(csp: str) -> dict[str, set[str]]:

@@ -23,7 +23,9 @@ def test_openapi_document_describes_the_contract():
     assert link["security"] == [] and {"302", "403", "404", "410"} <= set(link["responses"])
     assert "content" not in link["responses"]["302"] and "Location" in link["responses"]["302"]["headers"]
     for status in ("403", "404", "410"):
-        assert link["responses"][status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+        assert link["responses"][status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"
+        }
     assert set(paths["/jobs"]) == {"get", "post"} and set(paths["/jobs/{job_id}"]) == {"get", "delete"}
     post = paths["/jobs"]["post"]
     assert {"201", "400", "413", "415", "429"} <= set(post["responses"])
@@ -37,5 +39,7 @@ def test_openapi_document_describes_the_contract():
         for operation in path.values():
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")) and status not in ("401", "403"):
-                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorResponse"
+                    }
     assert "json" in doc["components"]["schemas"]["TranscriptLinks"]["properties"]

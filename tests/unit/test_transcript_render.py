@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from hark.transcript import CONTENT_TYPES, RENDERERS, Segment, Transcript, Word, render_json, render_srt, render_txt, render_vtt
+from hark.transcript import (
+    CONTENT_TYPES,
+    RENDERERS,
+    Segment,
+    Transcript,
+    Word,
+    render_json,
+    render_srt,
+    render_txt,
+    render_vtt,
+)
 
 
 def transcript(language: str = "en", duration: float = 10.0, offset: float = 0.0) -> Transcript:
@@ -16,12 +26,22 @@ def transcript(language: str = "en", duration: float = 10.0, offset: float = 0.0
         duration=duration,
         model="whisper-base",
         segments=[
-            Segment(start=offset + 0.0, end=offset + 2.5, text=" Hello there.",
-                    words=[Word(start=offset + 0.0, end=offset + 1.0, word=" Hello", probability=0.99),
-                           Word(start=offset + 1.1, end=offset + 2.5, word=" there.", probability=0.9)]),
+            Segment(
+                start=offset + 0.0,
+                end=offset + 2.5,
+                text=" Hello there.",
+                words=[
+                    Word(start=offset + 0.0, end=offset + 1.0, word=" Hello", probability=0.99),
+                    Word(start=offset + 1.1, end=offset + 2.5, word=" there.", probability=0.9),
+                ],
+            ),
             Segment(start=offset + 3.0, end=offset + 3661.0015, text="  ", words=[]),  # blank: skipped
-            Segment(start=offset + 4.0, end=offset + 7.25, text="General Kenobi!",
-                    words=[Word(start=offset + 4.0, end=offset + 7.25, word=" General Kenobi!", probability=0.5)]),
+            Segment(
+                start=offset + 4.0,
+                end=offset + 7.25,
+                text="General Kenobi!",
+                words=[Word(start=offset + 4.0, end=offset + 7.25, word=" General Kenobi!", probability=0.5)],
+            ),
         ],
     )
 
@@ -33,8 +53,7 @@ def test_txt_is_one_line_per_segment_without_blanks():
 
 def test_srt_numbers_cues_with_comma_milliseconds():
     assert render_srt(transcript()) == (
-        "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n"
-        "2\n00:00:04,000 --> 00:00:07,250\nGeneral Kenobi!\n"
+        "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n2\n00:00:04,000 --> 00:00:07,250\nGeneral Kenobi!\n"
     )
 
 
@@ -54,8 +73,10 @@ def test_json_round_trips_with_words_and_probabilities():
 
 def test_every_format_has_a_renderer_and_a_content_type():
     assert set(RENDERERS) == set(CONTENT_TYPES) == {"txt", "json", "srt", "vtt"}
-    assert all(render(Transcript(language="en", duration=0, model="m", segments=[])) is not None
-               for render in RENDERERS.values())
+    assert all(
+        render(Transcript(language="en", duration=0, model="m", segments=[])) is not None
+        for render in RENDERERS.values()
+    )
     assert render_vtt(Transcript(language="en", duration=0, model="m", segments=[])) == "WEBVTT\n\n"
 
 

@@ -3,6 +3,8 @@ so the limits S3 enforces are proven here, on the signed policy itself)."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -21,8 +23,13 @@ GIB = 1024**3
 
 @pytest.fixture
 def s3():
-    return boto3.client("s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s",
-                        config=Config(signature_version="s3v4"))
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        config=Config(signature_version="s3v4"),
+    )
 
 
 def test_policy_limits_size_type_key_and_time(s3):
@@ -41,37 +48,43 @@ def test_policy_limits_size_type_key_and_time(s3):
 
 
 def test_policy_expiry_follows_ttl(s3):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     form = presigned_upload(s3, "b", "k", "audio/wav", 10, 60)
-    expires = datetime.strptime(form.expires_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    left = (expires - datetime.now(timezone.utc)).total_seconds()
+    expires = datetime.strptime(form.expires_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    left = (expires - datetime.now(UTC)).total_seconds()
     assert 50 < left <= 61
 
 
-@pytest.mark.parametrize("name, ctype, expected", [
-    ("a.mp3", "audio/mpeg", ("a.mp3", "audio/mpeg")),
-    ("A.MP3", "AUDIO/MPEG", ("A.MP3", "audio/mpeg")),
-    ("rec.webm", "audio/webm; codecs=opus", ("rec.webm", "audio/webm")),
-    ("../../x/evil name.wav", "audio/wav", ("evil_name.wav", "audio/wav")),
-    ("C:\\Users\\me\\voz ñ.m4a", "audio/x-m4a", ("voz_n.m4a", "audio/x-m4a")),
-    ("a" * 300 + ".flac", "audio/flac", ("a" * 115 + ".flac", "audio/flac")),
-])
+@pytest.mark.parametrize(
+    "name, ctype, expected",
+    [
+        ("a.mp3", "audio/mpeg", ("a.mp3", "audio/mpeg")),
+        ("A.MP3", "AUDIO/MPEG", ("A.MP3", "audio/mpeg")),
+        ("rec.webm", "audio/webm; codecs=opus", ("rec.webm", "audio/webm")),
+        ("../../x/evil name.wav", "audio/wav", ("evil_name.wav", "audio/wav")),
+        ("C:\\Users\\me\\voz ñ.m4a", "audio/x-m4a", ("voz_n.m4a", "audio/x-m4a")),
+        ("a" * 300 + ".flac", "audio/flac", ("a" * 115 + ".flac", "audio/flac")),
+    ],
+)
 def test_normalised(name, ctype, expected):
     checked = check_upload(name, ctype, 10, GIB)
     assert (checked.filename, checked.content_type) == expected
     assert "/" not in checked.filename and len(checked.filename) <= 120
 
 
-@pytest.mark.parametrize("name, ctype, status, code", [
-    ("a.txt", "audio/mpeg", 415, "unsupported_extension"),
-    ("mp3", "audio/mpeg", 415, "unsupported_extension"),
-    (".mp3", "audio/mpeg", 415, "unsupported_extension"),
-    ("a.mp3/", "audio/mpeg", 415, "unsupported_extension"),
-    ("a.mp3", "", 415, "unsupported_media_type"),
-    ("a.mp3", "audio/mpeg\r\nX-Evil: 1", 415, "unsupported_media_type"),
-    ("a.mp3", "application/octet-stream", 415, "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    "name, ctype, status, code",
+    [
+        ("a.txt", "audio/mpeg", 415, "unsupported_extension"),
+        ("mp3", "audio/mpeg", 415, "unsupported_extension"),
+        (".mp3", "audio/mpeg", 415, "unsupported_extension"),
+        ("a.mp3/", "audio/mpeg", 415, "unsupported_extension"),
+        ("a.mp3", "", 415, "unsupported_media_type"),
+        ("a.mp3", "audio/mpeg\r\nX-Evil: 1", 415, "unsupported_media_type"),
+        ("a.mp3", "application/octet-stream", 415, "unsupported_media_type"),
+    ],
+)
 def test_refused(name, ctype, status, code):
     with pytest.raises(UploadRefused) as info:
         check_upload(name, ctype, 10, GIB)

@@ -16,8 +16,11 @@ def worst_ses_call_seconds() -> float:
     backoff between attempts (at most min(2^i, cap) each, plus its retry-after allowance)."""
     config = aws.client("ses").meta.config
     attempts = config.retries["total_max_attempts"]
-    waits = sum(min(ExponentialBackoff._BASE ** i, ExponentialBackoff._MAX_BACKOFF)
-                + ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL for i in range(attempts - 1))
+    waits = sum(
+        min(ExponentialBackoff._BASE**i, ExponentialBackoff._MAX_BACKOFF)
+        + ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL
+        for i in range(attempts - 1)
+    )
     return attempts * (config.connect_timeout + config.read_timeout) + waits
 
 

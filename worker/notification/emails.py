@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 
 from hark import links as signed_links
 from hark import recipients
@@ -20,12 +20,31 @@ from hark.jobs import Job
 from hark.keys import TRANSCRIPT_FORMATS
 
 LANGUAGE_NAMES = {
-    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
-    "nl": "Dutch", "ca": "Catalan", "pl": "Polish", "ru": "Russian", "uk": "Ukrainian", "ja": "Japanese",
-    "zh": "Chinese", "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "tr": "Turkish", "sv": "Swedish",
+    "en": "English",
+    "es": "Spanish",
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "ca": "Catalan",
+    "pl": "Polish",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "tr": "Turkish",
+    "sv": "Swedish",
 }
-FORMAT_LABELS = {"txt": "Plain text (.txt)", "json": "JSON with word timings (.json)",
-                 "srt": "Subtitles (.srt)", "vtt": "Web subtitles (.vtt)"}
+FORMAT_LABELS = {
+    "txt": "Plain text (.txt)",
+    "json": "JSON with word timings (.json)",
+    "srt": "Subtitles (.srt)",
+    "vtt": "Web subtitles (.vtt)",
+}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -44,7 +63,7 @@ def language_name(code: str | None) -> str:
 def human_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
-    total = int(round(seconds))
+    total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -88,14 +107,16 @@ class Links:
     web_url: str
 
 
-def email_links(job: Job, *, api_url: str, ttl_seconds: int, key: bytes, web_url: str,
-                now: float | None = None) -> Links:
+def email_links(
+    job: Job, *, api_url: str, ttl_seconds: int, key: bytes, web_url: str, now: float | None = None
+) -> Links:
     """One signed link per format, each valid ttl_seconds from `now`: they carry no AWS credential, so
     nothing but their own expiry ends them (the API mints the S3 URL when one is followed)."""
     return Links(
-        by_format={fmt: signed_links.link_url(api_url, signed_links.issue(job.job_id, job.user_id, fmt, ttl_seconds,
-                                                                          key, now))
-                   for fmt in TRANSCRIPT_FORMATS},
+        by_format={
+            fmt: signed_links.link_url(api_url, signed_links.issue(job.job_id, job.user_id, fmt, ttl_seconds, key, now))
+            for fmt in TRANSCRIPT_FORMATS
+        },
         ttl_seconds=ttl_seconds,
         web_url=web_url,
     )
@@ -115,7 +136,7 @@ def _envelope(sender: str, recipient: str, subject: str, job: Job) -> EmailMessa
     msg["From"] = f"Hark <{sender}>"
     msg["To"] = recipient
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=job.job_id, domain=sender.rpartition("@")[2] or "hark.local")
     # Lets a support person find the job from a forwarded email; auto-replies stay away.
     msg["X-Hark-Job-Id"] = job.job_id
@@ -162,9 +183,14 @@ def completed_email(job: Job, *, sender: str, links: Links, preview: str | None)
     other_items = "".join(f'<li><a href="{e(url)}">{e(FORMAT_LABELS.get(fmt, fmt))}</a></li>' for fmt, url in others)
     preview_html = (
         f'<p><strong>Preview</strong></p><blockquote style="color:#444;border-left:3px solid #ccc;'
-        f'margin:0;padding-left:12px">{e(preview)}</blockquote>' if preview else ""
+        f'margin:0;padding-left:12px">{e(preview)}</blockquote>'
+        if preview
+        else ""
     )
-    _set_parts(msg, text, f"""<!doctype html>
+    _set_parts(
+        msg,
+        text,
+        f"""<!doctype html>
 <html><body style="font-family:sans-serif;line-height:1.5;max-width:600px">
 <p>Hello,</p>
 <p>Your transcript of <strong>{e(name)}</strong> is ready.</p>
@@ -175,7 +201,8 @@ def completed_email(job: Job, *, sender: str, links: Links, preview: str | None)
 <p>When the links expire, <a href="{e(links.web_url)}">open Hark</a> to download it again.</p>
 <p>-- Hark</p>
 </body></html>
-""")
+""",
+    )
     return msg
 
 
@@ -202,7 +229,10 @@ def failed_email(job: Job, *, sender: str, web_url: str) -> EmailMessage:
     ]
     text = "\n".join(lines) + "\n"
     e = html.escape
-    _set_parts(msg, text, f"""<!doctype html>
+    _set_parts(
+        msg,
+        text,
+        f"""<!doctype html>
 <html><body style="font-family:sans-serif;line-height:1.5;max-width:600px">
 <p>Hello,</p>
 <p>We could not transcribe <strong>{e(name)}</strong>.</p>
@@ -214,5 +244,6 @@ def failed_email(job: Job, *, sender: str, web_url: str) -> EmailMessage:
 <p><a href="{e(web_url)}">Upload again</a>. If it keeps failing, contact support with this job id: <code>{e(job.job_id)}</code></p>
 <p>-- Hark</p>
 </body></html>
-""")
+""",
+    )
     return msg

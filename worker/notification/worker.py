@@ -80,8 +80,9 @@ class NotifyHandler:
             note = parse_notify_body(delivery.body)
         except BrokenMessage as err:
             # Visible again at once: SQS's redrive moves it to the DLQ after maxReceiveCount receives.
-            logger.error("broken notify message: left for the dead-letter queue", reason=str(err),
-                         receive_count=receive_count)
+            logger.error(
+                "broken notify message: left for the dead-letter queue", reason=str(err), receive_count=receive_count
+            )
             return DEAD_LETTER
 
         logger.append_keys(job_id=note.job_id)
@@ -96,8 +97,9 @@ class NotifyHandler:
                 return DONE
             if not job.status.finished:
                 delay = self.backoff.delay(receive_count)
-                logger.warning("job is not finished yet: retrying later", status=job.status.value,
-                               retry_in_seconds=delay)
+                logger.warning(
+                    "job is not finished yet: retrying later", status=job.status.value, retry_in_seconds=delay
+                )
                 return retry(delay)
             if not self.store.claim_notification(job.job_id, self.settings.notify_lease_seconds):
                 fresh = self.store.get(job.job_id)
@@ -107,8 +109,9 @@ class NotifyHandler:
                 # Another sender holds the lease: usually it finishes in a moment (then this message
                 # is a duplicate); if it died, this message comes back as its lease runs out and sends.
                 delay = max(1, (fresh.notify_lease_until or 0) - int(time.time()) + 1)
-                logger.info("another sender holds this job's email: retrying when its lease ends",
-                            retry_in_seconds=delay)
+                logger.info(
+                    "another sender holds this job's email: retrying when its lease ends", retry_in_seconds=delay
+                )
                 return retry(delay)
             claimed = True
             try:
@@ -132,23 +135,33 @@ class NotifyHandler:
             if claimed:
                 self._release(note.job_id)
             if isinstance(err, LookupFailed):
-                logger.warning("recipient lookup failed: retrying later", error=str(err),
-                               receive_count=receive_count, retry_in_seconds=delay)
+                logger.warning(
+                    "recipient lookup failed: retrying later",
+                    error=str(err),
+                    receive_count=receive_count,
+                    retry_in_seconds=delay,
+                )
             elif isinstance(err, SendFailed):
                 self.telemetry.metric("EmailsFailed", 1, MetricUnit.Count)
-                logger.warning("SES did not take the email: retrying later", error=str(err),
-                               receive_count=receive_count, retry_in_seconds=delay)
+                logger.warning(
+                    "SES did not take the email: retrying later",
+                    error=str(err),
+                    receive_count=receive_count,
+                    retry_in_seconds=delay,
+                )
             else:
-                logger.exception("notification failed: retrying later", receive_count=receive_count,
-                                 retry_in_seconds=delay)
+                logger.exception(
+                    "notification failed: retrying later", receive_count=receive_count, retry_in_seconds=delay
+                )
             return retry(delay)
 
     def build(self, job: Job):
         s = self.settings
         if job.status == JobStatus.FAILED:
             return failed_email(job, sender=s.email_sender, web_url=s.web_url)
-        links = email_links(job, api_url=s.api_url, ttl_seconds=s.email_link_ttl_seconds, key=signing_key(),
-                            web_url=s.web_url)
+        links = email_links(
+            job, api_url=s.api_url, ttl_seconds=s.email_link_ttl_seconds, key=signing_key(), web_url=s.web_url
+        )
         return completed_email(job, sender=s.email_sender, links=links, preview=self._preview(job))
 
     def _preview(self, job: Job) -> str | None:
@@ -186,6 +199,12 @@ class NotifyHandler:
 
 def notify_consumer(settings: Settings, store: JobStore | None = None) -> QueueConsumer:
     handler = NotifyHandler(settings, store)
-    return QueueConsumer(queue_url=aws.queue_url(aws.stack_resources().notify_queue.name), handler=handler,
-                         settings=settings, telemetry=handler.telemetry, backoff=handler.backoff,
-                         batch_size=settings.notify_batch_size, message_keys=("job_id",))
+    return QueueConsumer(
+        queue_url=aws.queue_url(aws.stack_resources().notify_queue.name),
+        handler=handler,
+        settings=settings,
+        telemetry=handler.telemetry,
+        backoff=handler.backoff,
+        batch_size=settings.notify_batch_size,
+        message_keys=("job_id",),
+    )

@@ -21,8 +21,14 @@ def main() -> None:
     settings = get_settings()
     engine = Engine(settings)
     consumer = transcribe_consumer(settings, engine)
-    serve(consumer, settings.stop_timeout_seconds, model=engine.name, device=engine.device,
-          compute_type=engine.compute_type, load_seconds=round(engine.load_seconds, 2))
+    serve(
+        consumer,
+        settings.stop_timeout_seconds,
+        model=engine.name,
+        device=engine.device,
+        compute_type=engine.compute_type,
+        load_seconds=round(engine.load_seconds, 2),
+    )
 
 
 if __name__ == "__main__":

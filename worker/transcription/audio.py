@@ -100,7 +100,7 @@ def encode_flac(samples: np.ndarray) -> bytes:
         stream = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
         step = SAMPLE_RATE * 10
         for start in range(0, len(pcm), step):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start:start + step], format="s16", layout="mono")
+            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + step], format="s16", layout="mono")
             frame.sample_rate = SAMPLE_RATE
             for packet in stream.encode(frame):
                 container.mux(packet)

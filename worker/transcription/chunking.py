@@ -80,4 +80,4 @@ def split(samples: np.ndarray, target: float) -> list[Chunk]:
 
 
 def cut(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
-    return samples[round(chunk.start * SAMPLE_RATE): round(chunk.end * SAMPLE_RATE)]
+    return samples[round(chunk.start * SAMPLE_RATE) : round(chunk.end * SAMPLE_RATE)]

@@ -37,20 +37,36 @@ def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> N
         started = time.monotonic()
         try:
             with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
-                path = audio.download(ctx.s3, ctx.res.audio_bucket.name, chunk.key, Path(tmp) / "chunk.flac",
-                                      ctx.settings.max_upload_bytes)
+                path = audio.download(
+                    ctx.s3,
+                    ctx.res.audio_bucket.name,
+                    chunk.key,
+                    Path(tmp) / "chunk.flac",
+                    ctx.settings.max_upload_bytes,
+                )
                 samples = audio.load(path, ctx.settings.max_audio_seconds)
         except PermanentError as err:
             fail_job(ctx, chunk.job_id, err.reason, attempt=delivery.receive_count)
             return
         transcript = ctx.engine.transcribe(samples, chunk.language)
         transcript = transcript.model_copy(update={"duration": chunk.duration})
-        ctx.s3.put_object(Bucket=bucket, Key=part, Body=transcript.model_dump_json().encode(),
-                          ContentType="application/json", Metadata={"offset": repr(chunk.offset)})
+        ctx.s3.put_object(
+            Bucket=bucket,
+            Key=part,
+            Body=transcript.model_dump_json().encode(),
+            ContentType="application/json",
+            Metadata={"offset": repr(chunk.offset)},
+        )
         spent = time.monotonic() - started
         ctx.record_speed(chunk.duration, spent)
-        logger.info("chunk transcribed", index=chunk.index, total=chunk.total, offset=chunk.offset,
-                    audio_seconds=round(chunk.duration, 2), seconds=round(spent, 2))
+        logger.info(
+            "chunk transcribed",
+            index=chunk.index,
+            total=chunk.total,
+            offset=chunk.offset,
+            audio_seconds=round(chunk.duration, 2),
+            seconds=round(spent, 2),
+        )
     try:
         job = ctx.store.chunk_done(chunk.job_id, chunk.index)
     except TransitionRefused:

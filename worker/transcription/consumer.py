@@ -46,8 +46,11 @@ class TranscribeHandler:
         try:
             work = parse_transcribe_body(delivery.body)
         except BrokenMessage as err:
-            logger.error("unreadable message: left for the dead-letter queue", reason=str(err),
-                         receive_count=delivery.receive_count)
+            logger.error(
+                "unreadable message: left for the dead-letter queue",
+                reason=str(err),
+                receive_count=delivery.receive_count,
+            )
             return DEAD_LETTER
         job_id: str | None = None
         try:
@@ -72,13 +75,18 @@ class TranscribeHandler:
         self.ctx.metric("Attempts", attempt, MetricUnit.Count)
         if attempt < self.last_attempt:
             delay = self.backoff.delay(attempt)
-            logger.warning("attempt failed; retrying later", attempt=attempt, retry_in_seconds=delay,
-                           reason=reason, exc_info=err)
+            logger.warning(
+                "attempt failed; retrying later", attempt=attempt, retry_in_seconds=delay, reason=reason, exc_info=err
+            )
             if job_id:
                 self.ctx.store.record_attempt_error(job_id, reason)
             return retry(delay)
-        logger.error("last attempt failed: job failed, message left for the dead-letter queue",
-                     attempt=attempt, reason=reason, exc_info=err)
+        logger.error(
+            "last attempt failed: job failed, message left for the dead-letter queue",
+            attempt=attempt,
+            reason=reason,
+            exc_info=err,
+        )
         if job_id:
             try:
                 fail_job(self.ctx, job_id, f"transcription failed after {attempt} attempts: {reason}")
@@ -90,5 +98,11 @@ class TranscribeHandler:
 def transcribe_consumer(settings: Settings, engine: Engine) -> QueueConsumer:
     ctx = Context.create(settings, engine)
     handler = TranscribeHandler(ctx)
-    return QueueConsumer(queue_url=ctx.transcribe_url, handler=handler, settings=settings, telemetry=ctx.telemetry,
-                         backoff=handler.backoff, message_keys=("job_id", "chunk"))
+    return QueueConsumer(
+        queue_url=ctx.transcribe_url,
+        handler=handler,
+        settings=settings,
+        telemetry=ctx.telemetry,
+        backoff=handler.backoff,
+        message_keys=("job_id", "chunk"),
+    )

@@ -38,10 +38,17 @@ class Context:
     @classmethod
     def create(cls, settings: Settings, engine: Engine) -> Context:
         res = aws.stack_resources()
-        return cls(settings=settings, engine=engine, res=res, store=aws.job_store(),
-                   telemetry=Telemetry(logger, metrics), s3=aws.client("s3"), sqs=aws.client("sqs"),
-                   transcribe_url=aws.queue_url(res.transcribe_queue.name),
-                   notify_url=aws.queue_url(res.notify_queue.name))
+        return cls(
+            settings=settings,
+            engine=engine,
+            res=res,
+            store=aws.job_store(),
+            telemetry=Telemetry(logger, metrics),
+            s3=aws.client("s3"),
+            sqs=aws.client("sqs"),
+            transcribe_url=aws.queue_url(res.transcribe_queue.name),
+            notify_url=aws.queue_url(res.notify_queue.name),
+        )
 
     def metric(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
         self.telemetry.metric(name, value, unit)

@@ -15,7 +15,7 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-from hark import models
+from hark import bundled_model
 from hark.settings import Settings
 from hark.transcript import Segment, Transcript, Word
 
@@ -39,13 +39,16 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 class Engine:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.model_dir = Path(settings.model_dir) if settings.model_dir else models.install(settings.model_name)
+        self.model_dir = Path(settings.model_dir) if settings.model_dir else bundled_model.install(settings.model_name)
         self.device = resolve_device(settings.device)
         self.compute_type = resolve_compute_type(settings.compute_type, self.device)
         started = time.monotonic()
         self.model = WhisperModel(
-            str(self.model_dir), device=self.device, compute_type=self.compute_type,
-            cpu_threads=settings.cpu_threads, local_files_only=True,
+            str(self.model_dir),
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=settings.cpu_threads,
+            local_files_only=True,
         )
         self.pipeline = BatchedInferencePipeline(self.model)
         self.load_seconds = time.monotonic() - started
@@ -65,9 +68,7 @@ class Engine:
         """The language of a whole recording, looked for in its speech only (chunks then agree)."""
         if not self.multilingual:
             return "en", 1.0
-        language, probability, _ = self.model.detect_language(
-            samples, vad_filter=True, language_detection_segments=2
-        )
+        language, probability, _ = self.model.detect_language(samples, vad_filter=True, language_detection_segments=2)
         return language, float(probability)
 
     def transcribe(self, samples: np.ndarray, language: str | None = "auto") -> Transcript:

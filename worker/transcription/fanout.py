@@ -24,22 +24,37 @@ def fan_out(ctx: Context, job: Job, samples) -> None:
         logger.info("language detected for chunks", language=language, probability=round(probability, 3))
     bucket = ctx.res.audio_bucket.name
     for chunk in chunks:
-        ctx.s3.put_object(Bucket=bucket, Key=keys.chunk_key(job.user_id, job.job_id, chunk.index),
-                          Body=audio.encode_flac(chunking.cut(samples, chunk)), ContentType="audio/flac")
+        ctx.s3.put_object(
+            Bucket=bucket,
+            Key=keys.chunk_key(job.user_id, job.job_id, chunk.index),
+            Body=audio.encode_flac(chunking.cut(samples, chunk)),
+            ContentType="audio/flac",
+        )
     ctx.store.set_chunks(job.job_id, len(chunks), duration)
     bodies = [
-        ChunkMessage(job_id=job.job_id, user_id=job.user_id, index=c.index, total=len(chunks), offset=c.start,
-                     duration=c.duration, key=keys.chunk_key(job.user_id, job.job_id, c.index),
-                     language=language).model_dump_json()
+        ChunkMessage(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            index=c.index,
+            total=len(chunks),
+            offset=c.start,
+            duration=c.duration,
+            key=keys.chunk_key(job.user_id, job.job_id, c.index),
+            language=language,
+        ).model_dump_json()
         for c in chunks
     ]
     for i in range(0, len(bodies), SQS_BATCH):
         reply = ctx.sqs.send_message_batch(
             QueueUrl=ctx.transcribe_url,
-            Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[i:i + SQS_BATCH])],
+            Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[i : i + SQS_BATCH])],
         )
         if reply.get("Failed"):
             raise RuntimeError(f"could not queue {len(reply['Failed'])} chunk messages")
-    logger.info("split into chunks", chunks=len(chunks), audio_seconds=round(duration, 2),
-                chunk_seconds=[round(c.duration, 1) for c in chunks])
+    logger.info(
+        "split into chunks",
+        chunks=len(chunks),
+        audio_seconds=round(duration, 2),
+        chunk_seconds=[round(c.duration, 1) for c in chunks],
+    )
     ctx.metric("ChunksQueued", len(chunks), MetricUnit.Count)

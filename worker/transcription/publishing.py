@@ -25,8 +25,9 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
     for index in range(job.chunks_total or 0):
         obj = ctx.s3.get_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
         parts.append((float(obj["Metadata"]["offset"]), Transcript.model_validate_json(obj["Body"].read())))
-    transcript = Transcript.joined(parts, duration=job.duration_seconds or sum(t.duration for _, t in parts),
-                                   model=ctx.engine.name)
+    transcript = Transcript.joined(
+        parts, duration=job.duration_seconds or sum(t.duration for _, t in parts), model=ctx.engine.name
+    )
     logger.info("assembling chunks", chunks=len(parts))
     publish(ctx, job, transcript, attempt=attempt)
 
@@ -36,9 +37,13 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
     for fmt, render in RENDERERS.items():
         try:
             # Conditional: a duplicate assembly or a retry never replaces a transcript once written.
-            ctx.s3.put_object(Bucket=bucket, Key=keys.transcript_key(job.user_id, job.job_id, fmt),
-                              Body=render(transcript).encode("utf-8"), ContentType=CONTENT_TYPES[fmt],
-                              IfNoneMatch="*")
+            ctx.s3.put_object(
+                Bucket=bucket,
+                Key=keys.transcript_key(job.user_id, job.job_id, fmt),
+                Body=render(transcript).encode("utf-8"),
+                ContentType=CONTENT_TYPES[fmt],
+                IfNoneMatch="*",
+            )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") not in ALREADY_WRITTEN:
                 raise
@@ -53,8 +58,12 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
     notify(ctx, job.job_id)
     ctx.metric("JobsCompleted", 1, MetricUnit.Count)
     ctx.metric("Attempts", attempt, MetricUnit.Count)
-    logger.info("job completed", language=transcript.language, audio_seconds=transcript.duration,
-                segments=len(transcript.segments))
+    logger.info(
+        "job completed",
+        language=transcript.language,
+        audio_seconds=transcript.duration,
+        segments=len(transcript.segments),
+    )
 
 
 def fail_job(ctx: Context, job_id: str, reason: str, attempt: int | None = None) -> None:

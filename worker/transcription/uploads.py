@@ -52,16 +52,16 @@ def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> None:
         logger.info("job finished by an earlier delivery of this message: notification re-sent", status=job.status)
         notify(ctx, job_id)
         return
-    logger.info("duplicate event: the job is owned by another message or finished; dropped",
-                status=job.status if job else None)
+    logger.info(
+        "duplicate event: the job is owned by another message or finished; dropped", status=job.status if job else None
+    )
 
 
 def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadEvent) -> None:
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
-            path = audio.download(ctx.s3, event.bucket, event.key, Path(tmp) / "upload",
-                                  ctx.settings.max_upload_bytes)
+            path = audio.download(ctx.s3, event.bucket, event.key, Path(tmp) / "upload", ctx.settings.max_upload_bytes)
             samples = audio.load(path, ctx.settings.max_audio_seconds)
     except PermanentError as err:
         fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count)

@@ -17,7 +17,9 @@ TranscriptFormat = Literal[TRANSCRIPT_FORMATS]  # type: ignore[valid-type]
 class CreateJobRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    filename: str = Field(min_length=1, max_length=1024, description="The file's name; normalised before it becomes part of a key.")
+    filename: str = Field(
+        min_length=1, max_length=1024, description="The file's name; normalised before it becomes part of a key."
+    )
     content_type: str = Field(min_length=1, max_length=255, description="The file's MIME type, e.g. audio/mpeg.")
     size: int = Field(ge=1, description="The file's size in bytes (at most the configured maximum, 2 GiB by default).")
     language: Language = Field("auto", description="Spoken language (a Whisper code), or auto to detect it.")
@@ -26,7 +28,9 @@ class CreateJobRequest(BaseModel):
 class UploadForm(BaseModel):
     url: str
     method: Literal["POST"] = "POST"
-    fields: dict[str, str] = Field(description="Send every field as multipart/form-data, then the file as the field named 'file'.")
+    fields: dict[str, str] = Field(
+        description="Send every field as multipart/form-data, then the file as the field named 'file'."
+    )
     expires_at: str = Field(description="ISO 8601, UTC: when the form stops being accepted.")
 
 
@@ -103,8 +107,12 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
     links = None
     if job.status == JobStatus.COMPLETED and s3 is not None and transcripts_bucket:
         links = TranscriptLinks(
-            **{("json_" if f == "json" else f): presigned_get(s3, transcripts_bucket, transcript_key(job.user_id, job.job_id, f), link_ttl_seconds)
-               for f in TRANSCRIPT_FORMATS}
+            **{
+                ("json_" if f == "json" else f): presigned_get(
+                    s3, transcripts_bucket, transcript_key(job.user_id, job.job_id, f), link_ttl_seconds
+                )
+                for f in TRANSCRIPT_FORMATS
+            }
         )
     chunks = ChunkProgress(done=job.chunks_done, total=job.chunks_total) if job.chunks_total else None
     return JobView(

