@@ -7,15 +7,21 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: up test install install-test system-deps model synth bench load clean deploy bootstrap destroy
+.PHONY: up test lint install install-test system-deps model synth bench load clean deploy bootstrap destroy
 
 ## make up: the embedded default (AWS emulator, local gateway, CPU workers, web page) until Ctrl-C.
 up: install model
 	@$(VENV)/bin/hark up
 
-## make test: unit, integration, end-to-end, infra (offline) tests.
-test: install-test system-deps model
+## make test: lint and types, then unit, integration, end-to-end, infra (offline) tests.
+test: install-test system-deps model lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make lint: ruff (lint and format) and mypy, configured in pyproject.toml.
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test

@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 from functools import lru_cache
+from types import FrameType
 
 import boto3
 from botocore.config import Config
@@ -137,7 +138,7 @@ def _component_of(module: str) -> str | None:
 
 
 def _component() -> str | None:
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         spec = frame.f_globals.get("__spec__")

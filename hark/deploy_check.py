@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from hark.webapp import clerk_frontend_api_host
@@ -135,7 +135,7 @@ def publishable_key_host(key: str) -> str | None:
         return None
 
 
-def default_client_factory(region: str | None) -> Callable[[str], object]:
+def default_client_factory(region: str | None) -> Callable[[str], Any]:
     import boto3
     from botocore.config import Config
 
@@ -163,7 +163,7 @@ def default_region() -> str | None:
 class DeployCheck:
     target: Target
     region: str | None
-    client: Callable[[str], object]
+    client: Callable[[str], Any]
     repo: Path = REPO
     which: Callable[[str], str | None] = shutil.which
     findings: list[Finding] = field(default_factory=list)
@@ -549,7 +549,7 @@ class DeployCheck:
                 [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
             )
         except (OSError, subprocess.TimeoutExpired) as err:
-            info = SimpleNamespace(returncode=1, stdout="", stderr=str(err))
+            info = subprocess.CompletedProcess([docker], returncode=1, stdout="", stderr=str(err))
         if info.returncode != 0:
             reason = (info.stderr or info.stdout).strip().splitlines()
             self.add(

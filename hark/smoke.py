@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources as pkg
 from pathlib import Path
+from typing import TextIO
 
 from hark.wer import word_error_rate, words
 
@@ -108,7 +109,7 @@ def check_json(body: str) -> list[str]:
 # -- the run ------------------------------------------------------------------------------------
 @dataclass
 class Report:
-    out: object = field(default_factory=lambda: sys.stdout)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
     results: list[tuple[str, bool, str]] = field(default_factory=list)
 
     def line(self, check: str, ok: bool, detail: str) -> bool:
@@ -212,7 +213,7 @@ class Smoke:
         )
 
     def wait(self, job_id: str) -> bool:
-        started, seen = time.monotonic(), []
+        started, seen = time.monotonic(), list[str]()
         while True:
             r = self.call("GET", f"/jobs/{job_id}")
             if r.status_code != 200:

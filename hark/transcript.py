@@ -58,7 +58,7 @@ class Transcript(BaseModel):
         by_language: dict[str, float] = {}
         for _, t in parts:
             by_language[t.language] = by_language.get(t.language, 0.0) + t.duration
-        language = max(by_language, key=by_language.get) if by_language else "en"
+        language = max(by_language, key=lambda code: by_language[code]) if by_language else "en"
         return cls(language=language, duration=duration, model=model, segments=segments)
 
 

@@ -146,7 +146,7 @@ class Gateway:
             route, params = self.url_map.bind("").match(path, method=request.method)
         except (NotFound, MethodNotAllowed):
             return _json(403, MISSING_TOKEN_BODY, self.gateway_cors_headers())
-        return self.invoke_api(request, route, params)
+        return self.invoke_api(request, route, dict(params))
 
     def is_api_path(self, path: str) -> bool:
         try:
@@ -191,7 +191,7 @@ class Gateway:
     def preflight(self, request: Request) -> Response:
         """What API Gateway's CORS preflight (a mock integration, no authorizer) answers."""
         cors = self.api.cors
-        origin = request.headers.get("Origin")
+        origin = request.headers.get("Origin") or ""
         return Response(
             status=204,
             headers={

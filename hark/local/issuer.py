@@ -86,7 +86,10 @@ class DevIssuer:
             except (OSError, ValueError):
                 self._users = {}
         if key_file.exists():
-            self._key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+            key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ValueError(f"{key_file} does not hold an RSA key")
+            self._key = key
         else:
             key_file.parent.mkdir(parents=True, exist_ok=True)
             self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -108,21 +111,22 @@ class DevIssuer:
         no email claim, so the notifier must look the address up (backend_user)."""
         now = int(time.time())
         address = email.strip()
-        claims = {
+        user_id, expires_at = user_id_for(address), now + ttl
+        claims: dict[str, str | int] = {
             "iss": self.issuer,
-            "sub": user_id_for(address),
+            "sub": user_id,
             "azp": azp,
             "iat": now,
             "nbf": now - 5,
-            "exp": now + ttl,
+            "exp": expires_at,
             "sid": "sess_" + uuid.uuid4().hex[:24],
         }
         if email_claim:
             claims["email"] = address
-        self._remember(claims["sub"], address, now)
+        self._remember(user_id, address, now)
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
-        expires = datetime.fromtimestamp(claims["exp"], UTC).isoformat().replace("+00:00", "Z")
-        return {"token": token, "user_id": claims["sub"], "email": address, "expires_at": expires}
+        expires = datetime.fromtimestamp(expires_at, UTC).isoformat().replace("+00:00", "Z")
+        return {"token": token, "user_id": user_id, "email": address, "expires_at": expires}
 
     # -- the Backend API stand-in ------------------------------------------------------------------
     def _remember(self, user_id: str, email: str, now: int) -> None:

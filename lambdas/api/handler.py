@@ -13,7 +13,7 @@ import binascii
 import json
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from hark import control
 from hark.api_schemas import (
@@ -100,7 +101,8 @@ def _errors(*statuses: int) -> dict:
 
 
 def caller() -> Caller:
-    authorizer = router.current_event.request_context.authorizer.raw_event or {}
+    event = cast(APIGatewayProxyEvent, router.current_event)  # the resolver is APIGatewayRestResolver
+    authorizer = event.request_context.authorizer.raw_event or {}
     user_id = authorizer.get("user_id")
     if not isinstance(user_id, str) or not user_id:
         # Behind API Gateway this cannot happen; refuse rather than guess.
@@ -181,14 +183,14 @@ def get_transcript(
     responses=_responses(204, None, "Deleted", 400, 401, 403, 404),
     tags=["jobs"],
 )
-def delete_job(job_id: IdPath) -> None:
+def delete_job(job_id: IdPath) -> Response:
     deleted = control.delete_job(caller(), job_id)
     logger.info("job deleted", job_id=job_id, objects=deleted)
     return Response(status_code=204)
 
 
 # -- email links: no bearer token, the signed link is the credential (hark.links) ------------------------
-def _own_error(description: str) -> dict:
+def _own_error(description: str) -> Any:  # an OpenAPIResponse, as Powertools' routes take them
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
@@ -283,7 +285,8 @@ def describe_validation(errors) -> str:
 def handler(event: dict, context) -> dict:
     request_context = event.get("requestContext") if isinstance(event, dict) else None
     request_context = request_context if isinstance(request_context, dict) else {}
-    authorizer = request_context.get("authorizer") if isinstance(request_context.get("authorizer"), dict) else {}
+    authorizer = request_context.get("authorizer")
+    authorizer = authorizer if isinstance(authorizer, dict) else {}
     logger.set_correlation_id(request_context.get("requestId"))
     logger.append_keys(user_id=authorizer.get("user_id"))
     try:

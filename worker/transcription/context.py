@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,8 +31,8 @@ class Context:
     res: Resources
     store: JobStore
     telemetry: Telemetry
-    s3: object
-    sqs: object
+    s3: Any  # boto3 clients: typed by botocore at run time
+    sqs: Any
     transcribe_url: str
     notify_url: str
 
