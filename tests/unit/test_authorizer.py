@@ -311,13 +311,38 @@ def test_no_exception_escapes_on_garbage_event(jwks, logs):
 
 
 # -- key cache -------------------------------------------------------------------------------------
+class Clock:
+    """PyJWT's key cache and refresh cooldown read time.monotonic(): this clock moves only when told."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):  # everything else from the real time module
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import jwt.api_jwk
+    import jwt.jwk_set_cache
+    import jwt.jwks_client
+
+    fake = Clock()
+    for module in (jwt.api_jwk, jwt.jwk_set_cache, jwt.jwks_client):
+        monkeypatch.setattr(module, "time", fake)
+    return fake
+
+
 def test_keys_cached_across_invocations(jwks):
     for _ in range(5):
         authorizer.handler(event(f"Bearer {sign(claims(jwks))}"), None)
     assert jwks.requests == 1
 
 
-def test_unknown_kid_refreshes_once_then_rate_limited(jwks):
+def test_unknown_kid_refreshes_once_then_rate_limited(jwks, clock):
     cooldown = 1.0
     verifier = TokenVerifier(jwks.url, jwks.issuer, [ORIGIN], refresh_cooldown_seconds=cooldown)
     bogus = [sign(claims(jwks), key=OTHER_KEY, kid=f"bogus-{i}") for i in range(20)]  # signing is slow: before
@@ -325,7 +350,7 @@ def test_unknown_kid_refreshes_once_then_rate_limited(jwks):
     rotated = sign(claims(jwks), key=ROTATED_KEY, kid="k2")
     assert verifier.verify(sign(claims(jwks))).user_id == "user_2abcDEF123"
     assert jwks.requests == 1
-    time.sleep(cooldown + 0.1)
+    clock.now += cooldown + 0.1
     # Key rotation: a new kid appears in the JWKS; the first token with it triggers one refresh.
     jwks.keys = [_jwk(KEY, "k1"), _jwk(ROTATED_KEY, "k2")]
     assert verifier.verify(rotated).user_id
@@ -335,7 +360,7 @@ def test_unknown_kid_refreshes_once_then_rate_limited(jwks):
         with pytest.raises(Unauthorized, match="unknown kid"):
             verifier.verify(token)
     assert jwks.requests == 2
-    time.sleep(cooldown + 0.1)
+    clock.now += cooldown + 0.1
     with pytest.raises(Unauthorized, match="unknown kid"):
         verifier.verify(late)
     assert jwks.requests == 3  # one refresh once the cooldown has passed
@@ -344,11 +369,12 @@ def test_unknown_kid_refreshes_once_then_rate_limited(jwks):
     assert jwks.requests == 3
 
 
-def test_removed_key_stops_working_after_cache_lifespan(jwks):
+def test_removed_key_stops_working_after_cache_lifespan(jwks, clock):
     verifier = TokenVerifier(jwks.url, jwks.issuer, [ORIGIN], cache_seconds=0.5, refresh_cooldown_seconds=0)
     verifier.verify(sign(claims(jwks)))
     jwks.keys = [_jwk(ROTATED_KEY, "k2")]
-    time.sleep(0.6)
+    assert verifier.verify(sign(claims(jwks))).user_id  # still cached
+    clock.now += 0.6
     with pytest.raises(Unauthorized, match="unknown kid"):
         verifier.verify(sign(claims(jwks)))
 
