@@ -186,14 +186,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import requests
+
     args = build_parser().parse_args(argv)
     try:
+        check_server(getattr(args, "server", None))
         return args.func(args)
     except CliError as err:
         print(f"hark: {err}", file=sys.stderr)
         return 2
+    except requests.ConnectionError as err:  # refused, reset, DNS: the server went away or never was
+        url = err.request.url if err.request is not None else getattr(args, "server", "the server")
+        print(f"hark: cannot reach {url}: is the server running? (--server changes the address)", file=sys.stderr)
+        return 1
+    except requests.Timeout as err:
+        url = err.request.url if err.request is not None else getattr(args, "server", "the server")
+        print(f"hark: {url} did not answer in time; try again", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def check_server(server: str | None) -> None:
+    """A --server must be an http(s) URL: '127.0.0.1:8000' would otherwise fail deep inside requests."""
+    from urllib.parse import urlparse
+
+    if server is None:
+        return
+    parsed = urlparse(server)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise CliError(f"--server {server!r} is not a URL: give it with its scheme, e.g. http://127.0.0.1:8000")
 
 
 if __name__ == "__main__":
