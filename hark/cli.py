@@ -196,15 +196,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hark: {err}", file=sys.stderr)
         return 2
     except requests.ConnectionError as err:  # refused, reset, DNS: the server went away or never was
-        url = err.request.url if err.request is not None else getattr(args, "server", "the server")
+        url = _url_of(err, args)
         print(f"hark: cannot reach {url}: is the server running? (--server changes the address)", file=sys.stderr)
         return 1
     except requests.Timeout as err:
-        url = err.request.url if err.request is not None else getattr(args, "server", "the server")
+        url = _url_of(err, args)
         print(f"hark: {url} did not answer in time; try again", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _url_of(err, args) -> str:
+    request = getattr(err, "request", None)
+    return str(request.url) if request is not None else str(getattr(args, "server", "the server"))
 
 
 def check_server(server: str | None) -> None:
