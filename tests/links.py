@@ -7,20 +7,8 @@ import json
 import uuid
 from urllib.parse import urlsplit
 
+from hark.local.gateway import LambdaContext
 from lambdas.api import handler as api
-
-
-class LambdaCtx:
-    function_name = "hark-api"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hark-api"
-    memory_limit_in_mb = 512
-    aws_request_id = "req"
-    log_group_name = "/aws/lambda/hark-api"
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self):
-        return 29_000
 
 
 def link_event(token: str) -> dict:
@@ -65,7 +53,7 @@ def follow(url_or_token: str) -> tuple[int, dict, dict | None]:
 
 
 def invoke(event: dict) -> tuple[int, dict, dict | None]:
-    result = api.handler(event, LambdaCtx())
+    result = api.handler(event, LambdaContext("hark-api"))
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     for k, values in (result.get("multiValueHeaders") or {}).items():
         headers[k.lower()] = values[-1]

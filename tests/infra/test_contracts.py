@@ -25,7 +25,7 @@ from werkzeug.test import Client
 
 from hark import auth, aws
 from hark.keys import upload_key
-from hark.local.gateway import Gateway
+from hark.local.gateway import Gateway, LambdaContext
 from hark.local.issuer import DevIssuer
 from hark.messages import parse_transcribe_body
 from hark.settings import get_settings
@@ -187,19 +187,6 @@ def test_one_cached_allow_serves_every_route_of_the_stage(synth, issuer):
 
 
 # -- the API Lambda: REST proxy events ---------------------------------------------------------------
-class Ctx:
-    function_name = "hark-api"
-    function_version = "$LATEST"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:hark-api"
-    memory_limit_in_mb = 512
-    aws_request_id = "req"
-    log_group_name = "/aws/lambda/hark-api"
-    log_stream_name = "2026/11/23/[$LATEST]abc"
-
-    def get_remaining_time_in_millis(self):
-        return 29_000
-
-
 def proxy_event(
     synth, method: str, resource: str, path_params: dict, authorizer: dict, body: dict | None = None
 ) -> dict:
@@ -278,7 +265,7 @@ def test_api_lambda_serves_every_authorized_route_from_the_documented_proxy_even
         proxy_event(
             synth, "POST", "/jobs", {}, authorizer, {"filename": "memo.wav", "content_type": "audio/wav", "size": 1000}
         ),
-        Ctx(),
+        LambdaContext("hark-api"),
     )
     assert created["statusCode"] == 201, created
     job_id = json.loads(created["body"])["job"]["job_id"]
@@ -291,7 +278,9 @@ def test_api_lambda_serves_every_authorized_route_from_the_documented_proxy_even
     for (method, resource), status in expected.items():
         assert routes[(method, resource)]["AuthorizationType"] == "CUSTOM"
         params = {"id": job_id} if "{id}" in resource else {}
-        result = api_handler.handler(proxy_event(synth, method, resource, params, authorizer), Ctx())
+        result = api_handler.handler(
+            proxy_event(synth, method, resource, params, authorizer), LambdaContext("hark-api")
+        )
         assert result["statusCode"] == status, (method, resource, result)
 
 
