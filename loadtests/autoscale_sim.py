@@ -43,6 +43,7 @@ import heapq
 import json
 import math
 import random
+import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -92,7 +93,17 @@ TARGETS = {
 }
 
 _SETTINGS = Settings.model_fields  # defaults only: the simulation must not depend on HARK_* variables
-CDK_JSON = Path(__file__).resolve().parents[1] / "infra" / "cdk.json"
+REPO = Path(__file__).resolve().parents[1]
+CDK_JSON = REPO / "infra" / "cdk.json"
+
+# -- the control plane at the peak (a paper calculation from a simulated day) --------------------------
+# The web app polls while any job of the tab is unfinished: GET /jobs (one page) every POLL_MS.
+POLL_INTERVAL_S = int(re.search(r"const POLL_MS = (\d+);", (REPO / "frontend" / "app.js").read_text()).group(1)) / 1000
+UPLOAD_S = MEAN_UPLOAD_BYTES * 8 / 10e6  # sending ~20 MB at 10 Mbit/s, the tab polling meanwhile
+API_SECONDS_PER_REQUEST = 0.1  # API Lambda duration per request in AWS, warm, DynamoDB included (an assumption)
+# One handler "container" (the local gateway runs one invocation at a time, like one Lambda execution
+# environment) sustained ~20 requests/s with 4 locust users: docs/loadtests.md, "Figures measured locally".
+LOCAL_REQUESTS_PER_CONTAINER_S = 20.0
 
 
 def deployed_context() -> dict:
@@ -700,6 +711,8 @@ def as_dict(r: Result) -> dict:
     """The machine-readable summary of one run (`--json`)."""
     per_audio_hour = (lambda cost: round(cost / r.audio_hours, 4)) if r.audio_hours else (lambda cost: None)
     monthly = r.monthly(r.cost_deployed_mix)
+    # What the work alone costs at spot prices: busy worker-hours, no idle, no start-up, no on-demand.
+    floor = r.monthly(r.busy_hours * r.model.spot_usd_per_hour)
     return {
         "scenario": r.scenario,
         "real_time_factor": r.model.real_time_factor,
@@ -728,6 +741,7 @@ def as_dict(r: Result) -> dict:
         "cost_usd_deployed_mix": round(r.cost_deployed_mix, 2),
         "cost_usd_per_audio_hour_deployed_mix": per_audio_hour(r.cost_deployed_mix),
         "cost_usd_per_month_deployed_mix": round(monthly, 0) if monthly is not None else None,
+        "cost_usd_per_month_busy_hours_at_spot": round(floor, 0) if floor is not None else None,
         "transcribe_usd": round(r.transcribe_cost, 2),
         "transcribe_usd_per_audio_hour": per_audio_hour(r.transcribe_cost),
         "handed_back": r.handed_back,
@@ -753,6 +767,7 @@ COLUMNS = (
     ("deployed mix $", lambda d: f"{d['cost_usd_deployed_mix']:,.2f}"),
     ("mix $/audio h", lambda d: _maybe(d["cost_usd_per_audio_hour_deployed_mix"], "{:.3f}")),
     ("mix $/month", lambda d: _maybe(d["cost_usd_per_month_deployed_mix"], "{:,.0f}")),
+    ("floor $/month", lambda d: _maybe(d["cost_usd_per_month_busy_hours_at_spot"], "{:,.0f}")),
     ("Transcribe $", lambda d: f"{d['transcribe_usd']:,.2f}"),
 )
 
@@ -791,6 +806,23 @@ def check_targets(rows: list[dict]) -> list[dict]:
         out.append(_target("spike p95 upload-to-transcript (s)", spike["p95_turnaround_s"]))
         out.append(_target("idle worker-hours / busy worker-hours", spike["idle_to_busy"], "spike"))
     return out
+
+
+def control_plane(d: dict) -> dict:
+    """What the API needs at a day's busiest minute if every uploader keeps a tab open until the
+    transcript is ready (the worst case: each tab polls on its own)."""
+    tabs = d["peak_uploads_per_s"] * (UPLOAD_S + d["p95_turnaround_s"])
+    requests = tabs / POLL_INTERVAL_S + d["peak_uploads_per_s"]  # polls + POST /jobs
+    return {
+        "peak uploads/s (busiest minute)": round(d["peak_uploads_per_s"], 1),
+        "tabs polling (uploads/s x (upload + p95 turnaround))": round(tabs),
+        "API requests/s (polls every POLL_MS + creates)": round(requests),
+        "Lambda concurrency (requests/s x seconds per request)": math.ceil(requests * API_SECONDS_PER_REQUEST),
+        "one local handler container, requests/s (measured)": LOCAL_REQUESTS_PER_CONTAINER_S,
+        "containers at the local per-container rate": math.ceil(requests / LOCAL_REQUESTS_PER_CONTAINER_S),
+        "emails/day (one per job)": d["jobs"],
+        "emails/s at the peak": round(d["peak_uploads_per_s"], 1),
+    }
 
 
 def _target(name: str, value: float, run: str = "") -> dict:
@@ -878,6 +910,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for t in targets:
                 print(f"{t['target']}: {t['value']:,} (limit {t['limit']:,}) {'met' if t['met'] else 'MISSED'}")
+    spike = next((d for d in rows if d["scenario"] == SCENARIOS["spike"].name), None)
+    if spike:
+        print(f"\ncontrol plane at the spike day's peak ({spike['real_time_factor']:g}x):")
+        needs = control_plane(spike)
+        if args.markdown:
+            print("| quantity | value |\n|---|---|")
+        for name, value in needs.items():
+            print(f"| {name} | {value:,} |" if args.markdown else f"  {name}: {value:,}")
     for r in results:
         if r.unfinished or r.handed_back:
             print(f"\n{r.scenario}: {r.unfinished} jobs unfinished at the end, {r.handed_back} messages handed back")

@@ -16,15 +16,19 @@ from loadtests.autoscale_sim import (
     MAX_AUDIO_S,
     MIN_AUDIO_S,
     PEAK_TO_MEAN,
+    POLL_INTERVAL_S,
     SCENARIOS,
     TARGETS,
     TRANSCRIBE_USD_PER_MINUTE,
+    UPLOAD_S,
     FleetModel,
     Instance,
     Result,
     Upload,
+    as_dict,
     audio_lengths,
     burst,
+    control_plane,
     deployed_context,
     deployed_policy,
     diurnal_weights,
@@ -263,6 +267,26 @@ def test_spike_day_meets_its_target_below_the_cap(spike):
     assert spike.turnaround(95) <= TARGETS["spike p95 upload-to-transcript (s)"]
     assert spike.idle_ratio <= TARGETS["idle worker-hours / busy worker-hours"]
     assert spike.max_desired < POLICY.max_workers  # max_workers is headroom on the spike day, not a limit
+
+
+def test_control_plane_paper_calculation_hand_worked():
+    """2 uploads/s, p95 turnaround 284 s: each tab polls for 16 s of upload + 284 s = 300 s, so 600 tabs;
+    polling every 2 s (frontend/app.js) that is 300 requests/s, plus 2 creates: 302; at 0.1 s each,
+    31 concurrent Lambda invocations."""
+    needs = control_plane({"peak_uploads_per_s": 2.0, "p95_turnaround_s": 284.0, "jobs": 1000})
+    assert POLL_INTERVAL_S == 2.0 and pytest.approx(16) == UPLOAD_S
+    assert needs["tabs polling (uploads/s x (upload + p95 turnaround))"] == 600
+    assert needs["API requests/s (polls every POLL_MS + creates)"] == 302
+    assert needs["Lambda concurrency (requests/s x seconds per request)"] == 31
+
+
+def test_the_api_throttle_covers_the_spike_days_peak(spike):
+    from hark.http_api import HTTP_API
+
+    needs = control_plane(as_dict(spike))
+    requests = needs["API requests/s (polls every POLL_MS + creates)"]
+    assert requests <= HTTP_API.throttle.rate_limit == deployed_context()["hark:apiRateLimit"]
+    assert HTTP_API.throttle.burst_limit == deployed_context()["hark:apiBurstLimit"]
 
 
 # -- the command line -----------------------------------------------------------------------------------
