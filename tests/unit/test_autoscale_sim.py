@@ -17,6 +17,7 @@ from loadtests.autoscale_sim import (
     MIN_AUDIO_S,
     PEAK_TO_MEAN,
     POLL_INTERVAL_S,
+    REPO,
     SCENARIOS,
     TARGETS,
     TRANSCRIBE_USD_PER_MINUTE,
@@ -37,6 +38,7 @@ from loadtests.autoscale_sim import (
     mission_day,
     mixed_on_demand_hours,
     percentile,
+    render,
     simulate,
     steady_day,
 )
@@ -267,6 +269,16 @@ def test_spike_day_meets_its_target_below_the_cap(spike):
     assert spike.turnaround(95) <= TARGETS["spike p95 upload-to-transcript (s)"]
     assert spike.idle_ratio <= TARGETS["idle worker-hours / busy worker-hours"]
     assert spike.max_desired < POLICY.max_workers  # max_workers is headroom on the spike day, not a limit
+
+
+def test_the_docs_tables_come_from_this_run(mission, spike):
+    """docs/loadtests.md and docs/scaling.md carry the script's rows for the mission and spike days
+    verbatim: regenerate them with `--markdown` after changing the policy or the model."""
+    docs = [(REPO / "docs" / name).read_text() for name in ("loadtests.md", "scaling.md")]
+    for r in (mission, spike):
+        row = render([as_dict(r)], markdown=True).splitlines()[2]
+        for text in docs:
+            assert row in text, row
 
 
 def test_control_plane_paper_calculation_hand_worked():
