@@ -187,6 +187,27 @@ class ScalingPolicy:
         return d.desired if rule is None else self.adjust(rule, d.desired, d)
 
 
+@dataclass(frozen=True)
+class NotifierScaling:
+    """The notification worker (Fargate) scales on its queue's visible messages: one task sends the
+    emails in turn, a few a second, and a spike day's peak completes ~10 jobs a second."""
+
+    min_tasks: int = 1
+    max_tasks: int = 6  # SES's starting production rate is 14 emails/s: more senders would be throttled
+    scale_out_visible: int = 100  # emails waiting: add a task (+2 above 4x this)
+    scale_in_visible: int = 10  # ... below this, remove one
+    period_seconds: int = 60
+    evaluation_periods: int = 2  # both directions: a flap costs a 0.25-vCPU Fargate task, not a GPU
+    cooldown_seconds: int = 120
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_tasks <= self.max_tasks or not 0 <= self.scale_in_visible < self.scale_out_visible:
+            raise ValueError("need 1 <= min_tasks <= max_tasks and scale_in_visible < scale_out_visible")
+
+
+NOTIFIER_SCALING = NotifierScaling()
+
+
 def vcpu_quota(max_workers: int, vcpus: dict[str, int] = GPU_INSTANCE_VCPUS) -> int:
     """vCPUs the G-instance quotas (on-demand L-DB2E81BA and spot L-3819A6DF) must allow: every worker
     may land on the pool's largest type (spot picks by price and capacity)."""

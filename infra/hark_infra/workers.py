@@ -18,7 +18,18 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
-from hark.scaling import AUDIO, DESIRED, DONE, GPU_INSTANCE_VCPUS, INFLIGHT, MODEL, TASKS, VISIBLE, ScalingPolicy
+from hark.scaling import (
+    AUDIO,
+    DESIRED,
+    DONE,
+    GPU_INSTANCE_VCPUS,
+    INFLIGHT,
+    MODEL,
+    NOTIFIER_SCALING,
+    TASKS,
+    VISIBLE,
+    ScalingPolicy,
+)
 from hark.settings import Settings
 from hark_infra.common import (
     acknowledge,
@@ -555,6 +566,8 @@ class WorkersStack(Stack):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
 
+        self._scale_notifier(res.notify_queue.name)
+
         for task in (self.transcription_task, self.notification_task):
             acknowledge(
                 task.obtain_execution_role(),
@@ -677,6 +690,29 @@ class WorkersStack(Stack):
                 None,
             ),
         }
+
+    def _scale_notifier(self, queue_name: str) -> None:
+        """One notifier sends a few emails a second; a spike day's peak needs more (docs/scaling.md)."""
+        ns = NOTIFIER_SCALING
+        count = self.notification_service.auto_scale_task_count(min_capacity=ns.min_tasks, max_capacity=ns.max_tasks)
+        count.scale_on_metric(
+            "NotifyBacklog",
+            metric=cw.Metric(
+                namespace="AWS/SQS",
+                metric_name="ApproximateNumberOfMessagesVisible",
+                dimensions_map={"QueueName": queue_name},
+                statistic="Maximum",
+                period=Duration.seconds(ns.period_seconds),
+            ),
+            scaling_steps=[
+                appscaling.ScalingInterval(upper=ns.scale_in_visible, change=-1),
+                appscaling.ScalingInterval(lower=ns.scale_out_visible, change=1),
+                appscaling.ScalingInterval(lower=4 * ns.scale_out_visible, change=2),
+            ],
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=Duration.seconds(ns.cooldown_seconds),
+            evaluation_periods=ns.evaluation_periods,
+        )
 
 
 def scale_out_adjustments(policy: ScalingPolicy) -> list[tuple[float | None, float | None, int]]:

@@ -10,6 +10,7 @@ from aws_cdk.assertions import Match
 
 from hark.scaling import DEFAULT_POLICY as P
 from hark.scaling import GPU_INSTANCE_VCPUS
+from hark.scaling import NOTIFIER_SCALING as N
 
 from .conftest import TEST_CONTEXT, one, resources_of
 from .test_monitoring_stack import _worker_emf
@@ -141,6 +142,8 @@ def scaling(synth):
     out = {}
     for alarm in alarms.values():
         props = alarm["Properties"]
+        if "Metrics" not in props:  # the notifier's alarms are on one SQS metric (test below)
+            continue
         (expr,) = [m for m in props["Metrics"] if "Expression" in m]
         (action,) = props["AlarmActions"]
         out[expr["Expression"]] = (props, policies[action["Ref"]]["Properties"]["StepScalingPolicyConfiguration"])
@@ -228,6 +231,40 @@ def test_wake_from_zero_when_work_arrives(scaling):
     assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
     assert step["AdjustmentType"] == "ChangeInCapacity"
     assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": P.wake_workers}]
+
+
+def test_the_notifier_scales_on_its_queue(synth):
+    """1..max_tasks Fargate tasks: +1 above scale_out_visible emails waiting, +2 above four times that,
+    -1 below scale_in_visible (NOTIFIER_SCALING)."""
+    template = synth.template("Workers")
+    targets = resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    (target_id,) = [k for k, v in targets.items() if v["Properties"]["MinCapacity"] == N.min_tasks]
+    assert targets[target_id]["Properties"]["MaxCapacity"] == N.max_tasks
+    alarms = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    assert {a["Threshold"] for a in alarms} == {N.scale_in_visible, N.scale_out_visible}
+    for a in alarms:
+        assert a["Dimensions"] == [{"Name": "QueueName", "Value": f"{STACK}-notify"}]
+        assert a["EvaluationPeriods"] == N.evaluation_periods
+    policies = [
+        p["Properties"]
+        for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        if p["Properties"].get("ScalingTargetId") == {"Ref": target_id}
+    ]
+    changes = sorted(
+        (adj["ScalingAdjustment"], adj.get("MetricIntervalLowerBound"), adj.get("MetricIntervalUpperBound"))
+        for p in policies
+        for adj in p["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    )
+    # Bounds are relative to each alarm's threshold: +1 from 100 to 400, +2 above 400, -1 below 10.
+    assert changes == [
+        (-1, None, 0),
+        (1, 0, 3 * N.scale_out_visible),
+        (2, 3 * N.scale_out_visible, None),
+    ]
 
 
 def test_scalable_target_zero_to_max(synth):
