@@ -37,6 +37,10 @@ AUDIO, MODEL, DONE = "audio", "model", "done"  # Sum(AudioSeconds), Sum(Processi
 # The GPU pool (every type has one GPU and takes one worker task), with its vCPUs: the G-instance vCPU
 # quotas count these. Cheapest on-demand first: on-demand capacity takes them in this order.
 GPU_INSTANCE_VCPUS = {"g4dn.xlarge": 4, "g4dn.2xlarge": 8, "g6.xlarge": 4, "g5.xlarge": 4}
+# Amazon Transcribe batch, standard, tier 1 (first 250,000 min/month), us-east-1 list price: what the
+# dashboard and the simulator compare the fleet's cost per audio hour with (the AWS pricing page,
+# https://aws.amazon.com/transcribe/pricing/, as of 2026-11-23; check it).
+TRANSCRIBE_USD_PER_MINUTE = 0.024
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,14 @@ class ScalingPolicy:
     def measured_speed_expression(self) -> str:
         """Audio seconds per model second the workers reported (the dashboard's speed graph)."""
         return f"FILL({AUDIO}, 0) / FILL({MODEL}, 1)"
+
+    def cost_per_audio_hour_expression(self, usd_per_worker_hour: float, period_seconds: int) -> str:
+        """Fleet dollars per audio hour transcribed in a period: running tasks x the period x the price,
+        over the audio the workers reported (0 when nothing was transcribed)."""
+        return (
+            f"IF(FILL({AUDIO}, 0) > 0, FILL({TASKS}, 0) * {period_seconds / 3600:g} * {usd_per_worker_hour:g}"
+            f" / ({AUDIO} / 3600), 0)"
+        )
 
     @property
     def work_per_worker_expression(self) -> str:

@@ -50,7 +50,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hark.scaling import DEFAULT_POLICY, GPU_INSTANCE_VCPUS, Datapoints, ScalingPolicy, vcpu_quota
+from hark.scaling import (
+    DEFAULT_POLICY,
+    GPU_INSTANCE_VCPUS,
+    TRANSCRIBE_USD_PER_MINUTE,
+    Datapoints,
+    ScalingPolicy,
+    vcpu_quota,
+)
 from hark.settings import Settings
 
 # -- prices (us-east-1, Linux, USD) -----------------------------------------------------------------
@@ -66,7 +73,6 @@ INSTANCE_PRICES: dict[str, tuple[float, float]] = {  # type: (on-demand $/h, typ
     "g6.xlarge": (0.8048, 0.33),  # L4
     "g5.xlarge": (1.006, 0.40),  # A10G
 }
-TRANSCRIBE_USD_PER_MINUTE = 0.024  # Amazon Transcribe batch, standard, tier 1 (first 250,000 min/month)
 TRANSCRIBE_MINIMUM_SECONDS = 15  # Transcribe bills per second, at least 15 s per request
 EC2_MINIMUM_BILLED_SECONDS = 60
 DAYS_PER_MONTH = 30  # a month of mission days, for the monthly figures

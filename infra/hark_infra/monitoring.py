@@ -16,7 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from hark.scaling import ScalingPolicy
+from hark.scaling import TRANSCRIBE_USD_PER_MINUTE, ScalingPolicy
 from hark_infra.config import HarkConfig
 from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, scaling_metrics, used_by
 
@@ -165,6 +165,14 @@ class MonitoringStack(Stack):
         work_per_worker = scaling_math(policy.work_per_worker_expression, "work per worker")
         # The speed the workers measure (audio seconds per model second), and their busy share.
         speed = scaling_math(policy.measured_speed_expression, "measured speed (x real time)")
+        hourly = scaling_metrics(res.transcribe_queue.name, cluster_name, transcription_service, Duration.hours(1))
+        cost_expression = policy.cost_per_audio_hour_expression(config.worker_usd_per_hour, 3600)
+        cost_per_audio_hour = cw.MathExpression(
+            expression=cost_expression,
+            using_metrics=used_by(cost_expression, hourly),
+            label=f"fleet $ per audio hour (at ${config.worker_usd_per_hour:g} a worker-hour)",
+            period=Duration.hours(1),
+        )
 
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack}-ops")
         dashboard.add_widgets(
@@ -186,6 +194,18 @@ class MonitoringStack(Stack):
                 right=[speed],
                 width=8,
                 left_annotations=[cw.HorizontalAnnotation(value=policy.scale_in_work_per_worker, label="scale in")],
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Cost per audio hour ($)",
+                left=[cost_per_audio_hour],
+                width=24,
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=TRANSCRIBE_USD_PER_MINUTE * 60, label="Amazon Transcribe list price (batch, tier 1)"
+                    )
+                ],
             ),
         )
         dashboard.add_widgets(

@@ -8,6 +8,7 @@ import re
 
 from hark.resources import resources
 from hark.scaling import DEFAULT_POLICY as P
+from hark.scaling import TRANSCRIBE_USD_PER_MINUTE
 
 from .conftest import REPO, TEST_CONTEXT, one, resources_of
 
@@ -76,6 +77,19 @@ def test_dashboard_graphs_the_scaling_expressions_the_alarms_use(synth):
     assert f'"value":{P.target_wait_seconds:g},"label":"scale out"' in text
     assert f'"value":{P.scale_in_work_per_worker:g},"label":"scale in"' in text
     assert '"DesiredTaskCount"' in text
+
+
+def test_dashboard_graphs_cost_per_audio_hour_next_to_transcribe(synth):
+    """Running tasks x an hour x the worker-hour price over the audio hours the workers reported, with
+    Amazon Transcribe's list price drawn on it."""
+    from hark_infra.config import HarkConfig, cdk_json_context
+
+    price = float(cdk_json_context()["hark:workerUsdPerHour"])
+    assert price == HarkConfig().worker_usd_per_hour
+    text = _dashboard_text(synth)
+    assert json.dumps(P.cost_per_audio_hour_expression(price, 3600)) in text
+    assert f"FILL(tasks, 0) * 1 * {price:g} / (audio / 3600)" in P.cost_per_audio_hour_expression(price, 3600)
+    assert f'"value":{TRANSCRIBE_USD_PER_MINUTE * 60:g},"label":"Amazon Transcribe' in text
 
 
 def _worker_emf(path: str) -> tuple[str, str, set[str]]:
