@@ -104,5 +104,7 @@ HTTP_API = HttpApi(
         allow_headers=("Authorization", "Content-Type", "Idempotency-Key"),
         max_age_seconds=3600,
     ),
-    throttle=Throttle(rate_limit=50, burst_limit=100),
+    # Sized for the spike day's busiest minute: every uploader's tab polling (docs/scaling.md, "The control
+    # plane"); the burst is API Gateway's regional account maximum.
+    throttle=Throttle(rate_limit=3000, burst_limit=5000),
 )

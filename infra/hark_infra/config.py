@@ -52,6 +52,9 @@ class HarkConfig:
     api_burst_limit: int = HTTP_API.throttle.burst_limit
     model_src: str = "models/whisper-large-v3-turbo"  # CTranslate2 model folder, relative to the repo
     scaling: ScalingPolicy = field(default_factory=lambda: DEFAULT_POLICY)
+    # A GPU worker-hour in dollars, for the dashboard's cost per audio hour: g4dn.xlarge on-demand (us-east-1
+    # list price, an upper bound); set your blended spot/on-demand rate (docs/scaling.md).
+    worker_usd_per_hour: float = 0.526
 
     @property
     def resources(self) -> Resources:
@@ -94,6 +97,7 @@ class HarkConfig:
             api_burst_limit=int(get("apiBurstLimit", base.api_burst_limit)),
             model_src=str(get("modelSrc", base.model_src)),
             scaling=replace(base.scaling, max_workers=max_workers),
+            worker_usd_per_hour=float(get("workerUsdPerHour", base.worker_usd_per_hour)),
         )
 
 

@@ -16,9 +16,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from hark.scaling import ScalingPolicy
+from hark.scaling import TRANSCRIBE_USD_PER_MINUTE, ScalingPolicy
 from hark_infra.config import HarkConfig
-from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, backlog_metrics
+from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, scaling_metrics, used_by
 
 FIVE_MINUTES = Duration.minutes(5)
 # Age of the oldest message that means the consumers are not keeping up (seconds).
@@ -151,29 +151,60 @@ class MonitoringStack(Stack):
         )
         alarm("ApiFunctionErrors", api_errors, 5, "The API Lambda failed more than 5 times in 5 minutes")
 
-        scaling = backlog_metrics(res.transcribe_queue.name, cluster_name, transcription_service, Duration.minutes(1))
-        backlog = cw.MathExpression(
-            expression=policy.backlog_expression,
-            using_metrics=scaling,
-            label="backlog per worker",
-            period=Duration.minutes(1),
+        scaling = scaling_metrics(res.transcribe_queue.name, cluster_name, transcription_service, Duration.minutes(1))
+
+        def scaling_math(expression: str, label: str) -> cw.MathExpression:
+            return cw.MathExpression(
+                expression=expression,
+                using_metrics=used_by(expression, scaling),
+                label=label,
+                period=Duration.minutes(1),
+            )
+
+        expected_wait = scaling_math(policy.expected_wait_expression, "expected wait (s)")
+        work_per_worker = scaling_math(policy.work_per_worker_expression, "work per worker")
+        # The speed the workers measure (audio seconds per model second), and their busy share.
+        speed = scaling_math(policy.measured_speed_expression, "measured speed (x real time)")
+        hourly = scaling_metrics(res.transcribe_queue.name, cluster_name, transcription_service, Duration.hours(1))
+        cost_expression = policy.cost_per_audio_hour_expression(config.worker_usd_per_hour, 3600)
+        cost_per_audio_hour = cw.MathExpression(
+            expression=cost_expression,
+            using_metrics=used_by(cost_expression, hourly),
+            label=f"fleet $ per audio hour (at ${config.worker_usd_per_hour:g} a worker-hour)",
+            period=Duration.hours(1),
         )
 
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack}-ops")
         dashboard.add_widgets(
             cw.GraphWidget(
-                title="Transcribe queue",
+                title="Transcribe queue and workers",
                 left=[scaling["visible"], scaling["inflight"]],
-                right=[scaling["tasks"]],
-                width=12,
+                right=[scaling["tasks"], scaling["desired"]],
+                width=8,
             ),
             cw.GraphWidget(
-                title="Backlog per worker",
-                left=[backlog],
-                width=12,
+                title="Expected wait (s)",
+                left=[expected_wait],
+                width=8,
+                left_annotations=[cw.HorizontalAnnotation(value=policy.target_wait_seconds, label="scale out")],
+            ),
+            cw.GraphWidget(
+                title="Work per worker and measured speed",
+                left=[work_per_worker],
+                right=[speed],
+                width=8,
+                left_annotations=[cw.HorizontalAnnotation(value=policy.scale_in_work_per_worker, label="scale in")],
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Cost per audio hour ($)",
+                left=[cost_per_audio_hour],
+                width=24,
                 left_annotations=[
-                    cw.HorizontalAnnotation(value=policy.scale_out_backlog, label="scale out"),
-                    cw.HorizontalAnnotation(value=policy.scale_in_backlog, label="scale in"),
+                    cw.HorizontalAnnotation(
+                        value=TRANSCRIBE_USD_PER_MINUTE * 60, label="Amazon Transcribe list price (batch, tier 1)"
+                    )
                 ],
             ),
         )

@@ -1,7 +1,9 @@
-"""The two queue consumers: GPU transcription workers (ECS on EC2 g4dn, scaled on backlog per worker)
+"""The two queue consumers: GPU transcription workers (ECS on EC2 GPUs, scaled on expected wait)
 and the notification worker (Fargate)."""
 
 from __future__ import annotations
+
+import re
 
 from aws_cdk import CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -16,7 +18,18 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
-from hark.scaling import INFLIGHT, TASKS, VISIBLE, ScalingPolicy
+from hark.scaling import (
+    AUDIO,
+    DESIRED,
+    DONE,
+    GPU_INSTANCE_VCPUS,
+    INFLIGHT,
+    MODEL,
+    NOTIFIER_SCALING,
+    TASKS,
+    VISIBLE,
+    ScalingPolicy,
+)
 from hark.settings import Settings
 from hark_infra.common import (
     acknowledge,
@@ -37,7 +50,7 @@ GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one wo
 #   g4dn.xlarge   T4 16 GB,   4 vCPU, 16 GiB      g4dn.2xlarge  T4 16 GB,   8 vCPU, 32 GiB
 #   g6.xlarge     L4 24 GB,   4 vCPU, 16 GiB      g5.xlarge     A10G 24 GB, 4 vCPU, 16 GiB
 # More types mean fewer spot interruptions and fewer "no capacity" waits when waking from zero.
-GPU_INSTANCE_TYPES = ("g4dn.xlarge", "g4dn.2xlarge", "g6.xlarge", "g5.xlarge")
+GPU_INSTANCE_TYPES = tuple(GPU_INSTANCE_VCPUS)  # hark/scaling.py: the simulator and the quota read it too
 # /etc/ecs/ecs.config on each GPU instance: drain the instance's tasks (SIGTERM, stopTimeout) as soon as
 # its spot interruption notice arrives, two minutes before EC2 reclaims it; and keep awsvpc tasks away
 # from the instance metadata service, so a task can never use the instance role's credentials.
@@ -63,8 +76,14 @@ METRIC_NAMESPACE = "Hark"
 IMAGE_CONTEXT = ["*", "!hark", "!lambdas", "!worker", "!pyproject.toml", "!README.md"]
 
 
-def backlog_metrics(queue_name: str, cluster_name: str, service_name: str, period: Duration) -> dict:
-    """The three inputs of the scaling expressions, keyed by the ids hark.scaling uses."""
+# The transcription worker's EMF metrics (worker/transcription/context.py record_speed): per message
+# transcribed, its audio seconds and the seconds the worker spent on it, under one "service" dimension.
+TRANSCRIPTION_METRICS_DIMENSIONS = {"service": "transcription-worker"}
+AUDIO_SECONDS_METRIC, PROCESSING_SECONDS_METRIC = "AudioSeconds", "ProcessingSeconds"
+
+
+def scaling_metrics(queue_name: str, cluster_name: str, service_name: str, period: Duration) -> dict[str, cw.Metric]:
+    """The inputs of the scaling expressions, keyed by the ids hark.scaling uses."""
 
     def sqs_metric(name: str) -> cw.Metric:
         return cw.Metric(
@@ -75,17 +94,38 @@ def backlog_metrics(queue_name: str, cluster_name: str, service_name: str, perio
             period=period,
         )
 
+    def ecs_metric(name: str) -> cw.Metric:
+        return cw.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name=name,
+            dimensions_map={"ClusterName": cluster_name, "ServiceName": service_name},
+            statistic="Maximum",
+            period=period,
+        )
+
+    def worker_metric(name: str, statistic: str) -> cw.Metric:
+        return cw.Metric(
+            namespace=METRIC_NAMESPACE,
+            metric_name=name,
+            dimensions_map=TRANSCRIPTION_METRICS_DIMENSIONS,
+            statistic=statistic,
+            period=period,
+        )
+
     return {
         VISIBLE: sqs_metric("ApproximateNumberOfMessagesVisible"),
         INFLIGHT: sqs_metric("ApproximateNumberOfMessagesNotVisible"),
-        TASKS: cw.Metric(
-            namespace="ECS/ContainerInsights",
-            metric_name="RunningTaskCount",
-            dimensions_map={"ClusterName": cluster_name, "ServiceName": service_name},
-            statistic="Average",
-            period=period,
-        ),
+        TASKS: ecs_metric("RunningTaskCount"),
+        DESIRED: ecs_metric("DesiredTaskCount"),
+        AUDIO: worker_metric(AUDIO_SECONDS_METRIC, "Sum"),
+        MODEL: worker_metric(PROCESSING_SECONDS_METRIC, "Sum"),
+        DONE: worker_metric(AUDIO_SECONDS_METRIC, "SampleCount"),
     }
+
+
+def used_by(expression: str, metrics: dict[str, cw.Metric]) -> dict[str, cw.Metric]:
+    """The metrics an expression names (an alarm lists only those)."""
+    return {k: m for k, m in metrics.items() if re.search(rf"\b{k}\b", expression)}
 
 
 class WorkersStack(Stack):
@@ -408,7 +448,7 @@ class WorkersStack(Stack):
         # The association resource is added to the cluster late (an aspect), and a dependency on a
         # construct covers every resource in it at synthesis, so depend on the whole cluster.
         self.transcription_service.node.add_dependency(self.cluster)
-        self.backlog = self._scale_on_backlog(policy, res.transcribe_queue.name)
+        self.scaling_alarms = self._scale_on_expected_wait(policy, res.transcribe_queue.name)
 
         # ---- the notification worker (Fargate) ----
         self.notification_role = iam.Role(
@@ -526,6 +566,8 @@ class WorkersStack(Stack):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
 
+        self._scale_notifier(res.notify_queue.name)
+
         for task in (self.transcription_task, self.notification_task):
             acknowledge(
                 task.obtain_execution_role(),
@@ -554,8 +596,8 @@ class WorkersStack(Stack):
             )
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
 
-    def _scale_on_backlog(self, policy: ScalingPolicy, queue_name: str) -> dict[str, cw.Alarm]:
-        """Backlog-per-worker step scaling (hark/scaling.py): scale out, scale in, wake from zero."""
+    def _scale_on_expected_wait(self, policy: ScalingPolicy, queue_name: str) -> dict[str, cw.Alarm]:
+        """Expected-wait step scaling (hark/scaling.py): scale out, scale in on work per worker, wake."""
         period = Duration.seconds(policy.period_seconds)
         target = appscaling.ScalableTarget(
             self,
@@ -567,7 +609,7 @@ class WorkersStack(Stack):
             max_capacity=policy.max_workers,
         )
         target.node.add_dependency(self.transcription_service)
-        metrics = backlog_metrics(queue_name, self.cluster_name, self.transcription_service_name, period)
+        metrics = scaling_metrics(queue_name, self.cluster_name, self.transcription_service_name, period)
 
         def rule(
             rid: str,
@@ -577,7 +619,7 @@ class WorkersStack(Stack):
             op: cw.ComparisonOperator,
             periods: int,
             adjustment: appscaling.AdjustmentType,
-            change: int,
+            steps: list[tuple[float | None, float | None, int]],  # (lower, upper, change), relative to threshold
             cooldown: int,
             min_magnitude: int | None,
         ) -> cw.Alarm:
@@ -585,7 +627,9 @@ class WorkersStack(Stack):
                 self,
                 f"{rid}Alarm",
                 alarm_description=f"Hark GPU workers: {label}",
-                metric=cw.MathExpression(expression=expression, using_metrics=metrics, label=label, period=period),
+                metric=cw.MathExpression(
+                    expression=expression, using_metrics=used_by(expression, metrics), label=label, period=period
+                ),
                 threshold=threshold,
                 comparison_operator=op,
                 evaluation_periods=periods,
@@ -601,43 +645,37 @@ class WorkersStack(Stack):
                 min_adjustment_magnitude=min_magnitude,
                 metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
             )
-            # Step bounds are relative to the threshold: above it for "greater than", below for "less than".
-            if op == cw.ComparisonOperator.LESS_THAN_THRESHOLD:
-                action.add_adjustment(adjustment=change, upper_bound=0)
-            else:
-                action.add_adjustment(adjustment=change, lower_bound=0)
+            for lower, upper, change in steps:
+                action.add_adjustment(adjustment=change, lower_bound=lower, upper_bound=upper)
             alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
             return alarm
 
-        pct, gt, lt = (
-            appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY,
-            cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-        )
+        pct = appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY
+        gt, lt = cw.ComparisonOperator.GREATER_THAN_THRESHOLD, cw.ComparisonOperator.LESS_THAN_THRESHOLD
         return {
             "scale_out": rule(
                 "ScaleOut",
-                policy.backlog_expression,
-                "backlog per worker",
-                policy.scale_out_backlog,
+                policy.expected_wait_expression,
+                "expected wait (s)",
+                policy.target_wait_seconds,
                 gt,
                 policy.scale_out_evaluation_periods,
                 pct,
-                policy.step_percent,
+                scale_out_adjustments(policy),
                 policy.scale_out_cooldown_seconds,
-                policy.min_step_workers,
+                policy.min_adjustment("out"),
             ),
             "scale_in": rule(
                 "ScaleIn",
-                policy.scale_in_expression,
-                "backlog per worker (scale-in guard)",
-                policy.scale_in_backlog,
+                policy.work_per_worker_expression,
+                "work per worker",
+                policy.scale_in_work_per_worker,
                 lt,
                 policy.scale_in_evaluation_periods,
                 pct,
-                -policy.step_percent,
+                scale_in_adjustments(policy),
                 policy.scale_in_cooldown_seconds,
-                policy.min_step_workers,
+                policy.min_adjustment("in"),
             ),
             "wake": rule(
                 "Wake",
@@ -647,11 +685,54 @@ class WorkersStack(Stack):
                 gt,
                 policy.wake_evaluation_periods,
                 appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-                policy.wake_workers,
+                [(0, None, policy.wake_workers)],
                 policy.scale_out_cooldown_seconds,
                 None,
             ),
         }
+
+    def _scale_notifier(self, queue_name: str) -> None:
+        """One notifier sends a few emails a second; a spike day's peak needs more (docs/scaling.md)."""
+        ns = NOTIFIER_SCALING
+        count = self.notification_service.auto_scale_task_count(min_capacity=ns.min_tasks, max_capacity=ns.max_tasks)
+        count.scale_on_metric(
+            "NotifyBacklog",
+            metric=cw.Metric(
+                namespace="AWS/SQS",
+                metric_name="ApproximateNumberOfMessagesVisible",
+                dimensions_map={"QueueName": queue_name},
+                statistic="Maximum",
+                period=Duration.seconds(ns.period_seconds),
+            ),
+            scaling_steps=[
+                appscaling.ScalingInterval(upper=ns.scale_in_visible, change=-1),
+                appscaling.ScalingInterval(lower=ns.scale_out_visible, change=1),
+                appscaling.ScalingInterval(lower=4 * ns.scale_out_visible, change=2),
+            ],
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=Duration.seconds(ns.cooldown_seconds),
+            evaluation_periods=ns.evaluation_periods,
+        )
+
+
+def scale_out_adjustments(policy: ScalingPolicy) -> list[tuple[float | None, float | None, int]]:
+    """The scale-out bands as AAS step adjustments: bounds are the wait above the threshold (seconds)."""
+    t, steps = policy.target_wait_seconds, policy.scale_out_steps
+    out: list[tuple[float | None, float | None, int]] = []
+    for i, (ratio, percent) in enumerate(steps):
+        upper = (steps[i + 1][0] - 1) * t if i + 1 < len(steps) else None
+        out.append(((ratio - 1) * t, upper, percent))
+    return out
+
+
+def scale_in_adjustments(policy: ScalingPolicy) -> list[tuple[float | None, float | None, int]]:
+    """The scale-in bands: bounds are work per worker below the threshold (negative), the last open."""
+    u, steps = policy.scale_in_work_per_worker, policy.scale_in_steps
+    out: list[tuple[float | None, float | None, int]] = []
+    for i, (bound, percent) in enumerate(steps):
+        lower = round(steps[i + 1][0] - u, 6) if i + 1 < len(steps) else None
+        out.append((lower, round(bound - u, 6), -percent))
+    return out
 
 
 def _docker_ignore() -> IgnoreMode:

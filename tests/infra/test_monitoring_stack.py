@@ -3,9 +3,12 @@ SNS topic."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from hark.resources import resources
+from hark.scaling import DEFAULT_POLICY as P
+from hark.scaling import TRANSCRIBE_USD_PER_MINUTE
 
 from .conftest import REPO, TEST_CONTEXT, one, resources_of
 
@@ -61,8 +64,32 @@ def _dashboard_text(synth) -> str:
 
 def test_dashboard_shows_queues_backlog_and_api(synth):
     text = _dashboard_text(synth)
-    for needle in ("Backlog per worker", "Dead-letter queues", "5XXError", "RunningTaskCount", "WorkerErrors"):
+    for needle in ("Expected wait (s)", "Dead-letter queues", "5XXError", "RunningTaskCount", "WorkerErrors"):
         assert needle in text, needle
+
+
+def test_dashboard_graphs_the_scaling_expressions_the_alarms_use(synth):
+    """The expected wait, work per worker and measured speed, as hark.scaling writes them, with the
+    scale-out and scale-in thresholds drawn on them."""
+    text = _dashboard_text(synth)
+    for expression in (P.expected_wait_expression, P.work_per_worker_expression, P.measured_speed_expression):
+        assert json.dumps(expression) in text, expression
+    assert f'"value":{P.target_wait_seconds:g},"label":"scale out"' in text
+    assert f'"value":{P.scale_in_work_per_worker:g},"label":"scale in"' in text
+    assert '"DesiredTaskCount"' in text
+
+
+def test_dashboard_graphs_cost_per_audio_hour_next_to_transcribe(synth):
+    """Running tasks x an hour x the worker-hour price over the audio hours the workers reported, with
+    Amazon Transcribe's list price drawn on it."""
+    from hark_infra.config import HarkConfig, cdk_json_context
+
+    price = float(cdk_json_context()["hark:workerUsdPerHour"])
+    assert price == HarkConfig().worker_usd_per_hour
+    text = _dashboard_text(synth)
+    assert json.dumps(P.cost_per_audio_hour_expression(price, 3600)) in text
+    assert f"FILL(tasks, 0) * 1 * {price:g} / (audio / 3600)" in P.cost_per_audio_hour_expression(price, 3600)
+    assert f'"value":{TRANSCRIBE_USD_PER_MINUTE * 60:g},"label":"Amazon Transcribe' in text
 
 
 def _worker_emf(path: str) -> tuple[str, str, set[str]]:

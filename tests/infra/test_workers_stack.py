@@ -1,5 +1,5 @@
 """GPU workers on ECS (EC2 g4dn through a launch template, capacity provider), the Fargate notifier, and
-scaling on backlog per worker with the thresholds of hark.scaling."""
+scaling on expected wait with the thresholds of hark.scaling."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import pytest
 from aws_cdk.assertions import Match
 
 from hark.scaling import DEFAULT_POLICY as P
+from hark.scaling import GPU_INSTANCE_VCPUS
+from hark.scaling import NOTIFIER_SCALING as N
 
 from .conftest import TEST_CONTEXT, one, resources_of
+from .test_monitoring_stack import _worker_emf
 
 STACK = TEST_CONTEXT["hark:stack"]
 # The spot pool's instance types as AWS lists them (EC2 accelerated computing instance specifications):
@@ -139,41 +142,88 @@ def scaling(synth):
     out = {}
     for alarm in alarms.values():
         props = alarm["Properties"]
+        if "Metrics" not in props:  # the notifier's alarms are on one SQS metric (test below)
+            continue
         (expr,) = [m for m in props["Metrics"] if "Expression" in m]
         (action,) = props["AlarmActions"]
         out[expr["Expression"]] = (props, policies[action["Ref"]]["Properties"]["StepScalingPolicyConfiguration"])
     return out
 
 
-def test_scaling_metric_math_is_visible_messages_over_running_tasks(scaling):
-    assert P.backlog_expression == "IF(tasks > 0, visible / tasks, 0)"
-    props, _ = scaling[P.backlog_expression]
-    metrics = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
-    assert metrics["visible"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert metrics["visible"]["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": f"{STACK}-transcribe"}]
-    assert metrics["tasks"]["Metric"]["MetricName"] == "RunningTaskCount"
-    assert metrics["tasks"]["Metric"]["Namespace"] == "ECS/ContainerInsights"
-    assert {d["Name"]: d["Value"] for d in metrics["tasks"]["Metric"]["Dimensions"]} == {
+def _inputs(props) -> dict[str, dict]:
+    return {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
+
+
+def test_expected_wait_reads_the_queue_the_service_and_the_workers_own_speed(scaling):
+    """visible x audio per message / (desired x speed): SQS, Container Insights' desired count, and the
+    AudioSeconds / ProcessingSeconds the transcription worker emits (read from its source)."""
+    namespace, service, names = _worker_emf("worker/transcription")
+    assert {"AudioSeconds", "ProcessingSeconds"} <= names
+    props, _ = scaling[P.expected_wait_expression]
+    m = _inputs(props)
+    assert set(m) == {"visible", "desired", "audio", "model", "done"}
+    assert m["visible"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert m["visible"]["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": f"{STACK}-transcribe"}]
+    assert (m["desired"]["Metric"]["Namespace"], m["desired"]["Metric"]["MetricName"]) == (
+        "ECS/ContainerInsights",
+        "DesiredTaskCount",
+    )
+    assert {d["Name"]: d["Value"] for d in m["desired"]["Metric"]["Dimensions"]} == {
         "ClusterName": f"{STACK}-workers",
         "ServiceName": f"{STACK}-transcription",
     }
+    for mid, metric, stat in (
+        ("audio", "AudioSeconds", "Sum"),
+        ("model", "ProcessingSeconds", "Sum"),
+        ("done", "AudioSeconds", "SampleCount"),
+    ):
+        assert m[mid]["Metric"]["Namespace"] == namespace, mid
+        assert m[mid]["Metric"]["MetricName"] == metric and m[mid]["Stat"] == stat, mid
+        assert m[mid]["Metric"]["Dimensions"] == [{"Name": "service", "Value": service}], mid
+    assert all(v["Period"] == P.period_seconds for v in m.values())
 
 
-def test_scale_out_above_500_per_worker_by_max_20_percent_or_10(scaling):
-    props, step = scaling[P.backlog_expression]
-    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 500
+def test_scale_out_above_the_target_wait_in_growing_bands(scaling):
+    props, step = scaling[P.expected_wait_expression]
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == P.target_wait_seconds
+    assert props["EvaluationPeriods"] == P.scale_out_evaluation_periods
     assert step["AdjustmentType"] == "PercentChangeInCapacity"
-    assert step["MinAdjustmentMagnitude"] == 10
-    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 20}]
+    assert step["MinAdjustmentMagnitude"] == P.min_step_workers
+    assert step["Cooldown"] == P.scale_out_cooldown_seconds
+    # Each band starts where the wait reaches its multiple of the target: (ratio - 1) x target above it.
+    adjustments = step["StepAdjustments"]
+    assert len(adjustments) == len(P.scale_out_steps)
+    for i, (ratio, percent) in enumerate(P.scale_out_steps):
+        a = adjustments[i]
+        assert a["MetricIntervalLowerBound"] == pytest.approx((ratio - 1) * P.target_wait_seconds)
+        assert a["ScalingAdjustment"] == percent
+        if i + 1 < len(P.scale_out_steps):
+            assert a["MetricIntervalUpperBound"] == pytest.approx(
+                (P.scale_out_steps[i + 1][0] - 1) * P.target_wait_seconds
+            )
+        else:
+            assert "MetricIntervalUpperBound" not in a
 
 
-def test_scale_in_below_200_per_worker_with_a_guard(scaling):
-    props, step = scaling[P.scale_in_expression]
-    assert props["ComparisonOperator"] == "LessThanThreshold" and props["Threshold"] == 200
+def test_scale_in_on_work_per_worker_in_bands_below_the_threshold(scaling):
+    props, step = scaling[P.work_per_worker_expression]
+    assert set(_inputs(props)) == {"visible", "inflight", "desired"}
+    assert _inputs(props)["inflight"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert props["ComparisonOperator"] == "LessThanThreshold" and props["Threshold"] == P.scale_in_work_per_worker
     assert props["EvaluationPeriods"] == P.scale_in_evaluation_periods
-    assert step["AdjustmentType"] == "PercentChangeInCapacity" and step["MinAdjustmentMagnitude"] == 10
-    assert step["StepAdjustments"] == [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": -20}]
-    assert "visible + inflight == 0" in P.scale_in_expression
+    assert step["AdjustmentType"] == "PercentChangeInCapacity" and step["MinAdjustmentMagnitude"] == 1
+    adjustments = step["StepAdjustments"]
+    assert len(adjustments) == len(P.scale_in_steps)
+    for i, (bound, percent) in enumerate(P.scale_in_steps):
+        a = adjustments[i]
+        assert a["MetricIntervalUpperBound"] == pytest.approx(bound - P.scale_in_work_per_worker)
+        assert a["ScalingAdjustment"] == -percent
+        if i + 1 < len(P.scale_in_steps):
+            assert a["MetricIntervalLowerBound"] == pytest.approx(
+                P.scale_in_steps[i + 1][0] - P.scale_in_work_per_worker
+            )
+        else:
+            assert "MetricIntervalLowerBound" not in a
 
 
 def test_wake_from_zero_when_work_arrives(scaling):
@@ -181,6 +231,40 @@ def test_wake_from_zero_when_work_arrives(scaling):
     assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
     assert step["AdjustmentType"] == "ChangeInCapacity"
     assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": P.wake_workers}]
+
+
+def test_the_notifier_scales_on_its_queue(synth):
+    """1..max_tasks Fargate tasks: +1 above scale_out_visible emails waiting, +2 above four times that,
+    -1 below scale_in_visible (NOTIFIER_SCALING)."""
+    template = synth.template("Workers")
+    targets = resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    (target_id,) = [k for k, v in targets.items() if v["Properties"]["MinCapacity"] == N.min_tasks]
+    assert targets[target_id]["Properties"]["MaxCapacity"] == N.max_tasks
+    alarms = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    assert {a["Threshold"] for a in alarms} == {N.scale_in_visible, N.scale_out_visible}
+    for a in alarms:
+        assert a["Dimensions"] == [{"Name": "QueueName", "Value": f"{STACK}-notify"}]
+        assert a["EvaluationPeriods"] == N.evaluation_periods
+    policies = [
+        p["Properties"]
+        for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        if p["Properties"].get("ScalingTargetId") == {"Ref": target_id}
+    ]
+    changes = sorted(
+        (adj["ScalingAdjustment"], adj.get("MetricIntervalLowerBound"), adj.get("MetricIntervalUpperBound"))
+        for p in policies
+        for adj in p["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    )
+    # Bounds are relative to each alarm's threshold: +1 from 100 to 400, +2 above 400, -1 below 10.
+    assert changes == [
+        (-1, None, 0),
+        (1, 0, 3 * N.scale_out_visible),
+        (2, 3 * N.scale_out_visible, None),
+    ]
 
 
 def test_scalable_target_zero_to_max(synth):
@@ -242,17 +326,25 @@ def test_gpu_service_waits_for_its_capacity_provider_association(synth):
     assert assoc_id in service["DependsOn"]
 
 
-def test_wake_alarm_counts_missing_running_task_count_as_zero(scaling):
-    """Container Insights may publish no RunningTaskCount while the service has no task: the wake
-    expression must FILL it, or it has no data exactly when the fleet is at zero."""
-    props, _ = scaling[P.wake_expression]
-    (tasks_id,) = [
-        m["Id"]
-        for m in props["Metrics"]
-        if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "RunningTaskCount"
-    ]
-    (expr,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
-    uses = re.findall(rf"\b{tasks_id}\b", expr)
-    filled = re.findall(rf"FILL\(\s*{tasks_id}\s*,\s*0\s*\)", expr)
-    assert uses and len(filled) == len(uses), expr
-    assert props["TreatMissingData"] == "notBreaching"
+def test_alarms_count_a_missing_desired_count_as_zero(scaling):
+    """Container Insights may publish no DesiredTaskCount while the service is at zero: every expression
+    must FILL it, or the wake alarm has no data exactly when the fleet is at zero."""
+    for expression in (P.wake_expression, P.expected_wait_expression, P.work_per_worker_expression):
+        props, _ = scaling[expression]
+        (desired_id,) = [
+            m["Id"]
+            for m in props["Metrics"]
+            if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "DesiredTaskCount"
+        ]
+        (expr,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
+        uses = re.findall(rf"\b{desired_id}\b", expr)
+        filled = re.findall(rf"FILL\(\s*{desired_id}\s*,\s*0\s*\)", expr)
+        assert uses and len(filled) == len(uses), expr
+        assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_the_pool_is_the_one_hark_scaling_sizes_the_quota_from(synth):
+    from hark_infra.workers import GPU_INSTANCE_TYPES  # importable once the synth put infra/ on the path
+
+    assert tuple(GPU_INSTANCE_VCPUS) == GPU_INSTANCE_TYPES
+    assert {t: GPU_INSTANCES[t][1] for t in GPU_INSTANCE_TYPES} == GPU_INSTANCE_VCPUS
