@@ -15,7 +15,8 @@ TranscriptFormat = Literal[TRANSCRIPT_FORMATS]  # type: ignore[valid-type]
 
 
 class CreateJobRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: `size: true` or `"123"` is refused, not coerced to a number; unknown fields are ignored.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     filename: str = Field(
         min_length=1, max_length=1024, description="The file's name; normalised before it becomes part of a key."
@@ -92,10 +93,9 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-class GatewayError(BaseModel):
-    """What API Gateway itself answers when the authorizer denies (401) - not the API's own shape."""
-
-    message: str
+class GatewayError(ErrorResponse):
+    """What API Gateway itself answers (401, 403, an unknown route, throttling): its gateway responses
+    (hark.http_api.GATEWAY_RESPONSES) give it the API's one error shape."""
 
 
 def presigned_get(s3, bucket: str, key: str, ttl_seconds: int) -> str:
