@@ -240,6 +240,7 @@ def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> Transcript
         aws.stack_resources().transcripts_bucket.name,
         transcript_key(job.user_id, job.job_id, fmt),
         ttl,
+        links.download_filename(job.filename, fmt),  # "会議.srt", as the email's links name it
     )
     return TranscriptLink(url=url, format=fmt, expires_at=expires)
 

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import requests
+from werkzeug.http import parse_options_header
 
 from hark import aws
 from hark.jobs import JobStatus, now_iso
@@ -155,6 +156,53 @@ def test_presigned_post_upload_over_http(stack):
     obj = aws.client("s3").get_object(Bucket=stack.audio_bucket.name, Key=upload["fields"]["key"])
     assert obj["Body"].read() == b"hello audio"
     assert obj["ContentType"] == "audio/mpeg"
+    assert data["job"]["filename"] == "Grabación final.mp3"  # the path goes, the name stays as written
+
+
+def attachment_name(header: str) -> str:
+    """The file name a browser saves under: werkzeug's parser, which prefers `filename*` (RFC 6266 4.3)."""
+    disposition, params = parse_options_header(header)
+    assert disposition == "attachment", header
+    return params["filename"]
+
+
+@pytest.mark.parametrize(
+    "filename, content_type",
+    [
+        ("会議.mp3", "audio/mpeg"),
+        ("запись.mp3", "audio/mpeg"),
+        ("تسجيل.wav", "audio/wav"),
+        ("Ελληνικά.flac", "audio/flac"),
+    ],
+)
+def test_names_in_any_script_are_kept_and_downloads_carry_them(stack, filename, content_type):
+    data = new_job(filename=filename, content_type=content_type, size=11)
+    job, upload = data["job"], data["upload"]
+    stem, ext = filename.rsplit(".", 1)
+    # Kept for people; the key is ASCII under the job's prefix, with the same extension.
+    assert job["filename"] == filename
+    key = upload["fields"]["key"]
+    assert key.startswith(f"uploads/{ALICE}/{job['job_id']}/") and key.isascii() and key.endswith(f".{ext}")
+    assert aws.job_store().get(job["job_id"]).audio_key == key
+    response = requests.post(upload["url"], data=upload["fields"], files={"file": ("f", b"hello audio")}, timeout=10)
+    assert response.status_code in (200, 204), response.text
+    assert aws.client("s3").head_object(Bucket=stack.audio_bucket.name, Key=key)["ContentLength"] == 11
+    _, listed = call("GET", "/jobs")
+    assert [j["filename"] for j in listed["items"]] == [filename]
+    # Downloads are named after the recording, in its script: GET /jobs/{id}/transcript and the job's links.
+    _complete(job["job_id"])
+    s3 = aws.client("s3")
+    for fmt in ("txt", "srt"):
+        s3.put_object(Bucket=stack.transcripts_bucket.name, Key=transcript_key(ALICE, job["job_id"], fmt), Body=b"x")
+        status, link = call("GET", f"/jobs/{job['job_id']}/transcript", query={"format": fmt})
+        assert status == 200
+        got = requests.get(link["url"], timeout=10)
+        assert got.status_code == 200 and got.content == b"x"
+        assert attachment_name(got.headers["Content-Disposition"]) == f"{stem}.{fmt}"
+        assert got.headers["Content-Disposition"].isascii()  # a header is ASCII: the name rides in filename*
+    _, view = call("GET", f"/jobs/{job['job_id']}")
+    got = requests.get(view["transcript"]["srt"], timeout=10)
+    assert attachment_name(got.headers["Content-Disposition"]) == f"{stem}.srt"
 
 
 def test_max_size_is_configurable(stack, monkeypatch):
