@@ -256,7 +256,7 @@ def _body_refused(err: BodyRefused) -> Response:
 @router.exception_handler(RequestValidationError)
 def _validation_error(err: RequestValidationError) -> Response:
     event = cast(APIGatewayProxyEvent, router.current_event)
-    if event.body and not _is_json(event) and any(e.get("loc", ("",))[0] == "body" for e in err.errors()):
+    if event.body and not _is_json(event) and any((e.get("loc") or ("",))[0] == "body" for e in err.errors()):
         return _unsupported_body(err)  # a form or text body: say it must be JSON, not which field is off
     return _error(400, "validation_error", describe_validation(err.errors()))
 
