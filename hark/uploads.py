@@ -176,7 +176,7 @@ def normalise_content_type(content_type: str) -> str:
 
 
 def extension(filename: str) -> str:
-    """"mp3" for "会議.MP3": read from the name as given, in any script (hark.keys.split_extension)."""
+    """ "mp3" for "会議.MP3": read from the name as given, in any script (hark.keys.split_extension)."""
     return split_extension(display_filename(filename))[1].lower()
 
 
