@@ -148,12 +148,14 @@ async function bearerToken() {
 async function readJson(r) {
   const text = await r.text();
   if (!text) return null;
-  try { return JSON.parse(text); } catch { return { message: text.slice(0, 300) }; }
+  try { return JSON.parse(text); } catch { return { error: { message: text.slice(0, 300) } }; }
 }
 
+// Every refusal, the API's or API Gateway's own (401, 403, unknown route, throttling), is
+// {"error": {"code", "message"}}.
 function toApiError(status, body) {
   const e = body?.error;
-  const message = e?.message || body?.message || `The server answered HTTP ${status}.`;
+  const message = e?.message || `The server answered HTTP ${status}.`;
   return new ApiError(status, e?.code || "http_" + status, message);
 }
 

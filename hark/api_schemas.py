@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hark.jobs import Job, JobStatus
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.links import content_disposition, download_filename
 from hark.uploads import LANGUAGES
 
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]
@@ -15,10 +16,14 @@ TranscriptFormat = Literal[TRANSCRIPT_FORMATS]  # type: ignore[valid-type]
 
 
 class CreateJobRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: `size: true` or `"123"` is refused, not coerced to a number; unknown fields are ignored.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     filename: str = Field(
-        min_length=1, max_length=1024, description="The file's name; normalised before it becomes part of a key."
+        min_length=1,
+        max_length=1024,
+        description="The file's name, in any script. Kept for display, the email and downloads; its S3 key "
+        "uses an ASCII form with the same extension.",
     )
     content_type: str = Field(min_length=1, max_length=255, description="The file's MIME type, e.g. audio/mpeg.")
     size: int = Field(ge=1, description="The file's size in bytes (at most the configured maximum, 2 GiB by default).")
@@ -92,14 +97,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-class GatewayError(BaseModel):
-    """What API Gateway itself answers when the authorizer denies (401) - not the API's own shape."""
+class GatewayError(ErrorResponse):
+    """What API Gateway itself answers (401, 403, an unknown route, throttling): its gateway responses
+    (hark.http_api.GATEWAY_RESPONSES) give it the API's one error shape."""
 
-    message: str
 
-
-def presigned_get(s3, bucket: str, key: str, ttl_seconds: int) -> str:
-    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_seconds)
+def presigned_get(s3, bucket: str, key: str, ttl_seconds: int, download_name: str | None = None) -> str:
+    """A presigned GET; with `download_name`, S3 answers it as an attachment of that name (RFC 6266
+    `filename*`, so a name in any script arrives as it was; hark.links.content_disposition)."""
+    params = {"Bucket": bucket, "Key": key}
+    if download_name is not None:
+        params["ResponseContentDisposition"] = content_disposition(download_name)
+    return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds)
 
 
 def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_seconds: int = 900) -> JobView:
@@ -109,7 +118,11 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         links = TranscriptLinks(
             **{
                 ("json_" if f == "json" else f): presigned_get(
-                    s3, transcripts_bucket, transcript_key(job.user_id, job.job_id, f), link_ttl_seconds
+                    s3,
+                    transcripts_bucket,
+                    transcript_key(job.user_id, job.job_id, f),
+                    link_ttl_seconds,
+                    download_filename(job.filename, f),
                 )
                 for f in TRANSCRIPT_FORMATS
             }

@@ -27,13 +27,13 @@ class CliError(Exception):
 
 
 def _error_message(response) -> str:
+    """The sentence of an error answer: the API, API Gateway and the local gateway all answer
+    {"error": {"code", "message"}} (hark.http_api.GATEWAY_RESPONSES)."""
     try:
         body = response.json()
         err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict) and err.get("message"):
+        if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"]:
             return err["message"]
-        if isinstance(body, dict) and body.get("message"):
-            return body["message"]
     except ValueError:
         pass
     return f"HTTP {response.status_code}"

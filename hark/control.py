@@ -22,7 +22,7 @@ from hark.api_schemas import (
     job_view,
     presigned_get,
 )
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.jobs import Job, JobStatus, QuotaFull, new_job_id, now_iso
 from hark.keys import job_prefix, transcript_key, upload_key
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.settings import get_settings
@@ -69,17 +69,8 @@ def _view(job: Job) -> JobView:
 
 # -- create ------------------------------------------------------------------------------------------
 def _create_record(data: dict[str, Any]) -> dict[str, Any]:
-    """Quota check and the conditional put. Under idempotency this runs once per (user, key)."""
+    """The conditional put and the quota place. Under idempotency this runs once per (user, key)."""
     settings = get_settings()
-    store = _store()
-    unfinished = store.count_unfinished(data["user_id"])
-    if unfinished >= settings.max_unfinished_jobs:
-        raise QuotaExceeded(
-            429,
-            "too_many_unfinished_jobs",
-            f"You have {unfinished} unfinished jobs (the limit is {settings.max_unfinished_jobs}); "
-            "wait for some to finish, or delete ones you no longer need, then try again.",
-        )
     request = data["request"]
     now = now_iso()
     job = Job(
@@ -95,7 +86,15 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         created_at=now,
         updated_at=now,
     )
-    store.create(job)
+    try:  # one conditional update takes the place: exact under concurrency (hark.jobs.QUOTA_PREFIX)
+        _store().create_within_quota(job, settings.max_unfinished_jobs)
+    except QuotaFull as full:
+        raise QuotaExceeded(
+            429,
+            "too_many_unfinished_jobs",
+            f"You have {full.unfinished} unfinished jobs (the limit is {settings.max_unfinished_jobs}); "
+            "wait for some to finish, or delete ones you no longer need, then try again.",
+        ) from None
     return job.model_dump(mode="json")
 
 
@@ -240,6 +239,7 @@ def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> Transcript
         aws.stack_resources().transcripts_bucket.name,
         transcript_key(job.user_id, job.job_id, fmt),
         ttl,
+        links.download_filename(job.filename, fmt),  # "会議.srt", as the email's links name it
     )
     return TranscriptLink(url=url, format=fmt, expires_at=expires)
 

@@ -11,6 +11,7 @@ Handlers are named by module path, the way Lambda names them, so nothing here im
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -78,9 +79,69 @@ class HttpApi:
         return tuple(seen)
 
 
-# API Gateway's own answers (its default gateway responses), when the authorizer refuses.
-UNAUTHORIZED_BODY = {"message": "Unauthorized"}  # no token, or the authorizer raised "Unauthorized"
-ACCESS_DENIED_BODY = {"message": "User is not authorized to access this resource"}  # a Deny policy
+@dataclass(frozen=True)
+class GatewayResponse:
+    """What API Gateway itself answers for one response type (AWS::ApiGateway::GatewayResponse).
+
+    The body is the API Lambda's error shape, {"error": {"code", "message"}}, so a client reads every
+    refusal the same way, whoever answered. `message` is a literal sentence, or for the catch-all
+    types API Gateway's own text through `$context.error.messageString` (already a quoted JSON string).
+    """
+
+    response_type: str  # API Gateway's name: UNAUTHORIZED, ACCESS_DENIED, DEFAULT_4XX, ...
+    status: int | None  # None: keep the status API Gateway chose (DEFAULT_4XX/5XX cover many)
+    code: str
+    message: str | None = None  # a literal sentence; None: API Gateway's own message
+
+    @property
+    def template(self) -> str:
+        """The response template (application/json): literal JSON, or JSON with the one $context variable."""
+        if self.message is None:
+            return json.dumps({"error": {"code": self.code, "message": "MESSAGE"}}).replace(
+                '"MESSAGE"', "$context.error.messageString"
+            )
+        return json.dumps({"error": {"code": self.code, "message": self.message}})
+
+    @property
+    def body(self) -> dict:
+        """The literal body (the local gateway sends it); only for responses with a literal message."""
+        if self.message is None:
+            raise ValueError(f"{self.response_type}: the message is API Gateway's own")
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+# API Gateway's own answers, in the one error shape. A specific type replaces DEFAULT_4XX entirely
+# (headers included), so every one of them carries GATEWAY_RESPONSE_HEADERS and the CORS origin.
+UNAUTHORIZED = GatewayResponse(  # no token, or the authorizer raised "Unauthorized"
+    "UNAUTHORIZED",
+    401,
+    "unauthorized",
+    "Your session token is missing, expired or not valid: sign in again.",
+)
+ACCESS_DENIED = GatewayResponse(  # the authorizer's policy does not cover the request
+    "ACCESS_DENIED",
+    403,
+    "access_denied",
+    "Your session may not use this API: sign in again.",
+)
+# API Gateway's answer for a resource or method it does not have: the same 404 the API Lambda gives an
+# unknown route (API Gateway's default is 403 "Missing Authentication Token", which misleads).
+MISSING_AUTHENTICATION_TOKEN = GatewayResponse(
+    "MISSING_AUTHENTICATION_TOKEN",
+    404,
+    "route_not_found",
+    "No such route; see the API reference (docs/api.md) for the routes.",
+)
+GATEWAY_RESPONSES: tuple[GatewayResponse, ...] = (
+    UNAUTHORIZED,
+    ACCESS_DENIED,
+    MISSING_AUTHENTICATION_TOKEN,
+    # Throttling (429), a request too large (413), an integration timeout (504), ...: API Gateway's text.
+    GatewayResponse("DEFAULT_4XX", None, "request_refused"),
+    GatewayResponse("DEFAULT_5XX", None, "gateway_error"),
+)
+# Headers on every gateway response (besides Access-Control-Allow-Origin, which is per deployment).
+GATEWAY_RESPONSE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 HTTP_API = HttpApi(
     stage="v1",

@@ -24,6 +24,13 @@ from pydantic import BaseModel
 
 from hark.resources import ACTIVE_JOBS_INDEX, JOBS_BY_USER_INDEX
 
+# The per-user quota of unfinished jobs: one item per user in the jobs table, keyed QUOTA_PREFIX + user
+# id, holding the ids of that user's unfinished jobs as a string set. Taking a place is one conditional
+# update (ADD the id if the set is smaller than the limit), which DynamoDB applies atomically, so N
+# parallel creates at limit-1 give exactly one place. A place is given back when the job completes,
+# fails or is deleted; places whose job is gone (TTL) or finished are swept when the set is full
+# (JobStore.sweep_quota). The item has no user_id, so it is in neither index.
+QUOTA_PREFIX = "quota#"
 RECORD_TTL_SECONDS = 400 * 24 * 3600
 # A job whose upload never arrives (a closed tab, a failed upload) expires through DynamoDB's TTL a
 # day after its upload form does, which also frees its place in the user's quota. The upload's
@@ -110,6 +117,18 @@ class TransitionRefused(Exception):
     """The job was not in a state this transition may start from (or does not exist)."""
 
 
+class QuotaFull(Exception):
+    """The user has `unfinished` unfinished jobs, the limit: no place for another."""
+
+    def __init__(self, unfinished: int):
+        super().__init__(f"{unfinished} unfinished jobs")
+        self.unfinished = unfinished
+
+
+def _refused(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
 class JobStore:
     def __init__(self, table):
         self.table = table  # a boto3 DynamoDB Table resource
@@ -124,6 +143,8 @@ class JobStore:
         return job
 
     def get(self, job_id: str) -> Job | None:
+        if job_id.startswith(QUOTA_PREFIX):  # a quota item, not a job
+            return None
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return Job.from_item(item) if item else None
 
@@ -164,7 +185,103 @@ class JobStore:
                 return total
 
     def delete(self, job_id: str) -> None:
-        self.table.delete_item(Key={"job_id": job_id})
+        """Delete the record, then give back its quota place (if it had one)."""
+        old = self.table.delete_item(Key={"job_id": job_id}, ReturnValues="ALL_OLD").get("Attributes")
+        if old and old.get("user_id"):
+            self.release_place(str(old["user_id"]), job_id)
+
+    # -- the quota of unfinished jobs (see QUOTA_PREFIX) ------------------------------------------
+    def create_within_quota(self, job: Job, limit: int) -> Job:
+        """Create the job if its owner has fewer than `limit` unfinished jobs; QuotaFull if not.
+
+        The record is written first and the place taken second, so every id in the set is a job that
+        exists or existed (a sweep may take back the place of one that is gone). Refused, the record
+        is deleted again: nothing is left behind."""
+        self.create(job)
+        try:
+            self._take_place(job, limit)
+        except QuotaFull:
+            self.table.delete_item(Key={"job_id": job.job_id})
+            raise
+        return job
+
+    def _take_place(self, job: Job, limit: int) -> None:
+        for sweep_first in (False, True):
+            if sweep_first and not self.sweep_quota(job.user_id):
+                break  # nothing to sweep: the set is full of jobs still running
+            try:
+                self.table.update_item(
+                    Key=_quota_key(job.user_id),
+                    UpdateExpression="ADD unfinished :job",
+                    ConditionExpression="attribute_not_exists(unfinished) OR size(unfinished) < :limit",
+                    ExpressionAttributeValues={":job": {job.job_id}, ":limit": limit},
+                )
+                return
+            except ClientError as err:
+                if not _refused(err):
+                    raise
+        raise QuotaFull(len(self.quota_places(job.user_id)))
+
+    def quota_places(self, user_id: str) -> set[str]:
+        """The ids holding a place in the user's quota (consistent read)."""
+        item = self.table.get_item(Key=_quota_key(user_id), ConsistentRead=True).get("Item") or {}
+        return set(item.get("unfinished") or ())
+
+    def release_place(self, user_id: str, job_id: str) -> None:
+        """Give back a job's place (idempotent: a set DELETE of an id that is not there does nothing)."""
+        try:
+            self.table.update_item(
+                Key=_quota_key(user_id),
+                UpdateExpression="DELETE unfinished :job",
+                ConditionExpression="attribute_exists(job_id)",  # never create a quota item to empty it
+                ExpressionAttributeValues={":job": {job_id}},
+            )
+        except ClientError as err:
+            if not _refused(err):
+                raise
+
+    def sweep_quota(self, user_id: str, now: float | None = None) -> int:
+        """Give back the places of jobs that are no longer unfinished; how many were given back.
+
+        A place is stale when its job is gone (deleted, or removed by the TTL), finished (a release
+        that did not happen: the process stopped between the transition and the release), or an
+        upload that never arrived: still UPLOADING past its expiry (ABANDONED_UPLOAD_TTL_SECONDS, long
+        after its form stopped working). That record is deleted here, as the TTL would, and only if it
+        is still UPLOADING, so an upload landing at that moment keeps its job and its place."""
+        places = sorted(self.quota_places(user_id))
+        if not places:
+            return 0
+        at = int(time.time() if now is None else now)
+        jobs: dict[str, dict[str, Any]] = {}
+        for job_id in places:  # at most `limit` consistent reads, and only when the set is full
+            item = self.table.get_item(
+                Key={"job_id": job_id},
+                ConsistentRead=True,
+                ProjectionExpression="job_id, #status, expires_at",
+                ExpressionAttributeNames={"#status": "status"},
+            ).get("Item")
+            if item:
+                jobs[job_id] = item
+        stale = []
+        for job_id in places:
+            item = jobs.get(job_id)
+            if item is None or JobStatus(item["status"]).finished:
+                stale.append(job_id)
+            elif item["status"] == JobStatus.UPLOADING.value and int(item.get("expires_at", at + 1)) <= at:
+                try:
+                    self.table.delete_item(
+                        Key={"job_id": job_id},
+                        ConditionExpression="#status = :uploading AND expires_at <= :now",
+                        ExpressionAttributeNames={"#status": "status"},
+                        ExpressionAttributeValues={":uploading": JobStatus.UPLOADING.value, ":now": at},
+                    )
+                    stale.append(job_id)
+                except ClientError as err:
+                    if not _refused(err):
+                        raise
+        for job_id in stale:
+            self.release_place(user_id, job_id)
+        return len(stale)
 
     # -- transitions ---------------------------------------------------------------------------
     def _update(
@@ -287,7 +404,7 @@ class JobStore:
             pass
 
     def complete(self, job_id: str, language: str, duration: float) -> Job:
-        return self._update(
+        job = self._update(
             job_id,
             (JobStatus.PROCESSING,),
             {
@@ -299,14 +416,18 @@ class JobStore:
             },
             removes=("active_user_id",),
         )
+        self.release_place(job.user_id, job_id)  # only the call that made the transition gets here
+        return job
 
     def fail(self, job_id: str, reason: str) -> Job:
-        return self._update(
+        job = self._update(
             job_id,
             UNFINISHED,
             {"status": JobStatus.FAILED, "error": reason, "finished_at": now_iso(), "updated_at": now_iso()},
             removes=("active_user_id",),
         )
+        self.release_place(job.user_id, job_id)
+        return job
 
     # -- notification bookkeeping: one email per finished job ------------------------------------
     def claim_notification(self, job_id: str, lease_seconds: int) -> bool:
@@ -335,6 +456,10 @@ class JobStore:
             UpdateExpression="SET notified_at = :at, email_message_id = :mid REMOVE notify_lease_until",
             ExpressionAttributeValues={":at": now_iso(), ":mid": message_id},
         )
+
+
+def _quota_key(user_id: str) -> dict[str, str]:
+    return {"job_id": f"{QUOTA_PREFIX}{user_id}"}
 
 
 def encode_cursor(key: dict[str, Any]) -> str:

@@ -17,18 +17,49 @@ from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLO
 TRANSCRIPT_FORMATS = ("txt", "json", "srt", "vtt")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-MAX_FILENAME = 120
+_EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
+MAX_FILENAME = 120  # the last part of an S3 key
+MAX_DISPLAY_NAME = 255  # the name kept for people (the job, the email, downloads)
+# Invisible or misleading characters: controls, format characters (bidi overrides such as U+202E that
+# make "evil\u202egpj.mp3" read as "evilmp3.jpg", zero-width ones), surrogates, private use, unassigned.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def display_filename(name: str) -> str:
+    """The file's own name, in any script, as people will see it: the last path part, NFC, without
+    invisible characters, whitespace runs as one space, at most MAX_DISPLAY_NAME characters (the
+    extension kept). "" when nothing is left."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(
+        " " if ch.isspace() else ch
+        for ch in name
+        if ch.isspace() or unicodedata.category(ch) not in _HIDDEN_CATEGORIES  # a tab is a space, NUL goes
+    )
+    name = " ".join(name.split())
+    if len(name) > MAX_DISPLAY_NAME:
+        stem, ext = split_extension(name)
+        name = stem[: MAX_DISPLAY_NAME - len(ext) - 1] + "." + ext if ext else name[:MAX_DISPLAY_NAME]
+    return name
+
+
+def split_extension(name: str) -> tuple[str, str]:
+    """("会議", "mp3") for "会議.mp3": the extension is ASCII letters and digits after the last dot of a
+    name that has something before it; ("name", "") when there is none."""
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem.strip(". ") and _EXTENSION.match(ext):
+        return stem, ext
+    return name, ""
 
 
 def safe_filename(name: str) -> str:
-    """A filename that is safe as the last part of an S3 key: no path, no control or odd characters."""
-    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _SAFE.sub("_", name).strip("._") or "audio"
-    stem, dot, ext = name.rpartition(".")
-    if dot and len(name) > MAX_FILENAME:
-        name = stem[: MAX_FILENAME - len(ext) - 1] + "." + ext
-    return name[:MAX_FILENAME]
+    """The last part of the job's S3 key: ASCII `[A-Za-z0-9._-]`, no path, the extension of the
+    original name. A name in another script ("会議.mp3") keeps its extension: "audio.mp3"."""
+    stem, ext = split_extension(display_filename(name))
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    stem = _SAFE.sub("_", stem).strip("._") or "audio"
+    if not ext:
+        return stem[:MAX_FILENAME]
+    return stem[: MAX_FILENAME - len(ext) - 1] + "." + ext
 
 
 def check_id(value: str) -> str:

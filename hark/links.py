@@ -139,8 +139,10 @@ def content_disposition(filename: str) -> str:
     """attachment with an ASCII fallback and the exact UTF-8 name (RFC 6266 / RFC 5987)."""
     import unicodedata
 
-    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode() or "transcript"
-    fallback = _UNSAFE.sub(" ", fallback)
+    fallback = _UNSAFE.sub(" ", unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()).strip()
+    stem, dot, ext = fallback.rpartition(".")
+    if not (stem.strip(". ") if dot else fallback):  # "会議.srt" has no ASCII left but ".srt"
+        fallback = f"transcript.{ext}" if dot and ext else "transcript"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     upload_url_ttl_seconds: int = 15 * 60
     transcript_link_ttl_seconds: int = 15 * 60
     max_unfinished_jobs: int = 100
+    # Request bodies (POST /jobs): read only when at most this many bytes and this many levels deep,
+    # checked before parsing (hark.json_body). A job's body is ~200 bytes, one level.
+    max_body_bytes: int = 16 * 1024
+    max_body_depth: int = 8
 
     # Notifications.
     email_sender: str = "transcripts@hark.local"

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hark.keys import safe_filename
+from hark.keys import display_filename, safe_filename, split_extension
 
 # Audio MIME types a browser, phone or desktop reports for the formats the worker decodes (ffmpeg).
 # Parameters (";codecs=opus") are dropped before the check; the comparison is case-insensitive.
@@ -176,26 +176,29 @@ def normalise_content_type(content_type: str) -> str:
 
 
 def extension(filename: str) -> str:
-    stem, dot, ext = filename.rpartition(".")
-    return ext.lower() if dot and stem else ""
+    """ "mp3" for "会議.MP3": read from the name as given, in any script (hark.keys.split_extension)."""
+    return split_extension(display_filename(filename))[1].lower()
 
 
 @dataclass(frozen=True)
 class CheckedUpload:
-    filename: str  # normalised: safe as the last part of an S3 key
+    filename: str  # the name as people see it, in any script (hark.keys.display_filename)
+    key_name: str  # ASCII, safe as the last part of an S3 key, same extension (hark.keys.safe_filename)
     content_type: str  # normalised: no parameters, lower case
     size: int
 
 
 def check_upload(filename: str, content_type: str, size: int, max_bytes: int) -> CheckedUpload:
     """Normalise and check what a client wants to upload; UploadRefused says why not."""
-    name = safe_filename(filename)
+    name = display_filename(filename)
     ext = extension(name)
     if ext not in ALLOWED_EXTENSIONS:
+        stem, dot, given = name.rpartition(".")
+        ending = f".{given[:20]}" if dot and stem.strip(". ") and given else "(no extension)"
         raise UploadRefused(
             415,
             "unsupported_extension",
-            f"Files ending in {'.' + ext if ext else '(no extension)'} are not accepted; "
+            f"Files ending in {ending} are not accepted; "
             f"use one of: {', '.join('.' + e for e in sorted(ALLOWED_EXTENSIONS))}.",
         )
     ctype = normalise_content_type(content_type)
@@ -214,7 +217,7 @@ def check_upload(filename: str, content_type: str, size: int, max_bytes: int) ->
             f"The file is {size} bytes; the most this service accepts is {max_bytes} bytes "
             f"({max_bytes / 1024**3:g} GiB). Split or compress the recording.",
         )
-    return CheckedUpload(name, ctype, size)
+    return CheckedUpload(name, safe_filename(name), ctype, size)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 # Dummy credentials: the emulator accepts any, and boto3 must find some.
 LOCAL_CREDENTIALS = {
@@ -35,22 +37,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class OneDynamoDBRequestAtATime:
+    """DynamoDB applies each request atomically: a conditional write's check and write are one step, so
+    of N parallel "take a place if fewer than L" updates exactly the right number succeed. moto's server
+    runs requests on threads and checks a condition apart from the write, so here its DynamoDB requests
+    run one at a time (every other service as before)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))  # the whole answer, inside the lock
+
+
 class Emulator:
     """moto's server mode standing in for S3, SQS, DynamoDB, SES and Secrets Manager."""
 
     def __init__(self, port: int, host: str = "127.0.0.1"):
         self.host, self.port = host, port
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Emulator:
+        """moto's server (as moto's own ThreadedMotoServer builds it), its DynamoDB made atomic per request."""
         ensure_free(self.host, self.port, "AWS emulator")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server.start()
+        app = OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-emulator", daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()

@@ -9,7 +9,8 @@ real one from the same definition):
   route's method ARN, as API Gateway does;
 - the API Lambda gets the REST proxy (v1) event, with `requestContext.authorizer` carrying the
   authorizer's context and principalId;
-- unknown resources and methods get API Gateway's 403 "Missing Authentication Token".
+- API Gateway's own answers (401, 403, an unknown resource or method) are the gateway responses of
+  hark.http_api: the API's error shape, the same status, body and headers as the deployed stage.
 Handlers are loaded by their module path, as Lambda loads them. Beside the API it serves the web
 app, the dev issuer's JWKS and a dev sign-in endpoint.
 """
@@ -32,13 +33,21 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from hark.http_api import ACCESS_DENIED_BODY, HTTP_API, UNAUTHORIZED_BODY, HttpApi, Route
+from hark.http_api import (
+    ACCESS_DENIED,
+    GATEWAY_RESPONSE_HEADERS,
+    HTTP_API,
+    MISSING_AUTHENTICATION_TOKEN,
+    UNAUTHORIZED,
+    GatewayResponse,
+    HttpApi,
+    Route,
+)
 from hark.local.issuer import DevIssuer
 from hark.webapp import clerk_frontend_api_host, content_security_policy, security_headers
 
 API_ID, ACCOUNT = "local", "123456789012"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-MISSING_TOKEN_BODY = {"message": "Missing Authentication Token"}  # API Gateway: no such resource/method
 # The dev issuer's stand-in for Clerk's Backend API (HARK_CLERK_API_URL = {gateway}/clerk locally).
 CLERK_USERS = re.compile(r"^/clerk/v1/users/([^/]+)$")
 
@@ -123,7 +132,8 @@ class Gateway:
         try:
             response = self.dispatch(request)
         except HTTPException as err:
-            response = _json(err.code or 500, {"message": err.description})
+            code = err.code or 500
+            response = _json(code, {"error": {"code": f"http_{code}", "message": err.description or err.name}})
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -145,7 +155,7 @@ class Gateway:
         try:
             route, params = self.url_map.bind("").match(path, method=request.method)
         except (NotFound, MethodNotAllowed):
-            return _json(403, MISSING_TOKEN_BODY, self.gateway_cors_headers())
+            return self.gateway_response(MISSING_AUTHENTICATION_TOKEN)
         return self.invoke_api(request, route, dict(params))
 
     def is_api_path(self, path: str) -> bool:
@@ -183,7 +193,7 @@ class Gateway:
         if file.is_dir():
             file = file / "index.html"
         if not file.is_relative_to(self.web_root) or not file.is_file():
-            return _json(404, {"message": "Not Found"})
+            return _json(404, {"error": {"code": "not_found", "message": f"There is no page at {path[:200]}."}})
         mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         return Response(file.read_bytes(), mimetype=mime, headers={"Cache-Control": "no-cache", **self.web_headers})
 
@@ -203,9 +213,12 @@ class Gateway:
             },
         )
 
-    def gateway_cors_headers(self) -> dict:
-        # The stage's DEFAULT_4XX/5XX gateway responses carry the web origin, so browsers can read them.
-        return {"Access-Control-Allow-Origin": self.cors_origins[0]}
+    def gateway_response(self, response: GatewayResponse) -> Response:
+        """API Gateway's own answer of this type, as the stage's gateway response defines it; every one
+        carries the web origin, so browsers can read it."""
+        assert response.status is not None
+        headers = {**GATEWAY_RESPONSE_HEADERS, "Access-Control-Allow-Origin": self.cors_origins[0]}
+        return _json(response.status, response.body, headers)
 
     def method_arn(self, method: str, path: str) -> str:
         return f"arn:aws:execute-api:{self.region}:{ACCOUNT}:{API_ID}/{self.api.stage}/{method}{path}"
@@ -289,7 +302,7 @@ class Gateway:
         """The authorizer's context for the API event, or API Gateway's 401/403 answer."""
         identity = request.headers.get(self.api.authorizer.identity_header)
         if not identity:
-            return _json(401, UNAUTHORIZED_BODY, self.gateway_cors_headers())
+            return self.gateway_response(UNAUTHORIZED)
         method_arn = self.method_arn(event["httpMethod"], event["path"])
         cached = self.cached_policy(identity)
         if cached is None:
@@ -298,7 +311,7 @@ class Gateway:
             try:
                 result = self.authorizer_function(self.authorizer_event(event, identity, method_arn))
             except Exception:  # the authorizer raised "Unauthorized" (or failed): API Gateway's 401
-                return _json(401, UNAUTHORIZED_BODY, self.gateway_cors_headers())
+                return self.gateway_response(UNAUTHORIZED)
             cached = CachedPolicy(
                 str(result.get("principalId")),
                 result.get("policyDocument") or {},
@@ -310,7 +323,7 @@ class Gateway:
                 with self._cache_lock:
                     self._cache[identity] = cached
         if not policy_allows(cached.policy, method_arn):
-            return _json(403, ACCESS_DENIED_BODY, self.gateway_cors_headers())
+            return self.gateway_response(ACCESS_DENIED)
         # API Gateway hands the context's values on as strings, with principalId beside them.
         return {"principalId": cached.principal_id, **{k: _as_string(v) for k, v in cached.context.items()}}
 

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from hark.http_api import HTTP_API
+from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark_infra.common import acknowledge, bucket_arn, list_bucket_statement, resource_env, secret_arn, table_arn
 from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
@@ -243,12 +243,20 @@ class ApiStack(Stack):
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AmazonAPIGatewayPushToCloudWatchLogs]",
         )
-        # The authorizer's 401/403 answers need CORS headers too, or the browser hides them.
-        for rtype in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
+        # API Gateway's own answers (401, 403, unknown route, throttling, ...) in the API's error shape,
+        # from the one definition the local gateway sends too (hark.http_api.GATEWAY_RESPONSES). Each
+        # carries the CORS origin, or the browser hides it; a specific type replaces DEFAULT_4XX whole.
+        gateway_headers = {
+            **{k: f"'{v}'" for k, v in GATEWAY_RESPONSE_HEADERS.items()},
+            "Access-Control-Allow-Origin": f"'{web_origin}'",
+        }
+        for response in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
-                f"Cors{rtype.response_type}",
-                type=rtype,
-                response_headers={"Access-Control-Allow-Origin": f"'{web_origin}'"},
+                f"Gateway{response.response_type.title().replace('_', '')}",
+                type=apigw.ResponseType.of(response.response_type),
+                status_code=str(response.status) if response.status is not None else None,
+                response_headers=gateway_headers,
+                templates={"application/json": response.template},
             )
 
         auth = HTTP_API.authorizer

@@ -40,7 +40,8 @@ from hark.api_schemas import (
     TranscriptLink,
 )
 from hark.control import ApiError, Caller
-from hark.http_api import HTTP_API
+from hark.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED
+from hark.json_body import BodyRefused, parse_object
 from hark.settings import get_settings
 
 logger = Logger(service="hark-api")
@@ -59,11 +60,25 @@ def resolver(origins: tuple[str, ...]) -> APIGatewayRestResolver:
         max_age=HTTP_API.cors.max_age_seconds,
     )
     app = APIGatewayRestResolver(
-        enable_validation=True, cors=cors, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+        enable_validation=True,
+        cors=cors,
+        response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+        # Bounded before parsing, objects only, no duplicate keys (hark.json_body): never a 500.
+        json_body_deserializer=_read_body,
     )
     app.include_router(router)
     app.not_found(_not_found)
     return app
+
+
+def _read_body(text: str) -> dict:
+    settings = get_settings()
+    return parse_object(text, settings.max_body_bytes, settings.max_body_depth)
+
+
+def _is_json(event: APIGatewayProxyEvent) -> bool:
+    content_type = (event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    return content_type == "application/json"
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -84,9 +99,9 @@ def _errors(*statuses: int) -> dict:
         400: "Invalid input: the message names the field",
         401: "Missing or invalid bearer token (API Gateway)",
         403: "Refused by API Gateway (authorizer policy does not cover the request)",
+        413: "File larger than the maximum, or a request body larger than the API reads",
         404: "No such job in your account",
         409: "Conflict with the job's state",
-        413: "File larger than the maximum",
         415: "File type or extension not accepted",
         422: "Idempotency-Key reused with a different request",
         429: "Too many unfinished jobs",
@@ -106,7 +121,7 @@ def caller() -> Caller:
     user_id = authorizer.get("user_id")
     if not isinstance(user_id, str) or not user_id:
         # Behind API Gateway this cannot happen; refuse rather than guess.
-        raise ApiError(401, "unauthorized", "Sign in again: the request carried no authenticated user.")
+        raise ApiError(UNAUTHORIZED.status or 401, UNAUTHORIZED.code, UNAUTHORIZED.message or "")
     email = authorizer.get("email")
     return Caller(user_id=user_id, email=email if isinstance(email, str) else "")
 
@@ -135,6 +150,8 @@ def create_job(
         ),
     ] = None,
 ) -> CreateJobResponse:
+    if not _is_json(cast(APIGatewayProxyEvent, router.current_event)):  # a form would be read as strings
+        raise _unsupported_body_error()
     result = control.create_job(caller(), request, idempotency_key, router.lambda_context)
     metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
     logger.info("job created", job_id=result.job.job_id, size=result.job.size)
@@ -231,8 +248,16 @@ def _api_error(err: ApiError) -> Response:
     return _error(err.status, err.code, err.message)
 
 
+@router.exception_handler(BodyRefused)
+def _body_refused(err: BodyRefused) -> Response:
+    return _error(err.status, err.code, err.message)
+
+
 @router.exception_handler(RequestValidationError)
 def _validation_error(err: RequestValidationError) -> Response:
+    event = cast(APIGatewayProxyEvent, router.current_event)
+    if event.body and not _is_json(event) and any((e.get("loc") or ("",))[0] == "body" for e in err.errors()):
+        return _unsupported_body(err)  # a form or text body: say it must be JSON, not which field is off
     return _error(400, "validation_error", describe_validation(err.errors()))
 
 
@@ -243,9 +268,14 @@ def _undecodable_body(err: Exception) -> Response:
     )
 
 
+def _unsupported_body_error() -> ApiError:
+    return ApiError(415, "unsupported_body_type", "Send the body as a JSON object with Content-Type: application/json.")
+
+
 @router.exception_handler(RequestUnsupportedContentType)
-def _unsupported_body(err: RequestUnsupportedContentType) -> Response:
-    return _error(415, "unsupported_body_type", "Send the body as JSON with Content-Type: application/json.")
+def _unsupported_body(err: Exception) -> Response:
+    refusal = _unsupported_body_error()
+    return _error(refusal.status, refusal.code, refusal.message)
 
 
 @router.exception_handler(ResponseValidationError)
@@ -255,7 +285,9 @@ def _response_error(err: ResponseValidationError) -> Response:
 
 
 def _not_found(err: NotFoundError) -> Response:
-    return _error(404, "route_not_found", "No such route; see the API reference (docs/api.md) for the routes.")
+    # The same answer API Gateway gives a route it lacks (its MISSING_AUTHENTICATION_TOKEN response).
+    route = MISSING_AUTHENTICATION_TOKEN
+    return _error(route.status or 404, route.code, route.message or "")
 
 
 @router.exception_handler(Exception)
@@ -290,10 +322,30 @@ def handler(event: dict, context) -> dict:
     logger.set_correlation_id(request_context.get("requestId"))
     logger.append_keys(user_id=authorizer.get("user_id"))
     try:
-        return resolver(tuple(get_settings().authorized_parties)).resolve(event, context)
+        return _harden(resolver(tuple(get_settings().authorized_parties)).resolve(event, context))
     finally:
         if metrics.metric_set:
             metrics.flush_metrics()
+
+
+# Every answer of the API: never sniffed as another type, never cached (job views and transcript links
+# carry presigned URLs; a shared cache must not hand one user's answer to another).
+RESPONSE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def _harden(result: dict) -> dict:
+    multi = result.get("multiValueHeaders")
+    single = result.get("headers")
+    present = {k.lower() for k in [*(multi or {}), *(single or {})]}
+    for name, value in RESPONSE_HEADERS.items():
+        if name.lower() in present:
+            continue
+        if isinstance(multi, dict):
+            multi[name] = [value]
+        else:
+            result["headers"] = {**(single or {}), name: value}
+            single = result["headers"]
+    return result
 
 
 def openapi_document() -> dict:

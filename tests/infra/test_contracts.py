@@ -24,6 +24,7 @@ import pytest
 from werkzeug.test import Client
 
 from hark import auth, aws
+from hark.api_schemas import ErrorResponse
 from hark.keys import upload_key
 from hark.local.gateway import Gateway, LambdaContext
 from hark.local.issuer import DevIssuer
@@ -361,18 +362,81 @@ def test_local_gateway_answers_preflight_from_the_templates_cors_without_the_aut
     assert response.headers["Access-Control-Allow-Origin"] == header("Access-Control-Allow-Origin")
 
 
-def test_local_gateway_refuses_without_the_identity_header_before_the_authorizer(gateway):
+# -- API Gateway's own answers: the gateway responses of the template, sent alike by the local gateway ----
+def gateway_responses(synth) -> dict[str, dict]:
+    """ResponseType -> {"status", "headers", "template"} of the Api template's gateway responses."""
+    found = {}
+    for resource in resources_of(synth.template("Api"), "AWS::ApiGateway::GatewayResponse").values():
+        props = resource["Properties"]
+        prefix = "gatewayresponse.header."
+        found[props["ResponseType"]] = {
+            "status": int(props["StatusCode"]) if "StatusCode" in props else None,
+            "headers": {k[len(prefix) :]: v.strip("'") for k, v in props.get("ResponseParameters", {}).items()},
+            "template": props["ResponseTemplates"]["application/json"],
+        }
+    return found
+
+
+def assert_is_gateway_response(response, expected: dict) -> None:
+    """A local answer is the deployed gateway response: status, body (the template is literal JSON), headers."""
+    assert response.status_code == expected["status"], response.get_data(as_text=True)
+    assert response.json == json.loads(expected["template"])
+    assert response.mimetype == "application/json"
+    for name, value in expected["headers"].items():
+        assert response.headers[name] == value, name
+
+
+def test_every_gateway_response_is_the_apis_error_shape(synth):
+    responses = gateway_responses(synth)
+    # The authorizer's refusals, an unknown route, and the catch-alls (throttling, timeouts, ...).
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(
+        responses
+    )
+    for rtype, response in responses.items():
+        # API Gateway renders $context.error.messageString as a quoted JSON string.
+        rendered = response["template"].replace("$context.error.messageString", json.dumps('Too "Many" Requests'))
+        body = ErrorResponse.model_validate_json(rendered)  # the API Lambda's own error model
+        assert json.loads(rendered) == body.model_dump(), rtype
+        assert body.error.code.islower() and body.error.message, rtype
+        assert response["headers"]["Access-Control-Allow-Origin"] == WEB_ORIGIN, rtype
+        assert response["headers"]["X-Content-Type-Options"] == "nosniff", rtype
+        assert response["headers"]["Cache-Control"] == "no-store", rtype
+    assert responses["UNAUTHORIZED"]["status"] == 401 and responses["ACCESS_DENIED"]["status"] == 403
+    # An unknown route is the same 404 route_not_found the API Lambda answers for one it lacks.
+    assert json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["template"])["error"]["code"] == "route_not_found"
+
+
+def test_local_gateway_refuses_without_the_identity_header_before_the_authorizer(synth, gateway):
     gw, client = gateway
+    responses = gateway_responses(synth)
     response = client.get("/jobs", headers={"Origin": WEB_ORIGIN})
-    assert response.status_code == 401 and response.json == {"message": "Unauthorized"}
+    assert_is_gateway_response(response, responses["UNAUTHORIZED"])
     assert gw.authorizer_invocations == 0
-    assert response.headers["Access-Control-Allow-Origin"] == WEB_ORIGIN  # DEFAULT_4XX carries CORS
     bad = client.get("/jobs", headers={"Authorization": "Bearer a.b.c"})
-    assert bad.status_code == 401 and gw.authorizer_invocations == 1
+    assert_is_gateway_response(bad, responses["UNAUTHORIZED"])
+    assert gw.authorizer_invocations == 1
     unknown = client.get("/nowhere/jobs")
-    assert unknown.status_code == 404  # not an API resource: the web app's 404
-    missing = client.put("/jobs", headers={"Authorization": "Bearer a.b.c"})
-    assert missing.status_code == 403 and missing.json == {"message": "Missing Authentication Token"}
+    assert unknown.status_code == 404 and unknown.json["error"]["code"] == "not_found"  # the web app's 404
+    for method, path in (("PUT", "/jobs"), ("GET", "/jobs/a/b/c"), ("PATCH", "/links/x")):
+        missing = client.open(path, method=method, headers={"Authorization": "Bearer a.b.c"})
+        assert_is_gateway_response(missing, responses["MISSING_AUTHENTICATION_TOKEN"])
+    assert gw.authorizer_invocations == 1  # API Gateway answers unknown routes before any authorizer
+
+
+def test_local_gateway_answers_a_deny_policy_with_the_templates_access_denied(synth, gateway, issuer):
+    gw, client = gateway
+    # An authorizer whose policy denies this route (ours allows the whole stage; the gateway must still
+    # answer a Deny as API Gateway does).
+    gw.authorizer_function = lambda event: {
+        "principalId": "user_x",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": event["methodArn"]}],
+        },
+        "context": {"user_id": "user_x"},
+    }
+    response = client.get("/jobs", headers={"Authorization": f"Bearer {issuer.token()}"})
+    assert_is_gateway_response(response, gateway_responses(synth)["ACCESS_DENIED"])
 
 
 # -- S3 -> SQS -> the transcription worker -------------------------------------------------------------

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import requests
+from werkzeug.http import parse_options_header
 
 from hark import aws
 from hark.jobs import JobStatus, now_iso
@@ -16,6 +17,7 @@ from hark.uploads import decode_policy
 from lambdas.api import handler as api
 
 ALICE, BOB = "user_alice", "user_bob"
+GOOD_BODY = {"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}
 
 
 class Ctx:
@@ -154,6 +156,53 @@ def test_presigned_post_upload_over_http(stack):
     obj = aws.client("s3").get_object(Bucket=stack.audio_bucket.name, Key=upload["fields"]["key"])
     assert obj["Body"].read() == b"hello audio"
     assert obj["ContentType"] == "audio/mpeg"
+    assert data["job"]["filename"] == "Grabación final.mp3"  # the path goes, the name stays as written
+
+
+def attachment_name(header: str) -> str:
+    """The file name a browser saves under: werkzeug's parser, which prefers `filename*` (RFC 6266 4.3)."""
+    disposition, params = parse_options_header(header)
+    assert disposition == "attachment", header
+    return params["filename"]
+
+
+@pytest.mark.parametrize(
+    "filename, content_type",
+    [
+        ("会議.mp3", "audio/mpeg"),
+        ("запись.mp3", "audio/mpeg"),
+        ("تسجيل.wav", "audio/wav"),
+        ("Ελληνικά.flac", "audio/flac"),
+    ],
+)
+def test_names_in_any_script_are_kept_and_downloads_carry_them(stack, filename, content_type):
+    data = new_job(filename=filename, content_type=content_type, size=11)
+    job, upload = data["job"], data["upload"]
+    stem, ext = filename.rsplit(".", 1)
+    # Kept for people; the key is ASCII under the job's prefix, with the same extension.
+    assert job["filename"] == filename
+    key = upload["fields"]["key"]
+    assert key.startswith(f"uploads/{ALICE}/{job['job_id']}/") and key.isascii() and key.endswith(f".{ext}")
+    assert aws.job_store().get(job["job_id"]).audio_key == key
+    response = requests.post(upload["url"], data=upload["fields"], files={"file": ("f", b"hello audio")}, timeout=10)
+    assert response.status_code in (200, 204), response.text
+    assert aws.client("s3").head_object(Bucket=stack.audio_bucket.name, Key=key)["ContentLength"] == 11
+    _, listed = call("GET", "/jobs")
+    assert [j["filename"] for j in listed["items"]] == [filename]
+    # Downloads are named after the recording, in its script: GET /jobs/{id}/transcript and the job's links.
+    _complete(job["job_id"])
+    s3 = aws.client("s3")
+    for fmt in ("txt", "srt"):
+        s3.put_object(Bucket=stack.transcripts_bucket.name, Key=transcript_key(ALICE, job["job_id"], fmt), Body=b"x")
+        status, link = call("GET", f"/jobs/{job['job_id']}/transcript", query={"format": fmt})
+        assert status == 200
+        got = requests.get(link["url"], timeout=10)
+        assert got.status_code == 200 and got.content == b"x"
+        assert attachment_name(got.headers["Content-Disposition"]) == f"{stem}.{fmt}"
+        assert got.headers["Content-Disposition"].isascii()  # a header is ASCII: the name rides in filename*
+    _, view = call("GET", f"/jobs/{job['job_id']}")
+    got = requests.get(view["transcript"]["srt"], timeout=10)
+    assert attachment_name(got.headers["Content-Disposition"]) == f"{stem}.srt"
 
 
 def test_max_size_is_configurable(stack, monkeypatch):
@@ -229,9 +278,123 @@ def test_base64_garbage_body_is_400(stack):
     assert result["statusCode"] == 400, result
 
 
-def test_unsupported_body_content_type_is_4xx(stack):
-    status, body = call("POST", "/jobs", raw_body="a=b", headers={"Content-Type": "text/plain"})
-    assert 400 <= status < 500 and "error" in body
+@pytest.mark.parametrize(
+    "content_type, raw",
+    [
+        ("text/plain", "a=b"),
+        ("text/plain", json.dumps(GOOD_BODY)),  # JSON text, but not declared as JSON
+        ("application/x-www-form-urlencoded", "filename=a.mp3&content_type=audio%2Fmpeg&size=10"),
+        ("multipart/form-data; boundary=x", '--x\r\nContent-Disposition: form-data; name="size"\r\n\r\n10\r\n--x--'),
+    ],
+)
+def test_a_body_that_is_not_json_is_415_and_creates_nothing(stack, content_type, raw):
+    assert_error(
+        call("POST", "/jobs", raw_body=raw, headers={"Content-Type": content_type}), 415, "unsupported_body_type"
+    )
+    assert_nothing_left(stack)
+
+
+def assert_nothing_left(stack) -> None:
+    """No job record, no idempotency record, no object: a refused request leaves no trace."""
+    for table in stack.tables:
+        assert aws.client("dynamodb").scan(TableName=table.name)["Items"] == [], table.name
+    for bucket in (stack.audio_bucket.name, stack.transcripts_bucket.name):
+        assert aws.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0, bucket
+
+
+@pytest.mark.parametrize(
+    "raw, status, code, says",
+    [
+        # ~2 KB of `[`: refused by the depth scan before any parser recursion (was a RecursionError 500).
+        ("[" * 2048, 400, "validation_error", "levels deep"),
+        ('{"filename": ' + "[" * 500 + "]" * 500 + "}", 400, "validation_error", "levels deep"),
+        # Larger than the API reads: refused before it is scanned or parsed.
+        ("[" * (17 * 1024), 413, "body_too_large", "bytes"),
+        ('{"filename": "' + "a" * (17 * 1024) + '.mp3"}', 413, "body_too_large", "bytes"),
+        # Only an object is a body (an array was read as its first element).
+        (json.dumps([GOOD_BODY]), 400, "validation_error", "JSON array"),
+        ("null", 400, "validation_error", "JSON null"),
+        ('"text"', 400, "validation_error", "JSON string"),
+        ("true", 400, "validation_error", "JSON boolean"),
+        ("42", 400, "validation_error", "JSON number"),
+        # Not plain JSON: a key twice, NaN, a number past Python's digit limit, a lone surrogate.
+        (
+            '{"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10, "size": 20}',
+            400,
+            "validation_error",
+            "twice",
+        ),
+        ('{"filename": "a.mp3", "content_type": "audio/mpeg", "size": NaN}', 400, "validation_error", "NaN"),
+        (
+            '{"filename": "a.mp3", "content_type": "audio/mpeg", "size": ' + "9" * 5000 + "}",
+            400,
+            "validation_error",
+            "not valid JSON",
+        ),
+        (
+            '{"filename": "\\ud800.mp3", "content_type": "audio/mpeg", "size": 10}',
+            400,
+            "validation_error",
+            "Unicode",
+        ),
+    ],
+    ids=[
+        "nested-2KB",
+        "nested-field",
+        "over-size-array",
+        "over-size-object",
+        "array",
+        "null",
+        "string",
+        "bool",
+        "number",
+        "duplicate-key",
+        "nan",
+        "huge-number",
+        "lone-surrogate",
+    ],
+)
+def test_bad_bodies_get_their_exact_answer_and_create_nothing(stack, raw, status, code, says):
+    err = assert_error(call("POST", "/jobs", raw_body=raw), status, code)
+    assert says in err["message"], err
+    assert_nothing_left(stack)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("size", True),
+        ("size", "123"),
+        ("size", 12.0),
+        ("size", [10]),
+        ("filename", 123),
+        ("content_type", None),
+        ("language", 1),
+    ],
+)
+def test_types_are_strict_nothing_is_coerced(stack, field, value):
+    err = assert_error(call("POST", "/jobs", body={**GOOD_BODY, field: value}), 400, "validation_error")
+    assert err["message"].startswith(f"{field}: "), err
+    assert_nothing_left(stack)
+
+
+def test_every_api_answer_is_nosniff_and_no_store(stack):
+    created = api.handler(proxy_event("POST", "/jobs", body=GOOD_BODY), Ctx())
+    job_id = json.loads(created["body"])["job"]["job_id"]
+    answers = {
+        "201": created,
+        "200": api.handler(proxy_event("GET", f"/jobs/{job_id}"), Ctx()),
+        "409": api.handler(proxy_event("GET", f"/jobs/{job_id}/transcript"), Ctx()),
+        "400": api.handler(proxy_event("POST", "/jobs", raw_body="[" * 2048), Ctx()),
+        "404": api.handler(proxy_event("GET", "/nowhere"), Ctx()),
+        "204": api.handler(proxy_event("DELETE", f"/jobs/{job_id}"), Ctx()),
+    }
+    for name, result in answers.items():
+        assert str(result["statusCode"]) == name, result
+        headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        headers.update({k.lower(): v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()})
+        assert headers["x-content-type-options"] == "nosniff", name
+        assert headers["cache-control"] == "no-store", name
 
 
 def test_no_authorizer_context_is_401(stack):
@@ -246,9 +409,12 @@ def test_user_only_from_authorizer_context(stack):
 
 
 def test_unknown_route_and_method(stack):
-    assert_error(call("GET", "/nope"), 404, "route_not_found")
-    status, _ = call("PATCH", "/jobs")
-    assert 400 <= status < 500
+    # The answer API Gateway's MISSING_AUTHENTICATION_TOKEN gateway response gives, from the one definition.
+    from hark.http_api import MISSING_AUTHENTICATION_TOKEN
+
+    for method, path in (("GET", "/nope"), ("PATCH", "/jobs"), ("POST", "/jobs/x/transcript")):
+        err = assert_error(call(method, path), MISSING_AUTHENTICATION_TOKEN.status, MISSING_AUTHENTICATION_TOKEN.code)
+        assert err["message"] == MISSING_AUTHENTICATION_TOKEN.message
 
 
 # -- idempotency -------------------------------------------------------------------------------------------

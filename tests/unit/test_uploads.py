@@ -3,12 +3,14 @@ so the limits S3 enforces are proven here, on the signed policy itself)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from hark.keys import MAX_DISPLAY_NAME, MAX_FILENAME, safe_filename
 from hark.uploads import (
     ALLOWED_CONTENT_TYPES,
     ALLOWED_EXTENSIONS,
@@ -59,18 +61,35 @@ def test_policy_expiry_follows_ttl(s3):
 @pytest.mark.parametrize(
     "name, ctype, expected",
     [
-        ("a.mp3", "audio/mpeg", ("a.mp3", "audio/mpeg")),
-        ("A.MP3", "AUDIO/MPEG", ("A.MP3", "audio/mpeg")),
-        ("rec.webm", "audio/webm; codecs=opus", ("rec.webm", "audio/webm")),
-        ("../../x/evil name.wav", "audio/wav", ("evil_name.wav", "audio/wav")),
-        ("C:\\Users\\me\\voz ñ.m4a", "audio/x-m4a", ("voz_n.m4a", "audio/x-m4a")),
-        ("a" * 300 + ".flac", "audio/flac", ("a" * 115 + ".flac", "audio/flac")),
+        ("a.mp3", "audio/mpeg", ("a.mp3", "a.mp3", "audio/mpeg")),
+        ("A.MP3", "AUDIO/MPEG", ("A.MP3", "A.MP3", "audio/mpeg")),
+        ("rec.webm", "audio/webm; codecs=opus", ("rec.webm", "rec.webm", "audio/webm")),
+        ("../../x/evil name.wav", "audio/wav", ("evil name.wav", "evil_name.wav", "audio/wav")),
+        ("C:\\Users\\me\\voz ñ.m4a", "audio/x-m4a", ("voz ñ.m4a", "voz_n.m4a", "audio/x-m4a")),
+        (
+            "a" * 300 + ".flac",
+            "audio/flac",
+            ("a" * (MAX_DISPLAY_NAME - 5) + ".flac", "a" * 115 + ".flac", "audio/flac"),
+        ),
+        # Names in any script: kept as given for people; the key keeps the extension.
+        ("会議.mp3", "audio/mpeg", ("会議.mp3", "audio.mp3", "audio/mpeg")),
+        ("запись.MP3", "audio/mpeg", ("запись.MP3", "audio.MP3", "audio/mpeg")),
+        ("تسجيل.wav", "audio/wav", ("تسجيل.wav", "audio.wav", "audio/wav")),
+        ("Ελληνικά.flac", "audio/flac", ("Ελληνικά.flac", "audio.flac", "audio/flac")),
+        ("Réunion 会議 2.m4a", "audio/mp4", ("Réunion 会議 2.m4a", "Reunion_2.m4a", "audio/mp4")),
+        # Invisible characters go: a right-to-left override cannot disguise the name.
+        ("evil\u202egpj.mp3", "audio/mpeg", ("evilgpj.mp3", "evilgpj.mp3", "audio/mpeg")),
+        ("a\x00b\tc\u200b.mp3", "audio/mpeg", ("ab c.mp3", "ab_c.mp3", "audio/mpeg")),
+        # NFD input ("e" + combining acute) is kept composed (NFC), as typed on another system.
+        ("cafe\u0301.ogg", "audio/ogg", ("caf\u00e9.ogg", "cafe.ogg", "audio/ogg")),
     ],
 )
 def test_normalised(name, ctype, expected):
     checked = check_upload(name, ctype, 10, GIB)
-    assert (checked.filename, checked.content_type) == expected
-    assert "/" not in checked.filename and len(checked.filename) <= 120
+    assert (checked.filename, checked.key_name, checked.content_type) == expected
+    assert "/" not in checked.key_name and len(checked.key_name) <= MAX_FILENAME
+    assert checked.key_name.isascii() and re.fullmatch(r"[A-Za-z0-9._-]+", checked.key_name)
+    assert checked.key_name == safe_filename(name)  # the key upload_key() builds from the name
 
 
 @pytest.mark.parametrize(
@@ -80,6 +99,9 @@ def test_normalised(name, ctype, expected):
         ("mp3", "audio/mpeg", 415, "unsupported_extension"),
         (".mp3", "audio/mpeg", 415, "unsupported_extension"),
         ("a.mp3/", "audio/mpeg", 415, "unsupported_extension"),
+        ("会議", "audio/mpeg", 415, "unsupported_extension"),
+        ("запись.мп3", "audio/mpeg", 415, "unsupported_extension"),
+        ("\u202e", "audio/mpeg", 415, "unsupported_extension"),
         ("a.mp3", "", 415, "unsupported_media_type"),
         ("a.mp3", "audio/mpeg\r\nX-Evil: 1", 415, "unsupported_media_type"),
         ("a.mp3", "application/octet-stream", 415, "unsupported_media_type"),
@@ -108,3 +130,13 @@ def test_messages_list_what_is_accepted():
     with pytest.raises(UploadRefused) as info:
         check_upload("a.mp3", "text/plain", 1, GIB)
     assert all(t in info.value.message for t in ALLOWED_CONTENT_TYPES)
+
+
+@pytest.mark.parametrize(
+    "name, ending",
+    [("会議", "(no extension)"), ("запись.мп3", ".мп3"), ("song.mp3.exe", ".exe"), (".mp3", "(no extension)")],
+)
+def test_the_refusal_names_the_ending_as_given(name, ending):
+    with pytest.raises(UploadRefused) as info:
+        check_upload(name, "audio/mpeg", 1, GIB)
+    assert info.value.message.startswith(f"Files ending in {ending} are not accepted")
