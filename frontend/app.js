@@ -267,7 +267,7 @@ function jobCard(job) {
   const meta = [formatBytes(job.size)];
   if (job.duration_seconds != null) meta.push(formatDuration(job.duration_seconds));
   const lang = job.detected_language || (job.language && job.language !== "auto" ? job.language : null);
-  if (lang) meta.push(languageName(lang));
+  if (lang && !job.no_speech) meta.push(languageName(lang)); // nothing was said: no language to name
   meta.push(timeAgo(job.created_at));
 
   const title = job.status === "COMPLETED"
@@ -302,6 +302,10 @@ function jobCard(job) {
     el("div", { className: "job-meta muted" }, meta.join(" · ")),
     progress ? el("div", { className: "job-progress" }, bar, el("span", { className: "muted" }, progress)) : bar,
     reason ? el("p", { className: "job-error", role: "note" }, el("strong", {}, "Reason: "), reason) : null,
+    job.status === "COMPLETED" && job.no_speech
+      ? el("p", { className: "job-note", role: "note", "data-note": "no-speech" }, el("strong", {}, "No speech detected: "),
+        "the recording seems to hold only silence, noise or music, so the transcript is empty.")
+      : null,
     el("div", { className: "job-foot" }, downloadLinks(job), actions),
   ].filter(Boolean);
 }
@@ -348,7 +352,7 @@ function merge(job) {
   const before = state.jobs.get(job.job_id);
   if (before && before.status !== job.status && FINISHED.has(job.status)) {
     announce(job.status === "COMPLETED"
-      ? `${job.filename}: transcript ready`
+      ? (job.no_speech ? `${job.filename}: no speech detected` : `${job.filename}: transcript ready`)
       : `${job.filename}: failed. ${job.error || ""}`);
   }
   state.jobs.set(job.job_id, job);

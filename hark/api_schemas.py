@@ -62,6 +62,9 @@ class JobView(BaseModel):
     language: str
     detected_language: str | None
     duration_seconds: float | None
+    no_speech: bool = Field(
+        False, description="COMPLETED with no speech detected (silence, noise or music): the transcript is empty."
+    )
     created_at: str
     updated_at: str
     queued_at: str | None
@@ -133,10 +136,12 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         status=job.status,
         filename=job.filename,
         content_type=job.content_type,
-        size=job.size_bytes,
+        # The object's real size once it arrived (worker-side check, issue 10); the declared one before.
+        size=job.uploaded_bytes if job.uploaded_bytes is not None else job.size_bytes,
         language=job.language,
         detected_language=job.detected_language,
         duration_seconds=job.duration_seconds,
+        no_speech=job.no_speech,
         created_at=job.created_at,
         updated_at=job.updated_at,
         queued_at=job.queued_at,

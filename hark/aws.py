@@ -119,6 +119,7 @@ def reset() -> None:
 COMPONENTS = (
     ("lambdas.authorizer", "authorizer"),
     ("lambdas.api", "api"),
+    ("lambdas.upload_status", "upload-status"),
     ("worker.transcription", "transcription-worker"),
     ("worker.notification", "notification-worker"),
     ("hark.ops", "ops-cli"),

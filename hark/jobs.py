@@ -77,8 +77,12 @@ class Job(BaseModel):
     queued_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    detected_language: str | None = None
+    detected_language: str | None = None  # None when nothing was said: no language is claimed
     duration_seconds: float | None = None
+    # The object's real size as it arrived in S3 (the S3 event, or the worker's HEAD); `size_bytes` stays
+    # what the client declared, so a difference is visible (and fails the job: worker/transcription/audio.py).
+    uploaded_bytes: int | None = None
+    no_speech: bool = False  # COMPLETED, but no speech was detected (silence, noise, music)
     error: str | None = None  # why it FAILED, for the user
     last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
@@ -333,17 +337,17 @@ class JobStore:
             raise
         return Job.from_item(result["Attributes"])
 
-    def mark_queued(self, job_id: str, uploaded_at: str) -> Job:
-        return self._update(
-            job_id,
-            (JobStatus.UPLOADING,),
-            {
-                "status": JobStatus.QUEUED,
-                "queued_at": uploaded_at,
-                "updated_at": now_iso(),
-                "expires_at": _record_expiry(),
-            },
-        )
+    def mark_queued(self, job_id: str, uploaded_at: str, uploaded_bytes: int | None = None) -> Job:
+        """UPLOADING -> QUEUED when the upload lands (hark.arrivals), with the object's real size."""
+        sets: dict[str, Any] = {
+            "status": JobStatus.QUEUED,
+            "queued_at": uploaded_at,
+            "updated_at": now_iso(),
+            "expires_at": _record_expiry(),
+        }
+        if uploaded_bytes is not None:
+            sets["uploaded_bytes"] = uploaded_bytes
+        return self._update(job_id, (JobStatus.UPLOADING,), sets)
 
     def claim(self, job_id: str, message_id: str) -> Job:
         """QUEUED -> PROCESSING for the message that carries the job.
@@ -403,29 +407,31 @@ class JobStore:
         except TransitionRefused:
             pass
 
-    def complete(self, job_id: str, language: str, duration: float) -> Job:
-        job = self._update(
-            job_id,
-            (JobStatus.PROCESSING,),
-            {
-                "status": JobStatus.COMPLETED,
-                "detected_language": language,
-                "duration_seconds": duration,
-                "finished_at": now_iso(),
-                "updated_at": now_iso(),
-            },
-            removes=("active_user_id",),
-        )
+    def complete(self, job_id: str, language: str | None, duration: float, no_speech: bool = False) -> Job:
+        """PROCESSING -> COMPLETED. With no speech detected there is no language to claim (None)."""
+        sets: dict[str, Any] = {
+            "status": JobStatus.COMPLETED,
+            "duration_seconds": duration,
+            "no_speech": no_speech,
+            "finished_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+        if language is not None:
+            sets["detected_language"] = language
+        job = self._update(job_id, (JobStatus.PROCESSING,), sets, removes=("active_user_id",))
         self.release_place(job.user_id, job_id)  # only the call that made the transition gets here
         return job
 
-    def fail(self, job_id: str, reason: str) -> Job:
-        job = self._update(
-            job_id,
-            UNFINISHED,
-            {"status": JobStatus.FAILED, "error": reason, "finished_at": now_iso(), "updated_at": now_iso()},
-            removes=("active_user_id",),
-        )
+    def fail(self, job_id: str, reason: str, uploaded_bytes: int | None = None) -> Job:
+        sets: dict[str, Any] = {
+            "status": JobStatus.FAILED,
+            "error": reason,
+            "finished_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+        if uploaded_bytes is not None:
+            sets["uploaded_bytes"] = uploaded_bytes
+        job = self._update(job_id, UNFINISHED, sets, removes=("active_user_id",))
         self.release_place(job.user_id, job_id)
         return job
 

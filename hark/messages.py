@@ -27,7 +27,7 @@ class UploadEvent:
     key: str
     user_id: str
     job_id: str
-    size: int
+    size: int | None  # the object's size as S3 reports it (absent only in hand-made events)
     event_time: str
 
 
@@ -108,7 +108,7 @@ def parse_transcribe_body(body: str) -> list[UploadEvent] | ChunkMessage:
                 key=key,
                 user_id=ref.user_id,
                 job_id=ref.job_id,
-                size=int(record.s3.object.size or 0),
+                size=record.s3.object.size,
                 event_time=record.eventTime.isoformat().replace("+00:00", "Z"),
             )
         )

@@ -25,6 +25,14 @@ class QueueDef:
 
 
 @dataclass(frozen=True)
+class TopicDef:
+    name: str
+    # Queues subscribed with raw message delivery: each receives the published body itself (here the S3
+    # event, exactly as S3 would send it to a queue), not SNS's envelope around it.
+    raw_subscribers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class IndexDef:
     name: str
     partition_key: str
@@ -49,7 +57,8 @@ class LifecycleRule:
 class BucketDef:
     name: str
     lifecycle: tuple[LifecycleRule, ...] = ()
-    # Prefix whose ObjectCreated events go to the transcription queue (None: no notification).
+    # Prefix whose ObjectCreated events go to the uploads topic, which fans them out to the transcribe
+    # and upload-status queues (None: no notification).
     notify_prefix: str | None = None
     cors_upload: bool = False
 
@@ -70,6 +79,10 @@ class Resources:
     idempotency_table: TableDef
     transcribe_queue: QueueDef
     notify_queue: QueueDef
+    # An upload's S3 event goes to this topic, which fans it out to the transcribe queue (the workers)
+    # and the upload-status queue (the upload-status function marks the job QUEUED at once).
+    uploads_topic: TopicDef
+    upload_status_queue: QueueDef
     email_identity: str
     # Secrets Manager names. The link key signs the API links in emails (hark.links); the Clerk key
     # reads a user's email address from Clerk's Backend API (hark.recipients).
@@ -78,7 +91,7 @@ class Resources:
 
     @property
     def queues(self) -> tuple[QueueDef, ...]:
-        return (self.transcribe_queue, self.notify_queue)
+        return (self.transcribe_queue, self.notify_queue, self.upload_status_queue)
 
     @property
     def tables(self) -> tuple[TableDef, ...]:
@@ -87,6 +100,29 @@ class Resources:
     @property
     def buckets(self) -> tuple[BucketDef, ...]:
         return (self.audio_bucket, self.transcripts_bucket)
+
+
+@dataclass(frozen=True)
+class QueueFunctionDef:
+    """A Lambda fed by an SQS queue (an event source mapping with partial batch responses); the local
+    stack runs the same handler behind hark.local.event_source."""
+
+    name: str
+    handler: str  # module path, as Lambda loads it
+    queue: QueueDef
+    batch_size: int
+    timeout_seconds: int
+
+
+def upload_status_function(res: Resources) -> QueueFunctionDef:
+    """Marks a job QUEUED as soon as its upload lands (lambdas/upload_status/handler.py)."""
+    return QueueFunctionDef(
+        name=f"{res.stack}-upload-status",
+        handler="lambdas.upload_status.handler.handler",
+        queue=res.upload_status_queue,
+        batch_size=10,
+        timeout_seconds=10,
+    )
 
 
 # What CDK stores in the Clerk secret until the operator puts the real sk_live_... key there.
@@ -128,6 +164,13 @@ def resources(
             f"stack name {stack!r}: lowercase letters, digits and hyphens, at most {MAX_STACK_NAME} "
             "characters (it prefixes S3 bucket names)"
         )
+    # A chunk of at most chunk_target_seconds transcribes well inside 15 minutes even on a CPU;
+    # the worker extends visibility while it runs, so this only bounds how long a dead worker's
+    # message stays hidden.
+    transcribe = QueueDef(name=f"{stack}-transcribe", visibility_timeout_seconds=15 * 60, max_receive_count=4)
+    # Read by the upload-status function (a Lambda SQS event source). Visibility: six times its 10 s
+    # timeout, as AWS recommends for Lambda event sources; a record that fails 5 times goes to the DLQ.
+    upload_status = QueueDef(name=f"{stack}-upload-status", visibility_timeout_seconds=60, max_receive_count=5)
     return Resources(
         stack=stack,
         audio_bucket=BucketDef(
@@ -151,12 +194,11 @@ def resources(
         ),
         # Powertools idempotency's default schema: partition key "id", TTL "expiration".
         idempotency_table=TableDef(name=f"{stack}-idempotency", partition_key="id", ttl_attribute="expiration"),
-        # A chunk of at most chunk_target_seconds transcribes well inside 15 minutes even on a CPU;
-        # the worker extends visibility while it runs, so this only bounds how long a dead worker's
-        # message stays hidden.
-        transcribe_queue=QueueDef(name=f"{stack}-transcribe", visibility_timeout_seconds=15 * 60, max_receive_count=4),
+        transcribe_queue=transcribe,
         # SES outages: the notifier backs off by receive count; 12 receives span several hours.
         notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),
+        uploads_topic=TopicDef(name=f"{stack}-uploads", raw_subscribers=(transcribe.name, upload_status.name)),
+        upload_status_queue=upload_status,
         email_identity=email_identity,
         link_signing_secret=f"{stack}/link-signing-key",
         clerk_secret=f"{stack}/clerk-secret-key",

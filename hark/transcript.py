@@ -20,7 +20,7 @@ class Segment(BaseModel):
 
 
 class Transcript(BaseModel):
-    language: str
+    language: str | None  # None when no speech was detected: no language is claimed
     language_probability: float | None = None
     duration: float
     model: str
@@ -54,11 +54,13 @@ class Transcript(BaseModel):
         """One transcript from (offset, chunk transcript) pairs, timestamps made continuous."""
         parts = sorted(parts, key=lambda p: p[0])
         segments = [seg for offset, t in parts for seg in t.shifted(offset).segments]
-        # The language spoken longest wins; chunks detect it independently.
+        # The language spoken longest wins; chunks detect it independently. Chunks where nothing was
+        # said claim none, and with no speech anywhere there is no language (None).
         by_language: dict[str, float] = {}
         for _, t in parts:
-            by_language[t.language] = by_language.get(t.language, 0.0) + t.duration
-        language = max(by_language, key=lambda code: by_language[code]) if by_language else "en"
+            if t.language and t.text:
+                by_language[t.language] = by_language.get(t.language, 0.0) + t.duration
+        language = max(by_language, key=lambda code: by_language[code]) if by_language else None
         return cls(language=language, duration=duration, model=model, segments=segments)
 
 

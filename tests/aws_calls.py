@@ -22,6 +22,7 @@ from hark.resources import Resources, resources
 ROLES = {
     "api": ("Api", "ApiFunctionRole"),
     "authorizer": ("Api", "AuthorizerFunctionRole"),
+    "upload-status": ("Api", "UploadStatusFunctionRole"),
     "transcription-worker": ("Workers", "TranscriptionTaskRole"),
     "notification-worker": ("Workers", "NotificationTaskRole"),
 }
@@ -80,7 +81,7 @@ class NameMap:
         pairs = {}
         for attr in ("audio_bucket", "transcripts_bucket", "jobs_table", "idempotency_table"):
             pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
-        for attr in ("transcribe_queue", "notify_queue"):
+        for attr in ("transcribe_queue", "notify_queue", "upload_status_queue"):
             pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
             pairs[getattr(local, attr).dlq_name] = getattr(self.deployed, attr).dlq_name
         pairs[local.email_identity] = self.deployed.email_identity

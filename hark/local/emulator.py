@@ -55,7 +55,7 @@ class OneDynamoDBRequestAtATime:
 
 
 class Emulator:
-    """moto's server mode standing in for S3, SQS, DynamoDB, SES and Secrets Manager."""
+    """moto's server mode standing in for S3, SNS, SQS, DynamoDB, SES and Secrets Manager."""
 
     def __init__(self, port: int, host: str = "127.0.0.1"):
         self.host, self.port = host, port

@@ -15,8 +15,13 @@ def queue_arn(region: str, name: str) -> str:
     return f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
 
 
+def topic_arn(region: str, name: str) -> str:
+    return f"arn:aws:sns:{region}:{ACCOUNT}:{name}"
+
+
 def provision(client: Callable, res: Resources, *, web_origins: list[str], region: str) -> dict[str, str]:
-    """Create buckets, queues (each with its DLQ), tables, the SES identity and the secrets. Returns queue URLs.
+    """Create buckets, queues (each with its DLQ), the uploads topic and its raw-delivery subscriptions,
+    tables, the SES identity and the secrets. Returns queue URLs.
 
     `client(service)` gives a boto3 client bound to the emulator (hark.aws.client does).
     """
@@ -38,6 +43,18 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
                 ),
             },
         )["QueueUrl"]
+
+    # The upload fan-out, as infra/hark_infra/queues.py wires it: S3 -> topic -> each queue, raw delivery
+    # (every queue receives the S3 event itself, as S3 would send it).
+    sns = client("sns")
+    topic = sns.create_topic(Name=res.uploads_topic.name)["TopicArn"]
+    for name in res.uploads_topic.raw_subscribers:
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=queue_arn(region, name),
+            Attributes={"RawMessageDelivery": "true"},
+        )
 
     for b in res.buckets:
         s3.create_bucket(Bucket=b.name)
@@ -75,9 +92,9 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
             s3.put_bucket_notification_configuration(
                 Bucket=b.name,
                 NotificationConfiguration={
-                    "QueueConfigurations": [
+                    "TopicConfigurations": [
                         {
-                            "QueueArn": queue_arn(region, res.transcribe_queue.name),
+                            "TopicArn": topic_arn(region, res.uploads_topic.name),
                             "Events": ["s3:ObjectCreated:*"],
                             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": b.notify_prefix}]}},
                         }

@@ -115,6 +115,12 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     from hark.local.provision import provision
 
     provision(aws.client, aws.stack_resources(), web_origins=settings.authorized_parties, region=settings.region)
+    # The upload-status function, in-process behind its SQS event source (as the gateway runs the API's
+    # handlers): jobs turn QUEUED the moment their upload lands, whatever the workers are doing.
+    from hark.local.event_source import SqsEventSource
+    from hark.resources import upload_status_function
+
+    upload_status = SqsEventSource(upload_status_function(aws.stack_resources()), settings.region).start()
 
     child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     supervisor = Supervisor()
@@ -159,8 +165,9 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
   web app          {origin}/
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
   JWKS (dev)       {origin}/.well-known/jwks.json
-  AWS emulator     {emulator.endpoint}   (moto: S3, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
-  workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification
+  AWS emulator     {emulator.endpoint}   (moto: S3, SNS, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
+  workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification;
+                   the upload-status function in-process (jobs QUEUED as their upload lands)
   worker logs      {home / "logs"}
   emails (outbox)  {home / "outbox"}
 
@@ -182,6 +189,7 @@ Try:  hark transcribe recording.mp3
     finally:
         print("hark: stopping...", flush=True)
         server.server_close()
+        upload_status.stop()
         supervisor.stop()
         emulator.stop()
         print("hark: stopped", flush=True)

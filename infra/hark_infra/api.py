@@ -1,4 +1,5 @@
-"""The REST API: a cached Lambda authorizer (Clerk JWTs) in front of the API Lambda, throttled and logged.
+"""The REST API: a cached Lambda authorizer (Clerk JWTs) in front of the API Lambda, throttled and logged;
+and the upload-status Lambda (an SQS event source), which shares the API's code asset.
 
 Routes, the authorizer's kind, identity source and cache, CORS and throttling come from hark.http_api,
 the definition the local gateway serves too.
@@ -13,12 +14,22 @@ from aws_cdk import Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API
-from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
-from hark_infra.common import acknowledge, bucket_arn, list_bucket_statement, resource_env, secret_arn, table_arn
+from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX, upload_status_function
+from hark_infra.common import (
+    acknowledge,
+    bucket_arn,
+    list_bucket_statement,
+    queue_arn,
+    resource_env,
+    secret_arn,
+    table_arn,
+)
 from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
@@ -195,6 +206,41 @@ class ApiStack(Stack):
                     (transcripts, PARTS_PREFIX),
                 )
             ],
+        )
+
+        # The upload-status function (docs/architecture.md, "QUEUED when the upload lands"): fed by the
+        # upload-status queue, which the uploads topic fills with each upload's S3 event.
+        status_def = upload_status_function(res)
+        self.upload_status_fn = function(
+            "UploadStatusFunction", status_def.handler, "upload-status", 256, status_def.timeout_seconds
+        )
+        status_queue = sqs.Queue.from_queue_arn(self, "UploadStatusQueue", queue_arn(self, status_def.queue.name))
+        # Partial batch responses: one bad record comes back alone (and reaches the DLQ), not the batch.
+        # The event source adds the queue's receive/delete grants to the function's role.
+        self.upload_status_fn.add_event_source(
+            event_sources.SqsEventSource(
+                status_queue, batch_size=status_def.batch_size, report_batch_item_failures=True
+            )
+        )
+        # hark.arrivals: read the job, move it to QUEUED, or delete an upload no job accounts for.
+        self.upload_status_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="JobsTable",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table_arn(self, res.jobs_table.name)],
+            )
+        )
+        self.upload_status_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DeleteOrphanUploads",
+                actions=["s3:DeleteObject"],
+                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
+            )
+        )
+        acknowledge(
+            self.upload_status_fn.role,
+            "Object ARN scoped to the uploads/ prefix: each job's upload lives below it.",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{audio}/{UPLOADS_PREFIX}*]",
         )
 
         access_logs = logs.LogGroup(

@@ -71,6 +71,7 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
     )
     api.add_stack_dependency(storage)
     api.add_stack_dependency(tables)
+    api.add_stack_dependency(queues, "the upload-status function reads the upload-status queue")
 
     # Separate from Web: config.json needs the API URL, and Api already depends on Web (web.py's docstring).
     WebContentStack(

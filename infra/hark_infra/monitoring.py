@@ -22,7 +22,9 @@ from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, scaling_m
 
 FIVE_MINUTES = Duration.minutes(5)
 # Age of the oldest message that means the consumers are not keeping up (seconds).
-OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60}
+# The upload-status function takes its queue's messages within seconds; 5 minutes means it is failing
+# or throttled, and jobs stay UPLOADING on the page (docs/runbook.md, "A stuck job").
+OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60, "uploadstatus": 5 * 60}
 API_STAGE = "v1"
 # The workers' own metrics: Powertools EMF on stdout, namespace "Hark", one dimension "service" set to
 # the worker's SERVICE (worker/transcription/context.py, worker/notification/worker.py).
@@ -95,7 +97,11 @@ class MonitoringStack(Stack):
                 period=FIVE_MINUTES,
             )
 
-        for label, qdef in (("Transcribe", res.transcribe_queue), ("Notify", res.notify_queue)):
+        for label, qdef in (
+            ("Transcribe", res.transcribe_queue),
+            ("Notify", res.notify_queue),
+            ("UploadStatus", res.upload_status_queue),
+        ):
             alarm(
                 f"{label}DeadLetters",
                 sqs(qdef.dlq_name, "ApproximateNumberOfMessagesVisible"),

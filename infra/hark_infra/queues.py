@@ -1,14 +1,18 @@
-"""The transcribe and notify queues, each with its dead-letter queue, as hark.resources defines them."""
+"""The transcribe, notify and upload-status queues, each with its dead-letter queue, and the uploads topic
+that fans an upload's S3 event out to the transcribe and upload-status queues, as hark.resources defines
+them (docs/architecture.md, "QUEUED when the upload lands")."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from hark.resources import QueueDef
-from hark_infra.common import bucket_arn
+from hark_infra.common import acknowledge, bucket_arn
 from hark_infra.config import HarkConfig
 
 
@@ -43,17 +47,38 @@ class QueuesStack(Stack):
         self.transcribe_queue, self.transcribe_dlq = _queue_pair(self, "TranscribeQueue", res.transcribe_queue)
         self.notify_queue, self.notify_dlq = _queue_pair(self, "NotifyQueue", res.notify_queue)
 
-        # The audio bucket's ObjectCreated events (uploads/ only, configured on the bucket) land here.
-        # The bucket ARN is built from its fixed name, so this stack deploys first without a cycle.
-        self.transcribe_queue.add_to_resource_policy(
+        self.upload_status_queue, self.upload_status_dlq = _queue_pair(
+            self, "UploadStatusQueue", res.upload_status_queue
+        )
+
+        # The audio bucket's ObjectCreated events (uploads/ only, configured on the bucket) are published
+        # here and fanned out, raw, to the transcribe queue (the workers) and the upload-status queue (the
+        # function that marks the job QUEUED at once). The bucket ARN is built from its fixed name, so
+        # this stack deploys first without a cycle.
+        self.uploads_topic = sns.Topic(self, "UploadsTopic", topic_name=res.uploads_topic.name, enforce_ssl=True)
+        self.uploads_topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowAudioBucketNotifications",
                 principals=[iam.ServicePrincipal("s3.amazonaws.com")],
-                actions=["sqs:SendMessage"],
-                resources=[self.transcribe_queue.queue_arn],
+                actions=["sns:Publish"],
+                resources=[self.uploads_topic.topic_arn],
                 conditions={
                     "ArnEquals": {"aws:SourceArn": bucket_arn(self, res.audio_bucket.name)},
                     "StringEquals": {"aws:SourceAccount": self.account},
                 },
             )
         )
+        acknowledge(
+            self.uploads_topic,
+            "S3 event notifications cannot publish to a topic encrypted with the AWS-managed SNS key; the "
+            "events carry only keys and sizes, and both subscribed queues are encrypted (SSE-SQS).",
+            "AwsSolutions-SNS2",
+        )
+        by_name = {
+            res.transcribe_queue.name: self.transcribe_queue,
+            res.upload_status_queue.name: self.upload_status_queue,
+        }
+        for name in res.uploads_topic.raw_subscribers:
+            # Raw delivery: each queue receives the S3 event body itself, as S3 would send it to a queue.
+            # The subscription also gives the queue a policy letting this topic (only) send to it.
+            self.uploads_topic.add_subscription(subscriptions.SqsSubscription(by_name[name], raw_message_delivery=True))

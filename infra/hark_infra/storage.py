@@ -1,13 +1,13 @@
-"""The audio and transcripts buckets (named by hark.resources) and the S3-to-SQS upload notification."""
+"""The audio and transcripts buckets (named by hark.resources) and the upload notification (S3 -> SNS)."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from hark.resources import BucketDef
-from hark_infra.common import acknowledge, queue_arn
+from hark_infra.common import acknowledge
 from hark_infra.config import HarkConfig
 
 
@@ -69,16 +69,19 @@ class StorageStack(Stack):
             ],
         )
 
-        # ObjectCreated under uploads/ -> the transcribe queue, as a native bucket property (no custom
-        # resource). The queue's policy (queues stack, deployed first) already lets this bucket send.
+        # ObjectCreated under uploads/ -> the uploads topic (queues stack), which fans it out to the
+        # transcribe and upload-status queues; a native bucket property (no custom resource). The topic's
+        # policy (queues stack, deployed first) already lets this bucket publish.
         prefix = res.audio_bucket.notify_prefix
         if prefix:
             cfn_audio: s3.CfnBucket = self.audio_bucket.node.default_child
             cfn_audio.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
-                queue_configurations=[
-                    s3.CfnBucket.QueueConfigurationProperty(
+                topic_configurations=[
+                    s3.CfnBucket.TopicConfigurationProperty(
                         event="s3:ObjectCreated:*",
-                        queue=queue_arn(self, res.transcribe_queue.name),
+                        topic=self.format_arn(
+                            service="sns", resource=res.uploads_topic.name, arn_format=ArnFormat.NO_RESOURCE_NAME
+                        ),
                         filter=s3.CfnBucket.NotificationFilterProperty(
                             s3_key=s3.CfnBucket.S3KeyFilterProperty(
                                 rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix)]

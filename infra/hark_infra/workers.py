@@ -368,6 +368,15 @@ class WorkersStack(Stack):
                 resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
             )
         )
+        # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
+        # at once (hark.arrivals), not left for the 30-day lifecycle rule.
+        r.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeleteOrphanUploads",
+                actions=["s3:DeleteObject"],
+                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
+            )
+        )
         acknowledge(
             r,
             "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "

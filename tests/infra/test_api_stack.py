@@ -7,8 +7,9 @@ import json
 from aws_cdk.assertions import Match
 
 from hark.http_api import HTTP_API
+from hark.resources import upload_status_function
 
-from .conftest import TEST_CONTEXT, api_routes, render, resources_of
+from .conftest import TEST_CONTEXT, api_routes, render, resources_of, template_resources
 
 
 def _functions(synth) -> dict[str, dict]:
@@ -19,9 +20,10 @@ def _functions(synth) -> dict[str, dict]:
     }
 
 
-def test_two_lambdas_with_the_handlers_powertools_layer_and_settings(synth):
+def test_three_lambdas_with_the_handlers_powertools_layer_and_settings(synth):
     functions = _functions(synth)
-    assert set(functions) == {"lambdas.authorizer.handler.handler", "lambdas.api.handler.handler"}
+    status_handler = upload_status_function(template_resources()).handler
+    assert set(functions) == {"lambdas.authorizer.handler.handler", "lambdas.api.handler.handler", status_handler}
     for props in functions.values():
         assert props["Runtime"].startswith("python3.")
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -36,7 +38,7 @@ def test_two_lambdas_with_the_handlers_powertools_layer_and_settings(synth):
         assert json.loads(env["HARK_AUTHORIZED_PARTIES"]) == TEST_CONTEXT["hark:authorizedParties"]
         assert env["HARK_WEB_URL"] == TEST_CONTEXT["hark:webOrigin"]
         assert int(env["HARK_MAX_UPLOAD_BYTES"]) > 0
-        assert env["POWERTOOLS_SERVICE_NAME"] in {"api", "authorizer"}
+        assert env["POWERTOOLS_SERVICE_NAME"] in {"api", "authorizer", "upload-status"}
         assert "HARK_AWS_ENDPOINT_URL" not in env  # real AWS endpoints
 
 

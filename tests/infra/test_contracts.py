@@ -33,7 +33,7 @@ from hark.settings import get_settings
 from lambdas.api import handler as api_handler
 from lambdas.authorizer import handler as authorizer_handler
 
-from .conftest import api_routes, resources_of
+from .conftest import api_routes, render, resources_of, template_resources
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_ORIGIN = "https://app.hark.example"
@@ -439,21 +439,45 @@ def test_local_gateway_answers_a_deny_policy_with_the_templates_access_denied(sy
     assert_is_gateway_response(response, gateway_responses(synth)["ACCESS_DENIED"])
 
 
-# -- S3 -> SQS -> the transcription worker -------------------------------------------------------------
-def test_s3_notification_of_the_templates_wiring_reads_as_an_upload(synth, stack):
-    buckets = [
+# -- S3 -> SNS -> SQS -> the transcription worker and the upload-status function ------------------------
+def upload_wiring(synth) -> dict:
+    """The upload fan-out as the templates wire it: the bucket's notification (events, prefix, topic), the
+    topic's SQS subscriptions (queue names, raw delivery) and the upload-status function's event source."""
+    (bucket,) = [
         b["Properties"]
         for b in resources_of(synth.template("Storage"), "AWS::S3::Bucket").values()
         if "NotificationConfiguration" in b["Properties"]
     ]
-    (bucket,) = buckets
-    (queue_config,) = bucket["NotificationConfiguration"]["QueueConfigurations"]
-    assert queue_config["Event"] == "s3:ObjectCreated:*"
-    (rule,) = queue_config["Filter"]["S3Key"]["Rules"]
+    (topic_config,) = bucket["NotificationConfiguration"]["TopicConfigurations"]
+    (rule,) = topic_config["Filter"]["S3Key"]["Rules"]
     assert rule["Name"] == "prefix"
-    key = upload_key("user_2abc", uuid.uuid4().hex, "réunion d'équipe 1.m4a")
-    assert key.startswith(rule["Value"])  # the keys the API mints fall under the notified prefix
-    record = {  # S3 event message structure, version 2.1; object keys are URL-encoded (spaces as '+')
+    queues = synth.template("Queues")
+    topic_name = render(topic_config["Topic"]).rsplit(":", 1)[1]
+    (topic_id,) = [
+        k for k, t in resources_of(queues, "AWS::SNS::Topic").items() if t["Properties"]["TopicName"] == topic_name
+    ]
+    queue_names = {k: q["Properties"]["QueueName"] for k, q in resources_of(queues, "AWS::SQS::Queue").items()}
+    subscribed = {}
+    for sub in resources_of(queues, "AWS::SNS::Subscription").values():
+        props = sub["Properties"]
+        assert props["TopicArn"] == {"Ref": topic_id} and props["Protocol"] == "sqs"
+        subscribed[queue_names[props["Endpoint"]["Fn::GetAtt"][0]]] = props.get("RawMessageDelivery", False)
+    api = synth.template("Api")
+    (mapping,) = resources_of(api, "AWS::Lambda::EventSourceMapping").values()
+    function = api["Resources"][mapping["Properties"]["FunctionName"]["Ref"]]["Properties"]
+    return {
+        "event": topic_config["Event"],
+        "prefix": rule["Value"],
+        "subscribed": subscribed,  # queue name -> raw message delivery
+        "status_queue": render(mapping["Properties"]["EventSourceArn"]).rsplit(":", 1)[1],
+        "status_handler": function["Handler"],
+        "response_types": mapping["Properties"].get("FunctionResponseTypes", []),
+    }
+
+
+def s3_event_record(key: str, size: int, bucket: str = "hark-audio-123456789012-eu-west-1") -> dict:
+    """S3 event message structure, version 2.1; object keys are URL-encoded (spaces as '+')."""
+    return {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": REGION,
@@ -469,47 +493,141 @@ def test_s3_notification_of_the_templates_wiring_reads_as_an_upload(synth, stack
             "s3SchemaVersion": "1.0",
             "configurationId": "transcribe",
             "bucket": {
-                "name": "hark-audio-123456789012-eu-west-1",
+                "name": bucket,
                 "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                "arn": "arn:aws:s3:::hark-audio-123456789012-eu-west-1",
+                "arn": f"arn:aws:s3:::{bucket}",
             },
             "object": {
                 "key": quote_plus(key, safe="/"),
-                "size": 1024,
+                "size": size,
                 "eTag": "d41d8cd98f00b204e9800998ecf8427e",
                 "sequencer": "0055AED6DCD90281E5",
             },
         },
     }
-    # Through the real (emulated) queue, as the worker receives it.
+
+
+S3_TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-11-23T19:01:16.123Z",
+    "Bucket": "hark-audio-123456789012-eu-west-1",
+    "RequestId": "5582815E1AEA5ADF",
+    "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+}
+
+
+def test_upload_fanout_of_the_templates_wiring_reads_as_an_upload_on_both_queues(synth, stack):
+    wiring = upload_wiring(synth)
+    assert wiring["event"] == "s3:ObjectCreated:*"
+    key = upload_key("user_2abc", uuid.uuid4().hex, "réunion d'équipe 1.m4a")
+    assert key.startswith(wiring["prefix"])  # the keys the API mints fall under the notified prefix
+    # Raw delivery on every subscription: each queue's body is the S3 event itself (SNS's own envelope
+    # would need unwrapping, and the worker reads S3's shape).
+    assert all(wiring["subscribed"].values()), wiring["subscribed"]
+    deployed = template_resources()
+    assert set(wiring["subscribed"]) == {deployed.transcribe_queue.name, deployed.upload_status_queue.name}
+    record = s3_event_record(key, 1024)
+    # Through the real (emulated) queues, as each consumer receives it.
     sqs = aws.client("sqs")
-    url = aws.queue_url(stack.transcribe_queue.name)
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
-    sqs.send_message(
-        QueueUrl=url,
-        MessageBody=json.dumps(
+    for queue in (stack.transcribe_queue.name, stack.upload_status_queue.name):
+        url = aws.queue_url(queue)
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(S3_TEST_EVENT))
+        bodies = []
+        while len(bodies) < 2:
+            bodies += [
+                m["Body"]
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
+            ]
+        parsed = [parse_transcribe_body(b) for b in bodies]
+        assert [] in parsed  # the test event S3 sends when the notification is configured: nothing to do
+        (uploads,) = [p for p in parsed if p != []]
+        (upload,) = uploads
+        assert upload.key == key and upload.bucket == record["s3"]["bucket"]["name"] and upload.size == 1024
+        assert (upload.user_id, upload.job_id) == ("user_2abc", key.split("/")[2])
+
+
+def sqs_lambda_event(bodies: list[str], queue: str) -> dict:
+    """What Lambda's SQS event source hands the function (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html)."""
+    return {
+        "Records": [
             {
-                "Service": "Amazon S3",
-                "Event": "s3:TestEvent",
-                "Time": "2026-11-23T19:01:16.123Z",
-                "Bucket": "hark-audio-123456789012-eu-west-1",
-                "RequestId": "5582815E1AEA5ADF",
-                "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1545082649183",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1545082649185",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
+                "awsRegion": REGION,
             }
-        ),
-    )
-    bodies = []
-    while len(bodies) < 2:
-        bodies += [
-            m["Body"]
-            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            for body in bodies
         ]
-    parsed = [parse_transcribe_body(b) for b in bodies]
-    assert [] in parsed  # the test event S3 sends when the notification is configured: nothing to do
-    (uploads,) = [p for p in parsed if p != []]
-    (upload,) = uploads
-    assert upload.key == key and upload.bucket == record["s3"]["bucket"]["name"] and upload.size == 1024
-    assert (upload.user_id, upload.job_id) == ("user_2abc", key.split("/")[2])
+    }
+
+
+def test_upload_status_function_queues_the_job_from_the_documented_sqs_event(synth, stack):
+    """Issue 10, item 7: the function the template maps to the upload-status queue marks the job QUEUED
+    with the object's real size, deletes an upload no job accounts for, and reports an unreadable body
+    as a batch item failure (so only that record comes back, and in the end reaches the DLQ)."""
+    import importlib
+
+    from hark.jobs import Job, JobStatus, new_job_id, now_iso
+
+    wiring = upload_wiring(synth)
+    assert wiring["status_queue"] == template_resources().upload_status_queue.name
+    assert wiring["subscribed"][wiring["status_queue"]] is True  # fed, raw, by the uploads topic
+    assert wiring["response_types"] == ["ReportBatchItemFailures"]
+    module, _, name = wiring["status_handler"].rpartition(".")
+    handler = getattr(importlib.import_module(module), name)
+
+    store, s3 = aws.job_store(), aws.client("s3")
+    job_id = new_job_id()
+    job = store.create(
+        Job(
+            job_id=job_id,
+            user_id="user_2abc",
+            filename="memo.wav",
+            content_type="audio/wav",
+            size_bytes=1024,
+            audio_key=upload_key("user_2abc", job_id, "memo.wav"),
+            status=JobStatus.UPLOADING,
+            created_at=now_iso(),
+            updated_at=now_iso(),
+        )
+    )
+    orphan = upload_key("user_2abc", new_job_id(), "left behind.wav")
+    for k in (job.audio_key, orphan):
+        s3.put_object(Bucket=stack.audio_bucket.name, Key=k, Body=b"\0" * 1024)
+    bodies = [
+        json.dumps({"Records": [s3_event_record(job.audio_key, 1024, stack.audio_bucket.name)]}),
+        json.dumps({"Records": [s3_event_record(orphan, 1024, stack.audio_bucket.name)]}),
+        json.dumps(S3_TEST_EVENT),
+        "this is not an S3 event",
+    ]
+    event = sqs_lambda_event(bodies, stack.upload_status_queue.name)
+    answer = handler(event, LambdaContext("hark-upload-status"))
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][3]["messageId"]}]}
+    queued = store.get(job_id)
+    assert queued.status == JobStatus.QUEUED and queued.uploaded_bytes == 1024
+    assert queued.queued_at == "2026-11-23T19:01:16.123000Z" and queued.attempts == 0
+    listed = s3.list_objects_v2(Bucket=stack.audio_bucket.name)
+    assert [o["Key"] for o in listed.get("Contents", [])] == [job.audio_key]  # the orphan is gone, nothing else
+    # The same event again (at-least-once delivery): nothing changes, nothing fails.
+    assert handler(
+        sqs_lambda_event(bodies[:3], stack.upload_status_queue.name), LambdaContext("hark-upload-status")
+    ) == {"batchItemFailures": []}
+    assert store.get(job_id) == queued
 
 
 def test_routes_without_authorization_reach_the_api_lambda_without_the_authorizer(synth, gateway):

@@ -1,4 +1,4 @@
-"""Queues, tables, buckets and the S3-to-SQS notification follow hark.resources exactly."""
+"""Queues, tables, buckets and the upload notification (S3 -> SNS -> SQS) follow hark.resources exactly."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_every_stack_synthesised(synth):
 
 def test_queues_and_dead_letter_queues_from_hark_resources(synth):
     t = synth.assertions("Queues")
-    t.resource_count_is("AWS::SQS::Queue", 4)
+    t.resource_count_is("AWS::SQS::Queue", 2 * len(RES.queues))  # each with its DLQ
     template = synth.template("Queues")
     by_name = {
         q["Properties"]["QueueName"]: (k, q["Properties"]) for k, q in resources_of(template, "AWS::SQS::Queue").items()
@@ -51,25 +51,37 @@ def test_queues_and_dead_letter_queues_from_hark_resources(synth):
     assert RES.transcribe_queue.max_receive_count == 4  # the design's "(4 receives) -> DLQ"
 
 
-def test_queues_deny_plain_http_and_accept_only_the_audio_bucket(synth):
+def test_queues_deny_plain_http_and_accept_only_the_uploads_topic(synth):
     template = synth.template("Queues")
     policies = list(resources_of(template, "AWS::SQS::QueuePolicy").values())
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert sum(
+        1 for s in statements if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ) == 2 * len(RES.queues)
+    (topic_id,) = resources_of(template, "AWS::SNS::Topic")
+    sends = [s for s in statements if s.get("Principal") == {"Service": "sns.amazonaws.com"}]
+    # One per subscribed queue, each only from the uploads topic; nothing may send straight from S3.
+    assert len(sends) == len(RES.uploads_topic.raw_subscribers)
+    for send in sends:
+        assert send["Action"] == "sqs:SendMessage"
+        assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": topic_id}}}
+    assert not [s for s in statements if s.get("Principal") == {"Service": "s3.amazonaws.com"}]
+
+
+def test_uploads_topic_accepts_only_the_audio_bucket_over_tls(synth):
+    template = synth.template("Queues")
+    ((topic_id, topic),) = resources_of(template, "AWS::SNS::Topic").items()
+    assert topic["Properties"]["TopicName"] == RES.uploads_topic.name
+    (policy,) = resources_of(template, "AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (publish,) = [s for s in statements if s.get("Principal") == {"Service": "s3.amazonaws.com"}]
+    assert publish["Action"] == "sns:Publish" and publish["Resource"] == {"Ref": topic_id}
     assert (
-        sum(
-            1
-            for s in statements
-            if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        )
-        == 4
-    )
-    (s3_send,) = [s for s in statements if s.get("Principal") == {"Service": "s3.amazonaws.com"}]
-    assert s3_send["Action"] == "sqs:SendMessage"
-    assert (
-        render(s3_send["Condition"]["ArnEquals"]["aws:SourceArn"])
+        render(publish["Condition"]["ArnEquals"]["aws:SourceArn"])
         == f"arn:${{AWS::Partition}}:s3:::{RES.audio_bucket.name}"
     )
-    assert s3_send["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert [s for s in statements if s["Effect"] == "Deny" and "aws:SecureTransport" in str(s.get("Condition"))]
 
 
 def test_tables_on_demand_pitr_ttl_and_indexes(synth):
@@ -168,12 +180,13 @@ def test_audio_bucket_cors_allows_browser_uploads_from_the_web_origin(synth):
     assert rule["ExposedHeaders"] == ["ETag"]
 
 
-def test_upload_notification_goes_to_the_transcribe_queue_for_uploads_only(synth):
+def test_upload_notification_goes_to_the_uploads_topic_for_uploads_only(synth):
     config = _bucket(synth, RES.audio_bucket.name)["Properties"]["NotificationConfiguration"]
-    (queue_config,) = config["QueueConfigurations"]
-    assert queue_config["Event"] == "s3:ObjectCreated:*"
-    assert queue_config["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": RES.audio_bucket.notify_prefix}]}}
-    assert render(queue_config["Queue"]).endswith(f":{RES.transcribe_queue.name}")
+    assert set(config) == {"TopicConfigurations"}  # nothing straight to a queue: the topic fans out
+    (topic_config,) = config["TopicConfigurations"]
+    assert topic_config["Event"] == "s3:ObjectCreated:*"
+    assert topic_config["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": RES.audio_bucket.notify_prefix}]}}
+    assert render(topic_config["Topic"]).endswith(f":{RES.uploads_topic.name}")
     assert "NotificationConfiguration" not in _bucket(synth, RES.transcripts_bucket.name)["Properties"]
     # A native bucket property: no BucketNotifications custom resource and its Lambda.
     assert not resources_of(synth.template("Storage"), "Custom::S3BucketNotifications")

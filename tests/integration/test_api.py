@@ -118,6 +118,7 @@ def test_create_job(stack):
         "language",
         "detected_language",
         "duration_seconds",
+        "no_speech",
         "created_at",
         "updated_at",
         "queued_at",

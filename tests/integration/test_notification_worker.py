@@ -256,6 +256,60 @@ def test_failed_job_gets_a_failure_email_with_the_reason(emulator, store, start_
     assert worker.stop() == 0
 
 
+def test_no_speech_job_gets_a_no_speech_email_without_links_or_language(emulator, store, start_worker, outbox):
+    """Issue 10, item 6: silence is not "your transcript is ready" with an empty transcript labelled English."""
+    job_id = new_job_id()
+    store.create(
+        Job(
+            job_id=job_id,
+            user_id="user_a",
+            email="ana@example.com",
+            filename="silencio.wav",
+            content_type="audio/wav",
+            size_bytes=256_044,
+            audio_key=f"uploads/user_a/{job_id}/silencio.wav",
+            status=JobStatus.UPLOADING,
+            created_at=now_iso(),
+            updated_at=now_iso(),
+        )
+    )
+    job = store.mark_queued(job_id, now_iso(), 256_044)
+    store.claim(job.job_id, "msg-1")
+    job = store.complete(job.job_id, None, 8.0, no_speech=True)  # what the transcription worker records
+    worker = start_worker()
+    notify(job.job_id)
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the no-speech email")
+    [raw] = sent_emails(emulator.endpoint)
+    msg = parsed(raw)
+    assert msg["Subject"] == 'No speech detected in "silencio.wav"'
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = msg.get_body(("html",)).get_content()
+    assert "detected no speech" in text and "detected no speech" in html
+    assert "(8 s)" in text  # how much was listened to
+    assert "Language" not in text and "English" not in text  # no language claimed
+    assert "/links/" not in text and "Preview" not in text  # no empty transcript offered
+    assert job.job_id in text and get_settings().web_url in text
+    assert (outbox / f"{job.job_id}.eml").exists() and store.get(job.job_id).notified_at
+    assert worker.stop() == 0
+
+
+def test_size_mismatch_failure_email_gives_both_sizes(emulator, store, start_worker):
+    """Issue 10, item 4: the failure email carries the worker's reason as recorded on the job."""
+    from worker.transcription.audio import PermanentError, check_declared
+
+    with pytest.raises(PermanentError) as refused:
+        check_declared(33_408, 1_000)  # what the worker checks before it reads a byte
+    job = make_job(store, status=JobStatus.FAILED, error=refused.value.reason)
+    worker = start_worker()
+    notify(job.job_id)
+    wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the failure email")
+    [raw] = sent_emails(emulator.endpoint)
+    text = parsed(raw).get_body(("plain",)).get_content()
+    assert f"Reason: {refused.value.reason}" in " ".join(text.split())
+    assert "33,408 bytes" in text and "1,000 bytes declared" in text
+    assert worker.stop() == 0
+
+
 def test_duplicate_notify_messages_send_one_email(emulator, store, start_worker):
     job = make_job(store, status=JobStatus.COMPLETED)
     for _ in range(3):

@@ -19,16 +19,20 @@ import pytest
 
 from hark import aws, keys
 from hark.jobs import JobStatus
-from hark.resources import TRANSCRIPTS_PREFIX
-from hark.settings import Settings
+from hark.local.event_source import SqsEventSource
+from hark.resources import TRANSCRIPTS_PREFIX, upload_status_function
+from hark.settings import Settings, get_settings
 from hark.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_notification_worker import sent_emails
 from tests.integration.test_transcription_worker import (
     ENGLISH,
     assert_exactly_once,
+    create_job,
     drain,
     notified_job_ids,
+    object_exists,
+    post_upload,
     read_transcript,
     reference,
     submit,
@@ -321,3 +325,67 @@ def test_job_deleted_while_transcribing_leaves_nothing(stack, workers, speech):
     assert left.get("KeyCount", 0) == 0
     assert aws.job_store().get(job.job_id) is None
     assert job.job_id not in notified_job_ids()  # nobody is emailed about a job they deleted
+
+
+@pytest.fixture
+def upload_status(stack):
+    """The upload-status function behind its SQS event source, as `hark up` runs it (in-process)."""
+    source = SqsEventSource(upload_status_function(stack), get_settings().region).start()
+    yield source
+    source.stop()
+
+
+def wait_status(job_id: str, status: JobStatus, timeout: float = 60):
+    deadline = time.time() + timeout
+    while True:
+        job = aws.job_store().get(job_id)
+        if job and job.status == status:
+            return job
+        assert time.time() < deadline, f"{job_id} is {job.status if job else None}, never {status}"
+        time.sleep(0.1)
+
+
+def visible_messages(name: str) -> int:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url(name), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"])
+
+
+def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_status, workers, speech):
+    """Issue 10, item 7: the upload-status function sees the upload arrive (S3 -> SNS -> its own queue),
+    so QUEUED shows with no worker running, and while the only worker is busy with another job."""
+    # No worker at all (a fleet scaled to zero): QUEUED at once, with the real size; the upload's event
+    # waits on the transcribe queue for a worker, untouched.
+    first = submit(speech(" ".join([ENGLISH] * 4), "en", "mp3"))  # about a minute of speech
+    queued = wait_status(first.job_id, JobStatus.QUEUED)
+    assert queued.queued_at and queued.uploaded_bytes == queued.size_bytes and queued.attempts == 0
+    assert visible_messages(stack.transcribe_queue.name) >= 1  # its event (beside S3's test event), unread
+
+    # An upload for a deleted job is deleted by the status function alone, no worker involved.
+    gone = create_job("gone.wav", "audio/wav")
+    aws.job_store().delete(gone.job_id)
+    post_upload(gone.audio_key, speech("hello there", "en", "wav"), "audio/wav")
+    deadline = time.time() + 60
+    while object_exists(stack.audio_bucket.name, gone.audio_key):
+        assert time.time() < deadline, "the orphan upload was never deleted"
+        time.sleep(0.1)
+
+    # The one worker takes the first job; a second upload is QUEUED while it is still busy with it.
+    worker = workers("only")
+    wait_busy([worker])
+    second = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
+    wait_status(second.job_id, JobStatus.QUEUED)
+    assert aws.job_store().get(first.job_id).status == JobStatus.PROCESSING
+
+    done = wait_finished([first.job_id, second.job_id], timeout=240)
+    assert all(j.status == JobStatus.COMPLETED for j in done.values())
+    assert epoch(done[second.job_id].queued_at) < epoch(done[second.job_id].started_at)
+    wait_queue_empty(stack.transcribe_queue.name)
+    wait_queue_empty(stack.upload_status_queue.name)
+    assert drain(stack.upload_status_queue.dlq_name) == []
+    assert_exactly_once(done, notified_job_ids())
+    # The worker's copy of the orphan's event found no job either: deleting the absent object is a no-op.
+    orphan_lines = worker.logged("upload for a job that does not exist (deleted, or never created): object deleted")
+    assert [line["key"] for line in orphan_lines] == [gone.audio_key]
+    assert not object_exists(stack.audio_bucket.name, gone.audio_key)

@@ -223,7 +223,7 @@ def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path
     subprocess.run(
         ["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(big), "synth", "8", "sine", "440"], check=True
     )
-    worker = workers(HARK_MAX_AUDIO_SECONDS="30", HARK_MAX_UPLOAD_BYTES=str(1024 * 1024))
+    workers(HARK_MAX_AUDIO_SECONDS="30", HARK_MAX_UPLOAD_BYTES=str(1024 * 1024))
     jobs = {
         "not an audio file": submit(not_audio),
         "not an audio file ": submit(garbage),
@@ -231,21 +231,123 @@ def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path
         "the recording is longer than the maximum of 0.5 minutes": submit(too_long),
         "the file is larger than the maximum of 1 MB": submit(big),
     }
-    # An upload for a job that does not exist (deleted, or foreign) is dropped, not failed.
-    stray = create_job("stray.wav", "audio/wav")
-    aws.job_store().delete(stray.job_id)
-    post_upload(stray.audio_key, speech("hello there", "en", "wav"), "audio/wav")
-
     finished = wait_finished([j.job_id for j in jobs.values()], timeout=120)
     for reason, job in jobs.items():
         done = finished[job.job_id]
         assert done.status == JobStatus.FAILED
         assert done.error.startswith(reason.strip()), done.error
-    wait_queue_empty(aws.stack_resources().transcribe_queue.name)  # the stray upload's event settled too
-    assert len(worker.logged("upload for a job that does not exist (deleted, or not ours): dropped")) == 1
-    notified = notified_job_ids()
-    assert_exactly_once(finished, notified)
-    assert stray.job_id not in notified and aws.job_store().get(stray.job_id) is None
+    wait_queue_empty(aws.stack_resources().transcribe_queue.name)
+    assert_exactly_once(finished, notified_job_ids())
+
+
+def object_exists(bucket: str, key: str) -> bool:
+    try:
+        aws.client("s3").head_object(Bucket=bucket, Key=key)
+        return True
+    except Exception as err:
+        if aws.s3_not_found(err):
+            return False
+        raise
+
+
+def test_upload_for_a_deleted_or_unknown_job_is_deleted_at_once(stack, workers, speech):
+    """Issue 10, item 5: audio no job accounts for does not wait 30 days for the bucket's lifecycle."""
+    clip = speech("hello there", "en", "wav")
+    deleted = create_job("deleted.wav", "audio/wav", size=clip.stat().st_size)
+    aws.job_store().delete(deleted.job_id)  # what DELETE /jobs/{id} leaves: the form still works for a while
+    unknown_key = keys.upload_key("user_a", new_job_id(), "never created.wav")
+    # A key under a real job's prefix that is not the key its record names (the API signs only that one).
+    kept = create_job("kept.wav", "audio/wav", size=clip.stat().st_size)
+    wrong_key = keys.upload_key(kept.user_id, kept.job_id, "another name.wav")
+    worker = workers()
+    for key in (deleted.audio_key, unknown_key, wrong_key):
+        post_upload(key, clip, "audio/wav")
+
+    bucket = stack.audio_bucket.name
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert not any(object_exists(bucket, k) for k in (deleted.audio_key, unknown_key, wrong_key))
+    orphans = worker.logged("upload for a job that does not exist (deleted, or never created): object deleted")
+    assert sorted(line["key"] for line in orphans) == sorted([deleted.audio_key, unknown_key])
+    (mismatch,) = worker.logged("upload does not match its job's record: object deleted")
+    assert mismatch["key"] == wrong_key
+    # Nothing else touched: the real job still waits for its own upload; no job created, none notified.
+    assert aws.job_store().get(kept.job_id).status == JobStatus.UPLOADING
+    assert aws.job_store().get(deleted.job_id) is None
+    assert notified_job_ids() == []
+    assert aws.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_upload_of_another_size_than_declared_fails_with_both_sizes(stack, workers, speech):
+    """Issue 10, item 4: declared 1,000 bytes, sent the whole clip: FAILED with a clear reason, and the
+    job shows the real size; a job whose upload matches its declaration beside it completes."""
+    from hark.api_schemas import job_view
+
+    clip = speech(ENGLISH, "en", "wav")
+    real = clip.stat().st_size
+    declared = 1000
+    liar = create_job(clip.name, "audio/wav", size=declared)
+    post_upload(liar.audio_key, clip, "audio/wav")
+    honest = submit(speech("Please call me back tomorrow morning.", "en", "mp3"))
+    workers()
+    finished = wait_finished([liar.job_id, honest.job_id])
+
+    failed = finished[liar.job_id]
+    assert failed.status == JobStatus.FAILED
+    assert failed.error == (
+        f"the uploaded file is {real:,} bytes, not the {declared:,} bytes declared when the upload was created; "
+        "upload the file again"
+    )
+    assert failed.size_bytes == declared and failed.uploaded_bytes == real
+    assert job_view(failed).size == real  # what GET /jobs/{id} shows
+    assert failed.detected_language is None and failed.duration_seconds is None  # never decoded
+    listed = aws.client("s3").list_objects_v2(
+        Bucket=stack.transcripts_bucket.name, Prefix=keys.job_prefix("transcripts/", liar.user_id, liar.job_id)
+    )
+    assert listed.get("KeyCount", 0) == 0  # no transcript of what was not declared
+
+    ok = finished[honest.job_id]
+    assert ok.status == JobStatus.COMPLETED and job_view(ok).size == ok.size_bytes == ok.uploaded_bytes
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(finished, notified_job_ids())
+
+
+def test_silence_and_noise_complete_as_no_speech_without_a_language(stack, workers, speech, tmp_path):
+    """Issue 10, item 6: no speech is said plainly (no_speech), with no language claimed, even when one
+    was asked for; speech beside it is unaffected."""
+    made = {
+        "silence.wav": ["-r", "16000", "-c", "1", "{out}", "trim", "0", "8"],
+        "white noise.wav": ["-r", "44100", "-c", "2", "{out}", "synth", "8", "whitenoise", "vol", "0.3"],
+        "brown noise.flac": ["-r", "16000", "-c", "1", "{out}", "synth", "8", "brownnoise", "vol", "0.5"],
+    }
+    files = []
+    for name, args in made.items():
+        out = tmp_path / name
+        subprocess.run(["sox", "-n", *[str(out) if a == "{out}" else a for a in args]], check=True)
+        files.append(out)
+    hum = tmp_path / "hum.mp3"  # a mains hum, as ffmpeg encodes it
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=120:duration=8", str(hum)],
+        check=True,
+    )
+    files.append(hum)
+    workers()
+    quiet = [submit(path) for path in files]
+    asked = submit(files[0], language="es")  # a language asked for is not claimed for silence either
+    spoken = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
+    finished = wait_finished([j.job_id for j in [*quiet, asked, spoken]])
+
+    for job in [*quiet, asked]:
+        done = finished[job.job_id]
+        assert done.status == JobStatus.COMPLETED, (job.filename, done.error)
+        assert done.no_speech is True and done.detected_language is None, job.filename
+        assert done.duration_seconds and abs(done.duration_seconds - 8) < 0.5
+        data = json.loads(read_transcript(job, "json")[0])
+        assert data["language"] is None and data["segments"] == []
+        assert read_transcript(job, "txt")[0].strip() == ""
+    said = finished[spoken.job_id]
+    assert said.status == JobStatus.COMPLETED and said.no_speech is False and said.detected_language == "en"
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(finished, notified_job_ids())
 
 
 def test_long_recording_without_invented_text(stack, workers):

@@ -105,6 +105,19 @@ def test_joined_makes_one_continuous_timeline():
     assert render_txt(joined).count("Hello there.") == 3
 
 
-@pytest.mark.parametrize("parts, language", [([], "en"), ([(0.0, transcript("es", 5))], "es")])
-def test_joined_language_falls_back(parts, language):
+def silent(language: str, duration: float) -> Transcript:
+    """A chunk where nothing was said: decoded in `language`, no segments."""
+    return transcript(language, duration).model_copy(update={"segments": []})
+
+
+@pytest.mark.parametrize(
+    "parts, language",
+    [
+        ([], None),  # no chunk: no language claimed
+        ([(0.0, silent("en", 300)), (300.0, silent("en", 300))], None),  # nothing said anywhere
+        ([(0.0, silent("en", 300)), (300.0, transcript("es", 5))], "es"),  # only spoken chunks vote
+        ([(0.0, transcript("es", 5))], "es"),
+    ],
+)
+def test_joined_language_is_only_claimed_for_speech(parts, language):
     assert Transcript.joined(parts, duration=5, model="m").language == language

@@ -1,4 +1,5 @@
-"""The two emails a finished job sends: "your transcript is ready" and "we could not transcribe it".
+"""The emails a finished job sends: "your transcript is ready", "no speech detected" and "we could not
+transcribe it".
 
 Pure functions of the job and a few strings, so they are easy to read and to test; the worker does the
 AWS calls (the preview read, SES). Beside them: the links the email carries (hark.links: signed API
@@ -242,6 +243,48 @@ def failed_email(job: Job, *, sender: str, web_url: str) -> EmailMessage:
 <li>Upload it again in a common format (MP3, M4A, WAV, FLAC or OGG), or convert it first.</li>
 <li>Very long recordings can be split into parts of a few hours.</li></ul>
 <p><a href="{e(web_url)}">Upload again</a>. If it keeps failing, contact support with this job id: <code>{e(job.job_id)}</code></p>
+<p>-- Hark</p>
+</body></html>
+""",
+    )
+    return msg
+
+
+def no_speech_email(job: Job, *, sender: str, web_url: str) -> EmailMessage:
+    """A COMPLETED job in which no speech was detected: said plainly, no empty transcript offered, no
+    language claimed (issue 10)."""
+    name = display_name(job.filename)
+    duration = human_duration(job.duration_seconds)
+    msg = _envelope(sender, job.email or "", f'No speech detected in "{name}"', job)
+    lines = [
+        "Hello,",
+        "",
+        f'We listened to all of "{name}" ({duration}) and detected no speech in it: it seems to hold only',
+        "silence, noise or music, so there is nothing to transcribe.",
+        "",
+        "If it does contain speech:",
+        "- Check that the file plays and that the voice is audible (not muted or very quiet).",
+        "- Upload it again, or another copy of the recording.",
+        "",
+        f"Open Hark: {web_url}",
+        f"If you need help, contact support with this job id: {job.job_id}",
+        "",
+        "-- Hark",
+    ]
+    text = "\n".join(lines) + "\n"
+    e = html.escape
+    _set_parts(
+        msg,
+        text,
+        f"""<!doctype html>
+<html><body style="font-family:sans-serif;line-height:1.5;max-width:600px">
+<p>Hello,</p>
+<p>We listened to all of <strong>{e(name)}</strong> ({e(duration)}) and <strong>detected no speech</strong> in it:
+it seems to hold only silence, noise or music, so there is nothing to transcribe.</p>
+<p>If it does contain speech:</p>
+<ul><li>Check that the file plays and that the voice is audible (not muted or very quiet).</li>
+<li>Upload it again, or another copy of the recording.</li></ul>
+<p><a href="{e(web_url)}">Open Hark</a>. If you need help, contact support with this job id: <code>{e(job.job_id)}</code></p>
 <p>-- Hark</p>
 </body></html>
 """,

@@ -35,7 +35,14 @@ from hark.links import signing_key
 from hark.messages import BrokenMessage, parse_notify_body
 from hark.recipients import LookupFailed, NoRecipient
 from hark.settings import Settings
-from worker.notification.emails import completed_email, email_links, failed_email, preview_of, with_recipient
+from worker.notification.emails import (
+    completed_email,
+    email_links,
+    failed_email,
+    no_speech_email,
+    preview_of,
+    with_recipient,
+)
 from worker.runtime import DEAD_LETTER, DONE, Backoff, Delivery, Outcome, QueueConsumer, Telemetry, retry
 
 SERVICE = "notification"
@@ -159,6 +166,8 @@ class NotifyHandler:
         s = self.settings
         if job.status == JobStatus.FAILED:
             return failed_email(job, sender=s.email_sender, web_url=s.web_url)
+        if job.no_speech:  # nothing to download or preview: say so instead of sending an empty transcript
+            return no_speech_email(job, sender=s.email_sender, web_url=s.web_url)
         links = email_links(
             job, api_url=s.api_url, ttl_seconds=s.email_link_ttl_seconds, key=signing_key(), web_url=s.web_url
         )

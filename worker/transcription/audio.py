@@ -22,9 +22,10 @@ SAMPLE_RATE = 16000
 class PermanentError(Exception):
     """The input can never be transcribed; `reason` is shown to the user."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, uploaded_bytes: int | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.uploaded_bytes = uploaded_bytes  # the object's real size, when that is the problem
 
 
 def human_bytes(n: float) -> str:
@@ -46,15 +47,32 @@ def check_size(size: int, max_bytes: int) -> None:
         raise PermanentError(f"the file is larger than the maximum of {human_bytes(max_bytes)}")
 
 
-def download(s3, bucket: str, key: str, dest: Path, max_bytes: int) -> Path:
-    """The object at `key`, on disk, after its real size is checked (the event's size may be absent)."""
+def check_declared(size: int, declared: int) -> None:
+    """What was uploaded must be what was declared when the upload was created (issue 10)."""
+    if size != declared:
+        raise PermanentError(
+            f"the uploaded file is {size:,} bytes, not the {declared:,} bytes declared when the upload was "
+            "created; upload the file again",
+            uploaded_bytes=size,
+        )
+
+
+def download(s3, bucket: str, key: str, dest: Path, max_bytes: int, declared_bytes: int | None = None) -> Path:
+    """The object at `key`, on disk, after its real size is checked against the limit and, for an upload,
+    against the size its job declared (the event's size may be absent: the HEAD is the truth)."""
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
         if aws.s3_not_found(err):
             raise PermanentError("the uploaded file is no longer there") from None
         raise
-    check_size(int(head["ContentLength"]), max_bytes)
+    size = int(head["ContentLength"])
+    try:
+        check_size(size, max_bytes)
+        if declared_bytes is not None:
+            check_declared(size, declared_bytes)
+    except PermanentError as err:
+        raise PermanentError(err.reason, uploaded_bytes=size) from None
     s3.download_file(bucket, key, str(dest))
     return dest
 

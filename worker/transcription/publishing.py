@@ -34,6 +34,11 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
 
 def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> None:
     bucket = ctx.res.transcripts_bucket.name
+    # Silence, noise or music: VAD finds no speech and Whisper says nothing. The job completes with
+    # an explicit "no speech detected" and claims no language (the model's guess on nothing is noise).
+    no_speech = not transcript.text
+    if no_speech:
+        transcript = transcript.model_copy(update={"language": None, "language_probability": None})
     for fmt, render in RENDERERS.items():
         try:
             # Conditional: a duplicate assembly or a retry never replaces a transcript once written.
@@ -48,7 +53,7 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
             if err.response.get("Error", {}).get("Code") not in ALREADY_WRITTEN:
                 raise
     try:
-        ctx.store.complete(job.job_id, transcript.language, transcript.duration)
+        ctx.store.complete(job.job_id, transcript.language, transcript.duration, no_speech=no_speech)
     except TransitionRefused:
         if ctx.store.get(job.job_id) is None:
             remove_transcripts(ctx, job)  # what we just wrote must not outlive the job
@@ -61,14 +66,17 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
     logger.info(
         "job completed",
         language=transcript.language,
+        no_speech=no_speech,
         audio_seconds=transcript.duration,
         segments=len(transcript.segments),
     )
 
 
-def fail_job(ctx: Context, job_id: str, reason: str, attempt: int | None = None) -> None:
+def fail_job(
+    ctx: Context, job_id: str, reason: str, attempt: int | None = None, uploaded_bytes: int | None = None
+) -> None:
     try:
-        ctx.store.fail(job_id, reason)
+        ctx.store.fail(job_id, reason, uploaded_bytes=uploaded_bytes)
     except TransitionRefused:
         logger.info("job already finished; failure not recorded", reason=reason)
         return

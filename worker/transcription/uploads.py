@@ -9,7 +9,8 @@ from pathlib import Path
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hark.jobs import Job, JobStatus, TransitionRefused
+from hark.arrivals import receive_upload
+from hark.jobs import Job, TransitionRefused
 from hark.messages import UploadEvent
 from worker.runtime import Delivery
 
@@ -21,18 +22,14 @@ from .publishing import fail_job, notify, publish
 
 
 def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> None:
-    job = ctx.store.get(event.job_id)
-    if job is None:
-        logger.warning("upload for a job that does not exist (deleted, or not ours): dropped", key=event.key)
+    # The upload-status function has usually seen this upload already (QUEUED, orphans deleted);
+    # the same idempotent step here covers an event this worker happens to see first.
+    arrival = receive_upload(ctx.store, ctx.s3, event)
+    if arrival.job is None:
+        logger.warning(arrival.orphan_reason, key=event.key, bytes=event.size)
+        ctx.metric("OrphanUploadsDeleted", 1, MetricUnit.Count)
         return
-    if job.user_id != event.user_id or job.audio_key != event.key:
-        logger.warning("upload does not match its job's record: dropped", key=event.key, expected=job.audio_key)
-        return
-    if job.status == JobStatus.UPLOADING:
-        try:
-            ctx.store.mark_queued(job.job_id, event.event_time)
-        except TransitionRefused:
-            pass  # another delivery of this event got there first
+    job = arrival.job
     try:
         job = ctx.store.claim(job.job_id, delivery.id)
     except TransitionRefused:
@@ -61,10 +58,17 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
-            path = audio.download(ctx.s3, event.bucket, event.key, Path(tmp) / "upload", ctx.settings.max_upload_bytes)
+            path = audio.download(
+                ctx.s3,
+                event.bucket,
+                event.key,
+                Path(tmp) / "upload",
+                ctx.settings.max_upload_bytes,
+                declared_bytes=job.size_bytes,
+            )
             samples = audio.load(path, ctx.settings.max_audio_seconds)
     except PermanentError as err:
-        fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count)
+        fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count, uploaded_bytes=err.uploaded_bytes)
         return
     duration = len(samples) / audio.SAMPLE_RATE
     if duration > ctx.settings.chunk_threshold_seconds:
