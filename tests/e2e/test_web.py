@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -134,4 +135,19 @@ def test_rejected_token_signs_out_with_message(page, live_stack):
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("Email")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('hark.session')") is None
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_recording_without_speech_says_so_and_names_no_language(page, live_stack, tmp_path):
+    silence = tmp_path / "empty-room.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(silence), "trim", "0", "6"], check=True)
+    sign_in(page, live_stack.url, "quiet@example.com")
+    page.locator("#file-input").set_input_files(silence)
+    item = job_item(page, silence.name)
+    expect(item.locator(".badge")).to_have_attribute("data-status", "COMPLETED", timeout=TRANSCRIBE_TIMEOUT_MS)
+    note = item.locator('[data-note="no-speech"]')
+    expect(note).to_contain_text("No speech detected")
+    expect(page.locator("#announcer")).to_contain_text(f"{silence.name}: no speech detected")
+    meta = item.locator(".job-meta").inner_text()
+    assert not re.search(r"English|Spanish", meta), meta  # no language is claimed
     assert not page.js_errors, page.js_errors
