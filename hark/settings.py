@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # Language identification per speech window (mixed-language recordings): a window identified with
     # less than this probability takes the recording's dominant language instead.
     language_window_min_probability: float = 0.5
+    # False: one language for the whole recording, detected once (one encoder pass less per speech window).
+    language_per_window: bool = True
     chunk_threshold_seconds: float = 600
     chunk_target_seconds: float = 300
     # Captions (srt, vtt; hark.transcript.CaptionStyle): the stored files use these, GET /jobs/{id}/transcript

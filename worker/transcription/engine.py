@@ -170,6 +170,10 @@ class Engine:
         windows: list[Window] = []
         if forced:
             decoded = self._batched(samples, forced)
+        elif not self.settings.language_per_window:
+            code, _ = self.detect_language(samples)
+            decoded = self._batched(samples, code)
+            windows = [Window(0, len(samples), samples, code, 1.0)]
         else:
             windows = self.speech_windows(samples)
             self.identify(windows)
