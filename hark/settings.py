@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Language identification per speech window (mixed-language recordings): a window identified with
     # less than this probability takes the recording's dominant language instead.
     language_window_min_probability: float = 0.5
+    # A switch to another language needs this much speech in a row identified as it; a shorter run
+    # (a phrase that sounds Portuguese in Spanish speech) keeps the recording's main language.
+    language_switch_min_seconds: float = 4.0
     # False: one language for the whole recording, detected once (one encoder pass less per speech window).
     language_per_window: bool = True
     chunk_threshold_seconds: float = 600

@@ -85,8 +85,9 @@ class Engine:
             for c in get_speech_timestamps(samples, options)
         ]
 
-    def identify(self, windows: list[Window]) -> None:
-        """Each window's language and its probability, in batches of the encoder (one pass per window)."""
+    def identify(self, windows: list[Window]) -> bool:
+        """Each window's language and its probability, in batches of the encoder (one pass per window);
+        False when no window could be identified with confidence."""
         extractor = self.model.feature_extractor
         heard = [w for w in windows if w.seconds >= MIN_IDENTIFY_SECONDS]
         for i in range(0, len(heard), max(1, self.settings.batch_size)):
@@ -100,18 +101,27 @@ class Engine:
         # identified with confidence; with none, the language heard longest.
         floor = self.settings.language_window_min_probability
         confident = [w for w in windows if w.probability >= floor]
-        if not confident:
-            by_language: dict[str, float] = {}
-            for w in windows:
-                by_language[w.language] = by_language.get(w.language, 0.0) + w.seconds
-            main = max(by_language, key=lambda code: by_language[code]) if by_language else ""
         for w in windows:
-            if w.probability < floor:
-                w.language = (
-                    min(confident, key=lambda c: max(c.begin - w.stop, w.begin - c.stop)).language
-                    if confident
-                    else main or w.language
-                )
+            if w.probability < floor and confident:
+                w.language = min(confident, key=lambda c: max(c.begin - w.stop, w.begin - c.stop)).language
+        if not confident:  # nothing long or clear enough to tell by: the caller detects one language
+            return False
+        # A run of windows in another language than the main one is a switch only when it is long enough.
+        main = spoken_longest(windows)
+        runs: list[list[Window]] = []
+        previous: Window | None = None
+        for w in windows:
+            if w.language != main:
+                if previous is not None and previous.language == w.language:
+                    runs[-1].append(w)
+                else:
+                    runs.append([w])
+            previous = w
+        for run in runs:
+            if sum(r.seconds for r in run) < self.settings.language_switch_min_seconds:
+                for r in run:
+                    r.language = main
+        return True
 
     # -- decoding --------------------------------------------------------------------------------------------
     def _batched(
@@ -176,7 +186,10 @@ class Engine:
             windows = [Window(0, len(samples), samples, code, 1.0)]
         else:
             windows = self.speech_windows(samples)
-            self.identify(windows)
+            if not self.identify(windows):
+                code, probability = self.detect_language(samples)
+                for w in windows:
+                    w.language, w.probability = code, probability
             languages = {w.language for w in windows}
             if len(languages) <= 1:  # one language: the pipeline as it always runs
                 decoded = self._batched(samples, languages.pop() if languages else "en")
@@ -209,6 +222,13 @@ class Engine:
             model=self.name,
             segments=segments,
         )
+
+
+def spoken_longest(windows: list[Window]) -> str:
+    seconds: dict[str, float] = {}
+    for w in windows:
+        seconds[w.language] = seconds.get(w.language, 0.0) + w.seconds
+    return max(seconds, key=lambda code: seconds[code]) if seconds else ""
 
 
 def language_spans(windows: list[Window]) -> dict[str, list[tuple[float, float]]]:
