@@ -43,3 +43,29 @@ def test_flags_of_each_failure():
     assert flags(speech, -0.3, 0.9, T) == []  # sure of itself: Whisper keeps such text too
     assert flags("   ", -3.0, 0.99, T) == []  # nothing to doubt
     assert set(flags(LOOP, -1.5, 0.9, T)) <= set(FLAGS)
+
+
+def test_language_spans_join_neighbours_in_one_language_up_to_30_seconds():
+    import numpy as np
+
+    from worker.transcription.audio import SAMPLE_RATE
+    from worker.transcription.engine import WINDOW_SECONDS, Window, language_spans, spoken_longest
+
+    def window(start: float, end: float, language: str) -> Window:
+        begin, stop = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        return Window(begin, stop, np.zeros(stop - begin, dtype=np.float32), language, 0.9)
+
+    windows = [
+        window(0, 10, "es"),
+        window(10.5, 20, "es"),
+        window(21, 25, "en"),  # English between: the Spanish on either side is never one span
+        window(26, 28, "en"),
+        window(29, 40, "es"),
+        window(41, 45, "es"),
+        window(46, 29 + WINDOW_SECONDS + 1, "es"),  # would make the span longer than 30 s: a new one
+    ]
+    assert language_spans(windows) == {
+        "es": [(0.0, 20.0), (29.0, 45.0), (46.0, 60.0)],
+        "en": [(21.0, 28.0)],
+    }
+    assert spoken_longest(windows) == "es" and spoken_longest([]) == ""
