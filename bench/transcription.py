@@ -3,7 +3,11 @@
 Compares, on the same decoded audio and the same model, side by side:
   baseline  faster-whisper's sequential WhisperModel.transcribe with its defaults (beam 5),
             what a first implementation would call;
-  hark      the worker's Engine (batched pipeline, VAD, word timestamps), what production runs.
+  plain     the worker's Engine (batched pipeline, VAD, word timestamps) with one language for the
+            whole recording and no quality checks (HARK_LANGUAGE_PER_WINDOW and HARK_QUALITY_REDECODE
+            off): what production ran before both;
+  hark      the worker's Engine as production runs it: language per speech window, doubtful segments
+            re-decoded (worker/transcription/quality.py).
 For each: real-time factor (audio seconds per wall second; median over the short clips, and the
 3.9-minute long-form clip on its own), word error rate per language (normalised as in hark/wer.py),
 and language detection accuracy. Results print as a table and replace the "Transcription" section
@@ -64,6 +68,15 @@ def run_hark(engine: Engine, samples, language=None):
     return t.text, t.language
 
 
+def run_plain(engine: Engine, samples, language=None):
+    full = engine.settings
+    engine.settings = full.model_copy(update={"language_per_window": False, "quality_redecode": False})
+    try:
+        return run_hark(engine, samples, language)
+    finally:
+        engine.settings = full
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     return f"{os.cpu_count()} cores ({cpu}), {platform.python_implementation()} {platform.python_version()}"
@@ -97,7 +110,7 @@ def main() -> int:
     engine.transcribe(audio[rows[0]["file"]][: 16000 * 5])  # warm-up, untimed
 
     results: dict[str, dict] = {}
-    for mode, fn in (("baseline", run_baseline), ("hark", run_hark)):
+    for mode, fn in (("baseline", run_baseline), ("plain", run_plain), ("hark", run_hark)):
         per = results.setdefault(mode, {"rtf_short": [], "long": None, "errors": {}, "words": {}, "lang_ok": 0, "n": 0})
         for r in rows:
             started = time.perf_counter()
@@ -136,12 +149,14 @@ def main() -> int:
             f"| {mode} | {statistics.median(per['rtf_short']):.1f}x real time | {long_rtf:.1f}x | {long_wer:.1%} | "
             f"{wer_en:.1%} | {wer_es:.1%} | {per['lang_ok']}/{per['n']} |"
         )
-    b, h = results["baseline"], results["hark"]
-    if b["long"] and h["long"]:
+    b, p, h = results["baseline"], results["plain"], results["hark"]
+    if b["long"] and h["long"] and p["long"]:
         lines += [
             "",
-            f"Ratio hark / baseline: {statistics.median(h['rtf_short']) / statistics.median(b['rtf_short']):.2f}x "
-            f"on short clips, {h['long'][0] / b['long'][0]:.2f}x on the long clip.",
+            f"Speed hark / baseline: {statistics.median(h['rtf_short']) / statistics.median(b['rtf_short']):.2f}x "
+            f"on short clips, {h['long'][0] / b['long'][0]:.2f}x on the long clip; hark / plain (the cost of the "
+            f"language per window and the quality checks): {statistics.median(h['rtf_short']) / statistics.median(p['rtf_short']):.2f}x "
+            f"and {h['long'][0] / p['long'][0]:.2f}x.",
         ]
     table = "\n".join(lines)
     print("\n" + table)

@@ -1,6 +1,6 @@
 // The transcript viewer: a modal dialog with segments, timestamps, language, duration, copy.
 
-import { linkExpiry } from "./api.js";
+import { api, linkExpiry } from "./api.js";
 import { clock, el, formatDuration, languageName } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +33,67 @@ $("copy-text").addEventListener("click", async () => {
   }
   setTimeout(() => { status.textContent = ""; }, 4000);
 });
+
+// Captions in another style: the API re-renders them from the JSON and answers a short-lived link.
+$("caption-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!current) return;
+  const form = e.currentTarget;
+  const format = e.submitter?.value || "srt";
+  const chars = $("caption-chars"), lines = $("caption-lines");
+  $("viewer-error").textContent = "";
+  for (const input of [chars, lines]) {
+    if (!input.checkValidity()) {
+      $("viewer-error").textContent =
+        `${input.labels[0].textContent.trim()}: a whole number from ${input.min} to ${input.max}.`;
+      input.focus();
+      return;
+    }
+  }
+  const jobId = current.jobId;
+  const query = new URLSearchParams({ format, chars_per_line: chars.value, lines_per_cue: lines.value });
+  form.setAttribute("aria-busy", "true");
+  try {
+    const link = await api(`/jobs/${encodeURIComponent(jobId)}/transcript?${query}`);
+    if (current?.jobId !== jobId) return;
+    const label = `${format.toUpperCase()} ${chars.value}×${lines.value}`;
+    $("caption-links").replaceChildren(el("a", { href: link.url, className: "dl", target: "_blank", rel: "noopener",
+      "data-format": format, "aria-label": `Download ${label} captions` }, label));
+    $("caption-links").querySelector("a").focus();
+  } catch (err) {
+    $("viewer-error").textContent = err.message;
+  } finally {
+    form.removeAttribute("aria-busy");
+  }
+});
+
+const FLAG_TEXT = {
+  repetition: "possible repetition loop",
+  low_confidence: "low confidence",
+  no_speech: "possibly no speech here",
+};
+
+function segmentItem(s, language) {
+  const flags = s.flags || [];
+  const text = el("p", {}, s.text.trim());
+  if (s.language && s.language !== language) {
+    text.append(el("span", { className: "lang", title: languageName(s.language) }, s.language));
+  }
+  if (flags.length) {
+    const why = flags.map((f) => FLAG_TEXT[f] || f).join(", ");
+    text.append(el("span", { className: "flag", title: why }, `Doubtful: ${why}`));
+  }
+  return el("li", { className: flags.length ? "segment doubtful" : "segment", "data-flags": flags.join(" ") },
+    el("time", { className: "ts", title: `${Number(s.start).toFixed(2)}–${Number(s.end).toFixed(2)} s` },
+      clock(s.start)),
+    text);
+}
+
+function languageLabel(transcript, fresh) {
+  const name = languageName(transcript.language || fresh.detected_language);
+  const share = transcript.language_share;
+  return share != null && share < 1 ? `${name} (${Math.round(share * 100)}% of the speech)` : name;
+}
 
 async function fetchTranscript(job, refreshJob) {
   let url = job.transcript?.json;
@@ -74,6 +135,7 @@ export async function openViewer(job, refreshJob) {
   $("viewer-title").textContent = job.filename;
   $("viewer-error").textContent = "";
   $("copy-status").textContent = "";
+  $("caption-links").replaceChildren();
   $("viewer-meta").replaceChildren();
   $("viewer-downloads").replaceChildren();
   $("segments").replaceChildren(el("li", { className: "muted loading" }, "Loading transcript…"));
@@ -86,18 +148,17 @@ export async function openViewer(job, refreshJob) {
     const { job: fresh, transcript } = await fetchTranscript(job, refreshJob);
     if (current?.jobId !== jobId) return; // closed or replaced meanwhile
     const segments = transcript.segments || [];
-    current.text = segments.map((s) => s.text.trim()).join(" ").trim();
+    current.text = (transcript.text ?? segments.map((s) => s.text.trim()).join(" ")).trim();
+    const doubtful = segments.filter((s) => s.flags?.length).length;
     $("viewer-meta").replaceChildren(
-      ...meta("Language", languageName(transcript.language || fresh.detected_language)),
+      ...meta("Language", languageLabel(transcript, fresh)),
       ...meta("Duration", formatDuration(transcript.duration ?? fresh.duration_seconds)),
       ...meta("Model", transcript.model),
+      ...meta("Doubtful", doubtful ? `${doubtful} of ${segments.length} segments` : ""),
     );
     $("viewer-downloads").replaceChildren(el("span", { className: "muted" }, "Download:"), ...downloadLinks(fresh));
     $("segments").replaceChildren(...(segments.length
-      ? segments.map((s) => el("li", { className: "segment" },
-        el("time", { className: "ts", title: `${Number(s.start).toFixed(2)}–${Number(s.end).toFixed(2)} s` },
-          clock(s.start)),
-        el("p", {}, s.text.trim())))
+      ? segments.map((s) => segmentItem(s, transcript.language))
       : [el("li", { className: "muted" }, "No speech was found in this recording.")]));
     $("copy-text").disabled = !current.text;
   } catch (e) {

@@ -85,6 +85,8 @@ def cmd_transcribe(args) -> int:
     session.headers["Authorization"] = f"Bearer {token}"
     jobs: list[tuple[Path, str]] = []
     failed = False
+    if (args.chars_per_line or args.lines_per_cue) and args.format not in ("srt", "vtt"):
+        raise CliError("--chars-per-line and --lines-per-cue shape captions: add --format srt or --format vtt")
 
     for name in args.files:
         path = Path(name)
@@ -126,7 +128,20 @@ def cmd_transcribe(args) -> int:
                 break
             job = r.json()
             if job["status"] == "COMPLETED":
-                text = requests.get(job["transcript"][args.format], timeout=60)
+                url = job["transcript"][args.format]
+                if args.chars_per_line or args.lines_per_cue:  # captions in another style: the API renders them
+                    query = {
+                        "format": args.format,
+                        "chars_per_line": args.chars_per_line,
+                        "lines_per_cue": args.lines_per_cue,
+                    }
+                    link = session.get(f"{args.server}/jobs/{job_id}/transcript", params=query, timeout=60)
+                    if link.status_code != 200:
+                        print(f"{path}: {_error_message(link)}", file=sys.stderr)
+                        failed = True
+                        break
+                    url = link.json()["url"]
+                text = requests.get(url, timeout=60)
                 text.raise_for_status()
                 if len(args.files) > 1:
                     print(f"==> {path} <==")
@@ -164,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--server", default=default_server(), help="API base URL (default $HARK_SERVER or local)")
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
+    tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
+    tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(
         "--email",
         default=os.environ.get("HARK_EMAIL", "you@example.com"),

@@ -6,7 +6,7 @@ and every read goes through JobStore.get_owned, so a foreign id and an unknown i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from functools import lru_cache
 from typing import Any
@@ -23,9 +23,10 @@ from hark.api_schemas import (
     presigned_get,
 )
 from hark.jobs import Job, JobStatus, QuotaFull, new_job_id, now_iso
-from hark.keys import job_prefix, transcript_key, upload_key
+from hark.keys import caption_key, job_prefix, transcript_key, upload_key
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.settings import get_settings
+from hark.transcript import CAPTION_FORMATS, CAPTION_RENDERERS, CONTENT_TYPES, CaptionStyle, Transcript
 from hark.uploads import UploadRefused, check_upload, presigned_upload
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -221,7 +222,19 @@ def get_job(caller: Caller, job_id: str) -> JobView:
     return _view(_owned(caller, job_id))
 
 
-def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> TranscriptLink:
+def transcript_link(
+    caller: Caller,
+    job_id: str,
+    fmt: str = "txt",
+    chars_per_line: int | None = None,
+    lines_per_cue: int | None = None,
+) -> TranscriptLink:
+    if (chars_per_line is not None or lines_per_cue is not None) and fmt not in CAPTION_FORMATS:
+        raise ApiError(
+            400,
+            "validation_error",
+            f"chars_per_line and lines_per_cue shape captions: ask for format=srt or format=vtt, not {fmt}.",
+        )
     job = _owned(caller, job_id)
     if job.status != JobStatus.COMPLETED:
         raise ApiError(
@@ -234,14 +247,39 @@ def transcript_link(caller: Caller, job_id: str, fmt: str = "txt") -> Transcript
     from datetime import datetime, timedelta
 
     expires = (datetime.now(UTC) + timedelta(seconds=ttl)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    key = transcript_key(job.user_id, job.job_id, fmt)
+    if fmt in CAPTION_FORMATS:
+        key = _styled_captions(job, fmt, chars_per_line, lines_per_cue) or key
     url = presigned_get(
         aws.client("s3"),
         aws.stack_resources().transcripts_bucket.name,
-        transcript_key(job.user_id, job.job_id, fmt),
+        key,
         ttl,
         links.download_filename(job.filename, fmt),  # "会議.srt", as the email's links name it
     )
     return TranscriptLink(url=url, format=fmt, expires_at=expires)
+
+
+def _styled_captions(job: Job, fmt: str, chars_per_line: int | None, lines_per_cue: int | None) -> str | None:
+    """The key of captions in the asked style, rendered now from the stored JSON; None for the stored style.
+
+    Rendered on every such request rather than probed for first: a HeadObject on a key that is not there yet
+    needs s3:ListBucket on the whole bucket to answer 404 (else 403), which the API is not given."""
+    default = CaptionStyle.default()
+    style = replace(
+        default,
+        chars_per_line=chars_per_line or default.chars_per_line,
+        lines_per_cue=lines_per_cue or default.lines_per_cue,
+    )
+    if style == default:
+        return None
+    s3, bucket = aws.client("s3"), aws.stack_resources().transcripts_bucket.name
+    stored = s3.get_object(Bucket=bucket, Key=transcript_key(job.user_id, job.job_id, "json"))["Body"].read()
+    transcript = Transcript.model_validate_json(stored)
+    key = caption_key(job.user_id, job.job_id, fmt, style.chars_per_line, style.lines_per_cue)
+    body = CAPTION_RENDERERS[fmt](transcript, style).encode("utf-8")
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[fmt])
+    return key
 
 
 # -- email links (no bearer token: the link is the credential) -----------------------------------------

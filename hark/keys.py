@@ -3,6 +3,7 @@
 audio bucket:        uploads/{user}/{job}/{filename}      (the original; ObjectCreated -> queue)
                      chunks/{user}/{job}/{index:05d}.flac (long audio split at pauses)
 transcripts bucket:  transcripts/{user}/{job}/transcript.{txt,json,srt,vtt}
+                     transcripts/{user}/{job}/captions/{chars}x{lines}.{srt,vtt} (captions a request styled)
                      parts/{user}/{job}/{index:05d}.json  (one chunk's transcript)
 """
 
@@ -88,6 +89,17 @@ def transcript_key(user_id: str, job_id: str, fmt: str) -> str:
     if fmt not in TRANSCRIPT_FORMATS:
         raise ValueError(f"unknown transcript format {fmt!r}")
     return f"{job_prefix(TRANSCRIPTS_PREFIX, user_id, job_id)}transcript.{fmt}"
+
+
+CAPTIONS_FOLDER = "captions/"
+
+
+def caption_key(user_id: str, job_id: str, fmt: str, chars_per_line: int, lines_per_cue: int) -> str:
+    """Captions re-rendered in a style a request asked for, beside the stored files (deleted with them)."""
+    if fmt not in ("srt", "vtt"):
+        raise ValueError(f"not a caption format {fmt!r}")
+    prefix = job_prefix(TRANSCRIPTS_PREFIX, user_id, job_id)
+    return f"{prefix}{CAPTIONS_FOLDER}{int(chars_per_line)}x{int(lines_per_cue)}.{fmt}"
 
 
 @dataclass(frozen=True)

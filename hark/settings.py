@@ -83,8 +83,31 @@ class Settings(BaseSettings):
     batch_size: int = 8
     beam_size: int = 5
     max_audio_seconds: float = 4 * 3600
+    # Quality checks (worker/transcription/quality.py): a segment past any of these is re-decoded (higher
+    # temperatures, then without a forced language) and flagged in segments[].flags if it stays so.
+    quality_compression_ratio: float = 2.4  # Whisper's own threshold: speech compresses ~1.2-2x, loops more
+    quality_min_avg_logprob: float = -1.0  # average token log-probability below this: low confidence
+    quality_no_speech_prob: float = 0.6  # with a low log-probability: probably no speech, text invented
+    quality_max_repeats: int = 4  # an n-gram this many times in a row (8+ words) is a repetition loop
+    quality_redecode: bool = True  # False: only flag, never re-decode
+    # Language identification per speech window (mixed-language recordings): a window identified with
+    # less than this probability takes the recording's dominant language instead.
+    language_window_min_probability: float = 0.5
+    # A switch to another language needs this much speech in a row identified as it; a shorter run
+    # (a phrase that sounds Portuguese in Spanish speech) keeps the recording's main language.
+    language_switch_min_seconds: float = 4.0
+    # False: one language for the whole recording, detected once (one encoder pass less per speech window).
+    language_per_window: bool = True
     chunk_threshold_seconds: float = 600
     chunk_target_seconds: float = 300
+    # Captions (srt, vtt; hark.transcript.CaptionStyle): the stored files use these, GET /jobs/{id}/transcript
+    # re-renders with a request's own characters per line and lines per cue. Set the same on the API and
+    # the workers (the API serves the stored files when a request asks for these values).
+    caption_chars_per_line: int = 42
+    caption_lines_per_cue: int = 2
+    caption_max_cue_seconds: float = 7.0
+    # A silence this long is a good place to end a cue; three times it always ends one.
+    caption_pause_seconds: float = 0.5
     # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
     retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
 

@@ -20,6 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API
+from hark.keys import CAPTIONS_FOLDER
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX, upload_status_function
 from hark_infra.common import (
     acknowledge,
@@ -165,6 +166,15 @@ class ApiStack(Stack):
                 resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
             )
         )
+        # GET /jobs/{id}/transcript with caption settings writes the re-rendered srt/vtt beside the stored
+        # files (hark.keys.caption_key), and nowhere else.
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="StyledCaptions",
+                actions=["s3:PutObject"],
+                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*/{CAPTIONS_FOLDER}*")],
+            )
+        )
         self.api_fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DeleteJobObjects",
@@ -195,8 +205,8 @@ class ApiStack(Stack):
         acknowledge(
             self.api_fn.role,
             "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
-            "transcripts/, parts/): every job has its own keys below it; table ARNs include their "
-            "indexes.",
+            "transcripts/, parts/, a job's captions/): every job has its own keys below it; table ARNs "
+            "include their indexes.",
             *[
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
                 for b, p in (
@@ -204,6 +214,7 @@ class ApiStack(Stack):
                     (audio, CHUNKS_PREFIX),
                     (transcripts, TRANSCRIPTS_PREFIX),
                     (transcripts, PARTS_PREFIX),
+                    (transcripts, f"{TRANSCRIPTS_PREFIX}*/{CAPTIONS_FOLDER}"),
                 )
             ],
         )

@@ -43,6 +43,7 @@ from hark.control import ApiError, Caller
 from hark.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED
 from hark.json_body import BodyRefused, parse_object
 from hark.settings import get_settings
+from hark.transcript import MAX_CHARS_PER_LINE, MAX_LINES_PER_CUE, MIN_CHARS_PER_LINE, MIN_LINES_PER_CUE
 
 logger = Logger(service="hark-api")
 metrics = Metrics(namespace="Hark", service="hark-api")
@@ -188,9 +189,22 @@ def get_job(job_id: IdPath) -> JobView:
     tags=["jobs"],
 )
 def get_transcript(
-    job_id: IdPath, format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt"
+    job_id: IdPath,
+    format: Annotated[TranscriptFormat, Query(description="txt, json, srt or vtt")] = "txt",
+    chars_per_line: Annotated[
+        int | None,
+        Query(
+            ge=MIN_CHARS_PER_LINE,
+            le=MAX_CHARS_PER_LINE,
+            description="srt/vtt only: characters per caption line (default 42)",
+        ),
+    ] = None,
+    lines_per_cue: Annotated[
+        int | None,
+        Query(ge=MIN_LINES_PER_CUE, le=MAX_LINES_PER_CUE, description="srt/vtt only: lines per caption (default 2)"),
+    ] = None,
 ) -> TranscriptLink:
-    return control.transcript_link(caller(), job_id, format)
+    return control.transcript_link(caller(), job_id, format, chars_per_line, lines_per_cue)
 
 
 @router.delete(

@@ -48,6 +48,7 @@ def test_api_cannot_read_audio(api):
     assert _s3(api) == {
         ("s3:PutObject", f"{AUDIO}/uploads/*"),  # presigned uploads only
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
+        ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/captions/*"),  # captions in a requested style only
         ("s3:DeleteObject", f"{AUDIO}/uploads/*"),
         ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),
