@@ -96,8 +96,10 @@ class Settings(BaseSettings):
     # A switch to another language needs this much speech in a row identified as it; a shorter run
     # (a phrase that sounds Portuguese in Spanish speech) keeps the recording's main language.
     language_switch_min_seconds: float = 4.0
-    # False: one language for the whole recording, detected once (one encoder pass less per speech window).
-    language_per_window: bool = True
+    # A language identified per speech window (mixed-language recordings), at one encoder pass per
+    # window: milliseconds on a GPU, but on the CPU it took long recordings from 14.9x to 2.5x real time
+    # (docs/benchmarks.md). None: on with CUDA, off on the CPU; False: one language per recording.
+    language_per_window: bool | None = None
     chunk_threshold_seconds: float = 600
     chunk_target_seconds: float = 300
     # Captions (srt, vtt; hark.transcript.CaptionStyle): the stored files use these, GET /jobs/{id}/transcript

@@ -23,7 +23,8 @@ LOOP_WINDOW = (112.0, 140.0)
 def engine(model_dir):
     from worker.transcription.engine import Engine
 
-    return Engine(Settings(model_dir=str(model_dir)))
+    # Languages per speech window, as on a GPU (on the CPU it is off unless asked for).
+    return Engine(Settings(model_dir=str(model_dir), language_per_window=True))
 
 
 def clip(name: str) -> np.ndarray:

@@ -45,6 +45,8 @@ class Engine:
         self.settings = settings
         self.model_dir = Path(settings.model_dir) if settings.model_dir else bundled_model.install(settings.model_name)
         self.device = resolve_device(settings.device)
+        per_window = settings.language_per_window
+        self.language_per_window = per_window if per_window is not None else self.device == "cuda"
         self.compute_type = resolve_compute_type(settings.compute_type, self.device)
         started = time.monotonic()
         self.model = WhisperModel(
@@ -180,7 +182,7 @@ class Engine:
         windows: list[Window] = []
         if forced:
             decoded = self._batched(samples, forced)
-        elif not self.settings.language_per_window:
+        elif not self.language_per_window:
             code, _ = self.detect_language(samples)
             decoded = self._batched(samples, code)
             windows = [Window(0, len(samples), samples, code, 1.0)]
