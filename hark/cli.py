@@ -128,6 +128,8 @@ def cmd_transcribe(args) -> int:
                 break
             job = r.json()
             if job["status"] == "COMPLETED":
+                if job.get("no_speech"):  # an empty transcript is right, but say why
+                    print(f"{path}: no speech detected (the transcript is empty)", file=sys.stderr)
                 url = job["transcript"][args.format]
                 if args.chars_per_line or args.lines_per_cue:  # captions in another style: the API renders them
                     query = {

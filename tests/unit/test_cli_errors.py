@@ -95,3 +95,52 @@ def test_stack_stopping_while_the_cli_waits_is_one_line(tmp_path, capsys, monkey
     assert lines[1:] == [
         f"hark: cannot reach {stack.url}/jobs/j1: is the server running? (--server changes the address)"
     ]
+
+
+class SilentStack:
+    """A stack that finishes the job at once with nothing said (no_speech), its transcript empty."""
+
+    def __init__(self):
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/jobs":
+                    self._answer(201, {"job": {"job_id": "j2"}, "upload": {"url": f"{outer.url}/upload", "fields": {}}})
+                else:
+                    self._answer(204, None)
+
+            def do_GET(self):
+                if self.path == "/jobs/j2":
+                    links = {fmt: f"{outer.url}/t.{fmt}" for fmt in ("txt", "json", "srt", "vtt")}
+                    self._answer(200, {"job_id": "j2", "status": "COMPLETED", "no_speech": True, "transcript": links})
+                else:
+                    self._answer(200, None)  # the empty transcript
+
+            def _answer(self, status: int, body):
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+
+def test_no_speech_is_said_on_stderr_and_the_empty_transcript_is_still_a_success(tmp_path, capsys):
+    clip = tmp_path / "empty-room.wav"
+    clip.write_bytes(AUDIO)
+    stack = SilentStack()
+    try:
+        code, out, err = run(capsys, "transcribe", str(clip), "--server", stack.url, "--token", "t")
+    finally:
+        stack.server.shutdown()
+        stack.server.server_close()
+    assert code == 0 and out == ""
+    assert err.splitlines() == [f"{clip}: uploaded as job j2", f"{clip}: no speech detected (the transcript is empty)"]
