@@ -4,40 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from urllib.parse import urlsplit
 
 from hark.local.gateway import LambdaContext
 from lambdas.api import handler as api
+from tests.events import rest_proxy_event
 
 
 def link_event(token: str) -> dict:
     """What API Gateway sends for an unauthenticated GET /links/{token}: no Authorization, no authorizer."""
-    path = f"/links/{token}"
-    headers = {"Accept": "*/*", "User-Agent": "mail-client"}
-    return {
-        "resource": "/links/{token}",
-        "path": path,
-        "httpMethod": "GET",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"token": token},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/links/{token}",
-            "httpMethod": "GET",
-            "path": f"/local{path}",
-            "stage": "local",
-            "requestId": str(uuid.uuid4()),
-            "accountId": "123456789012",
-            "apiId": "local",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": None,
-        "isBase64Encoded": False,
-    }
+    return rest_proxy_event(
+        "GET",
+        "/links/{token}",
+        f"/links/{token}",
+        path_params={"token": token},
+        headers={"Accept": "*/*", "User-Agent": "mail-client"},
+    )
 
 
 def token_of(url: str) -> str:

@@ -12,25 +12,14 @@ from werkzeug.http import parse_options_header
 from hark import aws
 from hark.jobs import JobStatus, now_iso
 from hark.keys import chunk_key, part_key, transcript_key, upload_key
+from hark.local.gateway import LambdaContext
 from hark.settings import get_settings
 from hark.uploads import decode_policy
 from lambdas.api import handler as api
+from tests.events import authorizer_context, rest_proxy_event
 
 ALICE, BOB = "user_alice", "user_bob"
 GOOD_BODY = {"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}
-
-
-class Ctx:
-    function_name = "hark-api"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hark-api"
-    memory_limit_in_mb = 512
-    aws_request_id = "req"
-    log_group_name = "/aws/lambda/hark-api"
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self):
-        return 29_000
 
 
 def proxy_event(
@@ -52,36 +41,20 @@ def proxy_event(
     hdrs = {"Authorization": "Bearer x.y.z", "Content-Type": "application/json", **(headers or {})}
     if raw_body is None and body is not None:
         raw_body = json.dumps(body)
-    context = {
-        "resourcePath": resource,
-        "httpMethod": method,
-        "path": f"/local{path}",
-        "stage": "local",
-        "requestId": str(uuid.uuid4()),
-        "accountId": "123456789012",
-        "apiId": "local",
-        "identity": {"sourceIp": "127.0.0.1"},
-    }
-    if user is not None:
-        context["authorizer"] = {"principalId": user, "user_id": user, "email": f"{user}@example.com"}
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": hdrs,
-        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": params,
-        "stageVariables": None,
-        "requestContext": context,
-        "body": raw_body,
-        "isBase64Encoded": False,
-    }
+    return rest_proxy_event(
+        method,
+        resource,
+        path,
+        path_params=params,
+        headers=hdrs,
+        query=query,
+        body=raw_body,
+        authorizer=authorizer_context(user) if user is not None else None,
+    )
 
 
 def call(method: str, path: str, **kwargs) -> tuple[int, dict | None]:
-    result = api.handler(proxy_event(method, path, **kwargs), Ctx())
+    result = api.handler(proxy_event(method, path, **kwargs), LambdaContext("hark-api"))
     body = result.get("body")
     return result["statusCode"], (json.loads(body) if body else None)
 
@@ -275,7 +248,7 @@ def test_bad_bodies_are_400(stack, raw):
 def test_base64_garbage_body_is_400(stack):
     ev = proxy_event("POST", "/jobs", raw_body="//79/A==")
     ev["isBase64Encoded"] = True
-    result = api.handler(ev, Ctx())
+    result = api.handler(ev, LambdaContext("hark-api"))
     assert result["statusCode"] == 400, result
 
 
@@ -380,15 +353,15 @@ def test_types_are_strict_nothing_is_coerced(stack, field, value):
 
 
 def test_every_api_answer_is_nosniff_and_no_store(stack):
-    created = api.handler(proxy_event("POST", "/jobs", body=GOOD_BODY), Ctx())
+    created = api.handler(proxy_event("POST", "/jobs", body=GOOD_BODY), LambdaContext("hark-api"))
     job_id = json.loads(created["body"])["job"]["job_id"]
     answers = {
         "201": created,
-        "200": api.handler(proxy_event("GET", f"/jobs/{job_id}"), Ctx()),
-        "409": api.handler(proxy_event("GET", f"/jobs/{job_id}/transcript"), Ctx()),
-        "400": api.handler(proxy_event("POST", "/jobs", raw_body="[" * 2048), Ctx()),
-        "404": api.handler(proxy_event("GET", "/nowhere"), Ctx()),
-        "204": api.handler(proxy_event("DELETE", f"/jobs/{job_id}"), Ctx()),
+        "200": api.handler(proxy_event("GET", f"/jobs/{job_id}"), LambdaContext("hark-api")),
+        "409": api.handler(proxy_event("GET", f"/jobs/{job_id}/transcript"), LambdaContext("hark-api")),
+        "400": api.handler(proxy_event("POST", "/jobs", raw_body="[" * 2048), LambdaContext("hark-api")),
+        "404": api.handler(proxy_event("GET", "/nowhere"), LambdaContext("hark-api")),
+        "204": api.handler(proxy_event("DELETE", f"/jobs/{job_id}"), LambdaContext("hark-api")),
     }
     for name, result in answers.items():
         assert str(result["statusCode"]) == name, result

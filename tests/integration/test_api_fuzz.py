@@ -16,10 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hark.local.gateway import LambdaContext
 from hark.settings import get_settings
 from lambdas.api import handler as api
+from tests.events import authorizer_context, rest_proxy_event
 
-from .test_api import ALICE, Ctx, new_job, proxy_event
+from .test_api import ALICE, new_job, proxy_event
 
 EXAMPLES = 300
 
@@ -117,32 +119,18 @@ def events(draw, job_ids: list[str]) -> dict:
     elif draw(st.integers(0, 19)) == 0:
         body, is_b64 = draw(st.text(max_size=40)), True  # not even base64
     user = draw(st.sampled_from([ALICE, ALICE, ALICE, None]))
-    context = {
-        "resourcePath": resource,
-        "httpMethod": method,
-        "path": f"/v1{path}",
-        "stage": "v1",
-        "requestId": "fuzz",
-        "accountId": "123456789012",
-        "apiId": "local",
-        "identity": {"sourceIp": "127.0.0.1"},
-    }
-    if user:
-        context["authorizer"] = {"principalId": user, "user_id": user, "email": f"{user}@example.com"}
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": params,
-        "stageVariables": None,
-        "requestContext": context,
-        "body": body,
-        "isBase64Encoded": is_b64,
-    }
+    return rest_proxy_event(
+        method,
+        resource,
+        path,
+        path_params=params,
+        headers=headers,
+        query=query,
+        body=body,
+        is_base64=is_b64,
+        authorizer=authorizer_context(user) if user else None,
+        stage="v1",
+    )
 
 
 def check_answer(event: dict, result: dict) -> None:
@@ -177,7 +165,7 @@ def test_no_job_body_gets_a_5xx(stack):
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     def check(event):
-        check_answer(event, api.handler(event, Ctx()))
+        check_answer(event, api.handler(event, LambdaContext("hark-api")))
 
     check()
 
@@ -194,7 +182,7 @@ def test_no_client_input_gets_a_5xx(stack):
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     def check(event):
-        check_answer(event, api.handler(event, Ctx()))
+        check_answer(event, api.handler(event, LambdaContext("hark-api")))
 
     check()
 
@@ -202,7 +190,7 @@ def test_no_client_input_gets_a_5xx(stack):
 @pytest.mark.parametrize("n", [2048, 100_000])
 def test_nested_brackets_of_any_length_are_a_4xx(stack, n):
     # The attack, with and without the size bound: never a RecursionError reaching the catch-all.
-    result = api.handler(proxy_event("POST", "/jobs", raw_body="[" * n), Ctx())
+    result = api.handler(proxy_event("POST", "/jobs", raw_body="[" * n), LambdaContext("hark-api"))
     too_large = n > get_settings().max_body_bytes
     assert result["statusCode"] == (413 if too_large else 400), result
     assert json.loads(result["body"])["error"]["code"] == ("body_too_large" if too_large else "validation_error")

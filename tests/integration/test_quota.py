@@ -14,9 +14,10 @@ import pytest
 
 from hark import aws
 from hark.jobs import UNFINISHED, JobStatus, now_iso
+from hark.local.gateway import LambdaContext
 from hark.settings import get_settings
 
-from .test_api import ALICE, BOB, GOOD_BODY, Ctx, assert_error, call, proxy_event
+from .test_api import ALICE, BOB, GOOD_BODY, assert_error, call, proxy_event
 
 LIMIT = 5
 PARALLEL = 8
@@ -35,9 +36,11 @@ def _create_in_own_process(start, results) -> None:
     from lambdas.api import handler as api
 
     event = proxy_event("POST", "/jobs", body=GOOD_BODY)
-    api.handler(proxy_event("GET", "/jobs"), Ctx())  # warm: clients and imports ready before the race
+    api.handler(
+        proxy_event("GET", "/jobs"), LambdaContext("hark-api")
+    )  # warm: clients and imports ready before the race
     start.wait(timeout=120)
-    result = api.handler(event, Ctx())
+    result = api.handler(event, LambdaContext("hark-api"))
     results.put((result["statusCode"], json.loads(result["body"])))
 
 

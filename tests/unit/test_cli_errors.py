@@ -38,24 +38,29 @@ def test_server_without_a_scheme_is_refused_before_any_request(tmp_path, capsys)
     ]
 
 
-class VanishingStack:
-    """Accepts the job and the upload, then stops: the CLI's next poll finds nothing listening."""
+class StubStack:
+    """A stand-in stack on loopback: POST /jobs creates job `job_id` with an upload form pointing back
+    here; what the upload and later requests get is each subclass's."""
+
+    job_id = "j"
 
     def __init__(self):
         outer = self
-        self.gone = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path == "/jobs":
-                    body = {"job": {"job_id": "j1"}, "upload": {"url": f"{outer.url}/upload", "fields": {}}}
-                    self._answer(201, body)
-                else:  # the upload: answered, then the stack goes away
-                    self._answer(204, None)
-                    threading.Thread(target=outer.stop, daemon=True).start()
+                    form = {"url": f"{outer.url}/upload", "fields": {}}
+                    self.answer(201, {"job": {"job_id": outer.job_id}, "upload": form})
+                else:
+                    self.answer(204, None)
+                    outer.uploaded()
 
-            def _answer(self, status: int, body):
+            def do_GET(self):
+                self.answer(200, outer.get(self.path))
+
+            def answer(self, status: int, body):
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data)))
@@ -69,9 +74,31 @@ class VanishingStack:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
+    def uploaded(self) -> None:
+        pass
+
+    def get(self, path: str):
+        return None
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class VanishingStack(StubStack):
+    """Accepts the job and the upload, then stops: the CLI's next poll finds nothing listening."""
+
+    job_id = "j1"
+
+    def __init__(self):
+        self.gone = threading.Event()
+        super().__init__()
+
+    def uploaded(self) -> None:
+        threading.Thread(target=self.stop, daemon=True).start()
+
+    def stop(self):
+        super().stop()
         self.gone.set()
 
 
@@ -97,40 +124,16 @@ def test_stack_stopping_while_the_cli_waits_is_one_line(tmp_path, capsys, monkey
     ]
 
 
-class SilentStack:
+class SilentStack(StubStack):
     """A stack that finishes the job at once with nothing said (no_speech), its transcript empty."""
 
-    def __init__(self):
-        outer = self
+    job_id = "j2"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path == "/jobs":
-                    self._answer(201, {"job": {"job_id": "j2"}, "upload": {"url": f"{outer.url}/upload", "fields": {}}})
-                else:
-                    self._answer(204, None)
-
-            def do_GET(self):
-                if self.path == "/jobs/j2":
-                    links = {fmt: f"{outer.url}/t.{fmt}" for fmt in ("txt", "json", "srt", "vtt")}
-                    self._answer(200, {"job_id": "j2", "status": "COMPLETED", "no_speech": True, "transcript": links})
-                else:
-                    self._answer(200, None)  # the empty transcript
-
-            def _answer(self, status: int, body):
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    def get(self, path: str):
+        if path == f"/jobs/{self.job_id}":
+            links = {fmt: f"{self.url}/t.{fmt}" for fmt in ("txt", "json", "srt", "vtt")}
+            return {"job_id": self.job_id, "status": "COMPLETED", "no_speech": True, "transcript": links}
+        return None  # the empty transcript
 
 
 def test_no_speech_is_said_on_stderr_and_the_empty_transcript_is_still_a_success(tmp_path, capsys):
@@ -140,7 +143,6 @@ def test_no_speech_is_said_on_stderr_and_the_empty_transcript_is_still_a_success
     try:
         code, out, err = run(capsys, "transcribe", str(clip), "--server", stack.url, "--token", "t")
     finally:
-        stack.server.shutdown()
-        stack.server.server_close()
+        stack.stop()
     assert code == 0 and out == ""
     assert err.splitlines() == [f"{clip}: uploaded as job j2", f"{clip}: no speech detected (the transcript is empty)"]
