@@ -57,6 +57,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "ConnectionFailed",
+    "DownloadFailed",
     "Hark",
     "HarkError",
     "JobFailed",
@@ -123,6 +124,10 @@ class ServerTimeout(HarkError):
 
 class UploadFailed(HarkError):
     """The storage refused the presigned upload (expired form, wrong size or type)."""
+
+
+class DownloadFailed(HarkError):
+    """The storage refused a transcript link (expired, or the job was deleted meanwhile)."""
 
 
 class JobFailed(HarkError):
@@ -355,7 +360,7 @@ class Hark:
         with self._calling(url, storage=True):
             r = self._storage.get(url)
         if r.status_code != 200:
-            raise HarkError(f"download failed: {_storage_message(r)} (HTTP {r.status_code})")
+            raise DownloadFailed(f"download failed: {_storage_message(r)} (HTTP {r.status_code})")
         return r.content
 
     def transcript(
