@@ -138,6 +138,8 @@ class Progress:
 
 def _formats(args) -> list[str]:
     """The formats asked for, after checking the options go together (CliError: exit 2, nothing sent)."""
+    from hark.client import LANGUAGES
+
     fmt = args.format or ("json" if args.jsonl else "txt")
     formats = list(ALL_FORMATS) if fmt == "all" else [fmt]
     if (args.chars_per_line or args.lines_per_cue) and not {"srt", "vtt"} & set(formats):
@@ -146,6 +148,8 @@ def _formats(args) -> list[str]:
         raise CliError("--format all writes one file per format: add --output-dir DIR")
     if args.jsonl and (fmt != "json" or args.output_dir):
         raise CliError("--jsonl prints JSON transcripts on stdout: use it with --format json and no --output-dir")
+    if args.language not in LANGUAGES:
+        raise CliError(f"--language {args.language!r} is not one of: {', '.join(LANGUAGES)}")
     if args.output_dir:
         stems = [Path(name).stem for name in args.files]
         twice = sorted({stem for stem in stems if stems.count(stem) > 1})
@@ -316,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         print(file=sys.stderr)  # end a progress line
         return EXIT_INTERRUPTED
     except Exception as err:  # every failure is one line and an exit code (EXIT_CODES_HELP), never a traceback
-        message, code = explain(err, args)
+        try:
+            message, code = explain(err, args)
+        except Exception:  # e.g. hark.client itself failed to import: still one line
+            message, code = _bug(err)
         print(f"hark: {message}", file=sys.stderr)
         return code
 
@@ -325,11 +332,13 @@ def explain(err: Exception, args) -> tuple[str, int]:
     """(one line, exit code) for anything a command let through."""
     import requests
 
-    from hark.client import ApiError, AuthError, ConnectionFailed, HarkError, ServerTimeout
+    from hark.client import ApiError, AuthError, ConnectionFailed, HarkError, InvalidArgument, ServerTimeout
 
     server = getattr(args, "server", None) or "the server"
     if isinstance(err, CliError):
         return str(err), err.code
+    if isinstance(err, InvalidArgument):  # e.g. --language xx: refused before any request
+        return str(err), EXIT_USAGE
     if isinstance(err, AuthError):
         return f"{server} refused the token: {err.message} (HTTP {err.status})", EXIT_AUTH
     if isinstance(err, ConnectionFailed | requests.ConnectionError):  # refused, reset, DNS
@@ -343,6 +352,10 @@ def explain(err: Exception, args) -> tuple[str, int]:
     if isinstance(err, OSError):  # a file that cannot be read or written
         name = f"{err.filename}: " if err.filename else ""
         return f"{name}{err.strerror or err}", EXIT_FAILED
+    return _bug(err)
+
+
+def _bug(err: Exception) -> tuple[str, int]:
     return f"unexpected error: {type(err).__name__}: {err} (a bug in hark: please report this line)", EXIT_BUG
 
 

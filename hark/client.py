@@ -25,8 +25,9 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -54,12 +55,14 @@ from hark.uploads import content_type_for
 
 __all__ = [
     "FORMATS",
+    "LANGUAGES",
     "ApiError",
     "AuthError",
     "ConnectionFailed",
     "DownloadFailed",
     "Hark",
     "HarkError",
+    "InvalidArgument",
     "JobFailed",
     "JobList",
     "JobStatus",
@@ -74,12 +77,16 @@ __all__ = [
 ]
 
 FORMATS = tuple(f.value for f in GetTranscriptJobsJobIdTranscriptGetFormat)  # txt, json, srt, vtt
-TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED)
+LANGUAGES = tuple(lang.value for lang in CreateJobRequestLanguage)  # auto and Whisper's codes
 
 
 # -- what can go wrong, one class each; str(error) is one sentence for people ---------------------
 class HarkError(Exception):
     """Every failure of the client."""
+
+
+class InvalidArgument(HarkError, ValueError):
+    """An argument the API would refuse, caught before any request (a format, language or status it lacks)."""
 
 
 class ApiError(HarkError):
@@ -227,10 +234,7 @@ class Hark:
         idempotency_key: str | None = None,
     ) -> CreateJobResponse:
         """POST /jobs: a job in UPLOADING and the form to upload its recording with."""
-        try:
-            lang = CreateJobRequestLanguage(language)
-        except ValueError:
-            raise ApiError(400, "validation_error", f"language: {language!r} is not a language the API knows") from None
+        lang = _member(CreateJobRequestLanguage, language, "language")
         body = CreateJobRequest(
             filename=filename, content_type=content_type or content_type_for(filename), size=size, language=lang
         )
@@ -250,7 +254,7 @@ class Hark:
         kwargs = list_jobs_jobs_get._get_kwargs(limit=limit, cursor=cursor if cursor is not None else UNSET)
         if status is not None:
             # Sent whether or not the generated layer knows the parameter yet (it follows openapi.json).
-            kwargs["params"]["status"] = JobStatus(status).value
+            kwargs["params"]["status"] = _member(JobStatus, status, "status").value
         with self._calling("/jobs"):
             raw = self._http.request(**kwargs)
         return self._expect(list_jobs_jobs_get._build_response(client=self.api, response=raw), 200, JobList)
@@ -281,10 +285,7 @@ class Hark:
         lines_per_cue: int | None = None,
     ) -> TranscriptLink:
         """GET /jobs/{id}/transcript: a short-lived link; caption settings re-render srt/vtt."""
-        try:
-            fmt = GetTranscriptJobsJobIdTranscriptGetFormat(format)
-        except ValueError:
-            raise ApiError(400, "validation_error", f"format: {format!r} is not one of {', '.join(FORMATS)}") from None
+        fmt = _member(GetTranscriptJobsJobIdTranscriptGetFormat, format, "format")
         with self._calling(f"/jobs/{job_id}/transcript"):
             r = get_transcript_jobs_job_id_transcript_get.sync_detailed(
                 job_id,
@@ -302,8 +303,8 @@ class Hark:
         """The presigned POST: every field as given, then the file last, as S3's POST policy requires."""
         fields = {k: str(v) for k, v in form.fields.to_dict().items()}
         content_type = fields.get("Content-Type", "application/octet-stream")
-        with _opened(file) as (f, name):
-            files = {"file": (filename or name, f, content_type)}
+        with _opened(file, filename) as (f, name):
+            files = {"file": (name, f, content_type)}
             with self._calling(form.url, storage=True):
                 r = self._storage.post(form.url, data=fields, files=files)
         if r.status_code >= 300:
@@ -320,8 +321,7 @@ class Hark:
     ) -> JobView:
         """create + upload: the job, now on its way (QUEUED once the upload lands). A file object
         needs `filename` unless it has a .name; its size is what is left to read."""
-        with _opened(file) as (f, name):
-            name = filename or name
+        with _opened(file, filename) as (f, name):
             start = f.tell()
             size = f.seek(0, os.SEEK_END) - start
             f.seek(start)
@@ -397,12 +397,27 @@ class Hark:
 
 
 @contextmanager
-def _opened(file: str | os.PathLike[str] | IO[bytes]) -> Iterator[tuple[IO[bytes], str]]:
-    """(binary file, its name) for a path (opened and closed here) or a file object (left open)."""
+def _opened(file: str | os.PathLike[str] | IO[bytes], filename: str | None) -> Iterator[tuple[IO[bytes], str]]:
+    """(binary file, its name) for a path (opened and closed here) or a file object (left open);
+    `filename` names it when given."""
     if isinstance(file, str | os.PathLike):
         path = Path(file)
         with open(path, "rb") as f:
-            yield f, path.name
+            yield f, filename or path.name
     else:
-        name = getattr(file, "name", None)
-        yield file, Path(name).name if isinstance(name, str) else "recording"
+        name = filename or getattr(file, "name", None)
+        if not isinstance(name, str):
+            raise InvalidArgument("a file object without a name needs filename= (its extension says what it is)")
+        yield file, Path(name).name
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _member(kind: type[E], value: object, what: str) -> E:
+    """The enum member for `value`, or InvalidArgument listing the accepted values."""
+    try:
+        return kind(value)
+    except ValueError:
+        accepted = ", ".join(str(m.value) for m in kind)
+        raise InvalidArgument(f"{what}: {value!r} is not one of {accepted}") from None

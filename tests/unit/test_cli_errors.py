@@ -73,7 +73,7 @@ def error_body(code: str, message: str) -> dict:
 class StubStack:
     """A stand-in stack on loopback. POST /jobs creates a job (ids j1, j2, ... in order) with an upload
     form pointing back here; each GET /jobs/{id} answers the next of `states(job_id)` (the last one
-    repeats); /jobs/{id}/transcript links /t/{id}.{fmt}, whose text is `transcript(job_id, fmt)`.
+    repeats); GET /jobs lists them; /jobs/{id}/transcript links /t/{id}.{fmt}, whose text is `transcript(job_id, fmt)`.
     Subclasses change what they need."""
 
     def __init__(self):
@@ -89,7 +89,7 @@ class StubStack:
                 if self.path == "/jobs":
                     self.answer(*outer.create(json.loads(body)))
                 else:
-                    self.answer(204, None)
+                    self.answer(*outer.upload())
                     outer.uploaded()
 
             def do_GET(self):
@@ -117,6 +117,9 @@ class StubStack:
         form = {"url": f"{self.url}/upload", "method": "POST", "fields": {}, "expires_at": "2026-11-23T10:15:00Z"}
         return 201, {"job": job_view(self, job_id, "UPLOADING", filename=body["filename"]), "upload": form}
 
+    def upload(self) -> tuple[int, bytes | None]:
+        return 204, None
+
     def uploaded(self) -> None:
         pass
 
@@ -131,6 +134,8 @@ class StubStack:
     def get(self, path: str) -> tuple[int, object]:
         route, _, query = path.partition("?")
         parts = route.strip("/").split("/")
+        if parts == ["jobs"]:
+            return 200, {"items": [job_view(self, j, "UPLOADING") for j in reversed(self.created)], "next_cursor": None}
         if parts[0] == "jobs" and len(parts) == 2:
             states = self.states(parts[1])
             n = self.polls[parts[1]] = self.polls.get(parts[1], 0) + 1
@@ -336,6 +341,7 @@ def test_an_unexpected_error_is_one_line_and_exit_70(tmp_path, capsys, stack, mo
         (["--format", "all"], "--format all writes one file per format: add --output-dir DIR"),
         (["--jsonl", "--format", "txt"], "--jsonl prints JSON transcripts on stdout: use it with --format json"),
         (["--chars-per-line", "20"], "--chars-per-line and --lines-per-cue shape captions: add --format srt"),
+        (["--language", "xx"], "--language 'xx' is not one of: "),
     ],
 )
 def test_options_that_do_not_go_together_are_exit_2_and_nothing_is_sent(tmp_path, capsys, stack, args, message):
