@@ -130,3 +130,34 @@ def test_refusals_are_typed_with_the_apis_message(hark, live_stack):
     with Hark(live_stack.url, "not-a-token") as stranger, pytest.raises(AuthError) as refused:
         stranger.list()
     assert refused.value.status == UNAUTHORIZED.status and refused.value.message == UNAUTHORIZED.message
+
+
+def test_the_documented_example_runs(live_stack, tmp_path):
+    """docs/api.md's "Python client" example, as written, against the local stack."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = doc[doc.index("## Python client") :]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    recording, reference = smoke.bundled_recording()
+    shutil.copy(recording, tmp_path / "meeting.flac")  # the file the example names
+    token = live_stack.token("client-doc@example.com")
+    env = {**live_stack.env(), "HARK_TOKEN": token, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(("UPLOADING", "QUEUED", "PROCESSING", "COMPLETED"))
+    completed = next(i for i, line in enumerate(lines) if line.startswith("COMPLETED"))
+    transcript = lines[completed + 1]
+    assert word_error_rate(reference, transcript, "en") <= smoke.DEFAULT_MAX_WER, run.stdout
+    assert "en " in run.stdout and " segments" in run.stdout
+    assert any(line.startswith("meeting.flac ") for line in lines)  # listed among the COMPLETED jobs
+    with Hark(live_stack.url, token) as hark:
+        assert hark.list().items == []  # and deleted
