@@ -161,7 +161,7 @@ def _formats(args) -> list[str]:
 def cmd_transcribe(args) -> int:
     import json
 
-    from hark.client import ApiError, AuthError, DownloadFailed, Hark, JobFailed, NotFound, UploadFailed, WaitTimeout
+    from hark.client import ApiError, AuthError, DownloadFailed, Hark, JobFailed, UploadFailed, WaitTimeout
 
     formats = _formats(args)
     out_dir = Path(args.output_dir) if args.output_dir else None
@@ -201,14 +201,16 @@ def cmd_transcribe(args) -> int:
         for path, job_id in jobs:
             progress = Progress(sys.stderr, str(path)) if sys.stderr.isatty() else None
             try:
-                job = hark.wait(job_id, timeout=args.timeout, poll_interval=1.0, on_progress=progress)
-            except (JobFailed, WaitTimeout, NotFound) as err:
-                if progress:
-                    progress.end()
+                try:
+                    job = hark.wait(job_id, timeout=args.timeout, poll_interval=1.0, on_progress=progress)
+                finally:  # whatever comes next starts on its own line
+                    if progress:
+                        progress.end()
+            except AuthError:
+                raise
+            except (JobFailed, WaitTimeout, ApiError) as err:  # this job's (a 5xx too): the others still go
                 fail(path, err)
                 continue
-            if progress:
-                progress.end()
             if job.no_speech:  # an empty transcript is right, but say why
                 print(f"{path}: no speech detected (the transcript is empty)", file=sys.stderr)
             for fmt in formats:

@@ -92,9 +92,10 @@ class InvalidArgument(HarkError, ValueError):
 class ApiError(HarkError):
     """The API (or API Gateway) answered with an error: its status, stable `code` and `message`."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after  # seconds, from a Retry-After header (429, 503), when it had one
 
 
 class AuthError(ApiError):
@@ -173,7 +174,15 @@ def api_error(response: httpx.Response | Response[Any]) -> ApiError:
     except ValueError:
         pass
     kind = QuotaExceeded if status == 429 else _BY_STATUS.get(status, ApiError)
-    return kind(status, code, message)
+    return kind(status, code, message, _retry_after(response.headers.get("Retry-After")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (RFC 9110: delay-seconds; an HTTP date is read as "soon": None)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _storage_message(response: httpx.Response) -> str:
@@ -340,10 +349,19 @@ class Hark:
         on_progress: ProgressCallback | None = None,
     ) -> JobView:
         """Polls the job until it is COMPLETED (returned) or FAILED (JobFailed); WaitTimeout after
-        `timeout` seconds. on_progress(job, elapsed_seconds) is called after every poll."""
+        `timeout` seconds. on_progress(job, elapsed_seconds) is called after every poll. A 429 on a
+        poll (throttling) waits its Retry-After (else poll_interval) and polls again."""
         started = time.monotonic()
+        job: JobView | None = None
         while True:
-            job = self.get(job_id)
+            try:
+                job = self.get(job_id)
+            except QuotaExceeded as throttled:  # throttled polling: wait as told, then go on
+                elapsed = time.monotonic() - started
+                if job is None or elapsed >= timeout:
+                    raise
+                time.sleep(min(throttled.retry_after or poll_interval, max(0.0, timeout - elapsed)))
+                continue
             elapsed = time.monotonic() - started
             if on_progress is not None:
                 on_progress(job, elapsed)

@@ -96,9 +96,11 @@ class StubStack:
                 outer.requests.append(f"GET {self.path}")
                 self.answer(*outer.get(self.path))
 
-            def answer(self, status: int, body):
+            def answer(self, status: int, body, headers: dict | None = None):
                 data = (body if isinstance(body, bytes) else json.dumps(body).encode()) if body is not None else b""
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -131,7 +133,7 @@ class StubStack:
             return json.dumps({"text": f"words of {job_id}", "segments": []})
         return f"words of {job_id} as {fmt}\n"
 
-    def get(self, path: str) -> tuple[int, object]:
+    def get(self, path: str) -> tuple:
         route, _, query = path.partition("?")
         parts = route.strip("/").split("/")
         if parts == ["jobs"]:
@@ -442,8 +444,8 @@ def hark_cli(*args: str, stderr) -> subprocess.Popen:
     )
 
 
-def test_progress_is_shown_on_a_terminal(tmp_path):
-    memo, stack = clip(tmp_path), ChunkedStack()
+def on_a_terminal(stack: StubStack, memo: Path) -> tuple[int | None, bytes, str]:
+    """`hark transcribe memo` with stderr on a pseudo-terminal: (exit code, stdout, what the terminal showed)."""
     primary, secondary = pty.openpty()
     try:
         proc = hark_cli("transcribe", str(memo), "--server", stack.url, "--token", "t", stderr=secondary)
@@ -463,18 +465,58 @@ def test_progress_is_shown_on_a_terminal(tmp_path):
     finally:
         os.close(primary)
         stack.stop()
-    assert proc.returncode == cli.EXIT_OK, seen
+    return proc.returncode, out, seen.decode().replace("\r\n", "\n")
+
+
+def test_progress_is_shown_on_a_terminal(tmp_path):
+    memo = clip(tmp_path)
+    code, out, shown = on_a_terminal(ChunkedStack(), memo)
+    assert code == cli.EXIT_OK, shown
     assert out == b"words of j1 as txt\n"
-    shown = seen.decode().replace("\r\n", "\n")
-    states = [state.strip() for state in shown.split("\n")[1].split("\r") if state.strip()]
-    label = str(memo)
+    lines = shown.split("\n")
+    assert lines[0] == f"{memo}: uploaded as job j1"
+    states = [state.strip() for state in lines[1].split("\r") if state.strip()]
     assert [s.rsplit(",", 1)[0] for s in states] == [
-        f"{label}: QUEUED",
-        f"{label}: PROCESSING, chunk 1 of 2",
-        f"{label}: PROCESSING, chunk 2 of 2",
-        f"{label}: COMPLETED, chunk 2 of 2",
+        f"{memo}: QUEUED",
+        f"{memo}: PROCESSING, chunk 1 of 2",
+        f"{memo}: PROCESSING, chunk 2 of 2",
+        f"{memo}: COMPLETED, chunk 2 of 2",
     ]
     assert all(s.endswith(" elapsed") and ":" in s.rsplit(",", 1)[1] for s in states)
+    assert lines[2:] == [""]  # the last state stays on its line; nothing else
+
+
+def test_a_failure_after_progress_is_on_its_own_line(tmp_path):
+    memo = clip(tmp_path)
+    code, out, shown = on_a_terminal(FailingStack(), memo)
+    assert code == cli.EXIT_FAILED and out == b""
+    lines = shown.split("\n")
+    assert lines[1].strip().startswith(f"{memo}: FAILED, 0:0")
+    assert lines[2:] == [f"{memo}: transcription failed: The file is not an audio file we can decode.", ""]
+
+
+class ThrottlingStack(StubStack):
+    """API Gateway throttling the second poll (429 with Retry-After), then the job completes."""
+
+    def get(self, path):
+        if path == "/jobs/j1" and self.polls.get("j1") == 1:
+            self.polls["j1"] = 2
+            return 429, error_body("request_refused", "Too Many Requests"), {"Retry-After": "0"}
+        return super().get(path)
+
+    def states(self, job_id):
+        return [job_view(self, job_id, "QUEUED"), job_view(self, job_id, "QUEUED"), job_view(self, job_id, "COMPLETED")]
+
+
+def test_a_throttled_poll_waits_and_polls_again(tmp_path, capsys):
+    memo, stack = clip(tmp_path), ThrottlingStack()
+    try:
+        code, out, err = run(capsys, "transcribe", str(memo), "--server", stack.url, "--token", "t")
+    finally:
+        stack.stop()
+    assert code == cli.EXIT_OK, err
+    assert out == "words of j1 as txt\n"
+    assert stack.requests.count("GET /jobs/j1") == 3  # polled, throttled, polled to COMPLETED
 
 
 def test_no_progress_when_stderr_is_not_a_terminal(tmp_path):
