@@ -20,6 +20,7 @@ to the storage URLs of uploads and downloads.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -163,8 +164,6 @@ def api_error(response: httpx.Response | Response[Any]) -> ApiError:
     status = int(response.status_code)
     code, message = "http_error", f"HTTP {status}"
     try:
-        import json
-
         body = json.loads(response.content)
         err = body.get("error") if isinstance(body, dict) else None
         if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"]:
