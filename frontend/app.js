@@ -151,10 +151,12 @@ function uploadProblem(file, message) {
 }
 
 async function uploadFile(file) {
-  const language = $("language").value;
+  const language = $("language").value.trim() || "auto";
+  const prompt = $("prompt").value.trim();
+  const task = $("translate").checked ? "translate" : "transcribe";
   let created;
   try {
-    created = await createJob(file, language);
+    created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}) });
   } catch (e) {
     if (e.status !== 401) uploadProblem(file, e.message);
     return;

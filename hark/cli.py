@@ -78,8 +78,17 @@ def cmd_model(args) -> int:
 def cmd_transcribe(args) -> int:
     import requests
 
+    from hark import languages
+    from hark.api_schemas import PROMPT_MAX_CHARS
     from hark.uploads import content_type_for
 
+    # Checked before anything is uploaded: one line, not one refusal per file.
+    try:
+        language = languages.resolve(args.language)
+    except languages.UnknownLanguage as err:
+        raise CliError(f"--language: {err}") from None
+    if args.prompt is not None and len(args.prompt) > PROMPT_MAX_CHARS:
+        raise CliError(f"--prompt is {len(args.prompt)} characters; at most {PROMPT_MAX_CHARS} are used")
     token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -98,7 +107,9 @@ def cmd_transcribe(args) -> int:
             "filename": path.name,
             "content_type": content_type_for(path.name),
             "size": path.stat().st_size,
-            "language": args.language,
+            "language": language,
+            "task": "translate" if args.translate else "transcribe",
+            **({"prompt": args.prompt} if args.prompt else {}),
         }
         r = session.post(f"{args.server}/jobs", json=body, timeout=30)
         if r.status_code != 201:
@@ -180,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("files", nargs="+", metavar="FILE")
     tr.add_argument("--server", default=default_server(), help="API base URL (default $HARK_SERVER or local)")
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
-    tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
+    tr.add_argument("--language", default="auto", help="auto (default), a code or a name: es, Spanish, español")
+    tr.add_argument("--prompt", metavar="TEXT", help="names and terms the recording uses, spelt as they should be")
+    tr.add_argument("--translate", action="store_true", help="translate the speech to English")
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(
