@@ -16,10 +16,11 @@ Language = Literal[LANGUAGES]  # type: ignore[valid-type]
 # A code or a name ("es", "Spanish", "español"), stored as the code (hark.languages).
 LanguageName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(languages.resolve)]
 # Whisper conditions on at most 223 prompt tokens (half its 448-token text context, less one); faster-whisper
-# keeps the last 223 and drops the rest silently. 600 characters of English names and terms come to about
-# 150-200 tokens (names split into several tokens each: tests/unit/test_steering.py measures it with the
-# model's own tokenizer), so a prompt within the limit is used whole in the scripts people mostly write in.
-PROMPT_MAX_CHARS = 600
+# keeps the last 223 and drops the rest silently. A list of rare names and terms (the prompt's purpose) runs
+# at about 0.4 tokens a character in Whisper's tokenizer, prose at about 0.25, so 500 characters fit whole
+# (tests/unit/test_prompt_limit.py measures it with the model's tokenizer). Scripts without spaces between
+# words (Chinese, Japanese) can take a token or more per character: there the start of a long prompt is lost.
+PROMPT_MAX_CHARS = 500
 TranscriptFormat = Literal[TRANSCRIPT_FORMATS]  # type: ignore[valid-type]
 
 
