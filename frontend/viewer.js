@@ -81,9 +81,35 @@ const FLAG_TEXT = {
   no_speech: "possibly no speech here",
 };
 
+// A segment is up to 30 s of speech: it is shown as its sentences (from its word timestamps: a line ends at
+// sentence punctuation or a pause), each one a place to play from.
+const SENTENCE_END = /[.?!…。？！]["'»”)]*$/u;
+const PAUSE_SECONDS = 0.8;
+
+function lines(s) {
+  const words = s.words || [];
+  if (!words.length) return [{ start: s.start, end: s.end, text: s.text.trim() }];
+  const out = [];
+  let current = [];
+  words.forEach((w, i) => {
+    current.push(w);
+    const next = words[i + 1];
+    if (!next || SENTENCE_END.test(w.word.trim()) || next.start - w.end > PAUSE_SECONDS) {
+      out.push({ start: current[0].start, end: current.at(-1).end, text: current.map((c) => c.word).join("").trim() });
+      current = [];
+    }
+  });
+  return out;
+}
+
+function lineItem(line) {
+  return el("span", { className: "line", tabindex: 0, "data-start": line.start, "data-end": line.end,
+    "aria-label": `${clock(line.start)}: ${line.text}` }, line.text);
+}
+
 function segmentItem(s, language) {
   const flags = s.flags || [];
-  const text = el("p", {}, el("span", { className: "text" }, s.text.trim()));
+  const text = el("p", {}, ...lines(s).flatMap((line, i) => (i ? [" ", lineItem(line)] : [lineItem(line)])));
   if (s.language && s.language !== language) {
     text.append(el("span", { className: "lang", title: languageName(s.language) }, s.language));
   }
@@ -91,8 +117,7 @@ function segmentItem(s, language) {
     const why = flags.map((f) => FLAG_TEXT[f] || f).join(", ");
     text.append(el("span", { className: "flag", title: why }, `Doubtful: ${why}`));
   }
-  return el("li", { className: flags.length ? "segment doubtful" : "segment", "data-flags": flags.join(" "),
-    "data-start": s.start, "data-end": s.end, tabindex: 0, "aria-label": `${clock(s.start)}: ${s.text.trim()}` },
+  return el("li", { className: flags.length ? "segment doubtful" : "segment", "data-flags": flags.join(" ") },
     el("time", { className: "ts", title: `${Number(s.start).toFixed(2)}–${Number(s.end).toFixed(2)} s` },
       clock(s.start)),
     text);
@@ -170,31 +195,34 @@ function seek(item) {
   audio.play().catch(() => { /* autoplay refused: the position is set, the user presses play */ });
 }
 
+const allLines = () => [...$("segments").querySelectorAll(".line[data-start]")];
+
 $("segments").addEventListener("click", (e) => {
-  const item = e.target.closest?.("li[data-start]");
-  if (item && !e.target.closest("a, button")) seek(item);
+  const line = e.target.closest?.(".line[data-start]");
+  if (line) seek(line);
 });
 $("segments").addEventListener("keydown", (e) => {
-  const item = e.target.closest?.("li[data-start]");
-  if (!item || e.target !== item) return;
+  const line = e.target.closest?.(".line[data-start]");
+  if (!line || e.target !== line) return;
   if (e.key === "Enter" || e.key === " ") {
     e.preventDefault(); // Space would scroll the list
-    seek(item);
+    seek(line);
   } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
     e.preventDefault();
-    (e.key === "ArrowDown" ? item.nextElementSibling : item.previousElementSibling)?.focus();
+    const all = allLines(), at = all.indexOf(line);
+    all[e.key === "ArrowDown" ? at + 1 : at - 1]?.focus();
   }
 });
 
-/** Mark the segment that `time` falls in (the last one started, until the next begins). */
+/** Mark the sentence that `time` falls in (the last one started, until the next begins). */
 function highlight(time) {
   let playing = null;
-  for (const item of $("segments").querySelectorAll("li[data-start]")) {
+  for (const item of allLines()) {
     if (Number(item.dataset.start) <= time + 0.01) playing = item;
     else break;
   }
-  if (playing && Number(playing.dataset.end) < time - 1) playing = null; // a pause between segments
-  for (const item of $("segments").querySelectorAll("li.playing")) {
+  if (playing && Number(playing.dataset.end) < time - 1) playing = null; // a pause between sentences
+  for (const item of $("segments").querySelectorAll(".playing")) {
     if (item !== playing) { item.classList.remove("playing"); item.removeAttribute("aria-current"); }
   }
   if (playing && !playing.classList.contains("playing")) {
@@ -210,7 +238,7 @@ audio.addEventListener("seeked", () => highlight(audio.currentTime));
 function runSearch() {
   const query = search.value.trim().toLocaleLowerCase();
   let count = 0, first = null;
-  for (const span of $("segments").querySelectorAll(".text")) {
+  for (const span of allLines()) {
     const text = span.textContent;
     if (!query) { span.replaceChildren(text); continue; }
     const lower = text.toLocaleLowerCase(), parts = [];
@@ -232,7 +260,7 @@ search.addEventListener("keydown", (e) => {
   // Enter: play from the first segment with a match; Escape clears the search (not the dialog).
   if (e.key === "Enter") {
     e.preventDefault();
-    const item = $("segments").querySelector("mark")?.closest("li[data-start]");
+    const item = $("segments").querySelector("mark")?.closest(".line[data-start]");
     if (item) { item.focus(); seek(item); }
   } else if (e.key === "Escape" && search.value) {
     e.preventDefault();
