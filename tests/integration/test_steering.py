@@ -88,3 +88,21 @@ def test_a_prompt_spells_the_names_and_translate_gives_english(stack, workers):
         # The transcript's language is the one spoken (what was identified in the audio), not the text's.
         assert data["language"] == "es" and {s["language"] for s in data["segments"]} == {"es"}
         assert job.detected_language == "es" and job.task == "translate"
+
+
+def test_chunks_of_a_long_recording_are_steered_like_the_whole(stack, workers):
+    """Each chunk is decoded by whichever worker takes it: the prompt and task come from the job's record."""
+    clip = SHARED_SPEECH / "es_mls_13697_11991_000000.opus"  # 14.9 s: chunks of about 6 s
+    workers(HARK_CHUNK_THRESHOLD_SECONDS="6", HARK_CHUNK_TARGET_SECONDS="6")
+    job_id = api_job(clip, prompt="Wentworth.", task="translate")
+    job = wait_finished([job_id])[job_id]
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert job.chunks_total and job.chunks_total >= 2
+    text, data = transcript(job)
+    print(f"{job.chunks_total} chunks, translated: {text!r}")
+    heard = set(words(text, "en"))
+    assert "wentworth" in heard  # the prompt reached the chunk that says it
+    # English (the translate task reached every chunk): few words of the Spanish reference remain.
+    spanish = set(words(reference(clip.name), "es"))
+    assert len(heard & spanish) <= 0.25 * len(heard), heard & spanish
+    assert data["language"] == "es"
