@@ -270,6 +270,7 @@ function jobCard(job) {
   if (job.duration_seconds != null) meta.push(formatDuration(job.duration_seconds));
   const lang = job.detected_language || (job.language && job.language !== "auto" ? job.language : null);
   if (lang && !job.no_speech) meta.push(languageName(lang)); // nothing was said: no language to name
+  if (job.task === "translate") meta.push("translated to English"); // the language above is the one spoken
   meta.push(timeAgo(job.created_at));
 
   const title = job.status === "COMPLETED"
