@@ -10,9 +10,7 @@ from hark import languages
 from hark.jobs import Job, JobStatus, Task
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.links import content_disposition, download_filename
-from hark.uploads import LANGUAGES
 
-Language = Literal[LANGUAGES]  # type: ignore[valid-type]
 # A code or a name ("es", "Spanish", "español"), stored as the code (hark.languages).
 LanguageName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(languages.resolve)]
 # Whisper conditions on at most 223 prompt tokens (half its 448-token text context, less one); faster-whisper
