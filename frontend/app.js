@@ -151,10 +151,12 @@ function uploadProblem(file, message) {
 }
 
 async function uploadFile(file) {
-  const language = $("language").value;
+  const language = $("language").value.trim() || "auto";
+  const prompt = $("prompt").value.trim();
+  const task = $("translate").checked ? "translate" : "transcribe";
   let created;
   try {
-    created = await createJob(file, language);
+    created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}) });
   } catch (e) {
     if (e.status !== 401) uploadProblem(file, e.message);
     return;
@@ -268,6 +270,7 @@ function jobCard(job) {
   if (job.duration_seconds != null) meta.push(formatDuration(job.duration_seconds));
   const lang = job.detected_language || (job.language && job.language !== "auto" ? job.language : null);
   if (lang && !job.no_speech) meta.push(languageName(lang)); // nothing was said: no language to name
+  if (job.task === "translate") meta.push("translated to English"); // the language above is the one spoken
   meta.push(timeAgo(job.created_at));
 
   const title = job.status === "COMPLETED"

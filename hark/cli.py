@@ -138,7 +138,8 @@ class Progress:
 
 def _formats(args) -> list[str]:
     """The formats asked for, after checking the options go together (CliError: exit 2, nothing sent)."""
-    from hark.client import LANGUAGES
+    from hark import languages
+    from hark.api_schemas import PROMPT_MAX_CHARS
 
     fmt = args.format or ("json" if args.jsonl else "txt")
     formats = list(ALL_FORMATS) if fmt == "all" else [fmt]
@@ -148,8 +149,12 @@ def _formats(args) -> list[str]:
         raise CliError("--format all writes one file per format: add --output-dir DIR")
     if args.jsonl and (fmt != "json" or args.output_dir):
         raise CliError("--jsonl prints JSON transcripts on stdout: use it with --format json and no --output-dir")
-    if args.language not in LANGUAGES:
-        raise CliError(f"--language {args.language!r} is not one of: {', '.join(LANGUAGES)}")
+    try:  # a code or a name, checked before anything is uploaded
+        args.language = languages.resolve(args.language)
+    except languages.UnknownLanguage as err:
+        raise CliError(f"--language: {err}") from None
+    if args.prompt is not None and len(args.prompt) > PROMPT_MAX_CHARS:
+        raise CliError(f"--prompt is {len(args.prompt)} characters; at most {PROMPT_MAX_CHARS} are used")
     if args.output_dir:
         stems = [Path(name).stem for name in args.files]
         twice = sorted({stem for stem in stems if stems.count(stem) > 1})
@@ -189,7 +194,12 @@ def cmd_transcribe(args) -> int:
                 fail(name, "no such file")
                 continue
             try:
-                job = hark.submit(path, language=args.language)
+                job = hark.submit(
+                    path,
+                    language=args.language,
+                    prompt=args.prompt,
+                    task="translate" if args.translate else "transcribe",
+                )
             except AuthError:
                 raise  # no file will fare better: one line from main()
             except (ApiError, UploadFailed) as err:  # this file's: the others still go
@@ -288,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--output-dir", metavar="DIR", help="write DIR/<recording name>.<format> per file and format")
     tr.add_argument("--jsonl", action="store_true", help="JSON transcripts as JSON lines, one per file")
-    tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
+    tr.add_argument("--language", default="auto", help="auto (default), a code (es) or a name (Spanish)")
+    tr.add_argument("--prompt", metavar="TEXT", help="names and terms the recording uses, spelt as they should be")
+    tr.add_argument("--translate", action="store_true", help="translate the speech to English")
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(

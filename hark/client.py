@@ -32,6 +32,7 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
+from hark import languages
 from hark.api_client import AuthenticatedClient
 from hark.api_client.api.jobs import (
     create_job_jobs_post,
@@ -42,7 +43,7 @@ from hark.api_client.api.jobs import (
 )
 from hark.api_client.models import (
     CreateJobRequest,
-    CreateJobRequestLanguage,
+    CreateJobRequestTask,
     CreateJobResponse,
     GetTranscriptJobsJobIdTranscriptGetFormat,
     JobList,
@@ -56,7 +57,6 @@ from hark.uploads import content_type_for
 
 __all__ = [
     "FORMATS",
-    "LANGUAGES",
     "ApiError",
     "AuthError",
     "ConnectionFailed",
@@ -78,7 +78,6 @@ __all__ = [
 ]
 
 FORMATS = tuple(f.value for f in GetTranscriptJobsJobIdTranscriptGetFormat)  # txt, json, srt, vtt
-LANGUAGES = tuple(lang.value for lang in CreateJobRequestLanguage)  # auto and Whisper's codes
 
 
 # -- what can go wrong, one class each; str(error) is one sentence for people ---------------------
@@ -239,12 +238,23 @@ class Hark:
         *,
         content_type: str | None = None,
         language: str = "auto",
+        prompt: str | None = None,
+        task: str = "transcribe",
         idempotency_key: str | None = None,
     ) -> CreateJobResponse:
-        """POST /jobs: a job in UPLOADING and the form to upload its recording with."""
-        lang = _member(CreateJobRequestLanguage, language, "language")
+        """POST /jobs: a job in UPLOADING and the form to upload its recording with. `language` is
+        "auto", a code (es) or a name (Spanish); `prompt` names and terms; `task` transcribe or translate."""
+        try:
+            lang = languages.resolve(language)
+        except languages.UnknownLanguage as err:
+            raise InvalidArgument(f"language: {err}") from None
         body = CreateJobRequest(
-            filename=filename, content_type=content_type or content_type_for(filename), size=size, language=lang
+            filename=filename,
+            content_type=content_type or content_type_for(filename),
+            size=size,
+            language=lang,
+            prompt=prompt if prompt else UNSET,
+            task=_member(CreateJobRequestTask, task, "task"),
         )
         key = idempotency_key if idempotency_key is not None else UNSET
         with self._calling("/jobs"):
@@ -325,6 +335,8 @@ class Hark:
         filename: str | None = None,
         content_type: str | None = None,
         language: str = "auto",
+        prompt: str | None = None,
+        task: str = "transcribe",
         idempotency_key: str | None = None,
     ) -> JobView:
         """create + upload: the job, now on its way (QUEUED once the upload lands). A file object
@@ -334,7 +346,13 @@ class Hark:
             size = f.seek(0, os.SEEK_END) - start
             f.seek(start)
             created = self.create(
-                name, size, content_type=content_type, language=language, idempotency_key=idempotency_key
+                name,
+                size,
+                content_type=content_type,
+                language=language,
+                prompt=prompt,
+                task=task,
+                idempotency_key=idempotency_key,
             )
             self.upload(created.upload, f, filename=name)
         return created.job

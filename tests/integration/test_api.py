@@ -90,6 +90,8 @@ def test_create_job(stack):
         "size",
         "language",
         "detected_language",
+        "prompt",
+        "task",
         "duration_seconds",
         "no_speech",
         "created_at",

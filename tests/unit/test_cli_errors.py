@@ -343,7 +343,7 @@ def test_an_unexpected_error_is_one_line_and_exit_70(tmp_path, capsys, stack, mo
         (["--format", "all"], "--format all writes one file per format: add --output-dir DIR"),
         (["--jsonl", "--format", "txt"], "--jsonl prints JSON transcripts on stdout: use it with --format json"),
         (["--chars-per-line", "20"], "--chars-per-line and --lines-per-cue shape captions: add --format srt"),
-        (["--language", "xx"], "--language 'xx' is not one of: "),
+        (["--language", "xx"], "--language: Unknown language 'xx': use auto, "),
     ],
 )
 def test_options_that_do_not_go_together_are_exit_2_and_nothing_is_sent(tmp_path, capsys, stack, args, message):

@@ -9,7 +9,6 @@ import pytest
 
 from hark import api_schemas
 from hark.client import (
-    LANGUAGES,
     ConnectionFailed,
     Hark,
     InvalidArgument,
@@ -47,7 +46,7 @@ def test_bad_arguments_are_refused_before_any_request():
             with pytest.raises(InvalidArgument, match=r"^format: 'pdf' is not one of ") as fmt:
                 hark.transcript_link("j1", "pdf")
             assert all(f in str(fmt.value) for f in api_schemas.TRANSCRIPT_FORMATS)
-            with pytest.raises(InvalidArgument, match=r"^language: 'xx' is not one of .*\bauto\b"):
+            with pytest.raises(InvalidArgument, match=r"^language: Unknown language 'xx': use auto, "):
                 hark.create("memo.wav", 10, language="xx")
             with pytest.raises(InvalidArgument, match="needs filename="):
                 hark.submit(io.BytesIO(AUDIO))
@@ -55,7 +54,6 @@ def test_bad_arguments_are_refused_before_any_request():
         assert stack.requests == []
     finally:
         stack.stop()
-    assert "en" in LANGUAGES and "auto" in LANGUAGES
 
 
 def test_submit_a_file_object_declares_what_is_left_to_read(stack):

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.create_job_request_language import CreateJobRequestLanguage
+from ..models.create_job_request_task import CreateJobRequestTask
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CreateJobRequest")
@@ -20,14 +20,20 @@ class CreateJobRequest:
             ASCII form with the same extension.
         content_type (str): The file's MIME type, e.g. audio/mpeg.
         size (int): The file's size in bytes (at most the configured maximum, 2 GiB by default).
-        language (CreateJobRequestLanguage | Unset): Spoken language (a Whisper code), or auto to detect it. Default:
-            CreateJobRequestLanguage.AUTO.
+        language (str | Unset): Spoken language: auto to detect it, a Whisper code (es) or a language's name (Spanish,
+            spanish, español). Stored as the code. Default: 'auto'.
+        prompt (None | str | Unset): Names and terms the recording uses (e.g. 'Quilter, Kubernetes, Nguyen'): Whisper's
+            initial prompt, so it spells them this way. At most 500 characters.
+        task (CreateJobRequestTask | Unset): transcribe (in the spoken language) or translate (to English). The
+            transcript's language stays the spoken one. Default: CreateJobRequestTask.TRANSCRIBE.
     """
 
     filename: str
     content_type: str
     size: int
-    language: CreateJobRequestLanguage | Unset = CreateJobRequestLanguage.AUTO
+    language: str | Unset = "auto"
+    prompt: str | Unset | None = UNSET
+    task: CreateJobRequestTask | Unset = CreateJobRequestTask.TRANSCRIBE
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -37,9 +43,17 @@ class CreateJobRequest:
 
         size = self.size
 
-        language: str | Unset = UNSET
-        if not isinstance(self.language, Unset):
-            language = self.language.value
+        language = self.language
+
+        prompt: str | Unset | None
+        if isinstance(self.prompt, Unset):
+            prompt = UNSET
+        else:
+            prompt = self.prompt
+
+        task: str | Unset = UNSET
+        if not isinstance(self.task, Unset):
+            task = self.task.value
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -52,6 +66,10 @@ class CreateJobRequest:
         )
         if language is not UNSET:
             field_dict["language"] = language
+        if prompt is not UNSET:
+            field_dict["prompt"] = prompt
+        if task is not UNSET:
+            field_dict["task"] = task
 
         return field_dict
 
@@ -64,18 +82,31 @@ class CreateJobRequest:
 
         size = d.pop("size")
 
-        _language = d.pop("language", UNSET)
-        language: CreateJobRequestLanguage | Unset
-        if isinstance(_language, Unset):
-            language = UNSET
+        language = d.pop("language", UNSET)
+
+        def _parse_prompt(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(str | Unset | None, data)
+
+        prompt = _parse_prompt(d.pop("prompt", UNSET))
+
+        _task = d.pop("task", UNSET)
+        task: CreateJobRequestTask | Unset
+        if isinstance(_task, Unset):
+            task = UNSET
         else:
-            language = CreateJobRequestLanguage(_language)
+            task = CreateJobRequestTask(_task)
 
         create_job_request = cls(
             filename=filename,
             content_type=content_type,
             size=size,
             language=language,
+            prompt=prompt,
+            task=task,
         )
 
         create_job_request.additional_properties = d

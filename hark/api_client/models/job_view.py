@@ -7,6 +7,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.job_status import JobStatus
+from ..models.job_view_task import JobViewTask
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class JobView:
         error (None | str):
         chunks (ChunkProgress | None):
         transcript (None | TranscriptLinks): Presigned GET links, present only when COMPLETED.
+        prompt (None | str | Unset):
+        task (JobViewTask | Unset):  Default: JobViewTask.TRANSCRIBE.
         no_speech (bool | Unset): COMPLETED with no speech detected (silence, noise or music): the transcript is empty.
             Default: False.
     """
@@ -57,6 +60,8 @@ class JobView:
     error: str | None
     chunks: ChunkProgress | None
     transcript: TranscriptLinks | None
+    prompt: str | Unset | None = UNSET
+    task: JobViewTask | Unset = JobViewTask.TRANSCRIBE
     no_speech: bool | Unset = False
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -110,6 +115,16 @@ class JobView:
         else:
             transcript = self.transcript
 
+        prompt: str | Unset | None
+        if isinstance(self.prompt, Unset):
+            prompt = UNSET
+        else:
+            prompt = self.prompt
+
+        task: str | Unset = UNSET
+        if not isinstance(self.task, Unset):
+            task = self.task.value
+
         no_speech = self.no_speech
 
         field_dict: dict[str, Any] = {}
@@ -134,6 +149,10 @@ class JobView:
                 "transcript": transcript,
             }
         )
+        if prompt is not UNSET:
+            field_dict["prompt"] = prompt
+        if task is not UNSET:
+            field_dict["task"] = task
         if no_speech is not UNSET:
             field_dict["no_speech"] = no_speech
 
@@ -233,6 +252,22 @@ class JobView:
 
         transcript = _parse_transcript(d.pop("transcript"))
 
+        def _parse_prompt(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(str | Unset | None, data)
+
+        prompt = _parse_prompt(d.pop("prompt", UNSET))
+
+        _task = d.pop("task", UNSET)
+        task: JobViewTask | Unset
+        if isinstance(_task, Unset):
+            task = UNSET
+        else:
+            task = JobViewTask(_task)
+
         no_speech = d.pop("no_speech", UNSET)
 
         job_view = cls(
@@ -252,6 +287,8 @@ class JobView:
             error=error,
             chunks=chunks,
             transcript=transcript,
+            prompt=prompt,
+            task=task,
             no_speech=no_speech,
         )
 
