@@ -94,9 +94,7 @@ class JobView(BaseModel):
     error: str | None
     chunks: ChunkProgress | None
     transcript: TranscriptLinks | None = Field(description="Presigned GET links, present only when COMPLETED.")
-    notify: list[NotifyChannel] = Field(
-        default_factory=lambda: ["email"], description="How the owner hears of the end."
-    )
+    notify: list[NotifyChannel] = Field(default_factory=email_only, description="How the owner hears of the end.")
     webhook: WebhookView | None = Field(None, description="The job's webhook and its delivery attempts, if it has one.")
 
 
