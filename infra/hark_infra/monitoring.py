@@ -24,7 +24,14 @@ FIVE_MINUTES = Duration.minutes(5)
 # Age of the oldest message that means the consumers are not keeping up (seconds).
 # The upload-status function takes its queue's messages within seconds; 5 minutes means it is failing
 # or throttled, and jobs stay UPLOADING on the page (docs/runbook.md, "A stuck job").
-OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60, "uploadstatus": 5 * 60}
+# A webhook message waits up to 12 h between retries on purpose (about 22 h in all): older than a day, the
+# webhook worker is not consuming.
+OLDEST_MESSAGE_ALARM_SECONDS = {
+    "transcribe": 30 * 60,
+    "notify": 15 * 60,
+    "uploadstatus": 5 * 60,
+    "webhook": 24 * 3600,
+}
 API_STAGE = "v1"
 # The workers' own metrics: Powertools EMF on stdout, namespace "Hark", one dimension "service" set to
 # the worker's SERVICE (worker/transcription/context.py, worker/notification/worker.py).
@@ -101,6 +108,7 @@ class MonitoringStack(Stack):
             ("Transcribe", res.transcribe_queue),
             ("Notify", res.notify_queue),
             ("UploadStatus", res.upload_status_queue),
+            ("Webhook", res.webhook_queue),
         ):
             alarm(
                 f"{label}DeadLetters",

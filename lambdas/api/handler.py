@@ -438,6 +438,15 @@ def openapi_document() -> dict:
             responses = operation.get("responses", {})
             if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                 responses.pop("422")
+            if "429" in responses:  # the quota's refusal says when to try again (hark.control)
+                responses["429"]["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before trying again",
+                        "schema": {"type": "integer"},
+                    },
+                    "RateLimit-Limit": {"description": "Your limit of unfinished jobs", "schema": {"type": "integer"}},
+                    "RateLimit-Remaining": {"description": "Places left (0)", "schema": {"type": "integer"}},
+                }
             for bodiless in ("204", "302"):
                 if bodiless in responses:
                     responses[bodiless].pop("content", None)

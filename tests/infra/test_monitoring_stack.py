@@ -51,7 +51,7 @@ def test_worker_errors_and_api_5xx_alarms(synth):
     assert _metric(api)[2] == {"ApiName": f"{TEST_CONTEXT['hark:stack']}-api", "Stage": "v1"}
     # the worker log groups feed the WorkerErrors metric
     filters = resources_of(synth.template("Workers"), "AWS::Logs::MetricFilter")
-    assert len(filters) == 2
+    assert len(filters) == 3  # transcription, notification, webhooks
     for f in filters.values():
         (transform,) = f["Properties"]["MetricTransformations"]
         assert (transform["MetricNamespace"], transform["MetricName"]) == ("Hark", "WorkerErrors")
