@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from standardwebhooks.webhooks import Webhook
 
 from hark import aws, ops
@@ -22,6 +23,8 @@ from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 from tests.webhook_receiver import Receiver
 from tests.workers import WorkerProcess
+from worker.notification.worker import NotifyHandler
+from worker.runtime import Delivery, Fate
 from worker.transcription.context import Context
 from worker.transcription.publishing import notify
 
@@ -351,3 +354,14 @@ def test_delivery_checks_the_url_again_and_never_contacts_a_refused_address(stac
     assert attempt.status_code is None and "refused" in (attempt.error or "") and "metadata" in (attempt.error or "")
     assert attempt.next_attempt_at is None and store.get(job.job_id).webhook_delivered_at is None
     assert worker.logged("webhook URL refused at delivery: not retried")
+
+
+def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, emulator):
+    store = aws.job_store()
+    job = finished_job(store, webhook_url="https://hooks.example.com/", notify_=["webhook"])
+    handler = NotifyHandler(get_settings(), store)
+    outcome = handler(Delivery("m-1", "r-1", NotifyMessage(job_id=job.job_id).model_dump_json(), 1))
+    assert outcome.fate == Fate.DONE
+    assert store.get(job.job_id).email_message_id == "not-requested"
+    sent = requests.get(f"{emulator.endpoint}/moto-api/data.json", timeout=10).json().get("ses", {})
+    assert not sent.get("RawMessage")
