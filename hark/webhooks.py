@@ -228,13 +228,16 @@ class DeliveryFailed(Exception):
     """No HTTP answer (connection refused, timeout, TLS): the message names what happened."""
 
 
-def post(target: Target, body: bytes, headers_: dict[str, str], timeout: float) -> int:
-    """POST `body` to the target at one of its checked addresses; the HTTP status. Redirects are not followed."""
+def post(
+    target: Target, body: bytes, headers_: dict[str, str], timeout: float, tls: ssl.SSLContext | None = None
+) -> int:
+    """POST `body` to the target at one of its checked addresses; the HTTP status. Redirects are not followed.
+    `tls`: the system's trust store by default (tests pass one that trusts their own CA)."""
     errors = []
     for address in target.addresses:
         conn: http.client.HTTPConnection
         if target.scheme == "https":
-            conn = _PinnedHTTPS(target, address, timeout, ssl.create_default_context())
+            conn = _PinnedHTTPS(target, address, timeout, tls or ssl.create_default_context())
         else:
             conn = _PinnedHTTP(target, address, timeout)
         try:
