@@ -217,7 +217,8 @@ class JobStore:
                 "IndexName": JOBS_BY_USER_INDEX,
                 "KeyConditionExpression": Key("user_id").eq(user_id),
                 "ScanIndexForward": False,
-                "Limit": limit - len(items),
+                # Never more than the places left on the page, nor more reads than the page may still make.
+                "Limit": max(1, min(limit - len(items), max_read - read)),
             }
             if status is not None:
                 kwargs["FilterExpression"] = Attr("status").eq(status.value)

@@ -235,6 +235,21 @@ def test_status_filter_pages_through_only_that_state(stack):
     assert status == 400 and body["error"]["code"] == "validation_error" and "status" in body["error"]["message"]
 
 
+def test_a_filtered_page_stops_reading_at_its_bound_and_the_cursor_goes_on(stack):
+    store = aws.job_store()
+    [failed] = [finished_job(store, webhook_url=None, notify_=["email"], status=JobStatus.FAILED).job_id]
+    for _ in range(5):  # newer, and not FAILED
+        finished_job(store, webhook_url=None, notify_=["email"])
+    pages, cursor, found = 0, None, []
+    while True:
+        jobs, cursor = store.list_for_user(ALICE, limit=10, cursor=cursor, status=JobStatus.FAILED, max_read=2)
+        pages += 1
+        found += [j.job_id for j in jobs]
+        if not cursor:
+            break
+    assert found == [failed] and pages >= 3  # 6 jobs read 2 at a time: short (empty) pages with a cursor
+
+
 def test_quota_429_says_when_to_retry(stack, monkeypatch):
     monkeypatch.setenv("HARK_MAX_UNFINISHED_JOBS", "1")
     get_settings.cache_clear()
