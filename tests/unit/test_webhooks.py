@@ -175,5 +175,5 @@ def test_a_host_that_does_not_resolve_is_refused_as_unresolvable():
 @pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "127.1", "localhost", "LOCALHOST.", "[::1]", "0"])
 def test_other_spellings_of_this_machine_are_refused_by_the_system_resolver(host):
     # Resolved by this machine's own resolver (numeric forms and /etc/hosts: no query leaves it); nothing is sent.
-    with pytest.raises(UrlRefused, match="loopback|unspecified"):
+    with pytest.raises(UrlRefused, match=r"loopback|unspecified"):
         check_url(f"https://{host}/")
