@@ -38,6 +38,7 @@ API_STAGE = "v1"
 WORKER_METRICS_NAMESPACE = "Hark"
 TRANSCRIPTION_SERVICE_DIMENSION = "transcription-worker"
 NOTIFICATION_SERVICE_DIMENSION = "notification"
+WEBHOOK_SERVICE_DIMENSION = "webhooks"  # worker/webhooks/worker.py SERVICE
 # EmailsFailed (SES refused after botocore's own retries) in each of 3 consecutive 5-minute periods:
 # an SES outage or a rejected sender, not a blip. ApproximateAgeOfOldestMessage cannot be relied on
 # for this: SQS stops counting a message once it has been received 3 times, which the notifier's
@@ -278,5 +279,15 @@ class MonitoringStack(Stack):
                     cw.HorizontalAnnotation(value=0, label="EmailsFailed alarm: > 0 in 3 periods running")
                 ],
             ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Webhooks",
+                left=[
+                    worker_metric(WEBHOOK_SERVICE_DIMENSION, m)
+                    for m in ("WebhooksDelivered", "WebhookAttemptsFailed", "WebhooksRefused")
+                ],
+                width=24,
+            )
         )
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))

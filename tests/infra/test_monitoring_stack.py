@@ -127,6 +127,7 @@ def test_dashboard_reads_the_workers_metrics_as_they_emit_them(synth):
     for path, wanted in (
         ("worker/transcription", ("JobsCompleted", "JobsFailed")),
         ("worker/notification/worker.py", ("EmailsSent", "EmailsFailed")),
+        ("worker/webhooks/worker.py", ("WebhooksDelivered", "WebhookAttemptsFailed", "WebhooksRefused")),
     ):
         namespace, service, names = _worker_emf(path)
         for metric in wanted:
