@@ -122,6 +122,8 @@ class Job(BaseModel):
     webhook_url: str | None = None  # where the finished job is POSTed, when notify has "webhook"
     webhook_attempts: list[WebhookAttempt] = Field(default_factory=list)
     webhook_delivered_at: str | None = None
+    webhook_owner: str | None = None  # the SQS message whose attempts deliver it (JobStore.claim_webhook)
+    webhook_gave_up: bool = False  # the owner's last attempt failed: a replayed copy may take over
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
@@ -524,13 +526,38 @@ class JobStore:
         )
 
     # -- webhooks: delivery bookkeeping on the job --------------------------------------------------
-    def record_webhook_attempt(self, job_id: str, attempt: WebhookAttempt, delivered: bool = False) -> None:
-        """Append one attempt to the job's record (and mark it delivered); nothing if the job is gone."""
+    def claim_webhook(self, job_id: str, message_id: str) -> bool:
+        """The right to deliver the job's webhook, for the SQS message `message_id`: one chain of attempts
+        per job, whatever copies of the message exist (a re-sent notification, SQS's at-least-once). The
+        same message may claim again (its retries); another only once the owner gave up (its copy replayed
+        from the DLQ has a new id). False: another message owns the delivery."""
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET webhook_owner = :mid REMOVE webhook_gave_up",
+                ConditionExpression="attribute_exists(job_id) AND (attribute_not_exists(webhook_owner) "
+                "OR webhook_owner = :mid OR webhook_gave_up = :true)",
+                ExpressionAttributeValues={":mid": message_id, ":true": True},
+            )
+            return True
+        except ClientError as err:
+            if _refused(err):
+                return False
+            raise
+
+    def record_webhook_attempt(
+        self, job_id: str, attempt: WebhookAttempt, delivered: bool = False, gave_up: bool = False
+    ) -> None:
+        """Append one attempt to the job's record (and mark it delivered, or the owner's chain ended);
+        nothing if the job is gone."""
         expression = "SET webhook_attempts = list_append(if_not_exists(webhook_attempts, :none), :attempt)"
         values: dict[str, Any] = {":none": [], ":attempt": [attempt.model_dump()]}
         if delivered:
             expression += ", webhook_delivered_at = :at"
             values[":at"] = attempt.at
+        if gave_up:
+            expression += ", webhook_gave_up = :true"
+            values[":true"] = True
         try:
             self.table.update_item(
                 Key={"job_id": job_id},

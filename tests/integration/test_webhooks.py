@@ -335,6 +335,23 @@ def test_delivery_is_signed_retried_after_a_500_and_recorded_on_the_job(stack, s
         receiver.close()
 
 
+def test_a_second_copy_of_the_message_does_not_start_a_second_chain_of_attempts(stack, start_worker):
+    receiver = Receiver(statuses=[500, 500, 200])
+    try:
+        store = aws.job_store()
+        job = finished_job(store, webhook_url=receiver.url, notify_=["webhook"])
+        worker = start_worker()
+        send(job.job_id)
+        wait_until(lambda: store.get(job.job_id).webhook_attempts, 30, "the first attempt")
+        send(job.job_id)  # e.g. the transcription worker re-sent the job's notifications
+        wait_until(lambda: store.get(job.job_id).webhook_delivered_at, 60, "the delivery")
+        wait_until(lambda: worker.logged("another message delivers this job's webhook: duplicate dropped"), 30, "drop")
+        assert [r.answered for r in receiver.received] == [500, 500, 200]
+        assert [a.status_code for a in store.get(job.job_id).webhook_attempts] == [500, 500, 200]
+    finally:
+        receiver.close()
+
+
 def test_a_receiver_that_never_succeeds_ends_in_the_dlq_and_replays(stack, start_worker):
     receiver = Receiver(default=503)
     try:

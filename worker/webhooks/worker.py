@@ -9,7 +9,10 @@ record the attempt on the job (GET /jobs/{id} shows it) -> settle:
   (30 s, 2 min, 10 min, 1 h, 3 h, 6 h, 12 h: about a day); after the last attempt (the queue's
   maxReceiveCount) it goes to the DLQ at once, from where `hark dlq replay webhooks` brings it back;
 - a URL that now resolves to a refused address: recorded with the reason, not retried (DONE).
-Every attempt of one job carries the same webhook-id (msg_<job id>), so a receiver drops duplicates.
+One message owns a job's delivery (JobStore.claim_webhook): a second copy (a re-sent notification, SQS's
+at-least-once) is dropped, so there is one chain of attempts per job; a copy replayed from the DLQ takes
+over once the owner gave up. Every attempt carries the same webhook-id (msg_<job id>) all the same, so a
+receiver can drop duplicates.
 """
 
 from __future__ import annotations
@@ -83,6 +86,9 @@ class WebhookHandler:
             return DONE
         if not job.status.finished:  # queued only at the end; a hand-made message may be early
             return retry(self.backoff.delay(delivery.receive_count))
+        if not self.store.claim_webhook(job.job_id, delivery.id):
+            logger.info("another message delivers this job's webhook: duplicate dropped")
+            return DONE
         return self.attempt(job, delivery.receive_count)
 
     def attempt(self, job: Job, receive_count: int) -> Outcome:
@@ -123,7 +129,7 @@ class WebhookHandler:
     def _failed(self, job: Job, receive_count: int, attempt: WebhookAttempt) -> Outcome:
         self.telemetry.metric("WebhookAttemptsFailed", 1, MetricUnit.Count)
         if receive_count >= self.max_attempts:
-            self.store.record_webhook_attempt(job.job_id, attempt)
+            self.store.record_webhook_attempt(job.job_id, attempt, gave_up=True)
             logger.error(
                 "webhook not delivered after the last attempt: to the dead-letter queue",
                 status_code=attempt.status_code,
