@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hark import languages
-from hark.jobs import Job, JobStatus, Task
+from hark.jobs import Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.links import content_disposition, download_filename
+from hark.webhooks import MAX_URL_LENGTH
 
 # A code or a name ("es", "Spanish", "español"), stored as the code (hark.languages).
 LanguageName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(languages.resolve)]
@@ -50,6 +51,20 @@ class CreateJobRequest(BaseModel):
         description="transcribe (in the spoken language) or translate (to English). The transcript's language "
         "stays the spoken one.",
     )
+    # Webhooks and notifications (docs/api.md, "Webhooks").
+    webhook_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="Where to POST the finished job (Standard Webhooks, signed with your GET /webhook-secret). "
+        "https, to a public address. Default: your default webhook URL (PUT /webhook-settings), if any.",
+    )
+    notify: list[NotifyChannel] | None = Field(
+        None,
+        max_length=2,
+        description='How to hear that the job finished: any of "email", "webhook"; [] for neither. Default: '
+        'email, plus webhook when a webhook URL applies. "webhook" needs one.',
+    )
 
 
 class UploadForm(BaseModel):
@@ -75,6 +90,12 @@ class TranscriptLinks(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class WebhookView(BaseModel):
+    url: str
+    delivered_at: str | None = Field(description="When the receiver answered 2xx; null until then.")
+    attempts: list[WebhookAttempt] = Field(description="Every delivery attempt so far, oldest first.")
+
+
 class JobView(BaseModel):
     job_id: str
     status: JobStatus
@@ -97,6 +118,27 @@ class JobView(BaseModel):
     error: str | None
     chunks: ChunkProgress | None
     transcript: TranscriptLinks | None = Field(description="Presigned GET links, present only when COMPLETED.")
+    notify: list[NotifyChannel] = Field(default_factory=email_only, description="How the owner hears of the end.")
+    webhook: WebhookView | None = Field(None, description="The job's webhook and its delivery attempts, if it has one.")
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="whsec_...: verify deliveries' webhook-signature with it (Standard Webhooks).")
+    previous_valid_until: str | None = Field(
+        None, description="After a rotation: until when deliveries also carry a signature by the previous secret."
+    )
+
+
+class WebhookSettings(BaseModel):
+    # strict: a number or a list is refused, not coerced; unknown fields are ignored.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    default_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="The webhook URL of jobs created without one; null for none.",
+    )
 
 
 class CreateJobResponse(BaseModel):
@@ -182,4 +224,10 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         error=job.error,
         chunks=chunks,
         transcript=links,
+        notify=list(job.notify),
+        webhook=(
+            WebhookView(url=job.webhook_url, delivered_at=job.webhook_delivered_at, attempts=job.webhook_attempts)
+            if job.webhook_url
+            else None
+        ),
     )

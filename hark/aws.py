@@ -122,6 +122,7 @@ COMPONENTS = (
     ("lambdas.upload_status", "upload-status"),
     ("worker.transcription", "transcription-worker"),
     ("worker.notification", "notification-worker"),
+    ("worker.webhooks", "webhook-worker"),
     ("hark.ops", "ops-cli"),
 )
 # The request parameters that name the resource an IAM policy is checked against.

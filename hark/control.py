@@ -6,12 +6,13 @@ and every read goes through JobStore.get_owned, so a foreign id and an unknown i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC
 from functools import lru_cache
 from typing import Any
 
-from hark import aws, links
+from hark import aws, links, webhooks
 from hark.api_schemas import (
     AudioLink,
     CreateJobRequest,
@@ -20,10 +21,12 @@ from hark.api_schemas import (
     JobView,
     TranscriptLink,
     UploadForm,
+    WebhookSecret,
+    WebhookSettings,
     job_view,
     presigned_get,
 )
-from hark.jobs import Job, JobStatus, QuotaFull, new_job_id, now_iso
+from hark.jobs import NOTIFY_CHANNELS, Job, JobStatus, QuotaFull, new_job_id, now_iso
 from hark.keys import caption_key, job_prefix, transcript_key, upload_key
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.settings import get_settings
@@ -37,9 +40,10 @@ IDEMPOTENCY_KEY_PREFIX = "hark-api.create_job"
 class ApiError(Exception):
     """A refusal the client can act on: HTTP status, a stable snake_case code, a sentence."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def not_found(job_id: str) -> ApiError:
@@ -85,6 +89,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         language=request["language"],
         prompt=request.get("prompt"),
         task=request.get("task", "transcribe"),
+        notify=request.get("notify", ["email"]),
+        webhook_url=request.get("webhook_url"),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
         status=JobStatus.UPLOADING,
         created_at=now,
@@ -98,6 +104,13 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
             "too_many_unfinished_jobs",
             f"You have {full.unfinished} unfinished jobs (the limit is {settings.max_unfinished_jobs}); "
             "wait for some to finish, or delete ones you no longer need, then try again.",
+            # A place frees when a job finishes: a hint, not a promise. The limit and what is left of it in
+            # the draft RateLimit header fields' names (the quota is a count of jobs, not a request rate).
+            headers={
+                "Retry-After": str(settings.quota_retry_after_seconds),
+                "RateLimit-Limit": str(settings.max_unfinished_jobs),
+                "RateLimit-Remaining": "0",
+            },
         ) from None
     return job.model_dump(mode="json")
 
@@ -136,6 +149,7 @@ def create_job(
         upload = check_upload(request.filename, request.content_type, request.size, settings.max_upload_bytes)
     except UploadRefused as err:
         raise ApiError(err.status, err.code, err.message) from None
+    webhook_url, notify = _notification_choice(caller, request)
     job_id = new_job_id()
     data = {
         "user_id": caller.user_id,
@@ -149,6 +163,8 @@ def create_job(
             "language": request.language,
             "prompt": request.prompt.strip() or None if request.prompt else None,
             "task": request.task,
+            "notify": notify,
+            **({"webhook_url": webhook_url} if webhook_url else {}),
         },
     }
     if idempotency_key is None:
@@ -199,10 +215,89 @@ def create_job(
     )
 
 
-# -- reads -----------------------------------------------------------------------------------------------
-def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None) -> JobList:
+def _refusal(err: webhooks.UrlRefused) -> ApiError:
+    return ApiError(400, "webhook_url_refused", f"{str(err)[:1].upper()}{str(err)[1:]}.")
+
+
+def checked_webhook_url(url: str) -> str:
+    """The URL if Hark may deliver to it (hark.webhooks.check_url); 400 webhook_url_refused with the reason."""
+    settings = get_settings()
     try:
-        jobs, next_cursor = _store().list_for_user(caller.user_id, limit=limit, cursor=cursor)
+        webhooks.check_url(
+            url, require_https=settings.webhook_require_https, allow_loopback=settings.webhook_allow_loopback
+        )
+    except webhooks.UrlRefused as err:
+        raise _refusal(err) from None
+    return url
+
+
+def _notification_choice(caller: Caller, request: CreateJobRequest) -> tuple[str | None, list[str]]:
+    """The job's webhook URL (its own, else the user's default) and its channels, checked."""
+    url = request.webhook_url
+    if url is None and (request.notify is None or "webhook" in request.notify):
+        url = _store().webhook_settings(caller.user_id).get("default_url")
+    if request.notify is None:
+        notify = ["email", "webhook"] if url else ["email"]
+    else:
+        notify = [c for c in NOTIFY_CHANNELS if c in request.notify]  # one order, duplicates dropped
+    if "webhook" in notify and not url:
+        raise ApiError(
+            400,
+            "validation_error",
+            'notify has "webhook" but no webhook URL applies: pass webhook_url, or set a default with '
+            "PUT /webhook-settings.",
+        )
+    if "webhook" not in notify:
+        return None, notify
+    return checked_webhook_url(url or ""), notify
+
+
+# -- webhook secret and settings ------------------------------------------------------------------------
+def _secret_view(item: dict[str, Any]) -> WebhookSecret:
+    from datetime import datetime
+
+    until = item.get("previous_valid_until")
+    valid = until is not None and item.get("previous_secret") and float(until) > time.time()
+    return WebhookSecret(
+        secret=item["secret"],
+        previous_valid_until=(
+            datetime.fromtimestamp(float(until), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            if valid and until is not None
+            else None
+        ),
+    )
+
+
+def webhook_secret(caller: Caller) -> WebhookSecret:
+    """The caller's signing secret, created on the first read."""
+    store = _store()
+    item = store.webhook_settings(caller.user_id)
+    if not item.get("secret"):
+        item = store.ensure_webhook_secret(caller.user_id, webhooks.new_secret())
+    return _secret_view(item)
+
+
+def rotate_webhook_secret(caller: Caller) -> WebhookSecret:
+    """A new secret; the old one keeps signing (beside it) for HARK_WEBHOOK_SECRET_GRACE_SECONDS."""
+    item = _store().rotate_webhook_secret(
+        caller.user_id, webhooks.new_secret(), get_settings().webhook_secret_grace_seconds
+    )
+    return _secret_view(item)
+
+
+def webhook_settings(caller: Caller) -> WebhookSettings:
+    return WebhookSettings(default_url=_store().webhook_settings(caller.user_id).get("default_url"))
+
+
+def set_webhook_settings(caller: Caller, request: WebhookSettings) -> WebhookSettings:
+    url = checked_webhook_url(request.default_url) if request.default_url is not None else None
+    return WebhookSettings(default_url=_store().set_default_webhook_url(caller.user_id, url).get("default_url"))
+
+
+# -- reads -----------------------------------------------------------------------------------------------
+def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None, status: JobStatus | None = None) -> JobList:
+    try:
+        jobs, next_cursor = _store().list_for_user(caller.user_id, limit=limit, cursor=cursor, status=status)
     except ValueError:
         raise ApiError(
             400,

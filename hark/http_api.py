@@ -92,6 +92,7 @@ class GatewayResponse:
     status: int | None  # None: keep the status API Gateway chose (DEFAULT_4XX/5XX cover many)
     code: str
     message: str | None = None  # a literal sentence; None: API Gateway's own message
+    headers: tuple[tuple[str, str], ...] = ()  # static headers of this response, besides GATEWAY_RESPONSE_HEADERS
 
     @property
     def template(self) -> str:
@@ -132,11 +133,22 @@ MISSING_AUTHENTICATION_TOKEN = GatewayResponse(
     "route_not_found",
     "No such route; see the API reference (docs/api.md) for the routes.",
 )
+# The stage's throttle (HTTP_API.throttle, a token bucket refilled every second) answers 429: try again in a
+# second. Static, as gateway responses are: the limit is the whole stage's, so no per-client remainder.
+THROTTLE_RETRY_AFTER_SECONDS = 1
+THROTTLED = GatewayResponse(
+    "THROTTLED",
+    429,
+    "too_many_requests",
+    "Too many requests: slow down and retry after the number of seconds in the Retry-After header.",
+    headers=(("Retry-After", str(THROTTLE_RETRY_AFTER_SECONDS)),),
+)
 GATEWAY_RESPONSES: tuple[GatewayResponse, ...] = (
     UNAUTHORIZED,
     ACCESS_DENIED,
     MISSING_AUTHENTICATION_TOKEN,
-    # Throttling (429), a request too large (413), an integration timeout (504), ...: API Gateway's text.
+    THROTTLED,
+    # A request too large (413), an integration timeout (504), ...: API Gateway's text.
     GatewayResponse("DEFAULT_4XX", None, "request_refused"),
     GatewayResponse("DEFAULT_5XX", None, "gateway_error"),
 )
@@ -160,9 +172,13 @@ HTTP_API = HttpApi(
         Route("GET", "/jobs/{id}/transcript"),
         Route("GET", "/jobs/{id}/audio"),
         Route("GET", "/links/{token}", authorized=False),
+        Route("GET", "/webhook-secret"),
+        Route("POST", "/webhook-secret"),
+        Route("GET", "/webhook-settings"),
+        Route("PUT", "/webhook-settings"),
     ),
     cors=Cors(
-        allow_methods=("GET", "POST", "DELETE", "OPTIONS"),
+        allow_methods=("GET", "POST", "PUT", "DELETE", "OPTIONS"),
         allow_headers=("Authorization", "Content-Type", "Idempotency-Key"),
         max_age_seconds=3600,
     ),

@@ -18,9 +18,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hark.resources import ACTIVE_JOBS_INDEX, JOBS_BY_USER_INDEX
 
@@ -36,6 +36,8 @@ RECORD_TTL_SECONDS = 400 * 24 * 3600
 # day after its upload form does, which also frees its place in the user's quota. The upload's
 # arrival gives the record the full lifetime.
 ABANDONED_UPLOAD_TTL_SECONDS = 24 * 3600
+# A filtered list (GET /jobs?status=) reads at most this many of the user's jobs per page.
+LIST_MAX_READ = 1000
 
 
 class JobStatus(StrEnum):
@@ -52,6 +54,21 @@ class JobStatus(StrEnum):
 
 UNFINISHED = (JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING)
 
+# How a job's owner hears that it finished (POST /jobs `notify`): any subset, [] for neither.
+NotifyChannel = Literal["email", "webhook"]
+NOTIFY_CHANNELS: tuple[str, ...] = ("email", "webhook")
+
+
+def email_only() -> list[NotifyChannel]:
+    """The default of `notify` (jobs created before it existed, and the web page's)."""
+    return ["email"]
+
+
+# A user's webhook settings: one item per user in the jobs table, keyed WEBHOOK_PREFIX + user id, holding
+# the signing secret (and, for a day after a rotation, the previous one) and the default receiver URL. Like
+# the quota item it has no user_id, so it is in neither index; the table's encryption at rest covers it.
+WEBHOOK_PREFIX = "webhook#"
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -64,6 +81,15 @@ def new_job_id() -> str:
 
 # Whisper's two tasks: transcribe in the spoken language, or translate to English.
 Task = Literal["transcribe", "translate"]
+
+
+class WebhookAttempt(BaseModel):
+    """One delivery attempt of a job's webhook, as recorded on the job (GET /jobs/{id} shows them)."""
+
+    at: str  # ISO 8601, UTC
+    status_code: int | None = None  # the receiver's HTTP status; None when there was no answer
+    error: str | None = None  # no answer (refused, timeout, TLS), or a URL refused at delivery
+    next_attempt_at: str | None = None  # None: no further attempt (delivered, or given up)
 
 
 class Job(BaseModel):
@@ -98,6 +124,12 @@ class Job(BaseModel):
     notify_lease_until: int | None = None  # epoch seconds: a sender holds the right to email until then
     notified_at: str | None = None
     email_message_id: str | None = None  # SES's id of the one email sent
+    notify: list[NotifyChannel] = Field(default_factory=email_only)
+    webhook_url: str | None = None  # where the finished job is POSTed, when notify has "webhook"
+    webhook_attempts: list[WebhookAttempt] = Field(default_factory=list)
+    webhook_delivered_at: str | None = None
+    webhook_owner: str | None = None  # the SQS message whose attempts deliver it (JobStore.claim_webhook)
+    webhook_gave_up: bool = False  # the owner's last attempt failed: a replayed copy may take over
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
@@ -116,6 +148,10 @@ def _plain(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, set):
         return sorted(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
@@ -147,13 +183,15 @@ class JobStore:
     def create(self, job: Job) -> Job:
         item = {k: _dynamo(v) for k, v in job.model_dump(exclude_none=True).items()}
         item.pop("chunks_done", None)
+        if not item.get("webhook_attempts"):
+            item.pop("webhook_attempts", None)
         item["active_user_id"] = job.user_id
         item["expires_at"] = int(time.time()) + ABANDONED_UPLOAD_TTL_SECONDS
         self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return job
 
     def get(self, job_id: str) -> Job | None:
-        if job_id.startswith(QUOTA_PREFIX):  # a quota item, not a job
+        if job_id.startswith((QUOTA_PREFIX, WEBHOOK_PREFIX)):  # a user's item, not a job
             return None
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return Job.from_item(item) if item else None
@@ -163,20 +201,44 @@ class JobStore:
         job = self.get(job_id)
         return job if job and job.user_id == user_id else None
 
-    def list_for_user(self, user_id: str, limit: int = 20, cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first, `limit` at a time; the cursor is opaque to clients."""
-        kwargs: dict[str, Any] = {
-            "IndexName": JOBS_BY_USER_INDEX,
-            "KeyConditionExpression": Key("user_id").eq(user_id),
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, user_id)
-        page = self.table.query(**kwargs)
-        jobs = [Job.from_item(i) for i in page.get("Items", [])]
-        last = page.get("LastEvaluatedKey")
-        return jobs, encode_cursor(last) if last else None
+    def list_for_user(
+        self,
+        user_id: str,
+        limit: int = 20,
+        cursor: str | None = None,
+        status: JobStatus | None = None,
+        max_read: int = LIST_MAX_READ,
+    ) -> tuple[list[Job], str | None]:
+        """Newest first, `limit` at a time; the cursor is opaque to clients.
+
+        With `status`, the by-user index is read with a filter (DynamoDB applies Limit before the filter):
+        each query asks for at most the places still free on the page, so the page never overshoots and
+        the cursor is the last key read. Reading stops after `max_read` items, so a rare status in a long
+        history answers a short (even empty) page with a cursor: a client pages on while next_cursor is
+        not null. A status index would need a composite key rewritten at every transition, for a list
+        that is at most a few hundred jobs a user."""
+        items: list[dict[str, Any]] = []
+        start = decode_cursor(cursor, user_id) if cursor else None
+        read = 0
+        while True:
+            kwargs: dict[str, Any] = {
+                "IndexName": JOBS_BY_USER_INDEX,
+                "KeyConditionExpression": Key("user_id").eq(user_id),
+                "ScanIndexForward": False,
+                # Never more than the places left on the page, nor more reads than the page may still make.
+                "Limit": max(1, min(limit - len(items), max_read - read)),
+            }
+            if status is not None:
+                kwargs["FilterExpression"] = Attr("status").eq(status.value)
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self.table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            read += page.get("ScannedCount", 0)
+            start = page.get("LastEvaluatedKey")
+            if not start or len(items) >= limit or read >= max_read:
+                break
+        return [Job.from_item(i) for i in items], encode_cursor(start) if start else None
 
     def count_unfinished(self, user_id: str) -> int:
         total, start = 0, None
@@ -468,6 +530,108 @@ class JobStore:
             UpdateExpression="SET notified_at = :at, email_message_id = :mid REMOVE notify_lease_until",
             ExpressionAttributeValues={":at": now_iso(), ":mid": message_id},
         )
+
+    # -- webhooks: delivery bookkeeping on the job --------------------------------------------------
+    def claim_webhook(self, job_id: str, message_id: str) -> bool:
+        """The right to deliver the job's webhook, for the SQS message `message_id`: one chain of attempts
+        per job, whatever copies of the message exist (a re-sent notification, SQS's at-least-once). The
+        same message may claim again (its retries); another only once the owner gave up (its copy replayed
+        from the DLQ has a new id). False: another message owns the delivery."""
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET webhook_owner = :mid REMOVE webhook_gave_up",
+                ConditionExpression="attribute_exists(job_id) AND (attribute_not_exists(webhook_owner) "
+                "OR webhook_owner = :mid OR webhook_gave_up = :true)",
+                ExpressionAttributeValues={":mid": message_id, ":true": True},
+            )
+            return True
+        except ClientError as err:
+            if _refused(err):
+                return False
+            raise
+
+    def record_webhook_attempt(
+        self, job_id: str, attempt: WebhookAttempt, delivered: bool = False, gave_up: bool = False
+    ) -> None:
+        """Append one attempt to the job's record (and mark it delivered, or the owner's chain ended);
+        nothing if the job is gone."""
+        expression = "SET webhook_attempts = list_append(if_not_exists(webhook_attempts, :none), :attempt)"
+        values: dict[str, Any] = {":none": [], ":attempt": [attempt.model_dump()]}
+        if delivered:
+            expression += ", webhook_delivered_at = :at"
+            values[":at"] = attempt.at
+        if gave_up:
+            expression += ", webhook_gave_up = :true"
+            values[":true"] = True
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as err:
+            if not _refused(err):
+                raise
+
+    # -- webhooks: a user's settings item (see WEBHOOK_PREFIX) ---------------------------------------
+    def webhook_settings(self, user_id: str) -> dict[str, Any]:
+        item = self.table.get_item(Key=_webhook_key(user_id), ConsistentRead=True).get("Item") or {}
+        return {k: _plain(v) for k, v in item.items()}
+
+    def ensure_webhook_secret(self, user_id: str, secret: str) -> dict[str, Any]:
+        """The user's settings with a secret: `secret` stored if they had none (a conditional write, so two
+        first reads at once agree on one secret)."""
+        try:
+            self.table.update_item(
+                Key=_webhook_key(user_id),
+                UpdateExpression="SET secret = :secret",
+                ConditionExpression="attribute_not_exists(secret)",
+                ExpressionAttributeValues={":secret": secret},
+            )
+        except ClientError as err:
+            if not _refused(err):
+                raise
+        return self.webhook_settings(user_id)
+
+    def rotate_webhook_secret(self, user_id: str, secret: str, grace_seconds: int) -> dict[str, Any]:
+        """`secret` becomes the signing secret; the one it replaces still signs for `grace_seconds`."""
+        current = self.webhook_settings(user_id).get("secret")
+        values: dict[str, Any] = {":secret": secret}
+        expression = "SET secret = :secret"
+        if current:
+            expression += ", previous_secret = :previous, previous_valid_until = :until"
+            values.update({":previous": current, ":until": int(time.time()) + grace_seconds})
+        else:
+            expression += " REMOVE previous_secret, previous_valid_until"
+        self.table.update_item(Key=_webhook_key(user_id), UpdateExpression=expression, ExpressionAttributeValues=values)
+        return self.webhook_settings(user_id)
+
+    def set_default_webhook_url(self, user_id: str, url: str | None) -> dict[str, Any]:
+        if url is None:
+            self.table.update_item(Key=_webhook_key(user_id), UpdateExpression="REMOVE default_url")
+        else:
+            self.table.update_item(
+                Key=_webhook_key(user_id),
+                UpdateExpression="SET default_url = :url",
+                ExpressionAttributeValues={":url": url},
+            )
+        return self.webhook_settings(user_id)
+
+
+def signing_secrets(settings_item: dict[str, Any], now: float | None = None) -> list[str]:
+    """The secrets that sign a delivery now: the current one, and the previous one within its grace period."""
+    at = time.time() if now is None else now
+    out = [settings_item["secret"]] if settings_item.get("secret") else []
+    previous, until = settings_item.get("previous_secret"), settings_item.get("previous_valid_until")
+    if previous and until and float(until) > at:
+        out.append(previous)
+    return out
+
+
+def _webhook_key(user_id: str) -> dict[str, str]:
+    return {"job_id": f"{WEBHOOK_PREFIX}{user_id}"}
 
 
 def _quota_key(user_id: str) -> dict[str, str]:

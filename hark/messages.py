@@ -1,7 +1,7 @@
 """What travels on the queues, and how a message body is read.
 
 transcribe queue: S3 ObjectCreated notifications (sent by S3) and ChunkMessage (sent by a worker
-                  that split long audio). notify queue: NotifyMessage.
+                  that split long audio). notify queue: NotifyMessage. webhooks queue: WebhookMessage.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ class NotifyMessage(BaseModel):
     job_id: str
 
 
+class WebhookMessage(BaseModel):
+    kind: Literal["webhook"] = "webhook"
+    job_id: str
+
+
 def parse_transcribe_body(body: str) -> list[UploadEvent] | ChunkMessage:
     """Read one transcribe-queue body. An S3 test event gives []; anything unreadable raises."""
     try:
@@ -120,3 +125,10 @@ def parse_notify_body(body: str) -> NotifyMessage:
         return NotifyMessage.model_validate_json(body)
     except ValidationError:
         raise BrokenMessage("notify message is malformed") from None
+
+
+def parse_webhook_body(body: str) -> WebhookMessage:
+    try:
+        return WebhookMessage.model_validate_json(body)
+    except ValidationError:
+        raise BrokenMessage("webhook message is malformed") from None

@@ -1,4 +1,4 @@
-"""Operator tools for the dead-letter queues: `hark dlq list|replay transcribe|notify`.
+"""Operator tools for the dead-letter queues: `hark dlq list|replay transcribe|notify|webhooks`.
 
 list   peeks at a DLQ: every message is received with a short visibility, described, and handed back
        at once (visibility 0). Nothing is deleted. A peek counts as a receive, so the receive count
@@ -10,6 +10,8 @@ replay moves messages back to their source queue: receive -> send the same body 
 
 What a replayed message does depends on the job, not on the message (docs/runbook.md):
 - notify: a job not yet emailed gets its one email; an emailed job's message is dropped.
+- webhooks: a job whose webhook was not delivered gets another day of attempts (the receive count
+  starts again); a delivered one's message is dropped.
 - transcribe: a QUEUED job is transcribed. A PROCESSING job whose claim belongs to the dead message
   (a worker died on it again and again) is handed to the replayed copy, which has a new SQS message
   id, so the worker's claim accepts it. A COMPLETED or FAILED job is final: states only move forward,
@@ -30,10 +32,16 @@ from botocore.exceptions import ClientError
 
 from hark import aws
 from hark.keys import parse_upload_key
-from hark.messages import BrokenMessage, ChunkMessage, parse_notify_body, parse_transcribe_body
+from hark.messages import (
+    BrokenMessage,
+    ChunkMessage,
+    parse_notify_body,
+    parse_transcribe_body,
+    parse_webhook_body,
+)
 from hark.resources import QueueDef
 
-QUEUES = ("transcribe", "notify")
+QUEUES = ("transcribe", "notify", "webhooks")
 PEEK_VISIBILITY_SECONDS = 20  # long enough to read the whole DLQ once; handed back right after
 MOVE_VISIBILITY_SECONDS = 60  # long enough to send the copy and delete the original
 
@@ -65,6 +73,8 @@ def _queue_def(queue: str) -> QueueDef:
         return res.transcribe_queue
     if queue == "notify":
         return res.notify_queue
+    if queue == "webhooks":
+        return res.webhook_queue
     raise ValueError(f"unknown queue {queue!r}: one of {', '.join(QUEUES)}")
 
 
@@ -80,6 +90,9 @@ def describe_body(queue: str, body: str) -> tuple[list[str], str]:
         if queue == "notify":
             note = parse_notify_body(body)
             return [note.job_id], f"notify job {note.job_id}"
+        if queue == "webhooks":
+            hook = parse_webhook_body(body)
+            return [hook.job_id], f"webhook of job {hook.job_id}"
         parsed = parse_transcribe_body(body)
     except BrokenMessage as err:
         # The DLQ is where unreadable bodies end up: still say which job they seem to name.
@@ -196,10 +209,16 @@ def dlq_list(queue: str) -> list[DlqEntry]:
 
 def _replay_note(queue: str, statuses: list[str]) -> str:
     if not statuses:
-        return "no job named: the consumer will send it back to the DLQ" if queue == "notify" else "no job named"
+        return "no job named: the consumer will send it back to the DLQ" if queue != "transcribe" else "no job named"
     notes = []
     for status in statuses:
-        if queue == "notify":
+        if queue == "webhooks":
+            notes.append(
+                "job deleted: the worker drops it"
+                if status == "DELETED"
+                else "will be delivered again (a fresh day of retries) unless it already was"
+            )
+        elif queue == "notify":
             notes.append(
                 "will be emailed unless it already was"
                 if status in ("COMPLETED", "FAILED")

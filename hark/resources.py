@@ -83,6 +83,8 @@ class Resources:
     # and the upload-status queue (the upload-status function marks the job QUEUED at once).
     uploads_topic: TopicDef
     upload_status_queue: QueueDef
+    # Webhook deliveries (worker/webhooks): one message per finished job that asked for a webhook.
+    webhook_queue: QueueDef
     email_identity: str
     # Secrets Manager names. The link key signs the API links in emails (hark.links); the Clerk key
     # reads a user's email address from Clerk's Backend API (hark.recipients).
@@ -91,7 +93,7 @@ class Resources:
 
     @property
     def queues(self) -> tuple[QueueDef, ...]:
-        return (self.transcribe_queue, self.notify_queue, self.upload_status_queue)
+        return (self.transcribe_queue, self.notify_queue, self.upload_status_queue, self.webhook_queue)
 
     @property
     def tables(self) -> tuple[TableDef, ...]:
@@ -129,6 +131,9 @@ def upload_status_function(res: Resources) -> QueueFunctionDef:
 CLERK_SECRET_PLACEHOLDER = "REPLACE-ME-with-the-Clerk-secret-key"
 
 JOBS_BY_USER_INDEX = "by-user"
+# Receives of one webhook message before the DLQ: the first attempt and one per retry delay
+# (HARK_WEBHOOK_RETRY_DELAYS_SECONDS' default, 7 delays over about 22 hours).
+WEBHOOK_ATTEMPTS = 8
 # Sparse: only unfinished jobs carry `active_user_id`, so counting them for the quota is one small query.
 ACTIVE_JOBS_INDEX = "active-by-user"
 
@@ -199,6 +204,11 @@ def resources(
         notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),
         uploads_topic=TopicDef(name=f"{stack}-uploads", raw_subscribers=(transcribe.name, upload_status.name)),
         upload_status_queue=upload_status,
+        # Retries wait up to 12 h each (the consumer hides the message that long), so a delivery spans a
+        # day; 4 days' retention keeps the last attempt's message well inside it.
+        webhook_queue=QueueDef(
+            name=f"{stack}-webhooks", visibility_timeout_seconds=60, max_receive_count=WEBHOOK_ATTEMPTS
+        ),
         email_identity=email_identity,
         link_signing_secret=f"{stack}/link-signing-key",
         clerk_secret=f"{stack}/clerk-secret-key",

@@ -77,6 +77,22 @@ class Settings(BaseSettings):
     notify_batch_size: int = 10  # messages per receive (1-10)
     email_preview_chars: int = 300
 
+    # Webhooks (hark.webhooks, worker/webhooks). Deployments call https receivers only; the local stack
+    # allows http and loopback receivers (a test's own server), never link-local or private addresses.
+    webhook_require_https: bool = True
+    webhook_allow_loopback: bool = False
+    webhook_timeout_seconds: float = 10  # one delivery attempt: connect, send, read the status
+    # Visibility after the 1st, 2nd, ... failed attempt; 7 retries span about 22 hours. The webhook queue's
+    # maxReceiveCount (hark.resources.WEBHOOK_ATTEMPTS) is one more than this list is long.
+    webhook_retry_delays_seconds: list[int] = Field(
+        default_factory=lambda: [30, 120, 600, 3600, 3 * 3600, 6 * 3600, 12 * 3600]
+    )
+    # After POST /webhook-secret the old secret still signs (beside the new one) this long.
+    webhook_secret_grace_seconds: int = 24 * 3600
+    webhook_batch_size: int = 5  # messages per receive (1-10)
+    # The app's own 429 (too many unfinished jobs) says to retry after this long (Retry-After).
+    quota_retry_after_seconds: int = 60
+
     # Transcription worker.
     model_dir: str | None = None  # a CTranslate2 Whisper model folder
     model_name: str = "whisper-base"

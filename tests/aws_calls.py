@@ -25,6 +25,7 @@ ROLES = {
     "upload-status": ("Api", "UploadStatusFunctionRole"),
     "transcription-worker": ("Workers", "TranscriptionTaskRole"),
     "notification-worker": ("Workers", "NotificationTaskRole"),
+    "webhook-worker": ("Workers", "WebhookTaskRole"),
 }
 UNCHECKED = {"ops-cli": "runs with the operator's credentials; no role in the templates"}
 # One account and region to resolve the templates' ARNs in (any will do: names and grants use the same ones).
@@ -81,7 +82,7 @@ class NameMap:
         pairs = {}
         for attr in ("audio_bucket", "transcripts_bucket", "jobs_table", "idempotency_table"):
             pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
-        for attr in ("transcribe_queue", "notify_queue", "upload_status_queue"):
+        for attr in ("transcribe_queue", "notify_queue", "upload_status_queue", "webhook_queue"):
             pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
             pairs[getattr(local, attr).dlq_name] = getattr(self.deployed, attr).dlq_name
         pairs[local.email_identity] = self.deployed.email_identity

@@ -220,7 +220,11 @@ class Gateway:
         """API Gateway's own answer of this type, as the stage's gateway response defines it; every one
         carries the web origin, so browsers can read it."""
         assert response.status is not None
-        headers = {**GATEWAY_RESPONSE_HEADERS, "Access-Control-Allow-Origin": self.cors_origins[0]}
+        headers = {
+            **GATEWAY_RESPONSE_HEADERS,
+            **dict(response.headers),
+            "Access-Control-Allow-Origin": self.cors_origins[0],
+        }
         return _json(response.status, response.body, headers)
 
     def method_arn(self, method: str, path: str) -> str:

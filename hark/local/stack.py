@@ -1,7 +1,7 @@
 """`hark up`: the whole platform on one machine, in the foreground until Ctrl-C.
 
 The AWS emulator and the gateway (with the real Lambda handlers) run in this process; the
-transcription and notification workers run as child processes, restarted if they die, as ECS
+transcription, notification and webhook workers run as child processes, restarted if they die, as ECS
 would replace a task.
 """
 
@@ -84,6 +84,9 @@ def local_env(port: int, emulator_port: int, home: Path, model_dir: Path) -> dic
         "HARK_CLERK_API_URL": f"{origin}/clerk",  # the dev issuer's stand-in for Clerk's Backend API
         "HARK_OUTBOX_DIR": str(home / "outbox"),
         "HARK_MODEL_DIR": str(model_dir),
+        # Webhook receivers on this machine (a test's server, `nc -l`): http and loopback, never link-local.
+        "HARK_WEBHOOK_REQUIRE_HTTPS": "false",
+        "HARK_WEBHOOK_ALLOW_LOOPBACK": "true",
     }
 
 
@@ -133,6 +136,9 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     supervisor.workers.append(
         ChildProcess("notification worker", "worker.notification", home / "logs" / "notification.log", child_env)
     )
+    supervisor.workers.append(
+        ChildProcess("webhook worker", "worker.webhooks", home / "logs" / "webhooks.log", child_env)
+    )
     for w in supervisor.workers:
         w.start()
     threading.Thread(target=supervisor.watch, daemon=True, name="supervisor").start()
@@ -166,7 +172,7 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
   JWKS (dev)       {origin}/.well-known/jwks.json
   AWS emulator     {emulator.endpoint}   (moto: S3, SNS, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
-  workers          {len(supervisor.workers) - 1} transcription (model {model_dir}), 1 notification;
+  workers          {len(supervisor.workers) - 2} transcription (model {model_dir}), 1 notification, 1 webhook;
                    the upload-status function in-process (jobs QUEUED as their upload lands)
   worker logs      {home / "logs"}
   emails (outbox)  {home / "outbox"}

@@ -319,7 +319,7 @@ class ApiStack(Stack):
                 f"Gateway{response.response_type.title().replace('_', '')}",
                 type=apigw.ResponseType.of(response.response_type),
                 status_code=str(response.status) if response.status is not None else None,
-                response_headers=gateway_headers,
+                response_headers={**gateway_headers, **{k: f"'{v}'" for k, v in response.headers}},
                 templates={"application/json": response.template},
             )
 

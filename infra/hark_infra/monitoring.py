@@ -24,13 +24,21 @@ FIVE_MINUTES = Duration.minutes(5)
 # Age of the oldest message that means the consumers are not keeping up (seconds).
 # The upload-status function takes its queue's messages within seconds; 5 minutes means it is failing
 # or throttled, and jobs stay UPLOADING on the page (docs/runbook.md, "A stuck job").
-OLDEST_MESSAGE_ALARM_SECONDS = {"transcribe": 30 * 60, "notify": 15 * 60, "uploadstatus": 5 * 60}
+# A webhook message waits up to 12 h between retries on purpose (about 22 h in all): older than a day, the
+# webhook worker is not consuming.
+OLDEST_MESSAGE_ALARM_SECONDS = {
+    "transcribe": 30 * 60,
+    "notify": 15 * 60,
+    "uploadstatus": 5 * 60,
+    "webhook": 24 * 3600,
+}
 API_STAGE = "v1"
 # The workers' own metrics: Powertools EMF on stdout, namespace "Hark", one dimension "service" set to
 # the worker's SERVICE (worker/transcription/context.py, worker/notification/worker.py).
 WORKER_METRICS_NAMESPACE = "Hark"
 TRANSCRIPTION_SERVICE_DIMENSION = "transcription-worker"
 NOTIFICATION_SERVICE_DIMENSION = "notification"
+WEBHOOK_SERVICE_DIMENSION = "webhooks"  # worker/webhooks/worker.py SERVICE
 # EmailsFailed (SES refused after botocore's own retries) in each of 3 consecutive 5-minute periods:
 # an SES outage or a rejected sender, not a blip. ApproximateAgeOfOldestMessage cannot be relied on
 # for this: SQS stops counting a message once it has been received 3 times, which the notifier's
@@ -101,6 +109,7 @@ class MonitoringStack(Stack):
             ("Transcribe", res.transcribe_queue),
             ("Notify", res.notify_queue),
             ("UploadStatus", res.upload_status_queue),
+            ("Webhook", res.webhook_queue),
         ):
             alarm(
                 f"{label}DeadLetters",
@@ -270,5 +279,15 @@ class MonitoringStack(Stack):
                     cw.HorizontalAnnotation(value=0, label="EmailsFailed alarm: > 0 in 3 periods running")
                 ],
             ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Webhooks",
+                left=[
+                    worker_metric(WEBHOOK_SERVICE_DIMENSION, m)
+                    for m in ("WebhooksDelivered", "WebhookAttemptsFailed", "WebhooksRefused")
+                ],
+                width=24,
+            )
         )
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))

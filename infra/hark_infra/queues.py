@@ -1,4 +1,4 @@
-"""The transcribe, notify and upload-status queues, each with its dead-letter queue, and the uploads topic
+"""The transcribe, notify, webhook and upload-status queues, each with its dead-letter queue, and the uploads topic
 that fans an upload's S3 event out to the transcribe and upload-status queues, as hark.resources defines
 them (docs/architecture.md, "QUEUED when the upload lands")."""
 
@@ -46,6 +46,7 @@ class QueuesStack(Stack):
         res = config.resources
         self.transcribe_queue, self.transcribe_dlq = _queue_pair(self, "TranscribeQueue", res.transcribe_queue)
         self.notify_queue, self.notify_dlq = _queue_pair(self, "NotifyQueue", res.notify_queue)
+        self.webhook_queue, self.webhook_dlq = _queue_pair(self, "WebhookQueue", res.webhook_queue)
 
         self.upload_status_queue, self.upload_status_dlq = _queue_pair(
             self, "UploadStatusQueue", res.upload_status_queue

@@ -1,5 +1,5 @@
-"""The two queue consumers: GPU transcription workers (ECS on EC2 GPUs, scaled on expected wait)
-and the notification worker (Fargate)."""
+"""The queue consumers: GPU transcription workers (ECS on EC2 GPUs, scaled on expected wait), the
+notification worker and the webhook worker (Fargate)."""
 
 from __future__ import annotations
 
@@ -147,6 +147,7 @@ class WorkersStack(Stack):
         self.cluster_name = f"{config.stack}-workers"
         self.transcription_service_name = f"{config.stack}-transcription"
         self.notification_service_name = f"{config.stack}-notification"
+        self.webhook_service_name = f"{config.stack}-webhooks"
 
         # ---- network: private subnets; S3 and DynamoDB through free gateway endpoints ----
         self.vpc = ec2.Vpc(
@@ -316,7 +317,7 @@ class WorkersStack(Stack):
             iam.PolicyStatement(
                 sid="NotifyQueue",
                 actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
-                resources=[queue_arn(self, res.notify_queue.name)],
+                resources=[queue_arn(self, res.notify_queue.name), queue_arn(self, res.webhook_queue.name)],
             )
         )
         r.add_to_policy(
@@ -577,7 +578,113 @@ class WorkersStack(Stack):
 
         self._scale_notifier(res.notify_queue.name)
 
-        for task in (self.transcription_task, self.notification_task):
+        # ---- the webhook worker (Fargate) ----
+        # An ECS service on the shared SQS runtime (worker/runtime.py), as the notifier: the same code runs
+        # under `hark up`, each attempt sets its own retry delay on the message, and a 10 s POST needs no
+        # Lambda timeout arithmetic. Its own security group lets it out on 443 only (receivers are https;
+        # SQS, S3 and DynamoDB answer on 443 too), and it reads nothing but the jobs table's items.
+        webhook_sg = ec2.SecurityGroup(
+            self,
+            "WebhookSg",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="Hark webhook worker: outbound https only (receivers, queues, S3, DynamoDB)",
+        )
+        webhook_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "https: receivers and AWS APIs")
+        self.webhook_role = iam.Role(
+            self,
+            "WebhookTaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Hark webhook worker",
+        )
+        w = self.webhook_role
+        w.add_to_policy(
+            iam.PolicyStatement(
+                sid="WebhookQueue",
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueUrl",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[queue_arn(self, res.webhook_queue.name)],
+            )
+        )
+        # Reads the job and its owner's secret item; appends attempts, creates a secret never read yet.
+        w.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobsTable",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table_arn(self, res.jobs_table.name)],
+            )
+        )
+        # The payload is the job as GET /jobs/{id} shows it: with presigned links to the transcripts.
+        w.add_to_policy(
+            iam.PolicyStatement(
+                sid="PresignTranscripts",
+                actions=["s3:GetObject"],
+                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+            )
+        )
+        acknowledge(
+            w,
+            "Read-only on the transcripts/ prefix: it presigns the links in the payload, as the API does.",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
+        )
+        self.webhook_logs = logs.LogGroup(
+            self,
+            "WebhookLogs",
+            log_group_name=f"/hark/{config.stack}/webhook-worker",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.webhook_task = ecs.FargateTaskDefinition(
+            self,
+            "WebhookTask",
+            family=self.webhook_service_name,
+            cpu=256,
+            memory_limit_mib=512,
+            task_role=w,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+            ),
+        )
+        self.webhook_task.add_container(
+            "webhooks",
+            # The notifier's image (the base dependencies only), started as the webhook worker.
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file="worker/notification/Dockerfile",
+                exclude=IMAGE_CONTEXT,
+                ignore_mode=_docker_ignore(),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            ),
+            command=["python", "-m", "worker.webhooks"],
+            stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),
+            environment={**base_env},
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="webhooks", log_group=self.webhook_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
+            ),
+            health_check=_health_check(),
+            readonly_root_filesystem=True,
+        )
+        self.webhook_service = ecs.FargateService(
+            self,
+            "WebhookService",
+            service_name=self.webhook_service_name,
+            cluster=self.cluster,
+            task_definition=self.webhook_task,
+            desired_count=1,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            security_groups=[webhook_sg],
+            vpc_subnets=private,
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+
+        for task in (self.transcription_task, self.notification_task, self.webhook_task):
             acknowledge(
                 task.obtain_execution_role(),
                 "ecr:GetAuthorizationToken has no resource-level "
@@ -593,7 +700,11 @@ class WorkersStack(Stack):
             )
 
         # Worker errors: any ERROR line or traceback in either worker's logs.
-        for name, group in (("transcription", self.transcription_logs), ("notification", self.notification_logs)):
+        for name, group in (
+            ("transcription", self.transcription_logs),
+            ("notification", self.notification_logs),
+            ("webhook", self.webhook_logs),
+        ):
             group.add_metric_filter(
                 f"{name.title()}Errors",
                 filter_pattern=logs.FilterPattern.any_term("ERROR", "Traceback"),

@@ -39,9 +39,12 @@ from hark.api_schemas import (
     JobView,
     TranscriptFormat,
     TranscriptLink,
+    WebhookSecret,
+    WebhookSettings,
 )
 from hark.control import ApiError, Caller
 from hark.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED
+from hark.jobs import JobStatus
 from hark.json_body import BodyRefused, parse_object
 from hark.settings import get_settings
 from hark.transcript import MAX_CHARS_PER_LINE, MAX_LINES_PER_CUE, MIN_CHARS_PER_LINE, MIN_LINES_PER_CUE
@@ -106,7 +109,7 @@ def _errors(*statuses: int) -> dict:
         409: "Conflict with the job's state",
         415: "File type or extension not accepted",
         422: "Idempotency-Key reused with a different request",
-        429: "Too many unfinished jobs",
+        429: "Too many unfinished jobs (Retry-After says when to try again)",
     }
     return {
         s: {
@@ -169,8 +172,15 @@ def create_job(
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
+    status: Annotated[
+        JobStatus | None,
+        Query(
+            description="Only jobs in this state. A page may then hold fewer than `limit` jobs: page on while "
+            "next_cursor is not null."
+        ),
+    ] = None,
 ) -> JobList:
-    return control.list_jobs(caller(), limit, cursor)
+    return control.list_jobs(caller(), limit, cursor, status)
 
 
 @router.get(
@@ -231,6 +241,51 @@ def delete_job(job_id: IdPath):  # a Response (204, no body): an annotation woul
     return Response(status_code=204)
 
 
+# -- webhooks: the signing secret and the default URL (docs/api.md, "Webhooks") ---------------------------
+@router.get(
+    "/webhook-secret",
+    summary="Your webhook signing secret (created on the first read)",
+    responses=_responses(200, WebhookSecret, "The secret", 401, 403),
+    tags=["webhooks"],
+)
+def get_webhook_secret() -> WebhookSecret:
+    return control.webhook_secret(caller())
+
+
+@router.post(
+    "/webhook-secret",
+    summary="Rotate your webhook signing secret (the old one also signs for 24 hours)",
+    responses=_responses(200, WebhookSecret, "The new secret", 401, 403),
+    tags=["webhooks"],
+)
+def rotate_webhook_secret() -> WebhookSecret:
+    result = control.rotate_webhook_secret(caller())
+    logger.info("webhook secret rotated")
+    return result
+
+
+@router.get(
+    "/webhook-settings",
+    summary="Your default webhook URL",
+    responses=_responses(200, WebhookSettings, "The settings", 401, 403),
+    tags=["webhooks"],
+)
+def get_webhook_settings() -> WebhookSettings:
+    return control.webhook_settings(caller())
+
+
+@router.put(
+    "/webhook-settings",
+    summary="Set (or clear, with null) the webhook URL of jobs created without one",
+    responses=_responses(200, WebhookSettings, "The settings", 400, 401, 403, 415),
+    tags=["webhooks"],
+)
+def put_webhook_settings(request: WebhookSettings) -> WebhookSettings:
+    if not _is_json(cast(APIGatewayProxyEvent, router.current_event)):
+        raise _unsupported_body_error()
+    return control.set_webhook_settings(caller(), request)
+
+
 # -- email links: no bearer token, the signed link is the credential (hark.links) ------------------------
 def _own_error(description: str) -> Any:  # an OpenAPIResponse, as Powertools' routes take them
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
@@ -270,7 +325,9 @@ def follow_link(
 @router.exception_handler(ApiError)
 def _api_error(err: ApiError) -> Response:
     logger.info("refused", status=err.status, code=err.code)
-    return _error(err.status, err.code, err.message)
+    response = _error(err.status, err.code, err.message)
+    response.headers.update(err.headers)  # e.g. Retry-After on the quota's 429
+    return response
 
 
 @router.exception_handler(BodyRefused)
@@ -394,6 +451,15 @@ def openapi_document() -> dict:
             responses = operation.get("responses", {})
             if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                 responses.pop("422")
+            if "429" in responses:  # the quota's refusal says when to try again (hark.control)
+                responses["429"]["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before trying again",
+                        "schema": {"type": "integer"},
+                    },
+                    "RateLimit-Limit": {"description": "Your limit of unfinished jobs", "schema": {"type": "integer"}},
+                    "RateLimit-Remaining": {"description": "Places left (0)", "schema": {"type": "integer"}},
+                }
             for bodiless in ("204", "302"):
                 if bodiless in responses:
                     responses[bodiless].pop("content", None)

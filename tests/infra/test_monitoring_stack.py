@@ -51,7 +51,7 @@ def test_worker_errors_and_api_5xx_alarms(synth):
     assert _metric(api)[2] == {"ApiName": f"{TEST_CONTEXT['hark:stack']}-api", "Stage": "v1"}
     # the worker log groups feed the WorkerErrors metric
     filters = resources_of(synth.template("Workers"), "AWS::Logs::MetricFilter")
-    assert len(filters) == 2
+    assert len(filters) == 3  # transcription, notification, webhooks
     for f in filters.values():
         (transform,) = f["Properties"]["MetricTransformations"]
         assert (transform["MetricNamespace"], transform["MetricName"]) == ("Hark", "WorkerErrors")
@@ -127,6 +127,7 @@ def test_dashboard_reads_the_workers_metrics_as_they_emit_them(synth):
     for path, wanted in (
         ("worker/transcription", ("JobsCompleted", "JobsFailed")),
         ("worker/notification/worker.py", ("EmailsSent", "EmailsFailed")),
+        ("worker/webhooks/worker.py", ("WebhooksDelivered", "WebhookAttemptsFailed", "WebhooksRefused")),
     ):
         namespace, service, names = _worker_emf(path)
         for metric in wanted:

@@ -102,7 +102,10 @@ def test_create_job(stack):
         "error",
         "chunks",
         "transcript",
+        "notify",
+        "webhook",
     }
+    assert job["notify"] == ["email"] and job["webhook"] is None  # the default: email only
     assert upload["method"] == "POST" and upload["expires_at"].endswith("Z")
     assert upload["fields"]["key"] == upload_key(ALICE, job["job_id"], "meeting.mp3")
     assert upload["fields"]["Content-Type"] == "audio/mpeg"

@@ -27,6 +27,10 @@ def test_openapi_document_describes_the_contract():
     prompt = next(b for b in body["prompt"]["anyOf"] if b.get("type") == "string")
     assert prompt["maxLength"] == PROMPT_MAX_CHARS
     assert set(body["task"]["enum"]) == {"transcribe", "translate"} and body["task"]["default"] == "transcribe"
+    assert {"/links/{token}", "/webhook-secret", "/webhook-settings"} <= set(paths)
+    assert set(paths["/webhook-secret"]) == {"get", "post"} and set(paths["/webhook-settings"]) == {"get", "put"}
+    statuses = paths["/jobs"]["get"]["parameters"]
+    assert any(p["name"] == "status" and p["in"] == "query" for p in statuses)
     # The email links carry their own credential: no bearer token, and their refusals are the API's own shape.
     link = paths["/links/{token}"]["get"]
     assert link["security"] == [] and {"302", "403", "404", "410"} <= set(link["responses"])
@@ -38,6 +42,7 @@ def test_openapi_document_describes_the_contract():
     assert set(paths["/jobs"]) == {"get", "post"} and set(paths["/jobs/{job_id}"]) == {"get", "delete"}
     post = paths["/jobs"]["post"]
     assert {"201", "400", "413", "415", "429"} <= set(post["responses"])
+    assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining"} <= set(post["responses"]["429"]["headers"])
     assert any(p["name"].lower() == "idempotency-key" and p["in"] == "header" for p in post["parameters"])
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert doc["security"] == [{"bearerAuth": []}]

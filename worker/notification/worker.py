@@ -108,6 +108,10 @@ class NotifyHandler:
                     "job is not finished yet: retrying later", status=job.status.value, retry_in_seconds=delay
                 )
                 return retry(delay)
+            if "email" not in job.notify:  # created with notify without "email" (POST /jobs)
+                logger.info("the job asked for no email: nothing to send")
+                self.store.mark_notified(job.job_id, "not-requested")
+                return DONE
             if not self.store.claim_notification(job.job_id, self.settings.notify_lease_seconds):
                 fresh = self.store.get(job.job_id)
                 if fresh is None or fresh.notified_at:

@@ -25,7 +25,7 @@ def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> N
         # The assembling worker may have died between finishing the job and queueing its
         # notification; queueing it again is safe because the notifier sends one email per job.
         logger.info("chunk of a finished job not yet notified: notification re-sent", status=job.status)
-        notify(ctx, job.job_id)
+        notify(ctx, job)
         return
     if job is None or job.status != JobStatus.PROCESSING:
         logger.info("chunk of a job that is gone or finished: dropped", status=job.status if job else None)

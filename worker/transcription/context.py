@@ -35,6 +35,7 @@ class Context:
     sqs: Any
     transcribe_url: str
     notify_url: str
+    webhook_url: str  # the webhook queue (worker/webhooks)
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine) -> Context:
@@ -49,6 +50,7 @@ class Context:
             sqs=aws.client("sqs"),
             transcribe_url=aws.queue_url(res.transcribe_queue.name),
             notify_url=aws.queue_url(res.notify_queue.name),
+            webhook_url=aws.queue_url(res.webhook_queue.name),
         )
 
     def metric(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:

@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from hark import keys
 from hark.jobs import Job, TransitionRefused
-from hark.messages import NotifyMessage
+from hark.messages import NotifyMessage, WebhookMessage
 from hark.transcript import CONTENT_TYPES, RENDERERS, Transcript
 
 from .cleanup import remove_transcripts
@@ -53,14 +53,14 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
             if err.response.get("Error", {}).get("Code") not in ALREADY_WRITTEN:
                 raise
     try:
-        ctx.store.complete(job.job_id, transcript.language, transcript.duration, no_speech=no_speech)
+        finished = ctx.store.complete(job.job_id, transcript.language, transcript.duration, no_speech=no_speech)
     except TransitionRefused:
         if ctx.store.get(job.job_id) is None:
             remove_transcripts(ctx, job)  # what we just wrote must not outlive the job
             return
         logger.info("another worker finished this job first")
         return
-    notify(ctx, job.job_id)
+    notify(ctx, finished)
     ctx.metric("JobsCompleted", 1, MetricUnit.Count)
     ctx.metric("Attempts", attempt, MetricUnit.Count)
     logger.info(
@@ -76,17 +76,21 @@ def fail_job(
     ctx: Context, job_id: str, reason: str, attempt: int | None = None, uploaded_bytes: int | None = None
 ) -> None:
     try:
-        ctx.store.fail(job_id, reason, uploaded_bytes=uploaded_bytes)
+        job = ctx.store.fail(job_id, reason, uploaded_bytes=uploaded_bytes)
     except TransitionRefused:
         logger.info("job already finished; failure not recorded", reason=reason)
         return
-    notify(ctx, job_id)
+    notify(ctx, job)
     ctx.metric("JobsFailed", 1, MetricUnit.Count)
     if attempt:
         ctx.metric("Attempts", attempt, MetricUnit.Count)
     logger.warning("job failed", reason=reason)
 
 
-def notify(ctx: Context, job_id: str) -> None:
-    """Queue the job's notification; the notifier sends one email per job whatever it receives."""
-    ctx.sqs.send_message(QueueUrl=ctx.notify_url, MessageBody=NotifyMessage(job_id=job_id).model_dump_json())
+def notify(ctx: Context, job: Job) -> None:
+    """Queue the job's notifications as it asked for them (POST /jobs `notify`): the email (the notifier
+    sends one per job whatever it receives) and the webhook (worker/webhooks delivers it once)."""
+    if "email" in job.notify:
+        ctx.sqs.send_message(QueueUrl=ctx.notify_url, MessageBody=NotifyMessage(job_id=job.job_id).model_dump_json())
+    if "webhook" in job.notify and job.webhook_url:
+        ctx.sqs.send_message(QueueUrl=ctx.webhook_url, MessageBody=WebhookMessage(job_id=job.job_id).model_dump_json())

@@ -48,7 +48,7 @@ def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> None:
         # This message finished the job but its worker died before deleting it: the notify may not
         # have gone out. The notifier sends one email per job whatever it receives.
         logger.info("job finished by an earlier delivery of this message: notification re-sent", status=job.status)
-        notify(ctx, job_id)
+        notify(ctx, job)
         return
     logger.info(
         "duplicate event: the job is owned by another message or finished; dropped", status=job.status if job else None

@@ -6,6 +6,7 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.create_job_request_notify_type_0_item import CreateJobRequestNotifyType0Item
 from ..models.create_job_request_task import CreateJobRequestTask
 from ..types import UNSET, Unset
 
@@ -26,6 +27,11 @@ class CreateJobRequest:
             initial prompt, so it spells them this way. At most 500 characters.
         task (CreateJobRequestTask | Unset): transcribe (in the spoken language) or translate (to English). The
             transcript's language stays the spoken one. Default: CreateJobRequestTask.TRANSCRIBE.
+        webhook_url (None | str | Unset): Where to POST the finished job (Standard Webhooks, signed with your GET
+            /webhook-secret). https, to a public address. Default: your default webhook URL (PUT /webhook-settings), if any.
+        notify (list[CreateJobRequestNotifyType0Item] | None | Unset): How to hear that the job finished: any of
+            "email", "webhook"; [] for neither. Default: email, plus webhook when a webhook URL applies. "webhook" needs
+            one.
     """
 
     filename: str
@@ -34,6 +40,8 @@ class CreateJobRequest:
     language: str | Unset = "auto"
     prompt: str | Unset | None = UNSET
     task: CreateJobRequestTask | Unset = CreateJobRequestTask.TRANSCRIBE
+    webhook_url: str | Unset | None = UNSET
+    notify: list[CreateJobRequestNotifyType0Item] | Unset | None = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +63,24 @@ class CreateJobRequest:
         if not isinstance(self.task, Unset):
             task = self.task.value
 
+        webhook_url: str | Unset | None
+        if isinstance(self.webhook_url, Unset):
+            webhook_url = UNSET
+        else:
+            webhook_url = self.webhook_url
+
+        notify: list[str] | Unset | None
+        if isinstance(self.notify, Unset):
+            notify = UNSET
+        elif isinstance(self.notify, list):
+            notify = []
+            for notify_type_0_item_data in self.notify:
+                notify_type_0_item = notify_type_0_item_data.value
+                notify.append(notify_type_0_item)
+
+        else:
+            notify = self.notify
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -70,6 +96,10 @@ class CreateJobRequest:
             field_dict["prompt"] = prompt
         if task is not UNSET:
             field_dict["task"] = task
+        if webhook_url is not UNSET:
+            field_dict["webhook_url"] = webhook_url
+        if notify is not UNSET:
+            field_dict["notify"] = notify
 
         return field_dict
 
@@ -100,6 +130,37 @@ class CreateJobRequest:
         else:
             task = CreateJobRequestTask(_task)
 
+        def _parse_webhook_url(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(str | Unset | None, data)
+
+        webhook_url = _parse_webhook_url(d.pop("webhook_url", UNSET))
+
+        def _parse_notify(data: object) -> list[CreateJobRequestNotifyType0Item] | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                notify_type_0 = []
+                _notify_type_0 = data
+                for notify_type_0_item_data in _notify_type_0:
+                    notify_type_0_item = CreateJobRequestNotifyType0Item(notify_type_0_item_data)
+
+                    notify_type_0.append(notify_type_0_item)
+
+                return notify_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[CreateJobRequestNotifyType0Item] | Unset | None, data)
+
+        notify = _parse_notify(d.pop("notify", UNSET))
+
         create_job_request = cls(
             filename=filename,
             content_type=content_type,
@@ -107,6 +168,8 @@ class CreateJobRequest:
             language=language,
             prompt=prompt,
             task=task,
+            webhook_url=webhook_url,
+            notify=notify,
         )
 
         create_job_request.additional_properties = d

@@ -7,12 +7,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.job_status import JobStatus
+from ..models.job_view_notify_item import JobViewNotifyItem
 from ..models.job_view_task import JobViewTask
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.chunk_progress import ChunkProgress
     from ..models.transcript_links import TranscriptLinks
+    from ..models.webhook_view import WebhookView
 
 
 T = TypeVar("T", bound="JobView")
@@ -42,6 +44,8 @@ class JobView:
         task (JobViewTask | Unset):  Default: JobViewTask.TRANSCRIBE.
         no_speech (bool | Unset): COMPLETED with no speech detected (silence, noise or music): the transcript is empty.
             Default: False.
+        notify (list[JobViewNotifyItem] | Unset): How the owner hears of the end.
+        webhook (None | Unset | WebhookView): The job's webhook and its delivery attempts, if it has one.
     """
 
     job_id: str
@@ -63,11 +67,14 @@ class JobView:
     prompt: str | Unset | None = UNSET
     task: JobViewTask | Unset = JobViewTask.TRANSCRIBE
     no_speech: bool | Unset = False
+    notify: list[JobViewNotifyItem] | Unset = UNSET
+    webhook: Unset | WebhookView | None = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.chunk_progress import ChunkProgress
         from ..models.transcript_links import TranscriptLinks
+        from ..models.webhook_view import WebhookView
 
         job_id = self.job_id
 
@@ -127,6 +134,21 @@ class JobView:
 
         no_speech = self.no_speech
 
+        notify: list[str] | Unset = UNSET
+        if not isinstance(self.notify, Unset):
+            notify = []
+            for notify_item_data in self.notify:
+                notify_item = notify_item_data.value
+                notify.append(notify_item)
+
+        webhook: dict[str, Any] | Unset | None
+        if isinstance(self.webhook, Unset):
+            webhook = UNSET
+        elif isinstance(self.webhook, WebhookView):
+            webhook = self.webhook.to_dict()
+        else:
+            webhook = self.webhook
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -155,6 +177,10 @@ class JobView:
             field_dict["task"] = task
         if no_speech is not UNSET:
             field_dict["no_speech"] = no_speech
+        if notify is not UNSET:
+            field_dict["notify"] = notify
+        if webhook is not UNSET:
+            field_dict["webhook"] = webhook
 
         return field_dict
 
@@ -162,6 +188,7 @@ class JobView:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.chunk_progress import ChunkProgress
         from ..models.transcript_links import TranscriptLinks
+        from ..models.webhook_view import WebhookView
 
         d = dict(src_dict)
         job_id = d.pop("job_id")
@@ -270,6 +297,32 @@ class JobView:
 
         no_speech = d.pop("no_speech", UNSET)
 
+        _notify = d.pop("notify", UNSET)
+        notify: list[JobViewNotifyItem] | Unset = UNSET
+        if _notify is not UNSET:
+            notify = []
+            for notify_item_data in _notify:
+                notify_item = JobViewNotifyItem(notify_item_data)
+
+                notify.append(notify_item)
+
+        def _parse_webhook(data: object) -> Unset | WebhookView | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                webhook_type_0 = WebhookView.from_dict(data)
+
+                return webhook_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Unset | WebhookView | None, data)
+
+        webhook = _parse_webhook(d.pop("webhook", UNSET))
+
         job_view = cls(
             job_id=job_id,
             status=status,
@@ -290,6 +343,8 @@ class JobView:
             prompt=prompt,
             task=task,
             no_speech=no_speech,
+            notify=notify,
+            webhook=webhook,
         )
 
         job_view.additional_properties = d

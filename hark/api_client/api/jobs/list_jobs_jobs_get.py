@@ -8,6 +8,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
 from ...models.gateway_error import GatewayError
 from ...models.job_list import JobList
+from ...models.job_status import JobStatus
 from ...types import UNSET, Response, Unset
 
 
@@ -15,6 +16,7 @@ def _get_kwargs(
     *,
     limit: int | Unset = 20,
     cursor: str | Unset | None = UNSET,
+    status: JobStatus | Unset | None = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -27,6 +29,15 @@ def _get_kwargs(
     else:
         json_cursor = cursor
     params["cursor"] = json_cursor
+
+    json_status: str | Unset | None
+    if isinstance(status, Unset):
+        json_status = UNSET
+    elif isinstance(status, JobStatus):
+        json_status = status.value
+    else:
+        json_status = status
+    params["status"] = json_status
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -89,12 +100,15 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
     limit: int | Unset = 20,
     cursor: str | Unset | None = UNSET,
+    status: JobStatus | Unset | None = UNSET,
 ) -> Response[ErrorResponse | GatewayError | JobList]:
     """List your jobs, newest first
 
     Args:
         limit (int | Unset): Page size Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
+        status (JobStatus | None | Unset): Only jobs in this state. A page may then hold fewer
+            than `limit` jobs: page on while next_cursor is not null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -107,6 +121,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         limit=limit,
         cursor=cursor,
+        status=status,
     )
 
     response = client.get_httpx_client().request(
@@ -121,12 +136,15 @@ def sync(
     client: AuthenticatedClient | Client,
     limit: int | Unset = 20,
     cursor: str | Unset | None = UNSET,
+    status: JobStatus | Unset | None = UNSET,
 ) -> ErrorResponse | GatewayError | JobList | None:
     """List your jobs, newest first
 
     Args:
         limit (int | Unset): Page size Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
+        status (JobStatus | None | Unset): Only jobs in this state. A page may then hold fewer
+            than `limit` jobs: page on while next_cursor is not null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -140,6 +158,7 @@ def sync(
         client=client,
         limit=limit,
         cursor=cursor,
+        status=status,
     ).parsed
 
 
@@ -148,12 +167,15 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
     limit: int | Unset = 20,
     cursor: str | Unset | None = UNSET,
+    status: JobStatus | Unset | None = UNSET,
 ) -> Response[ErrorResponse | GatewayError | JobList]:
     """List your jobs, newest first
 
     Args:
         limit (int | Unset): Page size Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
+        status (JobStatus | None | Unset): Only jobs in this state. A page may then hold fewer
+            than `limit` jobs: page on while next_cursor is not null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -166,6 +188,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         limit=limit,
         cursor=cursor,
+        status=status,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -178,12 +201,15 @@ async def asyncio(
     client: AuthenticatedClient | Client,
     limit: int | Unset = 20,
     cursor: str | Unset | None = UNSET,
+    status: JobStatus | Unset | None = UNSET,
 ) -> ErrorResponse | GatewayError | JobList | None:
     """List your jobs, newest first
 
     Args:
         limit (int | Unset): Page size Default: 20.
         cursor (None | str | Unset): next_cursor of the previous page
+        status (JobStatus | None | Unset): Only jobs in this state. A page may then hold fewer
+            than `limit` jobs: page on while next_cursor is not null.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -198,5 +224,6 @@ async def asyncio(
             client=client,
             limit=limit,
             cursor=cursor,
+            status=status,
         )
     ).parsed

@@ -1,0 +1,258 @@
+"""Webhooks as the Standard Webhooks specification (standardwebhooks.com) defines them: signing, the
+check of a receiver's URL (no SSRF), and one delivery pinned to the address that was checked.
+
+Signing: `webhook-signature: v1,<base64 HMAC-SHA256(secret, "{webhook-id}.{webhook-timestamp}.{body}")>`
+with the user's `whsec_...` secret, computed by the reference library (`standardwebhooks`). During a
+rotation's grace period a delivery carries both signatures, space-separated, as the spec allows.
+
+URL check (at creation and again before every delivery, since DNS can change): http(s) only (https only
+unless HARK_WEBHOOK_REQUIRE_HTTPS is off, as on the local stack), no userinfo, and every address the host
+resolves to must be a public one: loopback (unless HARK_WEBHOOK_ALLOW_LOOPBACK, local only), private,
+link-local, multicast, reserved, unspecified and cloud metadata addresses are refused, also when embedded
+in an IPv6 address (::ffff:169.254.169.254, 6to4, Teredo, NAT64). Delivery then connects to one of the
+checked addresses itself and sends the name only as the Host header and TLS SNI (the certificate is
+verified against the name), so a DNS answer that changes between the check and the connect cannot win.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import secrets
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from standardwebhooks.webhooks import Webhook
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32  # 256 bits, the HMAC-SHA256 block-size-safe length the spec suggests (24-64 bytes)
+MAX_URL_LENGTH = 2048
+RESPONSE_READ_LIMIT = 64 * 1024  # what is read of a receiver's answer (only its status matters)
+USER_AGENT = "Hark-Webhooks/1.0"
+
+# Addresses of cloud instance metadata services: never a receiver, named in the refusal.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, ...
+        "fd00:ec2::254",  # AWS's IPv6 endpoint
+        "169.254.170.2",  # ECS task metadata and credentials
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+    )
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# host, port -> the addresses it resolves to (strings). Injected in tests; socket.getaddrinfo by default.
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+class UrlRefused(ValueError):
+    """A webhook URL Hark will not call; the message says why, for the user."""
+
+
+class UnresolvableHost(UrlRefused):
+    """The host did not resolve (now): refused at creation, retried at delivery."""
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def signature_header(secrets_: Sequence[str], msg_id: str, timestamp: int, body: str) -> str:
+    """The webhook-signature value: one `v1,<sig>` per secret (current first), space-separated."""
+    when = datetime.fromtimestamp(timestamp, UTC)
+    return " ".join(Webhook(s).sign(msg_id=msg_id, timestamp=when, data=body) for s in secrets_)
+
+
+def headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: str) -> dict[str, str]:
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secrets_, msg_id, timestamp, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+# -- the URL check --------------------------------------------------------------------------------------
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for, if any (mapped, 6to4, Teredo client, NAT64, compatible)."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(int(ip))
+    return None
+
+
+def address_refusal(ip: IpAddress, allow_loopback: bool = False) -> str | None:
+    """Why Hark will not send to `ip` (a phrase), or None for a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        scope_free = ipaddress.IPv6Address(int(ip))  # fe80::1%eth0 -> fe80::1
+        embedded = _embedded_ipv4(scope_free)
+        if embedded is not None:
+            reason = address_refusal(embedded, allow_loopback)
+            return f"{reason} (inside {ip})" if reason else None
+        ip = scope_free
+    if ip in METADATA_ADDRESSES:
+        return f"{ip} is a cloud metadata address"
+    if ip.is_unspecified:
+        return f"{ip} is the unspecified address"
+    if ip.is_loopback:
+        return None if allow_loopback else f"{ip} is a loopback address"
+    if ip.is_link_local:
+        return f"{ip} is a link-local address"
+    if ip.is_multicast:
+        return f"{ip} is a multicast address"
+    if ip.is_reserved:  # before private: Python counts 240.0.0.0/4 as both
+        return f"{ip} is a reserved address"
+    if ip.is_private:
+        return f"{ip} is a private address"
+    if not ip.is_global:
+        return f"{ip} is not a public address"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL: where to connect (the checked addresses) and what to ask for there."""
+
+    url: str
+    scheme: str
+    host: str  # the name, for the Host header, SNI and the certificate
+    port: int
+    path: str  # path and query
+    addresses: tuple[str, ...]
+
+
+def check_url(
+    url: str,
+    *,
+    require_https: bool = True,
+    allow_loopback: bool = False,
+    resolver: Resolver | None = None,
+) -> Target:
+    """The URL's target if Hark may call it; UrlRefused (with the reason) if not."""
+    if not isinstance(url, str) or not url:
+        raise UrlRefused("the webhook URL is empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise UrlRefused(f"the webhook URL is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise UrlRefused("the webhook URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise UrlRefused(f"the webhook URL is not valid ({err})") from None
+    scheme = parts.scheme.lower()
+    allowed = ("https",) if require_https else ("https", "http")
+    if scheme not in allowed:
+        raise UrlRefused(
+            f"the webhook URL must start with {' or '.join(s + '://' for s in allowed)}, not {scheme or 'no scheme'}"
+        )
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise UrlRefused("the webhook URL may not carry a user name or password (user@host)")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise UrlRefused("the webhook URL has no host")
+    port = port or (443 if scheme == "https" else 80)
+    try:
+        literal: IpAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        found = [str(literal)]
+    else:
+        try:
+            found = list((resolver or system_resolver)(host, port))
+        except (OSError, UnicodeError) as err:
+            raise UnresolvableHost(f"the webhook host {host!r} does not resolve ({err})") from None
+        if not found:
+            raise UnresolvableHost(f"the webhook host {host!r} does not resolve")
+    for text in found:
+        try:
+            ip = ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError:
+            raise UrlRefused(f"the webhook host {host!r} resolves to {text!r}, which is not an address") from None
+        reason = address_refusal(ip, allow_loopback)
+        if reason:
+            if literal is not None:
+                raise UrlRefused(f"the webhook URL's address is not allowed: {reason}")
+            raise UrlRefused(f"the webhook host {host!r} is not allowed: {reason}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(url=url, scheme=scheme, host=host, port=port, path=path, addresses=tuple(dict.fromkeys(found)))
+
+
+# -- one delivery, pinned to the checked addresses ------------------------------------------------------
+class _PinnedHTTP(http.client.HTTPConnection):
+    def __init__(self, target: Target, address: str, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:  # the checked address, never a new DNS answer
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, target: Target, address: str, timeout: float, context: ssl.SSLContext):
+        super().__init__(target.host, target.port, timeout=timeout, context=context)
+        self._address = address
+        self._tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        # SNI and the certificate check use the name; the socket goes to the checked address.
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+
+
+class DeliveryFailed(Exception):
+    """No HTTP answer (connection refused, timeout, TLS): the message names what happened."""
+
+
+def post(
+    target: Target, body: bytes, headers_: dict[str, str], timeout: float, tls: ssl.SSLContext | None = None
+) -> int:
+    """POST `body` to the target at one of its checked addresses; the HTTP status. Redirects are not followed.
+    `tls`: the system's trust store by default (tests pass one that trusts their own CA)."""
+    errors = []
+    for address in target.addresses:
+        conn: http.client.HTTPConnection
+        if target.scheme == "https":
+            conn = _PinnedHTTPS(target, address, timeout, tls or ssl.create_default_context())
+        else:
+            conn = _PinnedHTTP(target, address, timeout)
+        try:
+            try:
+                conn.connect()
+            except OSError as err:  # unreachable at this address: try the next checked one
+                errors.append(f"{address}: {type(err).__name__}: {err}")
+                continue
+            try:
+                conn.request("POST", target.path, body=body, headers=headers_)
+                response = conn.getresponse()
+                response.read(RESPONSE_READ_LIMIT)
+                return response.status
+            except (OSError, http.client.HTTPException) as err:
+                raise DeliveryFailed(f"{type(err).__name__}: {err}"[:300]) from None
+        finally:
+            conn.close()
+    raise DeliveryFailed(("; ".join(errors) or "no address to connect to")[:300])
