@@ -187,10 +187,11 @@ export const listJobs = (cursor, limit = 20) =>
   api(`/jobs?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
 export const getJob = (id) => api(`/jobs/${encodeURIComponent(id)}`);
 export const deleteJob = (id) => api(`/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
-export const createJob = (file, language) =>
+// extra: more create-body fields, e.g. {speaker_labels: true, speakers_expected: 2}.
+export const createJob = (file, language, extra = {}) =>
   api("/jobs", {
     method: "POST",
-    body: { filename: file.name, content_type: contentType(file), size: file.size, language },
+    body: { filename: file.name, content_type: contentType(file), size: file.size, language, ...extra },
   });
 
 // -- Upload ------------------------------------------------------------------------------------

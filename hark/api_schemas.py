@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hark.jobs import Job, JobStatus
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.links import content_disposition, download_filename
+from hark.transcript import MAX_SPEAKERS
 from hark.uploads import LANGUAGES
 
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]
@@ -28,6 +29,23 @@ class CreateJobRequest(BaseModel):
     content_type: str = Field(min_length=1, max_length=255, description="The file's MIME type, e.g. audio/mpeg.")
     size: int = Field(ge=1, description="The file's size in bytes (at most the configured maximum, 2 GiB by default).")
     language: Language = Field("auto", description="Spoken language (a Whisper code), or auto to detect it.")
+    speaker_labels: bool = Field(
+        False,
+        description="Label who spoke when: every word and segment gets a speaker (A, B, ...), the txt turns "
+        "start 'A: ', VTT uses voice tags, SRT a prefix. Off by default.",
+    )
+    speakers_expected: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="With speaker_labels: how many people speak, if known (otherwise it is estimated).",
+    )
+
+    @model_validator(mode="after")
+    def _speakers_need_labels(self) -> CreateJobRequest:
+        if self.speakers_expected is not None and not self.speaker_labels:
+            raise ValueError("speakers_expected needs speaker_labels: true")
+        return self
 
 
 class UploadForm(BaseModel):
@@ -61,6 +79,8 @@ class JobView(BaseModel):
     size: int
     language: str
     detected_language: str | None
+    speaker_labels: bool = Field(False, description="Speakers were asked for (speaker_labels at creation).")
+    speakers_expected: int | None = None
     duration_seconds: float | None
     no_speech: bool = Field(
         False, description="COMPLETED with no speech detected (silence, noise or music): the transcript is empty."
@@ -140,6 +160,8 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         size=job.uploaded_bytes if job.uploaded_bytes is not None else job.size_bytes,
         language=job.language,
         detected_language=job.detected_language,
+        speaker_labels=job.speaker_labels,
+        speakers_expected=job.speakers_expected,
         duration_seconds=job.duration_seconds,
         no_speech=job.no_speech,
         created_at=job.created_at,

@@ -75,6 +75,23 @@ def cmd_model(args) -> int:
     return 0
 
 
+def _speakers_option(args) -> dict:
+    """The create body's speaker fields from --speakers [N]. A file name right after a bare --speakers
+    (`--speakers a.mp3`) is a file, not N: argparse takes it as N, so it goes back to the files."""
+    if args.speakers is None:
+        return {}
+    if args.speakers == "" or not args.speakers.isdigit():
+        if args.speakers:
+            args.files.insert(0, args.speakers)
+        return {"speaker_labels": True}
+    from hark.transcript import MAX_SPEAKERS
+
+    n = int(args.speakers)
+    if not 1 <= n <= MAX_SPEAKERS:
+        raise CliError(f"--speakers N: N is how many people speak, 1 to {MAX_SPEAKERS}")
+    return {"speaker_labels": True, "speakers_expected": n}
+
+
 def cmd_transcribe(args) -> int:
     import requests
 
@@ -88,6 +105,7 @@ def cmd_transcribe(args) -> int:
     if (args.chars_per_line or args.lines_per_cue) and args.format not in ("srt", "vtt"):
         raise CliError("--chars-per-line and --lines-per-cue shape captions: add --format srt or --format vtt")
 
+    speakers = _speakers_option(args)
     for name in args.files:
         path = Path(name)
         if not path.is_file():
@@ -99,6 +117,7 @@ def cmd_transcribe(args) -> int:
             "content_type": content_type_for(path.name),
             "size": path.stat().st_size,
             "language": args.language,
+            **speakers,
         }
         r = session.post(f"{args.server}/jobs", json=body, timeout=30)
         if r.status_code != 201:
@@ -181,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--server", default=default_server(), help="API base URL (default $HARK_SERVER or local)")
     tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
+    tr.add_argument(
+        "--speakers",
+        nargs="?",
+        const="",
+        metavar="N",
+        help="label who spoke when (A, B, ...); N: how many people speak, if you know (1-10)",
+    )
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(

@@ -82,6 +82,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         content_type=request["content_type"],
         size_bytes=request["size"],
         language=request["language"],
+        speaker_labels=request.get("speaker_labels", False),
+        speakers_expected=request.get("speakers_expected"),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
         status=JobStatus.UPLOADING,
         created_at=now,
@@ -144,6 +146,12 @@ def create_job(
             "content_type": upload.content_type,
             "size": upload.size,
             "language": request.language,
+            # Only when asked: an idempotent replay of a request made before speakers existed matches.
+            **(
+                {"speaker_labels": True, "speakers_expected": request.speakers_expected}
+                if request.speaker_labels
+                else {}
+            ),
         },
     }
     if idempotency_key is None:

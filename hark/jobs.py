@@ -70,6 +70,8 @@ class Job(BaseModel):
     content_type: str
     size_bytes: int
     language: str = "auto"  # as asked at creation
+    speaker_labels: bool = False  # label who spoke when (issue 14: worker/transcription/diarization.py)
+    speakers_expected: int | None = None  # with speaker_labels: the number of speakers, if the user knows it
     audio_key: str
     status: JobStatus
     created_at: str

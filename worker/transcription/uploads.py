@@ -18,7 +18,7 @@ from . import audio
 from .audio import PermanentError
 from .context import Context, logger, seconds_since
 from .fanout import fan_out
-from .publishing import fail_job, notify, publish
+from .publishing import fail_job, notify, publish, with_speakers
 
 
 def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> None:
@@ -76,5 +76,10 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
         return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
     transcript = ctx.engine.transcribe(samples, job.language)
+    if job.speaker_labels:
+        labelled = with_speakers(ctx, job, transcript, samples, attempt=delivery.receive_count)
+        if labelled is None:
+            return
+        transcript = labelled
     ctx.record_speed(duration, time.monotonic() - started)
     publish(ctx, job, transcript, attempt=delivery.receive_count)

