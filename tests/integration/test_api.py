@@ -90,6 +90,8 @@ def test_create_job(stack):
         "size",
         "language",
         "detected_language",
+        "speaker_labels",
+        "speakers_expected",
         "duration_seconds",
         "no_speech",
         "created_at",

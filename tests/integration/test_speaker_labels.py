@@ -110,3 +110,26 @@ def test_chunked_recording_keeps_one_set_of_speakers(stack, workers, tmp_path):
     assert done.status == JobStatus.COMPLETED, done.error
     assert done.chunks_total and done.chunks_total >= 2
     check_labelled(job, reference, 3)
+
+
+# -- the API: the fields reach the job record, and bad ones are refused with what is wrong ----------------
+def test_api_stores_speaker_fields_and_refuses_bad_ones(stack):
+    from tests.integration.test_api import assert_error, call, new_job
+
+    created = new_job(speaker_labels=True, speakers_expected=2)["job"]
+    assert (created["speaker_labels"], created["speakers_expected"]) == (True, 2)
+    record = aws.job_store().get(created["job_id"])
+    assert record is not None and (record.speaker_labels, record.speakers_expected) == (True, 2)
+    plain = new_job()["job"]
+    assert (plain["speaker_labels"], plain["speakers_expected"]) == (False, None)  # off by default
+
+    body = {"filename": "meeting.mp3", "content_type": "audio/mpeg", "size": 1234}
+    for bad, field in (
+        ({"speaker_labels": "yes"}, "speaker_labels"),  # strict: not coerced
+        ({"speaker_labels": True, "speakers_expected": 0}, "speakers_expected"),
+        ({"speaker_labels": True, "speakers_expected": 11}, "speakers_expected"),
+        ({"speaker_labels": True, "speakers_expected": 2.5}, "speakers_expected"),
+        ({"speakers_expected": 2}, "speaker_labels"),  # a count without asking for speakers
+    ):
+        err = assert_error(call("POST", "/jobs", body={**body, **bad}), 400, "validation_error")
+        assert field in err["message"], (bad, err)
