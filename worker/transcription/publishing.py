@@ -37,8 +37,8 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
     if job.speaker_labels and transcript.text:
         # One set of speakers for the whole recording: the assembling worker diarizes all of it (the
         # upload is still in S3), so labels agree across chunk boundaries. Its cost: this one worker
-        # downloads and decodes the recording again and diarizes it alone (~1/40 of its length on 2
-        # CPU threads, docs/diarization.md), after the chunks ran in parallel.
+        # downloads and decodes the recording again and diarizes it alone (about 1/25 of its length
+        # in CPU time, docs/diarization.md), after the chunks ran in parallel.
         try:
             with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
                 path = audio.download(

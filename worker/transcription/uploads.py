@@ -76,10 +76,10 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
         return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
     transcript = ctx.engine.transcribe(samples, job.language)
+    ctx.record_speed(duration, time.monotonic() - started)  # transcription alone; diarization logs its own time
     if job.speaker_labels:
         labelled = with_speakers(ctx, job, transcript, samples, attempt=delivery.receive_count)
         if labelled is None:
             return
         transcript = labelled
-    ctx.record_speed(duration, time.monotonic() - started)
     publish(ctx, job, transcript, attempt=delivery.receive_count)
