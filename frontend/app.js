@@ -162,7 +162,9 @@ function speakerOptions() {
 }
 
 async function uploadFile(file) {
-  const language = $("language").value;
+  const language = $("language").value.trim() || "auto";
+  const prompt = $("prompt").value.trim();
+  const task = $("translate").checked ? "translate" : "transcribe";
   const speakers = speakerOptions();
   if (!speakers) {
     const n = $("speakers-expected");
@@ -171,7 +173,7 @@ async function uploadFile(file) {
   }
   let created;
   try {
-    created = await createJob(file, language, speakers);
+    created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}), ...speakers });
   } catch (e) {
     if (e.status !== 401) uploadProblem(file, e.message);
     return;
@@ -285,6 +287,7 @@ function jobCard(job) {
   if (job.duration_seconds != null) meta.push(formatDuration(job.duration_seconds));
   const lang = job.detected_language || (job.language && job.language !== "auto" ? job.language : null);
   if (lang && !job.no_speech) meta.push(languageName(lang)); // nothing was said: no language to name
+  if (job.task === "translate") meta.push("translated to English"); // the language above is the one spoken
   meta.push(timeAgo(job.created_at));
 
   const title = job.status === "COMPLETED"

@@ -1,4 +1,6 @@
-// The transcript viewer: a modal dialog with segments, timestamps, language, duration, copy.
+// The transcript viewer: a modal dialog with segments, timestamps, language, duration, copy; the recording
+// plays from a short-lived link (GET /jobs/{id}/audio), a segment seeks the player (click, or Enter/Space
+// when focused), the segment being played is highlighted, and `/` focuses a search of the transcript.
 
 import { api, linkExpiry } from "./api.js";
 import { clock, el, formatDuration, languageName } from "./ui.js";
@@ -8,9 +10,15 @@ const dialog = $("viewer");
 let current = null; // {jobId, text, segments, speakers (labels in order of appearance), names}
 let opener = null;
 
+const audio = $("viewer-audio");
+const search = $("transcript-search");
+
 $("viewer-close").addEventListener("click", () => dialog.close());
 dialog.addEventListener("close", () => {
   current = null;
+  audio.pause();
+  audio.removeAttribute("src");
+  audio.load();
   opener?.focus?.();
 });
 // Click on the backdrop closes it.
@@ -145,11 +153,43 @@ function plainText(segments) {
   return lines.map((l) => `${l.name}: ${l.text}`).join("\n");
 }
 
+// A segment is up to 30 s of speech: it is shown as its sentences (from its word timestamps: a line ends at
+// sentence punctuation or a pause), each one a place to play from.
+const SENTENCE_END = /[.?!…。？！]["'»”)]*$/u;
+const PAUSE_SECONDS = 0.8;
+
+function lines(s) {
+  const words = s.words || [];
+  if (!words.length) return [{ start: s.start, end: s.end, text: s.text.trim(), speaker: s.speaker }];
+  const out = [];
+  let current = [];
+  words.forEach((w, i) => {
+    current.push(w);
+    const next = words[i + 1];
+    // A change of speaker (speaker labels) ends a line too.
+    if (!next || SENTENCE_END.test(w.word.trim()) || next.start - w.end > PAUSE_SECONDS || next.speaker !== w.speaker) {
+      out.push({ start: current[0].start, end: current.at(-1).end, text: current.map((c) => c.word).join("").trim(),
+        speaker: current[0].speaker ?? s.speaker });
+      current = [];
+    }
+  });
+  return out;
+}
+
+function lineItem(line) {
+  return el("span", { className: "line", tabindex: 0, "data-start": line.start, "data-end": line.end,
+    "aria-label": `${clock(line.start)}: ${line.text}` }, line.text);
+}
+
 function segmentItem(s, language) {
   const flags = s.flags || [];
-  const text = el("p", {}, ...(current.speakers.length
-    ? turnsOf(s).flatMap((t, i) => [i ? " " : null, speakerChip(t.speaker), " ", t.text])
-    : [s.text.trim()]));
+  const parts = lines(s);
+  // With speaker labels, a coloured chip opens each run of lines by one speaker.
+  const text = el("p", {}, ...parts.flatMap((line, i) => [
+    ...(i ? [" "] : []),
+    ...(current.speakers.length && (i === 0 || parts[i - 1].speaker !== line.speaker) ? [speakerChip(line.speaker), " "] : []),
+    lineItem(line),
+  ]));
   if (s.language && s.language !== language) {
     text.append(el("span", { className: "lang", title: languageName(s.language) }, s.language));
   }
@@ -202,6 +242,121 @@ function downloadLinks(job) {
       "aria-label": `Download ${f.toUpperCase()}` }, f.toUpperCase()));
 }
 
+// -- Playback -------------------------------------------------------------------------------------
+// The recording's link is minted per opening; an expired one (a long pause) is replaced once, at the
+// same position.
+let audioLink = null; // {jobId, expiresAt}
+
+async function loadAudio(jobId) {
+  const link = await api(`/jobs/${encodeURIComponent(jobId)}/audio`);
+  if (current?.jobId !== jobId) return;
+  audioLink = { jobId, expiresAt: Date.parse(link.expires_at) };
+  audio.src = link.url;
+}
+
+audio.addEventListener("error", async () => {
+  if (!current || !audio.getAttribute("src")) return;
+  const jobId = current.jobId, at = audio.currentTime;
+  if (audioLink?.jobId === jobId && audioLink.expiresAt <= Date.now()) {
+    try {
+      await loadAudio(jobId);
+      audio.currentTime = at;
+      return;
+    } catch { /* said below */ }
+  }
+  $("viewer-error").textContent = "The recording could not be played (it may have been removed).";
+});
+
+function seek(item) {
+  const start = Number(item.dataset.start);
+  if (!Number.isFinite(start) || !audio.getAttribute("src")) return;
+  audio.currentTime = start;
+  highlight(start);
+  audio.play().catch(() => { /* autoplay refused: the position is set, the user presses play */ });
+}
+
+const allLines = () => [...$("segments").querySelectorAll(".line[data-start]")];
+
+$("segments").addEventListener("click", (e) => {
+  const line = e.target.closest?.(".line[data-start]");
+  if (line) seek(line);
+});
+$("segments").addEventListener("keydown", (e) => {
+  const line = e.target.closest?.(".line[data-start]");
+  if (!line || e.target !== line) return;
+  if (e.key === "Enter" || e.key === " ") {
+    e.preventDefault(); // Space would scroll the list
+    seek(line);
+  } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    const all = allLines(), at = all.indexOf(line);
+    all[e.key === "ArrowDown" ? at + 1 : at - 1]?.focus();
+  }
+});
+
+/** Mark the sentence that `time` falls in (the last one started, until the next begins). */
+function highlight(time) {
+  let playing = null;
+  for (const item of allLines()) {
+    if (Number(item.dataset.start) <= time + 0.01) playing = item;
+    else break;
+  }
+  if (playing && Number(playing.dataset.end) < time - 1) playing = null; // a pause between sentences
+  for (const item of $("segments").querySelectorAll(".playing")) {
+    if (item !== playing) { item.classList.remove("playing"); item.removeAttribute("aria-current"); }
+  }
+  if (playing && !playing.classList.contains("playing")) {
+    playing.classList.add("playing");
+    playing.setAttribute("aria-current", "true");
+    playing.scrollIntoView({ block: "nearest" });
+  }
+}
+audio.addEventListener("timeupdate", () => highlight(audio.currentTime));
+audio.addEventListener("seeked", () => highlight(audio.currentTime));
+
+// -- Search -----------------------------------------------------------------------------------------
+function runSearch() {
+  const query = search.value.trim().toLocaleLowerCase();
+  let count = 0, first = null;
+  for (const span of allLines()) {
+    const text = span.textContent;
+    if (!query) { span.replaceChildren(text); continue; }
+    const lower = text.toLocaleLowerCase(), parts = [];
+    let from = 0, at;
+    while ((at = lower.indexOf(query, from)) !== -1) {
+      parts.push(text.slice(from, at), el("mark", {}, text.slice(at, at + query.length)));
+      from = at + query.length;
+      count++;
+    }
+    parts.push(text.slice(from));
+    span.replaceChildren(...parts);
+    if (!first && parts.length > 1) first = span;
+  }
+  $("search-count").textContent = query ? (count === 1 ? "1 match" : `${count} matches`) : "";
+  first?.scrollIntoView({ block: "nearest" });
+}
+search.addEventListener("input", runSearch);
+search.addEventListener("keydown", (e) => {
+  // Enter: play from the first segment with a match; Escape clears the search (not the dialog).
+  if (e.key === "Enter") {
+    e.preventDefault();
+    const item = $("segments").querySelector("mark")?.closest(".line[data-start]");
+    if (item) { item.focus(); seek(item); }
+  } else if (e.key === "Escape" && search.value) {
+    e.preventDefault();
+    search.value = "";
+    runSearch();
+  }
+});
+dialog.addEventListener("keydown", (e) => {
+  const typing = e.target.closest?.("input, textarea, select, [contenteditable]");
+  if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+    e.preventDefault();
+    search.focus();
+    search.select();
+  }
+});
+
 /** Open the viewer for a COMPLETED job; refreshJob(id) -> a fresh JobView (new presigned links). */
 export async function openViewer(job, refreshJob) {
   opener = document.activeElement;
@@ -216,9 +371,17 @@ export async function openViewer(job, refreshJob) {
   $("segments").replaceChildren(el("li", { className: "muted loading" }, "Loading transcript…"));
   $("segments").setAttribute("aria-busy", "true");
   $("copy-text").disabled = true;
+  search.value = "";
+  $("search-count").textContent = "";
+  audio.pause();
+  audio.removeAttribute("src");
+  audioLink = null;
   if (!dialog.open) dialog.showModal();
 
   const jobId = job.job_id;
+  const playback = loadAudio(jobId).catch((e) => {
+    if (current?.jobId === jobId) $("viewer-error").textContent = `The recording cannot be played: ${e.message}`;
+  });
   try {
     const { job: fresh, transcript } = await fetchTranscript(job, refreshJob);
     if (current?.jobId !== jobId) return; // closed or replaced meanwhile
@@ -234,6 +397,8 @@ export async function openViewer(job, refreshJob) {
       ...meta("Language", languageLabel(transcript, fresh)),
       ...meta("Duration", formatDuration(transcript.duration ?? fresh.duration_seconds)),
       ...meta("Model", transcript.model),
+      ...meta("Task", fresh.task === "translate" ? "Translated to English" : ""),
+      ...meta("Prompt", fresh.prompt || ""),
       ...meta("Doubtful", doubtful ? `${doubtful} of ${segments.length} segments` : ""),
       ...meta("Speakers", current.speakers.length ? String(current.speakers.length) : ""),
     );
@@ -242,6 +407,7 @@ export async function openViewer(job, refreshJob) {
       ? segments.map((s) => segmentItem(s, transcript.language))
       : [el("li", { className: "muted" }, "No speech was found in this recording.")]));
     $("copy-text").disabled = !current.text;
+    await playback;
   } catch (e) {
     if (current?.jobId !== jobId) return;
     $("segments").replaceChildren();

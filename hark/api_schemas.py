@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from hark.jobs import Job, JobStatus
+from hark import languages
+from hark.jobs import Job, JobStatus, Task
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.links import content_disposition, download_filename
 from hark.transcript import MAX_SPEAKERS
-from hark.uploads import LANGUAGES
 
-Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+# A code or a name ("es", "Spanish", "español"), stored as the code (hark.languages).
+LanguageName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(languages.resolve)]
+# Whisper conditions on at most 223 prompt tokens (half its 448-token text context, less one); faster-whisper
+# keeps the last 223 and drops the rest silently. A list of rare names and terms (the prompt's purpose) runs
+# at about 0.4 tokens a character in Whisper's tokenizer, prose at about 0.25, so 500 characters fit whole
+# (tests/unit/test_prompt_limit.py measures it with the model's tokenizer). Scripts without spaces between
+# words (Chinese, Japanese) can take a token or more per character: there the start of a long prompt is lost.
+PROMPT_MAX_CHARS = 500
 TranscriptFormat = Literal[TRANSCRIPT_FORMATS]  # type: ignore[valid-type]
 
 
@@ -28,7 +35,22 @@ class CreateJobRequest(BaseModel):
     )
     content_type: str = Field(min_length=1, max_length=255, description="The file's MIME type, e.g. audio/mpeg.")
     size: int = Field(ge=1, description="The file's size in bytes (at most the configured maximum, 2 GiB by default).")
-    language: Language = Field("auto", description="Spoken language (a Whisper code), or auto to detect it.")
+    language: LanguageName = Field(
+        "auto",
+        description="Spoken language: auto to detect it, a Whisper code (es) or a language's name (Spanish, "
+        "spanish, español). Stored as the code.",
+    )
+    prompt: str | None = Field(
+        None,
+        max_length=PROMPT_MAX_CHARS,
+        description="Names and terms the recording uses (e.g. 'Quilter, Kubernetes, Nguyen'): Whisper's initial "
+        f"prompt, so it spells them this way. At most {PROMPT_MAX_CHARS} characters.",
+    )
+    task: Task = Field(
+        "transcribe",
+        description="transcribe (in the spoken language) or translate (to English). The transcript's language "
+        "stays the spoken one.",
+    )
     speaker_labels: bool = Field(
         False,
         description="Label who spoke when: every word and segment gets a speaker (A, B, ...), the txt turns "
@@ -79,6 +101,8 @@ class JobView(BaseModel):
     size: int
     language: str
     detected_language: str | None
+    prompt: str | None = None
+    task: Task = "transcribe"
     speaker_labels: bool = Field(False, description="Speakers were asked for (speaker_labels at creation).")
     speakers_expected: int | None = None
     duration_seconds: float | None
@@ -109,6 +133,12 @@ class TranscriptLink(BaseModel):
     url: str
     format: TranscriptFormat
     expires_at: str
+
+
+class AudioLink(BaseModel):
+    url: str = Field(description="A presigned GET of the uploaded recording, for playback (range requests work).")
+    content_type: str = Field(description="The recording's type as it was uploaded.")
+    expires_at: str = Field(description="ISO 8601, UTC: ask again after this.")
 
 
 class ErrorDetail(BaseModel):
@@ -160,6 +190,8 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         size=job.uploaded_bytes if job.uploaded_bytes is not None else job.size_bytes,
         language=job.language,
         detected_language=job.detected_language,
+        prompt=job.prompt,
+        task=job.task,
         speaker_labels=job.speaker_labels,
         speakers_expected=job.speakers_expected,
         duration_seconds=job.duration_seconds,

@@ -14,8 +14,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
+
+# Exit codes of every command (the --help epilog and README's "CLI" section show this table).
+EXIT_OK = 0
+EXIT_FAILED = 1  # something failed: a file refused, an upload, a transcription, a wait that ran out
+EXIT_USAGE = 2  # bad arguments or --server (argparse's own code for them too); nothing was sent
+EXIT_UNREACHABLE = 3  # the server could not be reached or did not answer in time
+EXIT_AUTH = 4  # the token was refused (missing, expired, not valid for this server)
+EXIT_BUG = 70  # an unexpected error: a bug in hark (EX_SOFTWARE); one line, never a traceback
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_CODES_HELP = f"""exit codes:
+  {EXIT_OK}    success
+  {EXIT_FAILED}    something failed (a file refused, an upload, a transcription, a wait that ran out);
+       with several files the others were still done
+  {EXIT_USAGE}    bad arguments or --server; nothing was sent
+  {EXIT_UNREACHABLE}    the server could not be reached or did not answer in time
+  {EXIT_AUTH}    the token was refused (missing, expired or not valid for this server)
+  {EXIT_BUG}   an unexpected error (a bug in hark: please report the line it printed)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+Every failure is one line on stderr."""
+
+# Hosts a --server without a scheme is sent to over plain http; any other host gets https.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def default_server() -> str:
@@ -23,7 +44,18 @@ def default_server() -> str:
 
 
 class CliError(Exception):
-    pass
+    """A failure the CLI explains in one line and ends with `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _error_message(response) -> str:
@@ -45,11 +77,13 @@ def fetch_dev_token(server: str, email: str) -> str:
     try:
         r = requests.post(f"{server}/dev/token", json={"email": email}, timeout=10)
     except requests.ConnectionError:
-        raise CliError(f"cannot reach {server}: is `make up` running? (--server changes the address)") from None
+        raise CliError(
+            f"cannot reach {server}: is `make up` running? (--server changes the address)", EXIT_UNREACHABLE
+        ) from None
     if r.status_code == 404:
-        raise CliError(f"{server} has no dev sign-in (a deployed stack): pass --token or set HARK_TOKEN")
+        raise CliError(f"{server} has no dev sign-in (a deployed stack): pass --token or set HARK_TOKEN", EXIT_AUTH)
     if r.status_code != 200:
-        raise CliError(f"dev sign-in failed: {_error_message(r)}")
+        raise CliError(f"dev sign-in failed: {_error_message(r)}", EXIT_AUTH)
     return r.json()["token"]
 
 
@@ -75,9 +109,63 @@ def cmd_model(args) -> int:
     return 0
 
 
+ALL_FORMATS = ("txt", "json", "srt", "vtt")
+
+
+class Progress:
+    """The job's state on one line of a terminal, rewritten in place after every poll: status,
+    chunks done of total when the job has chunks, time waited. Only for a terminal (see cmd_transcribe)."""
+
+    def __init__(self, stream, label: str) -> None:
+        self.stream, self.label, self.width = stream, label, 0
+
+    def __call__(self, job, elapsed: float) -> None:
+        text = f"{self.label}: {job.status.value}"
+        if job.chunks:
+            text += f", chunk {job.chunks.done} of {job.chunks.total}"
+        minutes, seconds = divmod(int(elapsed), 60)
+        text += f", {minutes}:{seconds:02d} elapsed"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def end(self) -> None:
+        if self.width:  # keep the last state on its line; what follows starts on a new one
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+
+def _formats(args) -> list[str]:
+    """The formats asked for, after checking the options go together (CliError: exit 2, nothing sent)."""
+    from hark import languages
+    from hark.api_schemas import PROMPT_MAX_CHARS
+
+    fmt = args.format or ("json" if args.jsonl else "txt")
+    formats = list(ALL_FORMATS) if fmt == "all" else [fmt]
+    if (args.chars_per_line or args.lines_per_cue) and not {"srt", "vtt"} & set(formats):
+        raise CliError("--chars-per-line and --lines-per-cue shape captions: add --format srt or --format vtt")
+    if fmt == "all" and not args.output_dir:
+        raise CliError("--format all writes one file per format: add --output-dir DIR")
+    if args.jsonl and (fmt != "json" or args.output_dir):
+        raise CliError("--jsonl prints JSON transcripts on stdout: use it with --format json and no --output-dir")
+    try:  # a code or a name, checked before anything is uploaded
+        args.language = languages.resolve(args.language)
+    except languages.UnknownLanguage as err:
+        raise CliError(f"--language: {err}") from None
+    if args.prompt is not None and len(args.prompt) > PROMPT_MAX_CHARS:
+        raise CliError(f"--prompt is {len(args.prompt)} characters; at most {PROMPT_MAX_CHARS} are used")
+    if args.output_dir:
+        stems = [Path(name).stem for name in args.files]
+        twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if twice:
+            raise CliError(f"--output-dir: several files would be written as {', '.join(twice)}.<ext>: rename one")
+    return formats
+
+
 def _speakers_option(args) -> dict:
-    """The create body's speaker fields from --speakers [N]. A file name right after a bare --speakers
-    (`--speakers a.mp3`) is a file, not N: argparse takes it as N, so it goes back to the files."""
+    """hark.client.submit's speaker arguments from --speakers [N]. A file name right after a bare
+    --speakers (`--speakers a.mp3`) is a file, not N: argparse takes it as N, so it goes back to the files."""
     if args.speakers is None:
         return {}
     if args.speakers == "" or not args.speakers.isdigit():
@@ -93,96 +181,108 @@ def _speakers_option(args) -> dict:
 
 
 def cmd_transcribe(args) -> int:
-    import requests
+    import json
 
-    from hark.uploads import content_type_for
+    from hark.client import ApiError, AuthError, DownloadFailed, Hark, JobFailed, UploadFailed, WaitTimeout
 
+    speakers = _speakers_option(args)  # before _formats: it may give a file back to args.files
+    formats = _formats(args)
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CliError(f"--output-dir {out_dir}: {err.strerror or err}") from None
     token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    jobs: list[tuple[Path, str]] = []
+    # One JSON array on stdout for several files in JSON (each document with its "file"); JSON lines with --jsonl.
+    as_array = formats == ["json"] and out_dir is None and not args.jsonl and len(args.files) > 1
+    documents: list[dict] = []
     failed = False
-    if (args.chars_per_line or args.lines_per_cue) and args.format not in ("srt", "vtt"):
-        raise CliError("--chars-per-line and --lines-per-cue shape captions: add --format srt or --format vtt")
 
-    speakers = _speakers_option(args)
-    for name in args.files:
-        path = Path(name)
-        if not path.is_file():
-            print(f"{name}: no such file", file=sys.stderr)
-            failed = True
-            continue
-        body = {
-            "filename": path.name,
-            "content_type": content_type_for(path.name),
-            "size": path.stat().st_size,
-            "language": args.language,
-            **speakers,
-        }
-        r = session.post(f"{args.server}/jobs", json=body, timeout=30)
-        if r.status_code != 201:
-            print(f"{name}: {_error_message(r)}", file=sys.stderr)
-            failed = True
-            continue
-        created = r.json()
-        upload = created["upload"]
-        with open(path, "rb") as f:
-            up = requests.post(
-                upload["url"], data=upload["fields"], files={"file": (path.name, f, body["content_type"])}, timeout=3600
-            )
-        if up.status_code >= 300:
-            print(f"{name}: upload failed with HTTP {up.status_code}", file=sys.stderr)
-            failed = True
-            continue
-        jobs.append((path, created["job"]["job_id"]))
-        print(f"{name}: uploaded as job {created['job']['job_id']}", file=sys.stderr)
+    def fail(name, err) -> None:
+        nonlocal failed
+        failed = True
+        print(f"{name}: {err}", file=sys.stderr)
 
-    deadline = time.time() + args.timeout
-    for path, job_id in jobs:
-        while True:
-            r = session.get(f"{args.server}/jobs/{job_id}", timeout=30)
-            if r.status_code != 200:
-                print(f"{path}: {_error_message(r)}", file=sys.stderr)
-                failed = True
-                break
-            job = r.json()
-            if job["status"] == "COMPLETED":
-                if job.get("no_speech"):  # an empty transcript is right, but say why
-                    print(f"{path}: no speech detected (the transcript is empty)", file=sys.stderr)
-                url = job["transcript"][args.format]
-                if args.chars_per_line or args.lines_per_cue:  # captions in another style: the API renders them
-                    query = {
-                        "format": args.format,
-                        "chars_per_line": args.chars_per_line,
-                        "lines_per_cue": args.lines_per_cue,
-                    }
-                    link = session.get(f"{args.server}/jobs/{job_id}/transcript", params=query, timeout=60)
-                    if link.status_code != 200:
-                        print(f"{path}: {_error_message(link)}", file=sys.stderr)
-                        failed = True
-                        break
-                    url = link.json()["url"]
-                text = requests.get(url, timeout=60)
-                text.raise_for_status()
-                if len(args.files) > 1:
-                    print(f"==> {path} <==")
-                sys.stdout.write(text.content.decode("utf-8"))
-                sys.stdout.flush()
-                break
-            if job["status"] == "FAILED":
-                print(f"{path}: transcription failed: {job.get('error') or 'unknown reason'}", file=sys.stderr)
-                failed = True
-                break
-            if time.time() > deadline:
-                print(f"{path}: still {job['status']} after {args.timeout}s (job {job_id})", file=sys.stderr)
-                failed = True
-                break
-            time.sleep(1.0)
-    return 1 if failed else 0
+    with Hark(args.server, token, upload_timeout=args.timeout) as hark:
+        jobs: list[tuple[Path, str]] = []
+        for name in args.files:
+            path = Path(name)
+            if not path.is_file():
+                fail(name, "no such file")
+                continue
+            try:
+                job = hark.submit(
+                    path,
+                    language=args.language,
+                    prompt=args.prompt,
+                    task="translate" if args.translate else "transcribe",
+                    **speakers,
+                )
+            except AuthError:
+                raise  # no file will fare better: one line from main()
+            except (ApiError, UploadFailed) as err:  # this file's: the others still go
+                fail(name, err)
+                continue
+            jobs.append((path, job.job_id))
+            print(f"{name}: uploaded as job {job.job_id}", file=sys.stderr)
+
+        for path, job_id in jobs:
+            progress = Progress(sys.stderr, str(path)) if sys.stderr.isatty() else None
+            try:
+                try:
+                    job = hark.wait(job_id, timeout=args.timeout, poll_interval=1.0, on_progress=progress)
+                finally:  # whatever comes next starts on its own line
+                    if progress:
+                        progress.end()
+            except AuthError:
+                raise
+            except (JobFailed, WaitTimeout, ApiError) as err:  # this job's (a 5xx too): the others still go
+                fail(path, err)
+                continue
+            if job.no_speech:  # an empty transcript is right, but say why
+                print(f"{path}: no speech detected (the transcript is empty)", file=sys.stderr)
+            for fmt in formats:
+                captions = fmt in ("srt", "vtt")
+                try:
+                    text = hark.transcript(
+                        job_id,
+                        fmt,
+                        chars_per_line=args.chars_per_line if captions else None,
+                        lines_per_cue=args.lines_per_cue if captions else None,
+                    )
+                except AuthError:
+                    raise
+                except (ApiError, DownloadFailed) as err:
+                    fail(path, err)
+                    break
+                if out_dir is not None:
+                    target = out_dir / f"{path.stem}.{fmt}"
+                    target.write_text(text, encoding="utf-8")
+                    print(target)
+                elif args.jsonl or as_array:
+                    document = {"file": str(path), **json.loads(text)}
+                    if args.jsonl:
+                        print(json.dumps(document, ensure_ascii=False), flush=True)
+                    else:
+                        documents.append(document)
+                else:
+                    if len(args.files) > 1:
+                        print(f"==> {path} <==")
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+    if as_array:
+        print(json.dumps(documents, ensure_ascii=False, indent=2))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hark", description="Hark: self-hosted audio transcription")
+    parser = Parser(
+        prog="hark",
+        description="Hark: self-hosted audio transcription",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run the whole platform locally until Ctrl-C")
@@ -195,11 +295,31 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--server", default=default_server())
     token.set_defaults(func=cmd_token)
 
-    tr = sub.add_parser("transcribe", help="transcribe files through the API, as the browser does")
+    tr = sub.add_parser(
+        "transcribe",
+        help="transcribe files through the API, as the browser does",
+        description="Upload each FILE, wait for its transcript (progress on stderr when it is a terminal) and "
+        "print it on stdout, or write it under --output-dir.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     tr.add_argument("files", nargs="+", metavar="FILE")
-    tr.add_argument("--server", default=default_server(), help="API base URL (default $HARK_SERVER or local)")
-    tr.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
-    tr.add_argument("--language", default="auto", help="auto (default), en, es, ...")
+    tr.add_argument(
+        "--server",
+        default=default_server(),
+        help="API base URL (default $HARK_SERVER or local); without a scheme: http for localhost/127.0.0.1/::1, "
+        "else https",
+    )
+    tr.add_argument(
+        "--format",
+        choices=[*ALL_FORMATS, "all"],
+        help="txt (default), json, srt, vtt, or all (with --output-dir); several files in json: one JSON array",
+    )
+    tr.add_argument("--output-dir", metavar="DIR", help="write DIR/<recording name>.<format> per file and format")
+    tr.add_argument("--jsonl", action="store_true", help="JSON transcripts as JSON lines, one per file")
+    tr.add_argument("--language", default="auto", help="auto (default), a code (es) or a name (Spanish)")
+    tr.add_argument("--prompt", metavar="TEXT", help="names and terms the recording uses, spelt as they should be")
+    tr.add_argument("--translate", action="store_true", help="translate the speech to English")
     tr.add_argument(
         "--speakers",
         nargs="?",
@@ -231,25 +351,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import requests
-
     args = build_parser().parse_args(argv)
     try:
-        check_server(getattr(args, "server", None))
+        if getattr(args, "server", None) is not None:
+            args.server = normalise_server(args.server)
         return args.func(args)
-    except CliError as err:
-        print(f"hark: {err}", file=sys.stderr)
-        return 2
-    except requests.ConnectionError as err:  # refused, reset, DNS: the server went away or never was
-        url = _url_of(err, args)
-        print(f"hark: cannot reach {url}: is the server running? (--server changes the address)", file=sys.stderr)
-        return 1
-    except requests.Timeout as err:
-        url = _url_of(err, args)
-        print(f"hark: {url} did not answer in time; try again", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        return 130
+        print(file=sys.stderr)  # end a progress line
+        return EXIT_INTERRUPTED
+    except Exception as err:  # every failure is one line and an exit code (EXIT_CODES_HELP), never a traceback
+        try:
+            message, code = explain(err, args)
+        except Exception:  # e.g. hark.client itself failed to import: still one line
+            message, code = _bug(err)
+        print(f"hark: {message}", file=sys.stderr)
+        return code
+
+
+def explain(err: Exception, args) -> tuple[str, int]:
+    """(one line, exit code) for anything a command let through."""
+    import requests
+
+    from hark.client import ApiError, AuthError, ConnectionFailed, HarkError, InvalidArgument, ServerTimeout
+
+    server = getattr(args, "server", None) or "the server"
+    if isinstance(err, CliError):
+        return str(err), err.code
+    if isinstance(err, InvalidArgument):  # e.g. --language xx: refused before any request
+        return str(err), EXIT_USAGE
+    if isinstance(err, AuthError):
+        return f"{server} refused the token: {err.message} (HTTP {err.status})", EXIT_AUTH
+    if isinstance(err, ConnectionFailed | requests.ConnectionError):  # refused, reset, DNS
+        url = err.url if isinstance(err, ConnectionFailed) else _url_of(err, args)
+        return f"cannot reach {url}: is the server running? (--server changes the address)", EXIT_UNREACHABLE
+    if isinstance(err, ServerTimeout | requests.Timeout):
+        url = err.url if isinstance(err, ServerTimeout) else _url_of(err, args)
+        return f"{url} did not answer in time; try again", EXIT_UNREACHABLE
+    if isinstance(err, ApiError | HarkError):
+        return str(err), EXIT_FAILED
+    if isinstance(err, OSError):  # a file that cannot be read or written
+        name = f"{err.filename}: " if err.filename else ""
+        return f"{name}{err.strerror or err}", EXIT_FAILED
+    return _bug(err)
+
+
+def _bug(err: Exception) -> tuple[str, int]:
+    return f"unexpected error: {type(err).__name__}: {err} (a bug in hark: please report this line)", EXIT_BUG
 
 
 def _url_of(err, args) -> str:
@@ -257,15 +404,24 @@ def _url_of(err, args) -> str:
     return str(request.url) if request is not None else str(getattr(args, "server", "the server"))
 
 
-def check_server(server: str | None) -> None:
-    """A --server must be an http(s) URL: '127.0.0.1:8000' would otherwise fail deep inside requests."""
-    from urllib.parse import urlparse
+def normalise_server(server: str) -> str:
+    """The API's base URL from --server. Without a scheme it is inferred: http for this machine
+    (localhost, 127.0.0.1, ::1: the local stack), https for any other host. Anything but an http(s)
+    URL with a host is a usage error (exit 2) before any request."""
+    from urllib.parse import urlsplit
 
-    if server is None:
-        return
-    parsed = urlparse(server)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise CliError(f"--server {server!r} is not a URL: give it with its scheme, e.g. http://127.0.0.1:8000")
+    given = server.strip()
+    if "://" not in given:
+        host = urlsplit(f"//{given}").hostname
+        given = f"{'http' if host in LOCAL_HOSTS else 'https'}://{given}"
+    try:
+        parsed = urlsplit(given)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise CliError(f"--server {server!r} is not an http(s) URL, e.g. https://api.example.com or 127.0.0.1:8000")
+    return given.rstrip("/")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 
 from hark import aws, links
 from hark.api_schemas import (
+    AudioLink,
     CreateJobRequest,
     CreateJobResponse,
     JobList,
@@ -82,6 +83,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         content_type=request["content_type"],
         size_bytes=request["size"],
         language=request["language"],
+        prompt=request.get("prompt"),
+        task=request.get("task", "transcribe"),
         speaker_labels=request.get("speaker_labels", False),
         speakers_expected=request.get("speakers_expected"),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
@@ -146,6 +149,8 @@ def create_job(
             "content_type": upload.content_type,
             "size": upload.size,
             "language": request.language,
+            "prompt": request.prompt.strip() or None if request.prompt else None,
+            "task": request.task,
             # Only when asked: an idempotent replay of a request made before speakers existed matches.
             **(
                 {"speaker_labels": True, "speakers_expected": request.speakers_expected}
@@ -252,9 +257,7 @@ def transcript_link(
         )
     settings = get_settings()
     ttl = settings.transcript_link_ttl_seconds
-    from datetime import datetime, timedelta
-
-    expires = (datetime.now(UTC) + timedelta(seconds=ttl)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    expires = _expires_at(ttl)
     key = transcript_key(job.user_id, job.job_id, fmt)
     if fmt in CAPTION_FORMATS:
         key = _styled_captions(job, fmt, chars_per_line, lines_per_cue) or key
@@ -266,6 +269,27 @@ def transcript_link(
         links.download_filename(job.filename, fmt),  # "会議.srt", as the email's links name it
     )
     return TranscriptLink(url=url, format=fmt, expires_at=expires)
+
+
+def _expires_at(ttl_seconds: int) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(seconds=ttl_seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def audio_link(caller: Caller, job_id: str) -> AudioLink:
+    """A short-lived presigned GET of the job's uploaded recording, for the viewer's player. Owner only
+    (a foreign id is the same 404); 409 while the recording has not arrived."""
+    job = _owned(caller, job_id)
+    if job.status == JobStatus.UPLOADING:
+        raise ApiError(
+            409,
+            "audio_not_uploaded",
+            "The recording has not been uploaded yet; upload it with the form from POST /jobs, then try again.",
+        )
+    ttl = get_settings().audio_link_ttl_seconds
+    url = presigned_get(aws.client("s3"), aws.stack_resources().audio_bucket.name, job.audio_key, ttl)
+    return AudioLink(url=url, content_type=job.content_type, expires_at=_expires_at(ttl))
 
 
 def _styled_captions(job: Job, fmt: str, chars_per_line: int | None, lines_per_cue: int | None) -> str | None:

@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -62,6 +62,10 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+# Whisper's two tasks: transcribe in the spoken language, or translate to English.
+Task = Literal["transcribe", "translate"]
+
+
 class Job(BaseModel):
     job_id: str
     user_id: str
@@ -70,6 +74,8 @@ class Job(BaseModel):
     content_type: str
     size_bytes: int
     language: str = "auto"  # as asked at creation
+    prompt: str | None = None  # names and terms: Whisper's initial prompt (hark.api_schemas.CreateJobRequest)
+    task: Task = "transcribe"  # or "translate" (to English); `detected_language` stays the spoken language
     speaker_labels: bool = False  # label who spoke when (issue 14: worker/transcription/diarization.py)
     speakers_expected: int | None = None  # with speaker_labels: the number of speakers, if the user knows it
     audio_key: str

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 2 * GIB
     upload_url_ttl_seconds: int = 15 * 60
     transcript_link_ttl_seconds: int = 15 * 60
+    # GET /jobs/{id}/audio: the viewer plays the upload from a presigned GET valid this long (the player
+    # fetches ranges while it plays; the viewer asks for a new link when one has expired).
+    audio_link_ttl_seconds: int = 15 * 60
     max_unfinished_jobs: int = 100
     # Request bodies (POST /jobs): read only when at most this many bytes and this many levels deep,
     # checked before parsing (hark.json_body). A job's body is ~200 bytes, one level.

@@ -41,16 +41,20 @@ def clerk_frontend_api_host(publishable_key: str) -> str:
     return host.lower()
 
 
-def content_security_policy(connect_sources: list[str], clerk_host: str | None) -> str:
+def content_security_policy(
+    connect_sources: list[str], clerk_host: str | None, media_sources: list[str] | None = None
+) -> str:
     """The web app's Content-Security-Policy: its own files, the hosts it talks to (the API and the
-    buckets in AWS; the emulator locally), and (with a publishable key) Clerk's Frontend API host from
-    the key and what Clerk's components need."""
+    buckets in AWS; the emulator locally), where the viewer's player reads recordings from (the audio
+    bucket's host: presigned GETs), and (with a publishable key) Clerk's Frontend API host from the key
+    and what Clerk's components need."""
     clerk = f"https://{clerk_host}" if clerk_host else None
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'"] + ([clerk, CLERK_BOT_PROTECTION] if clerk else []),
         "style-src": ["'self'"] + (["'unsafe-inline'"] if clerk else []),
         "img-src": ["'self'", "data:"] + ([CLERK_IMAGES] if clerk else []),
+        "media-src": ["'self'", *(media_sources or [])],
         "connect-src": ["'self'", *connect_sources] + ([clerk] if clerk else []),
         "worker-src": ["'self'", "blob:"] if clerk else ["'none'"],
         "frame-src": [CLERK_BOT_PROTECTION] if clerk else ["'none'"],

@@ -38,3 +38,15 @@ def word_error_rate(reference: str, hypothesis: str, language: str | None = None
     if not ref:
         raise ValueError("empty reference")
     return jiwer.wer(ref, hyp) if hyp else 1.0
+
+
+def word_errors(reference: str, hypothesis: str, language: str | None = None) -> tuple[int, int]:
+    """(errors, reference words) after normalising both sides: summed over clips they give a corpus WER, in
+    which every word counts once whatever the clip's length."""
+    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
+    if not ref:
+        raise ValueError("empty reference")
+    if not hyp:
+        return len(ref.split()), len(ref.split())
+    out = jiwer.process_words(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref.split())

@@ -25,15 +25,21 @@ Environment knobs (all optional): HARK_TOKEN, HARK_TOKENS, HARK_LOAD_AUDIO (a fi
 of the generated clip), HARK_LOAD_EMAIL_DOMAIN (example.com), HARK_LOAD_JOBS_PER_EMAIL (90),
 HARK_LOAD_JOB_TIMEOUT (seconds, 300), HARK_LOAD_POLL_INTERVAL (seconds, 1.0), HARK_LOAD_LANGUAGE (auto).
 
-Only the standard library and locust are used here: this file is imported by locust's process only
-(never by pytest, because locust monkey-patches the standard library through gevent).
+Every API call goes through the Python client, ``hark.client.Hark``, the same domain calls the CLI
+makes. Locust still times each request: the client takes an httpx transport, and ``LocustTransport``
+wraps httpx's own, timing each request (to the end of its body) and firing locust's ``request`` event
+with its name, as locust's HttpUser does. This file is imported by locust's process only (never by
+pytest, because locust monkey-patches the standard library through gevent; httpx's sockets then
+yield like requests' do).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -43,8 +49,11 @@ import uuid
 import wave
 from pathlib import Path
 
-from locust import HttpUser, between, events, task
+import httpx
+from locust import User, between, events, task
 from locust.exception import StopUser
+
+from hark.client import ApiError, Hark, HarkError, JobView, QuotaExceeded
 
 SAMPLE_RATE = 16_000
 CLIP_TEXT = "This is a load test of the Hark transcription platform. One, two, three."
@@ -107,90 +116,62 @@ CLIP_TYPE = {
 }.get(CLIP.suffix.lower(), "audio/wav")
 
 
-# -- shared behaviour -----------------------------------------------------------------------------
-class HarkUser(HttpUser):
-    abstract = True
-
-    def on_start(self) -> None:
-        self.jobs: list[str] = []  # this identity's job ids, newest last
-        self.created_here = 0
-        self.sign_in()
-
-    def sign_in(self) -> None:
-        """A bearer token: HARK_TOKENS / HARK_TOKEN for a deployed stack, else the local dev issuer."""
-        listed = [t.strip() for t in os.environ.get("HARK_TOKENS", "").split(",") if t.strip()]
-        token = listed[next(_tokens) % len(listed)] if listed else os.environ.get("HARK_TOKEN")
-        self.rotatable = token is None
-        if token is None:
-            email = f"load-{RUN_ID}-{next(_emails)}@{EMAIL_DOMAIN}"
-            with self.client.post(
-                "/dev/token", json={"email": email}, name="POST /dev/token", catch_response=True
-            ) as r:
-                if r.status_code != 200:
-                    r.failure(f"dev sign-in answered {r.status_code}: set HARK_TOKEN for a deployed stack")
-                    raise StopUser()
-                token = r.json()["token"]
-        self.client.headers["Authorization"] = f"Bearer {token}"
-        self.jobs, self.created_here = [], 0
-
-    def create_job(self, size: int) -> dict | None:
-        """POST /jobs -> the 201 body, or None (429 recorded apart; anything else is a failure)."""
-        if self.rotatable and self.created_here >= JOBS_PER_EMAIL:
-            self.sign_in()
-        body = {"filename": CLIP.name, "content_type": CLIP_TYPE, "size": size, "language": LANGUAGE}
-        with self.client.post("/jobs", json=body, name="POST /jobs", catch_response=True) as r:
-            if r.status_code == 201:
-                try:
-                    created = r.json()
-                    job_id = created["job"]["job_id"]
-                    created["upload"]["url"]
-                except (ValueError, KeyError, TypeError):
-                    r.failure(f"201 without job and upload: {r.text[:200]}")
-                    return None
-                r.success()
-                self.created_here += 1
-                self.jobs.append(job_id)
-                del self.jobs[:-50]
-                return created
-            if r.status_code == 429:
-                r.request_meta["name"] = QUOTA_NAME
-                r.success()
-                if self.rotatable:
-                    self.sign_in()
-                return None
-            r.failure(f"HTTP {r.status_code}: {_error(r)}")
-            return None
-
-    def get_job(self, job_id: str, name: str = "GET /jobs/{id}") -> dict | None:
-        with self.client.get(f"/jobs/{job_id}", name=name, catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"HTTP {r.status_code}: {_error(r)}")
-                return None
-            try:
-                job = r.json()
-                job["status"]
-            except (ValueError, KeyError, TypeError):
-                r.failure(f"200 without a job: {r.text[:200]}")
-                return None
-            r.success()
-            return job
-
-    def list_jobs(self) -> None:
-        with self.client.get("/jobs?limit=20", name="GET /jobs?limit=20", catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"HTTP {r.status_code}: {_error(r)}")
-                return
-            try:
-                body = r.json()
-                jobs = body["items"]  # {"items": [...], "next_cursor": str | null}
-                assert isinstance(jobs, list) and len(jobs) <= 20
-            except (ValueError, KeyError, TypeError, AssertionError):
-                r.failure(f"not a page of at most 20 jobs: {r.text[:200]}")
-                return
-            r.success()
+# -- every request timed for locust ---------------------------------------------------------------
+_JOB_ID = re.compile(r"/[0-9a-f]{32}(?=/|$)")
 
 
-def _error(response) -> str:
+class LocustTransport(httpx.BaseTransport):
+    """httpx's transport, each request timed and reported to locust under a name: `next_name` if a
+    caller set it for the next request, else "METHOD /path" with job ids as {id} (the presigned POST,
+    to another host, is "S3 presigned POST"). A 4xx/5xx is a failure, except a 429 from POST /jobs,
+    counted apart under QUOTA_NAME."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.inner = httpx.HTTPTransport()
+        self.next_name: str | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        name = self.next_name or self._name(request)
+        self.next_name = None
+        started = time.perf_counter()
+        exception: Exception | None = None
+        response = None
+        try:
+            response = self.inner.handle_request(request)
+            response.read()  # the body's time counts, as in locust's HttpUser
+        except Exception as err:
+            exception = err
+            raise
+        finally:
+            length = len(response.content) if response is not None else 0
+            if response is not None and response.status_code >= 400:
+                if response.status_code == 429 and name == "POST /jobs":
+                    name = QUOTA_NAME
+                else:
+                    exception = RuntimeError(f"HTTP {response.status_code}: {_error(response)}")
+            self.user.environment.events.request.fire(
+                request_type=request.method,
+                name=name,
+                response_time=(time.perf_counter() - started) * 1000,
+                response_length=length,
+                exception=exception,
+                context={},
+                url=str(request.url),
+                response=response,
+            )
+        return response
+
+    def _name(self, request: httpx.Request) -> str:
+        if request.url.host != httpx.URL(self.user.host).host or request.url.port != httpx.URL(self.user.host).port:
+            return "S3 presigned POST" if request.method == "POST" else f"S3 {request.method}"
+        return f"{request.method} {_JOB_ID.sub('/{id}', request.url.path)}"
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _error(response: httpx.Response) -> str:
     """The message of an {"error": {"code", "message"}} body (or API Gateway's {"message"})."""
     try:
         body = response.json()
@@ -205,6 +186,91 @@ def _error(response) -> str:
     return str(body)[:200]
 
 
+# -- shared behaviour -----------------------------------------------------------------------------
+class HarkUser(User):
+    abstract = True
+
+    def on_start(self) -> None:
+        self.transport = LocustTransport(self)
+        self.hark: Hark | None = None
+        self.jobs: list[str] = []  # this identity's job ids, newest last
+        self.created_here = 0
+        self.sign_in()
+
+    def on_stop(self) -> None:
+        if self.hark is not None:
+            self.hark.close()
+
+    def sign_in(self) -> None:
+        """A bearer token: HARK_TOKENS / HARK_TOKEN for a deployed stack, else the local dev issuer."""
+        listed = [t.strip() for t in os.environ.get("HARK_TOKENS", "").split(",") if t.strip()]
+        token = listed[next(_tokens) % len(listed)] if listed else os.environ.get("HARK_TOKEN")
+        self.rotatable = token is None
+        if token is None:
+            email = f"load-{RUN_ID}-{next(_emails)}@{EMAIL_DOMAIN}"
+            with httpx.Client(base_url=self.host, transport=self.transport, timeout=30) as http:
+                r = http.post("/dev/token", json={"email": email})
+            if r.status_code != 200:
+                raise StopUser()  # recorded as a failure: set HARK_TOKEN for a deployed stack
+            token = r.json()["token"]
+        if self.hark is not None:
+            self.hark.close()
+        self.hark = Hark(self.host, token, transport=self.transport, timeout=60)
+        self.jobs, self.created_here = [], 0
+
+    def _unexpected(self, name: str, err: HarkError) -> None:
+        """An answer the client could not read (its request was timed already): a failure of its own."""
+        self.environment.events.request.fire(
+            request_type="CLIENT", name=name, response_time=0, response_length=0, exception=err, context={}
+        )
+
+    def create_job(self, size: int) -> str | None:
+        """POST /jobs -> the job id (its upload form kept in self.form), or None (429 counted apart)."""
+        if self.rotatable and self.created_here >= JOBS_PER_EMAIL:
+            self.sign_in()
+        assert self.hark is not None
+        try:
+            created = self.hark.create(CLIP.name, size, content_type=CLIP_TYPE, language=LANGUAGE)
+        except QuotaExceeded:
+            if self.rotatable:
+                self.sign_in()
+            return None
+        except ApiError:
+            return None  # the transport recorded the failure
+        except HarkError as err:
+            self._unexpected("POST /jobs", err)
+            return None
+        self.created_here += 1
+        self.jobs.append(created.job.job_id)
+        del self.jobs[:-50]
+        self.form = created.upload
+        return created.job.job_id
+
+    def get_job(self, job_id: str, name: str = "GET /jobs/{id}") -> JobView | None:
+        assert self.hark is not None
+        self.transport.next_name = name
+        try:
+            return self.hark.get(job_id)
+        except ApiError:
+            return None
+        except HarkError as err:
+            self._unexpected(name, err)
+            return None
+
+    def list_jobs(self) -> None:
+        assert self.hark is not None
+        self.transport.next_name = "GET /jobs?limit=20"
+        try:
+            page = self.hark.list(limit=20)
+        except ApiError:
+            return
+        except HarkError as err:
+            self._unexpected("GET /jobs?limit=20", err)
+            return
+        if len(page.items) > 20:
+            self._unexpected("GET /jobs?limit=20", HarkError(f"{len(page.items)} jobs in a page of at most 20"))
+
+
 # -- the scenarios --------------------------------------------------------------------------------
 class ApiUser(HarkUser):
     """Control-plane throughput: create and read jobs without uploading anything."""
@@ -213,9 +279,9 @@ class ApiUser(HarkUser):
 
     @task(5)
     def create_then_get(self) -> None:
-        created = self.create_job(size=len(CLIP_BYTES))
-        if created:
-            self.get_job(created["job"]["job_id"])
+        job_id = self.create_job(size=len(CLIP_BYTES))
+        if job_id:
+            self.get_job(job_id)
 
     @task(3)
     def get_recent(self) -> None:
@@ -234,32 +300,25 @@ class TranscribeUser(HarkUser):
 
     @task(3)
     def transcribe(self) -> None:
-        created = self.create_job(size=len(CLIP_BYTES))
-        if not created:
+        job_id = self.create_job(size=len(CLIP_BYTES))
+        if not job_id:
             return
-        job_id, upload = created["job"]["job_id"], created["upload"]
-        # The fields first, the file last, as S3's POST policy requires (requests keeps that order).
-        with self.client.post(
-            upload["url"],
-            data=upload.get("fields") or {},
-            files={"file": (CLIP.name, CLIP_BYTES, CLIP_TYPE)},
-            name="S3 presigned POST",
-            catch_response=True,
-        ) as r:
-            if r.status_code not in (200, 201, 204):
-                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
-                return
-            r.success()
+        assert self.hark is not None
+        # The fields first, the file last, as S3's POST policy requires (hark.client.Hark.upload).
+        try:
+            self.hark.upload(self.form, io.BytesIO(CLIP_BYTES), filename=CLIP.name)
+        except HarkError:
+            return  # the transport recorded the refusal
         uploaded = time.monotonic()
         deadline = uploaded + JOB_TIMEOUT
         while True:
             job = self.get_job(job_id, name="GET /jobs/{id} (poll)")
             now = time.monotonic()
-            status = job["status"] if job else None
+            status = job.status.value if job else None
             if status in TERMINAL or now >= deadline:
                 exception = None
                 if status == "FAILED":
-                    exception = RuntimeError(f"job FAILED: {job.get('error')}")
+                    exception = RuntimeError(f"job FAILED: {job.error if job else None}")
                 elif status != "COMPLETED":
                     exception = TimeoutError(f"job still {status} after {JOB_TIMEOUT:.0f}s")
                 self.environment.events.request.fire(

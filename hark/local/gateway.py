@@ -113,7 +113,10 @@ class Gateway:
         self.issuer, self.web_root, self.config, self.region, self.api = issuer, web_root.resolve(), config, region, api
         key = config.get("clerkPublishableKey")
         self.web_headers = security_headers(
-            content_security_policy(list(connect_sources), clerk_frontend_api_host(key) if key else None)
+            # The emulator serves both buckets: the player's presigned GETs come from the same host.
+            content_security_policy(
+                list(connect_sources), clerk_frontend_api_host(key) if key else None, list(connect_sources)
+            )
         )
         self.cors_origins = list(cors_origins or config.get("authorizedParties") or [config["webOrigin"]])
         self.api_function = LambdaFunction(api.api_handler)

@@ -129,9 +129,9 @@ class ApiStack(Stack):
         self.authorizer_fn = function("AuthorizerFunction", HTTP_API.authorizer.handler, "authorizer", 256, 10)
         self.api_fn = function("ApiFunction", HTTP_API.api_handler, "api", 512, 29)
 
-        # Least privilege for the API: tables read/write; presign uploads (PutObject on uploads/ only,
-        # never GetObject on audio); presign transcript links (GetObject on transcripts/); delete a job's
-        # objects. The authorizer needs nothing beyond its logs: it fetches the JWKS over HTTPS.
+        # Least privilege for the API: tables read/write; presign uploads (PutObject on uploads/) and the
+        # viewer's playback links (GetObject on uploads/ only, never chunks/); presign transcript links
+        # (GetObject on transcripts/); delete a job's objects. The authorizer needs nothing beyond its logs: it fetches the JWKS over HTTPS.
         table_resources = []
         for tdef in res.tables:
             table_resources.append(table_arn(self, tdef.name))
@@ -156,6 +156,13 @@ class ApiStack(Stack):
             iam.PolicyStatement(
                 sid="PresignUploads",
                 actions=["s3:PutObject"],
+                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
+            )
+        )
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PresignAudioPlayback",
+                actions=["s3:GetObject"],
                 resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
             )
         )

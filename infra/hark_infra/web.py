@@ -131,7 +131,9 @@ class WebStack(Stack):
         # viewer's fetch) on the regional virtual-hosted endpoint every presigned URL uses (hark.aws).
         connect = [f"https://*.execute-api.{Aws.REGION}.amazonaws.com"]
         connect += [f"https://{b.name}.s3.{Aws.REGION}.amazonaws.com" for b in config.resources.buckets]
-        csp = content_security_policy(connect, clerk_host)
+        # The viewer's player: presigned GETs of the audio bucket (GET /jobs/{id}/audio), same endpoint.
+        media = [f"https://{config.resources.audio_bucket.name}.s3.{Aws.REGION}.amazonaws.com"]
+        csp = content_security_policy(connect, clerk_host, media)
         return cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",

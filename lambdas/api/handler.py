@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from hark import control
 from hark.api_schemas import (
+    AudioLink,
     CreateJobRequest,
     CreateJobResponse,
     ErrorResponse,
@@ -207,6 +208,16 @@ def get_transcript(
     return control.transcript_link(caller(), job_id, format, chars_per_line, lines_per_cue)
 
 
+@router.get(
+    "/jobs/<job_id>/audio",
+    summary="A short-lived link to the uploaded recording, for playback",
+    responses=_responses(200, AudioLink, "A presigned GET link", 400, 401, 403, 404, 409),
+    tags=["jobs"],
+)
+def get_audio(job_id: IdPath) -> AudioLink:
+    return control.audio_link(caller(), job_id)
+
+
 @router.delete(
     "/jobs/<job_id>",
     status_code=204,
@@ -323,6 +334,8 @@ def describe_validation(errors) -> str:
             parts.append(f"{where} is required")
             continue
         msg = str(e.get("msg") or e.get("type") or "is not valid")
+        if e.get("type") == "value_error" and (e.get("ctx") or {}).get("error"):
+            msg = str(e["ctx"]["error"])  # our own sentence (e.g. an unknown language), without "Value error, "
         parts.append(f"{where}: {msg}")
     return "; ".join(parts) + "."
 

@@ -109,10 +109,15 @@ def test_presigned_urls_count_as_the_signers_calls(roles):
         "api", "s3", "PutObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name, Key="uploads/u/j/a.wav"
     )
     assert decide(upload, roles["api"]) == [("s3:PutObject", True)]
-    read_audio = call(
+    # The viewer's playback link (GET /jobs/{id}/audio): the upload, and nothing else in the audio bucket.
+    play = call(
         "api", "s3", "GetObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name, Key="uploads/u/j/a.wav"
     )
-    assert decide(read_audio, roles["api"]) == [("s3:GetObject", False)]  # the API never reads audio
+    assert decide(play, roles["api"]) == [("s3:GetObject", True)]
+    read_chunk = call(
+        "api", "s3", "GetObject", presign=True, status=None, Bucket=LOCAL.audio_bucket.name, Key="chunks/u/j/0001.flac"
+    )
+    assert decide(read_chunk, roles["api"]) == [("s3:GetObject", False)]
 
 
 def test_email_only_from_the_configured_sender(roles):

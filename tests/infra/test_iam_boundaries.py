@@ -43,10 +43,14 @@ def test_no_role_uses_service_wildcards(api, authorizer, transcription, notifica
         assert {r for a, r in pairs if r == "*"} <= {"*"} and all(a.startswith("xray:") for a, r in pairs if r == "*")
 
 
-def test_api_cannot_read_audio(api):
-    assert not [r for a, r in api if a in ("s3:GetObject", "s3:GetObject*", "s3:*") and r.startswith(AUDIO)]
+def test_api_reads_only_uploads_of_the_audio(api):
+    # The viewer's playback link (GET /jobs/{id}/audio) presigns a GET of the upload; nothing else of the
+    # audio bucket (chunks/) is readable.
+    reads = [r for a, r in api if a in ("s3:GetObject", "s3:GetObject*", "s3:*") and r.startswith(AUDIO)]
+    assert reads == [f"{AUDIO}/{UPLOADS_PREFIX}*"]
     assert _s3(api) == {
         ("s3:PutObject", f"{AUDIO}/uploads/*"),  # presigned uploads only
+        ("s3:GetObject", f"{AUDIO}/uploads/*"),  # presigned playback links
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
         ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/captions/*"),  # captions in a requested style only
         ("s3:DeleteObject", f"{AUDIO}/uploads/*"),

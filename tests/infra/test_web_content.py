@@ -181,6 +181,8 @@ def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):
     assert set(csp["connect-src"]) == {"'self'", "https://*.execute-api.${AWS::Region}.amazonaws.com"} | _s3_hosts(
         res.audio_bucket.name, res.transcripts_bucket.name
     )
+    # the viewer's player: presigned GETs of the uploaded recording (GET /jobs/{id}/audio), audio bucket only
+    assert set(csp["media-src"]) == {"'self'"} | _s3_hosts(res.audio_bucket.name)
     assert csp["frame-src"] == ["'none'"] and csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
     assert not [v for values in csp.values() for v in values if "clerk" in v or "cloudflare" in v]
 

@@ -90,6 +90,8 @@ def test_create_job(stack):
         "size",
         "language",
         "detected_language",
+        "prompt",
+        "task",
         "speaker_labels",
         "speakers_expected",
         "duration_seconds",

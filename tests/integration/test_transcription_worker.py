@@ -187,7 +187,9 @@ def test_transcribes_every_format_and_language(stack, workers, speech):
         assert words and all(0 <= w["probability"] <= 1 and w["start"] <= w["end"] for w in words)
         error = word_error_rate(text, outputs["txt"][0], language)
         print(f"{path.name}: language {language}, WER {error:.1%}")
-        assert error <= 0.20, outputs["txt"][0]
+        # Accuracy is gated per language against the raw model (tests/integration/test_accuracy_gate.py); here
+        # only that each container decoded to this speech, not to noise or another clip.
+        assert error < 0.5, outputs["txt"][0]
 
     assert finished[asked.job_id].status == JobStatus.COMPLETED
     assert finished[asked.job_id].detected_language == "es"

@@ -40,6 +40,7 @@ def test_web_app_files_carry_the_security_headers(tmp_path):
     assert csp["frame-ancestors"] == {"'none'"} and csp["object-src"] == {"'none'"}
     assert csp["script-src"] == {"'self'"}  # no Clerk key locally: no third-party script
     assert csp["connect-src"] == {"'self'", EMULATOR}  # the API (same origin) and the presigned uploads
+    assert csp["media-src"] == {"'self'", EMULATOR}  # the viewer's player: presigned GETs of the audio
 
 
 def test_dev_sign_in_answers_only_loopback_hosts(tmp_path):

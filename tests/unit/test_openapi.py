@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from hark.api_schemas import PROMPT_MAX_CHARS
+from hark.http_api import HTTP_API
 from lambdas.api.openapi import DOC, render
 
 
@@ -17,7 +19,14 @@ def test_openapi_document_is_current():
 def test_openapi_document_describes_the_contract():
     doc = json.loads(render())
     paths = doc["paths"]
-    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript", "/links/{token}"}
+    # Every route of the one HTTP surface definition (hark.http_api), as the document names its parameters.
+    assert set(paths) == {r.path.replace("{id}", "{job_id}") for r in HTTP_API.routes}
+    assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript", "/jobs/{job_id}/audio"} <= set(paths)
+    # Steering (issue 11): the prompt's bound and Whisper's two tasks are in the contract.
+    body = doc["components"]["schemas"]["CreateJobRequest"]["properties"]
+    prompt = next(b for b in body["prompt"]["anyOf"] if b.get("type") == "string")
+    assert prompt["maxLength"] == PROMPT_MAX_CHARS
+    assert set(body["task"]["enum"]) == {"transcribe", "translate"} and body["task"]["default"] == "transcribe"
     # The email links carry their own credential: no bearer token, and their refusals are the API's own shape.
     link = paths["/links/{token}"]["get"]
     assert link["security"] == [] and {"302", "403", "404", "410"} <= set(link["responses"])

@@ -15,6 +15,7 @@ from worker.runtime import Delivery
 from . import audio
 from .audio import PermanentError
 from .context import Context, logger
+from .engine import Steering
 from .publishing import assemble, fail_job, notify
 
 
@@ -48,7 +49,9 @@ def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> N
         except PermanentError as err:
             fail_job(ctx, chunk.job_id, err.reason, attempt=delivery.receive_count)
             return
-        transcript = ctx.engine.transcribe(samples, chunk.language)
+        # The prompt and task are the job's, read from its record (the language is the message's: detected
+        # once for the whole recording).
+        transcript = ctx.engine.transcribe(samples, chunk.language, Steering(job.prompt, job.task))
         transcript = transcript.model_copy(update={"duration": chunk.duration})
         ctx.s3.put_object(
             Bucket=bucket,

@@ -127,12 +127,17 @@ class Engine:
 
     # -- decoding --------------------------------------------------------------------------------------------
     def _batched(
-        self, samples: np.ndarray, language: str, spans: list[tuple[float, float]] | None = None
+        self,
+        samples: np.ndarray,
+        language: str,
+        spans: list[tuple[float, float]] | None = None,
+        steer: Steering | None = None,
     ) -> list[Decoded]:
         """The batched pipeline: at VAD pauses by itself, or exactly the given (start, end) spans in seconds."""
         segments, _ = self.pipeline.transcribe(
             samples,
             language=language,
+            **(steer or Steering()).options(),
             batch_size=self.settings.batch_size,
             beam_size=self.settings.beam_size,
             word_timestamps=True,
@@ -141,7 +146,9 @@ class Engine:
         )
         return [Decoded.of(s, language) for s in segments]  # a generator: decoding happens while iterating
 
-    def _redecode(self, samples: np.ndarray, bad: Decoded, forced: str | None) -> list[Decoded]:
+    def _redecode(
+        self, samples: np.ndarray, bad: Decoded, forced: str | None, steer: Steering | None = None
+    ) -> list[Decoded]:
         """A doubtful segment decoded again on its own: at rising temperatures (Whisper's fallback), then,
         if the language was forced, in the language the audio itself sounds like. The first result with
         nothing doubtful wins; else the least doubtful of all, the first decoding on a tie."""
@@ -159,6 +166,7 @@ class Engine:
             segments, info = self.model.transcribe(
                 piece,
                 language=language,
+                **(steer or Steering()).options(),
                 beam_size=self.settings.beam_size,
                 temperature=temperatures,
                 compression_ratio_threshold=thresholds.compression_ratio,
@@ -176,15 +184,19 @@ class Engine:
                 break
         return best
 
-    def transcribe(self, samples: np.ndarray, language: str | None = "auto") -> Transcript:
+    def transcribe(
+        self, samples: np.ndarray, language: str | None = "auto", steer: Steering | None = None
+    ) -> Transcript:
+        """`steer`: the job's prompt and task. With translate, segments are English and each segment's (and
+        the transcript's) language stays the one spoken: that is what was identified in the audio."""
         duration = len(samples) / SAMPLE_RATE
         forced = self._language(language) if self.multilingual else "en"
         windows: list[Window] = []
         if forced:
-            decoded = self._batched(samples, forced)
+            decoded = self._batched(samples, forced, steer=steer)
         elif not self.language_per_window:
             code, _ = self.detect_language(samples)
-            decoded = self._batched(samples, code)
+            decoded = self._batched(samples, code, steer=steer)
             windows = [Window(0, len(samples), samples, code, 1.0)]
         else:
             windows = self.speech_windows(samples)
@@ -194,17 +206,17 @@ class Engine:
                     w.language, w.probability = code, probability
             languages = {w.language for w in windows}
             if len(languages) <= 1:  # one language: the pipeline as it always runs
-                decoded = self._batched(samples, languages.pop() if languages else "en")
+                decoded = self._batched(samples, languages.pop() if languages else "en", steer=steer)
             else:  # each run of windows in one language decoded in it, in spans of at most 30 s
                 decoded = []
                 for code, spans in language_spans(windows).items():
-                    decoded += self._batched(samples, code, spans)
+                    decoded += self._batched(samples, code, spans, steer)
                 decoded.sort(key=lambda d: d.start)
         thresholds = quality.Thresholds.of(self.settings)
         if self.settings.quality_redecode:
             checked: list[Decoded] = []
             for d in decoded:
-                checked += self._redecode(samples, d, forced) if d.doubt(thresholds) else [d]
+                checked += self._redecode(samples, d, forced, steer) if d.doubt(thresholds) else [d]
             decoded = checked
         segments = [d.segment(thresholds) for d in decoded]
         main, share = dominant_language(segments)
@@ -247,6 +259,20 @@ def language_spans(windows: list[Window]) -> dict[str, list[tuple[float, float]]
             mine.append((start, end))
         previous = w
     return spans
+
+
+@dataclass(frozen=True)
+class Steering:
+    """A job's decode options (issue 11): names and terms as Whisper's initial prompt, and the task.
+
+    The prompt is given as `initial_prompt` only, not also as `hotwords`: in faster-whisper both become the
+    same previous-text tokens before <|startoftranscript|>, so passing both would repeat it."""
+
+    prompt: str | None = None
+    task: str = "transcribe"  # or "translate": to English
+
+    def options(self) -> dict:
+        return {"initial_prompt": self.prompt or None, "task": self.task}
 
 
 # Temperatures of Whisper's fallback: the batched pipeline decodes at the first (beam search); a doubtful

@@ -17,6 +17,7 @@ from worker.runtime import Delivery
 from . import audio
 from .audio import PermanentError
 from .context import Context, logger, seconds_since
+from .engine import Steering
 from .fanout import fan_out
 from .publishing import fail_job, notify, publish, with_speakers
 
@@ -75,7 +76,7 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
         fan_out(ctx, job, samples)
         return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
-    transcript = ctx.engine.transcribe(samples, job.language)
+    transcript = ctx.engine.transcribe(samples, job.language, Steering(job.prompt, job.task))
     ctx.record_speed(duration, time.monotonic() - started)  # transcription alone; diarization logs its own time
     if job.speaker_labels:
         labelled = with_speakers(ctx, job, transcript, samples, attempt=delivery.receive_count)

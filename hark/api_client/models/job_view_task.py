@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class JobViewTask(StrEnum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+    def __str__(self) -> str:
+        return str(self.value)
