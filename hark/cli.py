@@ -164,14 +164,13 @@ def _formats(args) -> list[str]:
 
 
 def _speakers_option(args) -> dict:
-    """hark.client.submit's speaker arguments from --speakers [N]. A file name right after a bare
-    --speakers (`--speakers a.mp3`) is a file, not N: argparse takes it as N, so it goes back to the files."""
+    """hark.client.submit's speaker arguments from --speakers [N] (main() makes a bare one `--speakers=`)."""
     if args.speakers is None:
         return {}
-    if args.speakers == "" or not args.speakers.isdigit():
-        if args.speakers:
-            args.files.insert(0, args.speakers)
+    if args.speakers == "":
         return {"speaker_labels": True}
+    if not args.speakers.isdigit():
+        raise CliError(f"--speakers N: N is how many people speak, a whole number, not {args.speakers!r}")
     from hark.transcript import MAX_SPEAKERS
 
     n = int(args.speakers)
@@ -185,7 +184,7 @@ def cmd_transcribe(args) -> int:
 
     from hark.client import ApiError, AuthError, DownloadFailed, Hark, JobFailed, UploadFailed, WaitTimeout
 
-    speakers = _speakers_option(args)  # before _formats: it may give a file back to args.files
+    speakers = _speakers_option(args)
     formats = _formats(args)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -350,8 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bare_speakers(argv: list[str]) -> list[str]:
+    """`--speakers a.mp3`: argparse would take the file as N (and then miss FILE); a --speakers not
+    followed by a number is written `--speakers=` (no count) before parsing."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--speakers" and (i + 1 == len(out) or not out[i + 1].isdigit()):
+            out[i] = "--speakers="
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_bare_speakers(sys.argv[1:] if argv is None else argv))
     try:
         if getattr(args, "server", None) is not None:
             args.server = normalise_server(args.server)

@@ -140,12 +140,12 @@ def test_create_body_speaker_fields():
 
 
 def test_cli_speakers_option(tmp_path):
-    from hark.cli import CliError, _speakers_option, build_parser
+    from hark.cli import CliError, _bare_speakers, _speakers_option, build_parser
 
     parser = build_parser()
 
     def parse(*argv):
-        args = parser.parse_args(["transcribe", *argv])
+        args = parser.parse_args(_bare_speakers(["transcribe", *argv]))
         return _speakers_option(args), args.files
 
     assert parse("a.mp3") == ({}, ["a.mp3"])
@@ -153,6 +153,7 @@ def test_cli_speakers_option(tmp_path):
     assert parse("--speakers", "2", "a.mp3") == ({"speaker_labels": True, "speakers_expected": 2}, ["a.mp3"])
     # A bare --speakers before a file: the file is still a file.
     assert parse("--speakers", "a.mp3", "b.mp3") == ({"speaker_labels": True}, ["a.mp3", "b.mp3"])
+    assert parse("--speakers", "a.mp3") == ({"speaker_labels": True}, ["a.mp3"])
     with pytest.raises(CliError, match="1 to 10"):
         parse("--speakers", "11", "a.mp3")
 
@@ -171,3 +172,32 @@ def test_a_worker_without_the_extra_says_so(monkeypatch):
         diarization._diarizer.cache_clear()
     # An empty recording needs no model at all.
     assert diarization.diarize(np.zeros(0, dtype=np.float32)) == []
+
+
+def test_client_and_cli_send_the_speaker_fields(tmp_path):
+    # hark.client against the loopback stand-in stack the CLI tests use: the create body it sends.
+    from hark.cli import main
+    from hark.client import Hark
+    from tests.unit.test_cli_errors import AUDIO, StubStack
+
+    class Recording(StubStack):
+        bodies: list[dict] = []
+
+        def create(self, body):
+            self.bodies.append(body)
+            return super().create(body)
+
+    stack = Recording()
+    try:
+        with Hark(stack.url, "t") as hark:
+            hark.create("a.wav", 10, speaker_labels=True, speakers_expected=3)
+            hark.create("b.wav", 10)
+        clip = tmp_path / "c.wav"
+        clip.write_bytes(AUDIO)
+        main(["transcribe", "--speakers", str(clip), "--server", stack.url, "--token", "t"])
+    finally:
+        stack.stop()
+    first, second, cli = Recording.bodies
+    assert (first["speaker_labels"], first["speakers_expected"]) == (True, 3)
+    assert second.get("speaker_labels", False) is False and "speakers_expected" not in second
+    assert cli["speaker_labels"] is True and cli["filename"] == "c.wav"
