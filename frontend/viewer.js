@@ -7,7 +7,7 @@ import { clock, el, formatDuration, languageName } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const dialog = $("viewer");
-let current = null; // {jobId, text}
+let current = null; // {jobId, text, segments, speakers (labels in order of appearance), names}
 let opener = null;
 
 const audio = $("viewer-audio");
@@ -81,6 +81,78 @@ const FLAG_TEXT = {
   no_speech: "possibly no speech here",
 };
 
+// -- speakers (issue 14): a colour per speaker, and names a user gives them. The names live in this
+// browser's localStorage (per job): they change neither the stored transcript nor the downloads.
+const SPEAKER_COLOURS = 10; // .spk-0 ... .spk-9 in style.css
+const namesKey = (jobId) => `hark.speakers.${jobId}`;
+
+function loadNames(jobId) {
+  try {
+    return JSON.parse(localStorage.getItem(namesKey(jobId)) || "{}");
+  } catch {
+    return {};
+  }
+}
+
+function saveNames(jobId, names) {
+  try {
+    localStorage.setItem(namesKey(jobId), JSON.stringify(names));
+  } catch { /* storage full or blocked: the names last until the viewer closes */ }
+}
+
+/** Runs of words by one speaker inside a segment (a Whisper segment can span a change of speaker). */
+function turnsOf(s) {
+  const words = (s.words || []).filter((w) => w.word.trim());
+  if (!words.length || !words.some((w) => w.speaker)) return [{ speaker: s.speaker, start: s.start, text: s.text.trim() }];
+  const turns = [];
+  for (const w of words) {
+    const last = turns[turns.length - 1];
+    if (last && last.speaker === w.speaker) last.text += w.word;
+    else turns.push({ speaker: w.speaker, start: w.start, text: w.word });
+  }
+  return turns.map((t) => ({ ...t, text: t.text.trim() }));
+}
+
+function speakerChip(speaker) {
+  const index = current.speakers.indexOf(speaker) % SPEAKER_COLOURS;
+  return el("span", { className: `spk spk-${index}`, "data-speaker": speaker }, current.names[speaker] || speaker);
+}
+
+function renderSpeakerNames() {
+  const form = $("viewer-speakers");
+  form.querySelectorAll("label").forEach((l) => l.remove());
+  form.hidden = !current.speakers.length;
+  for (const speaker of current.speakers) {
+    const index = current.speakers.indexOf(speaker) % SPEAKER_COLOURS;
+    const input = el("input", { type: "text", maxLength: 40, value: current.names[speaker] || "", placeholder: speaker,
+      "data-speaker": speaker, "aria-label": `Name for speaker ${speaker}` });
+    input.addEventListener("input", () => {
+      const name = input.value.trim();
+      if (name) current.names[speaker] = name;
+      else delete current.names[speaker];
+      saveNames(current.jobId, current.names);
+      document.querySelectorAll(`#segments .spk[data-speaker="${speaker}"]`).forEach((chip) => {
+        chip.textContent = name || speaker;
+      });
+      current.text = plainText(current.segments);
+    });
+    form.append(el("label", { className: `spk-name spk-${index}` }, el("span", { className: "spk-swatch" }), input));
+  }
+}
+
+/** The text the Copy button copies: with speakers, one "Name: ..." line per turn. */
+function plainText(segments) {
+  if (!current.speakers.length) return segments.map((s) => s.text.trim()).filter(Boolean).join(" ");
+  const lines = [];
+  for (const t of segments.flatMap(turnsOf)) {
+    const name = current.names[t.speaker] || t.speaker;
+    const last = lines[lines.length - 1];
+    if (last && last.speaker === t.speaker) last.text += ` ${t.text}`;
+    else lines.push({ speaker: t.speaker, name, text: t.text });
+  }
+  return lines.map((l) => `${l.name}: ${l.text}`).join("\n");
+}
+
 // A segment is up to 30 s of speech: it is shown as its sentences (from its word timestamps: a line ends at
 // sentence punctuation or a pause), each one a place to play from.
 const SENTENCE_END = /[.?!…。？！]["'»”)]*$/u;
@@ -88,14 +160,16 @@ const PAUSE_SECONDS = 0.8;
 
 function lines(s) {
   const words = s.words || [];
-  if (!words.length) return [{ start: s.start, end: s.end, text: s.text.trim() }];
+  if (!words.length) return [{ start: s.start, end: s.end, text: s.text.trim(), speaker: s.speaker }];
   const out = [];
   let current = [];
   words.forEach((w, i) => {
     current.push(w);
     const next = words[i + 1];
-    if (!next || SENTENCE_END.test(w.word.trim()) || next.start - w.end > PAUSE_SECONDS) {
-      out.push({ start: current[0].start, end: current.at(-1).end, text: current.map((c) => c.word).join("").trim() });
+    // A change of speaker (speaker labels) ends a line too.
+    if (!next || SENTENCE_END.test(w.word.trim()) || next.start - w.end > PAUSE_SECONDS || next.speaker !== w.speaker) {
+      out.push({ start: current[0].start, end: current.at(-1).end, text: current.map((c) => c.word).join("").trim(),
+        speaker: current[0].speaker ?? s.speaker });
       current = [];
     }
   });
@@ -109,7 +183,13 @@ function lineItem(line) {
 
 function segmentItem(s, language) {
   const flags = s.flags || [];
-  const text = el("p", {}, ...lines(s).flatMap((line, i) => (i ? [" ", lineItem(line)] : [lineItem(line)])));
+  const parts = lines(s);
+  // With speaker labels, a coloured chip opens each run of lines by one speaker.
+  const text = el("p", {}, ...parts.flatMap((line, i) => [
+    ...(i ? [" "] : []),
+    ...(current.speakers.length && (i === 0 || parts[i - 1].speaker !== line.speaker) ? [speakerChip(line.speaker), " "] : []),
+    lineItem(line),
+  ]));
   if (s.language && s.language !== language) {
     text.append(el("span", { className: "lang", title: languageName(s.language) }, s.language));
   }
@@ -280,12 +360,13 @@ dialog.addEventListener("keydown", (e) => {
 /** Open the viewer for a COMPLETED job; refreshJob(id) -> a fresh JobView (new presigned links). */
 export async function openViewer(job, refreshJob) {
   opener = document.activeElement;
-  current = { jobId: job.job_id, text: "" };
+  current = { jobId: job.job_id, text: "", segments: [], speakers: [], names: loadNames(job.job_id) };
   $("viewer-title").textContent = job.filename;
   $("viewer-error").textContent = "";
   $("copy-status").textContent = "";
   $("caption-links").replaceChildren();
   $("viewer-meta").replaceChildren();
+  $("viewer-speakers").hidden = true;
   $("viewer-downloads").replaceChildren();
   $("segments").replaceChildren(el("li", { className: "muted loading" }, "Loading transcript…"));
   $("segments").setAttribute("aria-busy", "true");
@@ -305,7 +386,12 @@ export async function openViewer(job, refreshJob) {
     const { job: fresh, transcript } = await fetchTranscript(job, refreshJob);
     if (current?.jobId !== jobId) return; // closed or replaced meanwhile
     const segments = transcript.segments || [];
-    current.text = (transcript.text ?? segments.map((s) => s.text.trim()).join(" ")).trim();
+    current.segments = segments;
+    current.speakers = [...new Set(segments.flatMap((s) => turnsOf(s).map((t) => t.speaker)).filter(Boolean))];
+    current.text = current.speakers.length
+      ? plainText(segments)
+      : (transcript.text ?? segments.map((s) => s.text.trim()).join(" ")).trim();
+    renderSpeakerNames();
     const doubtful = segments.filter((s) => s.flags?.length).length;
     $("viewer-meta").replaceChildren(
       ...meta("Language", languageLabel(transcript, fresh)),
@@ -314,6 +400,7 @@ export async function openViewer(job, refreshJob) {
       ...meta("Task", fresh.task === "translate" ? "Translated to English" : ""),
       ...meta("Prompt", fresh.prompt || ""),
       ...meta("Doubtful", doubtful ? `${doubtful} of ${segments.length} segments` : ""),
+      ...meta("Speakers", current.speakers.length ? String(current.speakers.length) : ""),
     );
     $("viewer-downloads").replaceChildren(el("span", { className: "muted" }, "Download:"), ...downloadLinks(fresh));
     $("segments").replaceChildren(...(segments.length

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hark import languages
 from hark.jobs import Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.links import content_disposition, download_filename
+from hark.transcript import MAX_SPEAKERS
 from hark.webhooks import MAX_URL_LENGTH
 
 # A code or a name ("es", "Spanish", "español"), stored as the code (hark.languages).
@@ -65,6 +66,23 @@ class CreateJobRequest(BaseModel):
         description='How to hear that the job finished: any of "email", "webhook"; [] for neither. Default: '
         'email, plus webhook when a webhook URL applies. "webhook" needs one.',
     )
+    speaker_labels: bool = Field(
+        False,
+        description="Label who spoke when: every word and segment gets a speaker (A, B, ...), the txt turns "
+        "start 'A: ', VTT uses voice tags, SRT a prefix. Off by default.",
+    )
+    speakers_expected: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="With speaker_labels: how many people speak, if known (otherwise it is estimated).",
+    )
+
+    @model_validator(mode="after")
+    def _speakers_need_labels(self) -> CreateJobRequest:
+        if self.speakers_expected is not None and not self.speaker_labels:
+            raise ValueError("speakers_expected needs speaker_labels: true")
+        return self
 
 
 class UploadForm(BaseModel):
@@ -106,6 +124,8 @@ class JobView(BaseModel):
     detected_language: str | None
     prompt: str | None = None
     task: Task = "transcribe"
+    speaker_labels: bool = Field(False, description="Speakers were asked for (speaker_labels at creation).")
+    speakers_expected: int | None = None
     duration_seconds: float | None
     no_speech: bool = Field(
         False, description="COMPLETED with no speech detected (silence, noise or music): the transcript is empty."
@@ -214,6 +234,8 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         detected_language=job.detected_language,
         prompt=job.prompt,
         task=job.task,
+        speaker_labels=job.speaker_labels,
+        speakers_expected=job.speakers_expected,
         duration_seconds=job.duration_seconds,
         no_speech=job.no_speech,
         created_at=job.created_at,

@@ -163,11 +163,28 @@ def _formats(args) -> list[str]:
     return formats
 
 
+def _speakers_option(args) -> dict:
+    """hark.client.submit's speaker arguments from --speakers [N] (main() makes a bare one `--speakers=`)."""
+    if args.speakers is None:
+        return {}
+    if args.speakers == "":
+        return {"speaker_labels": True}
+    if not args.speakers.isdigit():
+        raise CliError(f"--speakers N: N is how many people speak, a whole number, not {args.speakers!r}")
+    from hark.transcript import MAX_SPEAKERS
+
+    n = int(args.speakers)
+    if not 1 <= n <= MAX_SPEAKERS:
+        raise CliError(f"--speakers N: N is how many people speak, 1 to {MAX_SPEAKERS}")
+    return {"speaker_labels": True, "speakers_expected": n}
+
+
 def cmd_transcribe(args) -> int:
     import json
 
     from hark.client import ApiError, AuthError, DownloadFailed, Hark, JobFailed, UploadFailed, WaitTimeout
 
+    speakers = _speakers_option(args)
     formats = _formats(args)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -199,6 +216,7 @@ def cmd_transcribe(args) -> int:
                     language=args.language,
                     prompt=args.prompt,
                     task="translate" if args.translate else "transcribe",
+                    **speakers,
                 )
             except AuthError:
                 raise  # no file will fare better: one line from main()
@@ -301,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--language", default="auto", help="auto (default), a code (es) or a name (Spanish)")
     tr.add_argument("--prompt", metavar="TEXT", help="names and terms the recording uses, spelt as they should be")
     tr.add_argument("--translate", action="store_true", help="translate the speech to English")
+    tr.add_argument(
+        "--speakers",
+        nargs="?",
+        const="",
+        metavar="N",
+        help="label who spoke when (A, B, ...); N: how many people speak, if you know (1-10)",
+    )
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(
@@ -324,8 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bare_speakers(argv: list[str]) -> list[str]:
+    """`--speakers a.mp3`: argparse would take the file as N (and then miss FILE); a --speakers not
+    followed by a number is written `--speakers=` (no count) before parsing."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--speakers" and (i + 1 == len(out) or not out[i + 1].isdigit()):
+            out[i] = "--speakers="
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_bare_speakers(sys.argv[1:] if argv is None else argv))
     try:
         if getattr(args, "server", None) is not None:
             args.server = normalise_server(args.server)

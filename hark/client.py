@@ -24,7 +24,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -43,6 +43,7 @@ from hark.api_client.api.jobs import (
 )
 from hark.api_client.models import (
     CreateJobRequest,
+    CreateJobRequestNotifyType0Item,
     CreateJobRequestTask,
     CreateJobResponse,
     GetTranscriptJobsJobIdTranscriptGetFormat,
@@ -240,6 +241,10 @@ class Hark:
         language: str = "auto",
         prompt: str | None = None,
         task: str = "transcribe",
+        speaker_labels: bool = False,
+        speakers_expected: int | None = None,
+        webhook_url: str | None = None,
+        notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> CreateJobResponse:
         """POST /jobs: a job in UPLOADING and the form to upload its recording with. `language` is
@@ -255,6 +260,12 @@ class Hark:
             language=lang,
             prompt=prompt if prompt else UNSET,
             task=_member(CreateJobRequestTask, task, "task"),
+            speaker_labels=speaker_labels,
+            speakers_expected=speakers_expected if speakers_expected is not None else UNSET,
+            webhook_url=webhook_url if webhook_url is not None else UNSET,
+            notify=[_member(CreateJobRequestNotifyType0Item, c, "notify") for c in notify]
+            if notify is not None
+            else UNSET,
         )
         key = idempotency_key if idempotency_key is not None else UNSET
         with self._calling("/jobs"):
@@ -337,6 +348,10 @@ class Hark:
         language: str = "auto",
         prompt: str | None = None,
         task: str = "transcribe",
+        speaker_labels: bool = False,
+        speakers_expected: int | None = None,
+        webhook_url: str | None = None,
+        notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> JobView:
         """create + upload: the job, now on its way (QUEUED once the upload lands). A file object
@@ -352,6 +367,10 @@ class Hark:
                 language=language,
                 prompt=prompt,
                 task=task,
+                speaker_labels=speaker_labels,
+                speakers_expected=speakers_expected,
+                webhook_url=webhook_url,
+                notify=notify,
                 idempotency_key=idempotency_key,
             )
             self.upload(created.upload, f, filename=name)

@@ -91,6 +91,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         task=request.get("task", "transcribe"),
         notify=request.get("notify", ["email"]),
         webhook_url=request.get("webhook_url"),
+        speaker_labels=request.get("speaker_labels", False),
+        speakers_expected=request.get("speakers_expected"),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
         status=JobStatus.UPLOADING,
         created_at=now,
@@ -165,6 +167,12 @@ def create_job(
             "task": request.task,
             "notify": notify,
             **({"webhook_url": webhook_url} if webhook_url else {}),
+            # Only when asked: an idempotent replay of a request made before speakers existed matches.
+            **(
+                {"speaker_labels": True, "speakers_expected": request.speakers_expected}
+                if request.speaker_labels
+                else {}
+            ),
         },
     }
     if idempotency_key is None:

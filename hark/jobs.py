@@ -102,6 +102,8 @@ class Job(BaseModel):
     language: str = "auto"  # as asked at creation
     prompt: str | None = None  # names and terms: Whisper's initial prompt (hark.api_schemas.CreateJobRequest)
     task: Task = "transcribe"  # or "translate" (to English); `detected_language` stays the spoken language
+    speaker_labels: bool = False  # label who spoke when (issue 14: worker/transcription/diarization.py)
+    speakers_expected: int | None = None  # with speaker_labels: the number of speakers, if the user knows it
     audio_key: str
     status: JobStatus
     created_at: str

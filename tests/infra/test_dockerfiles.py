@@ -74,7 +74,9 @@ def test_gpu_image_is_cuda_with_cudnn_ffmpeg_and_the_baked_model():
     assert any(k == "COPY" and "${MODEL_SRC}" in a and a.endswith("/opt/hark/model/") for k, a in stage)
     env = " ".join(a for k, a in stage if k == "ENV")
     assert "HARK_MODEL_DIR=/opt/hark/model" in env and "HARK_DEVICE=cuda" in env
-    assert any(k == "RUN" and 'pip install ".[worker]"' in a for k, a in ins)
+    assert any(k == "RUN" and 'pip install ".[${WORKER_EXTRAS}]"' in a for k, a in ins)
+    # Speaker labels by default: the diarize extra is in the GPU image unless the build leaves it out.
+    assert args_default(ins, "WORKER_EXTRAS").split(",") == ["worker", "diarize"]
 
 
 def test_notification_image_is_slim_python_without_whisper():

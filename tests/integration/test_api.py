@@ -92,6 +92,8 @@ def test_create_job(stack):
         "detected_language",
         "prompt",
         "task",
+        "speaker_labels",
+        "speakers_expected",
         "duration_seconds",
         "no_speech",
         "created_at",

@@ -109,3 +109,29 @@ def test_nothing_listening_is_connection_failed_naming_the_url():
         hark.get("j1")
     assert failed.value.url == f"{url}/jobs/j1"
     assert str(failed.value) == f"cannot reach {url}/jobs/j1: is the server running?"
+
+
+def test_create_sends_the_webhook_and_notify_choices():
+    from tests.unit.test_cli_errors import StubStack as Base
+
+    class Recording(Base):
+        def __init__(self):
+            self.bodies: list[dict] = []
+            super().__init__()
+
+        def create(self, body):
+            self.bodies.append(body)
+            return super().create(body)
+
+    stack = Recording()
+    try:
+        with Hark(stack.url, "t") as hark:
+            hark.create("a.wav", 10, webhook_url="https://hooks.example.com/hark", notify=["webhook"])
+            hark.create("b.wav", 10)
+            with pytest.raises(InvalidArgument, match=r"^notify: 'sms' is not one of "):
+                hark.create("c.wav", 10, notify=["sms"])
+    finally:
+        stack.stop()
+    first, second = stack.bodies
+    assert (first["webhook_url"], first["notify"]) == ("https://hooks.example.com/hark", ["webhook"])
+    assert "webhook_url" not in second and "notify" not in second  # the server's defaults apply

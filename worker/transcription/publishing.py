@@ -3,6 +3,10 @@ queueing the one notification. Only the caller that wins the terminal transition
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
+
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
@@ -11,6 +15,7 @@ from hark.jobs import Job, TransitionRefused
 from hark.messages import NotifyMessage, WebhookMessage
 from hark.transcript import CONTENT_TYPES, RENDERERS, Transcript
 
+from . import audio
 from .cleanup import remove_transcripts
 from .context import Context, logger
 
@@ -29,7 +34,46 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
         parts, duration=job.duration_seconds or sum(t.duration for _, t in parts), model=ctx.engine.name
     )
     logger.info("assembling chunks", chunks=len(parts))
+    if job.speaker_labels and transcript.text:
+        # One set of speakers for the whole recording: the assembling worker diarizes all of it (the
+        # upload is still in S3), so labels agree across chunk boundaries. Its cost: this one worker
+        # downloads and decodes the recording again and diarizes it alone (about 1/25 of its length
+        # in CPU time, docs/diarization.md), after the chunks ran in parallel.
+        try:
+            with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
+                path = audio.download(
+                    ctx.s3,
+                    ctx.res.audio_bucket.name,
+                    job.audio_key,
+                    Path(tmp) / "upload",
+                    ctx.settings.max_upload_bytes,
+                    declared_bytes=job.size_bytes,
+                )
+                samples = audio.load(path, ctx.settings.max_audio_seconds)
+        except audio.PermanentError as err:
+            fail_job(ctx, job.job_id, err.reason, attempt=attempt, uploaded_bytes=err.uploaded_bytes)
+            return
+        labelled = with_speakers(ctx, job, transcript, samples, attempt=attempt)
+        if labelled is None:
+            return
+        transcript = labelled
     publish(ctx, job, transcript, attempt=attempt)
+
+
+def with_speakers(ctx: Context, job: Job, transcript: Transcript, samples, attempt: int) -> Transcript | None:
+    """The transcript with speaker labels; None when this worker cannot label speakers (the job is failed
+    with the reason: a retry elsewhere would find the same image)."""
+    from . import diarization
+
+    started = time.monotonic()
+    try:
+        labelled = diarization.label(transcript, samples, job.speakers_expected)
+    except diarization.DiarizationUnavailable as err:
+        fail_job(ctx, job.job_id, str(err), attempt=attempt)
+        return None
+    speakers = sorted({s.speaker for s in labelled.segments if s.speaker})
+    logger.info("speakers labelled", speakers=len(speakers), seconds=round(time.monotonic() - started, 2))
+    return labelled
 
 
 def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> None:

@@ -19,7 +19,7 @@ from .audio import PermanentError
 from .context import Context, logger, seconds_since
 from .engine import Steering
 from .fanout import fan_out
-from .publishing import fail_job, notify, publish
+from .publishing import fail_job, notify, publish, with_speakers
 
 
 def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> None:
@@ -77,5 +77,10 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
         return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
     transcript = ctx.engine.transcribe(samples, job.language, Steering(job.prompt, job.task))
-    ctx.record_speed(duration, time.monotonic() - started)
+    ctx.record_speed(duration, time.monotonic() - started)  # transcription alone; diarization logs its own time
+    if job.speaker_labels:
+        labelled = with_speakers(ctx, job, transcript, samples, attempt=delivery.receive_count)
+        if labelled is None:
+            return
+        transcript = labelled
     publish(ctx, job, transcript, attempt=delivery.receive_count)

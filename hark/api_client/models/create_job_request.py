@@ -32,6 +32,10 @@ class CreateJobRequest:
         notify (list[CreateJobRequestNotifyType0Item] | None | Unset): How to hear that the job finished: any of
             "email", "webhook"; [] for neither. Default: email, plus webhook when a webhook URL applies. "webhook" needs
             one.
+        speaker_labels (bool | Unset): Label who spoke when: every word and segment gets a speaker (A, B, ...), the txt
+            turns start 'A: ', VTT uses voice tags, SRT a prefix. Off by default. Default: False.
+        speakers_expected (int | None | Unset): With speaker_labels: how many people speak, if known (otherwise it is
+            estimated).
     """
 
     filename: str
@@ -42,6 +46,8 @@ class CreateJobRequest:
     task: CreateJobRequestTask | Unset = CreateJobRequestTask.TRANSCRIBE
     webhook_url: str | Unset | None = UNSET
     notify: list[CreateJobRequestNotifyType0Item] | Unset | None = UNSET
+    speaker_labels: bool | Unset = False
+    speakers_expected: int | Unset | None = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +87,14 @@ class CreateJobRequest:
         else:
             notify = self.notify
 
+        speaker_labels = self.speaker_labels
+
+        speakers_expected: int | Unset | None
+        if isinstance(self.speakers_expected, Unset):
+            speakers_expected = UNSET
+        else:
+            speakers_expected = self.speakers_expected
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -100,6 +114,10 @@ class CreateJobRequest:
             field_dict["webhook_url"] = webhook_url
         if notify is not UNSET:
             field_dict["notify"] = notify
+        if speaker_labels is not UNSET:
+            field_dict["speaker_labels"] = speaker_labels
+        if speakers_expected is not UNSET:
+            field_dict["speakers_expected"] = speakers_expected
 
         return field_dict
 
@@ -161,6 +179,17 @@ class CreateJobRequest:
 
         notify = _parse_notify(d.pop("notify", UNSET))
 
+        speaker_labels = d.pop("speaker_labels", UNSET)
+
+        def _parse_speakers_expected(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        speakers_expected = _parse_speakers_expected(d.pop("speakers_expected", UNSET))
+
         create_job_request = cls(
             filename=filename,
             content_type=content_type,
@@ -170,6 +199,8 @@ class CreateJobRequest:
             task=task,
             webhook_url=webhook_url,
             notify=notify,
+            speaker_labels=speaker_labels,
+            speakers_expected=speakers_expected,
         )
 
         create_job_request.additional_properties = d

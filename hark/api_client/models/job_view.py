@@ -42,6 +42,8 @@ class JobView:
         transcript (None | TranscriptLinks): Presigned GET links, present only when COMPLETED.
         prompt (None | str | Unset):
         task (JobViewTask | Unset):  Default: JobViewTask.TRANSCRIBE.
+        speaker_labels (bool | Unset): Speakers were asked for (speaker_labels at creation). Default: False.
+        speakers_expected (int | None | Unset):
         no_speech (bool | Unset): COMPLETED with no speech detected (silence, noise or music): the transcript is empty.
             Default: False.
         notify (list[JobViewNotifyItem] | Unset): How the owner hears of the end.
@@ -66,6 +68,8 @@ class JobView:
     transcript: TranscriptLinks | None
     prompt: str | Unset | None = UNSET
     task: JobViewTask | Unset = JobViewTask.TRANSCRIBE
+    speaker_labels: bool | Unset = False
+    speakers_expected: int | Unset | None = UNSET
     no_speech: bool | Unset = False
     notify: list[JobViewNotifyItem] | Unset = UNSET
     webhook: Unset | WebhookView | None = UNSET
@@ -132,6 +136,14 @@ class JobView:
         if not isinstance(self.task, Unset):
             task = self.task.value
 
+        speaker_labels = self.speaker_labels
+
+        speakers_expected: int | Unset | None
+        if isinstance(self.speakers_expected, Unset):
+            speakers_expected = UNSET
+        else:
+            speakers_expected = self.speakers_expected
+
         no_speech = self.no_speech
 
         notify: list[str] | Unset = UNSET
@@ -175,6 +187,10 @@ class JobView:
             field_dict["prompt"] = prompt
         if task is not UNSET:
             field_dict["task"] = task
+        if speaker_labels is not UNSET:
+            field_dict["speaker_labels"] = speaker_labels
+        if speakers_expected is not UNSET:
+            field_dict["speakers_expected"] = speakers_expected
         if no_speech is not UNSET:
             field_dict["no_speech"] = no_speech
         if notify is not UNSET:
@@ -295,6 +311,17 @@ class JobView:
         else:
             task = JobViewTask(_task)
 
+        speaker_labels = d.pop("speaker_labels", UNSET)
+
+        def _parse_speakers_expected(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        speakers_expected = _parse_speakers_expected(d.pop("speakers_expected", UNSET))
+
         no_speech = d.pop("no_speech", UNSET)
 
         _notify = d.pop("notify", UNSET)
@@ -342,6 +369,8 @@ class JobView:
             transcript=transcript,
             prompt=prompt,
             task=task,
+            speaker_labels=speaker_labels,
+            speakers_expected=speakers_expected,
             no_speech=no_speech,
             notify=notify,
             webhook=webhook,
