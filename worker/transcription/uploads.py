@@ -17,6 +17,7 @@ from worker.runtime import Delivery
 from . import audio
 from .audio import PermanentError
 from .context import Context, logger, seconds_since
+from .engine import DecodeOptions
 from .fanout import fan_out
 from .publishing import fail_job, notify, publish
 
@@ -75,6 +76,6 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
         fan_out(ctx, job, samples)
         return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
-    transcript = ctx.engine.transcribe(samples, job.language)
-    ctx.record_speed(duration, time.monotonic() - started)
-    publish(ctx, job, transcript, attempt=delivery.receive_count)
+    result = ctx.engine.run(samples, DecodeOptions(language=job.language))
+    ctx.record_speed(result.audio_seconds, result.model_seconds, time.monotonic() - started)
+    publish(ctx, job, result.transcript, attempt=delivery.receive_count, model_seconds=result.model_seconds)
