@@ -157,8 +157,14 @@ class Engine:
         if forced:
             self._plan_speech(run, forced)
         elif not self.language_per_window:
-            code, _ = run.charge(self.detect_language, samples)
-            self._plan_speech(run, code)
+            # One piece (a short recording): its language is identified from the encoder pass of its own
+            # batch (DETECT), not a separate pass; longer ones are identified first, on their first minute.
+            self._plan_speech(run, DETECT)
+            code = ""
+            if len(run.pieces) != 1:
+                code, _ = run.charge(self.detect_language, samples)
+                for group in run.groups:
+                    group.language = code
             run.windows = [Window(0, len(samples), samples, code, 1.0)]
         else:
             windows = self.speech_windows(samples)
@@ -217,6 +223,10 @@ class Engine:
         started = time.monotonic()
         model = self.model
         encoded = model.encode(np.stack([pad_or_trim(p.features) for p in pieces]))
+        if any(p.group.language == DETECT for p in pieces):
+            for piece, ranked in zip(pieces, model.model.detect_language(encoded), strict=True):
+                if piece.group.language == DETECT:
+                    piece.group.language = piece.run.windows[0].language = ranked[0][0][2:-2]
         tokenizers = [self._tokenizer(p.run.options.task, p.group.language) for p in pieces]
         prompts = [
             model.get_prompt(
@@ -431,6 +441,7 @@ PUNCTUATION = {
 # segment is decoded again at the next ones (sampling), as Whisper's sequential decoding does.
 FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 WINDOW_SECONDS = 30
+DETECT = ""  # a group's language until its batch identifies it
 MIN_IDENTIFY_SECONDS = 1.0  # shorter speech is too little to tell a language by: it takes the main one
 
 
@@ -541,6 +552,7 @@ class Piece:
 
 
 T = TypeVar("T")
+MODEL_LOCK = threading.Lock()  # the model runs one call at a time: a batch, or one job's own call
 
 
 @dataclass(eq=False)
@@ -563,12 +575,14 @@ class JobRun:
         return [p for g in self.groups for p in g.pieces]
 
     def charge(self, call: Callable[..., T], *args) -> T:
-        """A model call made for this job alone: all its time is the job's."""
-        started = time.monotonic()
-        try:
-            return call(*args)
-        finally:
-            self.add_model_seconds(time.monotonic() - started)
+        """A model call made for this job alone: all its time is the job's. One model call at a time (the
+        lock): two at once would only share the cores, and each job's model seconds would count the other's."""
+        with MODEL_LOCK:
+            started = time.monotonic()
+            try:
+                return call(*args)
+            finally:
+                self.add_model_seconds(time.monotonic() - started)
 
     def add_model_seconds(self, seconds: float) -> None:
         with self._lock:
@@ -628,7 +642,8 @@ class Batcher:
                 batch = self._take()
             started = time.monotonic()
             try:
-                self.engine.decode(batch)
+                with MODEL_LOCK:
+                    self.engine.decode(batch)
                 error: BaseException | None = None
             except Exception as err:  # the jobs in this batch fail (their threads raise it); others go on
                 error = err
