@@ -389,3 +389,79 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
     orphan_lines = worker.logged("upload for a job that does not exist (deleted, or never created): object deleted")
     assert [line["key"] for line in orphan_lines] == [gone.audio_key]
     assert not object_exists(stack.audio_bucket.name, gone.audio_key)
+
+
+# -- several messages in flight at one worker (issue 15) ----------------------------------------------------
+IN_FLIGHT = 3
+
+
+def wait_transcribing(worker: WorkerProcess, count: int, timeout: float = 180) -> list[str]:
+    """The job ids `worker` has started transcribing, once there are `count` of them."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        started = [line["job_id"] for line in worker.logged("transcribing")]
+        if len(started) >= count:
+            return started
+        assert worker.proc.poll() is None, worker.log_path.read_text()[-3000:]
+        time.sleep(0.1)
+    pytest.fail(f"the worker did not start {count} jobs at once")
+
+
+def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
+    """Out of time after SIGTERM with several messages in hand: every unfinished one is handed back at
+    once (visibility 0) and the process exits before the stop timeout; a successor finishes them all,
+    each once."""
+    stop_timeout = 3
+    text = " ".join([ENGLISH] * 4)  # about a minute each: none finishes within the stop timeout on the CPU
+    jobs = [submit(speech(f"{n}. {text}", "en", "mp3")) for n in range(IN_FLIGHT)]
+    hurried = workers(
+        "hurried", HARK_STOP_TIMEOUT_SECONDS=str(stop_timeout), HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT)
+    )
+    started = wait_transcribing(hurried, IN_FLIGHT)
+    sent = time.monotonic()
+    hurried.proc.send_signal(signal.SIGTERM)
+    assert hurried.proc.wait(10) == 0
+    took = time.monotonic() - sent
+    print(f"{len(started)} in flight; exit {took:.1f} s after SIGTERM (stop timeout {stop_timeout} s)")
+    assert took <= stop_timeout
+    handed_back = {line["message_id"] for line in hurried.logged("out of time: message handed back")}
+    assert len(handed_back) == IN_FLIGHT and not hurried.logged("job completed")
+
+    successor = workers("successor", HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
+    done = wait_finished([j.job_id for j in jobs], timeout=300)
+    assert all(j.status == JobStatus.COMPLETED and j.attempts == 2 for j in done.values())
+    assert len(successor.logged("job completed")) == IN_FLIGHT
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(done, notified_job_ids())
+
+
+def test_killed_worker_with_several_in_flight_loses_nothing_and_repeats_nothing(stack, workers, speech):
+    """SIGKILL with several messages in hand, one of them perhaps just finished: each comes back after the
+    lease (no heartbeat renews it), another worker finishes what is unfinished, and every job ends with one
+    transcript and one notification."""
+    lease = 6  # short, so the test does not sit out the default minute; the heartbeat runs every lease / 3
+    env = dict(HARK_VISIBILITY_LEASE_SECONDS=str(lease), HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
+    texts = ["Please call me back tomorrow morning.", ENGLISH, " ".join([ENGLISH] * 3)]
+    jobs = [submit(speech(t, "en", "wav")) for t in texts]
+    doomed = workers("doomed", **env)
+    wait_transcribing(doomed, IN_FLIGHT)
+    doomed.proc.send_signal(signal.SIGKILL)
+    doomed.proc.wait()
+    finished_before = {line["job_id"] for line in doomed.logged("job completed")}
+
+    survivor = workers("survivor", **env)
+    done = wait_finished([j.job_id for j in jobs], timeout=lease + 300)
+    assert all(j.status == JobStatus.COMPLETED for j in done.values())
+    completed_after = {line["job_id"] for line in survivor.logged("job completed")}
+    print(f"finished before the kill: {len(finished_before)}, by the survivor: {len(completed_after)}")
+    assert finished_before.isdisjoint(completed_after)
+    assert finished_before | completed_after == {j.job_id for j in jobs}
+    for job in jobs:
+        assert done[job.job_id].attempts == (1 if job.job_id in finished_before else 2)
+        assert word_error_rate(reference_text(texts, jobs, job), read_transcript(job, "txt")[0], "en") <= 0.2
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(done, notified_job_ids())
+
+
+def reference_text(texts: list[str], jobs: list, job) -> str:
+    return texts[[j.job_id for j in jobs].index(job.job_id)]

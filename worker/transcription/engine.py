@@ -302,6 +302,7 @@ class Engine:
             )
         spent = time.monotonic() - started
         total = sum(p.duration for p in pieces)
+        jobs = len({id(p.run) for p in pieces})
         for piece, output in zip(pieces, outputs, strict=True):
             piece.segments = [
                 FwSegment(
@@ -320,6 +321,7 @@ class Engine:
                 for s in output
             ]
             piece.run.add_model_seconds(spent * (piece.duration / total if total > 0 else 1 / len(pieces)))
+            piece.run.batch_jobs = max(piece.run.batch_jobs, jobs)
 
     def _redecode(self, samples: np.ndarray, bad: Decoded, forced: str | None) -> list[Decoded]:
         """A doubtful segment decoded again on its own: at rising temperatures (Whisper's fallback), then,
@@ -370,7 +372,7 @@ class Engine:
                 self.batcher.submit(job)
                 job.wait()
             transcript = self.finish(job)
-        return Result(transcript, round(seconds, 3), round(job.model_seconds, 3))
+        return Result(transcript, round(seconds, 3), job.model_seconds, job.batch_jobs)
 
     def finish(self, job: JobRun) -> Transcript:
         samples, forced, windows = job.samples, job.forced, job.windows
@@ -527,6 +529,7 @@ class Result:
     transcript: Transcript
     audio_seconds: float
     model_seconds: float  # this job's share of the model's time (batches shared by audio seconds)
+    batch_jobs: int = 0  # the most jobs a batch with this job's pieces held (1: it had its batches alone)
 
 
 @dataclass(eq=False)
@@ -565,6 +568,7 @@ class JobRun:
     windows: list[Window] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     model_seconds: float = 0.0
+    batch_jobs: int = 0
     error: BaseException | None = None
     _left: int = 0
     _done: threading.Event = field(default_factory=threading.Event)

@@ -78,4 +78,10 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
     result = ctx.engine.run(samples, DecodeOptions(language=job.language))
     ctx.record_speed(result.audio_seconds, result.model_seconds, time.monotonic() - started)
+    logger.info(
+        "transcribed",
+        audio_seconds=result.audio_seconds,
+        model_seconds=round(result.model_seconds, 3),
+        batch_jobs=result.batch_jobs,
+    )
     publish(ctx, job, result.transcript, attempt=delivery.receive_count, model_seconds=result.model_seconds)

@@ -1,0 +1,72 @@
+"""The engine's batch scheduler (worker/transcription/engine.py, Batcher): pieces of every job in flight
+fill one batch, one piece per job per turn, so a long job's pieces are interleaved with short ones."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from hark.settings import Settings
+from worker.transcription.engine import Batcher, DecodeOptions, Group, JobRun, Piece
+
+
+class Recorder:
+    """What the batcher hands the model: the engine's settings, and a decode that records each batch."""
+
+    def __init__(self, batch_size: int, fail_on: str | None = None):
+        self.settings = Settings(batch_size=batch_size)
+        self.batches: list[list[str]] = []
+        self.fail_on = fail_on
+
+    def decode(self, pieces: list[Piece]) -> None:
+        names = [p.group.language for p in pieces]  # the tests name each piece by its group's "language"
+        self.batches.append(names)
+        if self.fail_on and any(n.startswith(self.fail_on) for n in names):
+            raise RuntimeError("the model failed")
+        for p in pieces:
+            p.segments = []
+
+
+def job(name: str, pieces: int) -> JobRun:
+    run = JobRun(samples=np.zeros(16000, dtype=np.float32), options=DecodeOptions())
+    for i in range(pieces):
+        group = Group(language=f"{name}{i}", speech=None)
+        group.pieces.append(Piece(run, group, np.zeros((80, 10), dtype=np.float32), float(i), 1.0))
+        run.groups.append(group)
+    return run
+
+
+def submit_together(batcher: Batcher, runs: list[JobRun]) -> None:
+    with batcher._ready:  # the batcher's lock is re-entrant: it takes nothing until all are queued
+        for run in runs:
+            batcher.submit(run)
+
+
+def test_a_long_job_shares_batches_with_short_ones_round_robin():
+    model = Recorder(batch_size=4)
+    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    long, shorts = job("L", 7), [job(f"s{n}", 1) for n in range(3)]
+    submit_together(batcher, [long, *shorts])
+    for run in [long, *shorts]:
+        run.wait()
+    assert model.batches == [["L0", "s00", "s10", "s20"], ["L1", "L2", "L3", "L4"], ["L5", "L6"]]
+
+
+def test_a_failed_batch_fails_the_jobs_in_it_and_the_batcher_goes_on():
+    model = Recorder(batch_size=2, fail_on="bad")
+    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    bad, good = job("bad", 3), job("good", 3)
+    submit_together(batcher, [bad, good])
+    outcome: dict[str, BaseException | None] = {}
+    for name, run in (("bad", bad), ("good", good)):
+        try:
+            run.wait()
+            outcome[name] = None
+        except RuntimeError as err:
+            outcome[name] = err
+    assert str(outcome["bad"]) == "the model failed" and outcome["good"] is not None  # shared the failed batch
+    later = job("later", 2)
+    batcher.submit(later)
+    later.wait()  # the batcher goes on after a failure
+    assert model.batches[-1] == ["later0", "later1"]
