@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     # Throughput (worker/transcription/engine.py): messages a worker holds at once, each in its own thread
     # (download, decode, VAD, features) while the model decodes batches shared by all of them, and the
     # audio seconds inside the engine at once (memory: ~64 KB of samples per second; a bigger job runs alone).
-    max_messages_in_flight: int = 4
+    max_messages_in_flight: int = 12
     max_audio_seconds_in_flight: float = 3600
     # Cost per job (its share of model time x this): the hourly price of the instance a worker runs on
     # (g4dn.xlarge on-demand, us-east-1, $0.526; hark.scaling lists the pool) over the workers on one.

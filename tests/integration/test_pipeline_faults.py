@@ -189,7 +189,8 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
 
         done = wait_finished([job.job_id], timeout=lease + 300)[job.job_id]
         assert done.status == JobStatus.COMPLETED and done.attempts == 2  # the same message, claimed again
-        assert survivor.logged("job completed") and not busy.logged("job completed")
+        survivor.wait_for("job completed")  # logged just after the job's record turns COMPLETED
+        assert not busy.logged("job completed")
         assert word_error_rate(text, read_transcript(done, "txt")[0], "en") <= 0.2
 
         # The message was visible again one lease after the killed worker's receive (no heartbeat
@@ -395,16 +396,20 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
 IN_FLIGHT = 3
 
 
-def wait_transcribing(worker: WorkerProcess, count: int, timeout: float = 180) -> list[str]:
-    """The job ids `worker` has started transcribing, once there are `count` of them."""
+def wait_logged(worker: WorkerProcess, message: str, count: int, timeout: float = 180) -> list[str]:
+    """The job ids of `worker`'s log lines `message`, once there are `count` of them."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        started = [line["job_id"] for line in worker.logged("transcribing")]
-        if len(started) >= count:
-            return started
+        found = [line["job_id"] for line in worker.logged(message)]
+        if len(found) >= count:
+            return found
         assert worker.proc.poll() is None, worker.log_path.read_text()[-3000:]
         time.sleep(0.1)
-    pytest.fail(f"the worker did not start {count} jobs at once")
+    pytest.fail(f"the worker did not log {message!r} {count} times")
+
+
+def wait_transcribing(worker: WorkerProcess, count: int) -> list[str]:
+    return wait_logged(worker, "transcribing", count)
 
 
 def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
@@ -430,7 +435,7 @@ def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
     successor = workers("successor", HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
     done = wait_finished([j.job_id for j in jobs], timeout=300)
     assert all(j.status == JobStatus.COMPLETED and j.attempts == 2 for j in done.values())
-    assert len(successor.logged("job completed")) == IN_FLIGHT
+    assert len(wait_logged(successor, "job completed", IN_FLIGHT)) == IN_FLIGHT
     wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once(done, notified_job_ids())
 
@@ -452,7 +457,7 @@ def test_killed_worker_with_several_in_flight_loses_nothing_and_repeats_nothing(
     survivor = workers("survivor", **env)
     done = wait_finished([j.job_id for j in jobs], timeout=lease + 300)
     assert all(j.status == JobStatus.COMPLETED for j in done.values())
-    completed_after = {line["job_id"] for line in survivor.logged("job completed")}
+    completed_after = set(wait_logged(survivor, "job completed", len(jobs) - len(finished_before)))
     print(f"finished before the kill: {len(finished_before)}, by the survivor: {len(completed_after)}")
     assert finished_before.isdisjoint(completed_after)
     assert finished_before | completed_after == {j.job_id for j in jobs}
