@@ -407,12 +407,20 @@ def test_jobs_in_flight_share_batches_and_each_gets_its_own_transcript_and_cost(
         assert view.model_seconds == finished.model_seconds and view.cost_usd == finished.cost_usd
         assert view.real_time_factor == pytest.approx(finished.model_seconds / finished.duration_seconds, abs=1e-4)
 
-    # The EMF metrics sum the same: audio seconds and cost over every job.
-    sums: dict[str, float] = {}
-    for line in worker.metrics():
-        for name in ("AudioSeconds", "CostUsd", "ProcessingSeconds"):
+    # The EMF metrics sum the same: audio seconds and cost over every job (flushed once each message is
+    # settled, just after its job completed: wait for all of them).
+    def emitted(name: str) -> list[float]:
+        out: list[float] = []
+        for line in worker.metrics():
             values = line.get(name, [])
-            sums[name] = sums.get(name, 0.0) + sum(values if isinstance(values, list) else [values])
+            out += values if isinstance(values, list) else [values]
+        return out
+
+    deadline = time.time() + 30
+    while len(emitted("CostUsd")) < len(jobs):
+        assert time.time() < deadline, "the workers' metrics never covered every job"
+        time.sleep(0.2)
+    sums = {name: sum(emitted(name)) for name in ("AudioSeconds", "CostUsd", "ProcessingSeconds")}
     assert sums["AudioSeconds"] == pytest.approx(sum(j.duration_seconds for j in done.values()), abs=0.01)
     assert sums["CostUsd"] == pytest.approx(sum(j.cost_usd for j in done.values()), abs=1e-6)
     assert sums["ProcessingSeconds"] == pytest.approx(sum(j.model_seconds for j in done.values()), abs=0.01)
