@@ -297,16 +297,17 @@ class QueueConsumer:
                 held = list(self.in_hand)
                 if not held:
                     continue
-                try:
-                    self.sqs.change_message_visibility_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": d.receipt, "VisibilityTimeout": self.lease}
-                            for i, d in enumerate(held)
-                        ],
-                    )
-                except Exception:  # a missed beat only risks a duplicate, which the handlers absorb
-                    self.logger.warning("heartbeat failed", exc_info=True)
+                for start in range(0, len(held), 10):  # ChangeMessageVisibilityBatch takes 10 at most
+                    try:
+                        self.sqs.change_message_visibility_batch(
+                            QueueUrl=self.queue_url,
+                            Entries=[
+                                {"Id": str(i), "ReceiptHandle": d.receipt, "VisibilityTimeout": self.lease}
+                                for i, d in enumerate(held[start : start + 10])
+                            ],
+                        )
+                    except Exception:  # a missed beat only risks a duplicate, which the handlers absorb
+                        self.logger.warning("heartbeat failed", exc_info=True)
 
     # -- stopping --------------------------------------------------------------------------------
     def stop(self) -> None:
