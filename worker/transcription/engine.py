@@ -94,7 +94,10 @@ class Engine:
         """The language of a whole recording, looked for in its speech only (chunks then agree)."""
         if not self.multilingual:
             return "en", 1.0
-        language, probability, _ = self.model.detect_language(samples, vad_filter=True, language_detection_segments=2)
+        with MODEL_LOCK:  # also called outside a job's charge (fan-out of a long recording)
+            language, probability, _ = self.model.detect_language(
+                samples, vad_filter=True, language_detection_segments=2
+            )
         return language, float(probability)
 
     # -- speech windows and their languages ------------------------------------------------------------
@@ -555,7 +558,9 @@ class Piece:
 
 
 T = TypeVar("T")
-MODEL_LOCK = threading.Lock()  # the model runs one call at a time: a batch, or one job's own call
+# The model runs one call at a time: a batch, or one job's own call (re-entrant: a charged call may call
+# another entry point that takes it, such as detect_language).
+MODEL_LOCK = threading.RLock()
 
 
 @dataclass(eq=False)
