@@ -1,14 +1,17 @@
 """The engine's batch scheduler (worker/transcription/engine.py, Batcher): pieces of every job in flight
-fill one batch, one piece per job per turn, so a long job's pieces are interleaved with short ones."""
+fill one batch, one piece per job per turn, so a long job's pieces are interleaved with short ones; and
+its audio budget (AudioBudget)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
 
 from hark.settings import Settings
-from worker.transcription.engine import Batcher, DecodeOptions, Group, JobRun, Piece
+from worker.transcription.engine import AudioBudget, Batcher, DecodeOptions, Group, JobRun, Piece
 
 
 class Recorder:
@@ -70,3 +73,45 @@ def test_a_failed_batch_fails_the_jobs_in_it_and_the_batcher_goes_on():
     batcher.submit(later)
     later.wait()  # the batcher goes on after a failure
     assert model.batches[-1] == ["later0", "later1"]
+
+
+def test_audio_budget_bounds_the_audio_inside_the_engine():
+    """HARK_MAX_AUDIO_SECONDS_IN_FLIGHT: a job waits until its audio fits; one bigger than the whole budget
+    runs alone; nothing to hold never waits."""
+    budget = AudioBudget(100)
+    entered: list[str] = []
+
+    def enter(name: str, seconds: float, leave: threading.Event) -> threading.Thread:
+        def hold() -> None:
+            with budget.hold(seconds):
+                entered.append(name)
+                leave.wait(10)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        return thread
+
+    def until(condition) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    first_leaves, second_leaves, big_leaves = threading.Event(), threading.Event(), threading.Event()
+    first = enter("first", 60, first_leaves)
+    until(lambda: entered == ["first"])
+    second = enter("second", 60, second_leaves)  # 120 > 100: waits for the first
+    with budget.hold(0):
+        entered.append("nothing")
+    assert entered == ["first", "nothing"] and budget.used == 60
+    first_leaves.set()
+    until(lambda: entered[-1] == "second")
+    big = enter("big", 500, big_leaves)  # bigger than the budget: waits until it is alone, then runs
+    assert entered[-1] == "second"
+    second_leaves.set()
+    until(lambda: entered[-1] == "big")
+    assert budget.used == 500
+    big_leaves.set()
+    for thread in (first, second, big):
+        thread.join(10)
+    assert budget.used == 0

@@ -677,6 +677,9 @@ class AudioBudget:
 
     @contextmanager
     def hold(self, seconds: float) -> Iterator[None]:
+        if seconds <= 0:  # nothing to hold: never waits, even while a job bigger than the budget runs
+            yield
+            return
         with self._changed:
             self._changed.wait_for(lambda: self.used == 0 or self.used + seconds <= self.limit)
             self.used += seconds

@@ -67,14 +67,20 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
                 ctx.settings.max_upload_bytes,
                 declared_bytes=job.size_bytes,
             )
-            samples = audio.load(path, ctx.settings.max_audio_seconds)
+            # A recording to be split is decoded whole (up to HARK_MAX_AUDIO_SECONDS): it counts against the
+            # engine's audio budget, waiting for room, until its chunks are queued, so a few long uploads in
+            # flight at once cannot take the memory. A shorter one counts once it is inside the engine.
+            stated = audio.probe_seconds(path) or 0.0
+            big = min(stated, ctx.settings.max_audio_seconds) if stated > ctx.settings.chunk_threshold_seconds else 0
+            with ctx.engine.budget.hold(big):
+                samples = audio.load(path, ctx.settings.max_audio_seconds)
+                if len(samples) / audio.SAMPLE_RATE > ctx.settings.chunk_threshold_seconds:
+                    fan_out(ctx, job, samples)
+                    return
     except PermanentError as err:
         fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count, uploaded_bytes=err.uploaded_bytes)
         return
     duration = len(samples) / audio.SAMPLE_RATE
-    if duration > ctx.settings.chunk_threshold_seconds:
-        fan_out(ctx, job, samples)
-        return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
     result = ctx.engine.run(samples, DecodeOptions(language=job.language))
     ctx.record_speed(result.audio_seconds, result.model_seconds, time.monotonic() - started)
