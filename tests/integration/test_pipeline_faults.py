@@ -89,8 +89,15 @@ def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target:
     assert set().union(*by_worker) == set(range(done.chunks_total))
     s3 = aws.client("s3")
     bucket = aws.stack_resources().transcripts_bucket.name
+    chunk_model_seconds = 0.0
     for index in range(done.chunks_total):
-        s3.head_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
+        head = s3.head_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
+        chunk_model_seconds += float(head["Metadata"]["model_seconds"])
+    # The job's model time is its chunks' together (issue 13.5), and its cost that time at the price.
+    settings = Settings()
+    assert done.model_seconds == pytest.approx(chunk_model_seconds, abs=0.001) and chunk_model_seconds > 0
+    price = settings.instance_usd_per_hour / settings.workers_per_instance / 3600
+    assert done.cost_usd == pytest.approx(chunk_model_seconds * price, abs=1e-6)
 
     # One continuous timeline.
     data = json.loads(read_transcript(job, "json")[0])
