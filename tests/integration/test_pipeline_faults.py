@@ -75,7 +75,11 @@ def unchunked_text(model_dir: Path, path: Path) -> str:
 
 
 def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target: float, timeout: float):
-    env = dict(HARK_CHUNK_THRESHOLD_SECONDS=str(target), HARK_CHUNK_TARGET_SECONDS=str(target))
+    # Two messages in flight each: a worker holding up to 12 would take every chunk of this recording in one
+    # receive, and the test is that the chunks spread over the workers.
+    env = dict(
+        HARK_CHUNK_THRESHOLD_SECONDS=str(target), HARK_CHUNK_TARGET_SECONDS=str(target), HARK_MAX_MESSAGES_IN_FLIGHT="2"
+    )
     pair = [workers("a", **env), workers("b", **env)]
     job = submit(clip)
     done = wait_finished([job.job_id], timeout=timeout)[job.job_id]
@@ -380,8 +384,9 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
         assert time.time() < deadline, "the orphan upload was never deleted"
         time.sleep(0.1)
 
-    # The one worker takes the first job; a second upload is QUEUED while it is still busy with it.
-    worker = workers("only")
+    # The one worker takes the first job; a second upload is QUEUED while it is still busy with it (one
+    # message in flight: a worker with free slots would take the second at once).
+    worker = workers("only", HARK_MAX_MESSAGES_IN_FLIGHT="1")
     wait_busy([worker])
     second = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
     wait_status(second.job_id, JobStatus.QUEUED)
