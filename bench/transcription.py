@@ -36,7 +36,7 @@ from hark.settings import Settings  # noqa: E402
 from hark.wer import normalise  # noqa: E402
 from worker.transcription.engine import Engine  # noqa: E402
 
-SPEECH = REPO.parent / "shared" / "testdata" / "speech"
+SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or REPO.parent / "shared" / "testdata" / "speech")
 DOC = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- transcription-bench:begin -->", "<!-- transcription-bench:end -->"
 

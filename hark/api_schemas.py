@@ -137,6 +137,15 @@ class JobView(BaseModel):
     finished_at: str | None
     error: str | None
     chunks: ChunkProgress | None
+    model_seconds: float | None = Field(
+        None, description="COMPLETED: the model time this job took (its share of batches shared with other jobs)."
+    )
+    real_time_factor: float | None = Field(
+        None, description="COMPLETED: model seconds per audio second (below 1: faster than real time)."
+    )
+    cost_usd: float | None = Field(
+        None, description="COMPLETED: the model time at the configured instance price (HARK_INSTANCE_USD_PER_HOUR)."
+    )
     transcript: TranscriptLinks | None = Field(description="Presigned GET links, present only when COMPLETED.")
     notify: list[NotifyChannel] = Field(default_factory=email_only, description="How the owner hears of the end.")
     webhook: WebhookView | None = Field(None, description="The job's webhook and its delivery attempts, if it has one.")
@@ -206,6 +215,13 @@ def presigned_get(s3, bucket: str, key: str, ttl_seconds: int, download_name: st
     return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds)
 
 
+def real_time_factor(model_seconds: float | None, audio_seconds: float | None) -> float | None:
+    """Model seconds per audio second; None until both are known (or with no audio)."""
+    if model_seconds is None or not audio_seconds:
+        return None
+    return round(model_seconds / audio_seconds, 4)
+
+
 def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_seconds: int = 900) -> JobView:
     """The public view of a job. Transcript links are signed locally (no AWS call) when COMPLETED."""
     links = None
@@ -245,6 +261,9 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         finished_at=job.finished_at,
         error=job.error,
         chunks=chunks,
+        model_seconds=job.model_seconds,
+        real_time_factor=real_time_factor(job.model_seconds, job.duration_seconds),
+        cost_usd=job.cost_usd,
         transcript=links,
         notify=list(job.notify),
         webhook=(

@@ -117,6 +117,11 @@ class Job(BaseModel):
     # what the client declared, so a difference is visible (and fails the job: worker/transcription/audio.py).
     uploaded_bytes: int | None = None
     no_speech: bool = False  # COMPLETED, but no speech was detected (silence, noise, music)
+    # What transcribing it took (issue 13, cost per job): its share of the model's time (batches shared
+    # with other jobs are apportioned by audio seconds; chunks summed) and that time at the configured
+    # instance price (Settings.usd_per_model_second). Set when it COMPLETED.
+    model_seconds: float | None = None
+    cost_usd: float | None = None
     error: str | None = None  # why it FAILED, for the user
     last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
@@ -477,7 +482,15 @@ class JobStore:
         except TransitionRefused:
             pass
 
-    def complete(self, job_id: str, language: str | None, duration: float, no_speech: bool = False) -> Job:
+    def complete(
+        self,
+        job_id: str,
+        language: str | None,
+        duration: float,
+        no_speech: bool = False,
+        model_seconds: float | None = None,
+        cost_usd: float | None = None,
+    ) -> Job:
         """PROCESSING -> COMPLETED. With no speech detected there is no language to claim (None)."""
         sets: dict[str, Any] = {
             "status": JobStatus.COMPLETED,
@@ -486,6 +499,10 @@ class JobStore:
             "finished_at": now_iso(),
             "updated_at": now_iso(),
         }
+        if model_seconds is not None:
+            sets["model_seconds"] = model_seconds
+        if cost_usd is not None:
+            sets["cost_usd"] = cost_usd
         if language is not None:
             sets["detected_language"] = language
         job = self._update(job_id, (JobStatus.PROCESSING,), sets, removes=("active_user_id",))

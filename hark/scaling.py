@@ -33,6 +33,7 @@ from dataclasses import dataclass
 # Metric ids of the expressions (hark_infra.workers.scaling_metrics builds the metrics).
 VISIBLE, INFLIGHT, TASKS, DESIRED = "visible", "inflight", "tasks", "desired"
 AUDIO, MODEL, DONE = "audio", "model", "done"  # Sum(AudioSeconds), Sum(ProcessingSeconds), SampleCount(AudioSeconds)
+COST = "cost"  # Sum(CostUsd): the jobs' own cost, their model seconds at the configured price (issue 13.5)
 
 # The GPU pool (every type has one GPU and takes one worker task), with its vCPUs: the G-instance vCPU
 # quotas count these. Cheapest on-demand first: on-demand capacity takes them in this order.
@@ -127,6 +128,13 @@ class ScalingPolicy:
             f"IF(FILL({AUDIO}, 0) > 0, FILL({TASKS}, 0) * {period_seconds / 3600:g} * {usd_per_worker_hour:g}"
             f" / ({AUDIO} / 3600), 0)"
         )
+
+    @property
+    def job_cost_per_audio_hour_expression(self) -> str:
+        """Dollars per audio hour as the jobs record it (each its share of model time at the configured
+        instance price, HARK_INSTANCE_USD_PER_HOUR): what the work cost with the fleet's idle time left
+        out, next to the fleet's cost above; 0 when nothing was transcribed."""
+        return f"IF(FILL({AUDIO}, 0) > 0, FILL({COST}, 0) / ({AUDIO} / 3600), 0)"
 
     @property
     def work_per_worker_expression(self) -> str:

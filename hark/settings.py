@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     # (docs/benchmarks.md). None: on with CUDA, off on the CPU; False: one language per recording.
     language_per_window: bool | None = None
     chunk_threshold_seconds: float = 600
+    # Throughput (worker/transcription/engine.py): messages a worker holds at once, each in its own thread
+    # (download, decode, VAD, features) while the model decodes batches shared by all of them, and the
+    # audio seconds inside the engine at once (memory: ~64 KB of samples per second; a bigger job runs alone).
+    max_messages_in_flight: int = 12
+    max_audio_seconds_in_flight: float = 3600
+    # Cost per job (its share of model time x this): the hourly price of the instance a worker runs on
+    # (g4dn.xlarge on-demand, us-east-1, $0.526; hark.scaling lists the pool) over the workers on one.
+    instance_usd_per_hour: float = 0.526
+    workers_per_instance: int = 1
     chunk_target_seconds: float = 300
     # Captions (srt, vtt; hark.transcript.CaptionStyle): the stored files use these, GET /jobs/{id}/transcript
     # re-renders with a request's own characters per line and lines per cue. Set the same on the API and
@@ -143,6 +152,11 @@ class Settings(BaseSettings):
     # SIGTERM -> SIGKILL (ECS stopTimeout; infra/hark_infra/workers.py reads this default): the worker
     # finishes its message, or hands it back, a margin before this runs out. 120 s is Fargate's maximum.
     stop_timeout_seconds: float = 120
+
+    @property
+    def usd_per_model_second(self) -> float:
+        """What one second of a worker's model time costs: the instance's hourly price shared by its workers."""
+        return self.instance_usd_per_hour / max(1, self.workers_per_instance) / 3600
 
     @property
     def resolved_jwks_url(self) -> str:

@@ -1,18 +1,22 @@
 """The SQS consumer runtime both workers run on: `python -m worker.transcription` and `worker.notification`.
 
 What it owns, so that the workers only decide what a message means:
-- the loop: long-poll receive with a short visibility lease (HARK_VISIBILITY_LEASE_SECONDS), one
-  message at a time, each handed to the worker's handler, which answers with an Outcome;
+- the loop: long-poll receive with a short visibility lease (HARK_VISIBILITY_LEASE_SECONDS), each message
+  handed to the worker's handler, which answers with an Outcome: one at a time, or with `concurrency`
+  above 1 up to that many at once, each in a thread of a pool (a receive asks for no more than the free
+  threads, so nothing received waits unstarted);
 - the lease: a heartbeat re-extends every message in hand every third of the lease, so a long job is
   never handed to a second worker, while a killed worker's messages are visible again within one lease;
 - the fates: DONE deletes the message; RETRY hides it for a delay (Backoff, by receive count);
   DEAD_LETTER makes it visible at once, so SQS's redrive moves it to the DLQ on its next receive.
   A handler that raises gets RETRY with the backoff: nothing is lost to a bug or an outage;
 - SIGTERM/SIGINT (ECS stopping the task): no new message; messages received but not started go back
-  at once; the one in hand finishes if it can before HARK_STOP_TIMEOUT_SECONDS less a margin, else it
-  is handed back (visibility 0) and the process exits before ECS's SIGKILL. An idle worker exits at once;
+  at once; those in hand finish if they can before HARK_STOP_TIMEOUT_SECONDS less a margin, else every
+  unfinished one is handed back (visibility 0) and the process exits before ECS's SIGKILL. An idle worker
+  exits at once;
 - one logging style (Powertools JSON, extra keys as keyword arguments, `message_id` and `worker` on
-  every line) and EMF metrics flushed after every message.
+  every line; per thread, so messages handled at once keep their own) and EMF metrics flushed after
+  every message.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -117,15 +122,18 @@ class Telemetry:
     def __init__(self, logger: Logger, metrics: Metrics):
         self.logger, self.metrics = logger, metrics
         self._pending = False
+        self._lock = threading.Lock()  # messages handled at once share the metric set
 
     def metric(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
-        self.metrics.add_metric(name=name, unit=unit, value=value)
-        self._pending = True
+        with self._lock:
+            self.metrics.add_metric(name=name, unit=unit, value=value)
+            self._pending = True
 
     def flush(self) -> None:
-        if self._pending:
-            self.metrics.flush_metrics()
-            self._pending = False
+        with self._lock:
+            if self._pending:
+                self.metrics.flush_metrics()
+                self._pending = False
 
 
 Handler = Callable[[Delivery], Outcome]
@@ -143,6 +151,7 @@ class QueueConsumer:
         telemetry: Telemetry,
         backoff: Backoff,
         batch_size: int = 1,
+        concurrency: int = 1,
         message_keys: tuple[str, ...] = (),
     ):
         self.queue_url, self.handler, self.backoff = queue_url, handler, backoff
@@ -152,6 +161,8 @@ class QueueConsumer:
         self.lease = settings.visibility_lease_seconds
         self.poll_wait = settings.poll_wait_seconds
         self.batch_size = max(1, min(10, batch_size))
+        self.concurrency = max(1, concurrency)
+        self._free = threading.Semaphore(self.concurrency)  # threads not handling a message
         self.message_keys = ("message_id", *message_keys)  # the handler's per-message log keys, cleared after it
         self.stopping = threading.Event()
         self.finished = threading.Event()
@@ -167,35 +178,64 @@ class QueueConsumer:
         heartbeat = threading.Thread(target=self._heartbeat, args=(beat_stop,), name="heartbeat", daemon=True)
         heartbeat.start()
         errors = 0
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="message") if self.concurrency > 1 else None
         try:
             while not self.stopping.is_set():
+                free = self._take_free() if pool else self.batch_size
+                if not free:
+                    continue
                 try:
-                    batch = self._receive()
+                    batch = self._receive(free)
                     errors = 0
                 except (ClientError, BotoCoreError):
                     errors += 1
                     self.logger.exception("receive failed; polling again shortly")
                     self.stopping.wait(min(30, 2**errors))
-                    continue
+                    batch = []
+                if pool:
+                    for _ in range(free - len(batch)):
+                        self._free.release()
                 for delivery in batch:
                     if self.stopping.is_set():  # received during the last poll: not started, give it back
                         self._settle(delivery, Outcome(Fate.RETRY, 0))
                         self.logger.info("stopping: message handed back unstarted", message_id=delivery.id)
+                        if pool:
+                            self._free.release()
                         continue
-                    self.handle(delivery)
+                    if pool:
+                        pool.submit(self._handle_in_pool, delivery)
+                    else:
+                        self.handle(delivery)
         finally:
+            if pool:
+                pool.shutdown(wait=True)  # the messages in hand finish (or SIGTERM's deadline hands them back)
             beat_stop.set()
             self.finished.set()
             self.logger.info("worker stopped")
 
-    def _receive(self) -> list[Delivery]:
+    def _take_free(self) -> int:
+        """Wait for a free thread (waking for a stop signal), then take every free one: how many to receive."""
+        if not self._free.acquire(timeout=1):
+            return 0
+        taken = 1
+        while taken < min(10, self.concurrency) and self._free.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _handle_in_pool(self, delivery: Delivery) -> None:
+        try:
+            self.handle(delivery)
+        finally:
+            self._free.release()
+
+    def _receive(self, count: int) -> list[Delivery]:
         self.polling = True  # set before `stopping` is read; the signal watcher sets them the other way round
         try:
             if self.stopping.is_set():
                 return []
             reply = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=self.batch_size,
+                MaxNumberOfMessages=max(1, min(10, count)),
                 WaitTimeSeconds=self.poll_wait,
                 VisibilityTimeout=self.lease,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
@@ -208,7 +248,7 @@ class QueueConsumer:
             self.polling = False
 
     def handle(self, delivery: Delivery) -> None:
-        self.logger.append_keys(message_id=delivery.id)
+        self.logger.thread_safe_append_keys(message_id=delivery.id)
         try:
             try:
                 outcome = self.handler(delivery)
@@ -222,6 +262,7 @@ class QueueConsumer:
             self._settle(delivery, outcome)
         finally:
             self.telemetry.flush()
+            self.logger.thread_safe_remove_keys(list(self.message_keys))
             self.logger.remove_keys(list(self.message_keys))
 
     def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -256,23 +297,25 @@ class QueueConsumer:
                 held = list(self.in_hand)
                 if not held:
                     continue
-                try:
-                    self.sqs.change_message_visibility_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": d.receipt, "VisibilityTimeout": self.lease}
-                            for i, d in enumerate(held)
-                        ],
-                    )
-                except Exception:  # a missed beat only risks a duplicate, which the handlers absorb
-                    self.logger.warning("heartbeat failed", exc_info=True)
+                for start in range(0, len(held), 10):  # ChangeMessageVisibilityBatch takes 10 at most
+                    try:
+                        self.sqs.change_message_visibility_batch(
+                            QueueUrl=self.queue_url,
+                            Entries=[
+                                {"Id": str(i), "ReceiptHandle": d.receipt, "VisibilityTimeout": self.lease}
+                                for i, d in enumerate(held[start : start + 10])
+                            ],
+                        )
+                    except Exception:  # a missed beat only risks a duplicate, which the handlers absorb
+                        self.logger.warning("heartbeat failed", exc_info=True)
 
     # -- stopping --------------------------------------------------------------------------------
     def stop(self) -> None:
         self.stopping.set()
 
     def hand_back(self) -> None:
-        """Out of time after SIGTERM: make every message in hand visible again for another worker."""
+        """Out of time after SIGTERM: make every message in hand (all of them, with several at once)
+        visible again for another worker."""
         with self._lock:
             held, self.in_hand = self.in_hand, []
             for delivery in held:
@@ -296,7 +339,7 @@ def _watch_signals(consumer: QueueConsumer, timeout: float) -> None:
     received = signal.sigwait(STOP_SIGNALS)
     deadline = time.monotonic() + timeout - stop_margin(timeout)
     consumer.logger.info(
-        "stop signal: finishing the current message",
+        "stop signal: finishing the messages in hand",
         signal=signal.Signals(received).name,
         seconds_left=round(deadline - time.monotonic(), 1),
     )

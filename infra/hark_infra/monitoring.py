@@ -188,6 +188,13 @@ class MonitoringStack(Stack):
             label=f"fleet $ per audio hour (at ${config.worker_usd_per_hour:g} a worker-hour)",
             period=Duration.hours(1),
         )
+        job_cost_expression = policy.job_cost_per_audio_hour_expression
+        job_cost_per_audio_hour = cw.MathExpression(
+            expression=job_cost_expression,
+            using_metrics=used_by(job_cost_expression, hourly),
+            label="jobs' own $ per audio hour (model time at the configured price)",
+            period=Duration.hours(1),
+        )
 
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack}-ops")
         dashboard.add_widgets(
@@ -214,7 +221,7 @@ class MonitoringStack(Stack):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Cost per audio hour ($)",
-                left=[cost_per_audio_hour],
+                left=[cost_per_audio_hour, job_cost_per_audio_hour],
                 width=24,
                 left_annotations=[
                     cw.HorizontalAnnotation(

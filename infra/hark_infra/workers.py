@@ -20,6 +20,7 @@ from constructs import Construct
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.scaling import (
     AUDIO,
+    COST,
     DESIRED,
     DONE,
     GPU_INSTANCE_VCPUS,
@@ -80,6 +81,7 @@ IMAGE_CONTEXT = ["*", "!hark", "!lambdas", "!worker", "!pyproject.toml", "!READM
 # transcribed, its audio seconds and the seconds the worker spent on it, under one "service" dimension.
 TRANSCRIPTION_METRICS_DIMENSIONS = {"service": "transcription-worker"}
 AUDIO_SECONDS_METRIC, PROCESSING_SECONDS_METRIC = "AudioSeconds", "ProcessingSeconds"
+COST_METRIC = "CostUsd"  # each transcription's model seconds at the configured price (worker/transcription/context.py)
 
 
 def scaling_metrics(queue_name: str, cluster_name: str, service_name: str, period: Duration) -> dict[str, cw.Metric]:
@@ -120,6 +122,7 @@ def scaling_metrics(queue_name: str, cluster_name: str, service_name: str, perio
         AUDIO: worker_metric(AUDIO_SECONDS_METRIC, "Sum"),
         MODEL: worker_metric(PROCESSING_SECONDS_METRIC, "Sum"),
         DONE: worker_metric(AUDIO_SECONDS_METRIC, "SampleCount"),
+        COST: worker_metric(COST_METRIC, "Sum"),
     }
 
 

@@ -134,3 +134,13 @@ def test_dashboard_reads_the_workers_metrics_as_they_emit_them(synth):
             assert metric in names, (path, metric)
             # CloudWatch's dashboard metric array: [namespace, name, dimension, value, ...]
             assert f'["{namespace}","{metric}","service","{service}"' in text, (path, metric)
+
+
+def test_dashboard_graphs_the_jobs_own_cost_per_audio_hour(synth):
+    """Issue 13.5: the sum of the jobs' cost (CostUsd, as the transcription worker emits it) over the audio
+    hours, on the same graph as the fleet's cost and Amazon Transcribe's price."""
+    namespace, service, names = _worker_emf("worker/transcription")
+    assert {"CostUsd", "AudioSeconds"} <= names
+    text = _dashboard_text(synth)
+    assert json.dumps(P.job_cost_per_audio_hour_expression) in text
+    assert f'["{namespace}","CostUsd","service","{service}"' in text

@@ -103,11 +103,15 @@ def test_create_job(stack):
         "finished_at",
         "error",
         "chunks",
+        "model_seconds",
+        "real_time_factor",
+        "cost_usd",
         "transcript",
         "notify",
         "webhook",
     }
     assert job["notify"] == ["email"] and job["webhook"] is None  # the default: email only
+    assert (job["model_seconds"], job["real_time_factor"], job["cost_usd"]) == (None, None, None)
     assert upload["method"] == "POST" and upload["expires_at"].endswith("Z")
     assert upload["fields"]["key"] == upload_key(ALICE, job["job_id"], "meeting.mp3")
     assert upload["fields"]["Content-Type"] == "audio/mpeg"
@@ -546,7 +550,7 @@ def _complete(job_id: str) -> None:
     store = aws.job_store()
     store.mark_queued(job_id, now_iso())
     store.claim(job_id, "msg-1")
-    store.complete(job_id, "en", 12.5)
+    store.complete(job_id, "en", 12.5, model_seconds=2.5, cost_usd=0.000365)
 
 
 def test_transcript_link(stack):
@@ -566,6 +570,8 @@ def test_transcript_link(stack):
     assert_error(call("GET", f"/jobs/{job_id}/transcript", query={"format": "pdf"}), 400, "validation_error")
     _, view = call("GET", f"/jobs/{job_id}")
     assert view["status"] == "COMPLETED" and view["detected_language"] == "en" and view["duration_seconds"] == 12.5
+    # What it took (issue 13.5): model seconds, their ratio to the audio's 12.5 s, and the recorded cost.
+    assert (view["model_seconds"], view["real_time_factor"], view["cost_usd"]) == (2.5, 2.5 / 12.5, 0.000365)
     assert set(view["transcript"]) == {"txt", "json", "srt", "vtt"}
     assert requests.get(view["transcript"]["vtt"], timeout=10).content == b"body vtt"
 

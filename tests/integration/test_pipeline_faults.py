@@ -75,7 +75,11 @@ def unchunked_text(model_dir: Path, path: Path) -> str:
 
 
 def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target: float, timeout: float):
-    env = dict(HARK_CHUNK_THRESHOLD_SECONDS=str(target), HARK_CHUNK_TARGET_SECONDS=str(target))
+    # Two messages in flight each: a worker holding up to 12 would take every chunk of this recording in one
+    # receive, and the test is that the chunks spread over the workers.
+    env = dict(
+        HARK_CHUNK_THRESHOLD_SECONDS=str(target), HARK_CHUNK_TARGET_SECONDS=str(target), HARK_MAX_MESSAGES_IN_FLIGHT="2"
+    )
     pair = [workers("a", **env), workers("b", **env)]
     job = submit(clip)
     done = wait_finished([job.job_id], timeout=timeout)[job.job_id]
@@ -89,8 +93,15 @@ def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target:
     assert set().union(*by_worker) == set(range(done.chunks_total))
     s3 = aws.client("s3")
     bucket = aws.stack_resources().transcripts_bucket.name
+    chunk_model_seconds = 0.0
     for index in range(done.chunks_total):
-        s3.head_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
+        head = s3.head_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
+        chunk_model_seconds += float(head["Metadata"]["model_seconds"])
+    # The job's model time is its chunks' together (issue 13.5), and its cost that time at the price.
+    settings = Settings()
+    assert done.model_seconds == pytest.approx(chunk_model_seconds, abs=0.001) and chunk_model_seconds > 0
+    price = settings.instance_usd_per_hour / settings.workers_per_instance / 3600
+    assert done.cost_usd == pytest.approx(chunk_model_seconds * price, abs=1e-6)
 
     # One continuous timeline.
     data = json.loads(read_transcript(job, "json")[0])
@@ -189,7 +200,8 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
 
         done = wait_finished([job.job_id], timeout=lease + 300)[job.job_id]
         assert done.status == JobStatus.COMPLETED and done.attempts == 2  # the same message, claimed again
-        assert survivor.logged("job completed") and not busy.logged("job completed")
+        survivor.wait_for("job completed")  # logged just after the job's record turns COMPLETED
+        assert not busy.logged("job completed")
         assert word_error_rate(text, read_transcript(done, "txt")[0], "en") <= 0.2
 
         # The message was visible again one lease after the killed worker's receive (no heartbeat
@@ -292,7 +304,8 @@ def test_sigterm_finishes_or_hands_back_in_time(stack, workers, speech):
     successor = workers("successor")
     done = wait_finished([quick.job_id, slow.job_id], timeout=180)
     assert all(j.status == JobStatus.COMPLETED for j in done.values())
-    assert done[slow.job_id].attempts == 2 and successor.logged("job completed")
+    assert done[slow.job_id].attempts == 2
+    successor.wait_for("job completed")  # logged just after the job's record turns COMPLETED
     wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once(done, notified_job_ids())
 
@@ -371,8 +384,9 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
         assert time.time() < deadline, "the orphan upload was never deleted"
         time.sleep(0.1)
 
-    # The one worker takes the first job; a second upload is QUEUED while it is still busy with it.
-    worker = workers("only")
+    # The one worker takes the first job; a second upload is QUEUED while it is still busy with it (one
+    # message in flight: a worker with free slots would take the second at once).
+    worker = workers("only", HARK_MAX_MESSAGES_IN_FLIGHT="1")
     wait_busy([worker])
     second = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
     wait_status(second.job_id, JobStatus.QUEUED)
@@ -389,3 +403,83 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
     orphan_lines = worker.logged("upload for a job that does not exist (deleted, or never created): object deleted")
     assert [line["key"] for line in orphan_lines] == [gone.audio_key]
     assert not object_exists(stack.audio_bucket.name, gone.audio_key)
+
+
+# -- several messages in flight at one worker (issue 15) ----------------------------------------------------
+IN_FLIGHT = 3
+
+
+def wait_logged(worker: WorkerProcess, message: str, count: int, timeout: float = 180) -> list[str]:
+    """The job ids of `worker`'s log lines `message`, once there are `count` of them."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = [line["job_id"] for line in worker.logged(message)]
+        if len(found) >= count:
+            return found
+        assert worker.proc.poll() is None, worker.log_path.read_text()[-3000:]
+        time.sleep(0.1)
+    pytest.fail(f"the worker did not log {message!r} {count} times")
+
+
+def wait_transcribing(worker: WorkerProcess, count: int) -> list[str]:
+    return wait_logged(worker, "transcribing", count)
+
+
+def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
+    """Out of time after SIGTERM with several messages in hand: every unfinished one is handed back at
+    once (visibility 0) and the process exits before the stop timeout; a successor finishes them all,
+    each once."""
+    stop_timeout = 3
+    text = " ".join([ENGLISH] * 4)  # about a minute each: none finishes within the stop timeout on the CPU
+    jobs = [submit(speech(f"{n}. {text}", "en", "mp3")) for n in range(IN_FLIGHT)]
+    hurried = workers(
+        "hurried", HARK_STOP_TIMEOUT_SECONDS=str(stop_timeout), HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT)
+    )
+    started = wait_transcribing(hurried, IN_FLIGHT)
+    sent = time.monotonic()
+    hurried.proc.send_signal(signal.SIGTERM)
+    assert hurried.proc.wait(10) == 0
+    took = time.monotonic() - sent
+    print(f"{len(started)} in flight; exit {took:.1f} s after SIGTERM (stop timeout {stop_timeout} s)")
+    assert took <= stop_timeout
+    handed_back = {line["message_id"] for line in hurried.logged("out of time: message handed back")}
+    assert len(handed_back) == IN_FLIGHT and not hurried.logged("job completed")
+
+    successor = workers("successor", HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
+    done = wait_finished([j.job_id for j in jobs], timeout=300)
+    assert all(j.status == JobStatus.COMPLETED and j.attempts == 2 for j in done.values())
+    assert len(wait_logged(successor, "job completed", IN_FLIGHT)) == IN_FLIGHT
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(done, notified_job_ids())
+
+
+def test_killed_worker_with_several_in_flight_loses_nothing_and_repeats_nothing(stack, workers, speech):
+    """SIGKILL with several messages in hand, one of them perhaps just finished: each comes back after the
+    lease (no heartbeat renews it), another worker finishes what is unfinished, and every job ends with one
+    transcript and one notification."""
+    lease = 6  # short, so the test does not sit out the default minute; the heartbeat runs every lease / 3
+    env = dict(HARK_VISIBILITY_LEASE_SECONDS=str(lease), HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
+    texts = ["Please call me back tomorrow morning.", ENGLISH, " ".join([ENGLISH] * 3)]
+    jobs = [submit(speech(t, "en", "wav")) for t in texts]
+    doomed = workers("doomed", **env)
+    wait_transcribing(doomed, IN_FLIGHT)
+    doomed.proc.send_signal(signal.SIGKILL)
+    doomed.proc.wait()
+    finished_before = {line["job_id"] for line in doomed.logged("job completed")}
+
+    survivor = workers("survivor", **env)
+    done = wait_finished([j.job_id for j in jobs], timeout=lease + 300)
+    assert all(j.status == JobStatus.COMPLETED for j in done.values())
+    completed_after = set(wait_logged(survivor, "job completed", len(jobs) - len(finished_before)))
+    print(f"finished before the kill: {len(finished_before)}, by the survivor: {len(completed_after)}")
+    assert finished_before.isdisjoint(completed_after)
+    assert finished_before | completed_after == {j.job_id for j in jobs}
+    for job in jobs:
+        assert done[job.job_id].attempts == (1 if job.job_id in finished_before else 2)
+        assert word_error_rate(reference_text(texts, jobs, job), read_transcript(job, "txt")[0], "en") <= 0.2
+    wait_queue_empty(stack.transcribe_queue.name)
+    assert_exactly_once(done, notified_job_ids())
+
+
+def reference_text(texts: list[str], jobs: list, job) -> str:
+    return texts[[j.job_id for j in jobs].index(job.job_id)]

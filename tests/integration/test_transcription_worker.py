@@ -369,3 +369,61 @@ def test_long_recording_without_invented_text(stack, workers):
     assert all(a["start"] <= b["start"] for a, b in zip(segments, segments[1:]))
     assert segments[-1]["end"] <= done.duration_seconds + 0.5
     assert_exactly_once({job.job_id: done}, notified_job_ids())
+
+
+def test_jobs_in_flight_share_batches_and_each_gets_its_own_transcript_and_cost(stack, workers, model_dir):
+    """Issue 15 / 13.5: several uploads in flight at one worker decode in shared batches; each job's
+    transcript is the one it gets alone (the same engine, one job at a time, in this process), in its own
+    language; each records its model seconds, real-time factor and cost at the configured price."""
+    from hark.api_schemas import job_view
+    from hark.settings import Settings
+    from worker.transcription.audio import load
+    from worker.transcription.engine import Engine
+
+    clips = [SHARED_SPEECH / n for n in ("en_jfk.flac", "en_fleurs_000.ogg", "en_fleurs_004.ogg")]
+    clips += sorted(p for p in SHARED_SPEECH.glob("es_*") if p.suffix != ".txt")[:1]
+    assert len(clips) == 4, f"test recordings missing in {SHARED_SPEECH}"
+    jobs = [submit(clip) for clip in clips]  # queued before the worker starts: it receives them together
+    worker = workers(HARK_MAX_MESSAGES_IN_FLIGHT="4")
+    done = wait_finished([j.job_id for j in jobs], timeout=300)
+    assert all(j.status == JobStatus.COMPLETED for j in done.values())
+
+    shared = [line["batch_jobs"] for line in worker.logged("transcribed")]
+    print(f"jobs per batch seen by each job: {shared}")
+    assert len(shared) == len(jobs) and max(shared) >= 2  # pieces of several jobs in one batch
+
+    alone = Engine(Settings(model_dir=str(model_dir)))
+    settings = Settings()
+    for job, clip in zip(jobs, clips, strict=True):
+        data = json.loads(read_transcript(job, "json")[0])
+        expected = alone.transcribe(load(clip, 3600), "auto")
+        assert data["language"] == expected.language == clip.name[:2]
+        assert [(s["start"], s["end"], s["text"]) for s in data["segments"]] == [
+            (s.start, s.end, s.text) for s in expected.segments
+        ]
+        finished = done[job.job_id]
+        assert finished.model_seconds and finished.model_seconds > 0
+        price = settings.instance_usd_per_hour / settings.workers_per_instance / 3600  # $ per model second
+        assert finished.cost_usd == pytest.approx(finished.model_seconds * price, abs=1e-6)
+        view = job_view(finished)
+        assert view.model_seconds == finished.model_seconds and view.cost_usd == finished.cost_usd
+        assert view.real_time_factor == pytest.approx(finished.model_seconds / finished.duration_seconds, abs=1e-4)
+
+    # The EMF metrics sum the same: audio seconds and cost over every job (flushed once each message is
+    # settled, just after its job completed: wait for all of them).
+    def emitted(name: str) -> list[float]:
+        out: list[float] = []
+        for line in worker.metrics():
+            values = line.get(name, [])
+            out += values if isinstance(values, list) else [values]
+        return out
+
+    deadline = time.time() + 30
+    while len(emitted("CostUsd")) < len(jobs):
+        assert time.time() < deadline, "the workers' metrics never covered every job"
+        time.sleep(0.2)
+    sums = {name: sum(emitted(name)) for name in ("AudioSeconds", "CostUsd", "ProcessingSeconds")}
+    assert sums["AudioSeconds"] == pytest.approx(sum(j.duration_seconds for j in done.values()), abs=0.01)
+    assert sums["CostUsd"] == pytest.approx(sum(j.cost_usd for j in done.values()), abs=1e-6)
+    assert sums["ProcessingSeconds"] == pytest.approx(sum(j.model_seconds for j in done.values()), abs=0.01)
+    assert_exactly_once(done, notified_job_ids())

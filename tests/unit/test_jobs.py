@@ -131,3 +131,24 @@ def test_attempt_error_and_send_lease_are_read_back(store):
     store.mark_notified(job.job_id, "ses-1")
     done = store.get(job.job_id)
     assert done.notified_at and done.email_message_id == "ses-1" and done.notify_lease_until is None
+
+
+def test_completion_records_model_seconds_and_cost_and_the_view_shows_them(store):
+    """Issue 13.5: what a job took is on its record and in GET /jobs/{id}; the cost is the model time at
+    the configured price (Settings: hourly instance price over workers per instance)."""
+    from hark.api_schemas import job_view
+    from hark.settings import Settings
+
+    settings = Settings(instance_usd_per_hour=0.72, workers_per_instance=2)
+    assert settings.usd_per_model_second == pytest.approx(0.72 / 2 / 3600)
+    job = store.create(make_job())
+    store.mark_queued(job.job_id, now_iso())
+    store.claim(job.job_id, "m1")
+    store.complete(job.job_id, "en", 40.0, model_seconds=8.0, cost_usd=8.0 * 0.72 / 2 / 3600)
+    done = store.get(job.job_id)
+    assert done.model_seconds == 8.0 and done.cost_usd == pytest.approx(0.0008)
+    view = job_view(done)
+    assert (view.model_seconds, view.real_time_factor, view.cost_usd) == (8.0, 0.2, done.cost_usd)
+    # Before it completes (or for a job from before these fields) the view says nothing rather than 0.
+    pending = job_view(store.create(make_job()))
+    assert (pending.model_seconds, pending.real_time_factor, pending.cost_usd) == (None, None, None)

@@ -15,7 +15,7 @@ from worker.runtime import Delivery
 from . import audio
 from .audio import PermanentError
 from .context import Context, logger
-from .engine import Steering
+from .engine import DecodeOptions
 from .publishing import assemble, fail_job, notify
 
 
@@ -51,17 +51,18 @@ def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> N
             return
         # The prompt and task are the job's, read from its record (the language is the message's: detected
         # once for the whole recording).
-        transcript = ctx.engine.transcribe(samples, chunk.language, Steering(job.prompt, job.task))
-        transcript = transcript.model_copy(update={"duration": chunk.duration})
+        result = ctx.engine.run(samples, DecodeOptions(language=chunk.language, task=job.task, prompt=job.prompt))
+        transcript = result.transcript.model_copy(update={"duration": chunk.duration})
         ctx.s3.put_object(
             Bucket=bucket,
             Key=part,
             Body=transcript.model_dump_json().encode(),
             ContentType="application/json",
-            Metadata={"offset": repr(chunk.offset)},
+            # The chunk's model time travels with it: the assembly sums the job's cost from the parts.
+            Metadata={"offset": repr(chunk.offset), "model_seconds": repr(result.model_seconds)},
         )
         spent = time.monotonic() - started
-        ctx.record_speed(chunk.duration, spent)
+        ctx.record_speed(chunk.duration, result.model_seconds, spent)
         logger.info(
             "chunk transcribed",
             index=chunk.index,

@@ -56,14 +56,14 @@ class TranscribeHandler:
         try:
             if isinstance(work, ChunkMessage):
                 job_id = work.job_id
-                logger.append_keys(job_id=job_id, chunk=work.index)
+                logger.thread_safe_append_keys(job_id=job_id, chunk=work.index)
                 transcribe_chunk(self.ctx, delivery, work)
             else:
                 if not work:
                     logger.info("no uploads in message (S3 test event): deleted")
                 for event in work:
                     job_id = event.job_id
-                    logger.append_keys(job_id=job_id)
+                    logger.thread_safe_append_keys(job_id=job_id)
                     take_upload(self.ctx, delivery, event)
         except Exception as err:
             return self.on_transient(delivery, job_id, err)
@@ -104,5 +104,7 @@ def transcribe_consumer(settings: Settings, engine: Engine) -> QueueConsumer:
         settings=settings,
         telemetry=ctx.telemetry,
         backoff=handler.backoff,
+        # Several messages at once: their pieces share the model's batches (engine.py).
+        concurrency=settings.max_messages_in_flight,
         message_keys=("job_id", "chunk"),
     )

@@ -56,11 +56,20 @@ class Context:
     def metric(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
         self.telemetry.metric(name, value, unit)
 
-    def record_speed(self, audio_seconds: float, spent: float) -> None:
+    def record_speed(self, audio_seconds: float, model_seconds: float, wall_seconds: float) -> None:
+        """One transcription (a whole job or a chunk): its audio, its share of the model's time, what that
+        cost, and how long it took from download to transcript. Sums of AudioSeconds over ProcessingSeconds
+        are the speed the scaling policy reads (hark/scaling.py): model time, not wall time, since the
+        messages in flight overlap."""
         self.metric("AudioSeconds", audio_seconds, MetricUnit.Seconds)
-        self.metric("ProcessingSeconds", spent, MetricUnit.Seconds)
+        self.metric("ProcessingSeconds", model_seconds, MetricUnit.Seconds)
+        self.metric("CostUsd", self.cost_usd(model_seconds), MetricUnit.NoUnit)
+        self.metric("WallSeconds", wall_seconds, MetricUnit.Seconds)
         if audio_seconds > 0:
-            self.metric("RealTimeFactor", spent / audio_seconds, MetricUnit.NoUnit)
+            self.metric("RealTimeFactor", model_seconds / audio_seconds, MetricUnit.NoUnit)
+
+    def cost_usd(self, model_seconds: float) -> float:
+        return round(model_seconds * self.settings.usd_per_model_second, 8)
 
 
 def seconds_since(iso: str | None) -> float | None:

@@ -1,22 +1,38 @@
 """The speech engine: one CTranslate2 Whisper model per process, batched inference -> Transcript.
 
-The batched pipeline cuts the audio at VAD pauses into independent windows of at most 30 s and
-decodes them without conditioning on earlier text, so a long recording cannot drift into invented
-text the way sequential decoding with default settings can. Measured speed and accuracy, and how
-they were measured: docs/benchmarks.md.
+Like faster-whisper's BatchedInferencePipeline, it cuts the audio at VAD pauses into independent pieces
+of at most 30 s and decodes them without conditioning on earlier text, so a long recording cannot drift
+into invented text the way sequential decoding with default settings can. Unlike it, the batches are
+shared by every job in flight (cross-job batching): each job is planned in its own thread (VAD,
+language, features: `Engine.plan`), its pieces queue at the one Batcher thread, which fills each batch
+round-robin from the jobs waiting (a long job cannot hold back short ones) and decodes it in one encoder
+pass and one `generate` call with a prompt per piece (its job's language, task and initial prompt); each
+job's transcript is then assembled and checked (quality.py, re-decoding) in its own thread again.
+Measured speed and accuracy, and how they were measured: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import inspect
+import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from math import ceil
 from pathlib import Path
+from typing import TypeVar
 
+import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import pad_or_trim
-from faster_whisper.tokenizer import _LANGUAGE_CODES
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
+from faster_whisper.transcribe import Segment as FwSegment
+from faster_whisper.transcribe import Word as FwWord
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, restore_speech_timestamps
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from hark import bundled_model
 from hark.settings import Settings
@@ -56,9 +72,13 @@ class Engine:
             cpu_threads=settings.cpu_threads,
             local_files_only=True,
         )
-        self.pipeline = BatchedInferencePipeline(self.model)
         self.load_seconds = time.monotonic() - started
         self.name = settings.model_name
+        self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+        # The pipeline's default suppress_tokens ([-1]: the non-speech symbols); the same for every language.
+        self._suppress = get_suppressed_tokens(self._tokenizer("transcribe", "en"), [-1])
+        self.batcher = Batcher(self)
+        self.budget = AudioBudget(settings.max_audio_seconds_in_flight)
 
     @property
     def multilingual(self) -> bool:
@@ -74,7 +94,10 @@ class Engine:
         """The language of a whole recording, looked for in its speech only (chunks then agree)."""
         if not self.multilingual:
             return "en", 1.0
-        language, probability, _ = self.model.detect_language(samples, vad_filter=True, language_detection_segments=2)
+        with MODEL_LOCK:  # also called outside a job's charge (fan-out of a long recording)
+            language, probability, _ = self.model.detect_language(
+                samples, vad_filter=True, language_detection_segments=2
+            )
         return language, float(probability)
 
     # -- speech windows and their languages ------------------------------------------------------------
@@ -125,33 +148,198 @@ class Engine:
                     r.language = main
         return True
 
-    # -- decoding --------------------------------------------------------------------------------------------
-    def _batched(
-        self,
-        samples: np.ndarray,
-        language: str,
-        spans: list[tuple[float, float]] | None = None,
-        steer: Steering | None = None,
-    ) -> list[Decoded]:
-        """The batched pipeline: at VAD pauses by itself, or exactly the given (start, end) spans in seconds."""
-        segments, _ = self.pipeline.transcribe(
-            samples,
-            language=language,
-            **(steer or Steering()).options(),
-            batch_size=self.settings.batch_size,
-            beam_size=self.settings.beam_size,
-            word_timestamps=True,
-            vad_filter=spans is None,
-            clip_timestamps=[{"start": a, "end": b} for a, b in spans] if spans else None,
-        )
-        return [Decoded.of(s, language) for s in segments]  # a generator: decoding happens while iterating
+    # -- planning: the CPU side of a job ---------------------------------------------------------------------
+    def plan(self, samples: np.ndarray, options: DecodeOptions) -> JobRun:
+        """What the model must decode for one job, found without the batch: speech (Silero VAD), the language
+        of the recording or of each window, and the log-Mel features of each piece of at most 30 s. Pieces of
+        many jobs then share the model's batches (Batcher). Model calls made here (language identification)
+        are charged to the job."""
+        run = JobRun(samples=samples, options=options, prompt_tokens=self._prompt_tokens(options))
+        forced = self._language(options.language) if self.multilingual else "en"
+        run.forced = forced
+        if forced:
+            self._plan_speech(run, forced)
+        elif not self.language_per_window:
+            # One piece (a short recording): its language is identified from the encoder pass of its own
+            # batch (DETECT), not a separate pass; longer ones are identified first, on their first minute.
+            self._plan_speech(run, DETECT)
+            code = ""
+            if len(run.pieces) != 1:
+                code, _ = run.charge(self.detect_language, samples)
+                for group in run.groups:
+                    group.language = code
+            run.windows = [Window(0, len(samples), samples, code, 1.0)]
+        else:
+            windows = self.speech_windows(samples)
+            if not run.charge(self.identify, windows):
+                code, probability = run.charge(self.detect_language, samples)
+                for w in windows:
+                    w.language, w.probability = code, probability
+            run.windows = windows
+            languages = {w.language for w in windows}
+            if len(languages) <= 1:  # one language: the pipeline's pieces, as it always cuts them
+                self._plan_speech(run, languages.pop() if languages else "en")
+            else:  # each run of windows in one language decoded in it, in spans of at most 30 s
+                for code, spans in language_spans(windows).items():
+                    self._plan_spans(run, code, spans)
+        return run
 
-    def _redecode(
-        self, samples: np.ndarray, bad: Decoded, forced: str | None, steer: Steering | None = None
-    ) -> list[Decoded]:
+    def _plan_speech(self, run: JobRun, language: str) -> None:
+        """Speech found and joined into pieces of at most 30 s exactly as BatchedInferencePipeline does
+        (its VAD options and faster-whisper's collect_chunks); times are mapped back after decoding."""
+        samples = run.samples
+        speech = get_speech_timestamps(
+            samples, VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
+        )
+        if not speech:
+            return
+        chunks, metadata = collect_chunks(samples, speech, max_duration=WINDOW_SECONDS)
+        group = Group(language=language, speech=speech)
+        for chunk, meta in zip(chunks, metadata, strict=True):
+            group.pieces.append(Piece(run, group, self._features(chunk), meta["offset"], meta["duration"]))
+        run.groups.append(group)
+
+    def _plan_spans(self, run: JobRun, language: str, spans: list[tuple[float, float]]) -> None:
+        """Exactly the given (start, end) spans in seconds, as the pipeline's clip_timestamps."""
+        group = Group(language=language, speech=None)
+        for start, end in spans:
+            a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+            group.pieces.append(
+                Piece(run, group, self._features(run.samples[a:b]), a / SAMPLE_RATE, (b - a) / SAMPLE_RATE)
+            )
+        run.groups.append(group)
+
+    def _features(self, audio: np.ndarray) -> np.ndarray:
+        return self.model.feature_extractor(audio)[..., :-1]
+
+    # -- decoding: one batch of pieces from any jobs -------------------------------------------------------------
+    def _tokenizer(self, task: str, language: str) -> Tokenizer:
+        key = (task, language)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
+        return self._tokenizers[key]
+
+    def _prompt_tokens(self, options: DecodeOptions) -> int:
+        """How many tokens come before <|startoftranscript|> in this job's prompts (get_prompt keeps the last
+        max_length // 2 - 1 of the initial prompt after <|startofprev|>). CTranslate2's generate needs it
+        equal across a batch, so the Batcher only batches jobs that agree on it."""
+        if not options.prompt:
+            return 0
+        tokens = self._tokenizer(options.task, "en").encode(options.prompt)
+        return 1 + min(len(tokens), self.model.max_length // 2 - 1) if tokens else 0
+
+    def decode(self, pieces: list[Piece]) -> None:
+        """One encoder pass and one `generate` call for pieces of any jobs, each with its own prompt (language,
+        task, initial prompt), then each job's text and word timings, as BatchedInferencePipeline.forward
+        makes them for a batch of one file. The batch's time is shared among the pieces by audio seconds."""
+        started = time.monotonic()
+        model = self.model
+        encoded = model.encode(np.stack([pad_or_trim(p.features) for p in pieces]))
+        if any(p.group.language == DETECT for p in pieces):
+            for piece, ranked in zip(pieces, model.model.detect_language(encoded), strict=True):
+                if piece.group.language == DETECT:
+                    piece.group.language = piece.run.windows[0].language = ranked[0][0][2:-2]
+        tokenizers = [self._tokenizer(p.run.options.task, p.group.language) for p in pieces]
+        prompts = [
+            model.get_prompt(
+                t,
+                previous_tokens=t.encode(p.run.options.prompt) if p.run.options.prompt else [],
+                without_timestamps=True,
+            )
+            for t, p in zip(tokenizers, pieces, strict=True)
+        ]
+        results = model.model.generate(
+            encoded,
+            prompts,
+            beam_size=self.settings.beam_size,
+            patience=1,
+            length_penalty=1,
+            max_length=model.max_length,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+            return_scores=True,
+            return_no_speech_prob=True,
+            sampling_temperature=FALLBACK_TEMPERATURES[0],
+            repetition_penalty=1,
+            no_repeat_ngram_size=0,
+        )
+        outputs: list[list[dict]] = []
+        sizes: list[int] = []
+        for piece, tokenizer, result in zip(pieces, tokenizers, results, strict=True):
+            tokens = result.sequences_ids[0]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # length_penalty 1, as the pipeline
+            size = int(ceil(piece.duration) * model.frames_per_second)
+            subsegments, _, _ = model._split_segments_by_timestamps(
+                tokenizer=tokenizer,
+                tokens=tokens,
+                time_offset=piece.offset,
+                segment_size=size,
+                segment_duration=piece.duration,
+                seek=0,
+            )
+            outputs.append(
+                [
+                    {
+                        "text": tokenizer.decode(s["tokens"]),
+                        "avg_logprob": avg_logprob,
+                        "no_speech_prob": result.no_speech_prob,
+                        "tokens": s["tokens"],
+                        "start": s["start"],
+                        "end": s["end"],
+                        "compression_ratio": get_compression_ratio(tokenizer.decode(s["tokens"])),
+                        "seek": int(piece.offset * model.frames_per_second),
+                    }
+                    for s in subsegments
+                ]
+            )
+            sizes.append(size)
+        # Word timings per group (one job, one language), with the group's own sot sequence and its last
+        # speech time carried from its earlier pieces, as the pipeline carries it within one file.
+        groups: dict[int, list[int]] = {}
+        for row, piece in enumerate(pieces):
+            groups.setdefault(id(piece.group), []).append(row)
+        for rows in groups.values():
+            group = pieces[rows[0]].group
+            group.last_speech = (
+                model.add_word_timestamps(
+                    [outputs[r] for r in rows],
+                    tokenizers[rows[0]],
+                    encoded if len(groups) == 1 else _rows(encoded, rows),
+                    [sizes[r] for r in rows],
+                    PUNCTUATION["prepend_punctuations"],
+                    PUNCTUATION["append_punctuations"],
+                    group.last_speech,
+                )
+                or group.last_speech
+            )
+        spent = time.monotonic() - started
+        total = sum(p.duration for p in pieces)
+        jobs = len({id(p.run) for p in pieces})
+        for piece, output in zip(pieces, outputs, strict=True):
+            piece.segments = [
+                FwSegment(
+                    id=0,
+                    seek=s["seek"],
+                    start=round(s["start"], 3),
+                    end=round(s["end"], 3),
+                    text=s["text"],
+                    tokens=s["tokens"],
+                    avg_logprob=s["avg_logprob"],
+                    compression_ratio=s["compression_ratio"],
+                    no_speech_prob=s["no_speech_prob"],
+                    words=[FwWord(**w) for w in s["words"]],
+                    temperature=FALLBACK_TEMPERATURES[0],
+                )
+                for s in output
+            ]
+            piece.run.add_model_seconds(spent * (piece.duration / total if total > 0 else 1 / len(pieces)))
+            piece.run.batch_jobs = max(piece.run.batch_jobs, jobs)
+
+    def _redecode(self, samples: np.ndarray, bad: Decoded, forced: str | None, options: DecodeOptions) -> list[Decoded]:
         """A doubtful segment decoded again on its own: at rising temperatures (Whisper's fallback), then,
         if the language was forced, in the language the audio itself sounds like. The first result with
-        nothing doubtful wins; else the least doubtful of all, the first decoding on a tie."""
+        nothing doubtful wins; else the least doubtful of all, the first decoding on a tie. The job's task
+        and prompt hold here too (a translated job stays English)."""
         thresholds = quality.Thresholds.of(self.settings)
         start, end = max(0.0, bad.start), min(len(samples) / SAMPLE_RATE, bad.end)
         piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
@@ -166,7 +354,8 @@ class Engine:
             segments, info = self.model.transcribe(
                 piece,
                 language=language,
-                **(steer or Steering()).options(),
+                task=options.task,
+                initial_prompt=options.prompt or None,
                 beam_size=self.settings.beam_size,
                 temperature=temperatures,
                 compression_ratio_threshold=thresholds.compression_ratio,
@@ -184,39 +373,37 @@ class Engine:
                 break
         return best
 
-    def transcribe(
-        self, samples: np.ndarray, language: str | None = "auto", steer: Steering | None = None
-    ) -> Transcript:
-        """`steer`: the job's prompt and task. With translate, segments are English and each segment's (and
-        the transcript's) language stays the one spoken: that is what was identified in the audio."""
-        duration = len(samples) / SAMPLE_RATE
-        forced = self._language(language) if self.multilingual else "en"
-        windows: list[Window] = []
-        if forced:
-            decoded = self._batched(samples, forced, steer=steer)
-        elif not self.language_per_window:
-            code, _ = self.detect_language(samples)
-            decoded = self._batched(samples, code, steer=steer)
-            windows = [Window(0, len(samples), samples, code, 1.0)]
-        else:
-            windows = self.speech_windows(samples)
-            if not self.identify(windows):
-                code, probability = self.detect_language(samples)
-                for w in windows:
-                    w.language, w.probability = code, probability
-            languages = {w.language for w in windows}
-            if len(languages) <= 1:  # one language: the pipeline as it always runs
-                decoded = self._batched(samples, languages.pop() if languages else "en", steer=steer)
-            else:  # each run of windows in one language decoded in it, in spans of at most 30 s
-                decoded = []
-                for code, spans in language_spans(windows).items():
-                    decoded += self._batched(samples, code, spans, steer)
-                decoded.sort(key=lambda d: d.start)
+    # -- a job end to end ------------------------------------------------------------------------------------
+    def transcribe(self, samples: np.ndarray, language: str | None = "auto") -> Transcript:
+        return self.run(samples, DecodeOptions(language=language)).transcript
+
+    def run(self, samples: np.ndarray, options: DecodeOptions) -> Result:
+        """One job: planned in the calling thread, its pieces decoded in shared batches, its transcript
+        assembled and checked here. Many threads may call this at once: that is how jobs share batches."""
+        seconds = len(samples) / SAMPLE_RATE
+        with self.budget.hold(seconds):
+            job = self.plan(samples, options)
+            if job.pieces:
+                self.batcher.submit(job)
+                job.wait()
+            transcript = self.finish(job)
+        return Result(transcript, round(seconds, 3), job.model_seconds, job.batch_jobs)
+
+    def finish(self, job: JobRun) -> Transcript:
+        samples, forced, windows = job.samples, job.forced, job.windows
+        decoded: list[Decoded] = []
+        for group in job.groups:
+            segments: Iterable[FwSegment] = (s for p in group.pieces for s in (p.segments or []))
+            if group.speech is not None:
+                segments = restore_speech_timestamps(segments, group.speech, SAMPLE_RATE)
+            decoded += [Decoded.of(s, group.language) for s in segments]
+        if len(job.groups) > 1:
+            decoded.sort(key=lambda d: d.start)
         thresholds = quality.Thresholds.of(self.settings)
         if self.settings.quality_redecode:
             checked: list[Decoded] = []
             for d in decoded:
-                checked += self._redecode(samples, d, forced, steer) if d.doubt(thresholds) else [d]
+                checked += job.charge(self._redecode, samples, d, forced, job.options) if d.doubt(thresholds) else [d]
             decoded = checked
         segments = [d.segment(thresholds) for d in decoded]
         main, share = dominant_language(segments)
@@ -232,7 +419,7 @@ class Engine:
             language=code,
             language_probability=round(probability, 4),
             language_share=share,
-            duration=round(duration, 3),
+            duration=round(len(samples) / SAMPLE_RATE, 3),
             model=self.name,
             segments=segments,
         )
@@ -261,24 +448,17 @@ def language_spans(windows: list[Window]) -> dict[str, list[tuple[float, float]]
     return spans
 
 
-@dataclass(frozen=True)
-class Steering:
-    """A job's decode options (issue 11): names and terms as Whisper's initial prompt, and the task.
-
-    The prompt is given as `initial_prompt` only, not also as `hotwords`: in faster-whisper both become the
-    same previous-text tokens before <|startoftranscript|>, so passing both would repeat it."""
-
-    prompt: str | None = None
-    task: str = "transcribe"  # or "translate": to English
-
-    def options(self) -> dict:
-        return {"initial_prompt": self.prompt or None, "task": self.task}
-
-
+# The pipeline's own defaults for word timings (punctuation joined to the word next to it).
+PUNCTUATION = {
+    name: parameter.default
+    for name, parameter in inspect.signature(BatchedInferencePipeline.transcribe).parameters.items()
+    if name in ("prepend_punctuations", "append_punctuations")
+}
 # Temperatures of Whisper's fallback: the batched pipeline decodes at the first (beam search); a doubtful
 # segment is decoded again at the next ones (sampling), as Whisper's sequential decoding does.
 FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 WINDOW_SECONDS = 30
+DETECT = ""  # a group's language until its batch identifies it
 MIN_IDENTIFY_SECONDS = 1.0  # shorter speech is too little to tell a language by: it takes the main one
 
 
@@ -348,3 +528,192 @@ class Decoded:
             language=self.language,
             flags=self.flags(thresholds),
         )
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What a job asks of the decoder; each piece of a shared batch carries its job's own."""
+
+    language: str | None = "auto"  # a code, or "auto"/None to identify it
+    task: str = "transcribe"  # or "translate" (to English)
+    prompt: str | None = None  # an initial prompt: names, spellings, the style of the text
+
+
+@dataclass(frozen=True)
+class Result:
+    transcript: Transcript
+    audio_seconds: float
+    model_seconds: float  # this job's share of the model's time (batches shared by audio seconds)
+    batch_jobs: int = 0  # the most jobs a batch with this job's pieces held (1: it had its batches alone)
+
+
+@dataclass(eq=False)
+class Group:
+    """Pieces of one job decoded in one language: what one BatchedInferencePipeline.transcribe call covers."""
+
+    language: str
+    speech: list[dict] | None  # the VAD speech timestamps to map times back; None: times already absolute
+    pieces: list[Piece] = field(default_factory=list)
+    last_speech: float = 0.0  # word timing state carried from piece to piece, as the pipeline does
+
+
+@dataclass(eq=False)
+class Piece:
+    """At most 30 s of one job's speech: one item of a batch."""
+
+    run: JobRun
+    group: Group
+    features: np.ndarray
+    offset: float
+    duration: float
+    segments: list[FwSegment] | None = None
+
+
+T = TypeVar("T")
+# The model runs one call at a time: a batch, or one job's own call (re-entrant: a charged call may call
+# another entry point that takes it, such as detect_language).
+MODEL_LOCK = threading.RLock()
+
+
+@dataclass(eq=False)
+class JobRun:
+    """One job inside the engine: its audio and options, its pieces, and the model time charged to it."""
+
+    samples: np.ndarray
+    options: DecodeOptions
+    prompt_tokens: int = 0  # tokens before <|startoftranscript|>: one batch holds jobs with the same count
+    forced: str | None = None
+    windows: list[Window] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    model_seconds: float = 0.0
+    batch_jobs: int = 0
+    error: BaseException | None = None
+    _left: int = 0
+    _done: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pieces(self) -> list[Piece]:
+        return [p for g in self.groups for p in g.pieces]
+
+    def charge(self, call: Callable[..., T], *args) -> T:
+        """A model call made for this job alone: all its time is the job's. One model call at a time (the
+        lock): two at once would only share the cores, and each job's model seconds would count the other's."""
+        with MODEL_LOCK:
+            started = time.monotonic()
+            try:
+                return call(*args)
+            finally:
+                self.add_model_seconds(time.monotonic() - started)
+
+    def add_model_seconds(self, seconds: float) -> None:
+        with self._lock:
+            self.model_seconds += seconds
+
+    def decoded(self, count: int = 1, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._left -= count
+            self.error = self.error or error
+            if self._left <= 0 or self.error:
+                self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self.error:
+            raise self.error
+
+
+class Batcher:
+    """The one thread that runs the model's batches: it fills each with up to `batch_size` pieces taken
+    round-robin from the jobs waiting (one piece per job per turn), so short jobs share batches with each
+    other and with a long job instead of queueing behind it. Started on the first job."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.size = max(1, engine.settings.batch_size)
+        self._ready = threading.Condition()
+        self._waiting: deque[tuple[JobRun, deque[Piece]]] = deque()
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # decoded so far (the bench reports the fill)
+        self.pieces = 0
+        self.busy_seconds = 0.0
+
+    def submit(self, run: JobRun) -> None:
+        pieces = run.pieces
+        run._left = len(pieces)
+        with self._ready:
+            self._waiting.append((run, deque(pieces)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+
+    def _take(self) -> list[Piece]:
+        """The next batch. Its jobs agree on prompt_tokens (CTranslate2 needs <|startoftranscript|> at one
+        position in a batch); jobs passed over for that keep their place at the front for the next batch."""
+        batch: list[Piece] = []
+        passed: list[tuple[JobRun, deque[Piece]]] = []
+        while self._waiting and len(batch) < self.size:
+            run, pieces = self._waiting.popleft()
+            if batch and run.prompt_tokens != batch[0].run.prompt_tokens:
+                passed.append((run, pieces))
+                continue
+            batch.append(pieces.popleft())
+            if pieces:
+                self._waiting.append((run, pieces))  # to the back: the next job's turn
+        self._waiting.extendleft(reversed(passed))
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: bool(self._waiting))
+                batch = self._take()
+            started = time.monotonic()
+            try:
+                with MODEL_LOCK:
+                    self.engine.decode(batch)
+                error: BaseException | None = None
+            except Exception as err:  # the jobs in this batch fail (their threads raise it); others go on
+                error = err
+            self.busy_seconds += time.monotonic() - started
+            self.batches, self.pieces = self.batches + 1, self.pieces + len(batch)
+            failed = {id(p.run) for p in batch} if error else set()
+            for piece in batch:
+                piece.run.decoded(error=error if id(piece.run) in failed else None)
+            if failed:
+                with self._ready:  # a failed job's other pieces are not decoded
+                    self._waiting = deque((r, q) for r, q in self._waiting if id(r) not in failed)
+
+
+class AudioBudget:
+    """A bound on the audio seconds inside the engine at once (memory: samples, features): a job waits
+    until it fits, and runs alone when it is bigger than the whole budget."""
+
+    def __init__(self, limit_seconds: float):
+        self.limit = limit_seconds
+        self.used = 0.0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, seconds: float) -> Iterator[None]:
+        if seconds <= 0:  # nothing to hold: never waits, even while a job bigger than the budget runs
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + seconds <= self.limit)
+            self.used += seconds
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= seconds
+                self._changed.notify_all()
+
+
+def _rows(encoded: ctranslate2.StorageView, rows: list[int]) -> ctranslate2.StorageView:
+    """Some rows of an encoder output (the word alignment of one group in a mixed batch)."""
+    on_gpu = encoded.device == "cuda"
+    host = encoded.to_device(ctranslate2.Device.cpu) if on_gpu else encoded
+    picked = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(host)[rows]))
+    return picked.to_device(ctranslate2.Device.cuda) if on_gpu else picked

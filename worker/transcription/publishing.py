@@ -27,9 +27,11 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
     """Join every chunk's transcript (parts/) into one with continuous timestamps, then publish it."""
     bucket = ctx.res.transcripts_bucket.name
     parts = []
+    model_seconds = 0.0
     for index in range(job.chunks_total or 0):
         obj = ctx.s3.get_object(Bucket=bucket, Key=keys.part_key(job.user_id, job.job_id, index))
         parts.append((float(obj["Metadata"]["offset"]), Transcript.model_validate_json(obj["Body"].read())))
+        model_seconds += float(obj["Metadata"].get("model_seconds", 0))
     transcript = Transcript.joined(
         parts, duration=job.duration_seconds or sum(t.duration for _, t in parts), model=ctx.engine.name
     )
@@ -57,7 +59,7 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
         if labelled is None:
             return
         transcript = labelled
-    publish(ctx, job, transcript, attempt=attempt)
+    publish(ctx, job, transcript, attempt=attempt, model_seconds=model_seconds)
 
 
 def with_speakers(ctx: Context, job: Job, transcript: Transcript, samples, attempt: int) -> Transcript | None:
@@ -76,7 +78,7 @@ def with_speakers(ctx: Context, job: Job, transcript: Transcript, samples, attem
     return labelled
 
 
-def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> None:
+def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int, model_seconds: float | None = None) -> None:
     bucket = ctx.res.transcripts_bucket.name
     # Silence, noise or music: VAD finds no speech and Whisper says nothing. The job completes with
     # an explicit "no speech detected" and claims no language (the model's guess on nothing is noise).
@@ -97,7 +99,14 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
             if err.response.get("Error", {}).get("Code") not in ALREADY_WRITTEN:
                 raise
     try:
-        finished = ctx.store.complete(job.job_id, transcript.language, transcript.duration, no_speech=no_speech)
+        finished = ctx.store.complete(
+            job.job_id,
+            transcript.language,
+            transcript.duration,
+            no_speech=no_speech,
+            model_seconds=None if model_seconds is None else round(model_seconds, 3),
+            cost_usd=None if model_seconds is None else ctx.cost_usd(model_seconds),
+        )
     except TransitionRefused:
         if ctx.store.get(job.job_id) is None:
             remove_transcripts(ctx, job)  # what we just wrote must not outlive the job
@@ -112,6 +121,7 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int) -> Non
         language=transcript.language,
         no_speech=no_speech,
         audio_seconds=transcript.duration,
+        model_seconds=None if model_seconds is None else round(model_seconds, 3),
         segments=len(transcript.segments),
     )
 

@@ -17,7 +17,7 @@ from worker.runtime import Delivery
 from . import audio
 from .audio import PermanentError
 from .context import Context, logger, seconds_since
-from .engine import Steering
+from .engine import DecodeOptions
 from .fanout import fan_out
 from .publishing import fail_job, notify, publish, with_speakers
 
@@ -67,20 +67,34 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
                 ctx.settings.max_upload_bytes,
                 declared_bytes=job.size_bytes,
             )
-            samples = audio.load(path, ctx.settings.max_audio_seconds)
+            # A recording to be split is decoded whole (up to HARK_MAX_AUDIO_SECONDS): it counts against the
+            # engine's audio budget, waiting for room, until its chunks are queued, so a few long uploads in
+            # flight at once cannot take the memory. A shorter one counts once it is inside the engine.
+            stated = audio.probe_seconds(path) or 0.0
+            big = min(stated, ctx.settings.max_audio_seconds) if stated > ctx.settings.chunk_threshold_seconds else 0
+            with ctx.engine.budget.hold(big):
+                samples = audio.load(path, ctx.settings.max_audio_seconds)
+                if len(samples) / audio.SAMPLE_RATE > ctx.settings.chunk_threshold_seconds:
+                    fan_out(ctx, job, samples)
+                    return
     except PermanentError as err:
         fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count, uploaded_bytes=err.uploaded_bytes)
         return
     duration = len(samples) / audio.SAMPLE_RATE
-    if duration > ctx.settings.chunk_threshold_seconds:
-        fan_out(ctx, job, samples)
-        return
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
-    transcript = ctx.engine.transcribe(samples, job.language, Steering(job.prompt, job.task))
-    ctx.record_speed(duration, time.monotonic() - started)  # transcription alone; diarization logs its own time
+    result = ctx.engine.run(samples, DecodeOptions(language=job.language, task=job.task, prompt=job.prompt))
+    # transcription alone; diarization logs its own time
+    ctx.record_speed(result.audio_seconds, result.model_seconds, time.monotonic() - started)
+    logger.info(
+        "transcribed",
+        audio_seconds=result.audio_seconds,
+        model_seconds=round(result.model_seconds, 3),
+        batch_jobs=result.batch_jobs,
+    )
+    transcript = result.transcript
     if job.speaker_labels:
         labelled = with_speakers(ctx, job, transcript, samples, attempt=delivery.receive_count)
         if labelled is None:
             return
         transcript = labelled
-    publish(ctx, job, transcript, attempt=delivery.receive_count)
+    publish(ctx, job, transcript, attempt=delivery.receive_count, model_seconds=result.model_seconds)

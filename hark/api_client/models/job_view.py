@@ -46,6 +46,12 @@ class JobView:
         speakers_expected (int | None | Unset):
         no_speech (bool | Unset): COMPLETED with no speech detected (silence, noise or music): the transcript is empty.
             Default: False.
+        model_seconds (float | None | Unset): COMPLETED: the model time this job took (its share of batches shared with
+            other jobs).
+        real_time_factor (float | None | Unset): COMPLETED: model seconds per audio second (below 1: faster than real
+            time).
+        cost_usd (float | None | Unset): COMPLETED: the model time at the configured instance price
+            (HARK_INSTANCE_USD_PER_HOUR).
         notify (list[JobViewNotifyItem] | Unset): How the owner hears of the end.
         webhook (None | Unset | WebhookView): The job's webhook and its delivery attempts, if it has one.
     """
@@ -71,6 +77,9 @@ class JobView:
     speaker_labels: bool | Unset = False
     speakers_expected: int | Unset | None = UNSET
     no_speech: bool | Unset = False
+    model_seconds: float | Unset | None = UNSET
+    real_time_factor: float | Unset | None = UNSET
+    cost_usd: float | Unset | None = UNSET
     notify: list[JobViewNotifyItem] | Unset = UNSET
     webhook: Unset | WebhookView | None = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -146,6 +155,24 @@ class JobView:
 
         no_speech = self.no_speech
 
+        model_seconds: float | Unset | None
+        if isinstance(self.model_seconds, Unset):
+            model_seconds = UNSET
+        else:
+            model_seconds = self.model_seconds
+
+        real_time_factor: float | Unset | None
+        if isinstance(self.real_time_factor, Unset):
+            real_time_factor = UNSET
+        else:
+            real_time_factor = self.real_time_factor
+
+        cost_usd: float | Unset | None
+        if isinstance(self.cost_usd, Unset):
+            cost_usd = UNSET
+        else:
+            cost_usd = self.cost_usd
+
         notify: list[str] | Unset = UNSET
         if not isinstance(self.notify, Unset):
             notify = []
@@ -193,6 +220,12 @@ class JobView:
             field_dict["speakers_expected"] = speakers_expected
         if no_speech is not UNSET:
             field_dict["no_speech"] = no_speech
+        if model_seconds is not UNSET:
+            field_dict["model_seconds"] = model_seconds
+        if real_time_factor is not UNSET:
+            field_dict["real_time_factor"] = real_time_factor
+        if cost_usd is not UNSET:
+            field_dict["cost_usd"] = cost_usd
         if notify is not UNSET:
             field_dict["notify"] = notify
         if webhook is not UNSET:
@@ -324,6 +357,33 @@ class JobView:
 
         no_speech = d.pop("no_speech", UNSET)
 
+        def _parse_model_seconds(data: object) -> float | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | Unset | None, data)
+
+        model_seconds = _parse_model_seconds(d.pop("model_seconds", UNSET))
+
+        def _parse_real_time_factor(data: object) -> float | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | Unset | None, data)
+
+        real_time_factor = _parse_real_time_factor(d.pop("real_time_factor", UNSET))
+
+        def _parse_cost_usd(data: object) -> float | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | Unset | None, data)
+
+        cost_usd = _parse_cost_usd(d.pop("cost_usd", UNSET))
+
         _notify = d.pop("notify", UNSET)
         notify: list[JobViewNotifyItem] | Unset = UNSET
         if _notify is not UNSET:
@@ -372,6 +432,9 @@ class JobView:
             speaker_labels=speaker_labels,
             speakers_expected=speakers_expected,
             no_speech=no_speech,
+            model_seconds=model_seconds,
+            real_time_factor=real_time_factor,
+            cost_usd=cost_usd,
             notify=notify,
             webhook=webhook,
         )

@@ -1,0 +1,231 @@
+"""Throughput of the worker's engine against faster-whisper's BatchedInferencePipeline (issue 15).
+
+Two streams of jobs made of the real recordings in the test data (HARK_SPEECH_DIR, or ../shared/testdata/
+speech beside the checkout): `short`, the short clips (4-21 s, English and Spanish) repeated to --jobs jobs,
+and `long`, the long-form clip(s) repeated --long times mixed into a quarter as many short ones. Each stream
+goes, in one run on one machine, through:
+  pipeline  faster-whisper's BatchedInferencePipeline, one file at a time, each in its own language
+            (detected), word timestamps: what a worker did per message before the engine;
+  engine    the worker's Engine as the worker runs it: HARK_MAX_MESSAGES_IN_FLIGHT jobs at once, each in
+            its own thread (audio decoding, VAD, features), their pieces sharing the model's batches, with
+            the quality checks and re-decoding on.
+Same model, beam size and batch size for both. Each job starts from the compressed file (decoding it is
+part of the job); downloads from S3 are not. Reported per stream and engine: audio seconds per wall
+second, per-job overhead (a job's wall time minus its model time), model-busy share (time inside
+CTranslate2's encode/generate/align/detect_language over the wall time), WER and languages right.
+
+    .venv/bin/python bench/throughput.py [--jobs 200] [--long 3] [--json] [--write] [--device cpu|cuda]
+
+`--json` prints {"ratio_short", "ratio_long", "wer_delta_pt", ...}; `--write` replaces the throughput
+section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from faster_whisper import BatchedInferencePipeline, decode_audio  # noqa: E402
+
+from bench.transcription import SPEECH, clips, machine, word_errors  # noqa: E402
+from hark.settings import Settings  # noqa: E402
+from worker.transcription.engine import DecodeOptions, Engine  # noqa: E402
+
+DOC = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- throughput-bench:begin -->", "<!-- throughput-bench:end -->"
+TIMED = ("encode", "generate", "align", "detect_language")
+
+
+class TimedModel:
+    """CTranslate2's Whisper with the time inside its model calls added up (thread-safe)."""
+
+    def __init__(self, inner):
+        self._inner, self.seconds, self._lock = inner, 0.0, threading.Lock()
+
+    def __getattr__(self, name):
+        value = getattr(self._inner, name)
+        if name not in TIMED:
+            return value
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return value(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.seconds += time.perf_counter() - started
+
+        return timed
+
+
+def stream(rows: list[dict], count: int) -> list[dict]:
+    return [rows[i % len(rows)] for i in range(count)]
+
+
+def run_pipeline(engine: Engine, timed: TimedModel, jobs: list[dict], settings: Settings) -> dict:
+    pipeline = BatchedInferencePipeline(engine.model)
+    results, started, model_start = [], time.perf_counter(), timed.seconds
+    for row in jobs:
+        job_started, model_before = time.perf_counter(), timed.seconds
+        samples = decode_audio(str(SPEECH / row["file"]), sampling_rate=16000)
+        segments, info = pipeline.transcribe(
+            samples, batch_size=settings.batch_size, beam_size=settings.beam_size, word_timestamps=True
+        )
+        text = " ".join(s.text.strip() for s in segments)
+        results.append((row, text, info.language, time.perf_counter() - job_started, timed.seconds - model_before))
+    return summary(results, time.perf_counter() - started, timed.seconds - model_start)
+
+
+def run_engine(engine: Engine, timed: TimedModel, jobs: list[dict], in_flight: int) -> dict:
+    def one(row: dict):
+        job_started = time.perf_counter()
+        samples = decode_audio(str(SPEECH / row["file"]), sampling_rate=16000)
+        result = engine.run(samples, DecodeOptions(language="auto"))
+        return (
+            row,
+            result.transcript.text,
+            result.transcript.language,
+            time.perf_counter() - job_started,
+            result.model_seconds,
+        )
+
+    model_before, started = timed.seconds, time.perf_counter()
+    batches_before, pieces_before = engine.batcher.batches, engine.batcher.pieces
+    with ThreadPoolExecutor(in_flight) as pool:
+        results = list(pool.map(one, jobs))
+    out = summary(results, time.perf_counter() - started, timed.seconds - model_before)
+    batches = engine.batcher.batches - batches_before
+    out["pieces_per_batch"] = round((engine.batcher.pieces - pieces_before) / max(1, batches), 2)
+    return out
+
+
+def summary(results: list, wall: float, model_seconds: float) -> dict:
+    audio = sum(r[0]["duration"] for r in results)
+    errors = words = right = 0
+    for row, text, language, _, _ in results:
+        e, w = word_errors(row["reference"], text, row["language"])
+        errors, words, right = errors + e, words + w, right + (language == row["language"])
+    return {
+        "jobs": len(results),
+        "audio_seconds": round(audio, 1),
+        "wall_seconds": round(wall, 2),
+        "speed": round(audio / wall, 2),  # audio seconds per wall second
+        # Per job, its wall time minus its model time: download-free I/O, decoding, VAD, features, waiting for
+        # the model (with jobs in flight, the batches of the others) and the checks.
+        "overhead_seconds": round(statistics.mean(r[3] - r[4] for r in results), 3),
+        "model_busy": round(model_seconds / wall, 3),
+        "wer": errors / max(1, words),
+        "errors": errors,
+        "words": words,
+        "languages_right": f"{right}/{len(results)}",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=200, help="jobs in the short stream")
+    parser.add_argument("--long", type=int, default=3, help="long-form jobs in the long stream")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compute-type", default="default")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--in-flight", type=int, default=0, help="jobs at once (default HARK_MAX_MESSAGES_IN_FLIGHT)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON only")
+    parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
+    args = parser.parse_args()
+
+    settings = Settings(
+        device=args.device,
+        compute_type=args.compute_type,
+        batch_size=args.batch_size,
+        model_dir=os.environ.get("HARK_MODEL_DIR"),
+    )
+    in_flight = args.in_flight or settings.max_messages_in_flight
+    engine = Engine(settings)
+    timed = TimedModel(engine.model.model)
+    engine.model.model = timed  # both engines use this model: the same weights, the same timing
+    rows = clips()
+    short = [r for r in rows if r["duration"] <= 90]
+    long = [r for r in rows if r["duration"] > 90]
+    engine.transcribe(decode_audio(str(SPEECH / short[0]["file"]), sampling_rate=16000))  # warm-up, untimed
+    streams = {
+        "short": stream(short, args.jobs),
+        "long": stream(long, args.long) + stream(short, max(1, args.jobs // 4)),
+    }
+    results: dict[str, dict[str, dict]] = {}
+    for name, jobs in streams.items():
+        log = sys.stderr if args.json else sys.stdout
+        results[name] = {"pipeline": run_pipeline(engine, timed, jobs, settings)}
+        print(f"{name} pipeline {results[name]['pipeline']}", file=log, flush=True)
+        results[name]["engine"] = run_engine(engine, timed, jobs, in_flight)
+        print(f"{name} engine   {results[name]['engine']}", file=log, flush=True)
+
+    def ratio(name: str) -> float:
+        return round(results[name]["engine"]["speed"] / results[name]["pipeline"]["speed"], 2)
+
+    wer = {
+        mode: sum(r[mode]["errors"] for r in results.values()) / max(1, sum(r[mode]["words"] for r in results.values()))
+        for mode in ("pipeline", "engine")
+    }
+    report = {
+        "ratio_short": ratio("short"),
+        "ratio_long": ratio("long"),
+        "wer_delta_pt": round(100 * (wer["engine"] - wer["pipeline"]), 2),
+        "machine": machine(),
+        "device": engine.device,
+        "compute_type": engine.compute_type,
+        "model": engine.name,
+        "batch_size": args.batch_size,
+        "beam_size": settings.beam_size,
+        "in_flight": in_flight,
+        "streams": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    lines = [
+        f"Machine: {report['machine']}; device {engine.device}, {engine.compute_type}; model {engine.name}; "
+        f"batch size {args.batch_size}, beam {settings.beam_size}; engine with {in_flight} jobs in flight.",
+        f"Streams: short = {len(streams['short'])} jobs of the short real clips (4-21 s, English and Spanish) in "
+        f"turn; long = {args.long} x the 3.9-minute long-form clip then {len(streams['long']) - args.long} short ones.",
+        "",
+        "| stream | engine | jobs | audio s | wall s | audio s per wall s | overhead per job (wall - model) "
+        "| model busy | WER | languages right |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, modes in results.items():
+        for mode, r in modes.items():
+            lines.append(
+                f"| {name} | {mode} | {r['jobs']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} | "
+                f"{r['speed']:.1f}x | {r['overhead_seconds']:.2f} s | {r['model_busy']:.0%} | {r['wer']:.1%} | "
+                f"{r['languages_right']} |"
+            )
+    lines += [
+        "",
+        f"Engine / pipeline: {report['ratio_short']:.2f}x on the short stream, {report['ratio_long']:.2f}x on the "
+        f"long stream; WER difference {report['wer_delta_pt']:+.2f} points (both streams' words together).",
+    ]
+    table = "\n".join(lines)
+    if not args.json:
+        print("\n" + table)
+    if args.write:
+        text = DOC.read_text()
+        section = f"{BEGIN}\n{table}\n{END}"
+        if BEGIN in text:
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+        else:
+            text += f"\n## Throughput: the engine across jobs (`bench/throughput.py`)\n\n{section}\n"
+        DOC.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The engine's batch scheduler (worker/transcription/engine.py, Batcher): pieces of every job in flight
+fill one batch, one piece per job per turn, so a long job's pieces are interleaved with short ones; and
+its audio budget (AudioBudget)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from hark.settings import Settings
+from worker.transcription.engine import AudioBudget, Batcher, DecodeOptions, Group, JobRun, Piece
+
+
+class Recorder:
+    """What the batcher hands the model: the engine's settings, and a decode that records each batch."""
+
+    def __init__(self, batch_size: int, fail_on: str | None = None):
+        self.settings = Settings(batch_size=batch_size)
+        self.batches: list[list[str]] = []
+        self.fail_on = fail_on
+
+    def decode(self, pieces: list[Piece]) -> None:
+        names = [p.group.language for p in pieces]  # the tests name each piece by its group's "language"
+        self.batches.append(names)
+        if self.fail_on and any(n.startswith(self.fail_on) for n in names):
+            raise RuntimeError("the model failed")
+        for p in pieces:
+            p.segments = []
+
+
+def job(name: str, pieces: int, prompt_tokens: int = 0) -> JobRun:
+    run = JobRun(samples=np.zeros(16000, dtype=np.float32), options=DecodeOptions(), prompt_tokens=prompt_tokens)
+    for i in range(pieces):
+        group = Group(language=f"{name}{i}", speech=None)
+        group.pieces.append(Piece(run, group, np.zeros((80, 10), dtype=np.float32), float(i), 1.0))
+        run.groups.append(group)
+    return run
+
+
+def submit_together(batcher: Batcher, runs: list[JobRun]) -> None:
+    with batcher._ready:  # the batcher's lock is re-entrant: it takes nothing until all are queued
+        for run in runs:
+            batcher.submit(run)
+
+
+def test_a_long_job_shares_batches_with_short_ones_round_robin():
+    model = Recorder(batch_size=4)
+    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    long, shorts = job("L", 7), [job(f"s{n}", 1) for n in range(3)]
+    submit_together(batcher, [long, *shorts])
+    for run in [long, *shorts]:
+        run.wait()
+    assert model.batches == [["L0", "s00", "s10", "s20"], ["L1", "L2", "L3", "L4"], ["L5", "L6"]]
+
+
+def test_jobs_whose_prompts_differ_in_length_never_share_a_batch():
+    """CTranslate2's generate refuses a batch whose prompts put <|startoftranscript|> at different positions
+    (a job with an initial prompt beside one without): such jobs wait for the next batch, in their turn."""
+    model = Recorder(batch_size=4)
+    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    plain, prompted, other, plain2 = job("a", 2), job("p", 1, prompt_tokens=9), job("q", 1, 5), job("b", 1)
+    submit_together(batcher, [plain, prompted, other, plain2])
+    for run in (plain, prompted, other, plain2):
+        run.wait()
+    assert model.batches == [["a0", "b0", "a1"], ["p0"], ["q0"]]
+
+
+def test_a_failed_batch_fails_the_jobs_in_it_and_the_batcher_goes_on():
+    model = Recorder(batch_size=2, fail_on="bad")
+    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    bad, good = job("bad", 3), job("good", 3)
+    submit_together(batcher, [bad, good])
+    outcome: dict[str, BaseException | None] = {}
+    for name, run in (("bad", bad), ("good", good)):
+        try:
+            run.wait()
+            outcome[name] = None
+        except RuntimeError as err:
+            outcome[name] = err
+    assert str(outcome["bad"]) == "the model failed" and outcome["good"] is not None  # shared the failed batch
+    later = job("later", 2)
+    batcher.submit(later)
+    later.wait()  # the batcher goes on after a failure
+    assert model.batches[-1] == ["later0", "later1"]
+
+
+def test_audio_budget_bounds_the_audio_inside_the_engine():
+    """HARK_MAX_AUDIO_SECONDS_IN_FLIGHT: a job waits until its audio fits; one bigger than the whole budget
+    runs alone; nothing to hold never waits."""
+    budget = AudioBudget(100)
+    entered: list[str] = []
+
+    def enter(name: str, seconds: float, leave: threading.Event) -> threading.Thread:
+        def hold() -> None:
+            with budget.hold(seconds):
+                entered.append(name)
+                leave.wait(10)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        return thread
+
+    def until(condition) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    first_leaves, second_leaves, big_leaves = threading.Event(), threading.Event(), threading.Event()
+    first = enter("first", 60, first_leaves)
+    until(lambda: entered == ["first"])
+    second = enter("second", 60, second_leaves)  # 120 > 100: waits for the first
+    with budget.hold(0):
+        entered.append("nothing")
+    assert entered == ["first", "nothing"] and budget.used == 60
+    first_leaves.set()
+    until(lambda: entered[-1] == "second")
+    big = enter("big", 500, big_leaves)  # bigger than the budget: waits until it is alone, then runs
+    assert entered[-1] == "second"
+    second_leaves.set()
+    until(lambda: entered[-1] == "big")
+    assert budget.used == 500
+    big_leaves.set()
+    for thread in (first, second, big):
+        thread.join(10)
+    assert budget.used == 0
