@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hark.settings import Settings
 from hark.transcript import FLAGS
 from worker.transcription.quality import Thresholds, compression_ratio, flags, is_loop, longest_repeat
@@ -69,3 +71,26 @@ def test_language_spans_join_neighbours_in_one_language_up_to_30_seconds():
         "en": [(21.0, 28.0)],
     }
     assert spoken_longest(windows) == "es" and spoken_longest([]) == ""
+
+
+def test_uncovered_speech_is_the_speech_farther_than_the_margin_from_every_word():
+    from hark.transcript import Segment, Transcript, Word
+    from worker.transcription.audio import SAMPLE_RATE
+    from worker.transcription.engine import uncovered_speech_seconds
+
+    def word(start, end):
+        return Word(start=start, end=end, word=" w", probability=1.0)
+
+    words = [word(1.0, 2.0), word(2.2, 3.0), word(10.0, 11.0)]
+    transcript = Transcript(
+        language="en",
+        language_probability=1.0,
+        duration=30.0,
+        model="m",
+        segments=[Segment(start=1.0, end=11.0, text="w w w", words=words)],
+    )
+    speech = [{"start": 0, "end": 4 * SAMPLE_RATE}, {"start": 9 * SAMPLE_RATE, "end": 20 * SAMPLE_RATE}]
+    # Covered with a 0.5 s margin: 0.5-3.5 (the first two words merged) and 9.5-11.5. Speech 0-4 leaves
+    # 0-0.5 and 3.5-4 (1.0 s); speech 9-20 leaves 9-9.5 and 11.5-20 (9.0 s).
+    assert uncovered_speech_seconds(speech, transcript) == pytest.approx(10.0)
+    assert uncovered_speech_seconds(speech, transcript, margin=0.0) == pytest.approx(4 - 1.8 + 11 - 1.0)

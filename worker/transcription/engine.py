@@ -149,7 +149,7 @@ class Engine:
         return True
 
     # -- planning: the CPU side of a job ---------------------------------------------------------------------
-    def plan(self, samples: np.ndarray, options: DecodeOptions) -> JobRun:
+    def plan(self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None) -> JobRun:
         """What the model must decode for one job, found without the batch: speech (Silero VAD), the language
         of the recording or of each window, and the log-Mel features of each piece of at most 30 s. Pieces of
         many jobs then share the model's batches (Batcher). Model calls made here (language identification)
@@ -159,7 +159,7 @@ class Engine:
         run.forced = forced
         if forced:
             self._plan_speech(run, forced)
-        elif not self.language_per_window:
+        elif not (self.language_per_window if per_window is None else per_window):
             # One piece (a short recording): its language is identified from the encoder pass of its own
             # batch (DETECT), not a separate pass; longer ones are identified first, on their first minute.
             self._plan_speech(run, DETECT)
@@ -382,12 +382,33 @@ class Engine:
         assembled and checked here. Many threads may call this at once: that is how jobs share batches."""
         seconds = len(samples) / SAMPLE_RATE
         with self.budget.hold(seconds):
-            job = self.plan(samples, options)
-            if job.pieces:
-                self.batcher.submit(job)
-                job.wait()
-            transcript = self.finish(job)
-        return Result(transcript, round(seconds, 3), job.model_seconds, job.batch_jobs)
+            job = self._decode(samples, options)
+            transcript, model_seconds, batch_jobs = self.finish(job), job.model_seconds, job.batch_jobs
+            if (
+                job.forced is None
+                and job.groups
+                and job.groups[0].speech is not None
+                and uncovered_speech_seconds(job.groups[0].speech, transcript)
+                >= self.settings.language_switch_min_seconds
+            ):
+                # One language for the whole recording (per-window identification off) and speech left
+                # without words: Whisper decodes only the window's main language of a mixed window and
+                # drops the rest silently. Decode again with a language per speech window; keep the
+                # transcript with more words (speech without words may also be noise or music).
+                again = self._decode(samples, options, per_window=True)
+                retried = self.finish(again)
+                model_seconds += again.model_seconds
+                batch_jobs = max(batch_jobs, again.batch_jobs)
+                if word_count(retried) > word_count(transcript):
+                    transcript = retried
+        return Result(transcript, round(seconds, 3), model_seconds, batch_jobs)
+
+    def _decode(self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None) -> JobRun:
+        job = self.plan(samples, options, per_window)
+        if job.pieces:
+            self.batcher.submit(job)
+            job.wait()
+        return job
 
     def finish(self, job: JobRun) -> Transcript:
         samples, forced, windows = job.samples, job.forced, job.windows
@@ -423,6 +444,26 @@ class Engine:
             model=self.name,
             segments=segments,
         )
+
+
+def word_count(transcript: Transcript) -> int:
+    return sum(len(s.words) for s in transcript.segments)
+
+
+def uncovered_speech_seconds(speech: list[dict], transcript: Transcript, margin: float = 0.5) -> float:
+    """Seconds of VAD speech (faster-whisper's sample-index spans) farther than `margin` from any word."""
+    words = sorted((w.start - margin, w.end + margin) for s in transcript.segments for w in s.words)
+    covered: list[list[float]] = []
+    for start, end in words:  # merged, so no second is counted twice
+        if covered and start <= covered[-1][1]:
+            covered[-1][1] = max(covered[-1][1], end)
+        else:
+            covered.append([start, end])
+    total = 0.0
+    for span in speech:
+        a, b = span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE
+        total += (b - a) - sum(max(0.0, min(b, e) - max(a, s)) for s, e in covered)
+    return total
 
 
 def spoken_longest(windows: list[Window]) -> str:
