@@ -37,8 +37,9 @@ sys.path.insert(0, str(REPO))
 
 from faster_whisper import BatchedInferencePipeline, decode_audio  # noqa: E402
 
-from bench.transcription import SPEECH, clips, machine, word_errors  # noqa: E402
+from bench.transcription import SPEECH, clips, machine, write_section  # noqa: E402
 from hark.settings import Settings  # noqa: E402
+from hark.wer import word_errors  # noqa: E402
 from worker.transcription.engine import DecodeOptions, Engine  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"
@@ -217,13 +218,7 @@ def main() -> int:
     if not args.json:
         print("\n" + table)
     if args.write:
-        text = DOC.read_text()
-        section = f"{BEGIN}\n{table}\n{END}"
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-        else:
-            text += f"\n## Throughput: the engine across jobs (`bench/throughput.py`)\n\n{section}\n"
-        DOC.write_text(text)
+        write_section(DOC, BEGIN, END, table, "Throughput: the engine across jobs (`bench/throughput.py`)")
     return 0
 
 

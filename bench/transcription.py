@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from faster_whisper import decode_audio  # noqa: E402
 
 from hark.settings import Settings  # noqa: E402
-from hark.wer import normalise  # noqa: E402
+from hark.wer import word_errors  # noqa: E402
 from worker.transcription.engine import Engine  # noqa: E402
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or REPO.parent / "shared" / "testdata" / "speech")
@@ -50,12 +50,15 @@ def clips() -> list[dict]:
     return rows
 
 
-def word_errors(reference: str, hypothesis: str, language: str) -> tuple[int, int]:
-    import jiwer
-
-    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
-    out = jiwer.process_words(ref, hyp or "<empty>")
-    return out.substitutions + out.deletions + out.insertions, len(ref.split())
+def write_section(doc: Path, begin: str, end: str, table: str, heading: str) -> None:
+    """The bench's table between its markers in `doc`, or a new section with `heading` at the end."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    section = f"{begin}\n{table}\n{end}"
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
+    else:
+        text += f"\n## {heading}\n\n{section}\n"
+    doc.write_text(text)
 
 
 def run_baseline(engine: Engine, samples, language=None):
@@ -165,13 +168,7 @@ def main() -> int:
     table = "\n".join(lines)
     print("\n" + table)
     if args.write:
-        text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        section = f"{BEGIN}\n{table}\n{END}"
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-        else:
-            text += f"\n## Transcription engine (`bench/transcription.py`)\n\n{section}\n"
-        DOC.write_text(text)
+        write_section(DOC, BEGIN, END, table, "Transcription engine (`bench/transcription.py`)")
     return 0
 
 
