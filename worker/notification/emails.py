@@ -19,27 +19,8 @@ from hark import links as signed_links
 from hark import recipients
 from hark.jobs import Job
 from hark.keys import TRANSCRIPT_FORMATS
+from hark.languages import NAMES
 
-LANGUAGE_NAMES = {
-    "en": "English",
-    "es": "Spanish",
-    "fr": "French",
-    "de": "German",
-    "it": "Italian",
-    "pt": "Portuguese",
-    "nl": "Dutch",
-    "ca": "Catalan",
-    "pl": "Polish",
-    "ru": "Russian",
-    "uk": "Ukrainian",
-    "ja": "Japanese",
-    "zh": "Chinese",
-    "ko": "Korean",
-    "ar": "Arabic",
-    "hi": "Hindi",
-    "tr": "Turkish",
-    "sv": "Swedish",
-}
 FORMAT_LABELS = {
     "txt": "Plain text (.txt)",
     "json": "JSON with word timings (.json)",
@@ -58,7 +39,14 @@ def display_name(filename: str, limit: int = 80) -> str:
 def language_name(code: str | None) -> str:
     if not code:
         return "unknown"
-    return f"{LANGUAGE_NAMES[code]} ({code})" if code in LANGUAGE_NAMES else code
+    return f"{NAMES[code].title()} ({code})" if code in NAMES else code
+
+
+def language_line(job: Job) -> str:
+    """The spoken language, and that the text is English when the job asked for a translation (the job's
+    language stays the spoken one)."""
+    spoken = language_name(job.detected_language)
+    return f"{spoken}, translated to English" if job.task == "translate" else spoken
 
 
 def human_duration(seconds: float | None) -> str:
@@ -148,7 +136,7 @@ def _envelope(sender: str, recipient: str, subject: str, job: Job) -> EmailMessa
 def completed_email(job: Job, *, sender: str, links: Links, preview: str | None) -> EmailMessage:
     name = display_name(job.filename)
     msg = _envelope(sender, job.email or "", f'Your transcript of "{name}" is ready', job)
-    language = language_name(job.detected_language)
+    language = language_line(job)
     duration = human_duration(job.duration_seconds)
     valid = link_hours(links.ttl_seconds)
     main = links.by_format["txt"]
