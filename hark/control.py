@@ -215,7 +215,7 @@ def create_job(
         aws.stack_resources().audio_bucket.name,
         job.audio_key,
         job.content_type,
-        settings.max_upload_bytes,
+        job.size_bytes,
         settings.upload_url_ttl_seconds,
     )
     return CreateJobResponse(

@@ -1,9 +1,9 @@
 """What may be uploaded, and the presigned POST that lets a browser send it straight to S3.
 
-The maximum size is enforced three times: the API refuses a declared size over it (413), S3 refuses
-a body outside the policy's content-length-range, and the transcription worker checks the object's
-real size before it reads a byte (moto's server does not check presigned policies, so the worker's
-check is the one the local stack relies on).
+The size is enforced three times: the API refuses a declared size over the maximum (413), S3 refuses
+a body of any other size than the declared one (the policy's content-length-range is exactly it), and
+the transcription worker checks the object's real size against both before it reads a byte (moto's
+server does not check presigned policies, so the worker's check is the one the local stack relies on).
 """
 
 from __future__ import annotations
@@ -228,13 +228,17 @@ class PresignedUpload:
     method: str = "POST"
 
 
-def presigned_upload(s3, bucket: str, key: str, content_type: str, max_bytes: int, ttl_seconds: int) -> PresignedUpload:
-    """A presigned POST for exactly this key and content type, 1..max_bytes long (signed locally: no AWS call)."""
+def presigned_upload(
+    s3, bucket: str, key: str, content_type: str, size_bytes: int, ttl_seconds: int
+) -> PresignedUpload:
+    """A presigned POST for exactly this key, content type and declared size (signed locally: no AWS call).
+    Pinning the size makes S3 refuse a different file at upload time (400 EntityTooSmall/EntityTooLarge)
+    instead of the job failing later in the worker."""
     post = s3.generate_presigned_post(
         Bucket=bucket,
         Key=key,
         Fields={"Content-Type": content_type},
-        Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", size_bytes, size_bytes]],
         ExpiresIn=ttl_seconds,
     )
     fields = {k: str(v) for k, v in post["fields"].items()}

@@ -119,11 +119,11 @@ def test_create_job(stack):
     assert stored.user_id == ALICE and stored.status == JobStatus.UPLOADING and stored.email == f"{ALICE}@example.com"
 
 
-def test_upload_policy_carries_size_range_and_content_type(stack):
-    upload = new_job(content_type="audio/webm;codecs=opus", filename="rec.webm")["upload"]
+def test_upload_policy_pins_the_declared_size_and_content_type(stack):
+    upload = new_job(content_type="audio/webm;codecs=opus", filename="rec.webm", size=54_321)["upload"]
     policy = decode_policy(upload["fields"])
     conditions = policy["conditions"]
-    assert ["content-length-range", 1, get_settings().max_upload_bytes] in conditions
+    assert ["content-length-range", 54_321, 54_321] in conditions  # S3 refuses any other size
     assert {"Content-Type": "audio/webm"} in conditions
     assert {"bucket": stack.audio_bucket.name} in conditions
     assert {"key": upload["fields"]["key"]} in conditions
@@ -201,7 +201,7 @@ def test_max_size_is_configurable(stack, monkeypatch):
         )
         assert "1000" in err["message"]
         upload = new_job(size=1000)["upload"]
-        assert ["content-length-range", 1, 1000] in decode_policy(upload["fields"])["conditions"]
+        assert ["content-length-range", 1000, 1000] in decode_policy(upload["fields"])["conditions"]
     finally:
         monkeypatch.delenv("HARK_MAX_UPLOAD_BYTES")
         get_settings.cache_clear()
