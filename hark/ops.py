@@ -1,4 +1,4 @@
-"""Operator tools for the dead-letter queues: `hark dlq list|replay transcribe|notify|webhooks`.
+"""Operator tools for the dead-letter queues: `hark dlq list|replay QUEUE`, QUEUE one of `QUEUES`.
 
 list   peeks at a DLQ: every message is received with a short visibility, described, and handed back
        at once (visibility 0). Nothing is deleted. A peek counts as a receive, so the receive count
@@ -16,6 +16,8 @@ What a replayed message does depends on the job, not on the message (docs/runboo
   (a worker died on it again and again) is handed to the replayed copy, which has a new SQS message
   id, so the worker's claim accepts it. A COMPLETED or FAILED job is final: states only move forward,
   the worker drops the message; to transcribe a failed recording again, upload it again.
+- upload-status: the same S3 event; an UPLOADING job is marked QUEUED, any other is left as it is (the
+  workers take their own copy of the event from the transcribe queue).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from hark.messages import (
 )
 from hark.resources import QueueDef
 
-QUEUES = ("transcribe", "notify", "webhooks")
+QUEUES = ("transcribe", "notify", "webhooks", "upload-status")
 PEEK_VISIBILITY_SECONDS = 20  # long enough to read the whole DLQ once; handed back right after
 MOVE_VISIBILITY_SECONDS = 60  # long enough to send the copy and delete the original
 
@@ -75,6 +77,8 @@ def _queue_def(queue: str) -> QueueDef:
         return res.notify_queue
     if queue == "webhooks":
         return res.webhook_queue
+    if queue == "upload-status":
+        return res.upload_status_queue
     raise ValueError(f"unknown queue {queue!r}: one of {', '.join(QUEUES)}")
 
 
@@ -217,6 +221,14 @@ def _replay_note(queue: str, statuses: list[str]) -> str:
                 "job deleted: the worker drops it"
                 if status == "DELETED"
                 else "will be delivered again (a fresh day of retries) unless it already was"
+            )
+        elif queue == "upload-status":  # the body is the upload's S3 event, as on the transcribe queue
+            notes.append(
+                "will be marked QUEUED"
+                if status == "UPLOADING"
+                else "job deleted: the function deletes the upload"
+                if status == "DELETED"
+                else f"job is {status}: already past UPLOADING, nothing to do"
             )
         elif queue == "notify":
             notes.append(

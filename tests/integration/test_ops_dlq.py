@@ -184,3 +184,32 @@ def test_cli_register_and_dispatch(stack, notify_dlq, capsys):
 
     with pytest.raises(SystemExit):
         parser.parse_args(["dlq", "replay", "notify"])  # --job or --all is required
+
+
+def test_upload_status_dlq_lists_and_replays_the_uploads_s3_event(stack, store):
+    """The upload-status function's queue gets the same S3 event (SNS raw delivery); after max_receive_count
+    failed receives it dead-letters, and `hark dlq` shows and moves it like the others."""
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    queue = stack.upload_status_queue
+    drain(queue.name)  # the s3:TestEvent from provisioning
+    job = make_job(store)
+    s3.put_object(Bucket=stack.audio_bucket.name, Key=job.audio_key, Body=b"RIFF")
+    bodies = set()
+    for _ in range(queue.max_receive_count):
+        for m in sqs.receive_message(
+            QueueUrl=url(queue.name), MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=1
+        ).get("Messages", []):
+            bodies.add(m["Body"])
+    sqs.receive_message(QueueUrl=url(queue.name), WaitTimeSeconds=1)  # redrive happens here
+    [body] = bodies
+
+    [entry] = ops.dlq_list("upload-status")
+    assert entry.job_ids == [job.job_id] and job.audio_key in entry.summary and entry.job_status == ["UPLOADING"]
+    [dry] = ops.dlq_replay("upload-status", dry_run=True)
+    assert not dry.moved and dry.note == "dry run: will be marked QUEUED"
+
+    store.mark_queued(job.job_id, now_iso())  # a worker took the transcribe queue's copy meanwhile
+    [moved] = ops.dlq_replay("upload-status", job_id=job.job_id)
+    assert moved.moved and moved.note == "job is QUEUED: already past UPLOADING, nothing to do"
+    assert visible(queue.dlq_name) == (0, 0)
+    assert [m["Body"] for m in drain(queue.name)] == [body]  # the same event, back on its own queue
