@@ -9,6 +9,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 import pytest
 import requests
@@ -386,6 +387,28 @@ def test_delivery_checks_the_url_again_and_never_contacts_a_refused_address(stac
     assert attempt.status_code is None and "refused" in (attempt.error or "") and "metadata" in (attempt.error or "")
     assert attempt.next_attempt_at is None and store.get(job.job_id).webhook_delivered_at is None
     assert worker.logged("webhook URL refused at delivery: not retried")
+
+
+def test_a_410_gone_receiver_is_recorded_and_not_retried(stack, start_worker):
+    """Standard Webhooks: 410 Gone means the endpoint was removed; the sender stops (no retries, no DLQ)."""
+    receiver = Receiver(statuses=[410], default=200)  # a retry would be answered 200: there must be none
+    try:
+        store = aws.job_store()
+        job = finished_job(store, webhook_url=receiver.url, notify_=["webhook"])
+        worker = start_worker()
+        send(job.job_id)
+        wait_until(lambda: worker.logged("webhook receiver is gone (410): not retried"), 30, "the 410 settled")
+        wait_until(lambda: drain(aws.stack_resources().webhook_queue.name) == [], 30, "the queue empty")
+        [attempt] = store.get(job.job_id).webhook_attempts
+        assert (
+            attempt.status_code == HTTPStatus.GONE
+            and attempt.next_attempt_at is None
+            and "410" in (attempt.error or "")
+        )
+        assert [r.answered for r in receiver.received] == [HTTPStatus.GONE]
+        assert store.get(job.job_id).webhook_delivered_at is None and ops.dlq_list("webhooks") == []
+    finally:
+        receiver.close()
 
 
 def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, emulator):

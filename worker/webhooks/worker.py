@@ -8,7 +8,9 @@ record the attempt on the job (GET /jobs/{id} shows it) -> settle:
 - any other answer, or none: the message is hidden for the next HARK_WEBHOOK_RETRY_DELAYS_SECONDS step
   (30 s, 2 min, 10 min, 1 h, 3 h, 6 h, 12 h: about a day); after the last attempt (the queue's
   maxReceiveCount) it goes to the DLQ at once, from where `hark dlq replay webhooks` brings it back;
-- a URL that now resolves to a refused address: recorded with the reason, not retried (DONE).
+- a URL that now resolves to a refused address: recorded with the reason, not retried (DONE);
+- 410 Gone: the receiver says the endpoint is gone for good (Standard Webhooks: stop sending), so it is
+  recorded and not retried (DONE); `hark dlq` has nothing to replay for it.
 One message owns a job's delivery (JobStore.claim_webhook): a second copy (a re-sent notification, SQS's
 at-least-once) is dropped, so there is one chain of attempts per job; a copy replayed from the DLQ takes
 over once the owner gave up. Every attempt carries the same webhook-id (msg_<job id>) all the same, so a
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -123,6 +126,12 @@ class WebhookHandler:
             self.store.record_webhook_attempt(job.job_id, WebhookAttempt(at=at, status_code=status), delivered=True)
             self.telemetry.metric("WebhooksDelivered", 1)
             logger.info("webhook delivered", status_code=status, attempt=receive_count)
+            return DONE
+        if status == HTTPStatus.GONE:
+            gone = WebhookAttempt(at=at, status_code=status, error="the receiver answered 410 Gone: not retried")
+            self.store.record_webhook_attempt(job.job_id, gone, gave_up=True)
+            self.telemetry.metric("WebhooksGone", 1)
+            logger.warning("webhook receiver is gone (410): not retried", attempt=receive_count)
             return DONE
         return self._failed(job, receive_count, WebhookAttempt(at=at, status_code=status))
 
