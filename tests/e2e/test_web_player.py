@@ -153,3 +153,56 @@ def test_the_upload_form_sends_a_language_name_a_prompt_and_translate(page, live
     expect(meta).to_contain_text("Quilter")
     expect(page.get_by_role("dialog").locator("#segments")).to_contain_text("Quilter")
     assert not page.js_errors, page.js_errors
+
+
+def test_an_expired_recording_link_is_replaced_once_and_a_broken_one_is_reported(page, live_stack, speech, tmp_path):
+    """A viewer left open past its recording link's expiry: S3 answers the old link 403, and the page asks
+    GET /jobs/{id}/audio for a new one and plays on. A link that fails before its expiry (the recording was
+    removed) is reported, not fetched again and again. The expiry is the API's own `expires_at`, moved into
+    the past on its way to the page; S3's 403 is answered for the emulator, which does not check expiry."""
+    clip = tmp_path / "expiry.wav"
+    shutil.copy(speech("The library opens at nine on weekdays."), clip)
+    sign_in(page, live_stack.url, "expiry@example.com")
+    page.locator("#file-input").set_input_files(clip)
+    item = job_item(page, clip.name)
+    expect(item.locator(".badge")).to_have_attribute("data-status", "COMPLETED", timeout=TRANSCRIBE_TIMEOUT_MS)
+
+    link_calls: list[str] = []
+    refused: list[str] = []
+
+    def audio_link(route):  # the first link of each opening arrives already expired
+        response = route.fetch()
+        link = response.json()
+        link_calls.append(link["url"])
+        if len(link_calls) == 1:
+            link["expires_at"] = "2000-01-01T00:00:00Z"
+        route.fulfill(response=response, json=link)
+
+    def recording(route):  # S3's answer to an expired presigned URL, once
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=403, content_type="application/xml", body="<Error><Code>AccessDenied</Code></Error>")
+        else:
+            route.fallback()
+
+    page.route(re.compile(r".*/jobs/[^/]+/audio$"), audio_link)
+    page.route(re.compile(r".*/uploads/.*"), recording)
+    item.get_by_role("button", name="View transcript").click()
+    viewer = page.get_by_role("dialog")
+    # The new link loads (polled from here: the page's CSP refuses the string predicates wait_for_function sends).
+    expect(viewer.locator("#viewer-audio")).to_have_js_property("readyState", 4, timeout=30_000)
+    assert len(link_calls) == 2 and len(refused) == 1
+    expect(viewer.locator("#viewer-error")).to_have_text("")
+
+    # Closed and opened again: this time the (fresh) link fails too, before its expiry: said, not retried.
+    page.keyboard.press("Escape")
+    link_calls.clear()
+    page.unroute(re.compile(r".*/jobs/[^/]+/audio$"))
+    page.route(re.compile(r".*/jobs/[^/]+/audio$"), lambda route: (link_calls.append("fresh"), route.fallback()))
+    page.unroute(re.compile(r".*/uploads/.*"))
+    page.route(re.compile(r".*/uploads/.*"), lambda route: route.fulfill(status=403, body=""))
+    item.get_by_role("button", name="View transcript").click()
+    expect(viewer.locator("#viewer-error")).to_have_text(
+        "The recording could not be played (it may have been removed)."
+    )
+    assert link_calls == ["fresh"]
