@@ -27,7 +27,10 @@ DEPS = HERE / "build" / "lambda-deps"
 PACKAGES = ("hark", "lambdas")
 # pyproject's runtime dependencies less the ones the layer (powertools) and the runtime (boto3) provide.
 REQUIREMENTS = ("pydantic>=2.7", "pydantic-settings>=2.3", "pyjwt[crypto]>=2.9")
-SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests")
+# Never run in Lambda: hark.local (emulator, local gateway) and the client side (the generated API client,
+# its wrapper, the CLI, smoke test, operator and deploy tools), so they do not ship in the asset.
+CLIENT_SIDE = ("api_client", "client.py", "client_codegen.py", "cli.py", "smoke.py", "ops.py", "deploy_check.py")
+SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests", *CLIENT_SIDE)
 
 
 def install_deps() -> None:
@@ -67,7 +70,6 @@ def stage(dest: Path, with_deps: bool) -> Path:
         shutil.copytree(DEPS, dest, ignore=shutil.ignore_patterns(".requirements", "__pycache__"))
     dest.mkdir(parents=True, exist_ok=True)
     for package in PACKAGES:
-        # hark.local (emulator, local gateway) never runs in Lambda.
         shutil.copytree(REPO / package, dest / package, ignore=SKIP, dirs_exist_ok=True)
     (dest / "BUNDLED_DEPENDENCIES").write_text("yes\n" if with_deps else "no\n")
     return dest
