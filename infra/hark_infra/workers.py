@@ -522,35 +522,13 @@ class WorkersStack(Stack):
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
         )
 
-        self.notification_logs = logs.LogGroup(
-            self,
-            "NotificationLogs",
+        self.notification_logs, self.notification_task, self.notification_service = self._fargate_worker(
+            "Notification",
+            service_name=self.notification_service_name,
+            role=n,
             log_group_name=f"/hark/{config.stack}/notification-worker",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.notification_task = ecs.FargateTaskDefinition(
-            self,
-            "NotificationTask",
-            family=self.notification_service_name,
-            cpu=256,
-            memory_limit_mib=512,
-            task_role=n,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
-            ),
-        )
-        self.notification_task.add_container(
-            "notification",
-            image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
-                file="worker/notification/Dockerfile",
-                exclude=IMAGE_CONTEXT,
-                ignore_mode=_docker_ignore(),
-                platform=ecr_assets.Platform.LINUX_AMD64,
-            ),
-            command=["python", "-m", "worker.notification"],
-            stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),  # a send in flight can finish
+            container="notification",
+            module="worker.notification",
             environment={
                 **base_env,
                 "HARK_EMAIL_SENDER": config.email_sender,
@@ -558,25 +536,8 @@ class WorkersStack(Stack):
                 "HARK_API_URL": api_url,  # the links in emails: {api_url}/links/{token}
                 "HARK_NOTIFY_LEASE_SECONDS": str(_WORKER_DEFAULTS["notify_lease_seconds"]),
             },
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="notification", log_group=self.notification_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
-            ),
-            health_check=_health_check(),
-            readonly_root_filesystem=True,
-        )
-        self.notification_service = ecs.FargateService(
-            self,
-            "NotificationService",
-            service_name=self.notification_service_name,
-            cluster=self.cluster,
-            task_definition=self.notification_task,
-            desired_count=1,
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            security_groups=[workers_sg],
-            vpc_subnets=private,
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            security_group=workers_sg,
+            subnets=private,
         )
 
         self._scale_notifier(res.notify_queue.name)
@@ -635,56 +596,17 @@ class WorkersStack(Stack):
             "Read-only on the transcripts/ prefix: it presigns the links in the payload, as the API does.",
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
         )
-        self.webhook_logs = logs.LogGroup(
-            self,
-            "WebhookLogs",
-            log_group_name=f"/hark/{config.stack}/webhook-worker",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.webhook_task = ecs.FargateTaskDefinition(
-            self,
-            "WebhookTask",
-            family=self.webhook_service_name,
-            cpu=256,
-            memory_limit_mib=512,
-            task_role=w,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
-            ),
-        )
-        self.webhook_task.add_container(
-            "webhooks",
-            # The notifier's image (the base dependencies only), started as the webhook worker.
-            image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
-                file="worker/notification/Dockerfile",
-                exclude=IMAGE_CONTEXT,
-                ignore_mode=_docker_ignore(),
-                platform=ecr_assets.Platform.LINUX_AMD64,
-            ),
-            command=["python", "-m", "worker.webhooks"],
-            stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),
-            environment={**base_env},
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="webhooks", log_group=self.webhook_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
-            ),
-            health_check=_health_check(),
-            readonly_root_filesystem=True,
-        )
-        self.webhook_service = ecs.FargateService(
-            self,
-            "WebhookService",
+        # The notifier's image (the base dependencies only), started as the webhook worker.
+        self.webhook_logs, self.webhook_task, self.webhook_service = self._fargate_worker(
+            "Webhook",
             service_name=self.webhook_service_name,
-            cluster=self.cluster,
-            task_definition=self.webhook_task,
-            desired_count=1,
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            security_groups=[webhook_sg],
-            vpc_subnets=private,
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            role=w,
+            log_group_name=f"/hark/{config.stack}/webhook-worker",
+            container="webhooks",
+            module="worker.webhooks",
+            environment={**base_env},
+            security_group=webhook_sg,
+            subnets=private,
         )
 
         for task in (self.transcription_task, self.notification_task, self.webhook_task):
@@ -718,6 +640,73 @@ class WorkersStack(Stack):
                 default_value=0,
             )
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+
+    def _fargate_worker(
+        self,
+        prefix: str,
+        *,
+        service_name: str,
+        role: iam.Role,
+        log_group_name: str,
+        container: str,
+        module: str,
+        environment: dict[str, str],
+        security_group: ec2.SecurityGroup,
+        subnets: ec2.SubnetSelection,
+    ) -> tuple[logs.LogGroup, ecs.FargateTaskDefinition, ecs.FargateService]:
+        """A small always-on SQS worker on Fargate (the notifier, the webhook worker): the notifier's image
+        (base dependencies only) started as `python -m module`, one task, rolled back if a deploy fails."""
+        log_group = logs.LogGroup(
+            self,
+            f"{prefix}Logs",
+            log_group_name=log_group_name,
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        task = ecs.FargateTaskDefinition(
+            self,
+            f"{prefix}Task",
+            family=service_name,
+            cpu=256,
+            memory_limit_mib=512,
+            task_role=role,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+            ),
+        )
+        task.add_container(
+            container,
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file="worker/notification/Dockerfile",
+                exclude=IMAGE_CONTEXT,
+                ignore_mode=_docker_ignore(),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            ),
+            command=["python", "-m", module],
+            stop_timeout=Duration.seconds(NOTIFICATION_STOP_TIMEOUT_SECONDS),  # a send in flight can finish
+            environment=environment,
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix=container, log_group=log_group, mode=ecs.AwsLogDriverMode.NON_BLOCKING
+            ),
+            health_check=_health_check(),
+            readonly_root_filesystem=True,
+        )
+        service = ecs.FargateService(
+            self,
+            f"{prefix}Service",
+            service_name=service_name,
+            cluster=self.cluster,
+            task_definition=task,
+            desired_count=1,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            security_groups=[security_group],
+            vpc_subnets=subnets,
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+        )
+        return log_group, task, service
 
     def _scale_on_expected_wait(self, policy: ScalingPolicy, queue_name: str) -> dict[str, cw.Alarm]:
         """Expected-wait step scaling (hark/scaling.py): scale out, scale in on work per worker, wake."""
