@@ -25,7 +25,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
@@ -142,6 +142,11 @@ class Target:
     addresses: tuple[str, ...]
 
 
+# What may stay as it is in a request path and query: RFC 3986's reserved and unreserved characters and "%"
+# (an escape already made).
+URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
+
+
 def check_url(
     url: str,
     *,
@@ -172,6 +177,11 @@ def check_url(
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UrlRefused("the webhook URL has no host")
+    if not host.isascii():  # an internationalised name: its ASCII (punycode) form is what DNS, Host and SNI use
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UrlRefused(f"the webhook host {host!r} is not a valid domain name") from None
     port = port or (443 if scheme == "https" else 80)
     try:
         literal: IpAddress | None = ipaddress.ip_address(host)
@@ -199,6 +209,7 @@ def check_url(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    path = quote(path, safe=URL_SAFE)  # non-ASCII percent-encoded (UTF-8), as browsers send it; escapes kept
     return Target(url=url, scheme=scheme, host=host, port=port, path=path, addresses=tuple(dict.fromkeys(found)))
 
 

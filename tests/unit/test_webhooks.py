@@ -124,6 +124,18 @@ def test_a_public_host_gives_its_checked_addresses_and_request_parts():
     assert resolver.asked == [("hooks.example.com", 8443)]  # type: ignore[attr-defined]
 
 
+def test_an_internationalised_host_and_path_are_sent_in_their_ascii_forms():
+    """The host in IDNA (punycode) for DNS, Host and SNI; a non-ASCII path percent-encoded as UTF-8 (RFC 3987's
+    mapping), escapes already there kept. Expected forms from the IDNA and UTF-8 definitions, by hand."""
+    resolver = resolving_to("93.184.216.34")
+    target = check_url("https://bücher.example/entrée?q=café&x=%20", resolver=resolver)
+    assert target.host == "xn--bcher-kva.example"
+    assert target.path == "/entr%C3%A9e?q=caf%C3%A9&x=%20"
+    assert resolver.asked == [("xn--bcher-kva.example", 443)]  # type: ignore[attr-defined]
+    with pytest.raises(UrlRefused, match="not a valid domain name"):
+        check_url("https://" + "ü" * 70 + ".example/", resolver=resolver)  # a label over 63 characters
+
+
 @pytest.mark.parametrize(
     ("url", "words"),
     [
