@@ -55,7 +55,8 @@ _lock = threading.Lock()
 @dataclass
 class _Engine:
     sherpa: Any  # sherpa_onnx.OfflineSpeakerDiarization
-    config: Callable[[int], Any]  # num_clusters (-1: by the threshold) -> its config
+    # (num_clusters (-1: by the threshold), threshold, window shift) -> the config
+    config: Callable[[int, float, float], Any]
 
 
 @functools.cache
@@ -74,21 +75,19 @@ def _engine() -> _Engine:
     # runs on the CPU (HARK_DEVICE does not apply: docs/diarization.md, "On a GPU").
     threads = settings.cpu_threads or os.cpu_count() or 1
 
-    def config(num_clusters: int) -> Any:
+    def config(num_clusters: int, threshold: float, window_shift: float) -> Any:
         return sherpa_onnx.OfflineSpeakerDiarizationConfig(
             segmentation=sherpa_onnx.OfflineSpeakerSegmentationModelConfig(
                 pyannote=sherpa_onnx.OfflineSpeakerSegmentationPyannoteModelConfig(
-                    model=str(segmentation), window_shift_ratio=settings.diarization_window_shift
+                    model=str(segmentation), window_shift_ratio=window_shift
                 ),
                 num_threads=threads,
             ),
             embedding=sherpa_onnx.SpeakerEmbeddingExtractorConfig(model=str(embeddings), num_threads=threads),
-            clustering=sherpa_onnx.FastClusteringConfig(
-                num_clusters=num_clusters, threshold=settings.diarization_threshold
-            ),
+            clustering=sherpa_onnx.FastClusteringConfig(num_clusters=num_clusters, threshold=threshold),
         )
 
-    first = config(-1)
+    first = config(-1, settings.diarization_threshold, settings.diarization_window_shift)
     if not first.validate():
         raise RuntimeError(f"sherpa-onnx refused the diarization config: {first}")
     return _Engine(sherpa_onnx.OfflineSpeakerDiarization(first), config)
@@ -207,16 +206,29 @@ def load() -> None:
     _engine()
 
 
-def diarize(samples: np.ndarray, speakers_expected: int | None = None) -> list[Turn]:
+def diarize(
+    samples: np.ndarray,
+    speakers_expected: int | None = None,
+    threshold: float | None = None,
+    window_shift: float | None = None,
+) -> list[Turn]:
     """Speaker turns of 16 kHz mono float32 `samples`, in time order; [] when no speech is found.
-    Overlapping speech gives overlapping turns (one per speaker)."""
+    Overlapping speech gives overlapping turns (one per speaker). `threshold` and `window_shift`
+    (the bench's) default to HARK_DIARIZATION_THRESHOLD and HARK_DIARIZATION_WINDOW_SHIFT."""
     if len(samples) == 0:
         return []
+    from hark.settings import get_settings
+
+    settings = get_settings()
     engine = _engine()
     audio = np.clip(np.ascontiguousarray(samples, dtype=np.float32), -1.0, 1.0)
+    config = engine.config(
+        speakers_expected or -1,  # the count when the job knows it; else clustering by the threshold
+        settings.diarization_threshold if threshold is None else threshold,
+        settings.diarization_window_shift if window_shift is None else window_shift,
+    )
     with _lock:
-        # The count when the job knows it; else clustering by the distance threshold.
-        engine.sherpa.set_config(engine.config(speakers_expected or -1))
+        engine.sherpa.set_config(config)
         result = engine.sherpa.process(audio).sort_by_start_time()
     return [Turn(float(s.start), float(s.end), str(s.speaker)) for s in result]
 
