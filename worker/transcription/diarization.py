@@ -55,12 +55,13 @@ _lock = threading.Lock()
 @dataclass
 class _Engine:
     sherpa: Any  # sherpa_onnx.OfflineSpeakerDiarization
-    # (num_clusters (-1: by the threshold), threshold, window shift) -> the config
-    config: Callable[[int, float, float], Any]
+    # (num_clusters (-1: by the threshold), threshold) -> the config (set_config changes only the clustering)
+    config: Callable[[int, float], Any]
 
 
 @functools.cache
-def _engine() -> _Engine:
+def _engine(window_shift: float) -> _Engine:
+    """The engine for a segmentation window shift (HARK_DIARIZATION_WINDOW_SHIFT; the bench tries others)."""
     try:
         import sherpa_onnx  # imported only when a job asks for speakers
     except ImportError as err:
@@ -75,7 +76,7 @@ def _engine() -> _Engine:
     # runs on the CPU (HARK_DEVICE does not apply: docs/diarization.md, "On a GPU").
     threads = settings.cpu_threads or os.cpu_count() or 1
 
-    def config(num_clusters: int, threshold: float, window_shift: float) -> Any:
+    def config(num_clusters: int, threshold: float) -> Any:
         return sherpa_onnx.OfflineSpeakerDiarizationConfig(
             segmentation=sherpa_onnx.OfflineSpeakerSegmentationModelConfig(
                 pyannote=sherpa_onnx.OfflineSpeakerSegmentationPyannoteModelConfig(
@@ -87,7 +88,7 @@ def _engine() -> _Engine:
             clustering=sherpa_onnx.FastClusteringConfig(num_clusters=num_clusters, threshold=threshold),
         )
 
-    first = config(-1, settings.diarization_threshold, settings.diarization_window_shift)
+    first = config(-1, settings.diarization_threshold)
     if not first.validate():
         raise RuntimeError(f"sherpa-onnx refused the diarization config: {first}")
     return _Engine(sherpa_onnx.OfflineSpeakerDiarization(first), config)
@@ -203,7 +204,9 @@ def export_models(segmentation: Path, embeddings: Path) -> None:
 
 def load() -> None:
     """Load the model now (the bench and tests time loading apart from diarizing)."""
-    _engine()
+    from hark.settings import get_settings
+
+    _engine(get_settings().diarization_window_shift)
 
 
 def diarize(
@@ -220,12 +223,11 @@ def diarize(
     from hark.settings import get_settings
 
     settings = get_settings()
-    engine = _engine()
+    engine = _engine(settings.diarization_window_shift if window_shift is None else window_shift)
     audio = np.clip(np.ascontiguousarray(samples, dtype=np.float32), -1.0, 1.0)
     config = engine.config(
         speakers_expected or -1,  # the count when the job knows it; else clustering by the threshold
         settings.diarization_threshold if threshold is None else threshold,
-        settings.diarization_window_shift if window_shift is None else window_shift,
     )
     with _lock:
         engine.sherpa.set_config(config)
