@@ -219,3 +219,21 @@ def test_client_and_cli_send_the_speaker_fields(tmp_path):
     assert (first["speaker_labels"], first["speakers_expected"]) == (True, 3)
     assert second.get("speaker_labels", False) is False and "speakers_expected" not in second
     assert cli["speaker_labels"] is True and cli["filename"] == "c.wav"
+
+
+def test_bad_diarization_settings_are_refused_naming_the_setting(monkeypatch):
+    # A window shift outside (0, 1] (sherpa-onnx's own bounds) or a threshold that is no cosine distance
+    # is refused when the settings are read, naming the setting.
+    from hark.settings import Settings
+
+    for name, value in (
+        ("HARK_DIARIZATION_WINDOW_SHIFT", "0"),
+        ("HARK_DIARIZATION_WINDOW_SHIFT", "1.5"),
+        ("HARK_DIARIZATION_THRESHOLD", "-0.1"),
+        ("HARK_DIARIZATION_THRESHOLD", "2"),
+    ):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            with pytest.raises(ValidationError, match=name.removeprefix("HARK_").lower()):
+                Settings()
+    assert 0 < Settings().diarization_window_shift <= 1
