@@ -128,9 +128,8 @@ def run_pipeline(model: WhisperModel, timed: TimedModel, jobs: list[dict], setti
         )
         text = " ".join(s.text.strip() for s in segments)
         results.append((row, text, info.language, time.perf_counter() - job_started, timed.seconds - model_before))
-    out = summary(results, time.perf_counter() - started, timed.seconds - model_start)
-    out["model_parts"] = spent(timed, parts)
-    return out
+    wall = time.perf_counter() - started
+    return {"results": results, "wall": wall, "model": timed.seconds - model_start, "parts": spent(timed, parts)}
 
 
 def run_engine(engine: Engine, timed: TimedModel, jobs: list[dict], in_flight: int) -> dict:
@@ -150,10 +149,29 @@ def run_engine(engine: Engine, timed: TimedModel, jobs: list[dict], in_flight: i
     batches_before, pieces_before = engine.batcher.batches, engine.batcher.pieces
     with ThreadPoolExecutor(in_flight) as pool:
         results = list(pool.map(one, jobs))
-    out = summary(results, time.perf_counter() - started, timed.seconds - model_before, engine.replicas)
-    out["model_parts"] = spent(timed, parts)
-    batches = engine.batcher.batches - batches_before
-    out["pieces_per_batch"] = round((engine.batcher.pieces - pieces_before) / max(1, batches), 2)
+    wall = time.perf_counter() - started
+    return {
+        "results": results,
+        "wall": wall,
+        "model": timed.seconds - model_before,
+        "parts": spent(timed, parts),
+        "batches": engine.batcher.batches - batches_before,
+        "pieces": engine.batcher.pieces - pieces_before,
+    }
+
+
+def combine(runs: list[dict], replicas: int = 1) -> dict:
+    """One mode's rounds together: their jobs, wall times, model seconds and calls summed."""
+    out = summary(
+        [r for run in runs for r in run["results"]],
+        sum(run["wall"] for run in runs),
+        sum(run["model"] for run in runs),
+        replicas,
+    )
+    keys = {k for run in runs for k in run["parts"]}
+    out["model_parts"] = {k: round(sum(run["parts"].get(k, 0) for run in runs), 2) for k in sorted(keys)}
+    if "batches" in runs[0]:
+        out["pieces_per_batch"] = round(sum(r["pieces"] for r in runs) / max(1, sum(r["batches"] for r in runs)), 2)
     return out
 
 
@@ -191,6 +209,13 @@ def main() -> int:
         "--replicas",
         default="",
         help="also run the engine with these HARK_MODEL_REPLICAS (comma-separated), beside the default",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="each stream cut into this many parts, each run by every mode in turn (the machine's load "
+        "drifts: this spreads it over all modes alike)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
@@ -232,14 +257,28 @@ def main() -> int:
         "short": stream(short, args.jobs),
         "long": stream(long, args.long) + stream(short, max(1, args.jobs // 4)),
     }
+    # Each round of the long stream: one long clip and its share of the short ones, all in flight at once.
+    mixed = -(-(len(streams["long"]) - args.long) // max(1, args.long))
+    streams["long"] = [
+        job
+        for i in range(args.long)
+        for job in [streams["long"][i], *streams["long"][args.long + i * mixed : args.long + (i + 1) * mixed]]
+    ]
     results: dict[str, dict[str, dict]] = {}
     for name, jobs in streams.items():
         log = sys.stderr if args.json else sys.stdout
-        results[name] = {"pipeline": run_pipeline(baseline, baseline_timed, jobs, settings)}
-        print(f"{name} pipeline {results[name]['pipeline']}", file=log, flush=True)
-        for mode, e in engines.items():
-            results[name][mode] = run_engine(e, timers[mode], jobs, in_flight)
-            print(f"{name} {mode} {results[name][mode]}", file=log, flush=True)
+        rounds: dict[str, list[dict]] = {mode: [] for mode in ("pipeline", *engines)}
+        size = -(-len(jobs) // max(1, args.rounds if name == "short" else args.long))
+        for part in (jobs[i : i + size] for i in range(0, len(jobs), size)):
+            rounds["pipeline"].append(run_pipeline(baseline, baseline_timed, part, settings))
+            for mode, e in engines.items():
+                rounds[mode].append(run_engine(e, timers[mode], part, in_flight))
+            print(f"{name}: a round of {len(part)} jobs; load average {os.getloadavg()[0]:.1f}", file=log, flush=True)
+        results[name] = {
+            mode: combine(runs, engines[mode].replicas if mode in engines else 1) for mode, runs in rounds.items()
+        }
+        for mode, r in results[name].items():
+            print(f"{name} {mode} {r}", file=log, flush=True)
 
     def ratio(name: str) -> float:
         return round(results[name]["engine"]["speed"] / results[name]["pipeline"]["speed"], 2)
@@ -270,7 +309,9 @@ def main() -> int:
         f"batch size {args.batch_size}, beam {settings.beam_size}; engine with {in_flight} jobs in flight and "
         f"{engine.replicas} model replica(s); load average {report['load_average'][0]} at the end of the run.",
         f"Streams: short = {len(streams['short'])} jobs of the short real clips (4-21 s, English and Spanish) in "
-        f"turn; long = {args.long} x the 3.9-minute long-form clip then {len(streams['long']) - args.long} short ones.",
+        f"turn; long = {args.long} x the 3.9-minute long-form clip with {len(streams['long']) - args.long} short ones.",
+        f"Run in rounds (short: {args.rounds}, long: {args.long}), each through every mode in turn, so the load of the "
+        "shared machine falls on all modes alike; times summed over the rounds.",
         "",
         "| stream | engine | jobs | audio s | wall s | audio s per wall s | overhead per job (wall - model) "
         "| model busy | WER | languages right |",
