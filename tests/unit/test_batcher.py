@@ -4,6 +4,7 @@ its audio budget (AudioBudget)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -11,7 +12,17 @@ from types import SimpleNamespace
 import numpy as np
 
 from hark.settings import Settings
-from worker.transcription.engine import AudioBudget, Batcher, DecodeOptions, Group, JobRun, ModelSlots, Piece
+from worker.transcription.engine import (
+    AudioBudget,
+    Batcher,
+    DecodeOptions,
+    Group,
+    JobRun,
+    ModelSlots,
+    Piece,
+    replica_threads,
+    resolve_replicas,
+)
 
 
 class Recorder:
@@ -193,3 +204,16 @@ def test_audio_budget_bounds_the_audio_inside_the_engine():
     for thread in (first, second, big):
         thread.join(10)
     assert budget.used == 0
+
+
+def test_model_replicas_default_to_two_on_the_cpu_and_one_on_a_gpu_and_share_the_cpu_threads():
+    """HARK_MODEL_REPLICAS=0 (the default): two replicas on a CPU of two cores or more, one on a GPU; a
+    number given is kept. HARK_CPU_THREADS (or all cores when 0) are divided among the replicas."""
+    assert Settings().model_replicas == 0
+    cores = os.cpu_count() or 1
+    assert resolve_replicas(0, "cpu") == (2 if cores >= 2 else 1)
+    assert resolve_replicas(0, "cuda") == 1
+    assert resolve_replicas(3, "cpu") == 3
+    assert replica_threads(4, 2) == 2 and replica_threads(1, 2) == 1  # never fewer than one thread
+    assert replica_threads(0, 2) == max(1, cores // 2)
+    assert replica_threads(0, 1) == 0  # one replica: CTranslate2's own default, as before
