@@ -29,13 +29,15 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from faster_whisper import BatchedInferencePipeline, decode_audio  # noqa: E402
+from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio  # noqa: E402
 
 from bench.transcription import SPEECH, clips, machine, write_section  # noqa: E402
 from hark.settings import Settings  # noqa: E402
@@ -48,10 +50,27 @@ TIMED = ("encode", "generate", "align", "detect_language")
 
 
 class TimedModel:
-    """CTranslate2's Whisper with the time inside its model calls added up (thread-safe)."""
+    """CTranslate2's Whisper with the time inside its model calls added up (thread-safe), per call and in
+    all, and the encoder windows it encoded (rows of `encode`). Calls made while a thread is re-decoding a
+    doubtful segment (`redecoding`) are counted apart, under "redecode"."""
 
     def __init__(self, inner):
         self._inner, self.seconds, self._lock = inner, 0.0, threading.Lock()
+        self.parts: dict[str, float] = {}
+        self.windows = 0
+        self._local = threading.local()
+
+    @contextmanager
+    def redecoding(self) -> Iterator[None]:
+        self._local.redecode = True
+        try:
+            yield
+        finally:
+            self._local.redecode = False
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"seconds": self.seconds, "windows": self.windows, **self.parts}
 
     def __getattr__(self, name):
         value = getattr(self._inner, name)
@@ -63,19 +82,44 @@ class TimedModel:
             try:
                 return value(*args, **kwargs)
             finally:
+                spent = time.perf_counter() - started
+                key = "redecode" if getattr(self._local, "redecode", False) else name
                 with self._lock:
-                    self.seconds += time.perf_counter() - started
+                    self.seconds += spent
+                    self.parts[key] = self.parts.get(key, 0.0) + spent
+                    if name == "encode":
+                        self.windows += args[0].shape[0]
 
         return timed
+
+
+def spent(timed: TimedModel, before: dict) -> dict:
+    """Model seconds per call (and encoder windows) since `before` (a snapshot)."""
+    now = timed.snapshot()
+    return {key: round(value - before.get(key, 0), 2) for key, value in now.items()}
+
+
+def timed_engine(engine: Engine) -> TimedModel:
+    """The engine's model timed, its re-decoding counted apart."""
+    timed = TimedModel(engine.model.model)
+    engine.model.model = timed
+    redecode = engine._redecode
+
+    def redecode_timed(*args, **kwargs):
+        with timed.redecoding():
+            return redecode(*args, **kwargs)
+
+    engine._redecode = redecode_timed  # type: ignore[method-assign]
+    return timed
 
 
 def stream(rows: list[dict], count: int) -> list[dict]:
     return [rows[i % len(rows)] for i in range(count)]
 
 
-def run_pipeline(engine: Engine, timed: TimedModel, jobs: list[dict], settings: Settings) -> dict:
-    pipeline = BatchedInferencePipeline(engine.model)
-    results, started, model_start = [], time.perf_counter(), timed.seconds
+def run_pipeline(model: WhisperModel, timed: TimedModel, jobs: list[dict], settings: Settings) -> dict:
+    pipeline = BatchedInferencePipeline(model)
+    results, started, model_start, parts = [], time.perf_counter(), timed.seconds, timed.snapshot()
     for row in jobs:
         job_started, model_before = time.perf_counter(), timed.seconds
         samples = decode_audio(str(SPEECH / row["file"]), sampling_rate=16000)
@@ -84,7 +128,8 @@ def run_pipeline(engine: Engine, timed: TimedModel, jobs: list[dict], settings: 
         )
         text = " ".join(s.text.strip() for s in segments)
         results.append((row, text, info.language, time.perf_counter() - job_started, timed.seconds - model_before))
-    return summary(results, time.perf_counter() - started, timed.seconds - model_start)
+    wall = time.perf_counter() - started
+    return {"results": results, "wall": wall, "model": timed.seconds - model_start, "parts": spent(timed, parts)}
 
 
 def run_engine(engine: Engine, timed: TimedModel, jobs: list[dict], in_flight: int) -> dict:
@@ -100,17 +145,37 @@ def run_engine(engine: Engine, timed: TimedModel, jobs: list[dict], in_flight: i
             result.model_seconds,
         )
 
-    model_before, started = timed.seconds, time.perf_counter()
+    model_before, started, parts = timed.seconds, time.perf_counter(), timed.snapshot()
     batches_before, pieces_before = engine.batcher.batches, engine.batcher.pieces
     with ThreadPoolExecutor(in_flight) as pool:
         results = list(pool.map(one, jobs))
-    out = summary(results, time.perf_counter() - started, timed.seconds - model_before)
-    batches = engine.batcher.batches - batches_before
-    out["pieces_per_batch"] = round((engine.batcher.pieces - pieces_before) / max(1, batches), 2)
+    wall = time.perf_counter() - started
+    return {
+        "results": results,
+        "wall": wall,
+        "model": timed.seconds - model_before,
+        "parts": spent(timed, parts),
+        "batches": engine.batcher.batches - batches_before,
+        "pieces": engine.batcher.pieces - pieces_before,
+    }
+
+
+def combine(runs: list[dict], replicas: int = 1) -> dict:
+    """One mode's rounds together: their jobs, wall times, model seconds and calls summed."""
+    out = summary(
+        [r for run in runs for r in run["results"]],
+        sum(run["wall"] for run in runs),
+        sum(run["model"] for run in runs),
+        replicas,
+    )
+    keys = {k for run in runs for k in run["parts"]}
+    out["model_parts"] = {k: round(sum(run["parts"].get(k, 0) for run in runs), 2) for k in sorted(keys)}
+    if "batches" in runs[0]:
+        out["pieces_per_batch"] = round(sum(r["pieces"] for r in runs) / max(1, sum(r["batches"] for r in runs)), 2)
     return out
 
 
-def summary(results: list, wall: float, model_seconds: float) -> dict:
+def summary(results: list, wall: float, model_seconds: float, replicas: int = 1) -> dict:
     audio = sum(r[0]["duration"] for r in results)
     errors = words = right = 0
     for row, text, language, _, _ in results:
@@ -124,7 +189,7 @@ def summary(results: list, wall: float, model_seconds: float) -> dict:
         # Per job, its wall time minus its model time: download-free I/O, decoding, VAD, features, waiting for
         # the model (with jobs in flight, the batches of the others) and the checks.
         "overhead_seconds": round(statistics.mean(r[3] - r[4] for r in results), 3),
-        "model_busy": round(model_seconds / wall, 3),
+        "model_busy": round(model_seconds / wall / replicas, 3),  # of the replicas' time together
         "wer": errors / max(1, words),
         "errors": errors,
         "words": words,
@@ -140,6 +205,18 @@ def main() -> int:
     parser.add_argument("--compute-type", default="default")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--in-flight", type=int, default=0, help="jobs at once (default HARK_MAX_MESSAGES_IN_FLIGHT)")
+    parser.add_argument(
+        "--replicas",
+        default="",
+        help="also run the engine with these HARK_MODEL_REPLICAS (comma-separated), beside the default",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="each stream cut into this many parts, each run by every mode in turn (the machine's load "
+        "drifts: this spreads it over all modes alike)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args()
@@ -152,23 +229,56 @@ def main() -> int:
     )
     in_flight = args.in_flight or settings.max_messages_in_flight
     engine = Engine(settings)
-    timed = TimedModel(engine.model.model)
-    engine.model.model = timed  # both engines use this model: the same weights, the same timing
+    # The pipeline runs as a worker ran it before the engine: one model, all cores (HARK_CPU_THREADS).
+    baseline = WhisperModel(
+        str(engine.model_dir),
+        device=engine.device,
+        compute_type=engine.compute_type,
+        cpu_threads=settings.cpu_threads,
+        local_files_only=True,
+    )
+    baseline_timed = TimedModel(baseline.model)
+    baseline.model = baseline_timed
+    engines = {"engine": engine}
+    for count in (int(n) for n in args.replicas.split(",") if n.strip()):
+        if count != engine.replicas:
+            engines[f"engine, {count} replica{'s' if count > 1 else ''}"] = Engine(
+                Settings(**{**settings.model_dump(), "model_replicas": count})
+            )
+    timers = {name: timed_engine(e) for name, e in engines.items()}
     rows = clips()
     short = [r for r in rows if r["duration"] <= 90]
     long = [r for r in rows if r["duration"] > 90]
-    engine.transcribe(decode_audio(str(SPEECH / short[0]["file"]), sampling_rate=16000))  # warm-up, untimed
+    warm = decode_audio(str(SPEECH / short[0]["file"]), sampling_rate=16000)
+    for e in engines.values():  # warm-up, untimed
+        e.transcribe(warm)
+    run_pipeline(baseline, baseline_timed, short[:1], settings)
     streams = {
         "short": stream(short, args.jobs),
         "long": stream(long, args.long) + stream(short, max(1, args.jobs // 4)),
     }
+    # Each round of the long stream: one long clip and its share of the short ones, all in flight at once.
+    mixed = -(-(len(streams["long"]) - args.long) // max(1, args.long))
+    streams["long"] = [
+        job
+        for i in range(args.long)
+        for job in [streams["long"][i], *streams["long"][args.long + i * mixed : args.long + (i + 1) * mixed]]
+    ]
     results: dict[str, dict[str, dict]] = {}
     for name, jobs in streams.items():
         log = sys.stderr if args.json else sys.stdout
-        results[name] = {"pipeline": run_pipeline(engine, timed, jobs, settings)}
-        print(f"{name} pipeline {results[name]['pipeline']}", file=log, flush=True)
-        results[name]["engine"] = run_engine(engine, timed, jobs, in_flight)
-        print(f"{name} engine   {results[name]['engine']}", file=log, flush=True)
+        rounds: dict[str, list[dict]] = {mode: [] for mode in ("pipeline", *engines)}
+        size = -(-len(jobs) // max(1, args.rounds if name == "short" else args.long))
+        for part in (jobs[i : i + size] for i in range(0, len(jobs), size)):
+            rounds["pipeline"].append(run_pipeline(baseline, baseline_timed, part, settings))
+            for mode, e in engines.items():
+                rounds[mode].append(run_engine(e, timers[mode], part, in_flight))
+            print(f"{name}: a round of {len(part)} jobs; load average {os.getloadavg()[0]:.1f}", file=log, flush=True)
+        results[name] = {
+            mode: combine(runs, engines[mode].replicas if mode in engines else 1) for mode, runs in rounds.items()
+        }
+        for mode, r in results[name].items():
+            print(f"{name} {mode} {r}", file=log, flush=True)
 
     def ratio(name: str) -> float:
         return round(results[name]["engine"]["speed"] / results[name]["pipeline"]["speed"], 2)
@@ -188,15 +298,20 @@ def main() -> int:
         "batch_size": args.batch_size,
         "beam_size": settings.beam_size,
         "in_flight": in_flight,
+        "replicas": engine.replicas,
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         "streams": results,
     }
     if args.json:
         print(json.dumps(report, indent=2))
     lines = [
         f"Machine: {report['machine']}; device {engine.device}, {engine.compute_type}; model {engine.name}; "
-        f"batch size {args.batch_size}, beam {settings.beam_size}; engine with {in_flight} jobs in flight.",
+        f"batch size {args.batch_size}, beam {settings.beam_size}; engine with {in_flight} jobs in flight and "
+        f"{engine.replicas} model replica(s); load average {report['load_average'][0]} at the end of the run.",
         f"Streams: short = {len(streams['short'])} jobs of the short real clips (4-21 s, English and Spanish) in "
-        f"turn; long = {args.long} x the 3.9-minute long-form clip then {len(streams['long']) - args.long} short ones.",
+        f"turn; long = {args.long} x the 3.9-minute long-form clip with {len(streams['long']) - args.long} short ones.",
+        f"Run in rounds (short: {args.rounds}, long: {args.long}), each through every mode in turn, so the load of the "
+        "shared machine falls on all modes alike; times summed over the rounds.",
         "",
         "| stream | engine | jobs | audio s | wall s | audio s per wall s | overhead per job (wall - model) "
         "| model busy | WER | languages right |",
@@ -208,6 +323,24 @@ def main() -> int:
                 f"| {name} | {mode} | {r['jobs']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} | "
                 f"{r['speed']:.1f}x | {r['overhead_seconds']:.2f} s | {r['model_busy']:.0%} | {r['wer']:.1%} | "
                 f"{r['languages_right']} |"
+            )
+    lines += [
+        "",
+        "Model seconds by call (summed over the replicas; redecode: every call made re-decoding doubtful "
+        "segments) and encoder windows (30 s each):",
+        "",
+        "| stream | engine | encode | generate | align (word timings) | detect_language | redecode | windows |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, modes in results.items():
+        for mode, r in modes.items():
+            m = r["model_parts"]
+            lines.append(
+                f"| {name} | {mode} | "
+                + " | ".join(
+                    f"{m.get(k, 0):.1f} s" for k in ("encode", "generate", "align", "detect_language", "redecode")
+                )
+                + f" | {m['windows']:.0f} |"
             )
     lines += [
         "",

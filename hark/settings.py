@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     # (download, decode, VAD, features) while the model decodes batches shared by all of them, and the
     # audio seconds inside the engine at once (memory: ~64 KB of samples per second; a bigger job runs alone).
     max_messages_in_flight: int = 12
+    # Model replicas (CTranslate2 inter_threads), each running its own batch at once on its share of the
+    # cores (HARK_CPU_THREADS or all, divided among them). 0: two on the CPU, one on a GPU. On the shared
+    # 2-core machine two batches on one core each ran 1.3-1.7x faster than one batch on both, the engine's
+    # short-file stream 1.26x; no gain beside another CPU-bound process (docs/benchmarks.md).
+    model_replicas: int = 0
     max_audio_seconds_in_flight: float = 3600
     # Cost per job (its share of model time x this): the hourly price of the instance a worker runs on
     # (g4dn.xlarge on-demand, us-east-1, $0.526; hark.scaling lists the pool) over the workers on one.

@@ -4,6 +4,7 @@ its audio budget (AudioBudget)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -11,20 +12,47 @@ from types import SimpleNamespace
 import numpy as np
 
 from hark.settings import Settings
-from worker.transcription.engine import AudioBudget, Batcher, DecodeOptions, Group, JobRun, Piece
+from worker.transcription.engine import (
+    AudioBudget,
+    Batcher,
+    DecodeOptions,
+    Group,
+    JobRun,
+    ModelSlots,
+    Piece,
+    replica_threads,
+    resolve_replicas,
+)
 
 
 class Recorder:
     """What the batcher hands the model: the engine's settings, and a decode that records each batch."""
 
-    def __init__(self, batch_size: int, fail_on: str | None = None):
-        self.settings = Settings(batch_size=batch_size)
+    def __init__(self, batch_size: int, fail_on: str | None = None, replicas: int = 1):
+        self.settings = Settings(batch_size=batch_size, model_replicas=replicas)
+        self.replicas = replicas
         self.batches: list[list[str]] = []
         self.fail_on = fail_on
+        self.gate: threading.Event | None = None  # set: a batch waits for it before it returns
+        self.running: list[list[str]] = []  # the batches being decoded now
+        self.overlapped: list[tuple[list[str], list[str]]] = []  # pairs of batches decoded at the same time
+        self._lock = threading.Lock()
+
+    def engine(self) -> SimpleNamespace:
+        return SimpleNamespace(
+            settings=self.settings, decode=self.decode, replicas=self.replicas, slots=ModelSlots(self.replicas)
+        )
 
     def decode(self, pieces: list[Piece]) -> None:
         names = [p.group.language for p in pieces]  # the tests name each piece by its group's "language"
-        self.batches.append(names)
+        with self._lock:
+            self.batches.append(names)
+            self.overlapped += [(other, names) for other in self.running]
+            self.running.append(names)
+        if self.gate is not None:
+            self.gate.wait(10)
+        with self._lock:
+            self.running.remove(names)
         if self.fail_on and any(n.startswith(self.fail_on) for n in names):
             raise RuntimeError("the model failed")
         for p in pieces:
@@ -48,7 +76,7 @@ def submit_together(batcher: Batcher, runs: list[JobRun]) -> None:
 
 def test_a_long_job_shares_batches_with_short_ones_round_robin():
     model = Recorder(batch_size=4)
-    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    batcher = Batcher(model.engine())
     long, shorts = job("L", 7), [job(f"s{n}", 1) for n in range(3)]
     submit_together(batcher, [long, *shorts])
     for run in [long, *shorts]:
@@ -60,7 +88,7 @@ def test_jobs_whose_prompts_differ_in_length_never_share_a_batch():
     """CTranslate2's generate refuses a batch whose prompts put <|startoftranscript|> at different positions
     (a job with an initial prompt beside one without): such jobs wait for the next batch, in their turn."""
     model = Recorder(batch_size=4)
-    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    batcher = Batcher(model.engine())
     plain, prompted, other, plain2 = job("a", 2), job("p", 1, prompt_tokens=9), job("q", 1, 5), job("b", 1)
     submit_together(batcher, [plain, prompted, other, plain2])
     for run in (plain, prompted, other, plain2):
@@ -70,7 +98,7 @@ def test_jobs_whose_prompts_differ_in_length_never_share_a_batch():
 
 def test_a_failed_batch_fails_the_jobs_in_it_and_the_batcher_goes_on():
     model = Recorder(batch_size=2, fail_on="bad")
-    batcher = Batcher(SimpleNamespace(settings=model.settings, decode=model.decode))
+    batcher = Batcher(model.engine())
     bad, good = job("bad", 3), job("good", 3)
     submit_together(batcher, [bad, good])
     outcome: dict[str, BaseException | None] = {}
@@ -85,6 +113,55 @@ def test_a_failed_batch_fails_the_jobs_in_it_and_the_batcher_goes_on():
     batcher.submit(later)
     later.wait()  # the batcher goes on after a failure
     assert model.batches[-1] == ["later0", "later1"]
+
+
+def test_with_two_replicas_two_batches_run_at_once_and_a_job_is_in_one_batch_at_a_time():
+    """HARK_MODEL_REPLICAS=2: two batcher threads decode at once; a job's pieces are never in two batches
+    being decoded together (its word timings carry from piece to piece in order), so the second thread takes
+    the other jobs' pieces and the long job's next pieces wait for its batch to end."""
+    model = Recorder(batch_size=2, replicas=2)
+    model.gate = threading.Event()
+    batcher = Batcher(model.engine())
+    long, short1, short2 = job("L", 4), job("s", 1), job("t", 1)
+    submit_together(batcher, [long, short1, short2])
+    deadline = time.monotonic() + 10
+    while len(model.running) < 2:  # both threads in a batch at once, held there by the gate
+        assert time.monotonic() < deadline, model.batches
+        time.sleep(0.01)
+    model.gate.set()
+    for run in (long, short1, short2):
+        run.wait()
+    assert sorted(model.batches[:2]) == [["L0", "s0"], ["t0"]]  # the long job's turn went to the first
+    assert sorted(model.overlapped[0]) == [["L0", "s0"], ["t0"]]
+    assert sorted(n for b in model.batches for n in b) == ["L0", "L1", "L2", "L3", "s0", "t0"]
+    long_batches = [[n for n in b if n.startswith("L")] for b in model.batches]
+    assert [n for b in long_batches for n in b] == ["L0", "L1", "L2", "L3"]  # the long job's pieces in order
+    for first, second in model.overlapped:  # and never two batches of the long job at once
+        assert not (any(n.startswith("L") for n in first) and any(n.startswith("L") for n in second))
+
+
+def test_model_slots_let_one_call_per_replica_in_and_are_reentrant():
+    slots = ModelSlots(2)
+    release = threading.Event()
+    entered: list[str] = []
+
+    def hold(name: str) -> None:
+        with slots, slots:  # re-entrant: a charged call that calls detect_language takes no second slot
+            entered.append(name)
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold, args=(n,)) for n in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(entered) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert len(entered) == 2  # the third waits for a free slot
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(entered) == ["a", "b", "c"]
 
 
 def test_audio_budget_bounds_the_audio_inside_the_engine():
@@ -127,3 +204,16 @@ def test_audio_budget_bounds_the_audio_inside_the_engine():
     for thread in (first, second, big):
         thread.join(10)
     assert budget.used == 0
+
+
+def test_model_replicas_default_to_two_on_the_cpu_and_one_on_a_gpu_and_share_the_cpu_threads():
+    """HARK_MODEL_REPLICAS=0 (the default): two replicas on a CPU of two cores or more, one on a GPU; a
+    number given is kept. HARK_CPU_THREADS (or all cores when 0) are divided among the replicas."""
+    assert Settings().model_replicas == 0
+    cores = os.cpu_count() or 1
+    assert resolve_replicas(0, "cpu") == (2 if cores >= 2 else 1)
+    assert resolve_replicas(0, "cuda") == 1
+    assert resolve_replicas(3, "cpu") == 3
+    assert replica_threads(4, 2) == 2 and replica_threads(1, 2) == 1  # never fewer than one thread
+    assert replica_threads(0, 2) == max(1, cores // 2)
+    assert replica_threads(0, 1) == 0  # one replica: CTranslate2's own default, as before

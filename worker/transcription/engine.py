@@ -14,6 +14,7 @@ Measured speed and accuracy, and how they were measured: docs/benchmarks.md.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import time
 from collections import deque
@@ -56,6 +57,21 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
+def resolve_replicas(replicas: int, device: str) -> int:
+    """0: two on the CPU (two batches at once, each on half the cores, beat one batch on all of them on a
+    shared 2-core machine: docs/benchmarks.md), one on a GPU."""
+    if replicas > 0:
+        return replicas
+    return 2 if device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+
+
+def replica_threads(cpu_threads: int, replicas: int) -> int:
+    """Intra-op threads per replica: the cores (HARK_CPU_THREADS, or all) shared among the replicas."""
+    if replicas <= 1:
+        return cpu_threads
+    return max(1, (cpu_threads or os.cpu_count() or 1) // replicas)
+
+
 class Engine:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -64,12 +80,14 @@ class Engine:
         per_window = settings.language_per_window
         self.language_per_window = per_window if per_window is not None else self.device == "cuda"
         self.compute_type = resolve_compute_type(settings.compute_type, self.device)
+        self.replicas = resolve_replicas(settings.model_replicas, self.device)
         started = time.monotonic()
         self.model = WhisperModel(
             str(self.model_dir),
             device=self.device,
             compute_type=self.compute_type,
-            cpu_threads=settings.cpu_threads,
+            cpu_threads=replica_threads(settings.cpu_threads, self.replicas),
+            num_workers=self.replicas,  # CTranslate2 inter_threads: calls from that many threads run at once
             local_files_only=True,
         )
         self.load_seconds = time.monotonic() - started
@@ -77,6 +95,7 @@ class Engine:
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
         # The pipeline's default suppress_tokens ([-1]: the non-speech symbols); the same for every language.
         self._suppress = get_suppressed_tokens(self._tokenizer("transcribe", "en"), [-1])
+        self.slots = ModelSlots(self.replicas)
         self.batcher = Batcher(self)
         self.budget = AudioBudget(settings.max_audio_seconds_in_flight)
 
@@ -94,7 +113,7 @@ class Engine:
         """The language of a whole recording, looked for in its speech only (chunks then agree)."""
         if not self.multilingual:
             return "en", 1.0
-        with MODEL_LOCK:  # also called outside a job's charge (fan-out of a long recording)
+        with self.slots:  # also called outside a job's charge (fan-out of a long recording)
             language, probability, _ = self.model.detect_language(
                 samples, vad_filter=True, language_detection_segments=2
             )
@@ -154,7 +173,7 @@ class Engine:
         of the recording or of each window, and the log-Mel features of each piece of at most 30 s. Pieces of
         many jobs then share the model's batches (Batcher). Model calls made here (language identification)
         are charged to the job."""
-        run = JobRun(samples=samples, options=options, prompt_tokens=self._prompt_tokens(options))
+        run = JobRun(samples=samples, options=options, prompt_tokens=self._prompt_tokens(options), slots=self.slots)
         forced = self._language(options.language) if self.multilingual else "en"
         run.forced = forced
         if forced:
@@ -231,7 +250,8 @@ class Engine:
     def decode(self, pieces: list[Piece]) -> None:
         """One encoder pass and one `generate` call for pieces of any jobs, each with its own prompt (language,
         task, initial prompt), then each job's text and word timings, as BatchedInferencePipeline.forward
-        makes them for a batch of one file. The batch's time is shared among the pieces by audio seconds."""
+        makes them for a batch of one file. The batch's time (over the replicas: one replica is that share of
+        the cores) is shared among the pieces by audio seconds."""
         started = time.monotonic()
         model = self.model
         encoded = model.encode(np.stack([pad_or_trim(p.features) for p in pieces]))
@@ -312,7 +332,7 @@ class Engine:
                 )
                 or group.last_speech
             )
-        spent = time.monotonic() - started
+        spent = (time.monotonic() - started) / self.replicas
         total = sum(p.duration for p in pieces)
         jobs = len({id(p.run) for p in pieces})
         for piece, output in zip(pieces, outputs, strict=True):
@@ -611,9 +631,27 @@ class Piece:
 
 
 T = TypeVar("T")
-# The model runs one call at a time: a batch, or one job's own call (re-entrant: a charged call may call
-# another entry point that takes it, such as detect_language).
-MODEL_LOCK = threading.RLock()
+
+
+class ModelSlots:
+    """The model runs at most one call per replica at a time: a batch, or one job's own call. Re-entrant per
+    thread (a charged call may call another entry point that takes a slot, such as detect_language)."""
+
+    def __init__(self, size: int):
+        self.size = max(1, size)
+        self._free = threading.BoundedSemaphore(self.size)
+        self._held = threading.local()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._held, "depth", 0)
+        if depth == 0:
+            self._free.acquire()
+        self._held.depth = depth + 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.depth -= 1
+        if self._held.depth == 0:
+            self._free.release()
 
 
 @dataclass(eq=False)
@@ -623,6 +661,7 @@ class JobRun:
     samples: np.ndarray
     options: DecodeOptions
     prompt_tokens: int = 0  # tokens before <|startoftranscript|>: one batch holds jobs with the same count
+    slots: ModelSlots = field(default_factory=lambda: ModelSlots(1))
     forced: str | None = None
     windows: list[Window] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
@@ -630,6 +669,7 @@ class JobRun:
     batch_jobs: int = 0
     error: BaseException | None = None
     _left: int = 0
+    _in_batch: bool = False  # some of its pieces are being decoded (the Batcher's lock guards it)
     _done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -638,14 +678,15 @@ class JobRun:
         return [p for g in self.groups for p in g.pieces]
 
     def charge(self, call: Callable[..., T], *args) -> T:
-        """A model call made for this job alone: all its time is the job's. One model call at a time (the
-        lock): two at once would only share the cores, and each job's model seconds would count the other's."""
-        with MODEL_LOCK:
+        """A model call made for this job alone: all its time (over the replicas, as a batch's) is the job's.
+        One model call per replica at a time (the slots): more would only share the cores, and each job's
+        model seconds would count the others'."""
+        with self.slots:
             started = time.monotonic()
             try:
                 return call(*args)
             finally:
-                self.add_model_seconds(time.monotonic() - started)
+                self.add_model_seconds((time.monotonic() - started) / self.slots.size)
 
     def add_model_seconds(self, seconds: float) -> None:
         with self._lock:
@@ -665,16 +706,18 @@ class JobRun:
 
 
 class Batcher:
-    """The one thread that runs the model's batches: it fills each with up to `batch_size` pieces taken
-    round-robin from the jobs waiting (one piece per job per turn), so short jobs share batches with each
-    other and with a long job instead of queueing behind it. Started on the first job."""
+    """The threads that run the model's batches, one per model replica: each fills its batch with up to
+    `batch_size` pieces taken round-robin from the jobs waiting (one piece per job per turn), so short jobs
+    share batches with each other and with a long job instead of queueing behind it. A job is in one batch
+    at a time, so its pieces are decoded in order (word timings carry from piece to piece, as in the
+    pipeline) whatever the number of threads. Started on the first job."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.size = max(1, engine.settings.batch_size)
         self._ready = threading.Condition()
         self._waiting: deque[tuple[JobRun, deque[Piece]]] = deque()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.batches = 0  # decoded so far (the bench reports the fill)
         self.pieces = 0
         self.busy_seconds = 0.0
@@ -684,47 +727,59 @@ class Batcher:
         run._left = len(pieces)
         with self._ready:
             self._waiting.append((run, deque(pieces)))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True)
+                    for i in range(self.engine.replicas)
+                ]
+                for thread in self._threads:
+                    thread.start()
             self._ready.notify()
+
+    def _takeable(self) -> bool:
+        return any(not run._in_batch for run, _ in self._waiting)
 
     def _take(self) -> list[Piece]:
         """The next batch. Its jobs agree on prompt_tokens (CTranslate2 needs <|startoftranscript|> at one
-        position in a batch); jobs passed over for that keep their place at the front for the next batch."""
+        position in a batch) and are in no other batch; jobs passed over keep their place at the front."""
         batch: list[Piece] = []
         passed: list[tuple[JobRun, deque[Piece]]] = []
         while self._waiting and len(batch) < self.size:
             run, pieces = self._waiting.popleft()
-            if batch and run.prompt_tokens != batch[0].run.prompt_tokens:
+            if run._in_batch or (batch and run.prompt_tokens != batch[0].run.prompt_tokens):
                 passed.append((run, pieces))
                 continue
             batch.append(pieces.popleft())
             if pieces:
                 self._waiting.append((run, pieces))  # to the back: the next job's turn
         self._waiting.extendleft(reversed(passed))
+        for piece in batch:
+            piece.run._in_batch = True
         return batch
 
     def _loop(self) -> None:
         while True:
             with self._ready:
-                self._ready.wait_for(lambda: bool(self._waiting))
+                self._ready.wait_for(self._takeable)
                 batch = self._take()
             started = time.monotonic()
             try:
-                with MODEL_LOCK:
+                with self.engine.slots:
                     self.engine.decode(batch)
                 error: BaseException | None = None
             except Exception as err:  # the jobs in this batch fail (their threads raise it); others go on
                 error = err
-            self.busy_seconds += time.monotonic() - started
-            self.batches, self.pieces = self.batches + 1, self.pieces + len(batch)
             failed = {id(p.run) for p in batch} if error else set()
+            with self._ready:
+                self.busy_seconds += time.monotonic() - started
+                self.batches, self.pieces = self.batches + 1, self.pieces + len(batch)
+                for piece in batch:
+                    piece.run._in_batch = False
+                if failed:  # a failed job's other pieces are not decoded
+                    self._waiting = deque((r, q) for r, q in self._waiting if id(r) not in failed)
+                self._ready.notify_all()
             for piece in batch:
                 piece.run.decoded(error=error if id(piece.run) in failed else None)
-            if failed:
-                with self._ready:  # a failed job's other pieces are not decoded
-                    self._waiting = deque((r, q) for r, q in self._waiting if id(r) not in failed)
 
 
 class AudioBudget:
