@@ -115,29 +115,98 @@ def test_a_failed_batch_fails_the_jobs_in_it_and_the_batcher_goes_on():
     assert model.batches[-1] == ["later0", "later1"]
 
 
-def test_with_two_replicas_two_batches_run_at_once_and_a_job_is_in_one_batch_at_a_time():
-    """HARK_MODEL_REPLICAS=2: two batcher threads decode at once; a job's pieces are never in two batches
-    being decoded together (its word timings carry from piece to piece in order), so the second thread takes
-    the other jobs' pieces and the long job's next pieces wait for its batch to end."""
+def wait_running(model: Recorder, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(model.running) < count:  # batches decoding at once, held there by the gate
+        assert time.monotonic() < deadline, model.batches
+        time.sleep(0.01)
+
+
+def test_with_two_replicas_two_batches_run_at_once_each_an_even_share_of_what_waits():
+    """HARK_MODEL_REPLICAS=2: two batcher threads decode at once. A batch takes at most its share of the pieces
+    waiting over the replicas free to take one (6 over 2, then 4 over 1; within batch_size 2 here), one piece per job per turn, each
+    job's pieces in order; a job may be in both batches (only its word timings wait: Group.in_turn)."""
     model = Recorder(batch_size=2, replicas=2)
     model.gate = threading.Event()
     batcher = Batcher(model.engine())
     long, short1, short2 = job("L", 4), job("s", 1), job("t", 1)
     submit_together(batcher, [long, short1, short2])
-    deadline = time.monotonic() + 10
-    while len(model.running) < 2:  # both threads in a batch at once, held there by the gate
-        assert time.monotonic() < deadline, model.batches
-        time.sleep(0.01)
+    wait_running(model, 2)
     model.gate.set()
     for run in (long, short1, short2):
         run.wait()
-    assert sorted(model.batches[:2]) == [["L0", "s0"], ["t0"]]  # the long job's turn went to the first
-    assert sorted(model.overlapped[0]) == [["L0", "s0"], ["t0"]]
+    assert model.batches[0] == ["L0", "s0"]  # round-robin from the front
+    assert model.batches[1] == ["t0", "L1"]  # the next turn: the long job again, its next piece
+    assert sorted(model.overlapped[0]) == [["L0", "s0"], ["t0", "L1"]]
+    long_pieces = [n for b in model.batches for n in b if n.startswith("L")]
+    assert long_pieces == ["L0", "L1", "L2", "L3"]  # taken in order
     assert sorted(n for b in model.batches for n in b) == ["L0", "L1", "L2", "L3", "s0", "t0"]
-    long_batches = [[n for n in b if n.startswith("L")] for b in model.batches]
-    assert [n for b in long_batches for n in b] == ["L0", "L1", "L2", "L3"]  # the long job's pieces in order
-    for first, second in model.overlapped:  # and never two batches of the long job at once
-        assert not (any(n.startswith("L") for n in first) and any(n.startswith("L") for n in second))
+
+
+def test_a_long_job_alone_is_split_evenly_across_the_replicas():
+    """One long recording and nothing else: both replicas work on it (before, one batch of 8 on one replica
+    left the other idle)."""
+    model = Recorder(batch_size=8, replicas=2)
+    model.gate = threading.Event()
+    batcher = Batcher(model.engine())
+    long = job("L", 6)
+    submit_together(batcher, [long])
+    wait_running(model, 2)
+    model.gate.set()
+    long.wait()
+    assert model.batches == [["L0", "L1", "L2"], ["L3", "L4", "L5"]]
+
+
+def pieces_of(group: Group, run: JobRun, count: int) -> list[Piece]:
+    for i in range(count):
+        group.pieces.append(Piece(run, group, np.zeros((80, 10), dtype=np.float32), float(i), 1.0))
+    return group.pieces
+
+
+def test_word_timings_of_a_group_are_made_in_piece_order_whatever_batch_finishes_first():
+    """Two replicas decode pieces 0-1 and 2-3 of one group at once; the later batch's word timings wait for
+    the earlier one's (the last speech time carries from piece to piece, as in the pipeline)."""
+    run, group = job("x", 0), Group(language="en", speech=None)
+    pieces = pieces_of(group, run, 4)
+    order: list[str] = []
+    later_waiting = threading.Event()
+
+    def later() -> None:
+        later_waiting.set()
+        with group.in_turn(pieces[2], 2):
+            order.append("pieces 2-3")
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    later_waiting.wait(10)
+    with group.in_turn(pieces[0], 2):
+        assert order == []  # the later batch has not made its timings before these
+        order.append("pieces 0-1")
+    thread.join(10)
+    assert order == ["pieces 0-1", "pieces 2-3"]
+
+
+def test_a_failed_earlier_batch_releases_the_later_ones_with_an_error():
+    run, group = job("x", 0), Group(language="en", speech=None)
+    pieces = pieces_of(group, run, 2)
+    raised: list[BaseException] = []
+
+    def later() -> None:
+        try:
+            with group.in_turn(pieces[1], 1):
+                pass
+        except RuntimeError as err:
+            raised.append(err)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    try:
+        with group.in_turn(pieces[0], 1):
+            raise ValueError("alignment failed")
+    except ValueError:
+        pass
+    thread.join(10)
+    assert not thread.is_alive() and [str(e) for e in raised] == ["an earlier batch of this recording failed"]
 
 
 def test_model_slots_let_one_call_per_replica_in_and_are_reentrant():

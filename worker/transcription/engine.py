@@ -314,25 +314,29 @@ class Engine:
             )
             sizes.append(size)
         # Word timings per group (one job, one language), with the group's own sot sequence and its last
-        # speech time carried from its earlier pieces, as the pipeline carries it within one file.
+        # speech time carried from its earlier pieces, as the pipeline carries it within one file. Another
+        # replica may be decoding the group's earlier pieces: their timings come first (Group.in_turn).
         groups: dict[int, list[int]] = {}
         for row, piece in enumerate(pieces):
             groups.setdefault(id(piece.group), []).append(row)
+        waited = 0.0
         for rows in groups.values():
             group = pieces[rows[0]].group
-            group.last_speech = (
-                model.add_word_timestamps(
-                    [outputs[r] for r in rows],
-                    tokenizers[rows[0]],
-                    encoded if len(groups) == 1 else _rows(encoded, rows),
-                    [sizes[r] for r in rows],
-                    PUNCTUATION["prepend_punctuations"],
-                    PUNCTUATION["append_punctuations"],
-                    group.last_speech,
+            with group.in_turn(pieces[rows[0]], len(rows)) as seconds_waited:
+                waited += seconds_waited
+                group.last_speech = (
+                    model.add_word_timestamps(
+                        [outputs[r] for r in rows],
+                        tokenizers[rows[0]],
+                        encoded if len(groups) == 1 else _rows(encoded, rows),
+                        [sizes[r] for r in rows],
+                        PUNCTUATION["prepend_punctuations"],
+                        PUNCTUATION["append_punctuations"],
+                        group.last_speech,
+                    )
+                    or group.last_speech
                 )
-                or group.last_speech
-            )
-        spent = (time.monotonic() - started) / self.replicas
+        spent = (time.monotonic() - started - waited) / self.replicas
         total = sum(p.duration for p in pieces)
         jobs = len({id(p.run) for p in pieces})
         for piece, output in zip(pieces, outputs, strict=True):
@@ -616,6 +620,35 @@ class Group:
     speech: list[dict] | None  # the VAD speech timestamps to map times back; None: times already absolute
     pieces: list[Piece] = field(default_factory=list)
     last_speech: float = 0.0  # word timing state carried from piece to piece, as the pipeline does
+    _timed: int = 0  # pieces whose word timings are done, in order
+    _failed: bool = False  # a batch with some of its pieces failed: later ones cannot be timed
+    _turn: threading.Condition = field(default_factory=threading.Condition)
+
+    @contextmanager
+    def in_turn(self, first: Piece, count: int) -> Iterator[float]:
+        """Word timings of `count` pieces from `first` on, once every earlier piece of the group has its own
+        (two replicas may decode one job's batches at once); yields the seconds it waited."""
+        index = next(i for i, p in enumerate(self.pieces) if p is first)
+        started = time.monotonic()
+        with self._turn:
+            self._turn.wait_for(lambda: self._timed == index or self._failed)
+            if self._failed:
+                raise RuntimeError("an earlier batch of this recording failed")
+        waited = time.monotonic() - started
+        try:
+            yield waited
+        except BaseException:
+            self.fail()
+            raise
+        with self._turn:
+            self._timed = index + count
+            self._turn.notify_all()
+
+    def fail(self) -> None:
+        """Pieces waiting for this group's turn give up (a batch with its earlier pieces failed)."""
+        with self._turn:
+            self._failed = True
+            self._turn.notify_all()
 
 
 @dataclass(eq=False)
@@ -669,7 +702,6 @@ class JobRun:
     batch_jobs: int = 0
     error: BaseException | None = None
     _left: int = 0
-    _in_batch: bool = False  # some of its pieces are being decoded (the Batcher's lock guards it)
     _done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -708,9 +740,10 @@ class JobRun:
 class Batcher:
     """The threads that run the model's batches, one per model replica: each fills its batch with up to
     `batch_size` pieces taken round-robin from the jobs waiting (one piece per job per turn), so short jobs
-    share batches with each other and with a long job instead of queueing behind it. A job is in one batch
-    at a time, so its pieces are decoded in order (word timings carry from piece to piece, as in the
-    pipeline) whatever the number of threads. Started on the first job."""
+    share batches with each other and with a long job instead of queueing behind it. Pieces are taken in
+    order, and no batch takes more than its share of what is waiting (so a long job alone is split across
+    the replicas); a job's batches may run at once, and only their word timings wait for each other
+    (Group.in_turn: timings carry from piece to piece, as in the pipeline). Started on the first job."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -721,6 +754,7 @@ class Batcher:
         self.batches = 0  # decoded so far (the bench reports the fill)
         self.pieces = 0
         self.busy_seconds = 0.0
+        self._decoding = 0  # batches being decoded now
 
     def submit(self, run: JobRun) -> None:
         pieces = run.pieces
@@ -737,24 +771,27 @@ class Batcher:
             self._ready.notify()
 
     def _takeable(self) -> bool:
-        return any(not run._in_batch for run, _ in self._waiting)
+        return bool(self._waiting)
 
     def _take(self) -> list[Piece]:
-        """The next batch. Its jobs agree on prompt_tokens (CTranslate2 needs <|startoftranscript|> at one
-        position in a batch) and are in no other batch; jobs passed over keep their place at the front."""
+        """The next batch: at most batch_size pieces, and at most an even share of the pieces waiting over the
+        replicas not decoding now. Its jobs agree on prompt_tokens (CTranslate2 needs <|startoftranscript|> at one position in
+        a batch); jobs passed over keep their place at the front."""
+        waiting = sum(len(pieces) for _, pieces in self._waiting)
+        idle = max(1, self.engine.replicas - self._decoding)  # this thread and the others free to take one
+        size = min(self.size, -(-waiting // idle))
         batch: list[Piece] = []
         passed: list[tuple[JobRun, deque[Piece]]] = []
-        while self._waiting and len(batch) < self.size:
+        while self._waiting and len(batch) < size:
             run, pieces = self._waiting.popleft()
-            if run._in_batch or (batch and run.prompt_tokens != batch[0].run.prompt_tokens):
+            if batch and run.prompt_tokens != batch[0].run.prompt_tokens:
                 passed.append((run, pieces))
                 continue
             batch.append(pieces.popleft())
             if pieces:
                 self._waiting.append((run, pieces))  # to the back: the next job's turn
         self._waiting.extendleft(reversed(passed))
-        for piece in batch:
-            piece.run._in_batch = True
+        self._decoding += 1
         return batch
 
     def _loop(self) -> None:
@@ -769,12 +806,13 @@ class Batcher:
                 error: BaseException | None = None
             except Exception as err:  # the jobs in this batch fail (their threads raise it); others go on
                 error = err
+                for piece in batch:  # their pieces in other batches stop waiting for these word timings
+                    piece.group.fail()
             failed = {id(p.run) for p in batch} if error else set()
             with self._ready:
                 self.busy_seconds += time.monotonic() - started
                 self.batches, self.pieces = self.batches + 1, self.pieces + len(batch)
-                for piece in batch:
-                    piece.run._in_batch = False
+                self._decoding -= 1
                 if failed:  # a failed job's other pieces are not decoded
                     self._waiting = deque((r, q) for r, q in self._waiting if id(r) not in failed)
                 self._ready.notify_all()
