@@ -4,7 +4,7 @@ on the real phone call that the pyannote.audio wheel ships with its reference (s
 Joined files: one recording per speaker (distinct people by the MANIFEST: JFK, LibriSpeech speakers 2412
 and 1272, LJSpeech's reader, MLS Spanish speaker 13697), cut at pauses into ~4 s turns and taken in
 turn with 0.5 s gaps (hark.der.join); the reference is each piece's speech (Silero VAD). The call is
-read from the pyannote.audio wheel (MIT), fetched with `pip download pyannote.audio --no-deps` into a
+read from the pyannote.audio wheel (MIT), fetched with `pip download` (`hark.der.PYANNOTE_SAMPLE_WHEEL`) into a
 temporary folder at bench time (not kept in the repo).
 
 Candidates, side by side on the same audio:
@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -74,19 +73,11 @@ JOINED = {
 def pyannote_sample(folder: Path) -> tuple[np.ndarray, list[der.Turn]] | None:
     """The call and its reference from the pyannote.audio wheel, or None if pip cannot fetch it."""
     try:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "pyannote.audio", "-d", str(folder)],
-            check=True,
-            capture_output=True,
-        )
+        wav, reference = der.fetch_sample_call(folder)
     except subprocess.CalledProcessError as err:
-        print(f"pyannote.audio wheel not available: {err.stderr.decode()[-300:]}", file=sys.stderr)
+        print(f"pyannote.audio wheel not available: {err.stderr[-300:]}", file=sys.stderr)
         return None
-    wheel = next(folder.glob("pyannote_audio-*.whl"))
-    with zipfile.ZipFile(wheel) as z:
-        z.extract("pyannote/audio/sample/sample.wav", folder)
-        rttm = z.read("pyannote/audio/sample/sample.rttm").decode()
-    return decode_audio(str(folder / "pyannote/audio/sample/sample.wav")), der.read_rttm(rttm)
+    return decode_audio(str(wav)), reference
 
 
 def candidates():

@@ -9,8 +9,12 @@ collar=0.25; pyannote.metrics calls the same thing collar=0.5, the total width).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -140,3 +144,24 @@ def join(speakers: dict[str, np.ndarray], gap_seconds: float = 0.5, turn_seconds
             parts += [piece.astype(np.float32), gap]
             at += (len(piece) + len(gap)) / SAMPLE_RATE
     return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)), reference
+
+
+# The real call the bench and the tests score: pyannote.audio's sample (30 s, two people, overlapping
+# speech) with its reference RTTM, MIT, read from this wheel (pinned: the sample is the reference).
+PYANNOTE_SAMPLE_WHEEL = "pyannote.audio==4.0.7"
+_SAMPLE = "pyannote/audio/sample/sample"
+
+
+def fetch_sample_call(folder: Path) -> tuple[Path, list[Turn]]:
+    """The call's WAV (extracted into `folder`) and its reference turns; CalledProcessError when pip cannot
+    fetch the wheel (no registry)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", PYANNOTE_SAMPLE_WHEEL, "-d", str(folder)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with zipfile.ZipFile(next(folder.glob("pyannote_audio-*.whl"))) as z:
+        z.extract(f"{_SAMPLE}.wav", folder)
+        rttm = z.read(f"{_SAMPLE}.rttm").decode()
+    return folder / f"{_SAMPLE}.wav", read_rttm(rttm)

@@ -192,21 +192,13 @@ def pyannote_call(tmp_path_factory):
     """pyannote.audio's sample call (30 s, 2 people, overlapping speech) and its reference, read from
     the pyannote.audio wheel (MIT), fetched with pip as bench/diarization.py does."""
     import subprocess
-    import sys
-    import zipfile
 
     folder = tmp_path_factory.mktemp("pyannote")
-    fetched = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "pyannote.audio", "-d", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if fetched.returncode != 0:
-        pytest.skip(f"the pyannote.audio wheel cannot be fetched here: {fetched.stderr[-300:]}")
-    with zipfile.ZipFile(next(folder.glob("pyannote_audio-*.whl"))) as z:
-        z.extract("pyannote/audio/sample/sample.wav", folder)
-        rttm = z.read("pyannote/audio/sample/sample.rttm").decode()
-    return audio.load(folder / "pyannote/audio/sample/sample.wav", 3600), der.read_rttm(rttm)
+    try:
+        wav, reference = der.fetch_sample_call(folder)
+    except subprocess.CalledProcessError as err:
+        pytest.skip(f"the pyannote.audio wheel cannot be fetched here: {err.stderr[-300:]}")
+    return audio.load(wav, 3600), reference
 
 
 ISSUE_14_CALL_DER = 0.15  # the issue's aim: DER at most 15% without collar on the real call
