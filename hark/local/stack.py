@@ -182,12 +182,15 @@ Try:  hark transcribe recording.mp3
         flush=True,
     )
 
-    def on_term(signum, frame):
+    def on_stop(signum, frame):
+        # Ctrl-C reaches the workers too (one process group): they exit at once, and the supervisor must not
+        # take that for a crash and start them again.
+        supervisor.stopping.set()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, on_stop)
     # A shell starts background jobs with SIGINT ignored; Ctrl-C (or kill -INT) must still stop us.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, on_stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -67,6 +67,7 @@ def live_stack(tmp_path_factory, model_dir):
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as in a terminal: Ctrl-C reaches every process
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -84,12 +85,14 @@ def live_stack(tmp_path_factory, model_dir):
         time.sleep(0.3)
     stack = LiveStack(url=url, home=home, process=process, log=log)
     yield stack
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground process group
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("`hark up` did not stop within 30 s of Ctrl-C")
+    said = log.read_text()
+    assert "hark: stopped" in said and "restarting" not in said, said[-2000:]  # no worker started again
 
 
 @pytest.fixture(scope="session")
