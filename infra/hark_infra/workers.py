@@ -303,18 +303,7 @@ class WorkersStack(Stack):
         )
         r = self.transcription_role
         r.add_to_policy(
-            iam.PolicyStatement(
-                sid="TranscribeQueue",
-                actions=[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:SendMessage",
-                    "sqs:GetQueueUrl",
-                    "sqs:GetQueueAttributes",
-                ],
-                resources=[queue_arn(self, res.transcribe_queue.name)],
-            )
+            _consumer_statement("TranscribeQueue", queue_arn(self, res.transcribe_queue.name), "sqs:SendMessage")
         )
         r.add_to_policy(
             iam.PolicyStatement(
@@ -471,19 +460,7 @@ class WorkersStack(Stack):
             description="Hark notification worker",
         )
         n = self.notification_role
-        n.add_to_policy(
-            iam.PolicyStatement(
-                sid="NotifyQueue",
-                actions=[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueUrl",
-                    "sqs:GetQueueAttributes",
-                ],
-                resources=[queue_arn(self, res.notify_queue.name)],
-            )
-        )
+        n.add_to_policy(_consumer_statement("NotifyQueue", queue_arn(self, res.notify_queue.name)))
         n.add_to_policy(
             iam.PolicyStatement(
                 sid="JobsTable",
@@ -562,19 +539,7 @@ class WorkersStack(Stack):
             description="Hark webhook worker",
         )
         w = self.webhook_role
-        w.add_to_policy(
-            iam.PolicyStatement(
-                sid="WebhookQueue",
-                actions=[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueUrl",
-                    "sqs:GetQueueAttributes",
-                ],
-                resources=[queue_arn(self, res.webhook_queue.name)],
-            )
-        )
+        w.add_to_policy(_consumer_statement("WebhookQueue", queue_arn(self, res.webhook_queue.name)))
         # Reads the job and its owner's secret item; appends attempts, creates a secret never read yet.
         w.add_to_policy(
             iam.PolicyStatement(
@@ -845,6 +810,23 @@ def scale_in_adjustments(policy: ScalingPolicy) -> list[tuple[float | None, floa
         lower = round(steps[i + 1][0] - u, 6) if i + 1 < len(steps) else None
         out.append((lower, round(bound - u, 6), -percent))
     return out
+
+
+def _consumer_statement(sid: str, queue: str, *more: str) -> iam.PolicyStatement:
+    """What a worker on the shared SQS runtime (worker/runtime.py) does with its queue: receive, settle
+    (delete, or a visibility change for a retry or a lease), read its URL and attributes; `more` on top."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=[
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            *more,
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+        ],
+        resources=[queue],
+    )
 
 
 def _docker_ignore() -> IgnoreMode:
