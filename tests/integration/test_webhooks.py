@@ -241,14 +241,14 @@ def test_a_filtered_page_stops_reading_at_its_bound_and_the_cursor_goes_on(stack
     [failed] = [finished_job(store, webhook_url=None, notify_=["email"], status=JobStatus.FAILED).job_id]
     for _ in range(5):  # newer, and not FAILED
         finished_job(store, webhook_url=None, notify_=["email"])
-    pages, cursor, found = 0, None, []
+    pages, start, found = 0, None, []
     while True:
-        jobs, cursor = store.list_for_user(ALICE, limit=10, cursor=cursor, status=JobStatus.FAILED, max_read=2)
+        jobs, start = store.list_for_user(ALICE, limit=10, start=start, status=JobStatus.FAILED, max_read=2)
         pages += 1
         found += [j.job_id for j in jobs]
-        if not cursor:
+        if not start:
             break
-    assert found == [failed] and pages >= 3  # 6 jobs read 2 at a time: short (empty) pages with a cursor
+    assert found == [failed] and pages >= 3  # 6 jobs read 2 at a time: short (empty) pages that go on
 
 
 def test_quota_429_says_when_to_retry(stack, monkeypatch):
