@@ -22,7 +22,7 @@ from hark.messages import NotifyMessage, WebhookMessage
 from hark.settings import Settings, get_settings
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import DrippingReceiver, Receiver
 from tests.workers import WorkerProcess
 from worker.notification.worker import NotifyHandler
 from worker.runtime import Delivery, Fate
@@ -409,6 +409,40 @@ def test_a_410_gone_receiver_is_recorded_and_not_retried(stack, start_worker):
         assert store.get(job.job_id).webhook_delivered_at is None and ops.dlq_list("webhooks") == []
     finally:
         receiver.close()
+
+
+def test_a_dripping_receiver_delays_no_one_else_and_is_cut_at_the_deadline_then_retried(stack, start_worker):
+    """Issue 21: a receiver sending one byte every 2 s held the single webhook worker for minutes. Now
+    another receiver's webhook arrives while the drip goes on; the dripping receiver gets at most
+    HARK_WEBHOOK_ATTEMPTS_PER_RECEIVER attempts at once; each is cut at the deadline for the whole attempt
+    (the default, HARK_WEBHOOK_TIMEOUT_SECONDS), recorded, and retried as the retry policy says."""
+    drip, other = DrippingReceiver(interval=2), Receiver()
+    per_receiver = Settings.model_fields["webhook_attempts_per_receiver"].default
+    try:
+        store = aws.job_store()
+        slow = [finished_job(store, webhook_url=drip.url, notify_=["webhook"]) for _ in range(per_receiver + 1)]
+        fine = finished_job(store, webhook_url=other.url, notify_=["webhook"])
+        worker = start_worker()
+        for job in slow:
+            send(job.job_id)
+        drip.wait_for(lambda r: r.dripping == per_receiver, f"{per_receiver} attempts dripping at once")
+        send(fine.job_id)
+        wait_until(lambda: other.received, 60, "the other receiver's webhook")
+        with drip.changed:  # it arrived while the first attempts still drip: no one waited for them
+            assert drip.cut == 0 and drip.dripping == per_receiver
+        assert store.get(fine.job_id).webhook_delivered_at and other.received[0].json["data"]["job_id"] == fine.job_id
+
+        # Each slow job's first attempt is cut at the deadline, recorded, and retried (1 s in this test).
+        for job in slow:
+            first = wait_until(lambda j=job: store.get(j.job_id).webhook_attempts, 120, "the cut attempt")[0]
+            assert first.status_code is None and first.next_attempt_at is not None
+            assert "no answer within the attempt's 10 s" in (first.error or "")
+        drip.wait_for(lambda r: r.requests > len(slow), "a retried attempt")
+        assert drip.cut >= per_receiver and drip.most_at_once == per_receiver
+        assert worker.logged("webhook attempt failed: retrying later")
+    finally:
+        drip.close()
+        other.close()
 
 
 def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, emulator):
