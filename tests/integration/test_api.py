@@ -16,6 +16,7 @@ from hark.keys import chunk_key, part_key, transcript_key, upload_key
 from hark.local.gateway import LambdaContext
 from hark.settings import get_settings
 from hark.uploads import decode_policy
+from hark.webapp import HARDENING_HEADERS
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 
@@ -381,6 +382,8 @@ def test_every_api_answer_is_nosniff_and_no_store(stack):
         headers.update({k.lower(): v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()})
         assert headers["x-content-type-options"] == "nosniff", name
         assert headers["cache-control"] == "no-store", name
+        for header, value in HARDENING_HEADERS.items():  # and the rest of what every answer carries
+            assert headers[header.lower()] == value, (name, header)
 
 
 def test_no_authorizer_context_is_401(stack):
