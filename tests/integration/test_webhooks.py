@@ -20,6 +20,7 @@ from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.local.gateway import LambdaContext
 from hark.messages import NotifyMessage, WebhookMessage
 from hark.settings import Settings, get_settings
+from hark.webhooks import check_url
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 from tests.webhook_receiver import DrippingReceiver, Receiver
@@ -28,6 +29,7 @@ from worker.notification.worker import NotifyHandler
 from worker.runtime import Delivery, Fate
 from worker.transcription.context import Context
 from worker.transcription.publishing import notify
+from worker.webhooks.worker import ReceiverTurns, WebhookHandler
 
 ALICE = "user_alice"
 JOB_BODY = {"filename": "meeting.mp3", "content_type": "audio/mpeg", "size": 1234}
@@ -443,6 +445,31 @@ def test_a_dripping_receiver_delays_no_one_else_and_is_cut_at_the_deadline_then_
     finally:
         drip.close()
         other.close()
+
+
+def test_a_message_for_a_receiver_without_a_free_turn_is_deferred_unattempted_until_its_last_receive(
+    stack, local_receivers, receiver
+):
+    store = aws.job_store()
+    job = finished_job(store, webhook_url=receiver.url, notify_=["webhook"])
+    handler = WebhookHandler(get_settings(), store)
+    handler.turns = ReceiverTurns(at_once=1, wait_seconds=0)  # no waiting: a busy receiver defers at once
+    origin = check_url(receiver.url, require_https=False, allow_loopback=True).receiver
+    assert handler.turns.take(origin)  # another delivery to the same receiver is running
+    body = WebhookMessage(job_id=job.job_id).model_dump_json()
+
+    deferred = handler(Delivery("m-1", "r-1", body, 1))
+    assert deferred.fate == Fate.RETRY and deferred.delay == Settings.model_fields["webhook_timeout_seconds"].default
+    assert store.get(job.job_id).webhook_attempts == [] and receiver.received == []  # not attempted, not counted
+
+    last = handler(Delivery("m-1", "r-2", body, handler.max_attempts))
+    [attempt] = store.get(job.job_id).webhook_attempts
+    assert last.fate == Fate.DEAD_LETTER and receiver.received == []
+    assert "busy" in (attempt.error or "") and attempt.next_attempt_at is None and store.get(job.job_id).webhook_gave_up
+
+    handler.turns.give_back(origin)  # the receiver is free again: a replayed copy is delivered
+    assert handler(Delivery("m-2", "r-3", body, 1)).fate == Fate.DONE
+    assert [r.answered for r in receiver.received] == [200] and store.get(job.job_id).webhook_delivered_at
 
 
 def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, emulator):

@@ -166,6 +166,9 @@ class WebhookHandler:
             item = self.store.ensure_webhook_secret(job.user_id, webhooks.new_secret())
         view = job_view(job, self.s3, self.transcripts_bucket, s.transcript_link_ttl_seconds)
         if not self.turns.take(target.receiver):
+            if receive_count >= self.max_attempts:  # no receive left to defer to: a failed attempt, recorded
+                busy = WebhookAttempt(at=at, error="not attempted: the receiver was busy with other deliveries")
+                return self._failed(job, receive_count, busy)
             self.telemetry.metric("WebhooksDeferred", 1)
             logger.info(
                 "the receiver is busy with other deliveries: deferred, not attempted",
@@ -173,6 +176,7 @@ class WebhookHandler:
                 retry_in_seconds=self.defer_seconds,
             )
             return retry(self.defer_seconds)
+        at = now_iso()  # the attempt starts now, after any wait for a turn
         try:
             timestamp = int(time.time())
             body = payload(job, view.model_dump(mode="json", by_alias=True), timestamp)
