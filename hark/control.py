@@ -12,7 +12,7 @@ from datetime import UTC
 from functools import lru_cache
 from typing import Any
 
-from hark import aws, links, webhooks
+from hark import aws, cursors, links, webhooks
 from hark.api_schemas import (
     AudioLink,
     CreateJobRequest,
@@ -304,14 +304,19 @@ def set_webhook_settings(caller: Caller, request: WebhookSettings) -> WebhookSet
 
 # -- reads -----------------------------------------------------------------------------------------------
 def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None, status: JobStatus | None = None) -> JobList:
+    key = links.signing_key()
+    state = status.value if status else None
     try:
-        jobs, next_cursor = _store().list_for_user(caller.user_id, limit=limit, cursor=cursor, status=status)
-    except ValueError:
+        start = cursors.open_(cursor, caller.user_id, state, limit, key) if cursor else None
+    except cursors.CursorInvalid:
         raise ApiError(
             400,
             "invalid_cursor",
-            "The cursor is not valid; start again without one, then pass back next_cursor as given.",
+            "The cursor is not valid; start again without one, then pass back next_cursor as given, "
+            "with the same status and limit.",
         ) from None
+    jobs, last = _store().list_for_user(caller.user_id, limit=limit, start=start, status=status)
+    next_cursor = cursors.issue(last, caller.user_id, state, limit, key) if last else None
     return JobList(items=[_view(j) for j in jobs], next_cursor=next_cursor)
 
 

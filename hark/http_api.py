@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from hark.webapp import HARDENING_HEADERS
+
 AuthorizerKind = Literal["TOKEN", "REQUEST"]
 
 
@@ -153,7 +155,7 @@ GATEWAY_RESPONSES: tuple[GatewayResponse, ...] = (
     GatewayResponse("DEFAULT_5XX", None, "gateway_error"),
 )
 # Headers on every gateway response (besides Access-Control-Allow-Origin, which is per deployment).
-GATEWAY_RESPONSE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+GATEWAY_RESPONSE_HEADERS = {**HARDENING_HEADERS, "Cache-Control": "no-store"}
 
 HTTP_API = HttpApi(
     stage="v1",

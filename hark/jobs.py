@@ -9,8 +9,6 @@ notification, which is how a duplicate event or a retried message ends in exactl
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -212,11 +210,12 @@ class JobStore:
         self,
         user_id: str,
         limit: int = 20,
-        cursor: str | None = None,
+        start: dict[str, Any] | None = None,
         status: JobStatus | None = None,
         max_read: int = LIST_MAX_READ,
-    ) -> tuple[list[Job], str | None]:
-        """Newest first, `limit` at a time; the cursor is opaque to clients.
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        """Newest first, `limit` at a time from the index key `start` (the last key a page read; clients
+        see it only as a signed cursor, hark.cursors); the page's jobs and its last key (None: the end).
 
         With `status`, the by-user index is read with a filter (DynamoDB applies Limit before the filter):
         each query asks for at most the places still free on the page, so the page never overshoots and
@@ -225,7 +224,6 @@ class JobStore:
         not null. A status index would need a composite key rewritten at every transition, for a list
         that is at most a few hundred jobs a user."""
         items: list[dict[str, Any]] = []
-        start = decode_cursor(cursor, user_id) if cursor else None
         read = 0
         while True:
             kwargs: dict[str, Any] = {
@@ -245,7 +243,7 @@ class JobStore:
             start = page.get("LastEvaluatedKey")
             if not start or len(items) >= limit or read >= max_read:
                 break
-        return [Job.from_item(i) for i in items], encode_cursor(start) if start else None
+        return [Job.from_item(i) for i in items], start or None
 
     def count_unfinished(self, user_id: str) -> int:
         total, start = 0, None
@@ -655,21 +653,3 @@ def _webhook_key(user_id: str) -> dict[str, str]:
 
 def _quota_key(user_id: str) -> dict[str, str]:
     return {"job_id": f"{QUOTA_PREFIX}{user_id}"}
-
-
-def encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps({k: _plain(v) for k, v in key.items()}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
-    """The DynamoDB start key inside a cursor; ValueError if it is not one of this user's cursors."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except Exception:
-        raise ValueError("cursor is not valid") from None
-    if not isinstance(key, dict) or set(key) != {"job_id", "user_id", "created_at"} or key["user_id"] != user_id:
-        raise ValueError("cursor is not valid")
-    if not all(isinstance(v, str) for v in key.values()):
-        raise ValueError("cursor is not valid")
-    return key

@@ -10,7 +10,8 @@ Nothing in the link depends on any AWS credential's lifetime.
     payload = {"v": 1, "j": job_id, "u": user_id, "f": format, "e": expiry (unix seconds)}
 
 The signature covers the payload's text exactly as sent, and is compared as text in constant time
-(hmac.compare_digest), so neither an edited payload nor a re-encoded signature verifies. The expiry
+(hmac.compare_digest), so neither an edited payload nor a re-encoded signature verifies (`seal` and
+`unseal`, which the list cursors share with a domain of their own, hark.cursors). The expiry
 is checked only after the signature: an expired link is known to be one we issued (410), anything
 else is refused alike (403). Stdlib hmac/base64 rather than itsdangerous: 40 lines, no dependency in
 the Lambda bundle or the worker image, and the expiry is signed into the token instead of checked
@@ -65,8 +66,32 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(key: bytes, payload_b64: str) -> str:
-    return _b64(hmac.new(key, _DOMAIN + payload_b64.encode("ascii"), hashlib.sha256).digest())
+def seal(payload: dict, key: bytes, domain: bytes) -> str:
+    """base64url(JSON payload) "." base64url(HMAC-SHA256(key, domain + base64url(payload))): the token form
+    of links and of list cursors (hark.cursors). `domain` names the use and version, so a token made
+    for one use never verifies as another's."""
+    text = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    return f"{text}.{_mac(key, domain, text)}"
+
+
+def unseal(token: str, key: bytes, domain: bytes) -> dict | None:
+    """The payload of a token `seal` made with this key and domain; None for anything else (garbage,
+    cut short, edited, another domain's), so a caller cannot tell one forgery from another."""
+    match = _TOKEN.match(token) if isinstance(token, str) else None
+    if match is None:
+        return None
+    text, signature = match.groups()
+    if not hmac.compare_digest(_mac(key, domain, text), signature):  # as text: a re-encoding fails too
+        return None
+    try:
+        payload = json.loads(_unb64(text))
+    except (binascii.Error, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _mac(key: bytes, domain: bytes, text: str) -> str:
+    return _b64(hmac.new(_check_key(key), domain + text.encode("ascii"), hashlib.sha256).digest())
 
 
 def _check_key(key: bytes) -> bytes:
@@ -86,8 +111,7 @@ def sign(claims: LinkClaims, key: bytes) -> str:
         "f": claims.fmt,
         "e": int(claims.expires_at),
     }
-    payload_b64 = _b64(json.dumps(payload, separators=(",", ":")).encode())
-    return f"{payload_b64}.{_mac(_check_key(key), payload_b64)}"
+    return seal(payload, key, _DOMAIN)
 
 
 def issue(job_id: str, user_id: str, fmt: str, ttl_seconds: int, key: bytes, now: float | None = None) -> str:
@@ -98,19 +122,15 @@ def issue(job_id: str, user_id: str, fmt: str, ttl_seconds: int, key: bytes, now
 
 def verify(token: str, key: bytes, now: float | None = None) -> LinkClaims:
     """The claims of a token we signed; LinkInvalid for anything else, LinkExpired when its time is up."""
-    match = _TOKEN.match(token) if isinstance(token, str) else None
-    if match is None:
-        raise LinkInvalid("not a link token")
-    payload_b64, mac = match.groups()
-    if not hmac.compare_digest(_mac(_check_key(key), payload_b64), mac):
-        raise LinkInvalid("bad signature")
+    payload = unseal(token, key, _DOMAIN)
+    if payload is None:
+        raise LinkInvalid("not a link token we signed")
     # Signed by us from here on; the checks below guard against our own bugs, not forgers.
     try:
-        payload = json.loads(_unb64(payload_b64))
         claims = LinkClaims(
             job_id=check_id(payload["j"]), user_id=check_id(payload["u"]), fmt=payload["f"], expires_at=payload["e"]
         )
-    except (binascii.Error, ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise LinkInvalid(f"unreadable payload: {err}") from None
     if payload.get("v") != VERSION or claims.fmt not in TRANSCRIPT_FORMATS or not isinstance(claims.expires_at, int):
         raise LinkInvalid("unknown payload")
@@ -148,7 +168,8 @@ def content_disposition(filename: str) -> str:
 
 # -- the key ------------------------------------------------------------------------------------------
 def signing_key() -> bytes:
-    """This deployment's link key, from Secrets Manager (cached per process; hark.aws.secret)."""
+    """This deployment's signing key (email links, list cursors: hark.cursors), from Secrets Manager (cached per
+    process; hark.aws.secret)."""
     from hark import aws
 
     return aws.secret(aws.stack_resources().link_signing_secret).encode("utf-8")

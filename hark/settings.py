@@ -81,7 +81,15 @@ class Settings(BaseSettings):
     # allows http and loopback receivers (a test's own server), never link-local or private addresses.
     webhook_require_https: bool = True
     webhook_allow_loopback: bool = False
-    webhook_timeout_seconds: float = 10  # one delivery attempt: connect, send, read the status
+    # The whole of one delivery attempt (hark.webhooks.Deadline): connect, TLS, send, the status line and
+    # headers, a few KiB of body. A receiver that drips its answer is cut off here, and retried.
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    # Attempts at once (the worker's threads), and at most this many of them to one receiver (its origin):
+    # as many more of its messages may wait one deadline for a turn, the rest go back to the queue for
+    # one deadline. So a slow receiver holds at most 2 x webhook_attempts_per_receiver threads, and every
+    # other receiver's deliveries go ahead (worker/webhooks/worker.py, ReceiverTurns).
+    webhook_concurrency: int = Field(default=16, ge=1)
+    webhook_attempts_per_receiver: int = Field(default=2, ge=1)
     # Visibility after the 1st, 2nd, ... failed attempt; 7 retries span about 22 hours. The webhook queue's
     # maxReceiveCount (hark.resources.WEBHOOK_ATTEMPTS) is one more than this list is long.
     webhook_retry_delays_seconds: list[int] = Field(
@@ -89,7 +97,6 @@ class Settings(BaseSettings):
     )
     # After POST /webhook-secret the old secret still signs (beside the new one) this long.
     webhook_secret_grace_seconds: int = 24 * 3600
-    webhook_batch_size: int = 5  # messages per receive (1-10)
     # The app's own 429 (too many unfinished jobs) says to retry after this long (Retry-After).
     quota_retry_after_seconds: int = 60
 

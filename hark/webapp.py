@@ -66,12 +66,19 @@ def content_security_policy(
     return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
 
+# On every answer, whatever it holds (pages, JSON, errors, redirects, preflights), from the web app's
+# server and the API alike: never sniffed as another type than it says, never framed, and no more of
+# the URL in a Referer than the origin when leaving it. The API (lambdas/api/handler.py) and its
+# gateway responses (hark.http_api) carry them, the local gateway adds them to each of its own answers,
+# and CloudFront's response headers policy (infra/hark_infra/web.py) sets the same values.
+HARDENING_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+
+
 def security_headers(csp: str) -> dict[str, str]:
-    """The headers CloudFront's response headers policy adds to the web app (infra/hark_infra/web.py
-    sets the same ones), for the local gateway's static files."""
-    return {
-        "Content-Security-Policy": csp,
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "strict-origin-when-cross-origin",
-    }
+    """The headers of the web app's files: its Content-Security-Policy (frame-ancestors 'none') and the
+    hardening headers, as CloudFront's response headers policy adds them (infra/hark_infra/web.py)."""
+    return {"Content-Security-Policy": csp, **HARDENING_HEADERS}

@@ -12,6 +12,10 @@ link-local, multicast, reserved, unspecified and cloud metadata addresses are re
 in an IPv6 address (::ffff:169.254.169.254, 6to4, Teredo, NAT64). Delivery then connects to one of the
 checked addresses itself and sends the name only as the Host header and TLS SNI (the certificate is
 verified against the name), so a DNS answer that changes between the check and the connect cannot win.
+
+Each attempt has one deadline for all of it: connect, TLS, send, the status line and headers, and at most
+RESPONSE_READ_LIMIT of the body (http.client's timeout bounds each read, so a receiver sending a byte
+every few seconds would hold an attempt as long as it liked): at the deadline the socket is shut down.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import ipaddress
 import secrets
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +38,7 @@ from standardwebhooks.webhooks import Webhook
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # 256 bits, the HMAC-SHA256 block-size-safe length the spec suggests (24-64 bytes)
 MAX_URL_LENGTH = 2048
-RESPONSE_READ_LIMIT = 64 * 1024  # what is read of a receiver's answer (only its status matters)
+RESPONSE_READ_LIMIT = 4 * 1024  # what is read of a receiver's answer body (only its status matters)
 USER_AGENT = "Hark-Webhooks/1.0"
 
 # Addresses of cloud instance metadata services: never a receiver, named in the refusal.
@@ -141,6 +147,11 @@ class Target:
     path: str  # path and query
     addresses: tuple[str, ...]
 
+    @property
+    def receiver(self) -> str:
+        """The receiver's origin (scheme, host, port): what the webhook worker shares out fairly."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
 
 # What may stay as it is in a request path and query: RFC 3986's reserved and unreserved characters and "%"
 # (an escape already made).
@@ -213,24 +224,75 @@ def check_url(
     return Target(url=url, scheme=scheme, host=host, port=port, path=path, addresses=tuple(dict.fromkeys(found)))
 
 
-# -- one delivery, pinned to the checked addresses ------------------------------------------------------
+# -- one delivery, pinned to the checked addresses, within one deadline --------------------------------
+class Deadline:
+    """One attempt's deadline: every socket it watches is shut down when the time is up, which ends
+    whatever read or write is blocked on it, however slowly the peer drips."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.passed = False
+        self._watched: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        return max(0.0, self.expires - time.monotonic())
+
+    def expired(self) -> bool:  # by the clock: the timer's thread may not have run yet
+        return self.left() == 0.0
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """Shut `sock` down at the deadline (through a duplicate: TLS wrapping detaches the original)."""
+        with self._lock:
+            self._watched.append(sock.dup())
+            if self.passed:
+                self._shut(self._watched[-1])
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            for sock in self._watched:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the peer
+            pass
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._watched:
+                sock.close()
+            self._watched.clear()
+
+
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, target: Target, address: str, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout)
+    def __init__(self, target: Target, address: str, deadline: Deadline):
+        super().__init__(target.host, target.port, timeout=deadline.left())
         self._address = address
+        self._deadline = deadline
 
     def connect(self) -> None:  # the checked address, never a new DNS answer
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._deadline.watch(socket.create_connection((self._address, self.port), self._deadline.left()))
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, target: Target, address: str, timeout: float, context: ssl.SSLContext):
-        super().__init__(target.host, target.port, timeout=timeout, context=context)
+    def __init__(self, target: Target, address: str, deadline: Deadline, context: ssl.SSLContext):
+        super().__init__(target.host, target.port, timeout=deadline.left(), context=context)
         self._address = address
+        self._deadline = deadline
         self._tls = context
 
     def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), self.timeout)
+        raw = self._deadline.watch(socket.create_connection((self._address, self.port), self._deadline.left()))
         # SNI and the certificate check use the name; the socket goes to the checked address.
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
@@ -242,15 +304,30 @@ class DeliveryFailed(Exception):
 def post(
     target: Target, body: bytes, headers_: dict[str, str], timeout: float, tls: ssl.SSLContext | None = None
 ) -> int:
-    """POST `body` to the target at one of its checked addresses; the HTTP status. Redirects are not followed.
-    `tls`: the system's trust store by default (tests pass one that trusts their own CA)."""
+    """POST `body` to the target at one of its checked addresses, all within `timeout` seconds; the HTTP
+    status. Redirects are not followed. `tls`: the system's trust store by default (tests pass one that
+    trusts their own CA)."""
+    deadline = Deadline(timeout)
+    try:
+        return _post(target, body, headers_, deadline, tls)
+    except DeliveryFailed:
+        if deadline.expired():
+            raise DeliveryFailed(f"no answer within the attempt's {timeout:g} s (status line and headers)") from None
+        raise
+    finally:
+        deadline.close()
+
+
+def _post(target: Target, body: bytes, headers_: dict[str, str], deadline: Deadline, tls: ssl.SSLContext | None) -> int:
     errors = []
     for address in target.addresses:
+        if deadline.expired():
+            break
         conn: http.client.HTTPConnection
         if target.scheme == "https":
-            conn = _PinnedHTTPS(target, address, timeout, tls or ssl.create_default_context())
+            conn = _PinnedHTTPS(target, address, deadline, tls or ssl.create_default_context())
         else:
-            conn = _PinnedHTTP(target, address, timeout)
+            conn = _PinnedHTTP(target, address, deadline)
         try:
             try:
                 conn.connect()
@@ -260,10 +337,13 @@ def post(
             try:
                 conn.request("POST", target.path, body=body, headers=headers_)
                 response = conn.getresponse()
-                response.read(RESPONSE_READ_LIMIT)
-                return response.status
             except (OSError, http.client.HTTPException) as err:
                 raise DeliveryFailed(f"{type(err).__name__}: {err}"[:300]) from None
+            try:
+                response.read(RESPONSE_READ_LIMIT)
+            except (OSError, http.client.HTTPException):  # the status is the answer; the body is a courtesy
+                pass
+            return response.status
         finally:
             conn.close()
     raise DeliveryFailed(("; ".join(errors) or "no address to connect to")[:300])

@@ -12,7 +12,8 @@ real one from the same definition):
 - API Gateway's own answers (401, 403, an unknown resource or method) are the gateway responses of
   hark.http_api: the API's error shape, the same status, body and headers as the deployed stage.
 Handlers are loaded by their module path, as Lambda loads them. Beside the API it serves the web
-app, the dev issuer's JWKS and a dev sign-in endpoint.
+app, the dev issuer's JWKS and a dev sign-in endpoint. Every answer, its own and the API's, carries
+hark.webapp.HARDENING_HEADERS; its files answer GET and HEAD only (405 with Allow otherwise).
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ from hark.http_api import (
     Route,
 )
 from hark.local.issuer import DevIssuer
-from hark.webapp import clerk_frontend_api_host, content_security_policy, security_headers
+from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy, security_headers
 
 API_ID, ACCOUNT = "local", "123456789012"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The dev issuer's stand-in for Clerk's Backend API (HARK_CLERK_API_URL = {gateway}/clerk locally).
 CLERK_USERS = re.compile(r"^/clerk/v1/users/([^/]+)$")
+FILE_METHODS = ("GET", "HEAD")  # what the web app's files (and config.json, jwks, healthz) answer
 
 
 class LambdaContext:
@@ -137,21 +139,30 @@ class Gateway:
         except HTTPException as err:
             code = err.code or 500
             response = _json(code, {"error": {"code": f"http_{code}", "message": err.description or err.name}})
+        for name, value in HARDENING_HEADERS.items():  # every answer: preflights, errors, JSON, files
+            response.headers.setdefault(name, value)
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
         path = request.path
-        if path == "/.well-known/jwks.json":
-            return _json(200, self.issuer.jwks())
-        if path == "/config.json":
-            return _json(200, self.config)
-        if path == "/healthz":
-            return _json(200, {"ok": True})
         if path == "/dev/token" and request.method == "POST":
             return self.dev_token(request)
         if (clerk := CLERK_USERS.match(path)) and request.method == "GET":
             return _json(*self.issuer.backend_user(clerk.group(1), request.headers.get("Authorization")))
         if not self.is_api_path(path):
+            if request.method not in FILE_METHODS:
+                message = f"{request.method} is not allowed here; only {' and '.join(FILE_METHODS)}."
+                return _json(
+                    405,
+                    {"error": {"code": "method_not_allowed", "message": message}},
+                    {"Allow": ", ".join(FILE_METHODS)},
+                )
+            if path == "/.well-known/jwks.json":
+                return _json(200, self.issuer.jwks())
+            if path == "/config.json":
+                return _json(200, self.config)
+            if path == "/healthz":
+                return _json(200, {"ok": True})
             return self.static(path)
         if request.method == "OPTIONS":
             return self.preflight(request)
@@ -196,7 +207,8 @@ class Gateway:
         if file.is_dir():
             file = file / "index.html"
         if not file.is_relative_to(self.web_root) or not file.is_file():
-            return _json(404, {"error": {"code": "not_found", "message": f"There is no page at {path[:200]}."}})
+            # The path is not echoed: an answer never repeats what the request made up.
+            return _json(404, {"error": {"code": "not_found", "message": "There is no such page."}})
         mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         return Response(file.read_bytes(), mimetype=mime, headers={"Cache-Control": "no-cache", **self.web_headers})
 

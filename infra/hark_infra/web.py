@@ -17,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from hark.webapp import clerk_frontend_api_host, content_security_policy
+from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy
 from hark_infra.common import acknowledge
 from hark_infra.config import REPO_ROOT, HarkConfig
 from hark_infra.storage import private_bucket_props
@@ -143,11 +143,16 @@ class WebStack(Stack):
                     content_security_policy=csp, override=True
                 ),
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                # The values of hark.webapp.HARDENING_HEADERS (nosniff is ContentTypeOptions' only one). The
+                # policy applies to error answers too: the 403/404 pages are /index.html, the default behavior's.
                 frame_options=cloudfront.ResponseHeadersFrameOptions(
-                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                    frame_option=cloudfront.HeadersFrameOption[HARDENING_HEADERS["X-Frame-Options"]], override=True
                 ),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override=True
+                    referrer_policy=cloudfront.HeadersReferrerPolicy[
+                        HARDENING_HEADERS["Referrer-Policy"].upper().replace("-", "_")
+                    ],
+                    override=True,
                 ),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
                     access_control_max_age=Duration.days(365), include_subdomains=True, override=True

@@ -48,6 +48,7 @@ from hark.jobs import JobStatus
 from hark.json_body import BodyRefused, parse_object
 from hark.settings import get_settings
 from hark.transcript import MAX_CHARS_PER_LINE, MAX_LINES_PER_CUE, MIN_CHARS_PER_LINE, MIN_LINES_PER_CUE
+from hark.webapp import HARDENING_HEADERS
 
 logger = Logger(service="hark-api")
 metrics = Metrics(namespace="Hark", service="hark-api")
@@ -412,9 +413,9 @@ def handler(event: dict, context) -> dict:
             metrics.flush_metrics()
 
 
-# Every answer of the API: never sniffed as another type, never cached (job views and transcript links
-# carry presigned URLs; a shared cache must not hand one user's answer to another).
-RESPONSE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+# Every answer of the API: hardened as every answer is (hark.webapp), and never cached (job views and
+# transcript links carry presigned URLs; a shared cache must not hand one user's answer to another).
+RESPONSE_HEADERS = {**HARDENING_HEADERS, "Cache-Control": "no-store"}
 
 
 def _harden(result: dict) -> dict:

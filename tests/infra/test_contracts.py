@@ -30,6 +30,7 @@ from hark.local.gateway import Gateway, LambdaContext
 from hark.local.issuer import DevIssuer
 from hark.messages import parse_transcribe_body
 from hark.settings import get_settings
+from hark.webapp import HARDENING_HEADERS
 from lambdas.api import handler as api_handler
 from lambdas.authorizer import handler as authorizer_handler
 
@@ -401,6 +402,8 @@ def test_every_gateway_response_is_the_apis_error_shape(synth):
         assert response["headers"]["Access-Control-Allow-Origin"] == WEB_ORIGIN, rtype
         assert response["headers"]["X-Content-Type-Options"] == "nosniff", rtype
         assert response["headers"]["Cache-Control"] == "no-store", rtype
+        for header, value in HARDENING_HEADERS.items():  # what every answer carries (hark.webapp)
+            assert response["headers"][header] == value, (rtype, header)
     assert responses["UNAUTHORIZED"]["status"] == 401 and responses["ACCESS_DENIED"]["status"] == 403
     # An unknown route is the same 404 route_not_found the API Lambda answers for one it lacks.
     assert json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["template"])["error"]["code"] == "route_not_found"

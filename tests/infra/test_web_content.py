@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from hark.webapp import clerk_frontend_api_host
+from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host
 
 from .conftest import REPO, TEST_CONTEXT, one, render, resources_of
 
@@ -168,6 +168,28 @@ def test_distribution_serves_security_headers_and_a_csp(synth):
     assert headers["ContentTypeOptions"]["Override"] is True
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 365 * 24 * 3600
     assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin"
+
+
+def test_every_answer_of_the_distribution_error_pages_included_carries_the_hardening_headers(synth):
+    """hark.webapp.HARDENING_HEADERS, as CloudFront's policy spells them, on the one cache behavior there
+    is; the custom error answers (403/404 -> /index.html) are served through it, so they carry them too."""
+    template = synth.template("Web")
+    (policy_id,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy")
+    config = one(template, "AWS::CloudFront::Distribution")["Properties"]["DistributionConfig"]
+    assert not config.get("CacheBehaviors")  # no other behavior that an error page could be served by
+    assert config["DefaultCacheBehavior"]["ResponseHeadersPolicyId"] == {"Ref": policy_id}
+    assert {e["ErrorCode"] for e in config["CustomErrorResponses"]} == {403, 404}
+    assert {e["ResponsePagePath"] for e in config["CustomErrorResponses"]} == {"/index.html"}
+    headers = one(template, "AWS::CloudFront::ResponseHeadersPolicy")["Properties"]["ResponseHeadersPolicyConfig"][
+        "SecurityHeadersConfig"
+    ]
+    served = {
+        "X-Content-Type-Options": "nosniff" if headers["ContentTypeOptions"]["Override"] else None,
+        "X-Frame-Options": headers["FrameOptions"]["FrameOption"],
+        "Referrer-Policy": headers["ReferrerPolicy"]["ReferrerPolicy"],
+    }
+    assert served == HARDENING_HEADERS
+    assert all(v["Override"] for v in headers.values())  # the origin cannot weaken them
 
 
 def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -9,12 +10,13 @@ import pytest
 import requests
 from werkzeug.http import parse_options_header
 
-from hark import aws
+from hark import aws, cursors, links
 from hark.jobs import JobStatus, now_iso
 from hark.keys import chunk_key, part_key, transcript_key, upload_key
 from hark.local.gateway import LambdaContext
 from hark.settings import get_settings
 from hark.uploads import decode_policy
+from hark.webapp import HARDENING_HEADERS
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 
@@ -380,6 +382,8 @@ def test_every_api_answer_is_nosniff_and_no_store(stack):
         headers.update({k.lower(): v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()})
         assert headers["x-content-type-options"] == "nosniff", name
         assert headers["cache-control"] == "no-store", name
+        for header, value in HARDENING_HEADERS.items():  # and the rest of what every answer carries
+            assert headers[header.lower()] == value, (name, header)
 
 
 def test_no_authorizer_context_is_401(stack):
@@ -543,6 +547,47 @@ def test_foreign_cursor_is_400(stack):
         new_job(BOB)
     _, page = call("GET", "/jobs", user=BOB, query={"limit": "1"})
     assert_error(call("GET", "/jobs", query={"cursor": page["next_cursor"]}), 400, "invalid_cursor")
+
+
+def _b64url_json(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def test_cursors_are_signed_and_bound_to_the_user_and_the_query(stack):
+    for _ in range(3):
+        new_job(ALICE)
+    status, page = call("GET", "/jobs", query={"limit": "1"})
+    assert status == 200 and len(page["items"]) == 1
+    cursor = page["next_cursor"]
+    assert call("GET", "/jobs", query={"limit": "1", "cursor": cursor})[0] == 200  # as given: the next page
+    payload_b64, signature = cursor.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+    start = payload["k"]
+    refused = {
+        # The hand-made cursor: before signing, DynamoDB got empty key values (a 500 in AWS).
+        "hand-made, empty key values": _b64url_json({"job_id": "", "user_id": ALICE, "created_at": ""}),
+        "hand-made, this user's real start key": _b64url_json(start),
+        "edited, signature kept": _b64url_json({**payload, "l": 100}) + "." + signature,
+        "signed under another key": links.seal(payload, b"k" * 32, cursors.DOMAIN),
+        "an email link's token": links.seal(payload, links.signing_key(), b"hark-link.v1."),
+        "truncated": cursor[:-5],
+        "signature only": signature,
+        "payload only": payload_b64,
+    }
+    for forged in refused.values():
+        assert_error(call("GET", "/jobs", query={"limit": "1", "cursor": forged}), 400, "invalid_cursor")
+    # Another query: the cursor continues only the query it came from.
+    assert_error(call("GET", "/jobs", query={"limit": "2", "cursor": cursor}), 400, "invalid_cursor")
+    assert_error(call("GET", "/jobs", query={"cursor": cursor}), 400, "invalid_cursor")  # the default limit, 20
+    for state in ("UPLOADING", "COMPLETED"):
+        query = {"limit": "1", "status": state, "cursor": cursor}
+        assert_error(call("GET", "/jobs", query=query), 400, "invalid_cursor")
+    # ... and a filtered page's cursor only that filter.
+    _, filtered = call("GET", "/jobs", query={"limit": "1", "status": "UPLOADING"})
+    assert filtered["next_cursor"]
+    query = {"limit": "1", "status": "UPLOADING", "cursor": filtered["next_cursor"]}
+    assert call("GET", "/jobs", query=query)[0] == 200
+    assert_error(call("GET", "/jobs", query={"limit": "1", "cursor": filtered["next_cursor"]}), 400, "invalid_cursor")
 
 
 # -- transcripts --------------------------------------------------------------------------------------------

@@ -20,14 +20,16 @@ from hark.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.local.gateway import LambdaContext
 from hark.messages import NotifyMessage, WebhookMessage
 from hark.settings import Settings, get_settings
+from hark.webhooks import check_url
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import DrippingReceiver, Receiver
 from tests.workers import WorkerProcess
 from worker.notification.worker import NotifyHandler
 from worker.runtime import Delivery, Fate
 from worker.transcription.context import Context
 from worker.transcription.publishing import notify
+from worker.webhooks.worker import ReceiverTurns, WebhookHandler
 
 ALICE = "user_alice"
 JOB_BODY = {"filename": "meeting.mp3", "content_type": "audio/mpeg", "size": 1234}
@@ -241,14 +243,14 @@ def test_a_filtered_page_stops_reading_at_its_bound_and_the_cursor_goes_on(stack
     [failed] = [finished_job(store, webhook_url=None, notify_=["email"], status=JobStatus.FAILED).job_id]
     for _ in range(5):  # newer, and not FAILED
         finished_job(store, webhook_url=None, notify_=["email"])
-    pages, cursor, found = 0, None, []
+    pages, start, found = 0, None, []
     while True:
-        jobs, cursor = store.list_for_user(ALICE, limit=10, cursor=cursor, status=JobStatus.FAILED, max_read=2)
+        jobs, start = store.list_for_user(ALICE, limit=10, start=start, status=JobStatus.FAILED, max_read=2)
         pages += 1
         found += [j.job_id for j in jobs]
-        if not cursor:
+        if not start:
             break
-    assert found == [failed] and pages >= 3  # 6 jobs read 2 at a time: short (empty) pages with a cursor
+    assert found == [failed] and pages >= 3  # 6 jobs read 2 at a time: short (empty) pages that go on
 
 
 def test_quota_429_says_when_to_retry(stack, monkeypatch):
@@ -409,6 +411,65 @@ def test_a_410_gone_receiver_is_recorded_and_not_retried(stack, start_worker):
         assert store.get(job.job_id).webhook_delivered_at is None and ops.dlq_list("webhooks") == []
     finally:
         receiver.close()
+
+
+def test_a_dripping_receiver_delays_no_one_else_and_is_cut_at_the_deadline_then_retried(stack, start_worker):
+    """Issue 21: a receiver sending one byte every 2 s held the single webhook worker for minutes. Now
+    another receiver's webhook arrives while the drip goes on; the dripping receiver gets at most
+    HARK_WEBHOOK_ATTEMPTS_PER_RECEIVER attempts at once; each is cut at the deadline for the whole attempt
+    (the default, HARK_WEBHOOK_TIMEOUT_SECONDS), recorded, and retried as the retry policy says."""
+    drip, other = DrippingReceiver(interval=2), Receiver()
+    per_receiver = Settings.model_fields["webhook_attempts_per_receiver"].default
+    try:
+        store = aws.job_store()
+        slow = [finished_job(store, webhook_url=drip.url, notify_=["webhook"]) for _ in range(per_receiver + 1)]
+        fine = finished_job(store, webhook_url=other.url, notify_=["webhook"])
+        worker = start_worker()
+        for job in slow:
+            send(job.job_id)
+        drip.wait_for(lambda r: r.dripping == per_receiver, f"{per_receiver} attempts dripping at once")
+        send(fine.job_id)
+        wait_until(lambda: other.received, 60, "the other receiver's webhook")
+        with drip.changed:  # it arrived while the first attempts still drip: no one waited for them
+            assert drip.cut == 0 and drip.dripping == per_receiver
+        assert store.get(fine.job_id).webhook_delivered_at and other.received[0].json["data"]["job_id"] == fine.job_id
+
+        # Each slow job's first attempt is cut at the deadline, recorded, and retried (1 s in this test).
+        for job in slow:
+            first = wait_until(lambda j=job: store.get(j.job_id).webhook_attempts, 120, "the cut attempt")[0]
+            assert first.status_code is None and first.next_attempt_at is not None
+            assert "no answer within the attempt's 10 s" in (first.error or "")
+        drip.wait_for(lambda r: r.requests > len(slow), "a retried attempt")
+        assert drip.cut >= per_receiver and drip.most_at_once == per_receiver
+        assert worker.logged("webhook attempt failed: retrying later")
+    finally:
+        drip.close()
+        other.close()
+
+
+def test_a_message_for_a_receiver_without_a_free_turn_is_deferred_unattempted_until_its_last_receive(
+    stack, local_receivers, receiver
+):
+    store = aws.job_store()
+    job = finished_job(store, webhook_url=receiver.url, notify_=["webhook"])
+    handler = WebhookHandler(get_settings(), store)
+    handler.turns = ReceiverTurns(at_once=1, wait_seconds=0)  # no waiting: a busy receiver defers at once
+    origin = check_url(receiver.url, require_https=False, allow_loopback=True).receiver
+    assert handler.turns.take(origin)  # another delivery to the same receiver is running
+    body = WebhookMessage(job_id=job.job_id).model_dump_json()
+
+    deferred = handler(Delivery("m-1", "r-1", body, 1))
+    assert deferred.fate == Fate.RETRY and deferred.delay == Settings.model_fields["webhook_timeout_seconds"].default
+    assert store.get(job.job_id).webhook_attempts == [] and receiver.received == []  # not attempted, not counted
+
+    last = handler(Delivery("m-1", "r-2", body, handler.max_attempts))
+    [attempt] = store.get(job.job_id).webhook_attempts
+    assert last.fate == Fate.DEAD_LETTER and receiver.received == []
+    assert "busy" in (attempt.error or "") and attempt.next_attempt_at is None and store.get(job.job_id).webhook_gave_up
+
+    handler.turns.give_back(origin)  # the receiver is free again: a replayed copy is delivered
+    assert handler(Delivery("m-2", "r-3", body, 1)).fate == Fate.DONE
+    assert [r.answered for r in receiver.received] == [200] and store.get(job.job_id).webhook_delivered_at
 
 
 def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, emulator):

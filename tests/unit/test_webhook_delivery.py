@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hark.webhooks import DeliveryFailed, check_url, post
+from hark.webhooks import RESPONSE_READ_LIMIT, DeliveryFailed, check_url, post
+from tests.webhook_receiver import DrippingReceiver
 
 NAME = "hooks.hark.test"  # .test is reserved (RFC 2606): it never resolves
 
@@ -140,7 +141,7 @@ def test_no_answer_is_a_delivery_failure():
     try:
         port = silent.getsockname()[1]
         target = check_url(f"http://{NAME}:{port}/", require_https=False, allow_loopback=True, resolver=loopback)
-        with pytest.raises(DeliveryFailed, match="timed out"):
+        with pytest.raises(DeliveryFailed, match=r"no answer within the attempt's 0\.5 s"):
             post(target, b"{}", {}, timeout=0.5)
     finally:
         silent.close()
@@ -150,3 +151,34 @@ def test_no_answer_is_a_delivery_failure():
     target = check_url(f"http://{NAME}:{port}/", require_https=False, allow_loopback=True, resolver=loopback)
     with pytest.raises(DeliveryFailed, match=r"127\.0\.0\.1: ConnectionRefusedError"):
         post(target, b"{}", {}, timeout=5)
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_attempts_deadline():
+    """One byte every 0.2 s: each read is well within any per-read timeout, but the status line alone
+    would take 3.4 s. The attempt ends at its 1 s deadline for everything, and the receiver sees the
+    connection closed while it still drips."""
+    drip = DrippingReceiver(interval=0.2)
+    try:
+        target = check_url(drip.url, require_https=False, allow_loopback=True)
+        with pytest.raises(DeliveryFailed, match=r"no answer within the attempt's 1 s"):
+            post(target, b"{}", {}, timeout=1)
+        drip.wait_for(lambda r: r.cut == 1, "the connection cut mid-drip")
+        assert drip.requests == 1
+    finally:
+        drip.close()
+
+
+def test_an_answer_with_an_endless_body_counts_by_its_status():
+    """The status line and headers come at once, then a body of 10 MB one byte at a time: the status is
+    the answer; at most RESPONSE_READ_LIMIT of the body is waited for, within the deadline."""
+    size = 10 * 1024 * 1024
+    drip = DrippingReceiver(
+        interval=0.05, at_once=f"HTTP/1.1 202 Accepted\r\nContent-Length: {size}\r\n\r\n".encode(), drip=b"x" * size
+    )
+    try:
+        assert RESPONSE_READ_LIMIT <= 8 * 1024
+        target = check_url(drip.url, require_https=False, allow_loopback=True)
+        assert post(target, b"{}", {}, timeout=1) == 202
+        drip.wait_for(lambda r: r.cut == 1, "the connection closed mid-body")
+    finally:
+        drip.close()

@@ -2,8 +2,9 @@
 
 Per webhook message (worker/runtime.py receives, leases and settles it): read the job -> check its URL
 again (DNS can change since creation; hark.webhooks.check_url) -> sign the body with the owner's secret(s)
--> POST to the checked address (pinned: hark.webhooks.post) with a HARK_WEBHOOK_TIMEOUT_SECONDS timeout ->
-record the attempt on the job (GET /jobs/{id} shows it) -> settle:
+-> wait for the receiver's turn (ReceiverTurns) -> POST to the checked address (pinned: hark.webhooks.post)
+within a HARK_WEBHOOK_TIMEOUT_SECONDS deadline for the whole attempt -> record the attempt on the job
+(GET /jobs/{id} shows it) -> settle:
 - a 2xx answer: delivered (webhook_delivered_at), DONE; a later copy of the message is dropped;
 - any other answer, or none: the message is hidden for the next HARK_WEBHOOK_RETRY_DELAYS_SECONDS step
   (30 s, 2 min, 10 min, 1 h, 3 h, 6 h, 12 h: about a day); after the last attempt (the queue's
@@ -11,6 +12,9 @@ record the attempt on the job (GET /jobs/{id} shows it) -> settle:
 - a URL that now resolves to a refused address: recorded with the reason, not retried (DONE);
 - 410 Gone: the receiver says the endpoint is gone for good (Standard Webhooks: stop sending), so it is
   recorded and not retried (DONE); `hark dlq` has nothing to replay for it.
+Messages are handled HARK_WEBHOOK_CONCURRENCY at once, each in its own thread, and shared fairly among
+receivers: a receiver that answers slowly (or drips its answer a byte at a time until the deadline cuts it
+off) holds only its own share of the threads, so it delays no one else's webhooks.
 One message owns a job's delivery (JobStore.claim_webhook): a second copy (a re-sent notification, SQS's
 at-least-once) is dropped, so there is one chain of attempts per job; a copy replayed from the DLQ takes
 over once the owner gave up. Every attempt carries the same webhook-id (msg_<job id>) all the same, so a
@@ -20,7 +24,10 @@ receiver can drop duplicates.
 from __future__ import annotations
 
 import json
+import math
+import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
@@ -58,6 +65,47 @@ def _iso_in(seconds: int) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class ReceiverTurns:
+    """Fair shares of the worker's attempts among receivers (a receiver: a URL's origin). At most
+    `at_once` attempts to one receiver run at a time; as many more of its messages may wait for a turn,
+    each for one attempt deadline at most (by then a running attempt has ended); a message beyond those,
+    or whose wait runs out, is not attempted now but goes back to the queue for one deadline. So a
+    receiver, however slow and however many messages it has, holds at most 2 x at_once threads.
+    A deferral is a receive like any other (SQS counts receives for the redrive), so only a burst of more
+    than 2 x at_once messages for one receiver spends any of its messages' receives on waiting."""
+
+    def __init__(self, at_once: int, wait_seconds: float):
+        self.at_once, self.wait_seconds = at_once, wait_seconds
+        self._running: Counter[str] = Counter()
+        self._waiting: Counter[str] = Counter()
+        self._changed = threading.Condition()
+
+    def take(self, receiver: str) -> bool:
+        """A turn for an attempt to `receiver` (give it back after), or False: defer the message."""
+        with self._changed:
+            if self._running[receiver] >= self.at_once:
+                if self._waiting[receiver] >= self.at_once:
+                    return False
+                self._waiting[receiver] += 1
+                try:
+                    free = self._changed.wait_for(lambda: self._running[receiver] < self.at_once, self.wait_seconds)
+                finally:
+                    self._waiting[receiver] -= 1
+                    if not self._waiting[receiver]:
+                        del self._waiting[receiver]
+                if not free:
+                    return False
+            self._running[receiver] += 1
+            return True
+
+    def give_back(self, receiver: str) -> None:
+        with self._changed:
+            self._running[receiver] -= 1
+            if not self._running[receiver]:
+                del self._running[receiver]
+            self._changed.notify_all()
+
+
 class WebhookHandler:
     def __init__(self, settings: Settings, store: JobStore | None = None, resolver: webhooks.Resolver | None = None):
         self.settings = settings
@@ -69,6 +117,8 @@ class WebhookHandler:
         self.resolver = resolver
         self.telemetry = Telemetry(logger, metrics)
         self.backoff = Backoff.listed(settings.webhook_retry_delays_seconds)
+        self.turns = ReceiverTurns(settings.webhook_attempts_per_receiver, settings.webhook_timeout_seconds)
+        self.defer_seconds = math.ceil(settings.webhook_timeout_seconds)  # a turn is free by then
 
     def __call__(self, delivery: Delivery) -> Outcome:
         try:
@@ -115,13 +165,27 @@ class WebhookHandler:
         if not item.get("secret"):  # the owner never read it: create it now, GET /webhook-secret shows it
             item = self.store.ensure_webhook_secret(job.user_id, webhooks.new_secret())
         view = job_view(job, self.s3, self.transcripts_bucket, s.transcript_link_ttl_seconds)
-        timestamp = int(time.time())
-        body = payload(job, view.model_dump(mode="json", by_alias=True), timestamp)
-        headers = webhooks.headers(signing_secrets(item, timestamp), message_id(job), timestamp, body)
+        if not self.turns.take(target.receiver):
+            if receive_count >= self.max_attempts:  # no receive left to defer to: a failed attempt, recorded
+                busy = WebhookAttempt(at=at, error="not attempted: the receiver was busy with other deliveries")
+                return self._failed(job, receive_count, busy)
+            self.telemetry.metric("WebhooksDeferred", 1)
+            logger.info(
+                "the receiver is busy with other deliveries: deferred, not attempted",
+                receiver=target.receiver,
+                retry_in_seconds=self.defer_seconds,
+            )
+            return retry(self.defer_seconds)
+        at = now_iso()  # the attempt starts now, after any wait for a turn
         try:
+            timestamp = int(time.time())
+            body = payload(job, view.model_dump(mode="json", by_alias=True), timestamp)
+            headers = webhooks.headers(signing_secrets(item, timestamp), message_id(job), timestamp, body)
             status = webhooks.post(target, body.encode("utf-8"), headers, s.webhook_timeout_seconds)
         except webhooks.DeliveryFailed as err:
             return self._failed(job, receive_count, WebhookAttempt(at=at, error=str(err)))
+        finally:
+            self.turns.give_back(target.receiver)
         if 200 <= status < 300:
             self.store.record_webhook_attempt(job.job_id, WebhookAttempt(at=at, status_code=status), delivered=True)
             self.telemetry.metric("WebhooksDelivered", 1)
@@ -166,6 +230,6 @@ def webhook_consumer(settings: Settings, store: JobStore | None = None) -> Queue
         settings=settings,
         telemetry=handler.telemetry,
         backoff=handler.backoff,
-        batch_size=settings.webhook_batch_size,
+        concurrency=settings.webhook_concurrency,
         message_keys=("job_id",),
     )
