@@ -7,7 +7,7 @@ stack holds no cross-stack references and can be changed without touching the ot
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -74,6 +74,27 @@ class MonitoringStack(Stack):
         )
         self.topic = sns.Topic(
             self, "AlarmTopic", topic_name=f"{config.stack}-alarms", master_key=key, enforce_ssl=True
+        )
+        # A topic policy replaces SNS's default one, and enforce_ssl writes a policy holding only the TLS
+        # deny: without this grant nothing may publish, and every alarm would fire into nothing.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": self.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
+            )
         )
         if config.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(config.alarm_email))
