@@ -145,6 +145,15 @@ class MonitoringStack(Stack):
                 f"The oldest message on {qdef.name} is older than expected: consumers are not keeping up",
             )
 
+        undelivered = res.uploads_topic.undelivered_queue
+        alarm(
+            "UploadsUndelivered",
+            sqs(undelivered, "ApproximateNumberOfMessagesVisible"),
+            0,
+            f"Upload events SNS could not deliver are in {undelivered}: their jobs stay UPLOADING; check the "
+            'queue policies, then send each message to its queue (docs/runbook.md, "A stuck job")',
+        )
+
         worker_errors = cw.Metric(
             namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, statistic="Sum", period=FIVE_MINUTES
         )
@@ -254,7 +263,8 @@ class MonitoringStack(Stack):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Dead-letter queues",
-                left=[sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues],
+                left=[sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues]
+                + [sqs(undelivered, "ApproximateNumberOfMessagesVisible")],
                 width=8,
             ),
             cw.GraphWidget(

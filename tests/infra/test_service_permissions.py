@@ -171,9 +171,16 @@ def test_every_queue_subscription_lets_exactly_its_topic_send(synth):
         if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["Protocol"] == "sqs"
     ]
     assert subscriptions
-    for stack, sub in subscriptions:
+    targets = [(stack, sub["Endpoint"], sub) for stack, sub in subscriptions]
+    # where SNS puts what it cannot deliver (the subscription's redrive policy): a queue it sends to too
+    targets += [
+        (stack, sub["RedrivePolicy"]["deadLetterTargetArn"], sub)
+        for stack, sub in subscriptions
+        if "RedrivePolicy" in sub
+    ]
+    for stack, endpoint, sub in targets:
         template = synth.template(stack)
-        queue = sub["Endpoint"]["Fn::GetAtt"][0]
+        queue = endpoint["Fn::GetAtt"][0]
         policies = [
             p["Properties"]["PolicyDocument"]
             for p in resources_of(template, "AWS::SQS::QueuePolicy").values()
