@@ -30,6 +30,10 @@ class TopicDef:
     # Queues subscribed with raw message delivery: each receives the published body itself (here the S3
     # event, exactly as S3 would send it to a queue), not SNS's envelope around it.
     raw_subscribers: tuple[str, ...] = ()
+    # Where SNS puts a message it could not deliver to a subscriber (AWS only: the subscriptions' redrive
+    # policy; moto delivers or raises), so an upload's event is kept rather than dropped.
+    undelivered_queue: str = ""
+    undelivered_retention_seconds: int = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,11 @@ def resources(
         transcribe_queue=transcribe,
         # SES outages: the notifier backs off by receive count; 12 receives span several hours.
         notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),
-        uploads_topic=TopicDef(name=f"{stack}-uploads", raw_subscribers=(transcribe.name, upload_status.name)),
+        uploads_topic=TopicDef(
+            name=f"{stack}-uploads",
+            raw_subscribers=(transcribe.name, upload_status.name),
+            undelivered_queue=f"{stack}-uploads-undelivered",
+        ),
         upload_status_queue=upload_status,
         # Retries wait up to 12 h each (the consumer hides the message that long), so a delivery spans a
         # day; 4 days' retention keeps the last attempt's message well inside it.

@@ -36,6 +36,18 @@ from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
 
 
+def gateway_response_cors(origins: list[str]) -> dict[str, str]:
+    """Access-Control-Allow-Origin on API Gateway's own answers (401, 403, 404, 429, ...), as mapping
+    expressions. One origin is written as it is. A gateway response cannot choose among several (its
+    headers are static or copied from the request), so with several it copies the request's Origin:
+    these bodies are API Gateway's fixed error texts, sent without Access-Control-Allow-Credentials (the
+    API takes a bearer token, never cookies), so any page reading them learns nothing; the API Lambda's
+    own answers and the preflight allow the authorized parties only."""
+    if len(origins) == 1:
+        return {"Access-Control-Allow-Origin": f"'{origins[0]}'"}
+    return {"Access-Control-Allow-Origin": "method.request.header.Origin", "Vary": "'Origin'"}
+
+
 class ApiStack(Stack):
     def __init__(
         self,
@@ -45,6 +57,7 @@ class ApiStack(Stack):
         config: HarkConfig,
         web_origin: str,
         authorized_parties: list[str],
+        cors_origins: list[str],
         code_dir: Path,
         code_has_deps: bool,
         **kwargs,
@@ -295,7 +308,9 @@ class ApiStack(Stack):
                 metrics_enabled=True,
             ),
             default_cors_preflight_options=apigw.CorsOptions(
-                allow_origins=[web_origin],
+                # Every authorized party's origin: with more than one, API Gateway's preflight answers the
+                # request's Origin when it is one of them (and the first otherwise), with Vary: Origin.
+                allow_origins=list(cors_origins),
                 allow_methods=list(HTTP_API.cors.allow_methods),
                 allow_headers=list(HTTP_API.cors.allow_headers),
                 max_age=Duration.seconds(HTTP_API.cors.max_age_seconds),
@@ -312,7 +327,7 @@ class ApiStack(Stack):
         # carries the CORS origin, or the browser hides it; a specific type replaces DEFAULT_4XX whole.
         gateway_headers = {
             **{k: f"'{v}'" for k, v in GATEWAY_RESPONSE_HEADERS.items()},
-            "Access-Control-Allow-Origin": f"'{web_origin}'",
+            **gateway_response_cors(cors_origins),
         }
         for response in GATEWAY_RESPONSES:
             self.api.add_gateway_response(

@@ -65,6 +65,7 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
         config=config,
         web_origin=web_origin,
         authorized_parties=parties,
+        cors_origins=web_origins,
         code_dir=code_dir,
         code_has_deps=has_deps,
         **props("api", "REST API and Lambdas"),

@@ -6,6 +6,7 @@ Nothing here looks anything up in an AWS account: the app synthesises offline, e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from hark.scaling import DEFAULT_POLICY, ScalingPolicy
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra"
 CDK_JSON = INFRA_DIR / "cdk.json"
+
+# The zones the workers' VPC spans; each has its own NAT gateway.
+WORKER_ZONES = 2
 
 # The Lambda runtime, and the matching public Powertools for AWS Lambda (Python) v3 layer.
 LAMBDA_PYTHON = "3.13"
@@ -38,7 +42,12 @@ class HarkConfig:
     issuer: str = "https://clerk.example.com"
     jwks_url: str = ""  # default: {issuer}/.well-known/jwks.json
     authorized_parties: tuple[str, ...] = ()  # default: the web origin
-    web_origin: str = ""  # e.g. https://hark.example.com; default: the CloudFront domain
+    web_origin: str = ""  # e.g. https://hark.example.com; default: https://{web_domain}, else the CloudFront domain
+    # A custom domain for the web app: CloudFront serves it with this ACM certificate (in us-east-1, as
+    # CloudFront requires); with a Route 53 hosted zone id the alias records are made too.
+    web_domain: str = ""
+    certificate_arn: str = ""
+    hosted_zone_id: str = ""
     email_sender: str = "transcripts@example.com"
     email_domain: str = ""  # verify the whole domain (DKIM) instead of the one sender address
     alarm_email: str = ""
@@ -46,7 +55,7 @@ class HarkConfig:
     max_upload_bytes: int = 2 * 1024**3
     on_demand_base_workers: int = 1
     on_demand_percent_above_base: int = 25
-    nat_gateways: int = 1
+    nat_gateways: int = 2  # one per zone the workers use (docs/scaling.md, "No single zone to lose")
     powertools_layer_version: int = 27
     api_rate_limit: int = HTTP_API.throttle.rate_limit
     api_burst_limit: int = HTTP_API.throttle.burst_limit
@@ -84,6 +93,9 @@ class HarkConfig:
             jwks_url=str(get("jwksUrl", "")),
             authorized_parties=tuple(parties),
             web_origin=str(get("webOrigin", "")).rstrip("/"),
+            web_domain=str(get("webDomain", "")).lower().rstrip("."),
+            certificate_arn=str(get("certificateArn", "")),
+            hosted_zone_id=str(get("hostedZoneId", "")),
             email_sender=str(get("emailSender", base.email_sender)),
             email_domain=str(get("emailDomain", "")),
             alarm_email=str(get("alarmEmail", "")),
@@ -98,7 +110,35 @@ class HarkConfig:
             model_src=str(get("modelSrc", base.model_src)),
             scaling=replace(base.scaling, max_workers=max_workers),
             worker_usd_per_hour=float(get("workerUsdPerHour", base.worker_usd_per_hour)),
-        )
+        ).checked()
+
+    def checked(self) -> HarkConfig:
+        """Settings that cannot deploy are refused here, each with what to change."""
+        if bool(self.web_domain) != bool(self.certificate_arn):
+            raise ValueError(
+                "hark:webDomain and hark:certificateArn go together: CloudFront serves a custom domain only "
+                'with an ACM certificate for it (docs/deploy.md, "A custom domain")'
+            )
+        if self.certificate_arn and not re.fullmatch(
+            r"arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/[\w-]+", self.certificate_arn
+        ):
+            raise ValueError(
+                f"hark:certificateArn {self.certificate_arn!r}: CloudFront takes an ACM certificate ARN in us-east-1 "
+                "(arn:aws:acm:us-east-1:<account>:certificate/<id>)"
+            )
+        if self.hosted_zone_id and not self.web_domain:
+            raise ValueError("hark:hostedZoneId needs hark:webDomain: the alias records are for that name")
+        if self.nat_gateways < WORKER_ZONES:
+            raise ValueError(
+                f"hark:natGateways {self.nat_gateways}: the workers run in {WORKER_ZONES} zones and need a NAT gateway "
+                'in each, or losing one zone stops them all (docs/scaling.md, "No single zone to lose")'
+            )
+        return self
+
+    @property
+    def origin(self) -> str:
+        """The web app's origin when it is known before deployment (else the CloudFront domain, a token)."""
+        return self.web_origin or (f"https://{self.web_domain}" if self.web_domain else "")
 
 
 def cdk_json_context() -> dict:

@@ -7,7 +7,7 @@ stack holds no cross-stack references and can be changed without touching the ot
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -75,6 +75,27 @@ class MonitoringStack(Stack):
         self.topic = sns.Topic(
             self, "AlarmTopic", topic_name=f"{config.stack}-alarms", master_key=key, enforce_ssl=True
         )
+        # A topic policy replaces SNS's default one, and enforce_ssl writes a policy holding only the TLS
+        # deny: without this grant nothing may publish, and every alarm would fire into nothing.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": self.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
+            )
+        )
         if config.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(config.alarm_email))
         action = cw_actions.SnsAction(self.topic)
@@ -123,6 +144,15 @@ class MonitoringStack(Stack):
                 OLDEST_MESSAGE_ALARM_SECONDS[label.lower()],
                 f"The oldest message on {qdef.name} is older than expected: consumers are not keeping up",
             )
+
+        undelivered = res.uploads_topic.undelivered_queue
+        alarm(
+            "UploadsUndelivered",
+            sqs(undelivered, "ApproximateNumberOfMessagesVisible"),
+            0,
+            f"Upload events SNS could not deliver are in {undelivered}: their jobs stay UPLOADING; check the "
+            'queue policies, then send each message to its queue (docs/runbook.md, "A stuck job")',
+        )
 
         worker_errors = cw.Metric(
             namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, statistic="Sum", period=FIVE_MINUTES
@@ -233,7 +263,8 @@ class MonitoringStack(Stack):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Dead-letter queues",
-                left=[sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues],
+                left=[sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues]
+                + [sqs(undelivered, "ApproximateNumberOfMessagesVisible")],
                 width=8,
             ),
             cw.GraphWidget(

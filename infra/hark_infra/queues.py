@@ -75,6 +75,22 @@ class QueuesStack(Stack):
             "events carry only keys and sizes, and both subscribed queues are encrypted (SSE-SQS).",
             "AwsSolutions-SNS2",
         )
+        # SNS retries a delivery to SQS for days, but drops at once what a client error refuses (a queue
+        # policy gone wrong): such an upload event is kept here, with an alarm (monitoring.py), not lost.
+        self.uploads_undelivered = sqs.Queue(
+            self,
+            "UploadsUndelivered",
+            queue_name=res.uploads_topic.undelivered_queue,
+            retention_period=Duration.seconds(res.uploads_topic.undelivered_retention_seconds),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        acknowledge(
+            self.uploads_undelivered,
+            "This is itself a dead-letter queue: the uploads topic's subscriptions send what they cannot deliver "
+            "here (their redrive policy, which the rule does not read); an alarm fires on any message in it.",
+            "AwsSolutions-SQS3",
+        )
         by_name = {
             res.transcribe_queue.name: self.transcribe_queue,
             res.upload_status_queue.name: self.upload_status_queue,
@@ -82,4 +98,9 @@ class QueuesStack(Stack):
         for name in res.uploads_topic.raw_subscribers:
             # Raw delivery: each queue receives the S3 event body itself, as S3 would send it to a queue.
             # The subscription also gives the queue a policy letting this topic (only) send to it.
-            self.uploads_topic.add_subscription(subscriptions.SqsSubscription(by_name[name], raw_message_delivery=True))
+            # The subscription also gives the dead-letter queue a policy letting this topic send to it.
+            self.uploads_topic.add_subscription(
+                subscriptions.SqsSubscription(
+                    by_name[name], raw_message_delivery=True, dead_letter_queue=self.uploads_undelivered
+                )
+            )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 
 from aws_cdk import Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
@@ -30,11 +32,25 @@ CONTENT_CACHE_CONTROL = "no-cache"
 # After each deploy: everything CloudFront may hold, including "/" and the index.html served for SPA
 # routes on 403/404. One wildcard path is billed as one invalidation path.
 INVALIDATION_PATHS = ["/*"]
+# The hosted zone every CloudFront distribution's alias target lives in (Route 53's AliasTarget reference).
+CLOUDFRONT_HOSTED_ZONE_ID = "Z2FDTNDATAQYW2"
 # WebStack's outputs that WebContentStack reads (Fn::GetStackOutput): fixed names, so the deployment's
 # IAM resources render the same on every synth and its cdk-nag acknowledgment can name them exactly.
 SITE_BUCKET_OUTPUT = "SiteBucketName"
 DISTRIBUTION_ID_OUTPUT = "DistributionId"
 DISTRIBUTION_DOMAIN_OUTPUT = "DistributionDomainName"
+
+
+def custom_domain(scope: Construct, config: HarkConfig) -> dict:
+    """The distribution's alias and certificate when hark:webDomain is set (the certificate in us-east-1,
+    checked by HarkConfig), with TLS 1.2 or later for viewers; nothing otherwise."""
+    if not config.web_domain:
+        return {}
+    return dict(
+        domain_names=[config.web_domain],
+        certificate=acm.Certificate.from_certificate_arn(scope, "WebCertificate", config.certificate_arn),
+        minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+    )
 
 
 def web_config(api_url: str, clerk_publishable_key: str) -> dict:
@@ -98,6 +114,7 @@ class WebStack(Stack):
                 for code in (403, 404)
             ],
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            **custom_domain(self, config),
             enable_logging=True,
             log_bucket=self.logs,
             log_file_prefix="cloudfront/",
@@ -111,17 +128,37 @@ class WebStack(Stack):
             "authorizer and throttling. Add a WAF web ACL if abuse appears.",
             "AwsSolutions-CFR2",
         )
-        acknowledge(
-            self.distribution,
-            "Without a custom domain CloudFront's default certificate is used, "
-            "which fixes the viewer TLS policy; with hark:webOrigin set, attach a certificate.",
-            "AwsSolutions-CFR4",
-        )
-        self.origin = config.web_origin or f"https://{self.distribution.distribution_domain_name}"
+        if config.web_domain:
+            self.alias_records(config)
+        else:
+            acknowledge(
+                self.distribution,
+                "Without a custom domain CloudFront's default certificate is used, which fixes the viewer "
+                "TLS policy; set hark:webDomain and hark:certificateArn (docs/deploy.md) for TLS 1.2 or later.",
+                "AwsSolutions-CFR4",
+            )
+        self.origin = config.origin or f"https://{self.distribution.distribution_domain_name}"
         CfnOutput(self, "WebUrl", value=self.origin)
         CfnOutput(self, SITE_BUCKET_OUTPUT, value=self.site_bucket.bucket_name)
         CfnOutput(self, DISTRIBUTION_ID_OUTPUT, value=self.distribution.distribution_id)
         CfnOutput(self, DISTRIBUTION_DOMAIN_OUTPUT, value=self.distribution.distribution_domain_name)
+
+    def alias_records(self, config: HarkConfig) -> None:
+        """With hark:hostedZoneId: A and AAAA alias records for the domain, pointing at the distribution."""
+        if not config.hosted_zone_id:
+            return
+        for record_type in ("A", "AAAA"):
+            route53.CfnRecordSet(
+                self,
+                f"WebDomain{record_type}",
+                hosted_zone_id=config.hosted_zone_id,
+                name=config.web_domain,
+                type=record_type,
+                alias_target=route53.CfnRecordSet.AliasTargetProperty(
+                    dns_name=self.distribution.distribution_domain_name,
+                    hosted_zone_id=CLOUDFRONT_HOSTED_ZONE_ID,
+                ),
+            )
 
     def headers_policy(self, config: HarkConfig) -> cloudfront.ResponseHeadersPolicy:
         """The managed SecurityHeadersPolicy's headers plus this app's Content-Security-Policy."""

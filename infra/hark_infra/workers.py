@@ -42,7 +42,7 @@ from hark_infra.common import (
     ses_identity_arn,
     table_arn,
 )
-from hark_infra.config import REPO_ROOT, HarkConfig
+from hark_infra.config import REPO_ROOT, WORKER_ZONES, HarkConfig
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
 # The mixed-instances pool, cheapest on-demand first (on-demand capacity takes them in this order; spot
@@ -152,11 +152,12 @@ class WorkersStack(Stack):
         self.notification_service_name = f"{config.stack}-notification"
         self.webhook_service_name = f"{config.stack}-webhooks"
 
-        # ---- network: private subnets; S3 and DynamoDB through free gateway endpoints ----
+        # ---- network: private subnets in WORKER_ZONES zones, each with its own NAT gateway (losing a zone
+        # costs capacity, not service: docs/scaling.md); S3 and DynamoDB through free gateway endpoints ----
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
-            max_azs=2,
+            max_azs=WORKER_ZONES,
             nat_gateways=config.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
@@ -193,7 +194,7 @@ class WorkersStack(Stack):
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
 
-        # ---- GPU capacity: g4dn on the ECS GPU-optimised AMI, spot and on-demand mixed ----
+        # ---- GPU capacity: g4dn on the ECS-optimized Amazon Linux 2023 GPU AMI, spot and on-demand mixed ----
         instance_role = iam.Role(
             self,
             "GpuInstanceRole",
@@ -225,7 +226,7 @@ class WorkersStack(Stack):
             self,
             "GpuLaunchTemplate",
             instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
-            machine_image=ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU),
+            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),
             role=instance_role,
             security_group=workers_sg,
             user_data=user_data,
@@ -434,7 +435,9 @@ class WorkersStack(Stack):
             service_name=self.transcription_service_name,
             cluster=self.cluster,
             task_definition=self.transcription_task,
-            desired_count=policy.min_workers,
+            # No desired_count: CloudFormation sends DesiredCount on every service update, so a deploy
+            # would reset the autoscaled fleet (to zero, mid-day). Without it ECS starts one task when the
+            # service is created and Application Auto Scaling owns the count from then on.
             min_healthy_percent=0,  # queue consumers: a replacement can start after the old one drains
             max_healthy_percent=100,
             capacity_provider_strategies=[
@@ -515,6 +518,7 @@ class WorkersStack(Stack):
             },
             security_group=workers_sg,
             subnets=private,
+            desired_count=None,  # autoscaled (_scale_notifier)
         )
 
         self._scale_notifier(res.notify_queue.name)
@@ -572,6 +576,7 @@ class WorkersStack(Stack):
             environment={**base_env},
             security_group=webhook_sg,
             subnets=private,
+            desired_count=1,  # one task, not autoscaled: a deploy keeps it at one
         )
 
         for task in (self.transcription_task, self.notification_task, self.webhook_task):
@@ -618,9 +623,13 @@ class WorkersStack(Stack):
         environment: dict[str, str],
         security_group: ec2.SecurityGroup,
         subnets: ec2.SubnetSelection,
+        desired_count: int | None,
     ) -> tuple[logs.LogGroup, ecs.FargateTaskDefinition, ecs.FargateService]:
         """A small always-on SQS worker on Fargate (the notifier, the webhook worker): the notifier's image
-        (base dependencies only) started as `python -m module`, one task, rolled back if a deploy fails."""
+        (base dependencies only) started as `python -m module`, rolled back if a deploy fails.
+
+        `desired_count` None for an autoscaled service: CloudFormation sends DesiredCount on every service
+        update, so a deploy would reset the count autoscaling set (ECS starts one task at creation)."""
         log_group = logs.LogGroup(
             self,
             f"{prefix}Logs",
@@ -663,7 +672,7 @@ class WorkersStack(Stack):
             service_name=service_name,
             cluster=self.cluster,
             task_definition=task,
-            desired_count=1,
+            desired_count=desired_count,
             min_healthy_percent=100,
             max_healthy_percent=200,
             security_groups=[security_group],

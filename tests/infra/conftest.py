@@ -61,11 +61,29 @@ class Synth:
 SESSION_SYNTH: Synth | None = None
 
 
+# A second deployment's settings: two authorized parties and a custom web domain with its certificate
+# and hosted zone (the session's second and last synth, for the settings the first leaves out).
+PARTIES = ["https://app.hark.example", "https://studio.partner.example"]
+CUSTOM_DOMAIN_CONTEXT = {
+    **TEST_CONTEXT,
+    "hark:stack": "hark-cd",
+    "hark:authorizedParties": PARTIES,
+    "hark:webOrigin": "",
+    "hark:webDomain": "app.hark.example",
+    "hark:certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+    "hark:hostedZoneId": "Z0123456789ABCDEFGHIJ",
+}
+
+
 def synthesise(outdir: Path) -> Synth:
     """Synthesise the whole app (with cdk-nag) into `outdir`, once per session."""
     global SESSION_SYNTH
-    if SESSION_SYNTH is not None:
-        return SESSION_SYNTH
+    if SESSION_SYNTH is None:
+        SESSION_SYNTH = synthesise_with(outdir, TEST_CONTEXT)
+    return SESSION_SYNTH
+
+
+def synthesise_with(outdir: Path, context: dict) -> Synth:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     for path in (str(INFRA), str(REPO)):
         if path not in sys.path:
@@ -74,11 +92,11 @@ def synthesise(outdir: Path) -> Synth:
 
     error = None
     try:
-        build_app(context=TEST_CONTEXT, outdir=str(outdir)).synth()
+        build_app(context=context, outdir=str(outdir)).synth()
     except Exception as exc:  # a validation (cdk-nag) failure still writes the templates and the report
         error = str(exc)
     report_file = outdir / "validation-report.json"
-    SESSION_SYNTH = Synth(
+    return Synth(
         outdir=outdir,
         templates={
             s: json.loads((outdir / f"{s}.template.json").read_text())
@@ -89,13 +107,19 @@ def synthesise(outdir: Path) -> Synth:
         report=json.loads(report_file.read_text()) if report_file.exists() else None,
         manifest=json.loads((outdir / "manifest.json").read_text()) if (outdir / "manifest.json").exists() else {},
     )
-    return SESSION_SYNTH
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory) -> Synth:
     pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
     return synthesise(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def custom_domain_synth(tmp_path_factory) -> Synth:
+    """The app with CUSTOM_DOMAIN_CONTEXT: two authorized parties, a custom domain."""
+    pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
+    return synthesise_with(tmp_path_factory.mktemp("cdk.out.custom"), CUSTOM_DOMAIN_CONTEXT)
 
 
 def resources_of(template: dict, rtype: str) -> dict[str, dict]:

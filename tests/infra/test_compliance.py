@@ -1,16 +1,7 @@
-"""cdk-nag (AwsSolutions) passes with every acknowledged finding given a reason; cfn-lint is clean."""
+"""cdk-nag (AwsSolutions) passes with every acknowledged finding given a reason. cfn-lint, with the
+serverless rules, runs in test_analyser.py."""
 
 from __future__ import annotations
-
-import json
-
-import pytest
-
-# Rules cfn-lint would flag on templates CDK itself generates, each with why it is accepted:
-CFN_LINT_IGNORED = {
-    # CDK adds an explicit DependsOn from a Lambda to its role's default policy, which also has a GetAtt.
-    "W3005",
-}
 
 
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth):
@@ -39,20 +30,3 @@ def test_cdk_nag_ran_and_every_acknowledgment_has_a_reason(synth):
     # the findings accepted on purpose, each documented where it is acknowledged
     assert {"AwsSolutions-APIG3", "AwsSolutions-L1", "AwsSolutions-ECS2"} <= ids
     assert not {i for i in ids if i.startswith("AwsSolutions-IAM5[Action::s3:*") or i.endswith("Action::*]")}
-
-
-def test_cfn_lint_clean(synth):
-    from cfnlint.api import ManualArgs, lint
-
-    problems = []
-    for name, template in synth.templates.items():
-        matches = lint(
-            json.dumps(template), config=ManualArgs(regions=["us-east-1"], ignore_checks=sorted(CFN_LINT_IGNORED))
-        )
-        problems += [f"{name}: {m}" for m in matches]
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("rule", sorted(CFN_LINT_IGNORED))
-def test_ignored_cfn_lint_rules_are_warnings_only(rule):
-    assert rule.startswith("W")

@@ -31,7 +31,7 @@ def test_every_stack_synthesised(synth):
 
 def test_queues_and_dead_letter_queues_from_hark_resources(synth):
     t = synth.assertions("Queues")
-    t.resource_count_is("AWS::SQS::Queue", 2 * len(RES.queues))  # each with its DLQ
+    t.resource_count_is("AWS::SQS::Queue", 2 * len(RES.queues) + 1)  # each with its DLQ; the uploads topic's DLQ
     template = synth.template("Queues")
     by_name = {
         q["Properties"]["QueueName"]: (k, q["Properties"]) for k, q in resources_of(template, "AWS::SQS::Queue").items()
@@ -49,19 +49,33 @@ def test_queues_and_dead_letter_queues_from_hark_resources(synth):
         assert dlq["MessageRetentionPeriod"] == qdef.dlq_retention_seconds
         assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
     assert RES.transcribe_queue.max_receive_count == 4  # the design's "(4 receives) -> DLQ"
+    # what the uploads topic cannot deliver to either queue is kept, not dropped
+    undelivered_id, undelivered = by_name[RES.uploads_topic.undelivered_queue]
+    assert undelivered["MessageRetentionPeriod"] == RES.uploads_topic.undelivered_retention_seconds
+    assert undelivered["SqsManagedSseEnabled"] is True
+    subscriptions = resources_of(template, "AWS::SNS::Subscription").values()
+    assert [s["Properties"]["RedrivePolicy"] for s in subscriptions] == [
+        {"deadLetterTargetArn": {"Fn::GetAtt": [undelivered_id, "Arn"]}}
+    ] * len(RES.uploads_topic.raw_subscribers)
 
 
 def test_queues_deny_plain_http_and_accept_only_the_uploads_topic(synth):
     template = synth.template("Queues")
     policies = list(resources_of(template, "AWS::SQS::QueuePolicy").values())
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    assert sum(
-        1 for s in statements if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    ) == 2 * len(RES.queues)
+    assert (
+        sum(
+            1
+            for s in statements
+            if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        )
+        == 2 * len(RES.queues) + 1
+    )
     (topic_id,) = resources_of(template, "AWS::SNS::Topic")
     sends = [s for s in statements if s.get("Principal") == {"Service": "sns.amazonaws.com"}]
-    # One per subscribed queue, each only from the uploads topic; nothing may send straight from S3.
-    assert len(sends) == len(RES.uploads_topic.raw_subscribers)
+    # One per subscribed queue and one for its dead-letter queue, each only from the uploads topic;
+    # nothing may send straight from S3.
+    assert len(sends) == len(RES.uploads_topic.raw_subscribers) + 1
     for send in sends:
         assert send["Action"] == "sqs:SendMessage"
         assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": topic_id}}}
