@@ -20,13 +20,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hark.lambda_runtime import LAMBDA_PYTHON
+from hark.local.gateway import ACCOUNT
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
-ACCOUNT = "123456789012"
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
@@ -81,7 +81,7 @@ class AssetFunction:
         *,
         timeout_seconds: float = 29,
         memory_mb: int = 512,
-        log: IO[bytes] | None = None,
+        log: Path | None = None,
     ):
         self.runtime, self.handler, self.name = runtime, handler, name
         self.timeout_seconds, self.memory_mb = timeout_seconds, memory_mb
@@ -115,14 +115,19 @@ class AssetFunction:
     def _ensure_started(self) -> subprocess.Popen:
         if self._process is not None and self._process.poll() is None:
             return self._process
-        self._process = subprocess.Popen(
-            [self.runtime.python, "-I", "-S", str(BOOTSTRAP), self.handler, *self.runtime.paths],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log if self.log is not None else None,
-            env=self.environment,
-            cwd=self.runtime.paths[0],
-        )
+        log = open(self.log, "ab") if self.log is not None else None  # the function's log: its stderr
+        try:
+            self._process = subprocess.Popen(
+                [self.runtime.python, "-I", "-S", str(BOOTSTRAP), self.handler, *self.runtime.paths],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=self.environment,
+                cwd=self.runtime.paths[0],
+            )
+        finally:
+            if log is not None:
+                log.close()
         hello = self._read(self._process)
         if not hello.get("ready"):
             raise FunctionError(hello.get("error") or {"errorType": "Runtime.Unknown"})

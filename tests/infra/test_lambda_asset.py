@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +56,11 @@ def runtime(functions) -> Runtime:
     (layer_version,) = {int(render(p["Layers"][0]).rsplit(":", 1)[1]) for p in functions.values()}
     assert {p["Runtime"] for p in functions.values()} == {f"python{LAMBDA_PYTHON}"}
     python, version = runtime_python()
+    if version != LAMBDA_PYTHON:
+        warnings.warn(
+            f"no Python {LAMBDA_PYTHON} on this machine: the asset is built for, and run under, Python {version}",
+            stacklevel=1,
+        )
     bundle = _lambda_bundle()
     return Runtime(python, (str(bundle.build(version)), str(bundle.runtime_packages(version, layer_version))))
 
