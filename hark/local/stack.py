@@ -146,7 +146,11 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     started = time.time()
     model_dir = Path(os.environ.get("HARK_MODEL_DIR") or bundled_model.install())
     print("hark: building the Lambda asset (infra/lambda_bundle.py)...", flush=True)
-    lambda_runtime = build_runtime()
+    try:
+        lambda_runtime = build_runtime()
+    except subprocess.CalledProcessError as err:  # pip's own message is above
+        print(f"hark: the Lambda asset could not be built ({' '.join(err.cmd[:4])} ... failed)", file=sys.stderr)
+        return 1
 
     emulator = Emulator(emulator_port).start()
     env = local_env(port, emulator_port, home, model_dir)
