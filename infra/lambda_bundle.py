@@ -1,16 +1,21 @@
 """Builds the Lambda code asset: `hark` and `lambdas` plus their dependencies for the Lambda runtime.
 
     python lambda_bundle.py            # infra/build/lambda (what `cdk deploy` uploads)
+    python lambda_bundle.py --runtime  # also what AWS adds beside it (the layer's Powertools, the runtime's
+                                       # boto3), into a cache folder; prints both paths
 
 The dependencies are Linux x86_64 wheels for the Lambda's Python (pip --platform, no Docker needed).
-Powertools itself comes from the public Powertools layer, and boto3 from the runtime, so neither is
-bundled. The CDK CLI runs this before app.py (cdk.json); `make synth` and the tests do not: without
-a build, app.py packages the source alone and warns that the asset is not deployable.
+boto3 comes from the runtime and is not bundled; runtime_packages() installs what the runtime and the
+public Powertools layer put beside the asset (hark.lambda_runtime) for the tests and the local stack, which
+run the handlers from the asset with nothing else on the path. The CDK CLI runs this before
+app.py (cdk.json); `make synth` and the infra tests do not: without a build, app.py packages the source
+alone and warns that the asset is not deployable.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -18,27 +23,34 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-from hark_infra.config import LAMBDA_PYTHON  # noqa: E402
+from hark.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION, runtime_requirements  # noqa: E402
 
 BUILD = HERE / "build" / "lambda"
 DEPS = HERE / "build" / "lambda-deps"
 PACKAGES = ("hark", "lambdas")
-# pyproject's runtime dependencies less the ones the layer (powertools) and the runtime (boto3) provide.
-REQUIREMENTS = ("pydantic>=2.7", "pydantic-settings>=2.3", "pyjwt[crypto]>=2.9")
+# pyproject's runtime dependencies less boto3, which the runtime provides. Powertools too, although the layer
+# has it: the API handler needs RequestUnsupportedContentType (Powertools 3.28 on), which the pinned layer's
+# release lacks (hark.lambda_runtime), and the asset comes before the layer on sys.path.
+REQUIREMENTS = (
+    "aws-lambda-powertools[parser,validation]>=3.28",
+    "pydantic>=2.7",
+    "pydantic-settings>=2.3",
+    "pyjwt[crypto]>=2.9",
+    "standardwebhooks>=1.1",
+)
 # Never run in Lambda: hark.local (emulator, local gateway) and the client side (the generated API client,
 # its wrapper, the CLI, smoke test, operator and deploy tools), so they do not ship in the asset.
 CLIENT_SIDE = ("api_client", "client.py", "client_codegen.py", "cli.py", "smoke.py", "ops.py", "deploy_check.py")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests", *CLIENT_SIDE)
+# The layer's and the runtime's packages, per Python and versions (what Lambda puts beside the asset).
+RUNTIME_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hark" / "lambda-runtime"
 
 
-def install_deps() -> None:
-    stamp = DEPS / ".requirements"
-    wanted = hashlib.sha256(f"{LAMBDA_PYTHON}|{REQUIREMENTS}".encode()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
-    shutil.rmtree(DEPS, ignore_errors=True)
+def pip_target(target: Path, python: str, requirements: tuple[str, ...]) -> None:
+    """Linux x86_64 wheels for CPython `python` ("3.13") into `target`, whatever Python runs pip."""
     subprocess.run(
         [
             sys.executable,
@@ -48,37 +60,97 @@ def install_deps() -> None:
             "--quiet",
             "--disable-pip-version-check",
             "--target",
-            str(DEPS),
+            str(target),
             "--platform",
             "manylinux2014_x86_64",
             "--implementation",
             "cp",
             "--python-version",
-            LAMBDA_PYTHON,
+            python,
             "--only-binary=:all:",
-            *REQUIREMENTS,
+            *requirements,
         ],
         check=True,
     )
+
+
+def install_deps(python: str = LAMBDA_PYTHON, target: Path = DEPS) -> None:
+    stamp = target / ".requirements"
+    wanted = hashlib.sha256(f"{python}|{REQUIREMENTS}".encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    pip_target(target, python, REQUIREMENTS)
     stamp.write_text(wanted)
 
 
-def stage(dest: Path, with_deps: bool) -> Path:
-    """Copy the packages (and the built dependencies) into `dest`, replacing what was there."""
+def _source_digest(deps: Path | None) -> str:
+    """What a staged asset is made of: every file it copies (path and bytes) and the dependencies' stamp."""
+    digest = hashlib.sha256(f"{PACKAGES}|{CLIENT_SIDE}".encode())
+    if deps is not None:
+        digest.update((deps / ".requirements").read_bytes())
+    for package in PACKAGES:
+        for root, dirs, files in os.walk(REPO / package):
+            dirs[:] = sorted(set(dirs) - SKIP(root, dirs))
+            for name in sorted(set(files) - SKIP(root, files)):
+                path = Path(root, name)
+                digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def stage(dest: Path, with_deps: bool, deps: Path = DEPS) -> Path:
+    """Copy the packages (and the built dependencies) into `dest`, replacing what was there; nothing is
+    copied when `dest` already holds the same (its stamp, beside it, so the asset's hash is its content's)."""
+    stamp = dest.with_name(dest.name + ".stamp")
+    wanted = _source_digest(deps if with_deps else None)
+    if dest.is_dir() and stamp.exists() and stamp.read_text() == wanted:
+        return dest
     shutil.rmtree(dest, ignore_errors=True)
+    stamp.unlink(missing_ok=True)
     if with_deps:
-        shutil.copytree(DEPS, dest, ignore=shutil.ignore_patterns(".requirements", "__pycache__"))
+        shutil.copytree(deps, dest, ignore=shutil.ignore_patterns(".requirements", "__pycache__"))
     dest.mkdir(parents=True, exist_ok=True)
     for package in PACKAGES:
         shutil.copytree(REPO / package, dest / package, ignore=SKIP, dirs_exist_ok=True)
     (dest / "BUNDLED_DEPENDENCIES").write_text("yes\n" if with_deps else "no\n")
+    stamp.write_text(wanted)
     return dest
 
 
+def build(python: str = LAMBDA_PYTHON) -> Path:
+    """The asset with its dependencies for CPython `python`: infra/build/lambda for the Lambda's Python
+    (what deploys), infra/build/lambda-py3.X for another (a machine without the Lambda's Python)."""
+    if python == LAMBDA_PYTHON:
+        install_deps()
+        return stage(BUILD, with_deps=True)
+    deps = DEPS.with_name(f"{DEPS.name}-py{python}")
+    install_deps(python, deps)
+    return stage(BUILD.with_name(f"{BUILD.name}-py{python}"), with_deps=True, deps=deps)
+
+
+def runtime_packages(python: str = LAMBDA_PYTHON, layer_version: int = POWERTOOLS_LAYER_VERSION) -> Path:
+    """The Powertools layer's packages and the runtime's boto3 for CPython `python`, installed once into a
+    cache folder named after their versions."""
+    requirements = runtime_requirements(layer_version)
+    name = f"py{python}-" + "-".join(r.split("[")[0].split("==")[0] + "-" + r.split("==")[1] for r in requirements)
+    target = RUNTIME_CACHE / name
+    if (target / ".complete").exists():
+        return target
+    partial = target.with_name(f"{name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    pip_target(partial, python, requirements)
+    (partial / ".complete").touch()
+    try:
+        partial.rename(target)
+    except OSError:  # another process finished the same install first
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 def main() -> None:
-    install_deps()
-    stage(BUILD, with_deps=True)
-    print(f"lambda bundle: {BUILD}")
+    print(f"lambda bundle: {build()}")
+    if "--runtime" in sys.argv[1:]:
+        print(f"layer and runtime packages: {runtime_packages()}")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,15 @@ receiptHandle, body, attributes, messageAttributes, md5OfBody, eventSource, even
 awsRegion; with ReportBatchItemFailures the handler answers {"batchItemFailures": [{"itemIdentifier":
 messageId}]}, and those records come back after the queue's visibility timeout (the redrive policy
 moves them to the DLQ in the end). A handler that raises fails the whole batch the same way.
-`hark up` runs one for the upload-status function in-process, as the gateway runs the API handlers;
-the tests run it the same way.
+`hark up` runs one for the upload-status function from the built asset, as the gateway runs the API
+handlers; the tests that drive it with their own environment run the handler in process.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hark import aws
@@ -23,11 +24,19 @@ from hark.resources import QueueFunctionDef
 
 
 class SqsEventSource:
-    def __init__(self, function: QueueFunctionDef, region: str, poll_wait_seconds: int = 1):
+    def __init__(
+        self,
+        function: QueueFunctionDef,
+        region: str,
+        poll_wait_seconds: int = 1,
+        lambda_function: Callable[[dict], Any] | None = None,
+    ):
+        """`lambda_function`: what runs the handler (`hark up`: from the built asset; default: in this
+        process)."""
         self.function = function
         self.region = region
         self.poll_wait = poll_wait_seconds
-        self.lambda_function = LambdaFunction(function.handler)
+        self.lambda_function = lambda_function or LambdaFunction(function.handler)
         self.sqs = aws.client("sqs")
         self.url = aws.queue_url(function.queue.name)
         self.arn = queue_arn(region, function.queue.name)

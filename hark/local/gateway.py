@@ -11,9 +11,12 @@ real one from the same definition):
   authorizer's context and principalId;
 - API Gateway's own answers (401, 403, an unknown resource or method) are the gateway responses of
   hark.http_api: the API's error shape, the same status, body and headers as the deployed stage.
-Handlers are loaded by their module path, as Lambda loads them. Beside the API it serves the web
-app, the dev issuer's JWKS and a dev sign-in endpoint. Every answer, its own and the API's, carries
-hark.webapp.HARDENING_HEADERS; its files answer GET and HEAD only (405 with Allow otherwise).
+`hark up` hands it the two functions run from the built Lambda asset, each in its own interpreter
+(hark.local.lambda_process); without them (the tests that drive handlers with their own environment and
+patches) it loads each handler in this process by its module path, as Lambda loads it. A function error
+is API Gateway's 502. Beside the API it serves the web app, the dev issuer's JWKS and a dev sign-in
+endpoint. Every answer, its own and the API's, carries hark.webapp.HARDENING_HEADERS; its files
+answer GET and HEAD only (405 with Allow otherwise).
 """
 
 from __future__ import annotations
@@ -72,8 +75,8 @@ class LambdaContext:
 
 
 class LambdaFunction:
-    """A handler loaded by its module path ("package.module.function"), as Lambda loads it, at the
-    first invocation; one invocation at a time, like one execution environment."""
+    """A handler loaded in this process by its module path ("package.module.function"), as Lambda loads
+    it, at the first invocation; one invocation at a time, like one execution environment."""
 
     def __init__(self, handler: str):
         self.handler, self.name = handler, handler.split(".")[-3] if handler.count(".") >= 2 else handler
@@ -110,8 +113,11 @@ class Gateway:
         api: HttpApi = HTTP_API,
         cors_origins: list[str] | None = None,
         connect_sources: tuple[str, ...] = (),
+        api_function: Callable[[dict], dict] | None = None,
+        authorizer_function: Callable[[dict], dict] | None = None,
     ):
-        """`connect_sources`: hosts the page talks to besides its own origin (the emulator's S3)."""
+        """`connect_sources`: hosts the page talks to besides its own origin (the emulator's S3).
+        `api_function`, `authorizer_function`: what runs the handlers (default: in this process)."""
         self.issuer, self.web_root, self.config, self.region, self.api = issuer, web_root.resolve(), config, region, api
         key = config.get("clerkPublishableKey")
         self.web_headers = security_headers(
@@ -121,8 +127,8 @@ class Gateway:
             )
         )
         self.cors_origins = list(cors_origins or config.get("authorizedParties") or [config["webOrigin"]])
-        self.api_function = LambdaFunction(api.api_handler)
-        self.authorizer_function = LambdaFunction(api.authorizer.handler)
+        self.api_function = api_function or LambdaFunction(api.api_handler)
+        self.authorizer_function = authorizer_function or LambdaFunction(api.authorizer.handler)
         self.authorizer_invocations = 0
         self._cache: dict[str, CachedPolicy] = {}
         self._cache_lock = threading.Lock()
@@ -361,7 +367,10 @@ class Gateway:
             if isinstance(authorizer, Response):
                 return authorizer
             event["requestContext"]["authorizer"] = authorizer
-        result = self.api_function(event)
+        try:
+            result = self.api_function(event)
+        except Exception:  # a function error: API Gateway answers 502 (the error is in the function's log)
+            return _json(502, {"message": "Internal server error"})
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         response = Response(data, status=int(result.get("statusCode", 502)))

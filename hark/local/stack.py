@@ -1,8 +1,10 @@
 """`hark up`: the whole platform on one machine, in the foreground until Ctrl-C.
 
-The AWS emulator and the gateway (with the real Lambda handlers) run in this process; the
-transcription, notification and webhook workers run as child processes, restarted if they die, as ECS
-would replace a task.
+The AWS emulator and the gateway run in this process. The Lambda functions (API, authorizer,
+upload-status) run from the built Lambda asset, each in its own interpreter with the function's
+environment, as Lambda runs them (hark.local.lambda_process); `hark up` builds the asset first (the
+bundler's stamps make that instant when nothing changed). The transcription, notification and webhook
+workers run as child processes, restarted if they die, as ECS would replace a task.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from hark.http_api import HTTP_API
+from hark.lambda_runtime import function_environment
 from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, ensure_free
+from hark.local.gateway import ACCOUNT
+from hark.local.lambda_process import AssetFunction, build_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_STACK = "hark-local"
@@ -90,6 +96,39 @@ def local_env(port: int, emulator_port: int, home: Path, model_dir: Path) -> dic
     }
 
 
+# The Lambda functions `hark up` runs: service (POWERTOOLS_SERVICE_NAME, the name's suffix) -> handler, and
+# timeout in seconds, as the CDK app deploys them (hark_infra/api.py).
+LAMBDA_FUNCTIONS = {
+    "authorizer": (HTTP_API.authorizer.handler, 10),
+    "api": (HTTP_API.api_handler, 29),
+}
+# Passed on to the functions when set: the tests' record of each component's AWS calls (hark.aws).
+INSTRUMENTATION = ("HARK_RECORD_AWS_CALLS",)
+
+
+def lambda_environment(service: str, local: dict[str, str]) -> dict[str, str]:
+    """A function's variables as the CDK app sets them (hark.lambda_runtime) with this stack's values, and
+    the local stack's own (`local`: the emulator's endpoint and credentials, the dev issuer's stand-ins)."""
+    from hark.settings import get_settings
+
+    settings = get_settings()
+    return {
+        **function_environment(
+            stack=settings.stack,
+            service=service,
+            account=ACCOUNT,
+            region=settings.region,
+            issuer=settings.issuer,
+            jwks_url=settings.resolved_jwks_url,
+            authorized_parties=settings.authorized_parties,
+            web_url=settings.web_url,
+            max_upload_bytes=settings.max_upload_bytes,
+        ),
+        **local,
+        **{k: os.environ[k] for k in INSTRUMENTATION if os.environ.get(k)},
+    }
+
+
 def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 1) -> int:
     from hark import aws, bundled_model
     from hark.settings import get_settings
@@ -106,6 +145,12 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     (home / "outbox").mkdir(exist_ok=True)
     started = time.time()
     model_dir = Path(os.environ.get("HARK_MODEL_DIR") or bundled_model.install())
+    print("hark: building the Lambda asset (infra/lambda_bundle.py)...", flush=True)
+    try:
+        lambda_runtime = build_runtime()
+    except subprocess.CalledProcessError as err:  # pip's own message is above
+        print(f"hark: the Lambda asset could not be built ({' '.join(err.cmd[:4])} ... failed)", file=sys.stderr)
+        return 1
 
     emulator = Emulator(emulator_port).start()
     env = local_env(port, emulator_port, home, model_dir)
@@ -123,7 +168,32 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     from hark.local.event_source import SqsEventSource
     from hark.resources import upload_status_function
 
-    upload_status = SqsEventSource(upload_status_function(aws.stack_resources()), settings.region).start()
+    def lambda_function(service: str, handler: str, timeout: int) -> AssetFunction:
+        return AssetFunction(
+            lambda_runtime,
+            handler,
+            f"{settings.stack}-{service}",
+            lambda_environment(service, env),
+            timeout_seconds=timeout,
+            log=home / "logs" / f"lambda-{service}.log",
+        )
+
+    functions = {service: lambda_function(service, *spec) for service, spec in LAMBDA_FUNCTIONS.items()}
+    status_def = upload_status_function(aws.stack_resources())
+    functions["upload-status"] = lambda_function("upload-status", status_def.handler, status_def.timeout_seconds)
+    # Their init phases overlap the rest of the start.
+    init_errors: dict[str, Exception] = {}
+
+    def init(service: str) -> None:
+        try:
+            functions[service].start()
+        except Exception as err:
+            init_errors[service] = err
+
+    init_threads = [threading.Thread(target=init, args=(s,), daemon=True) for s in functions]
+    for thread in init_threads:
+        thread.start()
+    upload_status = SqsEventSource(status_def, settings.region, lambda_function=functions["upload-status"]).start()
 
     child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     supervisor = Supervisor()
@@ -143,10 +213,6 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
         w.start()
     threading.Thread(target=supervisor.watch, daemon=True, name="supervisor").start()
 
-    # The in-process Lambda handlers log every request as JSON; keep the terminal for what matters.
-    # Their EMF metrics would go to CloudWatch in AWS; locally nothing reads them.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     origin = f"http://127.0.0.1:{port}"
     config = {
         "apiBase": "",
@@ -161,7 +227,14 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
         config,
         settings.region,
         connect_sources=(emulator.endpoint,),
+        api_function=functions["api"],
+        authorizer_function=functions["authorizer"],
     )
+    for thread in init_threads:
+        thread.join()
+    for service, error in init_errors.items():
+        print(f"hark: the {service} function does not start from the Lambda asset: {error}", file=sys.stderr)
+    # Listening only now: a request accepted before serve_forever would wait unanswered.
     server = make_server("127.0.0.1", port, gateway, threaded=True)
 
     print(
@@ -172,9 +245,10 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
   JWKS (dev)       {origin}/.well-known/jwks.json
   AWS emulator     {emulator.endpoint}   (moto: S3, SNS, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
-  workers          {len(supervisor.workers) - 2} transcription (model {model_dir}), 1 notification, 1 webhook;
-                   the upload-status function in-process (jobs QUEUED as their upload lands)
-  worker logs      {home / "logs"}
+  Lambda functions API, authorizer, upload-status (jobs QUEUED as their upload lands): the built asset
+                   {lambda_runtime.paths[0]} under {lambda_runtime.python}
+  workers          {len(supervisor.workers) - 2} transcription (model {model_dir}), 1 notification, 1 webhook
+  logs             {home / "logs"} (workers and Lambda functions)
   emails (outbox)  {home / "outbox"}
 
 Try:  hark transcribe recording.mp3
@@ -199,6 +273,8 @@ Try:  hark transcribe recording.mp3
         print("hark: stopping...", flush=True)
         server.server_close()
         upload_status.stop()
+        for function in functions.values():
+            function.stop()
         supervisor.stop()
         emulator.stop()
         print("hark: stopped", flush=True)

@@ -7,7 +7,6 @@ the definition the local gateway serves too.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from aws_cdk import Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack
@@ -21,13 +20,13 @@ from constructs import Construct
 
 from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API
 from hark.keys import CAPTIONS_FOLDER
+from hark.lambda_runtime import function_environment
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX, upload_status_function
 from hark_infra.common import (
     acknowledge,
     bucket_arn,
     list_bucket_statement,
     queue_arn,
-    resource_env,
     secret_arn,
     table_arn,
 )
@@ -73,15 +72,14 @@ class ApiStack(Stack):
         )
         code = lambda_.Code.from_asset(str(code_dir))
         env = {
-            "HARK_STACK": config.stack,
-            **resource_env(),  # the account and region: bucket names carry them (hark.resources)
-            "HARK_ISSUER": config.issuer,
-            "HARK_JWKS_URL": config.resolved_jwks_url,
-            "HARK_AUTHORIZED_PARTIES": json.dumps(authorized_parties),
-            "HARK_WEB_URL": web_origin,
-            "HARK_MAX_UPLOAD_BYTES": str(config.max_upload_bytes),
-            "POWERTOOLS_METRICS_NAMESPACE": "Hark",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "stack": config.stack,
+            "account": Aws.ACCOUNT_ID,
+            "region": Aws.REGION,
+            "issuer": config.issuer,
+            "jwks_url": config.resolved_jwks_url,
+            "authorized_parties": authorized_parties,
+            "web_url": web_origin,
+            "max_upload_bytes": config.max_upload_bytes,
         }
 
         def function(fid: str, handler: str, service: str, memory: int, timeout: int) -> lambda_.Function:
@@ -109,7 +107,7 @@ class ApiStack(Stack):
                 log_group=log_group,
                 logging_format=lambda_.LoggingFormat.JSON,
                 tracing=lambda_.Tracing.ACTIVE,
-                environment={**env, "POWERTOOLS_SERVICE_NAME": service},
+                environment=function_environment(service=service, **env),
             )
             # Only its own log group (the L2 would attach AWSLambdaBasicExecutionRole's logs:* on *).
             role.add_to_policy(

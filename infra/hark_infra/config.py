@@ -14,6 +14,7 @@ from aws_cdk import Aws
 from constructs import Construct
 
 from hark.http_api import HTTP_API
+from hark.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION
 from hark.resources import Resources, resources
 from hark.scaling import DEFAULT_POLICY, ScalingPolicy
 
@@ -24,8 +25,9 @@ CDK_JSON = INFRA_DIR / "cdk.json"
 # The zones the workers' VPC spans; each has its own NAT gateway.
 WORKER_ZONES = 2
 
-# The Lambda runtime, and the matching public Powertools for AWS Lambda (Python) v3 layer.
-LAMBDA_PYTHON = "3.13"
+# The Lambda runtime (LAMBDA_PYTHON) and the public Powertools for AWS Lambda (Python) v3 layer's version, with
+# the release each layer version carries, are in hark.lambda_runtime (the local stack runs the same).
+__all__ = ["LAMBDA_PYTHON", "HarkConfig", "powertools_layer_arn"]
 POWERTOOLS_ACCOUNT = "017000801446"
 
 
@@ -56,7 +58,7 @@ class HarkConfig:
     on_demand_base_workers: int = 1
     on_demand_percent_above_base: int = 25
     nat_gateways: int = 2  # one per zone the workers use (docs/scaling.md, "No single zone to lose")
-    powertools_layer_version: int = 27
+    powertools_layer_version: int = POWERTOOLS_LAYER_VERSION
     api_rate_limit: int = HTTP_API.throttle.rate_limit
     api_burst_limit: int = HTTP_API.throttle.burst_limit
     model_src: str = "models/whisper-large-v3-turbo"  # CTranslate2 model folder, relative to the repo

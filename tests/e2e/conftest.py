@@ -77,7 +77,7 @@ def live_stack(tmp_path_factory, model_dir):
         try:
             if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or not answering yet
             pass
         if time.time() > deadline:
             process.kill()
