@@ -113,6 +113,18 @@ class GatewayResponse:
         return {"error": {"code": self.code, "message": self.message}}
 
 
+def gateway_response_cors(origins: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Access-Control-Allow-Origin on API Gateway's own answers (401, 403, 404, 429, ...), as mapping
+    expressions. One origin is written as it is. A gateway response cannot choose among several (its
+    headers are static or copied from the request), so with several it copies the request's Origin:
+    these bodies are API Gateway's fixed error texts, sent without Access-Control-Allow-Credentials (the
+    API takes a bearer token, never cookies), so any page reading them learns nothing; the API Lambda's
+    own answers and the preflight allow the authorized parties only."""
+    if len(origins) == 1:
+        return {"Access-Control-Allow-Origin": f"'{origins[0]}'"}
+    return {"Access-Control-Allow-Origin": "method.request.header.Origin", "Vary": "'Origin'"}
+
+
 # API Gateway's own answers, in the one error shape. A specific type replaces DEFAULT_4XX entirely
 # (headers included), so every one of them carries GATEWAY_RESPONSE_HEADERS and the CORS origin.
 UNAUTHORIZED = GatewayResponse(  # no token, or the authorizer raised "Unauthorized"

@@ -46,6 +46,7 @@ from hark.http_api import (
     GatewayResponse,
     HttpApi,
     Route,
+    gateway_response_cors,
 )
 from hark.local.issuer import DevIssuer
 from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy, security_headers
@@ -175,7 +176,7 @@ class Gateway:
         try:
             route, params = self.url_map.bind("").match(path, method=request.method)
         except (NotFound, MethodNotAllowed):
-            return self.gateway_response(MISSING_AUTHENTICATION_TOKEN)
+            return self.gateway_response(MISSING_AUTHENTICATION_TOKEN, request)
         return self.invoke_api(request, route, dict(params))
 
     def is_api_path(self, path: str) -> bool:
@@ -234,15 +235,19 @@ class Gateway:
             },
         )
 
-    def gateway_response(self, response: GatewayResponse) -> Response:
-        """API Gateway's own answer of this type, as the stage's gateway response defines it; every one
-        carries the web origin, so browsers can read it."""
+    def gateway_response(self, response: GatewayResponse, request: Request) -> Response:
+        """API Gateway's own answer of this type, as the stage's gateway response defines it; its CORS
+        headers are the stage's mapping expressions (gateway_response_cors) evaluated for this request."""
         assert response.status is not None
-        headers = {
-            **GATEWAY_RESPONSE_HEADERS,
-            **dict(response.headers),
-            "Access-Control-Allow-Origin": self.cors_origins[0],
-        }
+        cors = {}
+        for name, expression in gateway_response_cors(self.cors_origins).items():
+            if expression.startswith("method.request.header."):
+                value = request.headers.get(expression.removeprefix("method.request.header."))
+                if value is not None:  # API Gateway leaves out a header whose source is missing
+                    cors[name] = value
+            else:
+                cors[name] = expression.strip("'")
+        headers = {**GATEWAY_RESPONSE_HEADERS, **dict(response.headers), **cors}
         return _json(response.status, response.body, headers)
 
     def method_arn(self, method: str, path: str) -> str:
@@ -327,7 +332,7 @@ class Gateway:
         """The authorizer's context for the API event, or API Gateway's 401/403 answer."""
         identity = request.headers.get(self.api.authorizer.identity_header)
         if not identity:
-            return self.gateway_response(UNAUTHORIZED)
+            return self.gateway_response(UNAUTHORIZED, request)
         method_arn = self.method_arn(event["httpMethod"], event["path"])
         cached = self.cached_policy(identity)
         if cached is None:
@@ -336,7 +341,7 @@ class Gateway:
             try:
                 result = self.authorizer_function(self.authorizer_event(event, identity, method_arn))
             except Exception:  # the authorizer raised "Unauthorized" (or failed): API Gateway's 401
-                return self.gateway_response(UNAUTHORIZED)
+                return self.gateway_response(UNAUTHORIZED, request)
             cached = CachedPolicy(
                 str(result.get("principalId")),
                 result.get("policyDocument") or {},
@@ -348,7 +353,7 @@ class Gateway:
                 with self._cache_lock:
                     self._cache[identity] = cached
         if not policy_allows(cached.policy, method_arn):
-            return self.gateway_response(ACCESS_DENIED)
+            return self.gateway_response(ACCESS_DENIED, request)
         # API Gateway hands the context's values on as strings, with principalId beside them.
         return {"principalId": cached.principal_id, **{k: _as_string(v) for k, v in cached.context.items()}}
 

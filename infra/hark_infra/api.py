@@ -18,7 +18,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API
+from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API, gateway_response_cors
 from hark.keys import CAPTIONS_FOLDER
 from hark.lambda_runtime import function_environment
 from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX, upload_status_function
@@ -33,18 +33,6 @@ from hark_infra.common import (
 from hark_infra.config import LAMBDA_PYTHON, HarkConfig, powertools_layer_arn
 
 RUNTIME = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}[LAMBDA_PYTHON]
-
-
-def gateway_response_cors(origins: list[str]) -> dict[str, str]:
-    """Access-Control-Allow-Origin on API Gateway's own answers (401, 403, 404, 429, ...), as mapping
-    expressions. One origin is written as it is. A gateway response cannot choose among several (its
-    headers are static or copied from the request), so with several it copies the request's Origin:
-    these bodies are API Gateway's fixed error texts, sent without Access-Control-Allow-Credentials (the
-    API takes a bearer token, never cookies), so any page reading them learns nothing; the API Lambda's
-    own answers and the preflight allow the authorized parties only."""
-    if len(origins) == 1:
-        return {"Access-Control-Allow-Origin": f"'{origins[0]}'"}
-    return {"Access-Control-Allow-Origin": "method.request.header.Origin", "Vary": "'Origin'"}
 
 
 class ApiStack(Stack):

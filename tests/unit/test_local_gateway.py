@@ -1,4 +1,5 @@
-"""The local gateway's own answers: the web app's security headers and the dev sign-in's reach."""
+"""The local gateway's own answers: the web app's security headers, the dev sign-in's reach, and the CORS
+headers of API Gateway's own answers."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ ORIGIN = "http://127.0.0.1:8000"
 EMULATOR = "http://127.0.0.1:8001"
 
 
-def client(tmp_path) -> Client:
+def client(tmp_path, parties: tuple[str, ...] = (ORIGIN,)) -> Client:
     config = {
         "apiBase": "",
         "devAuth": True,
         "clerkPublishableKey": None,
         "webOrigin": ORIGIN,
-        "authorizedParties": [ORIGIN],
+        "authorizedParties": list(parties),
     }
     return Client(
         Gateway(DevIssuer(ORIGIN, tmp_path / "key.pem"), REPO / "frontend", config, connect_sources=(EMULATOR,))
@@ -52,3 +53,17 @@ def test_dev_sign_in_answers_only_loopback_hosts(tmp_path):
         refused = c.post("/dev/token", json={"email": "ada@example.com"}, headers={"Host": host})
         assert refused.status_code == 403, host
         assert refused.json["error"]["code"] == "dev_sign_in_loopback_only"
+
+
+def test_gateway_answers_carry_the_origin_as_the_stage_maps_it(tmp_path):
+    """One authorized party: API Gateway's own 401 names it whatever the request's Origin; several: the
+    stage copies the request's Origin (a gateway response cannot choose from a list, infra/hark_infra/api.py)
+    and says Vary: Origin; a request without Origin gets no Access-Control-Allow-Origin."""
+    other = "https://app.example.com"
+    one = client(tmp_path).get("/jobs", headers={"Origin": other})
+    assert one.status_code == 401 and one.headers["Access-Control-Allow-Origin"] == ORIGIN
+    several = client(tmp_path, (ORIGIN, other))
+    answer = several.get("/jobs", headers={"Origin": other})
+    assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthorized"
+    assert answer.headers["Access-Control-Allow-Origin"] == other and answer.headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Origin" not in several.get("/jobs").headers
