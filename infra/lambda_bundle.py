@@ -2,9 +2,10 @@
 
     python lambda_bundle.py            # infra/build/lambda (what `cdk deploy` uploads)
 
-The dependencies are Linux x86_64 wheels for the Lambda's Python (pip --platform, no Docker needed).
-Powertools itself comes from the public Powertools layer, and boto3 from the runtime, so neither is
-bundled. The CDK CLI runs this before app.py (cdk.json); `make synth` and the tests do not: without
+The dependencies come from the lock (requirements/lambda.txt, tools/lock.py: the project's runtime
+dependencies less what the public Powertools layer and the runtime's boto3 provide), hashes checked, as
+Linux x86_64 wheels for the Lambda's Python and Amazon Linux 2023's glibc 2.34 (pip --platform, no Docker
+needed). The CDK CLI runs this before app.py (cdk.json); `make synth` and the tests do not: without
 a build, app.py packages the source alone and warns that the asset is not deployable.
 """
 
@@ -22,11 +23,13 @@ sys.path.insert(0, str(HERE))
 
 from hark_infra.config import LAMBDA_PYTHON  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+from tools.lock import MANYLINUX_X86_64  # noqa: E402
+
 BUILD = HERE / "build" / "lambda"
 DEPS = HERE / "build" / "lambda-deps"
 PACKAGES = ("hark", "lambdas")
-# pyproject's runtime dependencies less the ones the layer (powertools) and the runtime (boto3) provide.
-REQUIREMENTS = ("pydantic>=2.7", "pydantic-settings>=2.3", "pyjwt[crypto]>=2.9")
+REQUIREMENTS = REPO / "requirements" / "lambda.txt"
 # Never run in Lambda: hark.local (emulator, local gateway) and the client side (the generated API client,
 # its wrapper, the CLI, smoke test, operator and deploy tools), so they do not ship in the asset.
 CLIENT_SIDE = ("api_client", "client.py", "client_codegen.py", "cli.py", "smoke.py", "ops.py", "deploy_check.py")
@@ -35,7 +38,7 @@ SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests", *CLIENT_
 
 def install_deps() -> None:
     stamp = DEPS / ".requirements"
-    wanted = hashlib.sha256(f"{LAMBDA_PYTHON}|{REQUIREMENTS}".encode()).hexdigest()
+    wanted = hashlib.sha256(f"{LAMBDA_PYTHON}|".encode() + REQUIREMENTS.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return
     shutil.rmtree(DEPS, ignore_errors=True)
@@ -49,14 +52,16 @@ def install_deps() -> None:
             "--disable-pip-version-check",
             "--target",
             str(DEPS),
-            "--platform",
-            "manylinux2014_x86_64",
+            *(a for platform in MANYLINUX_X86_64 for a in ("--platform", platform)),
             "--implementation",
             "cp",
             "--python-version",
             LAMBDA_PYTHON,
             "--only-binary=:all:",
-            *REQUIREMENTS,
+            "--require-hashes",
+            "--no-deps",  # the file holds every package: nothing unpinned comes in
+            "-r",
+            str(REQUIREMENTS),
         ],
         check=True,
     )
