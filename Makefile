@@ -36,8 +36,15 @@ $(VENV)/.installed-run: requirements/run.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP) --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-test: requirements/test.txt $(VENV)/.installed-run
+$(VENV)/.installed-test: requirements/test.txt $(VENV)/.installed-run | .hark/analyse/.installed
 	$(PIP) --require-hashes --no-deps -r requirements/test.txt
+	@touch $@
+
+# The analyser over the synthesised templates (checkov) in its own environment: its pins (boto3==1.35.49,
+# ...) must not hold back what ships (tools/analyse).
+.hark/analyse/.installed: requirements/analyse.txt
+	rm -rf .hark/analyse && $(PYTHON) -m venv .hark/analyse
+	.hark/analyse/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/analyse.txt
 	@touch $@
 
 ## Debian packages the tests use: espeak-ng speaks test audio, ffmpeg/sox convert it, chromium for the web page.

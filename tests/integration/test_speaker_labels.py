@@ -256,3 +256,17 @@ def test_diarizing_needs_no_torch_once_the_models_are_exported(tmp_path):
     turns, imported = out.strip().split(" ", 1)
     assert int(turns) > 0  # JFK's speech was diarized
     assert imported == "[]"
+
+
+def test_a_worker_without_the_exported_models_says_how_to_get_them(tmp_path, monkeypatch):
+    # torch is not in the worker's environment: it never exports; a cache without the models is refused
+    # with the way to export them, not a crash or an export attempt.
+    from worker.transcription import diarization
+
+    monkeypatch.setenv("HARK_MODEL_CACHE", str(tmp_path))
+    diarization._engine.cache_clear()
+    try:
+        with pytest.raises(diarization.DiarizationUnavailable, match=r"not exported to .*diarization \(make model"):
+            diarization.load()
+    finally:
+        diarization._engine.cache_clear()
