@@ -98,6 +98,11 @@ def test_installs_the_lock_with_hashes_and_nothing_else(worker):
     copied = [a for k, a in build_stage(ins) if k == "COPY" and f"requirements/{worker}.txt" in a]
     assert copied and copied[0].endswith(" requirements/")
     assert not any(k == "RUN" and "pip" in a for k, a in final_stage(ins))
+    # The project: what is copied into /src before its install is what test_worker_images.py installs
+    from tests.integration.test_worker_images import COPIED
+
+    sources = {name for k, a in build_stage(ins) if k == "COPY" and not a.startswith("--") for name in a.split()[:-1]}
+    assert {n for n in sources if not n.startswith(("requirements/", "worker/transcription/export"))} == set(COPIED)
     assert any(k == "COPY" and a == "--from=build /opt/venv /opt/venv" for k, a in final_stage(ins))
 
 

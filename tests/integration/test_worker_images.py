@@ -37,6 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 # The images' Python: 3.12 (worker/*/Dockerfile's base images). CI is this machine, where pyenv holds it.
 PYTHON_312 = Path(os.environ.get("HARK_PYTHON_312", "/root/.pyenv/versions/3.12.1/bin/python3.12"))
 RECORDING = "en_jfk.flac"  # one real recording with its reference transcript (../shared/testdata/speech)
+# What both Dockerfiles COPY before `pip install --no-deps .` (tests/infra/test_dockerfiles.py checks them)
+COPIED = ("pyproject.toml", "README.md", "hark", "lambdas", "worker")
 MAX_WER = 0.10  # the bundled Whisper base on JFK's 11 s (the CPU workers' model)
 
 
@@ -53,7 +55,14 @@ def image_environment(root: Path, requirements: str) -> Path:
     binary = [*platforms, "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:"]
     lock = REPO / "requirements" / f"{requirements}.txt"
     subprocess.run([*pip, *binary, "--require-hashes", "--no-deps", "-r", str(lock)], check=True)
-    subprocess.run([*pip, "--no-deps", "--upgrade", str(REPO)], check=True, cwd=root)
+    source = root / f"{requirements}-src"  # what the Dockerfile copies into its build context's /src
+    source.mkdir()
+    for name in COPIED:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, source / name)
+    subprocess.run([*pip, "--no-deps", str(source)], check=True, cwd=root)
     return env / "bin" / "python"
 
 
