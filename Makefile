@@ -30,7 +30,8 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Every package from the lock, hashes checked (requirements/*.txt: uv.lock's part for each environment,
-# tools/lock.py), then the project itself, editable, without dependencies (docs/deploy.md, "The lock").
+# tools/lock.py), then the project itself, editable, without dependencies (docs/deploy.md, "What ships,
+# from one lock").
 $(VENV)/.installed-run: requirements/run.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP) --require-hashes --no-deps -r requirements/run.txt
 	$(PIP) --no-deps -e .

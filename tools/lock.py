@@ -6,7 +6,7 @@
 uv.lock is the one lock: every package of every environment, pinned, with the hashes of its files. Each
 requirements file is `uv export` of one environment's part of it, committed so that an install needs
 nothing but pip (`pip install --require-hashes --no-deps -r requirements/X.txt`): a fresh machine, a
-Docker build stage and the Lambda bundler alike (docs/deploy.md, "The lock").
+Docker build stage and the Lambda bundler alike (docs/deploy.md, "What ships, from one lock").
 """
 
 from __future__ import annotations

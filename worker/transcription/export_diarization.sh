@@ -13,7 +13,8 @@ requirements=$here/../../requirements/export.txt
 # PyTorch's CPU build, exactly (the local version label +cpu: never PyPI's CUDA build, ~4 GB with its wheels).
 torch="torch==2.13.0+cpu"
 stamp=$(cat "$requirements" "$here/export_diarization.py" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$out/.exported" 2>/dev/null)" = "$stamp" ]; then
+# ENV_DIR kept (make model's): the torch-vs-ONNX test runs torch there.
+if [ "$(cat "$out/.exported" 2>/dev/null)" = "$stamp" ] && [ -x "$env/bin/python" ]; then
   exit 0
 fi
 echo "exporting the diarization models to ONNX in $out (once; its own environment: $env)"
