@@ -21,7 +21,7 @@ import pytest
 from .conftest import REPO, STACKS, TEST_CONTEXT
 
 # What the synth reads: the packages the assets and the CDK app are built from, the web app, pyproject.
-COPIED = ("hark", "lambdas", "worker", "infra", "frontend", "pyproject.toml", "README.md")
+COPIED = ("hark", "lambdas", "worker", "infra", "frontend", "tools", "requirements", "pyproject.toml", "README.md")
 NOT_COPIED = shutil.ignore_patterns("cdk.out", "build", "__pycache__", "*.pyc", ".pytest_cache")
 CHANGED_FILE = "hark/__init__.py"  # in the Lambda asset and in both worker images
 
