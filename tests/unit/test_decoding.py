@@ -79,3 +79,21 @@ def test_a_decoder_without_room_to_start_is_the_workers_fault_not_the_files(tmp_
     with pytest.raises(RuntimeError, match="the decoder failed"):
         audio.decode(clip, tmp_path / "pcm", MAX_SECONDS, memory_bytes=32 * 1024 * 1024)
     assert audio.decode(clip, tmp_path / "pcm", MAX_SECONDS).samples == audio.SAMPLE_RATE
+
+
+@pytest.mark.parametrize(
+    ("signal_name", "outcome"),
+    [("SEGV", audio.PermanentError), ("KILL", audio.PermanentError), ("TERM", RuntimeError)],
+)
+def test_a_decoder_ended_by_a_signal(tmp_path, monkeypatch, signal_name, outcome):
+    """A decoder that crashes (or that the OOM killer ends) fails only its own file; one stopped by the
+    host (SIGTERM) says nothing about the file: a transient error, retried. The child here is a real
+    process that ends itself by the signal where the decoder would start."""
+    dying = tmp_path / "dying-decoder"
+    dying.write_text(f"#!/bin/sh\nkill -{signal_name} $$\n")
+    dying.chmod(0o755)
+    monkeypatch.setattr(audio.sys, "executable", str(dying))
+    with pytest.raises(outcome) as ended:
+        audio.decode(tone(tmp_path / "clip.wav", seconds=1), tmp_path / "pcm", MAX_SECONDS)
+    if outcome is audio.PermanentError:
+        assert ended.value.reason == f"not an audio file (the decoder stopped on it: SIG{signal_name})"

@@ -93,6 +93,9 @@ def download(s3, bucket: str, key: str, dest: Path, max_bytes: int, declared_byt
 # The decoding child's address space (RLIMIT_AS). PyAV and FFmpeg take ~120 MB of it before decoding; a
 # stream decoded frame by frame to disk stays far below the rest (docs/architecture.md, Hostile files).
 DECODER_MEMORY_BYTES = 768 * 1024 * 1024
+# A decoder ended by one of these failed on its file (SIGKILL: the kernel's OOM killer). Another signal
+# (SIGTERM, SIGINT: the host stopping) is no verdict on the file: a transient error, retried.
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL, signal.SIGKILL}
 
 
 @dataclass(frozen=True)
@@ -119,28 +122,29 @@ def decode(path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECOD
     """`path` decoded to `dest` by a child process (worker/transcription/decoder.py) with its own memory
     limit; refuses files that are not audio, hold no sound or are longer than `max_seconds` as decoded."""
     max_samples = int(max_seconds * SAMPLE_RATE)
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker.transcription.decoder",
-            str(path),
-            str(dest),
-            str(max_samples),
-            str(memory_bytes),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))},
-    )
-    if child.returncode < 0:  # killed by a signal: the file crashed the decoder, and only the child
+    # FFmpeg's messages go to a file, not to this process's memory: a hostile file can make many.
+    with open(dest.with_name(dest.name + ".log"), "w+") as messages:
+        child = subprocess.run(
+            [sys.executable, "-m", "worker.transcription.decoder"]
+            + [str(path), str(dest), str(max_samples), str(memory_bytes)],
+            stdout=subprocess.PIPE,
+            stderr=messages,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+            },
+        )
+        messages.seek(max(0, messages.tell() - 2000))
+        tail = messages.read()
+    if -child.returncode in CRASH_SIGNALS:  # the file crashed the decoder (or made it too big for the host)
         raise PermanentError(f"not an audio file (the decoder stopped on it: {signal.Signals(-child.returncode).name})")
     try:
         result = json.loads(child.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         result = {}
     if child.returncode != 0 or not result or "fault" in result:  # the decoder could not run: not the file's fault
-        raise RuntimeError(f"the decoder failed (exit {child.returncode}): {result or child.stderr[-2000:]}")
+        raise RuntimeError(f"the decoder failed (exit {child.returncode}): {result or tail}")
     peak = result["peak_rss_bytes"]
     if "error" in result:
         raise PermanentError(result["error"], decoder_peak_rss_bytes=peak)
