@@ -123,6 +123,9 @@ class Job(BaseModel):
     error: str | None = None  # why it FAILED, for the user
     last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
+    # Attempts that ended in an error and were retried; a claim neither counted here nor finished was a
+    # worker dying with the message in hand (worker/transcription/uploads.py).
+    failed_attempts: int = 0
     owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (JobStore.claim)
     chunks_total: int | None = None
     chunks_done: int = 0
@@ -476,7 +479,9 @@ class JobStore:
 
     def record_attempt_error(self, job_id: str, reason: str) -> None:
         try:
-            self._update(job_id, UNFINISHED, {"last_error": reason, "updated_at": now_iso()})
+            self._update(
+                job_id, UNFINISHED, {"last_error": reason, "updated_at": now_iso()}, add={"failed_attempts": 1}
+            )
         except TransitionRefused:
             pass
 

@@ -42,8 +42,8 @@ def test_no_sliver_at_the_end():
     assert min(c.duration for c in chunks) >= 150
 
 
-def test_split_cuts_real_speech_in_its_pauses(speech):
-    """espeak-ng sentences with 1.5 s silences between: Silero VAD finds them, every cut lands in one."""
+def sentences_and_pauses(speech) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """espeak-ng sentences with 1.5 s silences between; the samples and (start, end) of each silence."""
     sentences = [
         "The weather was cold and the roads were covered in snow.",
         "We waited at the station for the late train to arrive.",
@@ -57,13 +57,39 @@ def test_split_cuts_real_speech_in_its_pauses(speech):
         t += len(voice) / SAMPLE_RATE
         silences.append((t, t + 1.5))
         t += 1.5
-    samples = np.concatenate(pieces)
+    return np.concatenate(pieces), silences
+
+
+def test_split_cuts_real_speech_in_its_pauses(speech):
+    """Silero VAD finds the silences, every cut lands in one."""
+    samples, silences = sentences_and_pauses(speech)
     chunks = chunking.split(samples, target=12)
     covers(chunks, len(samples) / SAMPLE_RATE)
     assert len(chunks) >= 3
     for c in chunks[1:]:
         assert any(a <= c.start <= b for a, b in silences), (c, silences)
     assert sum(len(chunking.cut(samples, c)) for c in chunks) == pytest.approx(len(samples), abs=len(chunks))
+
+
+def test_split_stream_reads_a_window_at_a_time_and_cuts_in_pauses(speech):
+    """The streamed split (long uploads: issue 21) never asks for more than 1.5 targets at once, cuts in
+    the silences too, and its pieces put together are the recording, sample for sample."""
+    samples, silences = sentences_and_pauses(speech)
+    duration, target = len(samples) / SAMPLE_RATE, 12
+    windows = []
+
+    def read(start: float, end: float) -> np.ndarray:
+        windows.append(end - start)
+        return samples[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+
+    pieces = list(chunking.split_stream(read, duration, target))
+    covers([p.chunk for p in pieces], duration)
+    assert len(pieces) >= 3 and max(windows) <= target * 1.5
+    for p in pieces[1:]:
+        assert any(a <= p.chunk.start <= b for a, b in silences), (p.chunk, silences)
+    np.testing.assert_array_equal(np.concatenate([p.samples for p in pieces]), samples)
+    # Every piece holds speech (two or three sentences of 3-4 s), less than its whole length.
+    assert all(2.0 < p.speech_seconds < p.chunk.duration for p in pieces), pieces
 
 
 def test_size_checks_and_flac():
@@ -75,3 +101,13 @@ def test_size_checks_and_flac():
     assert human_bytes(5 * 1024 * 1024) == "5 MB" and human_bytes(1536) == "1.5 KB"
     flac = encode_flac(np.zeros(SAMPLE_RATE, dtype=np.float32))
     assert flac[:4] == b"fLaC"
+
+
+def test_pauses_found_in_blocks_are_the_silences_only(speech, monkeypatch):
+    """The VAD runs block by block (memory): with blocks of 5 s, seams fall inside sentences, and still
+    every pause found is one of the real silences and every silence is found."""
+    samples, silences = sentences_and_pauses(speech)
+    monkeypatch.setattr(chunking, "VAD_BLOCK_SECONDS", 5)
+    gaps = chunking.pauses(samples)[1:]  # after the leading silence espeak-ng leaves before the first word
+    assert all(any(a - 0.5 <= start and end <= b + 0.5 for a, b in silences) for start, end in gaps), gaps
+    assert all(any(start <= (a + b) / 2 <= end for start, end in gaps) for a, b in silences), gaps

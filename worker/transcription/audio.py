@@ -1,31 +1,42 @@
 """Getting audio in: download from S3, check size and length, decode any common format to 16 kHz mono.
 
 PyAV (bundled FFmpeg libraries) decodes wav, mp3, m4a, flac, ogg, webm and opus; no ffmpeg CLI.
-Input problems are PermanentError with a reason a person can read: retrying cannot fix them.
+Decoding never trusts the header: a child process with a memory limit streams the file to PCM on
+disk, counting samples and stopping past the limit (decoder.py), so a file that lies about its length
+or makes the decoder allocate fails only its own job. Input problems are PermanentError with a reason a
+person can read: retrying cannot fix them.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 from botocore.exceptions import ClientError
-from faster_whisper import decode_audio
 
 from hark import aws
 
 SAMPLE_RATE = 16000
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where `-m worker.transcription.decoder` is found
 
 
 class PermanentError(Exception):
     """The input can never be transcribed; `reason` is shown to the user."""
 
-    def __init__(self, reason: str, uploaded_bytes: int | None = None):
+    def __init__(self, reason: str, uploaded_bytes: int | None = None, decoder_peak_rss_bytes: int | None = None):
         super().__init__(reason)
         self.reason = reason
         self.uploaded_bytes = uploaded_bytes  # the object's real size, when that is the problem
+        self.decoder_peak_rss_bytes = decoder_peak_rss_bytes  # when decoding found the problem
 
 
 def human_bytes(n: float) -> str:
@@ -37,7 +48,9 @@ def human_bytes(n: float) -> str:
 
 
 def too_long(max_seconds: float) -> PermanentError:
-    return PermanentError(f"the recording is longer than the maximum of {max_seconds / 60:g} minutes")
+    return PermanentError(
+        f"the recording is longer than the maximum of {max_seconds / 60:g} minutes (found while decoding)"
+    )
 
 
 def check_size(size: int, max_bytes: int) -> None:
@@ -77,37 +90,75 @@ def download(s3, bucket: str, key: str, dest: Path, max_bytes: int, declared_byt
     return dest
 
 
-def probe_seconds(path: Path) -> float | None:
-    """The container's stated duration, read from the header without decoding; None if unknown."""
+# The decoding child's address space (RLIMIT_AS). PyAV and FFmpeg take ~120 MB of it before decoding; a
+# stream decoded frame by frame to disk stays far below the rest (docs/architecture.md, Hostile files).
+DECODER_MEMORY_BYTES = 768 * 1024 * 1024
+# A decoder ended by one of these failed on its file (SIGKILL: the kernel's OOM killer). Another signal
+# (SIGTERM, SIGINT: the host stopping) is no verdict on the file: a transient error, retried.
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL, signal.SIGKILL}
+
+
+@dataclass(frozen=True)
+class Pcm:
+    """A decoded recording on disk: 16 kHz mono 16-bit samples, read a stretch at a time."""
+
+    path: Path
+    samples: int
+    peak_rss_bytes: int  # the decoding child's
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    def read(self, start: float = 0.0, end: float | None = None) -> np.ndarray:
+        """Float samples from `start` to `end` seconds (the end of the recording if None)."""
+        first = min(self.samples, round(start * SAMPLE_RATE))
+        last = self.samples if end is None else min(self.samples, round(end * SAMPLE_RATE))
+        pcm = np.fromfile(self.path, dtype="<i2", count=max(0, last - first), offset=first * 2)
+        return pcm.astype(np.float32) / 32768.0  # as faster-whisper's decode_audio converts
+
+
+def decode(path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECODER_MEMORY_BYTES) -> Pcm:
+    """`path` decoded to `dest` by a child process (worker/transcription/decoder.py) with its own memory
+    limit; refuses files that are not audio, hold no sound or are longer than `max_seconds` as decoded."""
+    max_samples = int(max_seconds * SAMPLE_RATE)
+    # FFmpeg's messages go to a file, not to this process's memory: a hostile file can make many.
+    with open(dest.with_name(dest.name + ".log"), "w+") as messages:
+        child = subprocess.run(
+            [sys.executable, "-m", "worker.transcription.decoder"]
+            + [str(path), str(dest), str(max_samples), str(memory_bytes)],
+            stdout=subprocess.PIPE,
+            stderr=messages,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+            },
+        )
+        messages.seek(max(0, messages.tell() - 2000))
+        tail = messages.read()
+    if -child.returncode in CRASH_SIGNALS:  # the file crashed the decoder (or made it too big for the host)
+        raise PermanentError(f"not an audio file (the decoder stopped on it: {signal.Signals(-child.returncode).name})")
     try:
-        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise PermanentError("not an audio file (it has no audio track)")
-            if container.duration:
-                return container.duration / av.time_base
-            stream = container.streams.audio[0]
-            if stream.duration and stream.time_base:
-                return float(stream.duration * stream.time_base)
-            return None
-    except av.error.FFmpegError:
-        raise PermanentError("not an audio file") from None
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        result = {}
+    if child.returncode != 0 or not result or "fault" in result:  # the decoder could not run: not the file's fault
+        raise RuntimeError(f"the decoder failed (exit {child.returncode}): {result or tail}")
+    peak = result["peak_rss_bytes"]
+    if "error" in result:
+        raise PermanentError(result["error"], decoder_peak_rss_bytes=peak)
+    if result["longer"]:
+        raise PermanentError(too_long(max_seconds).reason, decoder_peak_rss_bytes=peak)
+    if result["samples"] == 0:
+        raise PermanentError("the recording contains no sound", decoder_peak_rss_bytes=peak)
+    return Pcm(dest, result["samples"], result["peak_rss_bytes"])
 
 
 def load(path: Path, max_seconds: float) -> np.ndarray:
-    """16 kHz mono float32 samples; refuses files that are not audio or are too long."""
-    stated = probe_seconds(path)
-    # Refuse before decoding: a 10-hour file would take gigabytes of memory to decode.
-    if stated is not None and stated > max_seconds + 1:
-        raise too_long(max_seconds)
-    try:
-        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-    except av.error.FFmpegError:
-        raise PermanentError("not an audio file (it could not be decoded)") from None
-    if samples.size == 0:
-        raise PermanentError("the recording contains no sound")
-    if samples.size / SAMPLE_RATE > max_seconds:
-        raise too_long(max_seconds)
-    return samples
+    """16 kHz mono float32 samples of a whole recording (decode's checks); for files known to be short."""
+    with tempfile.TemporaryDirectory(prefix="hark-pcm-") as tmp:
+        return decode(path, Path(tmp) / "pcm", max_seconds).read()
 
 
 def encode_flac(samples: np.ndarray) -> bytes:

@@ -4,11 +4,18 @@ Per message the fate is one of (worker/runtime.py settles it): DONE (done, dupli
 input error that failed the job), RETRY after a delay (a transient error), or DEAD_LETTER (unreadable,
 or the last attempt failed) so SQS's redrive moves it to the dead-letter queue on its next receive.
 Exactly once comes from the job record: only the caller that wins a terminal transition notifies.
+A message received before (ApproximateReceiveCount > 1) may be what killed a worker: it runs alone, so
+another death takes no other job with it (uploads.py fails a job whose message killed workers until its
+last receive).
 
 The steps live in modules named for what they do: uploads (claims), fanout, chunks, publishing, cleanup.
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,13 +41,49 @@ def describe(err: Exception) -> str:
     return f"an internal error ({type(err).__name__})"
 
 
+class Isolation:
+    """Messages run side by side (shared), except one that runs alone: it waits for those in hand to
+    finish, and no other starts until it is done (a waiting one goes first, so it cannot starve)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._alone_waiting = 0
+        self._alone_running = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone_running and not self._alone_waiting)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._changed:
+            self._alone_waiting += 1
+            self._changed.wait_for(lambda: not self._alone_running and not self._running)
+            self._alone_waiting -= 1
+            self._alone_running = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._alone_running = False
+                self._changed.notify_all()
+
+
 class TranscribeHandler:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.backoff = Backoff.listed(ctx.settings.retry_delays_seconds)
-        # The receive after which a failure is final: the queue's redrive count, or sooner if fewer
-        # retry delays are configured.
-        self.last_attempt = min(ctx.res.transcribe_queue.max_receive_count, len(ctx.settings.retry_delays_seconds) + 1)
+        self.last_attempt = ctx.last_attempt
+        self.isolation = Isolation()
 
     def __call__(self, delivery: Delivery) -> Outcome:
         try:
@@ -53,20 +96,24 @@ class TranscribeHandler:
             )
             return DEAD_LETTER
         job_id: str | None = None
-        try:
-            if isinstance(work, ChunkMessage):
-                job_id = work.job_id
-                logger.thread_safe_append_keys(job_id=job_id, chunk=work.index)
-                transcribe_chunk(self.ctx, delivery, work)
-            else:
-                if not work:
-                    logger.info("no uploads in message (S3 test event): deleted")
-                for event in work:
-                    job_id = event.job_id
-                    logger.thread_safe_append_keys(job_id=job_id)
-                    take_upload(self.ctx, delivery, event)
-        except Exception as err:
-            return self.on_transient(delivery, job_id, err)
+        suspect = delivery.receive_count > 1  # it may be what killed a worker: nothing else runs beside it
+        if suspect:
+            logger.info("received before: running alone", receive_count=delivery.receive_count)
+        with self.isolation.alone() if suspect else self.isolation.shared():
+            try:
+                if isinstance(work, ChunkMessage):
+                    job_id = work.job_id
+                    logger.thread_safe_append_keys(job_id=job_id, chunk=work.index)
+                    transcribe_chunk(self.ctx, delivery, work)
+                else:
+                    if not work:
+                        logger.info("no uploads in message (S3 test event): deleted")
+                    for event in work:
+                        job_id = event.job_id
+                        logger.thread_safe_append_keys(job_id=job_id)
+                        take_upload(self.ctx, delivery, event)
+            except Exception as err:
+                return self.on_transient(delivery, job_id, err)
         return DONE
 
     def on_transient(self, delivery: Delivery, job_id: str | None, err: Exception) -> Outcome:

@@ -53,6 +53,12 @@ class Context:
             webhook_url=aws.queue_url(res.webhook_queue.name),
         )
 
+    @property
+    def last_attempt(self) -> int:
+        """The receive after which a failure is final: the queue's redrive count, or sooner if fewer retry
+        delays are configured."""
+        return min(self.res.transcribe_queue.max_receive_count, len(self.settings.retry_delays_seconds) + 1)
+
     def metric(self, name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
         self.telemetry.metric(name, value, unit)
 

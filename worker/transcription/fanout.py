@@ -13,23 +13,31 @@ from . import audio, chunking
 from .context import Context, logger
 
 SQS_BATCH = 10  # SendMessageBatch's limit
+MIN_SPEECH_FOR_LANGUAGE = 1.0  # seconds of speech a chunk needs for the recording's language to be told from it
+# No speech anywhere: the chunks are transcribed (to nothing) in the model's first language.
+NO_SPEECH_LANGUAGE = "en"
 
 
-def fan_out(ctx: Context, job: Job, samples) -> None:
-    duration = len(samples) / audio.SAMPLE_RATE
-    chunks = chunking.split(samples, ctx.settings.chunk_target_seconds)
-    language = job.language
-    if language == "auto":  # once for the whole file, so every chunk uses the same language
-        language, probability = ctx.engine.detect_language(samples)
-        logger.info("language detected for chunks", language=language, probability=round(probability, 3))
+def fan_out(ctx: Context, job: Job, pcm: audio.Pcm) -> None:
+    """Read a window at a time (chunking.split_stream): memory stays about 1.5 chunk targets of samples
+    whatever the recording's length."""
+    duration = pcm.seconds
+    language = None if job.language == "auto" else job.language
     bucket = ctx.res.audio_bucket.name
-    for chunk in chunks:
+    chunks = []
+    for piece in chunking.split_stream(pcm.read, duration, ctx.settings.chunk_target_seconds):
+        if language is None and piece.speech_seconds >= MIN_SPEECH_FOR_LANGUAGE:
+            # Once, from the first chunk with speech, so every chunk uses the same language.
+            language, probability = ctx.engine.detect_language(piece.samples)
+            logger.info("language detected for chunks", language=language, probability=round(probability, 3))
         ctx.s3.put_object(
             Bucket=bucket,
-            Key=keys.chunk_key(job.user_id, job.job_id, chunk.index),
-            Body=audio.encode_flac(chunking.cut(samples, chunk)),
+            Key=keys.chunk_key(job.user_id, job.job_id, piece.chunk.index),
+            Body=audio.encode_flac(piece.samples),
             ContentType="audio/flac",
         )
+        chunks.append(piece.chunk)
+    language = language or NO_SPEECH_LANGUAGE
     ctx.store.set_chunks(job.job_id, len(chunks), duration)
     bodies = [
         ChunkMessage(

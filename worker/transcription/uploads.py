@@ -37,9 +37,22 @@ def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> None:
         refused_claim(ctx, delivery, job.job_id)
         return
     logger.info("job claimed", attempt=job.attempts, receive_count=delivery.receive_count, key=event.key)
+    # Earlier claims that neither failed (retried) nor finished: a worker died with this message in hand.
+    if (died := job.attempts - 1 - job.failed_attempts) > 0:
+        logger.warning("a worker stopped while this message was in hand", times=died)
+        if delivery.receive_count >= ctx.last_attempt:
+            fail_job(ctx, job.job_id, stopped_workers(died), attempt=delivery.receive_count)
+            return
     if job.attempts == 1 and (wait := seconds_since(job.queued_at)) is not None:
         ctx.metric("QueueWaitSeconds", wait, MetricUnit.Seconds)
     transcribe_upload(ctx, delivery, job, event)
+
+
+def stopped_workers(times: int) -> str:
+    return (
+        f"transcription failed: the worker stopped {times} time{'s' if times > 1 else ''} while working on "
+        "this recording (it may need more memory or time than a worker has)"
+    )
 
 
 def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> None:
@@ -67,17 +80,20 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
                 ctx.settings.max_upload_bytes,
                 declared_bytes=job.size_bytes,
             )
-            # A recording to be split is decoded whole (up to HARK_MAX_AUDIO_SECONDS): it counts against the
-            # engine's audio budget, waiting for room, until its chunks are queued, so a few long uploads in
-            # flight at once cannot take the memory. A shorter one counts once it is inside the engine.
-            stated = audio.probe_seconds(path) or 0.0
-            big = min(stated, ctx.settings.max_audio_seconds) if stated > ctx.settings.chunk_threshold_seconds else 0
-            with ctx.engine.budget.hold(big):
-                samples = audio.load(path, ctx.settings.max_audio_seconds)
-                if len(samples) / audio.SAMPLE_RATE > ctx.settings.chunk_threshold_seconds:
-                    fan_out(ctx, job, samples)
-                    return
+            # Decoded to PCM on disk by a child with a memory limit, its length counted as decoded: the
+            # header decides nothing (issue 21). A recording to be split is then read a window at a time,
+            # and counts against the engine's audio budget for that window until its chunks are queued; a
+            # shorter one is read whole and counts once it is inside the engine.
+            pcm = audio.decode(path, Path(tmp) / "pcm", ctx.settings.max_audio_seconds)
+            logger.info("decoded", audio_seconds=round(pcm.seconds, 2), decoder_peak_rss_bytes=pcm.peak_rss_bytes)
+            if pcm.seconds > ctx.settings.chunk_threshold_seconds:
+                with ctx.engine.budget.hold(ctx.settings.chunk_target_seconds * 1.5):
+                    fan_out(ctx, job, pcm)
+                return
+            samples = pcm.read()
     except PermanentError as err:
+        if err.decoder_peak_rss_bytes is not None:
+            logger.info("decoded", audio_seconds=None, decoder_peak_rss_bytes=err.decoder_peak_rss_bytes)
         fail_job(ctx, job.job_id, err.reason, attempt=delivery.receive_count, uploaded_bytes=err.uploaded_bytes)
         return
     duration = len(samples) / audio.SAMPLE_RATE
