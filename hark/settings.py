@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # gives no speakers_expected. 0.4 and 0.45 found every count on the bench; 0.3 and 0.35 over-counted,
     # 0.5 merged the real call's two people.
     diarization_threshold: float = Field(default=0.4, gt=0, lt=2)
+    # After that clustering, a voice with less speech than this in all is folded into the voice it sounds
+    # most like: the threshold splits scraps of ~1 s off people's turns (bench/diarization.py).
+    diarization_fold_seconds: float = Field(default=2.0, ge=0)
     batch_size: int = 8
     beam_size: int = 5
     max_audio_seconds: float = 4 * 3600
