@@ -165,3 +165,35 @@ def fetch_sample_call(folder: Path) -> tuple[Path, list[Turn]]:
         z.extract(f"{_SAMPLE}.wav", folder)
         rttm = z.read(f"{_SAMPLE}.rttm").decode()
     return folder / f"{_SAMPLE}.wav", read_rttm(rttm)
+
+
+def converse(
+    voices: dict[str, np.ndarray], plan: Sequence[tuple[str, float, float]], gap_seconds: float = 0.5
+) -> tuple[np.ndarray, list[Turn]]:
+    """A conversation in a given order: `plan` is (voice, seconds, gain dB) per turn, each turn the voice's
+    next stretch of speech cut at pauses (at least `seconds`, or one pause-to-pause span when that is
+    longer; a voice that runs out starts again from its beginning), scaled by the gain after loudness is
+    evened (every voice to the same RMS first). Returns (samples, reference turns)."""
+    spans = {name: speech_spans(samples) for name, samples in voices.items()}
+    level = {name: float(np.sqrt(np.mean(samples**2))) or 1.0 for name, samples in voices.items()}
+    cursor = dict.fromkeys(voices, 0)
+    gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    reference: list[Turn] = []
+    at = 0.0
+    for name, seconds, gain_db in plan:
+        group: list[tuple[float, float]] = []
+        while not group or group[-1][1] - group[0][0] < seconds:
+            if cursor[name] >= len(spans[name]):
+                if group:
+                    break
+                cursor[name] = 0
+            group.append(spans[name][cursor[name]])
+            cursor[name] += 1
+        start, end = group[0][0], group[-1][1]
+        piece = voices[name][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        piece = piece * (0.1 * 10 ** (gain_db / 20) / level[name])
+        reference += [(at + a - start, at + b - start, name) for a, b in group]
+        parts += [np.clip(piece, -1, 1).astype(np.float32), gap]
+        at += (len(piece) + len(gap)) / SAMPLE_RATE
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)), reference

@@ -122,6 +122,10 @@ def test_api_stores_speaker_fields_and_refuses_bad_ones(stack):
     assert (created["speaker_labels"], created["speakers_expected"]) == (True, 2)
     record = aws.job_store().get(created["job_id"])
     assert record is not None and (record.speaker_labels, record.speakers_expected) == (True, 2)
+    ranged = new_job(speaker_labels=True, min_speakers=2, max_speakers=4)["job"]
+    assert (ranged["min_speakers"], ranged["max_speakers"], ranged["speakers_expected"]) == (2, 4, None)
+    record = aws.job_store().get(ranged["job_id"])
+    assert record is not None and (record.min_speakers, record.max_speakers) == (2, 4)
     plain = new_job()["job"]
     assert (plain["speaker_labels"], plain["speakers_expected"]) == (False, None)  # off by default
 
@@ -129,9 +133,14 @@ def test_api_stores_speaker_fields_and_refuses_bad_ones(stack):
     for bad, field in (
         ({"speaker_labels": "yes"}, "speaker_labels"),  # strict: not coerced
         ({"speaker_labels": True, "speakers_expected": 0}, "speakers_expected"),
-        ({"speaker_labels": True, "speakers_expected": 11}, "speakers_expected"),
+        ({"speaker_labels": True, "speakers_expected": 21}, "speakers_expected"),
         ({"speaker_labels": True, "speakers_expected": 2.5}, "speakers_expected"),
         ({"speakers_expected": 2}, "speaker_labels"),  # a count without asking for speakers
+        ({"speaker_labels": True, "min_speakers": 3, "max_speakers": 2}, "min_speakers (3) is more than max_speakers"),
+        ({"speaker_labels": True, "min_speakers": 0}, "min_speakers"),
+        ({"speaker_labels": True, "max_speakers": 21}, "max_speakers"),
+        ({"speaker_labels": True, "speakers_expected": 2, "max_speakers": 3}, "speakers_expected is the count"),
+        ({"max_speakers": 3}, "max_speakers needs speaker_labels"),
     ):
         err = assert_error(call("POST", "/jobs", body={**body, **bad}), 400, "validation_error")
         assert field in err["message"], (bad, err)
