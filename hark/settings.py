@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     # After that clustering, a voice with less speech than this in all is folded into the voice it sounds
     # most like: the threshold splits scraps of ~1 s off people's turns (bench/diarization.py).
     diarization_fold_seconds: float = Field(default=2.0, ge=0)
+    # Then each pause-to-pause piece of a turn goes to the voice it sounds most like (bench/diarization.py).
+    diarization_reassign: bool = True
     batch_size: int = 8
     beam_size: int = 5
     max_audio_seconds: float = 4 * 3600

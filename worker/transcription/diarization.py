@@ -217,6 +217,7 @@ def diarize(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     fold_seconds: float | None = None,
+    reassign: bool | None = None,
 ) -> list[Turn]:
     """Speaker turns of 16 kHz mono float32 `samples`, in time order; [] when no speech is found.
     Overlapping speech gives overlapping turns (one per speaker).
@@ -224,9 +225,10 @@ def diarize(
     The count: `speakers_expected` when the job gives it; otherwise clustering by the threshold, then
     every voice with less than `fold_seconds` of speech in all is folded into the nearest other voice
     (a split-off scrap of one person's turn, not a person: see fold_scraps), then the count is held to
-    [`min_speakers`, `max_speakers`] by clustering again to the nearest end of the range. `threshold`,
-    `window_shift` and `fold_seconds` (the bench's) default to HARK_DIARIZATION_THRESHOLD,
-    HARK_DIARIZATION_WINDOW_SHIFT and HARK_DIARIZATION_FOLD_SECONDS."""
+    [`min_speakers`, `max_speakers`] by clustering again to the nearest end of the range. Last, the
+    turns' pause-to-pause pieces go to the voice they sound most like (reassign_at_pauses). `threshold`,
+    `window_shift`, `fold_seconds` and `reassign` (the bench's) default to HARK_DIARIZATION_THRESHOLD,
+    HARK_DIARIZATION_WINDOW_SHIFT, HARK_DIARIZATION_FOLD_SECONDS and HARK_DIARIZATION_REASSIGN."""
     if len(samples) == 0:
         return []
     from hark.settings import get_settings
@@ -243,16 +245,58 @@ def diarize(
         return [Turn(float(s.start), float(s.end), str(s.speaker)) for s in result]
 
     if speakers_expected:  # the user's count overrides the estimate and the range
-        return run(speakers_expected)
-    turns = run(-1)  # -1: by the threshold
-    least = min_speakers or 1
-    turns = fold_scraps(
-        audio, turns, settings.diarization_fold_seconds if fold_seconds is None else fold_seconds, least
-    )
-    found = len({t.speaker for t in turns})
-    if found and (found < least or (max_speakers and found > max_speakers)):
-        turns = run(least if found < least else max_speakers or found)
+        turns = run(speakers_expected)
+    else:
+        turns = run(-1)  # -1: by the threshold
+        least = min_speakers or 1
+        turns = fold_scraps(
+            audio, turns, settings.diarization_fold_seconds if fold_seconds is None else fold_seconds, least
+        )
+        found = len({t.speaker for t in turns})
+        if found and (found < least or (max_speakers and found > max_speakers)):
+            turns = run(least if found < least else max_speakers or found)
+    if settings.diarization_reassign if reassign is None else reassign:
+        turns = reassign_at_pauses(audio, turns)
     return turns
+
+
+def reassign_at_pauses(audio: np.ndarray, turns: list[Turn], margin: float = 0.1) -> list[Turn]:
+    """Turns split at their pauses (Silero VAD, 0.3 s or more), each piece of 1 s or more moved to the
+    voice it sounds most like when that is clearly (`margin` in cosine similarity) closer than its own.
+    The segmentation can miss a short first turn and a change of voice at a short pause, giving one
+    person's words to the neighbour's voice; a piece's own CAM++ embedding hears whose they are."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    spans = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=300, speech_pad_ms=30))
+    cuts = [(a["end"] + b["start"]) / 2 / SAMPLE_RATE for a, b in zip(spans, spans[1:])]
+    pieces: list[Turn] = []
+    for t in turns:
+        inside = [c for c in cuts if t.start < c < t.end]
+        edges = [t.start, *inside, t.end]
+        pieces += [Turn(a, b, t.speaker) for a, b in zip(edges, edges[1:])]
+    prints = {i: _voice_print(audio, [p]) for i, p in enumerate(pieces) if p.end - p.start >= 1.0}
+    if len({pieces[i].speaker for i in prints}) < 2:
+        return turns
+    sums: dict[str, np.ndarray] = {}
+    for i, e in prints.items():
+        p = pieces[i]
+        sums[p.speaker] = sums.get(p.speaker, 0) + e * (p.end - p.start)
+    out = []
+    for i, p in enumerate(pieces):
+        if i in prints:
+            # Each voice's duration-weighted mean embedding; the piece's own voice without the piece.
+            mine = prints[i] * (p.end - p.start)
+            similarity = {}
+            for s, total in sums.items():
+                c = total - mine if s == p.speaker else total
+                norm = float(np.linalg.norm(c))
+                if norm > 1e-6:
+                    similarity[s] = float(prints[i] @ c) / norm
+            best = max(similarity, key=similarity.__getitem__, default=p.speaker)
+            if p.speaker in similarity and similarity[best] - similarity[p.speaker] > margin:
+                p = Turn(p.start, p.end, best)
+        out.append(p)
+    return out
 
 
 def _voice_print(audio: np.ndarray, turns: Sequence[Turn]) -> np.ndarray:
