@@ -143,6 +143,40 @@ def test_the_count_given_overrides_and_the_range_holds_the_estimate(tmp_path, py
     assert count(call, threshold=0.5, min_speakers=2) == 2
 
 
+def test_a_scrap_is_folded_into_its_voice_and_a_mislabelled_turn_moves_back(tmp_path):
+    # The two corrections on the reference's own turns (the truth), with the real CAM++ model.
+    import numpy as np
+
+    from worker.transcription import diarization
+    from worker.transcription.diarization import Turn
+
+    path, reference = six_turns(tmp_path)
+    samples = np.clip(audio.load(path, 3600), -1, 1).astype(np.float32)
+    truth = [Turn(start, end, speaker) for start, end, speaker in reference]
+    # 1.5 s cut off one of c's turns and given a voice of its own: folded back into c.
+    long_c = max((t for t in truth if t.speaker == "c"), key=lambda t: t.end - t.start)
+    cut = long_c.start + 1.5
+    scrapped = [t for t in truth if t != long_c] + [Turn(long_c.start, cut, "scrap"), Turn(cut, long_c.end, "c")]
+    folded = diarization.fold_scraps(samples, scrapped, seconds=2.0)
+    assert {t.speaker for t in folded} == {"a", "b", "c"}
+    assert next(t for t in folded if t.start == long_c.start).speaker == "c"
+    # Never below the voices asked for: with at least 4, the scrap stays.
+    assert {t.speaker for t in diarization.fold_scraps(samples, scrapped, seconds=2.0, least=4)} == {
+        "a",
+        "b",
+        "c",
+        "scrap",
+    }
+    # a's first turn labelled b (as the segmentation did): moved back to a; every other turn stays.
+    first_a = next(t for t in truth if t.speaker == "a")
+    mislabelled = [Turn(t.start, t.end, "b") if t == first_a else t for t in truth]
+    moved = diarization.reassign_at_pauses(samples, mislabelled)
+    assert {t.speaker for t in moved if first_a.start <= t.start < first_a.end} == {"a"}
+    for t in truth:
+        if t != first_a:
+            assert {m.speaker for m in moved if t.start <= m.start < t.end} <= {t.speaker}, t
+
+
 def test_chunked_recording_keeps_one_set_of_speakers(stack, workers, tmp_path):
     # Past the (lowered) threshold the recording is split across chunks; the assembling worker
     # diarizes it whole, so a voice keeps its label on both sides of every chunk boundary.
