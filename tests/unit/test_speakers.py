@@ -260,6 +260,8 @@ def test_bad_diarization_settings_are_refused_naming_the_setting(monkeypatch):
         ("HARK_DIARIZATION_WINDOW_SHIFT", "1.5"),
         ("HARK_DIARIZATION_THRESHOLD", "-0.1"),
         ("HARK_DIARIZATION_THRESHOLD", "2"),
+        ("HARK_DIARIZATION_FOLD_SECONDS", "-1"),  # a length of speech
+        ("HARK_DIARIZATION_REASSIGN", "sometimes"),  # on or off
     ):
         with monkeypatch.context() as m:
             m.setenv(name, value)
