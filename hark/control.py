@@ -93,6 +93,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         webhook_url=request.get("webhook_url"),
         speaker_labels=request.get("speaker_labels", False),
         speakers_expected=request.get("speakers_expected"),
+        min_speakers=request.get("min_speakers"),
+        max_speakers=request.get("max_speakers"),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
         status=JobStatus.UPLOADING,
         created_at=now,
@@ -173,6 +175,12 @@ def create_job(
                 if request.speaker_labels
                 else {}
             ),
+            # Only when given: a replay of a request made before the range existed matches.
+            **{
+                name: value
+                for name, value in (("min_speakers", request.min_speakers), ("max_speakers", request.max_speakers))
+                if value is not None
+            },
         },
     }
     if idempotency_key is None:

@@ -99,15 +99,28 @@ def read_rttm(text: str) -> list[Turn]:
     return turns
 
 
+def words_right(words: Sequence[Turn], reference: Sequence[Turn]) -> float:
+    """The share of (start, end, speaker) words whose speaker is the reference speaker at the word's
+    middle (the nearest reference turn in a gap), under the best one-to-one mapping of labels to people."""
+    best = mapping(reference, words)
+
+    def truth(t: float) -> str:
+        return min(reference, key=lambda r: 0 if r[0] <= t <= r[1] else min(abs(t - r[0]), abs(t - r[1])))[2]
+
+    right = sum(best.get(speaker) == truth((start + end) / 2) for start, end, speaker in words)
+    return right / len(words) if words else 0.0
+
+
 # -- test recordings joined into conversations ------------------------------------------------------------
 SAMPLE_RATE = 16000
 
 
-def speech_spans(samples: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) seconds of speech by Silero VAD (inside faster-whisper): the reference's speech time."""
+def speech_spans(samples: np.ndarray, min_silence_ms: int = 300) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech by Silero VAD (inside faster-whisper): the reference's speech time,
+    split at pauses of `min_silence_ms` or more."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    spans = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=300, speech_pad_ms=30))
+    spans = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=30))
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in spans]
 
 
@@ -165,3 +178,48 @@ def fetch_sample_call(folder: Path) -> tuple[Path, list[Turn]]:
         z.extract(f"{_SAMPLE}.wav", folder)
         rttm = z.read(f"{_SAMPLE}.rttm").decode()
     return folder / f"{_SAMPLE}.wav", read_rttm(rttm)
+
+
+def converse(
+    voices: dict[str, np.ndarray], plan: Sequence[tuple[str, float, float]], gap_seconds: float = 0.5
+) -> tuple[np.ndarray, list[Turn]]:
+    """A conversation in a given order: `plan` is (voice, seconds, gain dB) per turn, each turn the voice's
+    next stretch of speech cut at pauses (at least `seconds`, or one pause-to-pause span when that is
+    longer; a voice that runs out starts again from its beginning), scaled by the gain after loudness is
+    evened (every voice to the same RMS first). Pauses of 100 ms or more cut, so that a short clip still
+    gives two turns of different speech. Returns (samples, reference turns)."""
+    spans = {name: speech_spans(samples, min_silence_ms=100) for name, samples in voices.items()}
+    level = {name: float(np.sqrt(np.mean(samples**2))) or 1.0 for name, samples in voices.items()}
+    cursor = dict.fromkeys(voices, 0)
+    gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    reference: list[Turn] = []
+    at = 0.0
+    for name, seconds, gain_db in plan:
+        group: list[tuple[float, float]] = []
+        while not group or group[-1][1] - group[0][0] < seconds:
+            if cursor[name] >= len(spans[name]):
+                if group:
+                    break
+                cursor[name] = 0
+            group.append(spans[name][cursor[name]])
+            cursor[name] += 1
+        start, end = group[0][0], group[-1][1]
+        piece = voices[name][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        piece = piece * (0.1 * 10 ** (gain_db / 20) / level[name])
+        reference += [(at + a - start, at + b - start, name) for a, b in group]
+        parts += [np.clip(piece, -1, 1).astype(np.float32), gap]
+        at += (len(piece) + len(gap)) / SAMPLE_RATE
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)), reference
+
+
+def halves(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The recording's speech cut in two at its quietest 20 ms within the middle third (between words):
+    two turns of different speech from one short clip."""
+    start, end = (int(x * SAMPLE_RATE) for x in (speech_spans(samples)[0][0], speech_spans(samples)[-1][1]))
+    speech = samples[start:end]
+    frame = SAMPLE_RATE // 50
+    energy = np.convolve(speech**2, np.ones(frame), mode="same")
+    third = len(speech) // 3
+    cut = third + int(np.argmin(energy[third : 2 * third]))
+    return speech[:cut], speech[cut:]

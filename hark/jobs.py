@@ -102,6 +102,8 @@ class Job(BaseModel):
     task: Task = "transcribe"  # or "translate" (to English); `detected_language` stays the spoken language
     speaker_labels: bool = False  # label who spoke when (issue 14: worker/transcription/diarization.py)
     speakers_expected: int | None = None  # with speaker_labels: the number of speakers, if the user knows it
+    min_speakers: int | None = None  # with speaker_labels and no speakers_expected: the estimate's range
+    max_speakers: int | None = None
     audio_key: str
     status: JobStatus
     created_at: str

@@ -111,9 +111,14 @@ class Settings(BaseSettings):
     # the same DER; 0.5 blurred the joined files' speaker changes (confusion 9-13%).
     diarization_window_shift: float = Field(default=0.4, gt=0, le=1)
     # Clustering: two windows' voices closer than this (cosine distance) are one speaker, when the job
-    # gives no speakers_expected. 0.4 and 0.45 found every count on the bench; 0.3 and 0.35 over-counted,
+    # gives no speakers_expected. 0.4 found every count on the bench (issues 14 and 27); 0.3 over-counted,
     # 0.5 merged the real call's two people.
     diarization_threshold: float = Field(default=0.4, gt=0, lt=2)
+    # After that clustering, a voice with less speech than this in all is folded into the voice it sounds
+    # most like: the threshold splits scraps of ~1 s off people's turns (bench/diarization.py).
+    diarization_fold_seconds: float = Field(default=2.0, ge=0)
+    # Then each pause-to-pause piece of a turn goes to the voice it sounds most like (bench/diarization.py).
+    diarization_reassign: bool = True
     batch_size: int = 8
     beam_size: int = 5
     max_audio_seconds: float = 4 * 3600

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_f
 FLAGS = ("repetition", "low_confidence", "no_speech")
 
 # Speaker labels (issue 14): "A", "B", ... in order of first appearance; the most a job may expect.
-MAX_SPEAKERS = 10
+MAX_SPEAKERS = 20  # speakers_expected, min_speakers and max_speakers: 1 to this
 
 
 def speaker_label(index: int) -> str:

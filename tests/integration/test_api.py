@@ -96,6 +96,8 @@ def test_create_job(stack):
         "task",
         "speaker_labels",
         "speakers_expected",
+        "min_speakers",
+        "max_speakers",
         "duration_seconds",
         "no_speech",
         "created_at",

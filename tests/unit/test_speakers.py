@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -154,6 +155,19 @@ def test_create_body_speaker_fields():
     ):
         with pytest.raises(ValidationError):
             CreateJobRequest.model_validate({**BODY, **bad})
+    ranged = CreateJobRequest.model_validate({**BODY, "speaker_labels": True, "min_speakers": 2, "max_speakers": 4})
+    assert (ranged.min_speakers, ranged.max_speakers, ranged.speakers_expected) == (2, 4, None)
+    # Each bad range says what is wrong with it.
+    for bad, says in (
+        ({"min_speakers": 3, "max_speakers": 2}, "min_speakers (3) is more than max_speakers (2)"),
+        ({"min_speakers": 0}, "min_speakers"),
+        ({"max_speakers": MAX_SPEAKERS + 1}, "max_speakers"),
+        ({"min_speakers": 2, "speakers_expected": 3}, "speakers_expected is the count"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(says)):
+            CreateJobRequest.model_validate({**BODY, "speaker_labels": True, **bad})
+    with pytest.raises(ValidationError, match="max_speakers needs speaker_labels"):
+        CreateJobRequest.model_validate({**BODY, "max_speakers": 3})
 
 
 def test_cli_speakers_option(tmp_path):
@@ -171,8 +185,23 @@ def test_cli_speakers_option(tmp_path):
     # A bare --speakers before a file: the file is still a file.
     assert parse("--speakers", "a.mp3", "b.mp3") == ({"speaker_labels": True}, ["a.mp3", "b.mp3"])
     assert parse("--speakers", "a.mp3") == ({"speaker_labels": True}, ["a.mp3"])
-    with pytest.raises(CliError, match="1 to 10"):
-        parse("--speakers", "11", "a.mp3")
+    with pytest.raises(CliError, match="1 to 20"):
+        parse("--speakers", "21", "a.mp3")
+    # A range asks for speakers on its own; it and the count exclude each other.
+    assert parse("--min-speakers", "2", "--max-speakers", "5", "a.mp3") == (
+        {"speaker_labels": True, "min_speakers": 2, "max_speakers": 5},
+        ["a.mp3"],
+    )
+    assert parse("--speakers", "--max-speakers", "3", "a.mp3") == (
+        {"speaker_labels": True, "max_speakers": 3},
+        ["a.mp3"],
+    )
+    with pytest.raises(CliError, match="--min-speakers 4 is more than --max-speakers 2"):
+        parse("--min-speakers", "4", "--max-speakers", "2", "a.mp3")
+    with pytest.raises(CliError, match="--max-speakers N: N is a number of people, 1 to 20"):
+        parse("--max-speakers", "0", "a.mp3")
+    with pytest.raises(CliError, match="give it, or --min-speakers/--max-speakers, not both"):
+        parse("--speakers", "3", "--min-speakers", "2", "a.mp3")
 
 
 def test_a_worker_without_the_extra_says_so(monkeypatch):
@@ -231,6 +260,8 @@ def test_bad_diarization_settings_are_refused_naming_the_setting(monkeypatch):
         ("HARK_DIARIZATION_WINDOW_SHIFT", "1.5"),
         ("HARK_DIARIZATION_THRESHOLD", "-0.1"),
         ("HARK_DIARIZATION_THRESHOLD", "2"),
+        ("HARK_DIARIZATION_FOLD_SECONDS", "-1"),  # a length of speech
+        ("HARK_DIARIZATION_REASSIGN", "sometimes"),  # on or off
     ):
         with monkeypatch.context() as m:
             m.setenv(name, value)

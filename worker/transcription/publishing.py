@@ -69,7 +69,7 @@ def with_speakers(ctx: Context, job: Job, transcript: Transcript, samples, attem
 
     started = time.monotonic()
     try:
-        labelled = diarization.label(transcript, samples, job.speakers_expected)
+        labelled = diarization.label(transcript, samples, job.speakers_expected, job.min_speakers, job.max_speakers)
     except diarization.DiarizationUnavailable as err:
         fail_job(ctx, job.job_id, str(err), attempt=attempt)
         return None

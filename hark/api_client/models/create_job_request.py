@@ -36,6 +36,9 @@ class CreateJobRequest:
             turns start 'A: ', VTT uses voice tags, SRT a prefix. Off by default. Default: False.
         speakers_expected (int | None | Unset): With speaker_labels: how many people speak, if known (otherwise it is
             estimated).
+        min_speakers (int | None | Unset): With speaker_labels and no speakers_expected: at least this many people speak
+            (the estimate is held to it).
+        max_speakers (int | None | Unset): With speaker_labels and no speakers_expected: at most this many people speak.
     """
 
     filename: str
@@ -48,6 +51,8 @@ class CreateJobRequest:
     notify: list[CreateJobRequestNotifyType0Item] | Unset | None = UNSET
     speaker_labels: bool | Unset = False
     speakers_expected: int | Unset | None = UNSET
+    min_speakers: int | Unset | None = UNSET
+    max_speakers: int | Unset | None = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +100,18 @@ class CreateJobRequest:
         else:
             speakers_expected = self.speakers_expected
 
+        min_speakers: int | Unset | None
+        if isinstance(self.min_speakers, Unset):
+            min_speakers = UNSET
+        else:
+            min_speakers = self.min_speakers
+
+        max_speakers: int | Unset | None
+        if isinstance(self.max_speakers, Unset):
+            max_speakers = UNSET
+        else:
+            max_speakers = self.max_speakers
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -118,6 +135,10 @@ class CreateJobRequest:
             field_dict["speaker_labels"] = speaker_labels
         if speakers_expected is not UNSET:
             field_dict["speakers_expected"] = speakers_expected
+        if min_speakers is not UNSET:
+            field_dict["min_speakers"] = min_speakers
+        if max_speakers is not UNSET:
+            field_dict["max_speakers"] = max_speakers
 
         return field_dict
 
@@ -190,6 +211,24 @@ class CreateJobRequest:
 
         speakers_expected = _parse_speakers_expected(d.pop("speakers_expected", UNSET))
 
+        def _parse_min_speakers(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        min_speakers = _parse_min_speakers(d.pop("min_speakers", UNSET))
+
+        def _parse_max_speakers(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        max_speakers = _parse_max_speakers(d.pop("max_speakers", UNSET))
+
         create_job_request = cls(
             filename=filename,
             content_type=content_type,
@@ -201,6 +240,8 @@ class CreateJobRequest:
             notify=notify,
             speaker_labels=speaker_labels,
             speakers_expected=speakers_expected,
+            min_speakers=min_speakers,
+            max_speakers=max_speakers,
         )
 
         create_job_request.additional_properties = d

@@ -44,6 +44,8 @@ class JobView:
         task (JobViewTask | Unset):  Default: JobViewTask.TRANSCRIBE.
         speaker_labels (bool | Unset): Speakers were asked for (speaker_labels at creation). Default: False.
         speakers_expected (int | None | Unset):
+        min_speakers (int | None | Unset):
+        max_speakers (int | None | Unset):
         no_speech (bool | Unset): COMPLETED with no speech detected (silence, noise or music): the transcript is empty.
             Default: False.
         model_seconds (float | None | Unset): COMPLETED: the model time this job took (its share of batches shared with
@@ -76,6 +78,8 @@ class JobView:
     task: JobViewTask | Unset = JobViewTask.TRANSCRIBE
     speaker_labels: bool | Unset = False
     speakers_expected: int | Unset | None = UNSET
+    min_speakers: int | Unset | None = UNSET
+    max_speakers: int | Unset | None = UNSET
     no_speech: bool | Unset = False
     model_seconds: float | Unset | None = UNSET
     real_time_factor: float | Unset | None = UNSET
@@ -153,6 +157,18 @@ class JobView:
         else:
             speakers_expected = self.speakers_expected
 
+        min_speakers: int | Unset | None
+        if isinstance(self.min_speakers, Unset):
+            min_speakers = UNSET
+        else:
+            min_speakers = self.min_speakers
+
+        max_speakers: int | Unset | None
+        if isinstance(self.max_speakers, Unset):
+            max_speakers = UNSET
+        else:
+            max_speakers = self.max_speakers
+
         no_speech = self.no_speech
 
         model_seconds: float | Unset | None
@@ -218,6 +234,10 @@ class JobView:
             field_dict["speaker_labels"] = speaker_labels
         if speakers_expected is not UNSET:
             field_dict["speakers_expected"] = speakers_expected
+        if min_speakers is not UNSET:
+            field_dict["min_speakers"] = min_speakers
+        if max_speakers is not UNSET:
+            field_dict["max_speakers"] = max_speakers
         if no_speech is not UNSET:
             field_dict["no_speech"] = no_speech
         if model_seconds is not UNSET:
@@ -355,6 +375,24 @@ class JobView:
 
         speakers_expected = _parse_speakers_expected(d.pop("speakers_expected", UNSET))
 
+        def _parse_min_speakers(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        min_speakers = _parse_min_speakers(d.pop("min_speakers", UNSET))
+
+        def _parse_max_speakers(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        max_speakers = _parse_max_speakers(d.pop("max_speakers", UNSET))
+
         no_speech = d.pop("no_speech", UNSET)
 
         def _parse_model_seconds(data: object) -> float | Unset | None:
@@ -431,6 +469,8 @@ class JobView:
             task=task,
             speaker_labels=speaker_labels,
             speakers_expected=speakers_expected,
+            min_speakers=min_speakers,
+            max_speakers=max_speakers,
             no_speech=no_speech,
             model_seconds=model_seconds,
             real_time_factor=real_time_factor,
