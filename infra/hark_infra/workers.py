@@ -567,6 +567,104 @@ class GpuFleet(Construct):
         stack.cluster.add_asg_capacity_provider(self.capacity_provider)
 
 
+def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
+    """The transcription worker's task role: its queues, the jobs table, and S3 by key prefix."""
+    res = config.resources
+    audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
+    r = iam.Role(
+        stack,
+        "TranscriptionTaskRole",
+        assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+        description="Hark transcription worker",
+    )
+    r.add_to_policy(
+        _consumer_statement("TranscribeQueue", queue_arn(stack, res.transcribe_queue.name), "sqs:SendMessage")
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="NotifyQueue",
+            actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+            resources=[queue_arn(stack, res.notify_queue.name), queue_arn(stack, res.webhook_queue.name)],
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="JobsTable",
+            actions=[
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DescribeTable",
+            ],
+            resources=[table_arn(stack, res.jobs_table.name)]
+            + [table_arn(stack, res.jobs_table.name, i.name) for i in res.jobs_table.indexes],
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="ReadAudio",
+            actions=["s3:GetObject"],
+            resources=[
+                bucket_arn(stack, audio, f"{UPLOADS_PREFIX}*"),
+                bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*"),
+            ],
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*")]
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="Transcripts",
+            actions=["s3:GetObject", "s3:PutObject"],
+            resources=[
+                bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
+                bucket_arn(stack, transcripts, f"{PARTS_PREFIX}*"),
+            ],
+        )
+    )
+    # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
+    # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
+    r.add_to_policy(list_bucket_statement(stack, "ProbeAudioKeys", audio))
+    r.add_to_policy(list_bucket_statement(stack, "ProbeTranscriptKeys", transcripts))
+    # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="RemoveTranscriptsOfDeletedJobs",
+            actions=["s3:DeleteObject"],
+            resources=[bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+        )
+    )
+    # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
+    # at once (hark.arrivals), not left for the 30-day lifecycle rule.
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="DeleteOrphanUploads",
+            actions=["s3:DeleteObject"],
+            resources=[bucket_arn(stack, audio, f"{UPLOADS_PREFIX}*")],
+        )
+    )
+    acknowledge(
+        r,
+        "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
+        "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
+        *[
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
+            for b, p in (
+                (audio, UPLOADS_PREFIX),
+                (audio, CHUNKS_PREFIX),
+                (transcripts, TRANSCRIPTS_PREFIX),
+                (transcripts, PARTS_PREFIX),
+            )
+        ],
+    )
+    return r
+
+
 class TranscriptionWorker(Construct):
     """The transcription worker: its task role, logs, GPU task and service, scaled on expected wait. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
     (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
@@ -583,101 +681,9 @@ class TranscriptionWorker(Construct):
     ) -> None:
         super().__init__(stack, cid)
         res, policy = config.resources, config.scaling
-        audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
         workers_sg, private = security_group, subnets
-        # ---- the transcription worker ----
-        self.transcription_role = iam.Role(
-            stack,
-            "TranscriptionTaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Hark transcription worker",
-        )
+        self.transcription_role = _transcription_role(stack, config)
         r = self.transcription_role
-        r.add_to_policy(
-            _consumer_statement("TranscribeQueue", queue_arn(stack, res.transcribe_queue.name), "sqs:SendMessage")
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="NotifyQueue",
-                actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
-                resources=[queue_arn(stack, res.notify_queue.name), queue_arn(stack, res.webhook_queue.name)],
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobsTable",
-                actions=[
-                    "dynamodb:GetItem",
-                    "dynamodb:Query",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:ConditionCheckItem",
-                    "dynamodb:DescribeTable",
-                ],
-                resources=[table_arn(stack, res.jobs_table.name)]
-                + [table_arn(stack, res.jobs_table.name, i.name) for i in res.jobs_table.indexes],
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadAudio",
-                actions=["s3:GetObject"],
-                resources=[
-                    bucket_arn(stack, audio, f"{UPLOADS_PREFIX}*"),
-                    bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*"),
-                ],
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*")]
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="Transcripts",
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[
-                    bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
-                    bucket_arn(stack, transcripts, f"{PARTS_PREFIX}*"),
-                ],
-            )
-        )
-        # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
-        # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
-        r.add_to_policy(list_bucket_statement(stack, "ProbeAudioKeys", audio))
-        r.add_to_policy(list_bucket_statement(stack, "ProbeTranscriptKeys", transcripts))
-        # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="RemoveTranscriptsOfDeletedJobs",
-                actions=["s3:DeleteObject"],
-                resources=[bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
-            )
-        )
-        # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
-        # at once (hark.arrivals), not left for the 30-day lifecycle rule.
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="DeleteOrphanUploads",
-                actions=["s3:DeleteObject"],
-                resources=[bucket_arn(stack, audio, f"{UPLOADS_PREFIX}*")],
-            )
-        )
-        acknowledge(
-            r,
-            "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
-            "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
-            *[
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
-                for b, p in (
-                    (audio, UPLOADS_PREFIX),
-                    (audio, CHUNKS_PREFIX),
-                    (transcripts, TRANSCRIPTS_PREFIX),
-                    (transcripts, PARTS_PREFIX),
-                )
-            ],
-        )
 
         self.transcription_logs = logs.LogGroup(
             stack,
@@ -772,7 +778,6 @@ class NotificationWorker(Construct):
         res = config.resources
         transcripts = res.transcripts_bucket.name
         workers_sg, private = security_group, subnets
-        # ---- the notification worker (Fargate) ----
         self.notification_role = iam.Role(
             stack,
             "NotificationTaskRole",
@@ -858,7 +863,6 @@ class WebhookWorker(Construct):
         res = config.resources
         transcripts = res.transcripts_bucket.name
         private = subnets
-        # ---- the webhook worker (Fargate) ----
         # An ECS service on the shared SQS runtime (worker/runtime.py), as the notifier: the same code runs
         # under `hark up`, each attempt sets its own retry delay on the message, and a 10 s POST needs no
         # Lambda timeout arithmetic. Its own security group lets it out on 443 only (receivers are https;

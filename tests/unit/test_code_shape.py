@@ -1,7 +1,10 @@
-"""A gate on the code's shape, read from the source with the stdlib's ast (no import runs, so a module
-that needs the worker's or infra's packages is read like any other): no import cycle among the project's own modules (hark, lambdas, worker and
-infra's hark_infra), counting module-level and function-level imports both: a cycle through a
-function-level import still ties two modules together, it only hides it from the interpreter's start-up.
+"""Two gates on the code's shape, read from the source with the stdlib's ast (no import runs, so a module
+that needs the worker's or infra's packages is read like any other):
+
+- no import cycle among the project's own modules (hark, lambdas, worker and infra's hark_infra), counting
+  module-level and function-level imports both: a cycle through a function-level import still ties two
+  modules together, it only hides it from the interpreter's start-up;
+- no hand-written function over 150 lines (the generated hark/api_client and the tests aside).
 
 ast rather than grimp/import-linter: the graph is a few dozen lines of the stdlib, and it reads infra/ and
 the workers without installing their dependencies into the test's environment."""
@@ -16,6 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Top-level package -> the folder that holds it (infra's package is imported as hark_infra, from infra/).
 PACKAGES = {"hark": REPO, "lambdas": REPO, "worker": REPO, "hark_infra": REPO / "infra"}
+GENERATED = [REPO / "hark" / "api_client"]
+LENGTH_ROOTS = ["hark", "lambdas", "worker", "infra", "bench", "loadtests", "tools"]
+LENGTH_SKIP = [*GENERATED, REPO / "infra" / "build", REPO / "infra" / "cdk.out"]
+MAX_FUNCTION_LINES = 150
 
 
 def _python_files(root: Path, skip: list[Path]) -> Iterator[Path]:
@@ -134,3 +141,21 @@ def test_the_graph_holds_every_package_and_sees_known_edges():
 
 def test_no_import_cycle_among_the_projects_modules():
     assert cycles(import_graph()) == []
+
+
+def long_functions() -> list[str]:
+    found = []
+    for root in LENGTH_ROOTS:
+        for path in _python_files(REPO / root, LENGTH_SKIP):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    assert node.end_lineno is not None
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} {lines} lines")
+    return found
+
+
+def test_no_hand_written_function_over_150_lines():
+    assert long_functions() == []
