@@ -8,6 +8,7 @@ the definition the local gateway serves too.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from aws_cdk import Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack
@@ -58,16 +59,17 @@ class ApiStack(Stack):
             powertools_layer_arn(Aws.REGION, Aws.PARTITION, config.powertools_layer_version),
         )
         code = lambda_.Code.from_asset(str(code_dir))
-        env = {
-            "stack": config.stack,
-            "account": Aws.ACCOUNT_ID,
-            "region": Aws.REGION,
-            "issuer": config.issuer,
-            "jwks_url": config.resolved_jwks_url,
-            "authorized_parties": authorized_parties,
-            "web_url": web_origin,
-            "max_upload_bytes": config.max_upload_bytes,
-        }
+        environment = partial(  # every function's, but for its service name
+            function_environment,
+            stack=config.stack,
+            account=Aws.ACCOUNT_ID,
+            region=Aws.REGION,
+            issuer=config.issuer,
+            jwks_url=config.resolved_jwks_url,
+            authorized_parties=authorized_parties,
+            web_url=web_origin,
+            max_upload_bytes=config.max_upload_bytes,
+        )
 
         def function(fid: str, handler: str, service: str, memory: int, timeout: int) -> lambda_.Function:
             log_group = logs.LogGroup(
@@ -94,7 +96,7 @@ class ApiStack(Stack):
                 log_group=log_group,
                 logging_format=lambda_.LoggingFormat.JSON,
                 tracing=lambda_.Tracing.ACTIVE,
-                environment=function_environment(service=service, **env),
+                environment=environment(service=service),
             )
             # Only its own log group (the L2 would attach AWSLambdaBasicExecutionRole's logs:* on *).
             role.add_to_policy(
@@ -225,7 +227,7 @@ class ApiStack(Stack):
             )
         )
         acknowledge(
-            self.api_fn.role,
+            _role(self.api_fn),
             "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
             "transcripts/, parts/, a job's captions/): every job has its own keys below it; table ARNs "
             "include their indexes.",
@@ -274,7 +276,7 @@ class ApiStack(Stack):
             )
         )
         acknowledge(
-            fn.role,
+            _role(fn),
             "Object ARN scoped to the uploads/ prefix: each job's upload lives below it.",
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{audio}/{UPLOADS_PREFIX}*]",
         )
@@ -364,6 +366,7 @@ class ApiRoutes(Construct):
 
         auth = HTTP_API.authorizer
         # The policy allows the whole stage (resource wildcard), so a cached answer fits every route.
+        self.authorizer: apigw.IAuthorizer
         if auth.kind == "TOKEN":
             self.authorizer = apigw.TokenAuthorizer(
                 stack,
@@ -430,3 +433,10 @@ class ApiRoutes(Construct):
             "passes through the API. A WAF web ACL is an optional extra (docs/deploy.md).",
             "AwsSolutions-APIG3",
         )
+
+
+def _role(fn: lambda_.Function) -> iam.IRole:
+    """The function's role (every function here is built with its own, so it is never None)."""
+    if fn.role is None:
+        raise ValueError(f"{fn.node.path} has no role")
+    return fn.role
