@@ -726,7 +726,7 @@ class TranscriptionWorker(Construct):
                 stream_prefix="transcription", log_group=self.transcription_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
             ),
             health_check=_health_check(),
-            readonly_root_filesystem=False,  # ffmpeg and chunking write to /tmp
+            readonly_root_filesystem=False,  # each download goes to a temporary directory under /tmp
         )
         self.transcription_service = ecs.Ec2Service(
             stack,
