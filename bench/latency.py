@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from hark.cli import fetch_dev_token
+from hark.cli_base import fetch_dev_token
 from hark.client import Hark
 
 POLL_SECONDS = 0.02

@@ -197,7 +197,7 @@ def summary(results: list, wall: float, model_seconds: float, replicas: int = 1)
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=200, help="jobs in the short stream")
     parser.add_argument("--long", type=int, default=3, help="long-form jobs in the long stream")
@@ -219,15 +219,11 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    settings = Settings(
-        device=args.device,
-        compute_type=args.compute_type,
-        batch_size=args.batch_size,
-        model_dir=os.environ.get("HARK_MODEL_DIR"),
-    )
-    in_flight = args.in_flight or settings.max_messages_in_flight
+
+def load_models(settings: Settings, replicas: str) -> tuple[dict[str, Engine], WhisperModel, TimedModel]:
+    """The engines by mode ("engine", and one per other --replicas count) and the timed baseline model."""
     engine = Engine(settings)
     # The pipeline runs as a worker ran it before the engine: one model, all cores (HARK_CPU_THREADS).
     baseline = WhisperModel(
@@ -240,46 +236,56 @@ def main() -> int:
     baseline_timed = TimedModel(baseline.model)
     baseline.model = baseline_timed
     engines = {"engine": engine}
-    for count in (int(n) for n in args.replicas.split(",") if n.strip()):
+    for count in (int(n) for n in replicas.split(",") if n.strip()):
         if count != engine.replicas:
             engines[f"engine, {count} replica{'s' if count > 1 else ''}"] = Engine(
                 Settings(**{**settings.model_dump(), "model_replicas": count})
             )
-    timers = {name: timed_engine(e) for name, e in engines.items()}
-    rows = clips()
-    short = [r for r in rows if r["duration"] <= 90]
-    long = [r for r in rows if r["duration"] > 90]
-    warm = decode_audio(str(SPEECH / short[0]["file"]), sampling_rate=16000)
-    for e in engines.values():  # warm-up, untimed
-        e.transcribe(warm)
-    run_pipeline(baseline, baseline_timed, short[:1], settings)
+    return engines, baseline, baseline_timed
+
+
+def make_streams(short: list[dict], long: list[dict], jobs: int, long_jobs: int) -> dict[str, list[dict]]:
     streams = {
-        "short": stream(short, args.jobs),
-        "long": stream(long, args.long) + stream(short, max(1, args.jobs // 4)),
+        "short": stream(short, jobs),
+        "long": stream(long, long_jobs) + stream(short, max(1, jobs // 4)),
     }
     # Each round of the long stream: one long clip and its share of the short ones, all in flight at once.
-    mixed = -(-(len(streams["long"]) - args.long) // max(1, args.long))
+    mixed = -(-(len(streams["long"]) - long_jobs) // max(1, long_jobs))
     streams["long"] = [
         job
-        for i in range(args.long)
-        for job in [streams["long"][i], *streams["long"][args.long + i * mixed : args.long + (i + 1) * mixed]]
+        for i in range(long_jobs)
+        for job in [streams["long"][i], *streams["long"][long_jobs + i * mixed : long_jobs + (i + 1) * mixed]]
     ]
-    results: dict[str, dict[str, dict]] = {}
-    for name, jobs in streams.items():
-        log = sys.stderr if args.json else sys.stdout
-        rounds: dict[str, list[dict]] = {mode: [] for mode in ("pipeline", *engines)}
-        size = -(-len(jobs) // max(1, args.rounds if name == "short" else args.long))
-        for part in (jobs[i : i + size] for i in range(0, len(jobs), size)):
-            rounds["pipeline"].append(run_pipeline(baseline, baseline_timed, part, settings))
-            for mode, e in engines.items():
-                rounds[mode].append(run_engine(e, timers[mode], part, in_flight))
-            print(f"{name}: a round of {len(part)} jobs; load average {os.getloadavg()[0]:.1f}", file=log, flush=True)
-        results[name] = {
-            mode: combine(runs, engines[mode].replicas if mode in engines else 1) for mode, runs in rounds.items()
-        }
-        for mode, r in results[name].items():
-            print(f"{name} {mode} {r}", file=log, flush=True)
+    return streams
 
+
+def run_stream(
+    name: str,
+    jobs: list[dict],
+    rounds_wanted: int,
+    pipeline: tuple[WhisperModel, TimedModel, Settings],
+    engines: dict[str, Engine],
+    timers: dict[str, TimedModel],
+    in_flight: int,
+    log,
+) -> dict[str, dict]:
+    """One stream cut into rounds, each run by every mode in turn; each mode's rounds combined."""
+    rounds: dict[str, list[dict]] = {mode: [] for mode in ("pipeline", *engines)}
+    size = -(-len(jobs) // max(1, rounds_wanted))
+    for part in (jobs[i : i + size] for i in range(0, len(jobs), size)):
+        rounds["pipeline"].append(run_pipeline(*pipeline[:2], part, pipeline[2]))
+        for mode, e in engines.items():
+            rounds[mode].append(run_engine(e, timers[mode], part, in_flight))
+        print(f"{name}: a round of {len(part)} jobs; load average {os.getloadavg()[0]:.1f}", file=log, flush=True)
+    results = {mode: combine(runs, engines[mode].replicas if mode in engines else 1) for mode, runs in rounds.items()}
+    for mode, r in results.items():
+        print(f"{name} {mode} {r}", file=log, flush=True)
+    return results
+
+
+def make_report(
+    results: dict[str, dict[str, dict]], args: argparse.Namespace, settings: Settings, engine: Engine, in_flight: int
+) -> dict:
     def ratio(name: str) -> float:
         return round(results[name]["engine"]["speed"] / results[name]["pipeline"]["speed"], 2)
 
@@ -287,7 +293,7 @@ def main() -> int:
         mode: sum(r[mode]["errors"] for r in results.values()) / max(1, sum(r[mode]["words"] for r in results.values()))
         for mode in ("pipeline", "engine")
     }
-    report = {
+    return {
         "ratio_short": ratio("short"),
         "ratio_long": ratio("long"),
         "wer_delta_pt": round(100 * (wer["engine"] - wer["pipeline"]), 2),
@@ -302,8 +308,18 @@ def main() -> int:
         "load_average": [round(x, 1) for x in os.getloadavg()],
         "streams": results,
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
+
+
+def markdown(
+    report: dict,
+    streams: dict[str, list[dict]],
+    args: argparse.Namespace,
+    settings: Settings,
+    engine: Engine,
+    in_flight: int,
+) -> str:
+    """docs/benchmarks.md's section: the run's conditions, a table per stream and mode, the ratios."""
+    results = report["streams"]
     lines = [
         f"Machine: {report['machine']}; device {engine.device}, {engine.compute_type}; model {engine.name}; "
         f"batch size {args.batch_size}, beam {settings.beam_size}; engine with {in_flight} jobs in flight and "
@@ -347,7 +363,47 @@ def main() -> int:
         f"Engine / pipeline: {report['ratio_short']:.2f}x on the short stream, {report['ratio_long']:.2f}x on the "
         f"long stream; WER difference {report['wer_delta_pt']:+.2f} points (both streams' words together).",
     ]
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> int:
+    args = parse_args()
+    settings = Settings(
+        device=args.device,
+        compute_type=args.compute_type,
+        batch_size=args.batch_size,
+        model_dir=os.environ.get("HARK_MODEL_DIR"),
+    )
+    in_flight = args.in_flight or settings.max_messages_in_flight
+    engines, baseline, baseline_timed = load_models(settings, args.replicas)
+    engine = engines["engine"]
+    timers = {name: timed_engine(e) for name, e in engines.items()}
+    rows = clips()
+    short = [r for r in rows if r["duration"] <= 90]
+    long = [r for r in rows if r["duration"] > 90]
+    warm = decode_audio(str(SPEECH / short[0]["file"]), sampling_rate=16000)
+    for e in engines.values():  # warm-up, untimed
+        e.transcribe(warm)
+    run_pipeline(baseline, baseline_timed, short[:1], settings)
+    streams = make_streams(short, long, args.jobs, args.long)
+    log = sys.stderr if args.json else sys.stdout
+    results = {
+        name: run_stream(
+            name,
+            jobs,
+            args.rounds if name == "short" else args.long,
+            (baseline, baseline_timed, settings),
+            engines,
+            timers,
+            in_flight,
+            log,
+        )
+        for name, jobs in streams.items()
+    }
+    report = make_report(results, args, settings, engine, in_flight)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    table = markdown(report, streams, args, settings, engine, in_flight)
     if not args.json:
         print("\n" + table)
     if args.write:

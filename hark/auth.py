@@ -105,6 +105,12 @@ class TokenVerifier:
         )
 
     def verify(self, token: str) -> Identity:
+        key = self._signing_key(token)
+        claims = self._verified_claims(token, key)
+        return self._identity(claims)
+
+    def _signing_key(self, token: str) -> jwt.PyJWK:
+        """The JWKS key the token's header names, once the header asks for RS256 and an RSA key."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as err:
@@ -125,8 +131,12 @@ class TokenVerifier:
             raise Unauthorized(f"JWKS unusable: {err}") from None
         if key.key_type != "RSA":
             raise Unauthorized(f"kid {kid[:64]!r} is a {key.key_type} key, not RSA")
+        return key
+
+    def _verified_claims(self, token: str, key: jwt.PyJWK) -> dict:
+        """The claims, once the signature, the issuer, the times and the required claims all check."""
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key.key,
                 algorithms=[ALGORITHM],
@@ -146,6 +156,9 @@ class TokenVerifier:
             raise Unauthorized(f"missing claim: {err.claim}") from None
         except jwt.PyJWTError as err:
             raise Unauthorized(f"invalid token: {type(err).__name__}: {err}") from None
+
+    def _identity(self, claims: dict) -> Identity:
+        """Who the verified claims name, once azp is an authorized party and sub a usable user id."""
         azp = claims.get("azp")
         if not isinstance(azp, str) or azp not in self.authorized_parties:
             raise Unauthorized(f"azp {str(azp)[:100]!r} is not an authorized party")

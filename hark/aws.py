@@ -11,6 +11,7 @@ import sys
 import threading
 from functools import lru_cache
 from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
@@ -18,6 +19,23 @@ from botocore.exceptions import ClientError
 
 from hark.resources import Resources, resources
 from hark.settings import get_settings
+
+if TYPE_CHECKING:  # the boto3-stubs (test extra): types only, never at run time
+    from botocore.config import _S3Dict  # botocore-stubs' type of Config(s3=...)
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_service_quotas import ServiceQuotasClient
+    from mypy_boto3_ses import SESClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
 
 # (connect, read) seconds where botocore's 60 s + 60 s would stall a worker. SES: an unreachable SES
 # must fail fast, well inside the notifier's send lease. (SQS keeps the default: long polls wait 20 s.)
@@ -28,7 +46,7 @@ TIMEOUTS = {"ses": (5, 20), "secretsmanager": (5, 10)}
 TOTAL_ATTEMPTS = {"ses": 3}
 
 
-def s3_addressing(endpoint_url: str | None) -> dict:
+def s3_addressing(endpoint_url: str | None) -> _S3Dict:
     """S3 addressing. The emulator is a bare host:port without DNS for bucket names: path style. In AWS,
     virtual-hosted style on the *regional* endpoint ({bucket}.s3.{region}.amazonaws.com) for every
     region, us-east-1 included: botocore's "auto" presigns on the legacy global endpoint, where a new
@@ -38,8 +56,39 @@ def s3_addressing(endpoint_url: str | None) -> dict:
     return {"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
 
 
+@overload
+def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["ec2"]) -> EC2Client: ...
+@overload
+def client(service: Literal["iam"]) -> IAMClient: ...
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+@overload
+def client(service: Literal["service-quotas"]) -> ServiceQuotasClient: ...
+@overload
+def client(service: Literal["ses"]) -> SESClient: ...
+@overload
+def client(service: Literal["sesv2"]) -> SESV2Client: ...
+@overload
+def client(service: Literal["sns"]) -> SNSClient: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["ssm"]) -> SSMClient: ...
+@overload
+def client(service: Literal["sts"]) -> STSClient: ...
+def client(service: str) -> Any:
+    """The process's one client for `service`, typed per service for mypy (boto3-stubs)."""
+    return _client(service)
+
+
 @lru_cache
-def client(service: str):
+def _client(service: str) -> Any:
     settings = get_settings()
     connect, read = TIMEOUTS.get(service, (60, 60))
     config = Config(
@@ -52,7 +101,9 @@ def client(service: str):
     endpoint = settings.aws_endpoint_url
     if service == "ses" and settings.ses_endpoint_url:
         endpoint = settings.ses_endpoint_url
-    made = boto3.client(service, region_name=settings.region, endpoint_url=endpoint, config=config)
+    # boto3-stubs types boto3.client per literal service name; `client`'s overloads carry that typing.
+    name: Any = service
+    made = boto3.client(name, region_name=settings.region, endpoint_url=endpoint, config=config)
     if settings.record_aws_calls:
         _record_calls(made, settings.record_aws_calls)
     return made
@@ -75,7 +126,7 @@ def queue_url(name: str) -> str:
 
 
 @lru_cache
-def table(name: str):
+def table(name: str) -> Table:
     settings = get_settings()
     resource = boto3.resource("dynamodb", region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
     if settings.record_aws_calls:
@@ -105,7 +156,7 @@ def job_store():
 
 def reset() -> None:
     """Forget settings and every cached client, after the environment changed (local stack, tests)."""
-    for cached in (get_settings, client, stack_resources, queue_url, table, _secrets_provider):
+    for cached in (get_settings, _client, stack_resources, queue_url, table, _secrets_provider):
         cached.cache_clear()
 
 

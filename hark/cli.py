@@ -12,18 +12,24 @@ hark smoke --server U --token T   run a real recording through a stack and check
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
-# Exit codes of every command (the --help epilog and README's "CLI" section show this table).
-EXIT_OK = 0
-EXIT_FAILED = 1  # something failed: a file refused, an upload, a transcription, a wait that ran out
-EXIT_USAGE = 2  # bad arguments or --server (argparse's own code for them too); nothing was sent
-EXIT_UNREACHABLE = 3  # the server could not be reached or did not answer in time
-EXIT_AUTH = 4  # the token was refused (missing, expired, not valid for this server)
-EXIT_BUG = 70  # an unexpected error: a bug in hark (EX_SOFTWARE); one line, never a traceback
-EXIT_INTERRUPTED = 130  # Ctrl-C
+from hark.cli_base import (
+    EXIT_AUTH,
+    EXIT_BUG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    default_server,
+    fetch_dev_token,
+)
+
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}    success
   {EXIT_FAILED}    something failed (a file refused, an upload, a transcription, a wait that ran out);
@@ -39,52 +45,11 @@ Every failure is one line on stderr."""
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-def default_server() -> str:
-    return os.environ.get("HARK_SERVER") or f"http://127.0.0.1:{os.environ.get('HARK_PORT', '8000')}"
-
-
-class CliError(Exception):
-    """A failure the CLI explains in one line and ends with `code`."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (argparse prints the whole usage first)."""
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _error_message(response) -> str:
-    """The sentence of an error answer: the API, API Gateway and the local gateway all answer
-    {"error": {"code", "message"}} (hark.http_api.GATEWAY_RESPONSES)."""
-    try:
-        body = response.json()
-        err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"]:
-            return err["message"]
-    except ValueError:
-        pass
-    return f"HTTP {response.status_code}"
-
-
-def fetch_dev_token(server: str, email: str) -> str:
-    import requests
-
-    try:
-        r = requests.post(f"{server}/dev/token", json={"email": email}, timeout=10)
-    except requests.ConnectionError:
-        raise CliError(
-            f"cannot reach {server}: is `make up` running? (--server changes the address)", EXIT_UNREACHABLE
-        ) from None
-    if r.status_code == 404:
-        raise CliError(f"{server} has no dev sign-in (a deployed stack): pass --token or set HARK_TOKEN", EXIT_AUTH)
-    if r.status_code != 200:
-        raise CliError(f"dev sign-in failed: {_error_message(r)}", EXIT_AUTH)
-    return r.json()["token"]
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -191,9 +156,7 @@ def _speakers_option(args) -> dict:
 
 
 def cmd_transcribe(args) -> int:
-    import json
-
-    from hark.client import ApiError, AuthError, DownloadFailed, Hark, JobFailed, UploadFailed, WaitTimeout
+    from hark.client import Hark
 
     speakers = _speakers_option(args)
     formats = _formats(args)
@@ -204,86 +167,110 @@ def cmd_transcribe(args) -> int:
         except OSError as err:
             raise CliError(f"--output-dir {out_dir}: {err.strerror or err}") from None
     token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
-    # One JSON array on stdout for several files in JSON (each document with its "file"); JSON lines with --jsonl.
-    as_array = formats == ["json"] and out_dir is None and not args.jsonl and len(args.files) > 1
-    documents: list[dict] = []
-    failed = False
+    with Hark(args.server, token, upload_timeout=args.timeout) as hark:
+        run = _TranscribeRun(args, hark, formats, out_dir)
+        for path, job_id in run.submit_all(speakers):
+            run.finish(path, job_id)
+    if run.as_array:
+        print(json.dumps(run.documents, ensure_ascii=False, indent=2))
+    return EXIT_FAILED if run.failed else EXIT_OK
 
-    def fail(name, err) -> None:
-        nonlocal failed
-        failed = True
+
+class _TranscribeRun:
+    """One `hark transcribe`: every file uploaded first, then each job waited for and its transcripts
+    written. A failure is one file's (a line on stderr, the others still go) unless the token is refused."""
+
+    def __init__(self, args, hark, formats: list[str], out_dir: Path | None) -> None:
+        self.args = args
+        self.hark = hark
+        self.formats = formats
+        self.out_dir = out_dir
+        # One JSON array on stdout for several files in JSON (each document with its "file"); JSON lines with --jsonl.
+        self.as_array = formats == ["json"] and out_dir is None and not args.jsonl and len(args.files) > 1
+        self.documents: list[dict] = []
+        self.failed = False
+
+    def fail(self, name, err) -> None:
+        self.failed = True
         print(f"{name}: {err}", file=sys.stderr)
 
-    with Hark(args.server, token, upload_timeout=args.timeout) as hark:
+    def submit_all(self, speakers: dict) -> list[tuple[Path, str]]:
+        from hark.client import ApiError, AuthError, UploadFailed
+
         jobs: list[tuple[Path, str]] = []
-        for name in args.files:
+        for name in self.args.files:
             path = Path(name)
             if not path.is_file():
-                fail(name, "no such file")
+                self.fail(name, "no such file")
                 continue
             try:
-                job = hark.submit(
+                job = self.hark.submit(
                     path,
-                    language=args.language,
-                    prompt=args.prompt,
-                    task="translate" if args.translate else "transcribe",
+                    language=self.args.language,
+                    prompt=self.args.prompt,
+                    task="translate" if self.args.translate else "transcribe",
                     **speakers,
                 )
             except AuthError:
                 raise  # no file will fare better: one line from main()
             except (ApiError, UploadFailed) as err:  # this file's: the others still go
-                fail(name, err)
+                self.fail(name, err)
                 continue
             jobs.append((path, job.job_id))
             print(f"{name}: uploaded as job {job.job_id}", file=sys.stderr)
+        return jobs
 
-        for path, job_id in jobs:
-            progress = Progress(sys.stderr, str(path)) if sys.stderr.isatty() else None
+    def finish(self, path: Path, job_id: str) -> None:
+        """Wait for the job, then fetch and write each format (a failed fetch skips the job's other formats)."""
+        from hark.client import ApiError, AuthError, DownloadFailed, JobFailed, WaitTimeout
+
+        progress = Progress(sys.stderr, str(path)) if sys.stderr.isatty() else None
+        try:
             try:
-                try:
-                    job = hark.wait(job_id, timeout=args.timeout, poll_interval=1.0, on_progress=progress)
-                finally:  # whatever comes next starts on its own line
-                    if progress:
-                        progress.end()
+                job = self.hark.wait(job_id, timeout=self.args.timeout, poll_interval=1.0, on_progress=progress)
+            finally:  # whatever comes next starts on its own line
+                if progress:
+                    progress.end()
+        except AuthError:
+            raise
+        except (JobFailed, WaitTimeout, ApiError) as err:  # this job's (a 5xx too): the others still go
+            self.fail(path, err)
+            return
+        if job.no_speech:  # an empty transcript is right, but say why
+            print(f"{path}: no speech detected (the transcript is empty)", file=sys.stderr)
+        for fmt in self.formats:
+            captions = fmt in ("srt", "vtt")
+            try:
+                text = self.hark.transcript(
+                    job_id,
+                    fmt,
+                    chars_per_line=self.args.chars_per_line if captions else None,
+                    lines_per_cue=self.args.lines_per_cue if captions else None,
+                )
             except AuthError:
                 raise
-            except (JobFailed, WaitTimeout, ApiError) as err:  # this job's (a 5xx too): the others still go
-                fail(path, err)
-                continue
-            if job.no_speech:  # an empty transcript is right, but say why
-                print(f"{path}: no speech detected (the transcript is empty)", file=sys.stderr)
-            for fmt in formats:
-                captions = fmt in ("srt", "vtt")
-                try:
-                    text = hark.transcript(
-                        job_id,
-                        fmt,
-                        chars_per_line=args.chars_per_line if captions else None,
-                        lines_per_cue=args.lines_per_cue if captions else None,
-                    )
-                except AuthError:
-                    raise
-                except (ApiError, DownloadFailed) as err:
-                    fail(path, err)
-                    break
-                if out_dir is not None:
-                    target = out_dir / f"{path.stem}.{fmt}"
-                    target.write_text(text, encoding="utf-8")
-                    print(target)
-                elif args.jsonl or as_array:
-                    document = {"file": str(path), **json.loads(text)}
-                    if args.jsonl:
-                        print(json.dumps(document, ensure_ascii=False), flush=True)
-                    else:
-                        documents.append(document)
-                else:
-                    if len(args.files) > 1:
-                        print(f"==> {path} <==")
-                    sys.stdout.write(text)
-                    sys.stdout.flush()
-    if as_array:
-        print(json.dumps(documents, ensure_ascii=False, indent=2))
-    return EXIT_FAILED if failed else EXIT_OK
+            except (ApiError, DownloadFailed) as err:
+                self.fail(path, err)
+                break
+            self.write(path, fmt, text)
+
+    def write(self, path: Path, fmt: str, text: str) -> None:
+        """To a file in --output-dir, a JSON line, the array's next document, or stdout (headed with several)."""
+        if self.out_dir is not None:
+            target = self.out_dir / f"{path.stem}.{fmt}"
+            target.write_text(text, encoding="utf-8")
+            print(target)
+        elif self.args.jsonl or self.as_array:
+            document = {"file": str(path), **json.loads(text)}
+            if self.args.jsonl:
+                print(json.dumps(document, ensure_ascii=False), flush=True)
+            else:
+                self.documents.append(document)
+        else:
+            if len(self.args.files) > 1:
+                print(f"==> {path} <==")
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -194,11 +194,23 @@ ProgressCallback = Callable[[JobView, float], None]
 
 
 class Hark:
-    """A session with one Hark API as one user.
+    """A session with one Hark API as one user; a context manager (closed on leaving).
 
-    server: the API's base URL (http(s)://host[:port][/stage]); token: a bearer token (Clerk
-    session token; locally `hark token`). transport: an httpx transport for every request (default
-    httpx's own). timeout: seconds for each API request; upload_timeout for uploads and downloads.
+    Every method raises ConnectionFailed or ServerTimeout when nothing answers in time, and an ApiError
+    (AuthError, NotFound, NotReady, QuotaExceeded or ApiError itself) for an error answer.
+
+    Parameters
+    ----------
+    server : str
+        The API's base URL: http(s)://host[:port][/stage].
+    token : str
+        A bearer token: a Clerk session token; locally `hark token`.
+    transport : httpx.BaseTransport, optional
+        The transport of every request (default: httpx's own).
+    timeout : float
+        Seconds for each API request.
+    upload_timeout : float
+        Seconds for each upload and download (the storage's presigned URLs).
     """
 
     def __init__(
@@ -222,6 +234,7 @@ class Hark:
         self.api = AuthenticatedClient(base_url=self.server, token=token).set_httpx_client(self._http)
 
     def close(self) -> None:
+        """Close the session's connections (leaving a `with` block does)."""
         self._http.close()
         self._storage.close()
 
@@ -249,8 +262,47 @@ class Hark:
         notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> CreateJobResponse:
-        """POST /jobs: a job in UPLOADING and the form to upload its recording with. `language` is
-        "auto", a code (es) or a name (Spanish); `prompt` names and terms; `task` transcribe or translate."""
+        """POST /jobs: a job in UPLOADING and the form to upload its recording with.
+
+        Parameters
+        ----------
+        filename : str
+            The recording's file name (its extension gives the content type when none is given).
+        size : int
+            The recording's size in bytes: the upload must be exactly this size.
+        content_type : str, optional
+            The recording's media type (default: from the extension).
+        language : str
+            "auto" (detected), a code ("es") or a name ("Spanish").
+        prompt : str, optional
+            Names and terms the recording uses (at most 500 characters).
+        task : str
+            "transcribe", or "translate" (into English).
+        speaker_labels : bool
+            Label who speaks when.
+        speakers_expected : int, optional
+            How many speakers, when known (with speaker_labels).
+        webhook_url : str, optional
+            Where to POST the finished job: https, a public address (default: your default webhook URL,
+            if any).
+        notify : sequence of str, optional
+            How to hear that the job finished: any of "email", "webhook"; [] for neither (default: email,
+            plus webhook when a webhook URL applies).
+        idempotency_key : str, optional
+            The same key with the same body within a day answers the same job (no second job).
+
+        Returns
+        -------
+        CreateJobResponse
+            `.job` (UPLOADING) and `.upload` (the presigned form for `upload`).
+
+        Raises
+        ------
+        InvalidArgument
+            An unknown language, task or notify channel (nothing is sent).
+        QuotaExceeded
+            Too many unfinished jobs (429; `retry_after` says when to try again).
+        """
         try:
             lang = languages.resolve(language)
         except languages.UnknownLanguage as err:
@@ -277,13 +329,44 @@ class Hark:
         return self._expect(r, 201, CreateJobResponse)
 
     def get(self, job_id: str) -> JobView:
-        """GET /jobs/{id}."""
+        """GET /jobs/{id}: the job as it is now.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Raises
+        ------
+        NotFound
+            No such job of yours.
+        """
         with self._calling(f"/jobs/{job_id}"):
             r = get_job_jobs_job_id_get.sync_detailed(job_id, client=self.api)
         return self._expect(r, 200, JobView)
 
     def list(self, *, status: JobStatus | str | None = None, limit: int = 20, cursor: str | None = None) -> JobList:
-        """GET /jobs: one page of your jobs, newest first; `status` filters (sent as ?status=)."""
+        """GET /jobs: one page of your jobs, newest first.
+
+        Parameters
+        ----------
+        status : JobStatus or str, optional
+            Only jobs in this state (sent as ?status=).
+        limit : int
+            Jobs per page.
+        cursor : str, optional
+            The previous page's `next_cursor` (default: the first page).
+
+        Returns
+        -------
+        JobList
+            `.items` and `.next_cursor` (None on the last page).
+
+        Raises
+        ------
+        InvalidArgument
+            A status the API does not know (nothing is sent).
+        """
         kwargs = list_jobs_jobs_get._get_kwargs(limit=limit, cursor=cursor if cursor is not None else UNSET)
         if status is not None:
             # Sent whether or not the generated layer knows the parameter yet (it follows openapi.json).
@@ -293,7 +376,15 @@ class Hark:
         return self._expect(list_jobs_jobs_get._build_response(client=self.api, response=raw), 200, JobList)
 
     def jobs(self, *, status: JobStatus | str | None = None, page_size: int = 100) -> Iterator[JobView]:
-        """Every job, page after page."""
+        """Every job of yours, newest first, fetched page after page as the iteration goes.
+
+        Parameters
+        ----------
+        status : JobStatus or str, optional
+            Only jobs in this state.
+        page_size : int
+            Jobs per request.
+        """
         cursor: str | None = None
         while True:
             page = self.list(status=status, limit=page_size, cursor=cursor)
@@ -303,7 +394,18 @@ class Hark:
             cursor = page.next_cursor
 
     def delete(self, job_id: str) -> None:
-        """DELETE /jobs/{id}: the job, its recording and its transcripts."""
+        """DELETE /jobs/{id}: the job, its recording and its transcripts.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Raises
+        ------
+        NotFound
+            No such job of yours.
+        """
         with self._calling(f"/jobs/{job_id}"):
             r = delete_job_jobs_job_id_delete.sync_detailed(job_id, client=self.api)
         if r.status_code != 204:
@@ -317,7 +419,29 @@ class Hark:
         chars_per_line: int | None = None,
         lines_per_cue: int | None = None,
     ) -> TranscriptLink:
-        """GET /jobs/{id}/transcript: a short-lived link; caption settings re-render srt/vtt."""
+        """GET /jobs/{id}/transcript: a short-lived link to the transcript.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+        format : str
+            "txt", "json", "srt" or "vtt".
+        chars_per_line, lines_per_cue : int, optional
+            Caption settings: srt and vtt re-rendered with them.
+
+        Returns
+        -------
+        TranscriptLink
+            `.url`, a presigned link for `download`.
+
+        Raises
+        ------
+        InvalidArgument
+            A format the API does not know (nothing is sent).
+        NotReady
+            The job is not COMPLETED yet.
+        """
         fmt = _member(GetTranscriptJobsJobIdTranscriptGetFormat, format, "format")
         with self._calling(f"/jobs/{job_id}/transcript"):
             r = get_transcript_jobs_job_id_transcript_get.sync_detailed(
@@ -333,7 +457,22 @@ class Hark:
     def upload(
         self, form: UploadForm, file: str | os.PathLike[str] | IO[bytes], *, filename: str | None = None
     ) -> None:
-        """The presigned POST: every field as given, then the file last, as S3's POST policy requires."""
+        """The presigned POST: every field as given, then the file last, as S3's POST policy requires.
+
+        Parameters
+        ----------
+        form : UploadForm
+            `create`'s `.upload`.
+        file : str, os.PathLike or binary file
+            The recording: a path, or a file object read from where it stands.
+        filename : str, optional
+            The name sent with it (default: the path's or the file object's name).
+
+        Raises
+        ------
+        UploadFailed
+            The storage refused it (an expired form, another size or type).
+        """
         fields = {k: str(v) for k, v in form.fields.to_dict().items()}
         content_type = fields.get("Content-Type", "application/octet-stream")
         with _opened(file, filename) as (f, name):
@@ -360,8 +499,27 @@ class Hark:
         notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
     ) -> JobView:
-        """create + upload: the job, now on its way (QUEUED once the upload lands). A file object
-        needs `filename` unless it has a .name; its size is what is left to read."""
+        """create + upload: the job, now on its way (QUEUED once the upload lands).
+
+        Parameters
+        ----------
+        file : str, os.PathLike or binary file
+            The recording: a path, or a file object; its size is what is left to read.
+        filename : str, optional
+            Needed for a file object without a .name.
+        content_type, language, prompt, task, speaker_labels, speakers_expected, webhook_url, notify, idempotency_key
+            As for `create`.
+
+        Returns
+        -------
+        JobView
+            The job as created (UPLOADING).
+
+        Raises
+        ------
+        InvalidArgument, QuotaExceeded, UploadFailed
+            As for `create` and `upload`.
+        """
         with _opened(file, filename) as (f, name):
             start = f.tell()
             size = f.seek(0, os.SEEK_END) - start
@@ -392,9 +550,32 @@ class Hark:
         poll_interval: float = 1.0,
         on_progress: ProgressCallback | None = None,
     ) -> JobView:
-        """Polls the job until it is COMPLETED (returned) or FAILED (JobFailed); WaitTimeout after
-        `timeout` seconds. on_progress(job, elapsed_seconds) is called after every poll. A 429 on a
-        poll (throttling) waits its Retry-After (else poll_interval) and polls again."""
+        """Polls the job until it is COMPLETED. A 429 on a poll (throttling) waits its Retry-After (else
+        poll_interval) and polls again.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+        timeout : float
+            Seconds to wait in all.
+        poll_interval : float
+            Seconds between polls.
+        on_progress : callable, optional
+            Called as on_progress(job, elapsed_seconds) after every poll.
+
+        Returns
+        -------
+        JobView
+            The job, COMPLETED.
+
+        Raises
+        ------
+        JobFailed
+            The job ended FAILED (`.job.error` says why).
+        WaitTimeout
+            Not finished after `timeout` seconds (`.job` is how it was last seen).
+        """
         started = time.monotonic()
         job: JobView | None = None
         while True:
@@ -418,7 +599,18 @@ class Hark:
             time.sleep(min(poll_interval, max(0.0, timeout - elapsed)))
 
     def download(self, url: str) -> bytes:
-        """The bytes behind a presigned link (a transcript)."""
+        """The bytes behind a presigned link (a transcript).
+
+        Parameters
+        ----------
+        url : str
+            A presigned link (`transcript_link`'s `.url`).
+
+        Raises
+        ------
+        DownloadFailed
+            The storage refused it (expired, or the job was deleted meanwhile).
+        """
         with self._calling(url, storage=True):
             r = self._storage.get(url)
         if r.status_code != 200:
@@ -433,7 +625,22 @@ class Hark:
         chars_per_line: int | None = None,
         lines_per_cue: int | None = None,
     ) -> str:
-        """The transcript's text in `format` (json: the JSON document as text; json.loads it)."""
+        """The transcript's text: `transcript_link`, then `download`.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+        format : str
+            "txt", "json" (the JSON document as text: json.loads it), "srt" or "vtt".
+        chars_per_line, lines_per_cue : int, optional
+            Caption settings for srt and vtt.
+
+        Raises
+        ------
+        InvalidArgument, NotReady, DownloadFailed
+            As for `transcript_link` and `download`.
+        """
         link = self.transcript_link(job_id, format, chars_per_line=chars_per_line, lines_per_cue=lines_per_cue)
         return self.download(link.url).decode("utf-8")
 

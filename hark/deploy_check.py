@@ -24,7 +24,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -110,8 +109,7 @@ def load_target(overrides: dict[str, str] | None = None) -> Target:
         ) from None
 
     context = {**cdk_json_context(), **(overrides or {})}
-    # HarkConfig reads context through a construct's node; a stand-in node over the same dict.
-    config = HarkConfig.from_context(SimpleNamespace(node=SimpleNamespace(try_get_context=context.get)))
+    config = HarkConfig.from_lookup(context.get)
     return Target(
         stack=config.stack,
         issuer=config.issuer,
@@ -147,7 +145,8 @@ def default_client_factory(region: str | None) -> Callable[[str], Any]:
 
     def client(service: str):
         if service not in cache:
-            cache[service] = boto3.client(service, region_name=region, endpoint_url=endpoint, config=config)
+            name: Any = service  # boto3-stubs types boto3.client per literal service name
+            cache[service] = boto3.client(name, region_name=region, endpoint_url=endpoint, config=config)
         return cache[service]
 
     return client

@@ -27,7 +27,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
@@ -42,6 +42,9 @@ from hark.messages import (
     parse_webhook_body,
 )
 from hark.resources import QueueDef
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 QUEUES = ("transcribe", "notify", "webhooks", "upload-status")
 PEEK_VISIBILITY_SECONDS = 20  # long enough to read the whole DLQ once; handed back right after
@@ -151,10 +154,10 @@ def _job_states(job_ids: list[str]) -> tuple[list[str], list[str]]:
     )
 
 
-def _receive_all(url: str, visibility: int) -> list[dict[str, Any]]:
+def _receive_all(url: str, visibility: int) -> list[MessageTypeDef]:
     """Every message currently visible in the queue, each once, all kept invisible for `visibility`."""
     sqs = aws.client("sqs")
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, MessageTypeDef] = {}
     while True:  # a long poll asks every SQS server, so one that brings nothing new means done
         got = sqs.receive_message(
             QueueUrl=url,
@@ -171,7 +174,7 @@ def _receive_all(url: str, visibility: int) -> list[dict[str, Any]]:
             return list(seen.values())
 
 
-def _hand_back(url: str, messages: list[dict[str, Any]]) -> None:
+def _hand_back(url: str, messages: list[MessageTypeDef]) -> None:
     sqs = aws.client("sqs")
     for i in range(0, len(messages), 10):
         batch = messages[i : i + 10]
@@ -183,7 +186,7 @@ def _hand_back(url: str, messages: list[dict[str, Any]]) -> None:
         )
 
 
-def _entry(queue: str, m: dict[str, Any], with_status: bool = True) -> DlqEntry:
+def _entry(queue: str, m: MessageTypeDef, with_status: bool = True) -> DlqEntry:
     attrs = m.get("Attributes", {})
     job_ids, summary = describe_body(queue, m.get("Body", ""))
     status, errors = _job_states(job_ids) if with_status else ([], [])
@@ -258,7 +261,7 @@ def dlq_replay(queue: str, job_id: str | None = None, dry_run: bool = False) -> 
     dlq_url, source_url = aws.queue_url(q.dlq_name), aws.queue_url(q.name)
     messages = _receive_all(dlq_url, MOVE_VISIBILITY_SECONDS)
     results: list[ReplayResult] = []
-    untouched: list[dict[str, Any]] = []
+    untouched: list[MessageTypeDef] = []
     try:
         for m in messages:
             entry = _entry(queue, m)

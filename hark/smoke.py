@@ -151,7 +151,7 @@ class Smoke:
             raise SmokeError(f"{self.server} did not answer {method} {path} within 30 s") from None
 
     def run(self) -> int:
-        from hark.cli import _error_message
+        from hark.cli_base import error_message
         from hark.uploads import content_type_for
 
         r = self.call("GET", "/jobs?limit=1")
@@ -174,7 +174,7 @@ class Smoke:
         }
         r = self.call("POST", "/jobs", json=body)
         if r.status_code != 201:
-            self.report.line("create", False, f"POST /jobs answered {r.status_code}: {_error_message(r)}")
+            self.report.line("create", False, f"POST /jobs answered {r.status_code}: {error_message(r)}")
             return 1
         created = r.json()
         job_id = created["job"]["job_id"]
@@ -327,7 +327,7 @@ class Smoke:
 
 # -- the command --------------------------------------------------------------------------------
 def cmd_smoke(args) -> int:
-    from hark.cli import CliError, fetch_dev_token
+    from hark.cli_base import CliError, fetch_dev_token
 
     try:
         if args.file:
@@ -365,7 +365,7 @@ def cmd_smoke(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hark.cli import default_server
+    from hark.cli_base import default_server
 
     p = sub.add_parser(
         "smoke",

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
@@ -166,6 +166,19 @@ def check_url(
     resolver: Resolver | None = None,
 ) -> Target:
     """The URL's target if Hark may call it; UrlRefused (with the reason) if not."""
+    parts, scheme, port = _split_url(url, require_https)
+    host = _ascii_host(parts)
+    port = port or (443 if scheme == "https" else 80)
+    found = _allowed_addresses(host, port, allow_loopback, resolver)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    path = quote(path, safe=URL_SAFE)  # non-ASCII percent-encoded (UTF-8), as browsers send it; escapes kept
+    return Target(url=url, scheme=scheme, host=host, port=port, path=path, addresses=tuple(dict.fromkeys(found)))
+
+
+def _split_url(url: str, require_https: bool) -> tuple[SplitResult, str, int | None]:
+    """The URL's parts, lower-case scheme and port (if it names one), once its text, scheme and (absent) credentials are allowed."""
     if not isinstance(url, str) or not url:
         raise UrlRefused("the webhook URL is empty")
     if len(url) > MAX_URL_LENGTH:
@@ -185,15 +198,24 @@ def check_url(
         )
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise UrlRefused("the webhook URL may not carry a user name or password (user@host)")
+    return parts, scheme, port
+
+
+def _ascii_host(parts: SplitResult) -> str:
+    """The host as DNS, Host and SNI use it: an internationalised name in its ASCII (punycode) form."""
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UrlRefused("the webhook URL has no host")
-    if not host.isascii():  # an internationalised name: its ASCII (punycode) form is what DNS, Host and SNI use
+    if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise UrlRefused(f"the webhook host {host!r} is not a valid domain name") from None
-    port = port or (443 if scheme == "https" else 80)
+    return host
+
+
+def _allowed_addresses(host: str, port: int, allow_loopback: bool, resolver: Resolver | None) -> list[str]:
+    """Every address the host is or resolves to, once each one is an address Hark may call."""
     try:
         literal: IpAddress | None = ipaddress.ip_address(host)
     except ValueError:
@@ -217,11 +239,7 @@ def check_url(
             if literal is not None:
                 raise UrlRefused(f"the webhook URL's address is not allowed: {reason}")
             raise UrlRefused(f"the webhook host {host!r} is not allowed: {reason}")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    path = quote(path, safe=URL_SAFE)  # non-ASCII percent-encoded (UTF-8), as browsers send it; escapes kept
-    return Target(url=url, scheme=scheme, host=host, port=port, path=path, addresses=tuple(dict.fromkeys(found)))
+    return found
 
 
 # -- one delivery, pinned to the checked addresses, within one deadline --------------------------------

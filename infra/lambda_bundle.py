@@ -38,7 +38,16 @@ PACKAGES = ("hark", "lambdas")
 REQUIREMENTS = REPO / "requirements" / "lambda.txt"
 # Never run in Lambda: hark.local (emulator, local gateway) and the client side (the generated API client,
 # its wrapper, the CLI, smoke test, operator and deploy tools), so they do not ship in the asset.
-CLIENT_SIDE = ("api_client", "client.py", "client_codegen.py", "cli.py", "smoke.py", "ops.py", "deploy_check.py")
+CLIENT_SIDE = (
+    "api_client",
+    "client.py",
+    "client_codegen.py",
+    "cli.py",
+    "cli_base.py",
+    "smoke.py",
+    "ops.py",
+    "deploy_check.py",
+)
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests", *CLIENT_SIDE)
 # The layer's and the runtime's packages, per Python and versions (what Lambda puts beside the asset).
 RUNTIME_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hark" / "lambda-runtime"

@@ -855,7 +855,8 @@ def runs_for(chosen: list[str], speeds: tuple[float, ...]) -> list[tuple[Scenari
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, ScalingPolicy, FleetModel, tuple[float, ...]]:
+    """The command line, the policy and fleet with their --set overrides, and the swept speeds."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--scenario", choices=["all", *SCENARIOS], default="all")
     parser.add_argument(
@@ -884,7 +885,49 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if model.instance_type not in INSTANCE_PRICES:
         parser.error(f"instance_type must be one of {', '.join(INSTANCE_PRICES)}")
+    return args, policy, model, speeds
 
+
+def _print_targets(rows: list[dict], markdown: bool) -> None:
+    targets = check_targets(rows)
+    if targets:
+        print()
+        if markdown:
+            print("| target | limit | measured | met |\n|---|---|---|---|")
+            for t in targets:
+                print(f"| {t['target']} | {t['limit']:,} | {t['value']:,} | {'yes' if t['met'] else 'NO'} |")
+        else:
+            for t in targets:
+                print(f"{t['target']}: {t['value']:,} (limit {t['limit']:,}) {'met' if t['met'] else 'MISSED'}")
+
+
+def _print_control_plane(rows: list[dict], markdown: bool) -> None:
+    spike = next((d for d in rows if d["scenario"] == SCENARIOS["spike"].name), None)
+    if spike:
+        print(f"\ncontrol plane at the spike day's peak ({spike['real_time_factor']:g}x):")
+        needs = control_plane(spike)
+        if markdown:
+            print("| quantity | value |\n|---|---|")
+        for name, value in needs.items():
+            print(f"| {name} | {value:,} |" if markdown else f"  {name}: {value:,}")
+
+
+def _print_leftovers_and_actions(results: list[Result], actions: bool) -> None:
+    for r in results:
+        if r.unfinished or r.handed_back:
+            print(f"\n{r.scenario}: {r.unfinished} jobs unfinished at the end, {r.handed_back} messages handed back")
+        if actions:
+            print(f"\n{r.scenario} at {r.model.real_time_factor:g}x: scaling actions")
+            for a in r.actions:
+                print(
+                    f"  t={_duration(a.at):>8}  {a.rule:<4} {a.before:>3} -> {a.after:<3} "
+                    f"(running {a.running}, visible {a.data.visible}, in flight {a.data.inflight}, "
+                    f"wait {r.policy.expected_wait(a.data):.0f} s)"
+                )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, policy, model, speeds = _arguments(argv)
     chosen = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     speeds = tuple(s for s in speeds if s != model.real_time_factor)
     results = []
@@ -906,35 +949,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{vcpu_quota(policy.max_workers, GPU_INSTANCE_VCPUS)}\n"
     )
     print(render(rows, args.markdown))
-    targets = check_targets(rows)
-    if targets:
-        print()
-        if args.markdown:
-            print("| target | limit | measured | met |\n|---|---|---|---|")
-            for t in targets:
-                print(f"| {t['target']} | {t['limit']:,} | {t['value']:,} | {'yes' if t['met'] else 'NO'} |")
-        else:
-            for t in targets:
-                print(f"{t['target']}: {t['value']:,} (limit {t['limit']:,}) {'met' if t['met'] else 'MISSED'}")
-    spike = next((d for d in rows if d["scenario"] == SCENARIOS["spike"].name), None)
-    if spike:
-        print(f"\ncontrol plane at the spike day's peak ({spike['real_time_factor']:g}x):")
-        needs = control_plane(spike)
-        if args.markdown:
-            print("| quantity | value |\n|---|---|")
-        for name, value in needs.items():
-            print(f"| {name} | {value:,} |" if args.markdown else f"  {name}: {value:,}")
-    for r in results:
-        if r.unfinished or r.handed_back:
-            print(f"\n{r.scenario}: {r.unfinished} jobs unfinished at the end, {r.handed_back} messages handed back")
-        if args.actions:
-            print(f"\n{r.scenario} at {r.model.real_time_factor:g}x: scaling actions")
-            for a in r.actions:
-                print(
-                    f"  t={_duration(a.at):>8}  {a.rule:<4} {a.before:>3} -> {a.after:<3} "
-                    f"(running {a.running}, visible {a.data.visible}, in flight {a.data.inflight}, "
-                    f"wait {r.policy.expected_wait(a.data):.0f} s)"
-                )
+    _print_targets(rows, args.markdown)
+    _print_control_plane(rows, args.markdown)
+    _print_leftovers_and_actions(results, args.actions)
     return 0
 
 

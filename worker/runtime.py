@@ -1,4 +1,5 @@
-"""The SQS consumer runtime both workers run on: `python -m worker.transcription` and `worker.notification`.
+"""The SQS consumer runtime every worker runs on: `python -m worker.transcription`, `worker.notification`
+and `worker.webhooks`.
 
 What it owns, so that the workers only decide what a message means:
 - the loop: long-poll receive with a short visibility lease (HARK_VISIBILITY_LEASE_SECONDS), each message
@@ -27,10 +28,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -61,7 +63,7 @@ class Delivery:
     receive_count: int
 
     @classmethod
-    def from_sqs(cls, raw: dict) -> Delivery:
+    def from_sqs(cls, raw: Mapping[str, Any]) -> Delivery:
         return cls(
             id=raw["MessageId"],
             receipt=raw["ReceiptHandle"],

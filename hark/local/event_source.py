@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hark import aws
@@ -88,7 +88,7 @@ class SqsEventSource:
             )
         return len(messages)
 
-    def record(self, message: dict[str, Any]) -> dict[str, Any]:
+    def record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         attributes = message.get("Attributes", {})
         return {
             "messageId": message["MessageId"],

@@ -7,6 +7,8 @@ the definition the local gateway serves too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from aws_cdk import Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack
@@ -50,8 +52,6 @@ class ApiStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, cid, **kwargs)
-        res = config.resources
-        audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
 
         layer = lambda_.LayerVersion.from_layer_version_arn(
             self,
@@ -59,16 +59,17 @@ class ApiStack(Stack):
             powertools_layer_arn(Aws.REGION, Aws.PARTITION, config.powertools_layer_version),
         )
         code = lambda_.Code.from_asset(str(code_dir))
-        env = {
-            "stack": config.stack,
-            "account": Aws.ACCOUNT_ID,
-            "region": Aws.REGION,
-            "issuer": config.issuer,
-            "jwks_url": config.resolved_jwks_url,
-            "authorized_parties": authorized_parties,
-            "web_url": web_origin,
-            "max_upload_bytes": config.max_upload_bytes,
-        }
+        environment = partial(  # every function's, but for its service name
+            function_environment,
+            stack=config.stack,
+            account=Aws.ACCOUNT_ID,
+            region=Aws.REGION,
+            issuer=config.issuer,
+            jwks_url=config.resolved_jwks_url,
+            authorized_parties=authorized_parties,
+            web_url=web_origin,
+            max_upload_bytes=config.max_upload_bytes,
+        )
 
         def function(fid: str, handler: str, service: str, memory: int, timeout: int) -> lambda_.Function:
             log_group = logs.LogGroup(
@@ -95,7 +96,7 @@ class ApiStack(Stack):
                 log_group=log_group,
                 logging_format=lambda_.LoggingFormat.JSON,
                 tracing=lambda_.Tracing.ACTIVE,
-                environment=function_environment(service=service, **env),
+                environment=environment(service=service),
             )
             # Only its own log group (the L2 would attach AWSLambdaBasicExecutionRole's logs:* on *).
             role.add_to_policy(
@@ -128,6 +129,23 @@ class ApiStack(Stack):
         self.authorizer_fn = function("AuthorizerFunction", HTTP_API.authorizer.handler, "authorizer", 256, 10)
         self.api_fn = function("ApiFunction", HTTP_API.api_handler, "api", 512, 29)
 
+        self._grant_api_function(config)
+        self.upload_status_fn = self._upload_status_function(config, function)
+        routes = ApiRoutes(
+            self,
+            "Routes",
+            config=config,
+            cors_origins=cors_origins,
+            authorizer_fn=self.authorizer_fn,
+            api_fn=self.api_fn,
+        )
+        self.api, self.authorizer = routes.api, routes.authorizer
+
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+
+    def _grant_api_function(self, config: HarkConfig) -> None:
+        res = config.resources
+        audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
         # Least privilege for the API: tables read/write; presign uploads (PutObject on uploads/) and the
         # viewer's playback links (GetObject on uploads/ only, never chunks/); presign transcript links
         # (GetObject on transcripts/); delete a job's objects. The authorizer needs nothing beyond its logs: it fetches the JWKS over HTTPS.
@@ -209,7 +227,7 @@ class ApiStack(Stack):
             )
         )
         acknowledge(
-            self.api_fn.role,
+            _role(self.api_fn),
             "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
             "transcripts/, parts/, a job's captions/): every job has its own keys below it; table ARNs "
             "include their indexes.",
@@ -225,29 +243,32 @@ class ApiStack(Stack):
             ],
         )
 
+    def _upload_status_function(
+        self, config: HarkConfig, function: Callable[..., lambda_.Function]
+    ) -> lambda_.Function:
+        res = config.resources
+        audio = res.audio_bucket.name
         # The upload-status function (docs/architecture.md, "QUEUED when the upload lands"): fed by the
         # upload-status queue, which the uploads topic fills with each upload's S3 event.
         status_def = upload_status_function(res)
-        self.upload_status_fn = function(
-            "UploadStatusFunction", status_def.handler, "upload-status", 256, status_def.timeout_seconds
-        )
+        fn = function("UploadStatusFunction", status_def.handler, "upload-status", 256, status_def.timeout_seconds)
         status_queue = sqs.Queue.from_queue_arn(self, "UploadStatusQueue", queue_arn(self, status_def.queue.name))
         # Partial batch responses: one bad record comes back alone (and reaches the DLQ), not the batch.
         # The event source adds the queue's receive/delete grants to the function's role.
-        self.upload_status_fn.add_event_source(
+        fn.add_event_source(
             event_sources.SqsEventSource(
                 status_queue, batch_size=status_def.batch_size, report_batch_item_failures=True
             )
         )
         # hark.arrivals: read the job, move it to QUEUED, or delete an upload no job accounts for.
-        self.upload_status_fn.add_to_role_policy(
+        fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="JobsTable",
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[table_arn(self, res.jobs_table.name)],
             )
         )
-        self.upload_status_fn.add_to_role_policy(
+        fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DeleteOrphanUploads",
                 actions=["s3:DeleteObject"],
@@ -255,16 +276,35 @@ class ApiStack(Stack):
             )
         )
         acknowledge(
-            self.upload_status_fn.role,
+            _role(fn),
             "Object ARN scoped to the uploads/ prefix: each job's upload lives below it.",
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{audio}/{UPLOADS_PREFIX}*]",
         )
+        return fn
 
+
+class ApiRoutes(Construct):
+    """The REST API: its stage (throttled, logged), API Gateway's own answers, the Lambda authorizer and every
+    route of hark.http_api to the API function. Its resources are the stack's children, not this construct's:
+    their logical IDs stay the stack's (a construct scope would rename them, and a renamed resource is
+    replaced on deploy)."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        cors_origins: list[str],
+        authorizer_fn: lambda_.Function,
+        api_fn: lambda_.Function,
+    ) -> None:
+        super().__init__(stack, cid)
         access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY
+            stack, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY
         )
         self.api = apigw.RestApi(
-            self,
+            stack,
             "Api",
             rest_api_name=f"{config.stack}-api",
             description="Hark transcription jobs",
@@ -326,26 +366,27 @@ class ApiStack(Stack):
 
         auth = HTTP_API.authorizer
         # The policy allows the whole stage (resource wildcard), so a cached answer fits every route.
+        self.authorizer: apigw.IAuthorizer
         if auth.kind == "TOKEN":
             self.authorizer = apigw.TokenAuthorizer(
-                self,
+                stack,
                 "ClerkAuthorizer",
-                handler=self.authorizer_fn,
+                handler=authorizer_fn,
                 identity_source=apigw.IdentitySource.header(auth.identity_header),
                 results_cache_ttl=Duration.seconds(auth.result_cache_seconds),
             )
         else:
             self.authorizer = apigw.RequestAuthorizer(
-                self,
+                stack,
                 "ClerkAuthorizer",
-                handler=self.authorizer_fn,
+                handler=authorizer_fn,
                 identity_sources=[apigw.IdentitySource.header(auth.identity_header)],
                 results_cache_ttl=Duration.seconds(auth.result_cache_seconds),
             )
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=False, validate_request_parameters=True
         )
-        integration = apigw.LambdaIntegration(self.api_fn, proxy=True)
+        integration = apigw.LambdaIntegration(api_fn, proxy=True)
 
         resources: dict[str, apigw.IResource] = {"": self.api.root}
         for path in HTTP_API.resource_paths:
@@ -393,4 +434,9 @@ class ApiStack(Stack):
             "AwsSolutions-APIG3",
         )
 
-        CfnOutput(self, "ApiUrl", value=self.api.url)
+
+def _role(fn: lambda_.Function) -> iam.IRole:
+    """The function's role (every function here is built with its own, so it is never None)."""
+    if fn.role is None:
+        raise ValueError(f"{fn.node.path} has no role")
+    return fn.role

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws
 from constructs import Construct
@@ -80,8 +82,15 @@ class HarkConfig:
 
     @classmethod
     def from_context(cls, scope: Construct) -> HarkConfig:
+        return cls.from_lookup(scope.node.try_get_context)
+
+    @classmethod
+    def from_lookup(cls, lookup: Callable[[str], Any]) -> HarkConfig:
+        """The settings from `lookup`, which gives a context key's value ("hark:stack") or None: a construct
+        node's try_get_context, or a dict's get (hark deploy check reads cdk.json without an app)."""
+
         def get(key: str, default):
-            value = scope.node.try_get_context(f"hark:{key}")
+            value = lookup(f"hark:{key}")
             return default if value is None or value == "" else value
 
         base = cls()

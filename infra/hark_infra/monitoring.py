@@ -46,6 +46,31 @@ WEBHOOK_SERVICE_DIMENSION = "webhooks"  # worker/webhooks/worker.py SERVICE
 EMAILS_FAILED_PERIODS = 3
 
 
+def sqs_metric(name: str, metric: str, statistic: str = "Maximum") -> cw.Metric:
+    return cw.Metric(
+        namespace="AWS/SQS",
+        metric_name=metric,
+        dimensions_map={"QueueName": name},
+        statistic=statistic,
+        period=FIVE_MINUTES,
+    )
+
+
+def worker_metric(service: str, name: str) -> cw.Metric:
+    return cw.Metric(
+        namespace=WORKER_METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=FIVE_MINUTES,
+    )
+
+
+def worker_errors_metric() -> cw.Metric:
+    """Error lines in any worker's logs (the workers stack's metric filters)."""
+    return cw.Metric(namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, statistic="Sum", period=FIVE_MINUTES)
+
+
 class MonitoringStack(Stack):
     def __init__(
         self,
@@ -59,8 +84,6 @@ class MonitoringStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, cid, **kwargs)
-        res = config.resources
-        policy: ScalingPolicy = config.scaling
 
         key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Hark alarm topic encryption")
         # CloudWatch alarms publish to an encrypted topic only if they may use its key.
@@ -98,78 +121,71 @@ class MonitoringStack(Stack):
         )
         if config.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(config.alarm_email))
-        action = cw_actions.SnsAction(self.topic)
+        self._action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cw.Alarm] = {}
+        self._queue_alarms(config)
+        self._worker_and_api_alarms(config, api_function_name)
+        OpsDashboard(
+            self,
+            "OpsDashboard",
+            config=config,
+            cluster_name=cluster_name,
+            transcription_service=transcription_service,
+            alarms=list(self.alarms.values()),
+        )
 
-        def alarm(aid: str, metric: cw.IMetric, threshold: float, description: str, periods: int = 1) -> cw.Alarm:
-            a = cw.Alarm(
-                self,
-                aid,
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=periods,
-                datapoints_to_alarm=periods if periods > 1 else None,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=description,
-            )
-            a.add_alarm_action(action)
-            self.alarms[aid] = a
-            return a
+    def _alarm(self, aid: str, metric: cw.IMetric, threshold: float, description: str, periods: int = 1) -> cw.Alarm:
+        a = cw.Alarm(
+            self,
+            aid,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods if periods > 1 else None,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        a.add_alarm_action(self._action)
+        self.alarms[aid] = a
+        return a
 
-        def sqs(name: str, metric: str, statistic: str = "Maximum") -> cw.Metric:
-            return cw.Metric(
-                namespace="AWS/SQS",
-                metric_name=metric,
-                dimensions_map={"QueueName": name},
-                statistic=statistic,
-                period=FIVE_MINUTES,
-            )
-
+    def _queue_alarms(self, config: HarkConfig) -> None:
+        """Dead letters and stuck queues, and upload events SNS could not deliver."""
+        res = config.resources
         for label, qdef in (
             ("Transcribe", res.transcribe_queue),
             ("Notify", res.notify_queue),
             ("UploadStatus", res.upload_status_queue),
             ("Webhook", res.webhook_queue),
         ):
-            alarm(
+            self._alarm(
                 f"{label}DeadLetters",
-                sqs(qdef.dlq_name, "ApproximateNumberOfMessagesVisible"),
+                sqs_metric(qdef.dlq_name, "ApproximateNumberOfMessagesVisible"),
                 0,
                 f"Messages in {qdef.dlq_name}: inspect and replay (docs/runbook.md)",
             )
-            alarm(
+            self._alarm(
                 f"{label}OldestMessage",
-                sqs(qdef.name, "ApproximateAgeOfOldestMessage"),
+                sqs_metric(qdef.name, "ApproximateAgeOfOldestMessage"),
                 OLDEST_MESSAGE_ALARM_SECONDS[label.lower()],
                 f"The oldest message on {qdef.name} is older than expected: consumers are not keeping up",
             )
 
         undelivered = res.uploads_topic.undelivered_queue
-        alarm(
+        self._alarm(
             "UploadsUndelivered",
-            sqs(undelivered, "ApproximateNumberOfMessagesVisible"),
+            sqs_metric(undelivered, "ApproximateNumberOfMessagesVisible"),
             0,
             f"Upload events SNS could not deliver are in {undelivered}: their jobs stay UPLOADING; check the "
             'queue policies, then send each message to its queue (docs/runbook.md, "A stuck job")',
         )
 
-        worker_errors = cw.Metric(
-            namespace=METRIC_NAMESPACE, metric_name=WORKER_ERRORS_METRIC, statistic="Sum", period=FIVE_MINUTES
-        )
-        alarm("WorkerErrors", worker_errors, 5, "More than 5 worker error lines in 5 minutes")
-
-        def worker_metric(service: str, name: str) -> cw.Metric:
-            return cw.Metric(
-                namespace=WORKER_METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": service},
-                statistic="Sum",
-                period=FIVE_MINUTES,
-            )
-
+    def _worker_and_api_alarms(self, config: HarkConfig, api_function_name: str) -> None:
+        """Worker error lines, emails SES would not send, the API's 5xx and its function's errors."""
+        self._alarm("WorkerErrors", worker_errors_metric(), 5, "More than 5 worker error lines in 5 minutes")
         emails_failed = worker_metric(NOTIFICATION_SERVICE_DIMENSION, "EmailsFailed")
-        alarm(
+        self._alarm(
             "EmailsFailed",
             emails_failed,
             0,
@@ -186,7 +202,7 @@ class MonitoringStack(Stack):
             statistic="Sum",
             period=FIVE_MINUTES,
         )
-        alarm("Api5xx", api_5xx, 5, "The API answered more than 5 server errors in 5 minutes")
+        self._alarm("Api5xx", api_5xx, 5, "The API answered more than 5 server errors in 5 minutes")
         api_errors = cw.Metric(
             namespace="AWS/Lambda",
             metric_name="Errors",
@@ -194,8 +210,28 @@ class MonitoringStack(Stack):
             statistic="Sum",
             period=FIVE_MINUTES,
         )
-        alarm("ApiFunctionErrors", api_errors, 5, "The API Lambda failed more than 5 times in 5 minutes")
+        self._alarm("ApiFunctionErrors", api_errors, 5, "The API Lambda failed more than 5 times in 5 minutes")
 
+
+class OpsDashboard(Construct):
+    """The ops dashboard: the transcribe queue and fleet, expected wait, speed, cost, queues, the API, the
+    workers' own metrics and every alarm. Its dashboard is the stack's child, not this construct's: its logical
+    ID stays the stack's (a construct scope would rename it, and a renamed resource is replaced on deploy)."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        cluster_name: str,
+        transcription_service: str,
+        alarms: list[cw.Alarm],
+    ) -> None:
+        super().__init__(stack, cid)
+        res = config.resources
+        policy: ScalingPolicy = config.scaling
+        api_dims = {"ApiName": f"{config.stack}-api", "Stage": API_STAGE}
         scaling = scaling_metrics(res.transcribe_queue.name, cluster_name, transcription_service, Duration.minutes(1))
 
         def scaling_math(expression: str, label: str) -> cw.MathExpression:
@@ -226,7 +262,8 @@ class MonitoringStack(Stack):
             period=Duration.hours(1),
         )
 
-        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack}-ops")
+        undelivered = res.uploads_topic.undelivered_queue
+        dashboard = cw.Dashboard(stack, "Dashboard", dashboard_name=f"{config.stack}-ops")
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Transcribe queue and workers",
@@ -263,16 +300,16 @@ class MonitoringStack(Stack):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Dead-letter queues",
-                left=[sqs(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues]
-                + [sqs(undelivered, "ApproximateNumberOfMessagesVisible")],
+                left=[sqs_metric(q.dlq_name, "ApproximateNumberOfMessagesVisible") for q in res.queues]
+                + [sqs_metric(undelivered, "ApproximateNumberOfMessagesVisible")],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Oldest message age (s)",
-                left=[sqs(q.name, "ApproximateAgeOfOldestMessage") for q in res.queues],
+                left=[sqs_metric(q.name, "ApproximateAgeOfOldestMessage") for q in res.queues],
                 width=8,
             ),
-            cw.GraphWidget(title="Worker errors", left=[worker_errors], width=8),
+            cw.GraphWidget(title="Worker errors", left=[worker_errors_metric()], width=8),
         )
         dashboard.add_widgets(
             cw.GraphWidget(
@@ -328,4 +365,4 @@ class MonitoringStack(Stack):
                 width=24,
             )
         )
-        dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))
+        dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24))

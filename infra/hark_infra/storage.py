@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -74,7 +76,7 @@ class StorageStack(Stack):
         # policy (queues stack, deployed first) already lets this bucket publish.
         prefix = res.audio_bucket.notify_prefix
         if prefix:
-            cfn_audio: s3.CfnBucket = self.audio_bucket.node.default_child
+            cfn_audio = cast(s3.CfnBucket, self.audio_bucket.node.default_child)  # an L2 bucket's own CfnBucket
             cfn_audio.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
                 topic_configurations=[
                     s3.CfnBucket.TopicConfigurationProperty(

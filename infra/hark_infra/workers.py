@@ -144,9 +144,6 @@ class WorkersStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, cid, **kwargs)
-        res = config.resources
-        policy = config.scaling
-        audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
         self.cluster_name = f"{config.stack}-workers"
         self.transcription_service_name = f"{config.stack}-transcription"
         self.notification_service_name = f"{config.stack}-notification"
@@ -194,390 +191,40 @@ class WorkersStack(Stack):
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
 
-        # ---- GPU capacity: g4dn on the ECS-optimized Amazon Linux 2023 GPU AMI, spot and on-demand mixed ----
-        instance_role = iam.Role(
+        base_env = {"HARK_STACK": config.stack, **resource_env(), "LOG_LEVEL": "INFO", **WORKER_ENV}
+        fleet = GpuFleet(self, "GpuFleet", config=config, security_group=workers_sg, subnets=private)
+        self.launch_template = fleet.launch_template
+        self.asg = fleet.asg
+        self.capacity_provider = fleet.capacity_provider
+        transcription = TranscriptionWorker(
+            self, "TranscriptionWorker", config=config, base_env=base_env, security_group=workers_sg, subnets=private
+        )
+        self.transcription_role = transcription.transcription_role
+        self.transcription_logs = transcription.transcription_logs
+        self.transcription_task = transcription.transcription_task
+        self.transcription_container = transcription.transcription_container
+        self.transcription_service = transcription.transcription_service
+        self.scaling_alarms = transcription.scaling_alarms
+        notification = NotificationWorker(
             self,
-            "GpuInstanceRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="ECS container instances (agent only; tasks have their own roles)",
-        )
-        instance_role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role")
-        )
-        instance_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
-        acknowledge(
-            instance_role,
-            "AWS's managed policies for the ECS agent and Session Manager are the "
-            "documented, maintained minimum for container instances.",
-            "AwsSolutions-IAM4["
-            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
-        )
-        acknowledge(
-            instance_role,
-            "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
-            "narrower than the cluster's container instances, which do not exist yet.",
-            "AwsSolutions-IAM5[Action::ecs:Submit*]",
-            "AwsSolutions-IAM5[Resource::*]",
-        )
-        user_data = ec2.UserData.for_linux()  # the capacity provider adds ECS_CLUSTER=... to it
-        user_data.add_commands(*(f"echo {k}={v} >> /etc/ecs/ecs.config" for k, v in ECS_AGENT_CONFIG.items()))
-        self.launch_template = ec2.LaunchTemplate(
-            self,
-            "GpuLaunchTemplate",
-            instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
-            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),
-            role=instance_role,
-            security_group=workers_sg,
-            user_data=user_data,
-            require_imdsv2=True,
-            http_put_response_hop_limit=1,  # tasks cannot reach the instance's credentials
-            detailed_monitoring=True,
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",  # the image (CUDA, cuDNN, model) is ~10 GB
-                    volume=ec2.BlockDeviceVolume.ebs(100, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True),
-                )
-            ],
-        )
-        self.asg = autoscaling.AutoScalingGroup(
-            self,
-            "GpuAsg",
-            vpc=self.vpc,
-            vpc_subnets=private,
-            min_capacity=policy.min_workers,
-            max_capacity=policy.max_workers,
-            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
-                launch_template=self.launch_template,
-                launch_template_overrides=[
-                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t)) for t in GPU_INSTANCE_TYPES
-                ],
-                instances_distribution=autoscaling.InstancesDistribution(
-                    on_demand_base_capacity=config.on_demand_base_workers,
-                    on_demand_percentage_above_base_capacity=config.on_demand_percent_above_base,
-                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
-                ),
-            ),
-            capacity_rebalance=True,
-            new_instances_protected_from_scale_in=False,  # the capacity provider manages protection
-        )
-        acknowledge(
-            self.asg,
-            "The launch template's only volume is gp3 with encrypted=True (asserted in "
-            "tests/infra); the rule cannot read a launch template through the mixed instances "
-            "policy's intrinsic references.",
-            "AwsSolutions-EC26",
-        )
-        acknowledge(
-            self.asg,
-            "ECS managed scaling sizes this group from the tasks; instances have no "
-            "load balancer, so EC2 status checks are the right health check.",
-            "AwsSolutions-AS1",
-            "AwsSolutions-AS2",
-        )
-        acknowledge(
-            self.asg,
-            "Scaling activity is visible through the capacity provider and the "
-            "dashboard; the alarms go to the ops topic.",
-            "AwsSolutions-AS3",
-        )
-        self.capacity_provider = ecs.AsgCapacityProvider(
-            self,
-            "GpuCapacityProvider",
-            capacity_provider_name=f"{config.stack}-gpu",
-            auto_scaling_group=self.asg,
-            enable_managed_scaling=True,
-            enable_managed_termination_protection=True,
-            enable_managed_draining=True,
-            target_capacity_percent=100,
-        )
-        self.cluster.add_asg_capacity_provider(self.capacity_provider)
-
-        # ---- the transcription worker ----
-        log_level = "INFO"
-        base_env = {"HARK_STACK": config.stack, **resource_env(), "LOG_LEVEL": log_level, **WORKER_ENV}
-        self.transcription_role = iam.Role(
-            self,
-            "TranscriptionTaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Hark transcription worker",
-        )
-        r = self.transcription_role
-        r.add_to_policy(
-            _consumer_statement("TranscribeQueue", queue_arn(self, res.transcribe_queue.name), "sqs:SendMessage")
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="NotifyQueue",
-                actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
-                resources=[queue_arn(self, res.notify_queue.name), queue_arn(self, res.webhook_queue.name)],
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobsTable",
-                actions=[
-                    "dynamodb:GetItem",
-                    "dynamodb:Query",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:ConditionCheckItem",
-                    "dynamodb:DescribeTable",
-                ],
-                resources=[table_arn(self, res.jobs_table.name)]
-                + [table_arn(self, res.jobs_table.name, i.name) for i in res.jobs_table.indexes],
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadAudio",
-                actions=["s3:GetObject"],
-                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"), bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")],
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(self, audio, f"{CHUNKS_PREFIX}*")]
-            )
-        )
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="Transcripts",
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[
-                    bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
-                    bucket_arn(self, transcripts, f"{PARTS_PREFIX}*"),
-                ],
-            )
-        )
-        # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
-        # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
-        r.add_to_policy(list_bucket_statement(self, "ProbeAudioKeys", audio))
-        r.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
-        # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="RemoveTranscriptsOfDeletedJobs",
-                actions=["s3:DeleteObject"],
-                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
-            )
-        )
-        # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
-        # at once (hark.arrivals), not left for the 30-day lifecycle rule.
-        r.add_to_policy(
-            iam.PolicyStatement(
-                sid="DeleteOrphanUploads",
-                actions=["s3:DeleteObject"],
-                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
-            )
-        )
-        acknowledge(
-            r,
-            "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
-            "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
-            *[
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
-                for b, p in (
-                    (audio, UPLOADS_PREFIX),
-                    (audio, CHUNKS_PREFIX),
-                    (transcripts, TRANSCRIPTS_PREFIX),
-                    (transcripts, PARTS_PREFIX),
-                )
-            ],
-        )
-
-        self.transcription_logs = logs.LogGroup(
-            self,
-            "TranscriptionLogs",
-            log_group_name=f"/hark/{config.stack}/transcription-worker",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.transcription_task = ecs.Ec2TaskDefinition(
-            self,
-            "TranscriptionTask",
-            family=self.transcription_service_name,
-            network_mode=ecs.NetworkMode.AWS_VPC,
-            task_role=r,
-        )
-        self.transcription_container = self.transcription_task.add_container(
-            "transcription",
-            image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
-                file="worker/transcription/Dockerfile",
-                exclude=IMAGE_CONTEXT + [f"!{config.model_src}"],
-                ignore_mode=_docker_ignore(),
-                platform=ecr_assets.Platform.LINUX_AMD64,
-                build_args={"MODEL_SRC": config.model_src},
-            ),
-            command=["python", "-m", "worker.transcription"],
-            gpu_count=1,
-            cpu=3584,
-            memory_reservation_mib=12 * 1024,
-            memory_limit_mib=14 * 1024,
-            stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
-            environment={
-                **base_env,
-                "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE,
-                "HARK_MODEL_NAME": "large-v3-turbo",
-                "HARK_DEVICE": "cuda",
-                "HARK_COMPUTE_TYPE": "float16",
-            },
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="transcription", log_group=self.transcription_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
-            ),
-            health_check=_health_check(),
-            readonly_root_filesystem=False,  # ffmpeg and chunking write to /tmp
-        )
-        self.transcription_service = ecs.Ec2Service(
-            self,
-            "TranscriptionService",
-            service_name=self.transcription_service_name,
-            cluster=self.cluster,
-            task_definition=self.transcription_task,
-            # No desired_count: CloudFormation sends DesiredCount on every service update, so a deploy
-            # would reset the autoscaled fleet (to zero, mid-day). Without it ECS starts one task when the
-            # service is created and Application Auto Scaling owns the count from then on.
-            min_healthy_percent=0,  # queue consumers: a replacement can start after the old one drains
-            max_healthy_percent=100,
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)
-            ],
-            security_groups=[workers_sg],
-            vpc_subnets=private,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            enable_execute_command=False,
-        )
-        # The service may only be created once the cluster lists its capacity provider: CloudFormation
-        # would otherwise create both in parallel and the service's strategy names an unknown provider.
-        # The association resource is added to the cluster late (an aspect), and a dependency on a
-        # construct covers every resource in it at synthesis, so depend on the whole cluster.
-        self.transcription_service.node.add_dependency(self.cluster)
-        self.scaling_alarms = self._scale_on_expected_wait(policy, res.transcribe_queue.name)
-
-        # ---- the notification worker (Fargate) ----
-        self.notification_role = iam.Role(
-            self,
-            "NotificationTaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Hark notification worker",
-        )
-        n = self.notification_role
-        n.add_to_policy(_consumer_statement("NotifyQueue", queue_arn(self, res.notify_queue.name)))
-        n.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobsTable",
-                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-                resources=[table_arn(self, res.jobs_table.name)],
-            )
-        )
-        n.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadTranscripts",
-                actions=["s3:GetObject"],
-                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
-            )
-        )
-        # The preview read of a job deleted meanwhile must answer 404 (email without preview), not 403.
-        n.add_to_policy(list_bucket_statement(self, "ProbeTranscriptKeys", transcripts))
-        n.add_to_policy(
-            iam.PolicyStatement(
-                sid="SendEmail",
-                actions=["ses:SendEmail", "ses:SendRawEmail"],
-                resources=[ses_identity_arn(self, email_identity)],
-                conditions={"StringEquals": {"ses:FromAddress": config.email_sender}},
-            )
-        )
-        # The link key signs the links in emails; Clerk's key finds the address of a job without one.
-        n.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadSecrets",
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[secret_arn(self, res.link_signing_secret), secret_arn(self, res.clerk_secret)],
-            )
-        )
-        acknowledge(
-            n,
-            "Read-only on the transcripts/ prefix: it reads a preview of each transcript.",
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
-        )
-
-        self.notification_logs, self.notification_task, self.notification_service = self._fargate_worker(
-            "Notification",
-            service_name=self.notification_service_name,
-            role=n,
-            log_group_name=f"/hark/{config.stack}/notification-worker",
-            container="notification",
-            module="worker.notification",
-            environment={
-                **base_env,
-                "HARK_EMAIL_SENDER": config.email_sender,
-                "HARK_WEB_URL": web_origin,
-                "HARK_API_URL": api_url,  # the links in emails: {api_url}/links/{token}
-                "HARK_NOTIFY_LEASE_SECONDS": str(_WORKER_DEFAULTS["notify_lease_seconds"]),
-            },
+            "NotificationWorker",
+            config=config,
+            base_env=base_env,
+            web_origin=web_origin,
+            email_identity=email_identity,
+            api_url=api_url,
             security_group=workers_sg,
             subnets=private,
-            desired_count=None,  # autoscaled (_scale_notifier)
         )
-
-        self._scale_notifier(res.notify_queue.name)
-
-        # ---- the webhook worker (Fargate) ----
-        # An ECS service on the shared SQS runtime (worker/runtime.py), as the notifier: the same code runs
-        # under `hark up`, each attempt sets its own retry delay on the message, and a 10 s POST needs no
-        # Lambda timeout arithmetic. Its own security group lets it out on 443 only (receivers are https;
-        # SQS, S3 and DynamoDB answer on 443 too), and it reads nothing but the jobs table's items.
-        webhook_sg = ec2.SecurityGroup(
-            self,
-            "WebhookSg",
-            vpc=self.vpc,
-            allow_all_outbound=False,
-            description="Hark webhook worker: outbound https only (receivers, queues, S3, DynamoDB)",
-        )
-        webhook_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "https: receivers and AWS APIs")
-        self.webhook_role = iam.Role(
-            self,
-            "WebhookTaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Hark webhook worker",
-        )
-        w = self.webhook_role
-        w.add_to_policy(_consumer_statement("WebhookQueue", queue_arn(self, res.webhook_queue.name)))
-        # Reads the job and its owner's secret item; appends attempts, creates a secret never read yet.
-        w.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobsTable",
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                resources=[table_arn(self, res.jobs_table.name)],
-            )
-        )
-        # The payload is the job as GET /jobs/{id} shows it: with presigned links to the transcripts.
-        w.add_to_policy(
-            iam.PolicyStatement(
-                sid="PresignTranscripts",
-                actions=["s3:GetObject"],
-                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
-            )
-        )
-        acknowledge(
-            w,
-            "Read-only on the transcripts/ prefix: it presigns the links in the payload, as the API does.",
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
-        )
-        # The notifier's image (the base dependencies only), started as the webhook worker.
-        self.webhook_logs, self.webhook_task, self.webhook_service = self._fargate_worker(
-            "Webhook",
-            service_name=self.webhook_service_name,
-            role=w,
-            log_group_name=f"/hark/{config.stack}/webhook-worker",
-            container="webhooks",
-            module="worker.webhooks",
-            environment={**base_env},
-            security_group=webhook_sg,
-            subnets=private,
-            desired_count=1,  # one task, not autoscaled: a deploy keeps it at one
-        )
+        self.notification_role = notification.notification_role
+        self.notification_logs = notification.notification_logs
+        self.notification_task = notification.notification_task
+        self.notification_service = notification.notification_service
+        webhook = WebhookWorker(self, "WebhookWorker", config=config, base_env=base_env, subnets=private)
+        self.webhook_role = webhook.webhook_role
+        self.webhook_logs = webhook.webhook_logs
+        self.webhook_task = webhook.webhook_task
+        self.webhook_service = webhook.webhook_service
 
         for task in (self.transcription_task, self.notification_task, self.webhook_task):
             acknowledge(
@@ -682,7 +329,9 @@ class WorkersStack(Stack):
         )
         return log_group, task, service
 
-    def _scale_on_expected_wait(self, policy: ScalingPolicy, queue_name: str) -> dict[str, cw.Alarm]:
+    def _scale_on_expected_wait(
+        self, policy: ScalingPolicy, queue_name: str, service: ecs.Ec2Service
+    ) -> dict[str, cw.Alarm]:
         """Expected-wait step scaling (hark/scaling.py): scale out, scale in on work per worker, wake."""
         period = Duration.seconds(policy.period_seconds)
         target = appscaling.ScalableTarget(
@@ -694,7 +343,7 @@ class WorkersStack(Stack):
             min_capacity=policy.min_workers,
             max_capacity=policy.max_workers,
         )
-        target.node.add_dependency(self.transcription_service)
+        target.node.add_dependency(service)
         metrics = scaling_metrics(queue_name, self.cluster_name, self.transcription_service_name, period)
 
         def rule(
@@ -777,10 +426,10 @@ class WorkersStack(Stack):
             ),
         }
 
-    def _scale_notifier(self, queue_name: str) -> None:
+    def _scale_notifier(self, queue_name: str, service: ecs.FargateService) -> None:
         """One notifier sends a few emails a second; a spike day's peak needs more (docs/scaling.md)."""
         ns = NOTIFIER_SCALING
-        count = self.notification_service.auto_scale_task_count(min_capacity=ns.min_tasks, max_capacity=ns.max_tasks)
+        count = service.auto_scale_task_count(min_capacity=ns.min_tasks, max_capacity=ns.max_tasks)
         count.scale_on_metric(
             "NotifyBacklog",
             metric=cw.Metric(
@@ -798,6 +447,475 @@ class WorkersStack(Stack):
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             cooldown=Duration.seconds(ns.cooldown_seconds),
             evaluation_periods=ns.evaluation_periods,
+        )
+
+
+class GpuFleet(Construct):
+    """The GPU capacity: g4dn-class instances on the ECS GPU AMI, spot and on-demand mixed, and the cluster's
+    capacity provider over them. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
+    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+
+    def __init__(
+        self,
+        stack: WorkersStack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        security_group: ec2.SecurityGroup,
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        super().__init__(stack, cid)
+        policy = config.scaling
+        workers_sg, private = security_group, subnets
+        # ---- GPU capacity: g4dn on the ECS-optimized Amazon Linux 2023 GPU AMI, spot and on-demand mixed ----
+        instance_role = iam.Role(
+            stack,
+            "GpuInstanceRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="ECS container instances (agent only; tasks have their own roles)",
+        )
+        instance_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role")
+        )
+        instance_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        acknowledge(
+            instance_role,
+            "AWS's managed policies for the ECS agent and Session Manager are the "
+            "documented, maintained minimum for container instances.",
+            "AwsSolutions-IAM4["
+            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+        )
+        acknowledge(
+            instance_role,
+            "The ECS agent's own calls (ecs:Submit*, ecs:Poll, ...) take no resource "
+            "narrower than the cluster's container instances, which do not exist yet.",
+            "AwsSolutions-IAM5[Action::ecs:Submit*]",
+            "AwsSolutions-IAM5[Resource::*]",
+        )
+        user_data = ec2.UserData.for_linux()  # the capacity provider adds ECS_CLUSTER=... to it
+        user_data.add_commands(*(f"echo {k}={v} >> /etc/ecs/ecs.config" for k, v in ECS_AGENT_CONFIG.items()))
+        self.launch_template = ec2.LaunchTemplate(
+            stack,
+            "GpuLaunchTemplate",
+            instance_type=ec2.InstanceType(GPU_INSTANCE_TYPE),
+            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),
+            role=instance_role,
+            security_group=workers_sg,
+            user_data=user_data,
+            require_imdsv2=True,
+            http_put_response_hop_limit=1,  # tasks cannot reach the instance's credentials
+            detailed_monitoring=True,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",  # the image (CUDA, cuDNN, model) is ~10 GB
+                    volume=ec2.BlockDeviceVolume.ebs(100, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True),
+                )
+            ],
+        )
+        self.asg = autoscaling.AutoScalingGroup(
+            stack,
+            "GpuAsg",
+            vpc=stack.vpc,
+            vpc_subnets=private,
+            min_capacity=policy.min_workers,
+            max_capacity=policy.max_workers,
+            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
+                launch_template=self.launch_template,
+                launch_template_overrides=[
+                    autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t)) for t in GPU_INSTANCE_TYPES
+                ],
+                instances_distribution=autoscaling.InstancesDistribution(
+                    on_demand_base_capacity=config.on_demand_base_workers,
+                    on_demand_percentage_above_base_capacity=config.on_demand_percent_above_base,
+                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+                ),
+            ),
+            capacity_rebalance=True,
+            new_instances_protected_from_scale_in=False,  # the capacity provider manages protection
+        )
+        acknowledge(
+            self.asg,
+            "The launch template's only volume is gp3 with encrypted=True (asserted in "
+            "tests/infra); the rule cannot read a launch template through the mixed instances "
+            "policy's intrinsic references.",
+            "AwsSolutions-EC26",
+        )
+        acknowledge(
+            self.asg,
+            "ECS managed scaling sizes this group from the tasks; instances have no "
+            "load balancer, so EC2 status checks are the right health check.",
+            "AwsSolutions-AS1",
+            "AwsSolutions-AS2",
+        )
+        acknowledge(
+            self.asg,
+            "Scaling activity is visible through the capacity provider and the "
+            "dashboard; the alarms go to the ops topic.",
+            "AwsSolutions-AS3",
+        )
+        self.capacity_provider = ecs.AsgCapacityProvider(
+            stack,
+            "GpuCapacityProvider",
+            capacity_provider_name=f"{config.stack}-gpu",
+            auto_scaling_group=self.asg,
+            enable_managed_scaling=True,
+            enable_managed_termination_protection=True,
+            enable_managed_draining=True,
+            target_capacity_percent=100,
+        )
+        stack.cluster.add_asg_capacity_provider(self.capacity_provider)
+
+
+def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
+    """The transcription worker's task role: its queues, the jobs table, and S3 by key prefix."""
+    res = config.resources
+    audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
+    r = iam.Role(
+        stack,
+        "TranscriptionTaskRole",
+        assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+        description="Hark transcription worker",
+    )
+    r.add_to_policy(
+        _consumer_statement("TranscribeQueue", queue_arn(stack, res.transcribe_queue.name), "sqs:SendMessage")
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="NotifyQueue",
+            actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+            resources=[queue_arn(stack, res.notify_queue.name), queue_arn(stack, res.webhook_queue.name)],
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="JobsTable",
+            actions=[
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DescribeTable",
+            ],
+            resources=[table_arn(stack, res.jobs_table.name)]
+            + [table_arn(stack, res.jobs_table.name, i.name) for i in res.jobs_table.indexes],
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="ReadAudio",
+            actions=["s3:GetObject"],
+            resources=[
+                bucket_arn(stack, audio, f"{UPLOADS_PREFIX}*"),
+                bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*"),
+            ],
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*")]
+        )
+    )
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="Transcripts",
+            actions=["s3:GetObject", "s3:PutObject"],
+            resources=[
+                bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
+                bucket_arn(stack, transcripts, f"{PARTS_PREFIX}*"),
+            ],
+        )
+    )
+    # The worker probes keys that may be missing (HeadObject: a chunk's part already written? the upload
+    # still there?): S3 answers 404 only to a role that may list the bucket, else 403 and the job fails.
+    r.add_to_policy(list_bucket_statement(stack, "ProbeAudioKeys", audio))
+    r.add_to_policy(list_bucket_statement(stack, "ProbeTranscriptKeys", transcripts))
+    # A job deleted by its owner while it ran: the worker removes the transcripts it just wrote.
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="RemoveTranscriptsOfDeletedJobs",
+            actions=["s3:DeleteObject"],
+            resources=[bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+        )
+    )
+    # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
+    # at once (hark.arrivals), not left for the 30-day lifecycle rule.
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="DeleteOrphanUploads",
+            actions=["s3:DeleteObject"],
+            resources=[bucket_arn(stack, audio, f"{UPLOADS_PREFIX}*")],
+        )
+    )
+    acknowledge(
+        r,
+        "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
+        "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
+        *[
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
+            for b, p in (
+                (audio, UPLOADS_PREFIX),
+                (audio, CHUNKS_PREFIX),
+                (transcripts, TRANSCRIPTS_PREFIX),
+                (transcripts, PARTS_PREFIX),
+            )
+        ],
+    )
+    return r
+
+
+class TranscriptionWorker(Construct):
+    """The transcription worker: its task role, logs, GPU task and service, scaled on expected wait. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
+    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+
+    def __init__(
+        self,
+        stack: WorkersStack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        base_env: dict[str, str],
+        security_group: ec2.SecurityGroup,
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        super().__init__(stack, cid)
+        res, policy = config.resources, config.scaling
+        workers_sg, private = security_group, subnets
+        self.transcription_role = _transcription_role(stack, config)
+        r = self.transcription_role
+
+        self.transcription_logs = logs.LogGroup(
+            stack,
+            "TranscriptionLogs",
+            log_group_name=f"/hark/{config.stack}/transcription-worker",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.transcription_task = ecs.Ec2TaskDefinition(
+            stack,
+            "TranscriptionTask",
+            family=stack.transcription_service_name,
+            network_mode=ecs.NetworkMode.AWS_VPC,
+            task_role=r,
+        )
+        self.transcription_container = self.transcription_task.add_container(
+            "transcription",
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file="worker/transcription/Dockerfile",
+                exclude=IMAGE_CONTEXT + [f"!{config.model_src}"],
+                ignore_mode=_docker_ignore(),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                build_args={"MODEL_SRC": config.model_src},
+            ),
+            command=["python", "-m", "worker.transcription"],
+            gpu_count=1,
+            cpu=3584,
+            memory_reservation_mib=12 * 1024,
+            memory_limit_mib=14 * 1024,
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
+            environment={
+                **base_env,
+                "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE,
+                "HARK_MODEL_NAME": "large-v3-turbo",
+                "HARK_DEVICE": "cuda",
+                "HARK_COMPUTE_TYPE": "float16",
+            },
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="transcription", log_group=self.transcription_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
+            ),
+            health_check=_health_check(),
+            readonly_root_filesystem=False,  # each download goes to a temporary directory under /tmp
+        )
+        self.transcription_service = ecs.Ec2Service(
+            stack,
+            "TranscriptionService",
+            service_name=stack.transcription_service_name,
+            cluster=stack.cluster,
+            task_definition=self.transcription_task,
+            # No desired_count: CloudFormation sends DesiredCount on every service update, so a deploy
+            # would reset the autoscaled fleet (to zero, mid-day). Without it ECS starts one task when the
+            # service is created and Application Auto Scaling owns the count from then on.
+            min_healthy_percent=0,  # queue consumers: a replacement can start after the old one drains
+            max_healthy_percent=100,
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider=stack.capacity_provider.capacity_provider_name, weight=1)
+            ],
+            security_groups=[workers_sg],
+            vpc_subnets=private,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            enable_execute_command=False,
+        )
+        # The service may only be created once the cluster lists its capacity provider: CloudFormation
+        # would otherwise create both in parallel and the service's strategy names an unknown provider.
+        # The association resource is added to the cluster late (an aspect), and a dependency on a
+        # construct covers every resource in it at synthesis, so depend on the whole cluster.
+        self.transcription_service.node.add_dependency(stack.cluster)
+        self.scaling_alarms = stack._scale_on_expected_wait(
+            policy, res.transcribe_queue.name, self.transcription_service
+        )
+
+
+class NotificationWorker(Construct):
+    """The notification worker (Fargate): its task role, logs and autoscaled service. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
+    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+
+    def __init__(
+        self,
+        stack: WorkersStack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        base_env: dict[str, str],
+        web_origin: str,
+        email_identity: str,
+        api_url: str,
+        security_group: ec2.SecurityGroup,
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        super().__init__(stack, cid)
+        res = config.resources
+        transcripts = res.transcripts_bucket.name
+        workers_sg, private = security_group, subnets
+        self.notification_role = iam.Role(
+            stack,
+            "NotificationTaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Hark notification worker",
+        )
+        n = self.notification_role
+        n.add_to_policy(_consumer_statement("NotifyQueue", queue_arn(stack, res.notify_queue.name)))
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobsTable",
+                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                resources=[table_arn(stack, res.jobs_table.name)],
+            )
+        )
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTranscripts",
+                actions=["s3:GetObject"],
+                resources=[bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+            )
+        )
+        # The preview read of a job deleted meanwhile must answer 404 (email without preview), not 403.
+        n.add_to_policy(list_bucket_statement(stack, "ProbeTranscriptKeys", transcripts))
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="SendEmail",
+                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                resources=[ses_identity_arn(stack, email_identity)],
+                conditions={"StringEquals": {"ses:FromAddress": config.email_sender}},
+            )
+        )
+        # The link key signs the links in emails; Clerk's key finds the address of a job without one.
+        n.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[secret_arn(stack, res.link_signing_secret), secret_arn(stack, res.clerk_secret)],
+            )
+        )
+        acknowledge(
+            n,
+            "Read-only on the transcripts/ prefix: it reads a preview of each transcript.",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
+        )
+
+        self.notification_logs, self.notification_task, self.notification_service = stack._fargate_worker(
+            "Notification",
+            service_name=stack.notification_service_name,
+            role=n,
+            log_group_name=f"/hark/{config.stack}/notification-worker",
+            container="notification",
+            module="worker.notification",
+            environment={
+                **base_env,
+                "HARK_EMAIL_SENDER": config.email_sender,
+                "HARK_WEB_URL": web_origin,
+                "HARK_API_URL": api_url,  # the links in emails: {api_url}/links/{token}
+                "HARK_NOTIFY_LEASE_SECONDS": str(_WORKER_DEFAULTS["notify_lease_seconds"]),
+            },
+            security_group=workers_sg,
+            subnets=private,
+            desired_count=None,  # autoscaled (_scale_notifier)
+        )
+
+        stack._scale_notifier(res.notify_queue.name, self.notification_service)
+
+
+class WebhookWorker(Construct):
+    """The webhook worker (Fargate): its own security group (out on 443 only), task role, logs and service. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
+    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+
+    def __init__(
+        self,
+        stack: WorkersStack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        base_env: dict[str, str],
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        super().__init__(stack, cid)
+        res = config.resources
+        transcripts = res.transcripts_bucket.name
+        private = subnets
+        # An ECS service on the shared SQS runtime (worker/runtime.py), as the notifier: the same code runs
+        # under `hark up`, each attempt sets its own retry delay on the message, and a 10 s POST needs no
+        # Lambda timeout arithmetic. Its own security group lets it out on 443 only (receivers are https;
+        # SQS, S3 and DynamoDB answer on 443 too), and it reads nothing but the jobs table's items.
+        webhook_sg = ec2.SecurityGroup(
+            stack,
+            "WebhookSg",
+            vpc=stack.vpc,
+            allow_all_outbound=False,
+            description="Hark webhook worker: outbound https only (receivers, queues, S3, DynamoDB)",
+        )
+        webhook_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "https: receivers and AWS APIs")
+        self.webhook_role = iam.Role(
+            stack,
+            "WebhookTaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Hark webhook worker",
+        )
+        w = self.webhook_role
+        w.add_to_policy(_consumer_statement("WebhookQueue", queue_arn(stack, res.webhook_queue.name)))
+        # Reads the job and its owner's secret item; appends attempts, creates a secret never read yet.
+        w.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobsTable",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table_arn(stack, res.jobs_table.name)],
+            )
+        )
+        # The payload is the job as GET /jobs/{id} shows it: with presigned links to the transcripts.
+        w.add_to_policy(
+            iam.PolicyStatement(
+                sid="PresignTranscripts",
+                actions=["s3:GetObject"],
+                resources=[bucket_arn(stack, transcripts, f"{TRANSCRIPTS_PREFIX}*")],
+            )
+        )
+        acknowledge(
+            w,
+            "Read-only on the transcripts/ prefix: it presigns the links in the payload, as the API does.",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{transcripts}/{TRANSCRIPTS_PREFIX}*]",
+        )
+        # The notifier's image (the base dependencies only), started as the webhook worker.
+        self.webhook_logs, self.webhook_task, self.webhook_service = stack._fargate_worker(
+            "Webhook",
+            service_name=stack.webhook_service_name,
+            role=w,
+            log_group_name=f"/hark/{config.stack}/webhook-worker",
+            container="webhooks",
+            module="worker.webhooks",
+            environment={**base_env},
+            security_group=webhook_sg,
+            subnets=private,
+            desired_count=1,  # one task, not autoscaled: a deploy keeps it at one
         )
 
 

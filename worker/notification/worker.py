@@ -195,6 +195,7 @@ class NotifyHandler:
         return preview_of(text, limit) or None
 
     def _send(self, job: Job, raw: bytes) -> str:
+        assert job.email is not None  # with_recipient gave the job its address or raised NoRecipient
         try:
             response = self.ses.send_raw_email(
                 Source=self.settings.email_sender, Destinations=[job.email], RawMessage={"Data": raw}

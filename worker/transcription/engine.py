@@ -1,13 +1,14 @@
-"""The speech engine: one CTranslate2 Whisper model per process, batched inference -> Transcript.
+"""The speech engine: one CTranslate2 Whisper model per process (in HARK_MODEL_REPLICAS replicas), batched
+inference -> Transcript.
 
 Like faster-whisper's BatchedInferencePipeline, it cuts the audio at VAD pauses into independent pieces
 of at most 30 s and decodes them without conditioning on earlier text, so a long recording cannot drift
 into invented text the way sequential decoding with default settings can. Unlike it, the batches are
 shared by every job in flight (cross-job batching): each job is planned in its own thread (VAD,
-language, features: `Engine.plan`), its pieces queue at the one Batcher thread, which fills each batch
-round-robin from the jobs waiting (a long job cannot hold back short ones) and decodes it in one encoder
-pass and one `generate` call with a prompt per piece (its job's language, task and initial prompt); each
-job's transcript is then assembled and checked (quality.py, re-decoding) in its own thread again.
+language, features: `Engine.plan`), its pieces queue at the Batcher, whose threads (one per model replica)
+each fill a batch round-robin from the jobs waiting (a long job cannot hold back short ones) and decode it
+in one encoder pass and one `generate` call with a prompt per piece (its job's language, task and initial
+prompt); each job's transcript is then assembled and checked (quality.py, re-decoding) in its own thread again.
 Measured speed and accuracy, and how they were measured: docs/benchmarks.md.
 """
 
