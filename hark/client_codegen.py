@@ -57,7 +57,9 @@ def generate(dest: Path) -> None:
         _run("ruff", "check", config_arg, "--fix", "--quiet", "--exit-zero", str(out))
         _run("ruff", "check", config_arg, "--fix", "--unsafe-fixes", "--select=RUF036", "--quiet", str(out))
         _run("ruff", "format", config_arg, "--quiet", str(out))
-        _run("ruff", "check", config_arg, "--quiet", str(out))  # anything left is a failure
+        # anything left is a failure; the complexity gate is for hand-written code (pyproject's per-file-ignores
+        # of hark/api_client do not reach this temporary folder)
+        _run("ruff", "check", config_arg, "--extend-ignore=C901", "--quiet", str(out))
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(out, dest, ignore=shutil.ignore_patterns("__pycache__"))
