@@ -1,5 +1,9 @@
 """The queue consumers: GPU transcription workers (ECS on EC2 GPUs, scaled on expected wait), the
-notification worker and the webhook worker (Fargate)."""
+notification worker and the webhook worker (Fargate).
+
+Each part is a Construct class whose resources are the stack's children, not the construct's: their
+logical IDs stay the stack's (a construct scope would rename them, and a renamed resource is replaced on
+deploy)."""
 
 from __future__ import annotations
 
@@ -452,8 +456,7 @@ class WorkersStack(Stack):
 
 class GpuFleet(Construct):
     """The GPU capacity: g4dn-class instances on the ECS GPU AMI, spot and on-demand mixed, and the cluster's
-    capacity provider over them. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
-    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+    capacity provider over them."""
 
     def __init__(
         self,
@@ -666,8 +669,7 @@ def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
 
 
 class TranscriptionWorker(Construct):
-    """The transcription worker: its task role, logs, GPU task and service, scaled on expected wait. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
-    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+    """The transcription worker: its task role, logs, GPU task and service, scaled on expected wait."""
 
     def __init__(
         self,
@@ -758,8 +760,7 @@ class TranscriptionWorker(Construct):
 
 
 class NotificationWorker(Construct):
-    """The notification worker (Fargate): its task role, logs and autoscaled service. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
-    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+    """The notification worker (Fargate): its task role, logs and autoscaled service."""
 
     def __init__(
         self,
@@ -847,8 +848,7 @@ class NotificationWorker(Construct):
 
 
 class WebhookWorker(Construct):
-    """The webhook worker (Fargate): its own security group (out on 443 only), task role, logs and service. Its resources are the stack's children, not this construct's: their logical IDs stay the stack's
-    (a construct scope would rename them, and a renamed resource is replaced on deploy)."""
+    """The webhook worker (Fargate): its own security group (out on 443 only), task role, logs and service."""
 
     def __init__(
         self,
