@@ -10,7 +10,7 @@ import argparse
 
 import uvicorn
 
-from hark.settings import get_settings
+from hark.domain.settings import get_settings
 from worker.transcription.engine import Engine
 
 from .app import create_app, settings_verifier

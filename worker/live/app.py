@@ -7,9 +7,9 @@ from collections.abc import Callable
 import numpy as np
 from starlette.applications import Starlette
 
-from hark.auth import Identity, verifier_for
-from hark.settings import Settings
-from hark.transcript import Transcript
+from hark.api.auth import Identity, verifier_for
+from hark.domain.settings import Settings
+from hark.domain.transcript import Transcript
 from worker.transcription.engine import DecodeOptions, Engine
 
 from . import websocket
@@ -17,7 +17,7 @@ from .websocket import LiveService
 
 
 def settings_verifier(settings: Settings) -> Callable[[str], Identity]:
-    """The API's own check of a bearer token (hark.auth), in process: the live service has no authorizer."""
+    """The API's own check of a bearer token (hark.api.auth), in process: the live service has no authorizer."""
 
     def verify(token: str) -> Identity:
         verifier = verifier_for(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from hark.transcript import Transcript, Word
+from hark.domain.transcript import Transcript, Word
 from worker.transcription.audio import SAMPLE_RATE
 from worker.transcription.engine import DecodeOptions
 

@@ -32,8 +32,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hark.api_schemas import PROMPT_MAX_CHARS, LanguageName
-from hark.auth import Identity, Unauthorized, bearer_token
+from hark.api.auth import Identity, Unauthorized, bearer_token
+from hark.domain.api_schemas import PROMPT_MAX_CHARS, LanguageName
 from worker.transcription.audio import SAMPLE_RATE
 
 from .streaming import Decode, Event, Stream
