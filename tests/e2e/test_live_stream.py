@@ -11,31 +11,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 import requests
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
+from hark.client.live import Heard, paced, pcm, send_paced, session
 from hark.evaluation.wer import word_error_rate
 from hark.local.emulator import free_port
 from tests.conftest import SHARED_SPEECH
 from tests.e2e.conftest import REPO, _clean_env
 
 CLIP = SHARED_SPEECH / "en_jfk.flac"  # 11 s, three phrases with pauses between them
-FRAME_SECONDS = 0.1
-
-
-def pcm(path: Path, rate: int) -> bytes:
-    """The recording as the protocol's audio: s16le mono at `rate`."""
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        frames = [f.to_ndarray().reshape(-1) for frame in container.decode(audio=0) for f in resampler.resample(frame)]
-    return np.concatenate(frames).astype("<i2").tobytes()
 
 
 @dataclass
@@ -82,48 +70,6 @@ def live_service(live_stack, model_dir, tmp_path_factory) -> Iterator[Service]:
     service = start_service(live_stack, model_dir, tmp_path_factory.mktemp("live") / "live.log")
     yield service
     stop_service(service)
-
-
-@dataclass
-class Heard:
-    messages: list[dict] = field(default_factory=list)
-    close_code: int | None = None
-
-    def of(self, kind: str) -> list[dict]:
-        return [m for m in self.messages if m["type"] == kind]
-
-
-async def listen(ws, heard: Heard) -> None:
-    try:
-        async for message in ws:
-            heard.messages.append(json.loads(message))
-    except ConnectionClosed:
-        pass
-    heard.close_code = ws.close_code
-
-
-async def session(url: str, headers: dict | None = None, send=None) -> Heard:
-    """Connect, run `send(ws, heard)` beside a listener, and return everything heard up to the close."""
-    heard = Heard()
-    async with connect(url, additional_headers=headers or {}) as ws:
-        listener = asyncio.create_task(listen(ws, heard))
-        if send is not None:
-            await send(ws, heard)
-        await listener
-    return heard
-
-
-def paced(audio: bytes, rate: int):
-    """Send `audio` in real time, 100 ms a frame, then stop."""
-    size = int(rate * FRAME_SECONDS) * 2
-
-    async def send(ws, heard: Heard) -> None:
-        for i in range(0, len(audio), size):
-            await ws.send(audio[i : i + size])
-            await asyncio.sleep(FRAME_SECONDS)
-        await ws.send(json.dumps({"type": "stop"}))
-
-    return send
 
 
 def bearer(stack) -> dict[str, str]:
@@ -192,10 +138,7 @@ def test_on_scale_in_a_stream_gets_its_finals_and_1012_to_reconnect(live_stack, 
     audio = pcm(CLIP, 48000)[: 48000 * 2 * 4]  # "And so my fellow Americans", and a pause
 
     async def send(ws, heard: Heard) -> None:
-        size = int(48000 * FRAME_SECONDS) * 2
-        for i in range(0, len(audio), size):
-            await ws.send(audio[i : i + size])
-            await asyncio.sleep(FRAME_SECONDS)
+        await send_paced(ws, audio, 48000, heard)
         while not heard.messages:  # the service is transcribing this stream
             await asyncio.sleep(0.05)
         service.process.send_signal(signal.SIGTERM)
