@@ -7,11 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,23 +15,15 @@ import requests
 
 from hark.client.live import Heard, paced, pcm, send_paced, session
 from hark.evaluation.wer import word_error_rate
-from hark.local.emulator import free_port
 from tests.conftest import SHARED_SPEECH
-from tests.e2e.conftest import REPO, _clean_env
+from tests.e2e.conftest import _clean_env
+from tests.workers import LiveProcess
 
 CLIP = SHARED_SPEECH / "en_jfk.flac"  # 11 s, three phrases with pauses between them
 
 
-@dataclass
-class Service:
-    url: str  # ws://...
-    process: subprocess.Popen
-    log: Path
-
-
-def start_service(stack, model_dir: Path, log: Path) -> Service:
-    """The live service on a free port, trusting the stack's dev issuer; returned once it answers."""
-    port = free_port()
+def start_service(stack, model_dir: Path, log: Path) -> LiveProcess:
+    """The live service trusting the stack's dev issuer."""
     env = {
         **_clean_env(),
         "HARK_ISSUER": stack.url,
@@ -43,33 +31,14 @@ def start_service(stack, model_dir: Path, log: Path) -> Service:
         "HARK_MODEL_DIR": str(model_dir),
         "PYTHONUNBUFFERED": "1",
     }
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker.live", "--port", str(port)], cwd=REPO, env=env, stdout=out, stderr=out
-        )
-    http = f"http://127.0.0.1:{port}"
-    while True:  # ready when it answers: a ticket without a credential is refused
-        if process.poll() is not None:
-            pytest.fail(f"worker.live exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.post(f"{http}/v1/live/tickets", timeout=5).status_code == 401:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    return Service(f"ws://127.0.0.1:{port}", process, log)
-
-
-def stop_service(service: Service) -> None:
-    if service.process.poll() is None:
-        service.process.send_signal(signal.SIGTERM)
-        service.process.wait()
+    return LiveProcess(env, log)
 
 
 @pytest.fixture(scope="module")
-def live_service(live_stack, model_dir, tmp_path_factory) -> Iterator[Service]:
+def live_service(live_stack, model_dir, tmp_path_factory) -> Iterator[LiveProcess]:
     service = start_service(live_stack, model_dir, tmp_path_factory.mktemp("live") / "live.log")
     yield service
-    stop_service(service)
+    service.stop()
 
 
 def bearer(stack) -> dict[str, str]:
@@ -148,7 +117,7 @@ def test_on_scale_in_a_stream_gets_its_finals_and_1012_to_reconnect(live_stack, 
         # uvicorn re-raises the SIGTERM it handled once it has shut down: the exit ECS expects of a stop
         assert service.process.wait() == -signal.SIGTERM
     finally:
-        stop_service(service)
+        service.stop()
     assert heard.close_code == 1012, heard.messages
     assert heard.messages[-1]["type"] == "error"
     said = " ".join(m["text"] for m in heard.of("final")).lower()
