@@ -19,6 +19,8 @@ from tests.conftest import SHARED_SPEECH
 from tests.e2e.conftest import _clean_env
 from tests.workers import LiveProcess
 
+pytestmark = pytest.mark.e2e
+
 CLIP = SHARED_SPEECH / "en_jfk.flac"  # 11 s, three phrases with pauses between them
 
 
