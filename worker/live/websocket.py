@@ -197,11 +197,12 @@ class Session:
                 await receiving
         if self.gone:
             return
-        if self.ending is None:
-            await self.websocket.send_json({"type": "done", "text": self.stream.text})
-            await self.websocket.close(CLOSE["done"])
-        else:
-            await refuse(self.websocket, self.ending)
+        with contextlib.suppress(WebSocketDisconnect):  # the client left while the last finals were made
+            if self.ending is None:
+                await self.websocket.send_json({"type": "done", "text": self.stream.text})
+                await self.websocket.close(CLOSE["done"])
+            else:
+                await refuse(self.websocket, self.ending)
 
 
 def _is_stop(text: str | None) -> bool:
