@@ -255,7 +255,9 @@ class RefusingStack(StubStack):
 
 
 def test_a_refused_token_is_one_line_and_exit_4(tmp_path, capsys):
-    message = "Your session token is missing, expired or not valid: sign in again."
+    message = (
+        "Your session token or API key is missing, expired, revoked or not valid: sign in again, or use a valid key."
+    )
     stack = RefusingStack(401, "unauthorized", message)
     try:
         code, out, err = run(capsys, "transcribe", str(clip(tmp_path)), "--server", stack.url, "--token", "t")
