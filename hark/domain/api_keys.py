@@ -31,8 +31,8 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from hark.jobs import now_iso
-from hark.resources import API_KEYS_BY_USER_INDEX
+from hark.domain.jobs import now_iso
+from hark.domain.resources import API_KEYS_BY_USER_INDEX
 
 KEY_PREFIX = "hark_sk_"
 _KEY = re.compile(r"^hark_sk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")

@@ -1,4 +1,4 @@
-"""The jobs table (with its GSIs), Powertools' idempotency table and the API keys table, as hark.resources
+"""The jobs table (with its GSIs), Powertools' idempotency table and the API keys table, as hark.domain.resources
 defines them."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as ddb
 from constructs import Construct
 
-from hark.resources import TableDef
+from hark.domain.resources import TableDef
 from hark_infra.config import HarkConfig
 
 

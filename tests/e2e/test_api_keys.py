@@ -1,5 +1,5 @@
 """API keys through the whole local stack (`hark up`): real HTTP through the local gateway, its authorizer
-cache (the same TTL as API Gateway's, hark.http_api), the Lambda functions from the built asset."""
+cache (the same TTL as API Gateway's, hark.api.http_api), the Lambda functions from the built asset."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import time
 import pytest
 import requests
 
-from hark.cli import EXIT_AUTH, EXIT_OK
+from hark.api.http_api import HTTP_API, UNAUTHORIZED
 from hark.client import Hark
-from hark.http_api import HTTP_API, UNAUTHORIZED
-from hark.wer import word_error_rate
+from hark.client.cli import EXIT_AUTH, EXIT_OK
+from hark.evaluation.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ def bearer(credential: str) -> dict[str, str]:
 
 def hark_cli(live_stack, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hark.cli", *args],
+        [sys.executable, "-m", "hark.client.cli", *args],
         env={**live_stack.env(), **env},
         capture_output=True,
         text=True,

@@ -23,14 +23,15 @@ from urllib.parse import quote_plus
 import pytest
 from werkzeug.test import Client
 
-from hark import auth, aws
-from hark.api_schemas import ErrorResponse
-from hark.keys import upload_key
+from hark.api import auth
+from hark.api.webapp import HARDENING_HEADERS
+from hark.domain import aws
+from hark.domain.api_schemas import ErrorResponse
+from hark.domain.keys import upload_key
+from hark.domain.messages import parse_transcribe_body
+from hark.domain.settings import get_settings
 from hark.local.gateway import Gateway, LambdaContext
 from hark.local.issuer import DevIssuer
-from hark.messages import parse_transcribe_body
-from hark.settings import get_settings
-from hark.webapp import HARDENING_HEADERS
 from lambdas.api import handler as api_handler
 from lambdas.authorizer import handler as authorizer_handler
 
@@ -286,6 +287,38 @@ def test_api_lambda_serves_every_authorized_route_from_the_documented_proxy_even
         assert result["statusCode"] == status, (method, resource, result)
 
 
+def test_an_api_key_made_through_the_api_is_its_user_at_the_authorizer_until_revoked(synth, issuer, stack):
+    """POST /api-keys from the documented proxy event; the key in the TOKEN event the wiring sends is the same
+    user, with its key_id in the context the API reads; revoked, the authorizer refuses it."""
+    routes = api_routes(synth.template("Api"))
+    for route in (("POST", "/api-keys"), ("GET", "/api-keys"), ("DELETE", "/api-keys/{id}")):
+        assert routes[route]["AuthorizationType"] == "CUSTOM" and routes[route]["Integration"]["Type"] == "AWS_PROXY"
+
+    def authorize(bearer: str, method: str, path: str) -> dict:
+        sent = {"Authorization": f"Bearer {bearer}"}
+        answer = authorizer_handler.handler(
+            authorizer_event(synth, sent, method_arn(synth, method, path), path, method), None
+        )
+        return {"principalId": answer["principalId"], "integrationLatency": 12, **answer["context"]}
+
+    def call(method: str, resource: str, context: dict, params: dict | None = None, body: dict | None = None):
+        result = api_handler.handler(
+            proxy_event(synth, method, resource, params or {}, context, body), LambdaContext("hark-api")
+        )
+        return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+    session = authorize(issuer.token(), "POST", "/api-keys")
+    status, created = call("POST", "/api-keys", session, body={"name": "ci"})
+    assert status == 201, created
+    by_key = authorize(created["key"], "GET", "/jobs")
+    assert by_key["principalId"] == session["principalId"] and by_key["key_id"] == created["id"]
+    assert call("GET", "/jobs", by_key)[0] == 200
+    assert call("DELETE", "/api-keys/{id}", session, {"id": created["id"]})[0] == 204
+    with pytest.raises(Exception) as info:
+        authorize(created["key"], "GET", "/jobs")
+    assert info.value.args == ("Unauthorized",)
+
+
 # -- the local gateway against the same templates ----------------------------------------------------
 @pytest.fixture
 def gateway(synth, issuer, stack, tmp_path):
@@ -402,7 +435,7 @@ def test_every_gateway_response_is_the_apis_error_shape(synth):
         assert response["headers"]["Access-Control-Allow-Origin"] == WEB_ORIGIN, rtype
         assert response["headers"]["X-Content-Type-Options"] == "nosniff", rtype
         assert response["headers"]["Cache-Control"] == "no-store", rtype
-        for header, value in HARDENING_HEADERS.items():  # what every answer carries (hark.webapp)
+        for header, value in HARDENING_HEADERS.items():  # what every answer carries (hark.api.webapp)
             assert response["headers"][header] == value, (rtype, header)
     assert responses["UNAUTHORIZED"]["status"] == 401 and responses["ACCESS_DENIED"]["status"] == 403
     # An unknown route is the same 404 route_not_found the API Lambda answers for one it lacks.
@@ -584,7 +617,7 @@ def test_upload_status_function_queues_the_job_from_the_documented_sqs_event(syn
     as a batch item failure (so only that record comes back, and in the end reaches the DLQ)."""
     import importlib
 
-    from hark.jobs import Job, JobStatus, new_job_id, now_iso
+    from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
 
     wiring = upload_wiring(synth)
     assert wiring["status_queue"] == template_resources().upload_status_queue.name

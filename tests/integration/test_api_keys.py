@@ -1,5 +1,5 @@
 """API keys (issue 23) against the emulator: the routes through the API Lambda with the events API Gateway
-sends, the Lambda authorizer and hark.auth.identify with a key, last_used_at's writes and the rate limit."""
+sends, the Lambda authorizer and hark.api.auth.identify with a key, last_used_at's writes and the rate limit."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from hark import aws
-from hark.auth import Unauthorized, identify
+from hark.api.auth import Unauthorized, identify
+from hark.domain import aws
 from hark.domain.api_keys import LAST_USED_PRECISION_SECONDS, RATE_WINDOW_SECONDS, RateLimited
-from hark.jobs import now_iso
-from hark.settings import get_settings
+from hark.domain.jobs import now_iso
+from hark.domain.settings import get_settings
 from lambdas.authorizer import handler as authorizer
 from tests.events import authorizer_context, rest_proxy_event
 from tests.links import invoke

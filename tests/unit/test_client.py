@@ -1,4 +1,4 @@
-"""hark.client against a stand-in stack on loopback (tests/unit/test_cli_errors.StubStack): what it sends,
+"""hark.client.sdk against a stand-in stack on loopback (tests/unit/test_cli_errors.StubStack): what it sends,
 and what each bad input or refusal gets. The whole flow against the real stack: tests/e2e/test_client.py."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import io
 
 import pytest
 
-from hark import api_schemas
 from hark.client import (
     ConnectionFailed,
     Hark,
@@ -16,6 +15,7 @@ from hark.client import (
     QuotaExceeded,
     UploadFailed,
 )
+from hark.domain import api_schemas
 from hark.local.emulator import free_port
 from tests.unit.test_cli_errors import AUDIO, StubStack, error_body
 
@@ -25,6 +25,16 @@ def stack():
     s = StubStack()
     yield s
     s.stop()
+
+
+def test_a_credential_is_a_session_token_or_an_api_key_never_both_nor_neither():
+    for credentials, says in (
+        ({}, "one of them"),
+        ({"token": "t", "api_key": "hark_sk_x"}, "one of them"),
+        ({"api_key": "sk-not-hark"}, "starts with hark_sk_"),
+    ):
+        with pytest.raises(InvalidArgument, match=says):
+            Hark("http://127.0.0.1:9", **credentials)
 
 
 def test_list_sends_the_status_filter_as_a_query_parameter(stack):
