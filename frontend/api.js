@@ -194,6 +194,10 @@ export const createJob = (file, options = {}) =>
     body: { filename: file.name, content_type: contentType(file), size: file.size, ...options },
   });
 
+export const listApiKeys = () => api("/api-keys");
+export const createApiKey = (name) => api("/api-keys", { method: "POST", body: { name } });
+export const revokeApiKey = (id) => api(`/api-keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+
 // -- Upload ------------------------------------------------------------------------------------
 
 const TYPES_BY_EXTENSION = {

@@ -4,6 +4,7 @@ import {
   createJob, currentSession, deleteJob, devSignIn, expiryMs, getConfig, getJob, linkExpiry,
   ClerkConfigError, listJobs, loadClerk, loadConfig, setUnauthorizedHandler, signOut, uploadToS3,
 } from "./api.js";
+import { clearKeys, initKeys, loadKeys } from "./keys.js";
 import { openViewer } from "./viewer.js";
 import { el, formatBytes, formatDuration, languageName, timeAgo } from "./ui.js";
 
@@ -55,6 +56,7 @@ function showSignedIn(session) {
     if (ms > 0 && ms < 2 ** 31) state.expiryTimer = setTimeout(() => endSession("Your session expired. Please sign in again."), ms);
   }
   refresh();
+  loadKeys();
 }
 
 function showSignedOut(message = "") {
@@ -65,6 +67,7 @@ function showSignedOut(message = "") {
   state.cursor = null;
   $("jobs").replaceChildren();
   $("upload-errors").replaceChildren();
+  clearKeys();
   $("app").hidden = true;
   $("session").hidden = true;
   $("signin").hidden = false;
@@ -467,6 +470,7 @@ document.addEventListener("visibilitychange", () => {
 
 async function start() {
   setUnauthorizedHandler((message) => endSession(message));
+  initKeys(announce);
   try {
     await loadConfig();
   } catch (e) {

@@ -80,7 +80,7 @@ class NameMap:
     def translate(self, record: dict) -> dict[str, str]:
         local = resources(record["stack"], record["email_sender"])
         pairs = {}
-        for attr in ("audio_bucket", "transcripts_bucket", "jobs_table", "idempotency_table"):
+        for attr in ("audio_bucket", "transcripts_bucket", "jobs_table", "idempotency_table", "api_keys_table"):
             pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
         for attr in ("transcribe_queue", "notify_queue", "upload_status_queue", "webhook_queue"):
             pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name

@@ -1,4 +1,9 @@
-"""Bearer token verification for the Lambda authorizer (Clerk session tokens, or the local dev issuer).
+"""Who a bearer is, for the Lambda authorizer and the live service: an API key, or a Clerk session token
+(or the local dev issuer's).
+
+`identify(bearer)` is the one answer to "who is this bearer" (its docstring is the contract). API keys
+(`hark_sk_...`) are checked against the keys table (hark.domain.api_keys); anything else must be a
+session token:
 
 Only RS256, only keys from the configured JWKS, exact issuer, azp among the configured origins,
 exp and nbf with a small leeway. Every refusal is an `Unauthorized` whose reason is for the log,
@@ -22,12 +27,19 @@ import jwt
 from jwt import PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
+from hark.domain import aws
+from hark.domain.api_keys import KEY_PREFIX, key_id_of, looks_like_key
+from hark.domain.settings import get_settings
+
 ALGORITHM = "RS256"
 MAX_TOKEN_BYTES = 8192
 REQUIRED_CLAIMS = ("exp", "nbf", "iss", "sub")
 # The user id becomes part of every S3 key (hark.domain.keys.check_id): refuse anything else up front.
 _SUB = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_BEARER = re.compile(r"^Bearer +([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*)$", re.IGNORECASE)
+# A JWT (three base64url parts), or an API key (hark_sk_ and base64url; hark.domain.api_keys checks its shape).
+_BEARER = re.compile(
+    rf"^Bearer +([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*|{KEY_PREFIX}[A-Za-z0-9_\-]+)$", re.IGNORECASE
+)
 
 
 class Unauthorized(Exception):
@@ -40,9 +52,12 @@ class Unauthorized(Exception):
 
 @dataclass(frozen=True)
 class Identity:
+    """A verified bearer: the user, and which credential (a session, or the API key `key_id`)."""
+
     user_id: str
     email: str
     session_id: str | None = None
+    key_id: str | None = None
 
 
 def bearer_token(headers: Mapping[str, str] | None) -> str:
@@ -60,7 +75,7 @@ def bearer_token(headers: Mapping[str, str] | None) -> str:
     match = _BEARER.match(value.strip())
     if not match:
         scheme = value.strip().split(" ", 1)[0][:20]
-        raise Unauthorized(f"Authorization header is not 'Bearer <jwt>' (scheme {scheme!r})")
+        raise Unauthorized(f"Authorization header is not 'Bearer <jwt>' nor 'Bearer hark_sk_...' (scheme {scheme!r})")
     return match.group(1)
 
 
@@ -180,6 +195,29 @@ def verifier_for(jwks_url: str, issuer: str, authorized_parties: tuple[str, ...]
     return TokenVerifier(jwks_url, issuer, authorized_parties, leeway_seconds)
 
 
+def identify(bearer: str) -> Identity:
+    """Who `bearer` (the credential after "Bearer ") is, as the same user whichever credential it is.
+
+    An API key (`hark_sk_...`) is looked up in this deployment's keys table: it must exist (not revoked) and
+    its hash match; the key is then marked used (at most one write a minute) and the Identity carries its
+    `key_id` (the caller applies the key's rate limit). Anything else is verified as a session token
+    against the configured issuer's JWKS (TokenVerifier). Raises Unauthorized, whose reason is for the log
+    only, for every refusal; other exceptions (the table unreachable) are the caller's to turn into a
+    refusal. Nothing is cached here: each call sees a revocation at once (the authorizer's result cache,
+    hark.api.http_api, is what bounds a revoked key's life behind API Gateway).
+    """
+    if looks_like_key(bearer):
+        record = aws.api_key_store().verify(bearer) if key_id_of(bearer) else None  # no read for a malformed one
+        if record is None:
+            raise Unauthorized("unknown, malformed or revoked API key")
+        return Identity(user_id=record.user_id, email=record.email, key_id=record.key_id)
+    settings = get_settings()
+    verifier = verifier_for(
+        settings.resolved_jwks_url, settings.issuer, tuple(settings.authorized_parties), settings.jwt_leeway_seconds
+    )
+    return verifier.verify(bearer)
+
+
 def api_wildcard_arn(method_arn: str) -> str:
     """arn:aws:execute-api:region:acct:api/stage/METHOD/path -> arn:...:api/stage/* (any route)."""
     prefix, sep, path = method_arn.rpartition(":")
@@ -200,5 +238,10 @@ def allow_policy(identity: Identity, method_arn: str) -> dict:
                 {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": api_wildcard_arn(method_arn)}
             ],
         },
-        "context": {"user_id": identity.user_id, "email": identity.email},
+        # API Gateway's context values are strings, numbers or booleans: a session has no key_id entry.
+        "context": {
+            "user_id": identity.user_id,
+            "email": identity.email,
+            **({"key_id": identity.key_id} if identity.key_id else {}),
+        },
     }

@@ -14,8 +14,13 @@ from typing import Any
 
 from hark.api import cursors
 from hark.domain import aws, links, webhooks
+from hark.domain.api_keys import ApiKey, RateLimited
 from hark.domain.api_schemas import (
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyView,
     AudioLink,
+    CreateApiKeyRequest,
     CreateJobRequest,
     CreateJobResponse,
     JobList,
@@ -61,6 +66,29 @@ class QuotaExceeded(ApiError):
 class Caller:
     user_id: str
     email: str = ""
+    key_id: str | None = None  # the API key the request came with; None for a session token
+
+
+def admit(caller: Caller) -> Caller:
+    """The caller, once their API key's rate limit lets this request through (hark.domain.api_keys); 429
+    with Retry-After when the key used its requests of this minute. Session tokens pass as they are."""
+    if caller.key_id is None:
+        return caller
+    limit = get_settings().api_key_requests_per_minute
+    try:
+        aws.api_key_store().take_request(caller.key_id, limit)
+    except RateLimited as limited:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"This API key made its {limit} requests of this minute; retry after {limited.retry_after} seconds.",
+            headers={
+                "Retry-After": str(limited.retry_after),
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": "0",
+            },
+        ) from None
+    return caller
 
 
 def _store():
@@ -309,6 +337,31 @@ def webhook_settings(caller: Caller) -> WebhookSettings:
 def set_webhook_settings(caller: Caller, request: WebhookSettings) -> WebhookSettings:
     url = checked_webhook_url(request.default_url) if request.default_url is not None else None
     return WebhookSettings(default_url=_store().set_default_webhook_url(caller.user_id, url).get("default_url"))
+
+
+# -- API keys (hark.domain.api_keys) ----------------------------------------------------------------------
+def _key_view(key: ApiKey) -> ApiKeyView:
+    return ApiKeyView(id=key.key_id, name=key.name, created_at=key.created_at, last_used_at=key.last_used_at)
+
+
+def create_api_key(caller: Caller, request: CreateApiKeyRequest) -> ApiKeyCreated:
+    """A new key for the caller, as the same user (and email) as the credential that asked for it."""
+    record, key = aws.api_key_store().create(caller.user_id, request.name, caller.email)
+    return ApiKeyCreated(id=record.key_id, name=record.name, key=key, created_at=record.created_at)
+
+
+def list_api_keys(caller: Caller) -> ApiKeyList:
+    return ApiKeyList(items=[_key_view(k) for k in aws.api_key_store().list_for_user(caller.user_id)])
+
+
+def revoke_api_key(caller: Caller, key_id: str) -> None:
+    """Delete the caller's key; another user's key and an unknown id are the same 404."""
+    if not aws.api_key_store().revoke(caller.user_id, key_id):
+        raise ApiError(
+            404,
+            "api_key_not_found",
+            f"No API key {key_id[:64]!r} exists in your account; list them with GET /api-keys.",
+        )
 
 
 # -- reads -----------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class Authorizer:
     identity_header: str
     # API Gateway caches an Allow per identity-source value for this long. Clerk session tokens live
     # 60 s (refreshed by the browser SDK before they expire): a cached Allow must not outlive its token.
+    # It is also how long a revoked API key may still be let in (docs/api.md, "API keys").
     result_cache_seconds: int
 
 
@@ -131,7 +132,7 @@ UNAUTHORIZED = GatewayResponse(  # no token, or the authorizer raised "Unauthori
     "UNAUTHORIZED",
     401,
     "unauthorized",
-    "Your session token is missing, expired or not valid: sign in again.",
+    "Your session token or API key is missing, expired, revoked or not valid: sign in again, or use a valid key.",
 )
 ACCESS_DENIED = GatewayResponse(  # the authorizer's policy does not cover the request
     "ACCESS_DENIED",
@@ -190,6 +191,9 @@ HTTP_API = HttpApi(
         Route("POST", "/webhook-secret"),
         Route("GET", "/webhook-settings"),
         Route("PUT", "/webhook-settings"),
+        Route("POST", "/api-keys"),
+        Route("GET", "/api-keys"),
+        Route("DELETE", "/api-keys/{id}"),
     ),
     cors=Cors(
         allow_methods=("GET", "POST", "PUT", "DELETE", "OPTIONS"),

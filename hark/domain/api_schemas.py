@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hark.domain import languages
+from hark.domain.api_keys import LAST_USED_PRECISION_SECONDS, MAX_KEY_NAME
 from hark.domain.jobs import Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
 from hark.domain.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.domain.links import content_disposition, download_filename
@@ -188,6 +190,44 @@ class WebhookSettings(BaseModel):
         max_length=MAX_URL_LENGTH,
         description="The webhook URL of jobs created without one; null for none.",
     )
+
+
+def _key_name(value: str) -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise ValueError("the name is empty: give the key a name that says where it is used")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
+        raise ValueError("the name has control or invisible characters")
+    return name
+
+
+class CreateApiKeyRequest(BaseModel):
+    # strict: a number or a list is refused, not coerced; unknown fields are ignored.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_KEY_NAME), AfterValidator(_key_name)] = Field(
+        description="Where the key is used (e.g. 'nightly backup script'), to tell your keys apart."
+    )
+
+
+class ApiKeyView(BaseModel):
+    id: str = Field(description="The key's id: the 16 hex characters after hark_sk_ in the key itself.")
+    name: str
+    created_at: str = Field(description="ISO 8601, UTC.")
+    last_used_at: str | None = Field(
+        description=f"ISO 8601, UTC, to within {LAST_USED_PRECISION_SECONDS} s; null if never used."
+    )
+
+
+class ApiKeyCreated(BaseModel):
+    id: str
+    name: str
+    key: str = Field(description="hark_sk_...: shown this once (only its hash is kept). Send as Authorization: Bearer.")
+    created_at: str
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyView] = Field(description="Your keys, newest first (no secrets).")
 
 
 class CreateJobResponse(BaseModel):

@@ -154,6 +154,13 @@ def job_store():
     return JobStore(table(stack_resources().jobs_table.name))
 
 
+def api_key_store():
+    """The ApiKeyStore of this deployment's API keys table (hark.domain.api_keys)."""
+    from hark.domain.api_keys import ApiKeyStore
+
+    return ApiKeyStore(table(stack_resources().api_keys_table.name))
+
+
 def reset() -> None:
     """Forget settings and every cached client, after the environment changed (local stack, tests)."""
     for cached in (get_settings, _client, stack_resources, queue_url, table, _secrets_provider):

@@ -68,8 +68,10 @@ def email_only() -> list[NotifyChannel]:
 WEBHOOK_PREFIX = "webhook#"
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def now_iso(at: float | None = None) -> str:
+    """ISO 8601 UTC with microseconds and Z (now, or the epoch time `at`): one format, so times compare as strings."""
+    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_job_id() -> str:

@@ -81,6 +81,8 @@ class Resources:
     transcripts_bucket: BucketDef
     jobs_table: TableDef
     idempotency_table: TableDef
+    # API keys (hark.domain.api_keys): one item per key, and the per-key request counters of the rate limit.
+    api_keys_table: TableDef
     transcribe_queue: QueueDef
     notify_queue: QueueDef
     # An upload's S3 event goes to this topic, which fans it out to the transcribe queue (the workers)
@@ -101,7 +103,7 @@ class Resources:
 
     @property
     def tables(self) -> tuple[TableDef, ...]:
-        return (self.jobs_table, self.idempotency_table)
+        return (self.jobs_table, self.idempotency_table, self.api_keys_table)
 
     @property
     def buckets(self) -> tuple[BucketDef, ...]:
@@ -135,6 +137,8 @@ def upload_status_function(res: Resources) -> QueueFunctionDef:
 CLERK_SECRET_PLACEHOLDER = "REPLACE-ME-with-the-Clerk-secret-key"
 
 JOBS_BY_USER_INDEX = "by-user"
+# A user's API keys, newest first (GET /api-keys); the rate-limit counters have no user_id, so are in no index.
+API_KEYS_BY_USER_INDEX = "by-user"
 # Receives of one webhook message before the DLQ: the first attempt and one per retry delay
 # (HARK_WEBHOOK_RETRY_DELAYS_SECONDS' default, 7 delays over about 22 hours).
 WEBHOOK_ATTEMPTS = 8
@@ -200,6 +204,14 @@ def resources(
                 IndexDef(JOBS_BY_USER_INDEX, "user_id", "created_at"),
                 IndexDef(ACTIVE_JOBS_INDEX, "active_user_id", "created_at"),
             ),
+        ),
+        # A table of its own, not items in the jobs table: the authorizer reads keys and nothing of the jobs
+        # (its role names this table only), and the keys' by-user index stays apart from the jobs' listing.
+        api_keys_table=TableDef(
+            name=f"{stack}-api-keys",
+            partition_key="key_id",
+            ttl_attribute="expires_at",
+            indexes=(IndexDef(API_KEYS_BY_USER_INDEX, "user_id", "created_at"),),
         ),
         # Powertools idempotency's default schema: partition key "id", TTL "expiration".
         idempotency_table=TableDef(name=f"{stack}-idempotency", partition_key="id", ttl_attribute="expiration"),

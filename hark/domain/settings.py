@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     webhook_secret_grace_seconds: int = 24 * 3600
     # The app's own 429 (too many unfinished jobs) says to retry after this long (Retry-After).
     quota_retry_after_seconds: int = 60
+    # Requests one API key may make a minute (hark.domain.api_keys, a window per key and minute; 429 with
+    # Retry-After beyond it). Session tokens have the stage's throttle only (hark.api.http_api).
+    api_key_requests_per_minute: int = Field(default=600, ge=1)
 
     # Transcription worker.
     model_dir: str | None = None  # a CTranslate2 Whisper model folder

@@ -136,6 +136,15 @@ class ApiStack(Stack):
         self.api_fn = function("ApiFunction", HTTP_API.api_handler, "api", 512, 29)
 
         self._grant_api_function(config)
+        # hark.api.auth.identify: an API key is one GetItem by its id, and last_used_at at most once a minute
+        # (UpdateItem). The keys table only, never its index or the jobs; Clerk's JWKS is fetched over HTTPS.
+        self.authorizer_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ApiKeysTable",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table_arn(self, config.resources.api_keys_table.name)],
+            )
+        )
         self.upload_status_fn = self._upload_status_function(config, function)
         routes = ApiRoutes(
             self,
@@ -152,16 +161,17 @@ class ApiStack(Stack):
     def _grant_api_function(self, config: HarkConfig) -> None:
         res = config.resources
         audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
-        # Least privilege for the API: tables read/write; presign uploads (PutObject on uploads/) and the
-        # viewer's playback links (GetObject on uploads/ only, never chunks/); presign transcript links
-        # (GetObject on transcripts/); delete a job's objects. The authorizer needs nothing beyond its logs: it fetches the JWKS over HTTPS.
+        # Least privilege for the API: tables read/write (jobs, idempotency, API keys and their rate-limit
+        # windows); presign uploads (PutObject on uploads/) and the viewer's playback links (GetObject on
+        # uploads/ only, never chunks/); presign transcript links (GetObject on transcripts/); delete a job's
+        # objects.
         table_resources = []
         for tdef in res.tables:
             table_resources.append(table_arn(self, tdef.name))
             table_resources += [table_arn(self, tdef.name, index.name) for index in tdef.indexes]
         self.api_fn.add_to_role_policy(
             iam.PolicyStatement(
-                sid="JobsAndIdempotencyTables",
+                sid="Tables",
                 actions=[
                     "dynamodb:GetItem",
                     "dynamodb:BatchGetItem",

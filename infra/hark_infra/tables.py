@@ -1,4 +1,5 @@
-"""The jobs table (with its GSIs) and Powertools' idempotency table, as hark.domain.resources defines them."""
+"""The jobs table (with its GSIs), Powertools' idempotency table and the API keys table, as hark.domain.resources
+defines them."""
 
 from __future__ import annotations
 
@@ -42,3 +43,4 @@ class TablesStack(Stack):
         res = config.resources
         self.jobs_table = _table(self, "JobsTable", res.jobs_table)
         self.idempotency_table = _table(self, "IdempotencyTable", res.idempotency_table)
+        self.api_keys_table = _table(self, "ApiKeysTable", res.api_keys_table)

@@ -34,7 +34,10 @@ from hark.api.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZ
 from hark.api.json_body import BodyRefused, parse_object
 from hark.api.webapp import HARDENING_HEADERS
 from hark.domain.api_schemas import (
+    ApiKeyCreated,
+    ApiKeyList,
     AudioLink,
+    CreateApiKeyRequest,
     CreateJobRequest,
     CreateJobResponse,
     ErrorResponse,
@@ -106,12 +109,15 @@ def _errors(*statuses: int) -> dict:
         401: "Missing or invalid bearer token (API Gateway)",
         403: "Refused by API Gateway (authorizer policy does not cover the request)",
         413: "File larger than the maximum, or a request body larger than the API reads",
-        404: "No such job in your account",
+        404: "No such job (or API key) in your account",
         409: "Conflict with the job's state",
         415: "File type or extension not accepted",
         422: "Idempotency-Key reused with a different request",
-        429: "Too many unfinished jobs (Retry-After says when to try again)",
+        429: "Too many requests: the API key's requests of this minute, or (POST /jobs) too many unfinished "
+        "jobs; Retry-After says when to try again",
     }
+    if 401 in statuses and 429 not in statuses:  # every authorized route: an API key's rate limit
+        statuses = (*statuses, 429)
     return {
         s: {
             "description": descriptions[s],
@@ -129,7 +135,14 @@ def caller() -> Caller:
         # Behind API Gateway this cannot happen; refuse rather than guess.
         raise ApiError(UNAUTHORIZED.status or 401, UNAUTHORIZED.code, UNAUTHORIZED.message or "")
     email = authorizer.get("email")
-    return Caller(user_id=user_id, email=email if isinstance(email, str) else "")
+    key_id = authorizer.get("key_id")
+    return control.admit(
+        Caller(
+            user_id=user_id,
+            email=email if isinstance(email, str) else "",
+            key_id=key_id if isinstance(key_id, str) and key_id else None,
+        )
+    )
 
 
 IdPath = Annotated[str, Path(min_length=1, max_length=128, description="The job's id")]
@@ -285,6 +298,48 @@ def put_webhook_settings(request: WebhookSettings) -> WebhookSettings:
     if not _is_json(cast(APIGatewayProxyEvent, router.current_event)):
         raise _unsupported_body_error()
     return control.set_webhook_settings(caller(), request)
+
+
+# -- API keys: credentials for programs (docs/api.md, "API keys") --------------------------------------------
+KeyIdPath = Annotated[str, Path(min_length=1, max_length=128, description="The key's id")]
+
+
+@router.post(
+    "/api-keys",
+    status_code=201,
+    summary="Create an API key (the key is in this answer only)",
+    responses=_responses(201, ApiKeyCreated, "Created: keep the key now, it is never shown again", 400, 401, 403, 415),
+    tags=["api-keys"],
+)
+def create_api_key(request: CreateApiKeyRequest) -> ApiKeyCreated:
+    if not _is_json(cast(APIGatewayProxyEvent, router.current_event)):
+        raise _unsupported_body_error()
+    created = control.create_api_key(caller(), request)
+    logger.info("api key created", key_id=created.id)
+    return created
+
+
+@router.get(
+    "/api-keys",
+    summary="List your API keys (no secrets)",
+    responses=_responses(200, ApiKeyList, "Your keys, newest first", 401, 403),
+    tags=["api-keys"],
+)
+def list_api_keys() -> ApiKeyList:
+    return control.list_api_keys(caller())
+
+
+@router.delete(
+    "/api-keys/<key_id>",
+    status_code=204,
+    summary="Revoke an API key (refused within the authorizer's cache time)",
+    responses=_responses(204, None, "Revoked", 400, 401, 403, 404),
+    tags=["api-keys"],
+)
+def revoke_api_key(key_id: KeyIdPath):  # a Response (204, no body)
+    control.revoke_api_key(caller(), key_id)
+    logger.info("api key revoked", key_id=key_id)
+    return Response(status_code=204)
 
 
 # -- email links: no bearer token, the signed link is the credential (hark.domain.links) ------------------------
@@ -452,13 +507,18 @@ def openapi_document() -> dict:
             responses = operation.get("responses", {})
             if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                 responses.pop("422")
-            if "429" in responses:  # the quota's refusal says when to try again (hark.api.control)
+            if (
+                "429" in responses
+            ):  # the quota's and a key's rate limit's refusals say when to try again (hark.api.control)
                 responses["429"]["headers"] = {
                     "Retry-After": {
                         "description": "Seconds to wait before trying again",
                         "schema": {"type": "integer"},
                     },
-                    "RateLimit-Limit": {"description": "Your limit of unfinished jobs", "schema": {"type": "integer"}},
+                    "RateLimit-Limit": {
+                        "description": "The limit reached: your unfinished jobs, or the key's requests a minute",
+                        "schema": {"type": "integer"},
+                    },
                     "RateLimit-Remaining": {"description": "Places left (0)", "schema": {"type": "integer"}},
                 }
             for bodiless in ("204", "302"):

@@ -36,6 +36,14 @@ class LiveStack:
         r.raise_for_status()
         return r.json()["token"]
 
+    def api_key(self, token: str, name: str) -> str:
+        """A new API key of the token's user (POST /api-keys, as a program's owner would make one)."""
+        r = requests.post(
+            f"{self.url}/api-keys", json={"name": name}, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["key"]
+
     def env(self) -> dict[str, str]:
         """Environment for a `hark` CLI subprocess that talks to this stack."""
         return {**_clean_env(), "HARK_SERVER": self.url}

@@ -170,7 +170,8 @@ def test_the_documented_example_runs(live_stack, tmp_path):
     recording, reference = smoke.bundled_recording()
     shutil.copy(recording, tmp_path / "meeting.flac")  # the file the example names
     token = live_stack.token("client-doc@example.com")
-    env = {**live_stack.env(), "HARK_TOKEN": token, "PYTHONPATH": os.pathsep.join(sys.path)}
+    key = live_stack.api_key(token, "docs example")
+    env = {**live_stack.env(), "HARK_API_KEY": key, "PYTHONPATH": os.pathsep.join(sys.path)}
     run = subprocess.run(
         [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )

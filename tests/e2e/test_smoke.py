@@ -19,9 +19,10 @@ def hark(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedPro
     )
 
 
-def test_smoke_passes_every_check_on_the_local_stack(live_stack):
-    token = live_stack.token("smoke-e2e@example.com")
-    run = hark("smoke", "--server", live_stack.url, "--token", token, env=live_stack.env())
+def test_smoke_passes_every_check_on_the_local_stack_with_an_api_key(live_stack):
+    # As docs/deploy.md runs it: an API key in HARK_API_KEY.
+    key = live_stack.api_key(live_stack.token("smoke-e2e@example.com"), "smoke")
+    run = hark("smoke", "--server", live_stack.url, env={**live_stack.env(), "HARK_API_KEY": key})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     lines = run.stdout.splitlines()

@@ -3,7 +3,7 @@
 A user signs in with the dev sign-in, uploads a spoken English clip from the file picker, watches it
 go to COMPLETED, reads it in the transcript viewer and downloads the four formats; a text file named
 .wav ends FAILED with a readable reason; a .txt is refused before upload; an invalid token signs the
-user out with a message.
+user out with a message; an API key is created, copied once, used, listed and revoked.
 """
 
 from __future__ import annotations
@@ -150,4 +150,37 @@ def test_a_recording_without_speech_says_so_and_names_no_language(page, live_sta
     expect(page.locator("#announcer")).to_contain_text(f"{silence.name}: no speech detected")
     meta = item.locator(".job-meta").inner_text()
     assert not re.search(r"English|Spanish", meta), meta  # no language is claimed
+    assert not page.js_errors, page.js_errors
+
+
+def test_api_keys_are_created_copied_once_listed_and_revoked(page, live_stack):
+    sign_in(page, live_stack.url, "keys-web@example.com")
+    expect(page.locator("#keys-empty")).to_be_visible()
+    page.get_by_label("Key name").fill("backup script")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.locator("#new-key-value")
+    expect(shown).to_have_value(re.compile(r"^hark_sk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$"))
+    key = shown.input_value()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy key").click()
+    expect(page.locator("#copy-key-status")).to_contain_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    item = page.locator("#api-keys > li", has_text="backup script")
+    expect(item).to_contain_text("never used")
+
+    # The key is this user's credential for programs: real HTTP to the API with it.
+    assert page.request.get(f"{live_stack.url}/jobs", headers={"Authorization": f"Bearer {key}"}).status == 200
+    # Shown once: dismissed, it is nowhere on the page, and a reload lists the key without it.
+    page.get_by_role("button", name="Done").click()
+    expect(page.locator("#new-key")).to_be_hidden()
+    assert key not in page.content() and shown.input_value() == ""
+    page.reload()
+    expect(item).to_contain_text("last used")
+    assert key not in page.content()
+
+    page.once("dialog", lambda d: d.accept())
+    item.get_by_role("button", name="Revoke backup script").click()
+    expect(item).to_have_count(0)
+    expect(page.locator("#keys-empty")).to_be_visible()
+    page.screenshot(path=str(screenshot_dir() / "hark-web-keys.png"), full_page=True)
     assert not page.js_errors, page.js_errors

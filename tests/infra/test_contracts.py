@@ -287,6 +287,38 @@ def test_api_lambda_serves_every_authorized_route_from_the_documented_proxy_even
         assert result["statusCode"] == status, (method, resource, result)
 
 
+def test_an_api_key_made_through_the_api_is_its_user_at_the_authorizer_until_revoked(synth, issuer, stack):
+    """POST /api-keys from the documented proxy event; the key in the TOKEN event the wiring sends is the same
+    user, with its key_id in the context the API reads; revoked, the authorizer refuses it."""
+    routes = api_routes(synth.template("Api"))
+    for route in (("POST", "/api-keys"), ("GET", "/api-keys"), ("DELETE", "/api-keys/{id}")):
+        assert routes[route]["AuthorizationType"] == "CUSTOM" and routes[route]["Integration"]["Type"] == "AWS_PROXY"
+
+    def authorize(bearer: str, method: str, path: str) -> dict:
+        sent = {"Authorization": f"Bearer {bearer}"}
+        answer = authorizer_handler.handler(
+            authorizer_event(synth, sent, method_arn(synth, method, path), path, method), None
+        )
+        return {"principalId": answer["principalId"], "integrationLatency": 12, **answer["context"]}
+
+    def call(method: str, resource: str, context: dict, params: dict | None = None, body: dict | None = None):
+        result = api_handler.handler(
+            proxy_event(synth, method, resource, params or {}, context, body), LambdaContext("hark-api")
+        )
+        return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+    session = authorize(issuer.token(), "POST", "/api-keys")
+    status, created = call("POST", "/api-keys", session, body={"name": "ci"})
+    assert status == 201, created
+    by_key = authorize(created["key"], "GET", "/jobs")
+    assert by_key["principalId"] == session["principalId"] and by_key["key_id"] == created["id"]
+    assert call("GET", "/jobs", by_key)[0] == 200
+    assert call("DELETE", "/api-keys/{id}", session, {"id": created["id"]})[0] == 204
+    with pytest.raises(Exception) as info:
+        authorize(created["key"], "GET", "/jobs")
+    assert info.value.args == ("Unauthorized",)
+
+
 # -- the local gateway against the same templates ----------------------------------------------------
 @pytest.fixture
 def gateway(synth, issuer, stack, tmp_path):

@@ -73,16 +73,20 @@ def test_api_lists_only_below_the_job_prefixes(synth):
     assert all(set(s["Condition"]) == {"StringLike"} for s in statements)
 
 
-def test_api_reaches_both_tables_and_their_indexes(api):
+def test_api_reaches_every_table_and_their_indexes(api):
     tables = {r.rsplit(":table/", 1)[1] for a, r in api if a == "dynamodb:Query"}
-    assert tables == {RES.jobs_table.name, RES.idempotency_table.name} | {
-        f"{RES.jobs_table.name}/index/{i.name}" for i in RES.jobs_table.indexes
-    }
+    assert tables == {t.name for t in RES.tables} | {f"{t.name}/index/{i.name}" for t in RES.tables for i in t.indexes}
     assert "dynamodb:Scan" not in {a for a, _ in api}
 
 
-def test_authorizer_needs_no_data_access(authorizer):
-    assert {a.split(":")[0] for a, _ in authorizer} <= {"logs", "xray"}
+def test_authorizer_reads_the_api_keys_table_and_no_other_data(authorizer):
+    # hark.api.auth.identify: one GetItem by the key's id, last_used_at at most once a minute (UpdateItem).
+    keys_table = (
+        f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{RES.api_keys_table.name}"
+    )
+    data = {(a, r) for a, r in authorizer if not a.startswith(("logs:", "xray:"))}
+    assert {a for a, _ in data} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}, data
+    assert {r for _, r in data} == {keys_table}, data
 
 
 def test_transcription_worker_cannot_send_email(transcription):

@@ -158,6 +158,29 @@ def test_the_authorizer_allows_a_valid_token_and_refuses_a_bad_one(environments,
         authorizer({"type": "TOKEN", "authorizationToken": "Bearer not-a-jwt", "methodArn": method_arn})
 
 
+def test_an_api_key_from_the_assets_api_lets_the_assets_authorizer_in_as_its_user(environments):
+    api, authorizer = environments["lambdas.api.handler.handler"], environments["lambdas.authorizer.handler.handler"]
+    user = authorizer_context("asset-user")
+    created = api(
+        rest_proxy_event(
+            "POST",
+            "/api-keys",
+            "/api-keys",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"name": "asset"}),
+            authorizer=user,
+        )
+    )
+    assert created["statusCode"] == 201, created
+    key = json.loads(created["body"])
+    method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/prod/GET/jobs"
+    answer = authorizer({"type": "TOKEN", "authorizationToken": f"Bearer {key['key']}", "methodArn": method_arn})
+    assert answer["principalId"] == "asset-user" and answer["context"]["key_id"] == key["id"]
+    # The key's request through the asset's API: its rate limit's window is written in the keys table.
+    listed = api(rest_proxy_event("GET", "/jobs", "/jobs", authorizer={**user, **answer["context"]}))
+    assert listed["statusCode"] == 200, listed
+
+
 def test_the_api_answers_routes_from_the_asset_with_dynamodb_in_the_emulator(environments):
     api = environments["lambdas.api.handler.handler"]
     user = authorizer_context("asset-user")

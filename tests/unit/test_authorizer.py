@@ -263,6 +263,9 @@ def test_truncated_token(jwks, logs):
         ({"Authorization": "Token abc.def.ghi"}, "not 'Bearer <jwt>'"),
         ({"Authorization": "Bearer not a token"}, "not 'Bearer <jwt>'"),
         ({"Authorization": "Bearer a.b.c"}, "malformed"),
+        # Shaped like an API key but not one: refused before any table is read (hark.domain.api_keys).
+        ({"Authorization": "Bearer hark_sk_0123"}, "unknown, malformed or revoked API key"),
+        ({"Authorization": "Bearer hark_sk_a.b.c"}, "unknown, malformed or revoked API key"),
         ({"Authorization": "Bearer " + "a" * 9000}, "longer than"),
         ({"Authorization": "Bearer x.y.z", "authorization": "Bearer x.y.z"}, "more than one"),
     ],

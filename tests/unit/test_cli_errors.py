@@ -256,7 +256,9 @@ class RefusingStack(StubStack):
 
 
 def test_a_refused_token_is_one_line_and_exit_4(tmp_path, capsys):
-    message = "Your session token is missing, expired or not valid: sign in again."
+    message = (
+        "Your session token or API key is missing, expired, revoked or not valid: sign in again, or use a valid key."
+    )
     stack = RefusingStack(401, "unauthorized", message)
     try:
         code, out, err = run(capsys, "transcribe", str(clip(tmp_path)), "--server", stack.url, "--token", "t")
@@ -264,6 +266,13 @@ def test_a_refused_token_is_one_line_and_exit_4(tmp_path, capsys):
         stack.stop()
     assert code == cli.EXIT_AUTH and out == ""
     assert err.splitlines() == [f"hark: {stack.url} refused the token: {message} (HTTP 401)"]
+
+
+def test_an_api_key_and_a_token_together_are_exit_2_before_any_request(tmp_path, capsys, stack):
+    argv = ("--server", stack.url, "--api-key", "hark_sk_x", "--token", "t")
+    code, out, err = run(capsys, "transcribe", str(clip(tmp_path)), *argv)
+    assert code == cli.EXIT_USAGE and out == "" and stack.requests == []
+    assert err.splitlines() == ["hark: pass --api-key or --token, not both"]
 
 
 def test_a_refused_file_is_its_line_and_exit_1_and_the_others_are_still_done(tmp_path, capsys):

@@ -27,6 +27,16 @@ def stack():
     s.stop()
 
 
+def test_a_credential_is_a_session_token_or_an_api_key_never_both_nor_neither():
+    for credentials, says in (
+        ({}, "one of them"),
+        ({"token": "t", "api_key": "hark_sk_x"}, "one of them"),
+        ({"api_key": "sk-not-hark"}, "starts with hark_sk_"),
+    ):
+        with pytest.raises(InvalidArgument, match=says):
+            Hark("http://127.0.0.1:9", **credentials)
+
+
 def test_list_sends_the_status_filter_as_a_query_parameter(stack):
     with Hark(stack.url, "t") as hark:
         hark.list(status=JobStatus.COMPLETED, limit=5)

@@ -20,7 +20,9 @@ def test_openapi_document_describes_the_contract():
     doc = json.loads(render())
     paths = doc["paths"]
     # Every route of the one HTTP surface definition (hark.api.http_api), as the document names its parameters.
-    assert set(paths) == {r.path.replace("{id}", "{job_id}") for r in HTTP_API.routes}
+    assert set(paths) == {
+        r.path.replace("{id}", "{key_id}" if r.path.startswith("/api-keys") else "{job_id}") for r in HTTP_API.routes
+    }
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript", "/jobs/{job_id}/audio"} <= set(paths)
     # Steering (issue 11): the prompt's bound and Whisper's two tasks are in the contract.
     body = doc["components"]["schemas"]["CreateJobRequest"]["properties"]
@@ -57,3 +59,12 @@ def test_openapi_document_describes_the_contract():
                         "$ref": "#/components/schemas/ErrorResponse"
                     }
     assert "json" in doc["components"]["schemas"]["TranscriptLinks"]["properties"]
+    # API keys (issue 23): the key only in the creation's answer; every authorized route may answer an API
+    # key's rate limit (429 with Retry-After).
+    assert set(paths["/api-keys"]) == {"get", "post"} and set(paths["/api-keys/{key_id}"]) == {"delete"}
+    assert "key" in doc["components"]["schemas"]["ApiKeyCreated"]["properties"]
+    assert "key" not in doc["components"]["schemas"]["ApiKeyView"]["properties"]
+    for name, path in paths.items():
+        for operation in path.values():
+            if name != "/links/{token}":
+                assert "Retry-After" in operation["responses"]["429"]["headers"], name

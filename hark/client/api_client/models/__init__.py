@@ -1,7 +1,11 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .api_key_created import ApiKeyCreated
+from .api_key_list import ApiKeyList
+from .api_key_view import ApiKeyView
 from .audio_link import AudioLink
 from .chunk_progress import ChunkProgress
+from .create_api_key_request import CreateApiKeyRequest
 from .create_job_request import CreateJobRequest
 from .create_job_request_notify_type_0_item import CreateJobRequestNotifyType0Item
 from .create_job_request_task import CreateJobRequestTask
@@ -26,8 +30,12 @@ from .webhook_settings import WebhookSettings
 from .webhook_view import WebhookView
 
 __all__ = (
+    "ApiKeyCreated",
+    "ApiKeyList",
+    "ApiKeyView",
     "AudioLink",
     "ChunkProgress",
+    "CreateApiKeyRequest",
     "CreateJobRequest",
     "CreateJobRequestNotifyType0Item",
     "CreateJobRequestTask",
