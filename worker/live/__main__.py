@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from hark.settings import get_settings
+from hark.domain.settings import get_settings
 from worker.live.app import create_app
 
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from hark.settings import Settings, get_settings
+from hark.domain.settings import Settings, get_settings
 from worker.live import openai_api
 from worker.live.service import Authenticate, Live, authenticate
 from worker.transcription.engine import Engine

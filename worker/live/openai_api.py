@@ -3,7 +3,7 @@
 
 Answered while the caller waits: the upload is decoded by the hardened decoder (a child process with a
 memory limit: worker/transcription/audio.py), transcribed on the engine's priority lane (interactive: packed
-before batch work) and rendered by the transcript's own renderers (hark/transcript.py). Every refusal is
+before batch work) and rendered by the transcript's own renderers (hark/domain/transcript.py). Every refusal is
 OpenAI's error shape, `{"error": {"message", "type", "param", "code"}}`, so the SDK raises its own errors.
 """
 
@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from hark import languages
-from hark.auth import Unauthorized
-from hark.transcript import Transcript, render_srt, render_vtt
+from hark.api.auth import Unauthorized
+from hark.domain import languages
+from hark.domain.transcript import Transcript, render_srt, render_vtt
 from worker.transcription import audio
 from worker.transcription.engine import DecodeOptions
 
@@ -35,7 +35,7 @@ FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
 # Every name is the one loaded model; "whisper-1" (OpenAI's) lets tools that hard-code it work unchanged.
 OPENAI_MODEL = "whisper-1"
-MAX_PROMPT_CHARS = 500  # as a job's prompt (hark.uploads)
+MAX_PROMPT_CHARS = 500  # as a job's prompt (hark.domain.uploads)
 
 
 class OpenAIError(Exception):

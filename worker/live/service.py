@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from hark.auth import Identity, bearer_token, verifier_for
-from hark.settings import Settings, get_settings
+from hark.api.auth import Identity, bearer_token, verifier_for
+from hark.domain.settings import Settings, get_settings
 from worker.transcription.engine import Engine
 
 Authenticate = Callable[[Mapping[str, str]], Identity]
@@ -18,7 +18,7 @@ Authenticate = Callable[[Mapping[str, str]], Identity]
 
 def authenticate(headers: Mapping[str, str]) -> Identity:
     """The live service's one credential check: `Authorization: Bearer <session token>`, verified in-process
-    as the API's authorizer verifies it (hark.auth: issuer, JWKS, azp). Raises hark.auth.Unauthorized.
+    as the API's authorizer verifies it (hark.api.auth: issuer, JWKS, azp). Raises hark.api.auth.Unauthorized.
     Blocking (a JWKS fetch on a new key): call it from a worker thread, never on the event loop."""
     settings = get_settings()
     verifier = verifier_for(
