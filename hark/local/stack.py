@@ -278,7 +278,7 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
 
   web app          {origin}/
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
-  OpenAI-compatible {origin}/v1            (audio/transcriptions, audio/translations, models)
+  OpenAI API       {origin}/v1              (audio/transcriptions, audio/translations, models: docs/api.md)
   JWKS (dev)       {origin}/.well-known/jwks.json
   AWS emulator     {emulator.endpoint}   (moto: S3, SNS, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
   Lambda functions API, authorizer, upload-status (jobs QUEUED as their upload lands): the built asset
