@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     caption_max_cue_seconds: float = 7.0
     # A silence this long is a good place to end a cue; three times it always ends one.
     caption_pause_seconds: float = 0.5
+    # The live service (worker/live): requests transcribing at once (each holds its decoded audio: 64 KB per
+    # second as float samples; more wait their turn), the longest recording one may send (a 25 MB file can
+    # hold hours of Opus), and the port it listens on in its ECS task.
+    live_max_requests: int = 4
+    live_max_audio_seconds: float = 3600
+    live_port: int = 8080
     # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
     retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
 

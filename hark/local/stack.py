@@ -1,6 +1,8 @@
 """`hark up`: the whole platform on one machine, in the foreground until Ctrl-C.
 
-The AWS emulator and the gateway run in this process. The Lambda functions (API, authorizer,
+The AWS emulator, the gateway and the live service (the OpenAI-compatible endpoint, with its own engine:
+the transcription worker is another process) run in this process, behind one uvicorn on HARK_PORT
+(hark.local.front). The Lambda functions (API, authorizer,
 upload-status) run from the built Lambda asset, each in its own interpreter with the function's
 environment, as Lambda runs them (hark.local.lambda_process); `hark up` builds the asset first (the
 bundler's stamps make that instant when nothing changed). The transcription, notification and webhook
@@ -19,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from werkzeug.serving import make_server
+import uvicorn
 
 from hark.api.http_api import HTTP_API
 from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, ensure_free
-from hark.local.gateway import ACCOUNT
+from hark.local.gateway import ACCOUNT, Gateway
 from hark.local.lambda_process import AssetFunction, build_runtime
 from hark.ops.lambda_runtime import function_environment
 
@@ -129,6 +131,41 @@ def lambda_environment(service: str, local: dict[str, str]) -> dict[str, str]:
     }
 
 
+@dataclass
+class Front:
+    """uvicorn serving hark.local.front in a thread of its own (so it installs no signal handlers: Ctrl-C
+    stays `hark up`'s)."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def wait(self) -> None:
+        """Until it stops; Ctrl-C (KeyboardInterrupt, from `hark up`'s signal handler) ends the wait."""
+        while self.thread.is_alive():
+            self.thread.join(0.5)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def serve(port: int, gateway: Gateway) -> Front:
+    """The front listening on 127.0.0.1:port: /v1 to the live service, the rest to the gateway. Returns once
+    it accepts connections, so "Hark is running" is true when it is printed."""
+    from hark.local.front import front
+    from worker.live.app import create_app
+
+    config = uvicorn.Config(front(create_app(), gateway), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="front", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():  # its error is above (uvicorn's log)
+            raise RuntimeError(f"nothing could listen on 127.0.0.1:{port}")
+        time.sleep(0.05)
+    return Front(server, thread)
+
+
 def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 1) -> int:
     from hark.domain import aws, bundled_model
     from hark.domain.settings import get_settings
@@ -158,7 +195,6 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     aws.reset()
     settings = get_settings()
 
-    from hark.local.gateway import Gateway
     from hark.local.issuer import DevIssuer
     from hark.local.provision import provision
 
@@ -234,8 +270,7 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
         thread.join()
     for service, error in init_errors.items():
         print(f"hark: the {service} function does not start from the Lambda asset: {error}", file=sys.stderr)
-    # Listening only now: a request accepted before serve_forever would wait unanswered.
-    server = make_server("127.0.0.1", port, gateway, threaded=True)
+    server = serve(port, gateway)
 
     print(
         f"""
@@ -243,6 +278,7 @@ Hark is running (ready in {time.time() - started:.1f}s). Ctrl-C stops everything
 
   web app          {origin}/
   API              {origin}/jobs            (Authorization: Bearer $(hark token --email you@example.com))
+  OpenAI API       {origin}/v1              (audio/transcriptions, audio/translations, models: docs/api.md)
   JWKS (dev)       {origin}/.well-known/jwks.json
   AWS emulator     {emulator.endpoint}   (moto: S3, SNS, SQS, DynamoDB, SES, Secrets Manager; stack "{LOCAL_STACK}")
   Lambda functions API, authorizer, upload-status (jobs QUEUED as their upload lands): the built asset
@@ -266,12 +302,12 @@ Try:  hark transcribe recording.mp3
     # A shell starts background jobs with SIGINT ignored; Ctrl-C (or kill -INT) must still stop us.
     signal.signal(signal.SIGINT, on_stop)
     try:
-        server.serve_forever()
+        server.wait()
     except KeyboardInterrupt:
         pass
     finally:
         print("hark: stopping...", flush=True)
-        server.server_close()
+        server.stop()
         upload_status.stop()
         for function in functions.values():
             function.stop()

@@ -68,6 +68,11 @@ class HarkConfig:
     # A GPU worker-hour in dollars, for the dashboard's cost per audio hour: g4dn.xlarge on-demand (us-east-1
     # list price, an upper bound); set your blended spot/on-demand rate (docs/scaling.md).
     worker_usd_per_hour: float = 0.526
+    # The live service (docs/architecture.md, "The live service"): deployed when its load balancer has a
+    # regional ACM certificate for HTTPS; tasks kept warm (0: none, the first request wakes one) and at most.
+    live_certificate_arn: str = ""
+    live_warm_tasks: int = 0
+    live_max_tasks: int = 4
 
     @property
     def resources(self) -> Resources:
@@ -121,6 +126,9 @@ class HarkConfig:
             model_src=str(get("modelSrc", base.model_src)),
             scaling=replace(base.scaling, max_workers=max_workers),
             worker_usd_per_hour=float(get("workerUsdPerHour", base.worker_usd_per_hour)),
+            live_certificate_arn=str(get("liveCertificateArn", "")),
+            live_warm_tasks=int(get("liveWarmTasks", base.live_warm_tasks)),
+            live_max_tasks=int(get("liveMaxTasks", base.live_max_tasks)),
         ).checked()
 
     def checked(self) -> HarkConfig:
@@ -136,6 +144,17 @@ class HarkConfig:
             raise ValueError(
                 f"hark:certificateArn {self.certificate_arn!r}: CloudFront takes an ACM certificate ARN in us-east-1 "
                 "(arn:aws:acm:us-east-1:<account>:certificate/<id>)"
+            )
+        if self.live_certificate_arn and not re.fullmatch(
+            r"arn:aws[\w-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+", self.live_certificate_arn
+        ):
+            raise ValueError(
+                f"hark:liveCertificateArn {self.live_certificate_arn!r}: the live service's load balancer takes an ACM "
+                "certificate ARN in the stack's own region (arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+        if not 0 <= self.live_warm_tasks <= self.live_max_tasks:
+            raise ValueError(
+                f"hark:liveWarmTasks {self.live_warm_tasks} must be from 0 to hark:liveMaxTasks ({self.live_max_tasks})"
             )
         if self.hosted_zone_id and not self.web_domain:
             raise ValueError("hark:hostedZoneId needs hark:webDomain: the alias records are for that name")

@@ -8,6 +8,7 @@ deploy)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aws_cdk import CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -47,6 +48,7 @@ from hark_infra.common import (
     table_arn,
 )
 from hark_infra.config import REPO_ROOT, WORKER_ZONES, HarkConfig
+from hark_infra.live import LiveService
 
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one worker task per instance
 # The mixed-instances pool, cheapest on-demand first (on-demand capacity takes them in this order; spot
@@ -61,6 +63,13 @@ GPU_INSTANCE_TYPES = tuple(GPU_INSTANCE_VCPUS)  # hark/ops/scaling.py: the simul
 # from the instance metadata service, so a task can never use the instance role's credentials.
 ECS_AGENT_CONFIG = {"ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true", "ECS_AWSVPC_BLOCK_IMDS": "true"}
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
+# The model in the image and how it runs: the transcription worker's and the live service's.
+MODEL_ENV = {
+    "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE,
+    "HARK_MODEL_NAME": "large-v3-turbo",
+    "HARK_DEVICE": "cuda",
+    "HARK_COMPUTE_TYPE": "float16",
+}
 # The workers' own defaults (hark/domain/settings.py), carried into the task definitions, not copied: the
 # stop budget the worker keeps and ECS's stopTimeout are one number.
 _WORKER_DEFAULTS = {
@@ -152,6 +161,7 @@ class WorkersStack(Stack):
         self.transcription_service_name = f"{config.stack}-transcription"
         self.notification_service_name = f"{config.stack}-notification"
         self.webhook_service_name = f"{config.stack}-webhooks"
+        self.live_service_name = f"{config.stack}-live"
 
         # ---- network: private subnets in WORKER_ZONES zones, each with its own NAT gateway (losing a zone
         # costs capacity, not service: docs/scaling.md); S3 and DynamoDB through free gateway endpoints ----
@@ -229,8 +239,24 @@ class WorkersStack(Stack):
         self.webhook_logs = webhook.webhook_logs
         self.webhook_task = webhook.webhook_task
         self.webhook_service = webhook.webhook_service
+        tasks = [self.transcription_task, self.notification_task, self.webhook_task]
+        self.live: LiveService | None = None
+        if config.live_certificate_arn:  # the live service needs its certificate for HTTPS (docs/deploy.md)
+            self.live = LiveService(
+                self,
+                "Live",
+                config=config,
+                cluster=self.cluster,
+                capacity_provider=self.capacity_provider.capacity_provider_name,
+                service_name=self.live_service_name,
+                container=gpu_container(config),
+                model_env=MODEL_ENV,
+                authorized_parties=list(config.authorized_parties) or [web_origin],
+                subnets=private,
+            )
+            tasks.append(self.live.task)
 
-        for task in (self.transcription_task, self.notification_task, self.webhook_task):
+        for task in tasks:
             acknowledge(
                 task.obtain_execution_role(),
                 "ecr:GetAuthorizationToken has no resource-level "
@@ -703,27 +729,10 @@ class TranscriptionWorker(Construct):
         )
         self.transcription_container = self.transcription_task.add_container(
             "transcription",
-            image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT),
-                file="worker/transcription/Dockerfile",
-                exclude=IMAGE_CONTEXT + [f"!{config.model_src}"],
-                ignore_mode=_docker_ignore(),
-                platform=ecr_assets.Platform.LINUX_AMD64,
-                build_args={"MODEL_SRC": config.model_src},
-            ),
+            **gpu_container(config),
             command=["python", "-m", "worker.transcription"],
-            gpu_count=1,
-            cpu=3584,
-            memory_reservation_mib=12 * 1024,
-            memory_limit_mib=14 * 1024,
             stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
-            environment={
-                **base_env,
-                "HARK_MODEL_DIR": MODEL_DIR_IN_IMAGE,
-                "HARK_MODEL_NAME": "large-v3-turbo",
-                "HARK_DEVICE": "cuda",
-                "HARK_COMPUTE_TYPE": "float16",
-            },
+            environment={**base_env, **MODEL_ENV},
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix="transcription", log_group=self.transcription_logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
             ),
@@ -954,6 +963,26 @@ def _consumer_statement(sid: str, queue: str, *more: str) -> iam.PolicyStatement
         ],
         resources=[queue],
     )
+
+
+def gpu_container(config: HarkConfig) -> dict[str, Any]:
+    """A GPU task's container, the transcription worker's and the live service's alike: the worker's image
+    (its Dockerfile, the model baked in) on one GPU and most of one instance."""
+    image = ecs.ContainerImage.from_asset(
+        str(REPO_ROOT),
+        file="worker/transcription/Dockerfile",
+        exclude=IMAGE_CONTEXT + [f"!{config.model_src}"],
+        ignore_mode=_docker_ignore(),
+        platform=ecr_assets.Platform.LINUX_AMD64,
+        build_args={"MODEL_SRC": config.model_src},
+    )
+    return {
+        "image": image,
+        "gpu_count": 1,
+        "cpu": 3584,
+        "memory_reservation_mib": 12 * 1024,
+        "memory_limit_mib": 14 * 1024,
+    }
 
 
 def _docker_ignore() -> IgnoreMode:

@@ -133,7 +133,7 @@ def test_new_code_changes_only_the_code_carrying_properties(two_synths):
     tasks = {
         r for (s, r) in changes if s == "Workers" and before[s]["Resources"][r]["Type"] == "AWS::ECS::TaskDefinition"
     }
-    assert len(tasks) == 3, f"transcription, notification and webhook images: {tasks}"
+    assert len(tasks) == 4, f"transcription, live, notification and webhook images: {tasks}"
 
 
 def test_no_update_replaces_a_resource_with_a_custom_name(two_synths):
@@ -165,6 +165,6 @@ def test_autoscaled_services_carry_no_desired_count(synth):
             for rid, s in services.items()
             if f'"{rid}", "Name"' in resource_id or resource_id.endswith(f'/{s["Properties"]["ServiceName"]}"')
         }
-    assert len(autoscaled) == 2, f"the GPU transcription service and the notifier: {autoscaled}"
+    assert len(autoscaled) == 3, f"the GPU transcription service, the live service and the notifier: {autoscaled}"
     for rid in autoscaled:
         assert "DesiredCount" not in services[rid]["Properties"], rid

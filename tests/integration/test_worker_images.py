@@ -3,7 +3,8 @@ empty environment for the image's Python (3.12: Ubuntu 24.04's in the CUDA image
 the notifier's), as its Dockerfile installs it (`pip install --require-hashes --no-deps -r
 requirements/X.txt`, then `pip install --no-deps .`), here for the image's platform (pip --platform);
 then the worker started from it with `python -I` (nothing of the development venv on its path) against
-the emulator, as in test_transcription_worker.py and test_notification_worker.py.
+the emulator, as in test_transcription_worker.py and test_notification_worker.py; and the live service
+(`python -m worker.live`, the same image with another command) answering OpenAI's SDK.
 
 What this does not reproduce: the base image's own libraries (CUDA, cuDNN; this runs on the CPU) and the
 ONNX export of the diarization models, which the image's build stage runs with PyTorch's CPU build for
@@ -18,15 +19,20 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import requests
+from openai import OpenAI
 
 from hark.client.live import session
 from hark.domain import aws
 from hark.domain.jobs import JobStatus
 from hark.evaluation.wer import word_error_rate
+from hark.local.emulator import free_port
 from tests.conftest import SHARED_SPEECH
+from tests.gateway import running_gateway
 from tests.integration.test_notification_worker import make_job, notify, parsed, sent_emails, wait_until
 from tests.integration.test_speaker_labels import submit
 from tests.integration.test_transcription_worker import read_transcript, reference, wait_finished
@@ -165,6 +171,44 @@ def test_transcription_image_serves_the_live_websocket(model_dir, transcription_
         assert [m["type"] for m in heard.messages] == ["error"] and heard.close_code == 4401
     finally:
         live.stop()
+
+
+def test_the_live_service_from_the_transcription_image_answers_openais_sdk(
+    stack, model_dir, transcription_python, tmp_path
+):
+    """`python -I -m worker.live` from the image's environment: it listens, checks the dev issuer's token
+    against its JWKS (Clerk's, in AWS) and transcribes for the real OpenAI SDK."""
+    with running_gateway(tmp_path) as gateway:  # HARK_ISSUER and its parties: this process's environment now
+        port = free_port()
+        env = {**os.environ, "HARK_MODEL_DIR": str(model_dir), "HARK_DEVICE": "cpu", "HARK_LIVE_PORT": str(port)}
+        env |= {"HARK_CPU_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+        (tmp_path / "cwd").mkdir()
+        with open(tmp_path / "live.log", "wb") as log:
+            live = subprocess.Popen(
+                [str(transcription_python), "-I", "-m", "worker.live"],
+                env=env,
+                cwd=tmp_path / "cwd",
+                stdout=log,
+                stderr=log,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:  # until it answers its health check (or exits: its log says why)
+                assert live.poll() is None, (tmp_path / "live.log").read_text()[-4000:]
+                try:
+                    if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:  # not listening yet
+                    time.sleep(0.2)
+            client = OpenAI(base_url=f"{url}/v1", api_key=gateway.token("image@example.com")["token"], max_retries=0)
+            with open(SHARED_SPEECH / RECORDING, "rb") as f:
+                text = client.audio.transcriptions.create(model="whisper-1", file=f).text
+            error = word_error_rate(reference(RECORDING), text, "en")
+            print(f"{RECORDING} through the live service in the image's environment: WER {error:.1%}")
+            assert error <= MAX_WER
+        finally:
+            live.terminate()
+            live.wait(30)
 
 
 def test_notification_image_sends_the_email(emulator, stack, notification_python, tmp_path):

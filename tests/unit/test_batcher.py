@@ -59,8 +59,13 @@ class Recorder:
             p.segments = []
 
 
-def job(name: str, pieces: int, prompt_tokens: int = 0) -> JobRun:
-    run = JobRun(samples=np.zeros(16000, dtype=np.float32), options=DecodeOptions(), prompt_tokens=prompt_tokens)
+def job(name: str, pieces: int, prompt_tokens: int = 0, interactive: bool = False) -> JobRun:
+    run = JobRun(
+        samples=np.zeros(16000, dtype=np.float32),
+        options=DecodeOptions(),
+        prompt_tokens=prompt_tokens,
+        interactive=interactive,
+    )
     for i in range(pieces):
         group = Group(language=f"{name}{i}", speech=None)
         group.pieces.append(Piece(run, group, np.zeros((80, 10), dtype=np.float32), float(i), 1.0))
@@ -155,6 +160,28 @@ def test_a_long_job_alone_is_split_evenly_across_the_replicas():
     model.gate.set()
     long.wait()
     assert model.batches == [["L0", "L1", "L2"], ["L3", "L4", "L5"]]
+
+
+def test_an_interactive_job_is_packed_before_the_batch_backlog():
+    """The priority lane: a sync request arriving while a batch is decoding and batch jobs wait goes into the
+    very next batch, ahead of all of them, and fills the rest of it round-robin with batch work."""
+    model = Recorder(batch_size=2)
+    model.gate = threading.Event()
+    batcher = Batcher(model.engine())
+    backlog = [job(f"b{n}", 2) for n in range(4)]
+    submit_together(batcher, backlog)
+    wait_running(model, 1)  # the first batch of the backlog is being decoded
+    sync = job("sync", 3, interactive=True)
+    batcher.submit(sync)
+    model.gate.set()
+    for run in [sync, *backlog]:
+        run.wait()
+    assert model.batches[0] == ["b00", "b10"]
+    assert model.batches[1] == ["sync0", "sync1"]  # next, before the 6 backlog pieces that were waiting
+    assert model.batches[2] == ["sync2", "b20"]  # its last piece, then the backlog in its turn
+    assert sorted(n for b in model.batches for n in b if n.startswith("b")) == sorted(
+        f"b{j}{i}" for j in range(4) for i in range(2)
+    )
 
 
 def pieces_of(group: Group, run: JobRun, count: int) -> list[Piece]:

@@ -150,7 +150,8 @@ MAY_IMPORT = {
     "hark.api": {"hark.domain", "hark.api"},
     "lambdas": {"hark.domain", "hark.api", "lambdas"},
     "worker": {"hark.domain", "worker"},
-    # The live service answers clients itself, with no authorizer in front: it checks credentials as the API does.
+    # The live service answers users directly (worker/live): it checks their credentials in-process with the
+    # API's verifier, as the API's authorizer does.
     "worker.live": {"hark.domain", "hark.api", "worker", "worker.live"},
     "hark.ops": {"hark.domain", "hark.ops"},
     "hark.evaluation": {"hark.evaluation"},
@@ -160,8 +161,8 @@ MAY_IMPORT = {
 def _room(module: str) -> str:
     """The package of MAY_IMPORT (or its top-level package) a module belongs to."""
     parts = module.split(".")
-    two = ".".join(parts[:2])
-    return two if two in MAY_IMPORT or (parts[0] == "hark" and len(parts) > 1) else parts[0]
+    package = ".".join(parts[:2])
+    return package if package in MAY_IMPORT or (parts[0] == "hark" and len(parts) > 1) else parts[0]
 
 
 def layering_breaches(graph: dict[str, set[str]]) -> list[str]:

@@ -1,37 +1,42 @@
-"""The live service's ASGI app: Starlette routes over one Engine shared by every connection."""
+"""The live service's ASGI app (Starlette, served by uvicorn): `create_app` joins the routes to what they
+share, the engine (loaded at the first request unless one is given), the credential check and the settings.
+
+Locally `hark up` serves it on the API's port (hark/local/front.py routes /v1/* here); in AWS it is the
+"live" ECS service behind an Application Load Balancer (`python -m worker.live`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from hark.api.auth import Identity, verifier_for
-from hark.domain.settings import Settings
+from hark.api.auth import Identity
+from hark.domain.settings import Settings, get_settings
 from hark.domain.transcript import Transcript
+from worker.live import openai_api, websocket
+from worker.live.service import Authenticate, Live, authenticate
+from worker.live.websocket import LiveService
 from worker.transcription.engine import DecodeOptions, Engine
 
-from . import websocket
-from .websocket import LiveService
 
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, authenticate: Authenticate = authenticate
+) -> Starlette:
+    live = Live(settings or get_settings(), authenticate, engine)
 
-def settings_verifier(settings: Settings) -> Callable[[str], Identity]:
-    """The API's own check of a bearer token (hark.api.auth), in process: the live service has no authorizer."""
+    def decode(samples: np.ndarray, options: DecodeOptions) -> Transcript:
+        # streams share the engine's priority lane with sync requests: packed before batch work
+        return live.engine().run(samples, options, interactive=True).transcript
 
     def verify(token: str) -> Identity:
-        verifier = verifier_for(
-            settings.resolved_jwks_url, settings.issuer, tuple(settings.authorized_parties), settings.jwt_leeway_seconds
-        )
-        return verifier.verify(token)
+        return live.authenticate({"authorization": f"Bearer {token}"})
 
-    return verify
+    async def healthz(request: Request) -> PlainTextResponse:  # the load balancer's health check
+        return PlainTextResponse("ok\n")
 
-
-def create_app(engine: Engine, verify: Callable[[str], Identity]) -> Starlette:
-    def decode(samples: np.ndarray, options: DecodeOptions) -> Transcript:
-        return engine.run(samples, options).transcript
-
-    app = Starlette(routes=list(websocket.ROUTES))
-    app.state.live = LiveService(decode, verify)
+    app = Starlette(routes=[*openai_api.routes(live), *websocket.ROUTES, Route("/healthz", healthz, methods=["GET"])])
+    app.state.live = live
+    app.state.streams = LiveService(decode, verify)
     return app

@@ -245,7 +245,7 @@ class LiveService:
 
 
 async def live(websocket: WebSocket) -> None:
-    service: LiveService = websocket.app.state.live
+    service: LiveService = websocket.app.state.streams
     await websocket.accept()
     try:
         await service.identify(websocket)
@@ -264,7 +264,7 @@ async def live(websocket: WebSocket) -> None:
 
 
 async def create_ticket(request: Request) -> JSONResponse:
-    service: LiveService = request.app.state.live
+    service: LiveService = request.app.state.streams
     try:
         identity = await anyio.to_thread.run_sync(service.verify, bearer_token(dict(request.headers)))
     except Unauthorized:

@@ -169,12 +169,20 @@ class Engine:
         return True
 
     # -- planning: the CPU side of a job ---------------------------------------------------------------------
-    def plan(self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None) -> JobRun:
+    def plan(
+        self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None, interactive: bool = False
+    ) -> JobRun:
         """What the model must decode for one job, found without the batch: speech (Silero VAD), the language
         of the recording or of each window, and the log-Mel features of each piece of at most 30 s. Pieces of
         many jobs then share the model's batches (Batcher). Model calls made here (language identification)
         are charged to the job."""
-        run = JobRun(samples=samples, options=options, prompt_tokens=self._prompt_tokens(options), slots=self.slots)
+        run = JobRun(
+            samples=samples,
+            options=options,
+            prompt_tokens=self._prompt_tokens(options),
+            slots=self.slots,
+            interactive=interactive,
+        )
         forced = self._language(options.language) if self.multilingual else "en"
         run.forced = forced
         if forced:
@@ -402,12 +410,14 @@ class Engine:
     def transcribe(self, samples: np.ndarray, language: str | None = "auto") -> Transcript:
         return self.run(samples, DecodeOptions(language=language)).transcript
 
-    def run(self, samples: np.ndarray, options: DecodeOptions) -> Result:
+    def run(self, samples: np.ndarray, options: DecodeOptions, interactive: bool = False) -> Result:
         """One job: planned in the calling thread, its pieces decoded in shared batches, its transcript
-        assembled and checked here. Many threads may call this at once: that is how jobs share batches."""
+        assembled and checked here. Many threads may call this at once: that is how jobs share batches.
+        `interactive` (a caller waits on the answer): its pieces take the batcher's priority lane and it does
+        not wait for the audio budget behind batch work (the live service bounds its own requests)."""
         seconds = len(samples) / SAMPLE_RATE
-        with self.budget.hold(seconds):
-            job = self._decode(samples, options)
+        with self.budget.hold(0 if interactive else seconds):
+            job = self._decode(samples, options, interactive=interactive)
             transcript, model_seconds, batch_jobs = self.finish(job), job.model_seconds, job.batch_jobs
             if (
                 job.forced is None
@@ -420,7 +430,7 @@ class Engine:
                 # without words: Whisper decodes only the window's main language of a mixed window and
                 # drops the rest silently. Decode again with a language per speech window; keep the
                 # transcript with more words (speech without words may also be noise or music).
-                again = self._decode(samples, options, per_window=True)
+                again = self._decode(samples, options, per_window=True, interactive=interactive)
                 retried = self.finish(again)
                 model_seconds += again.model_seconds
                 batch_jobs = max(batch_jobs, again.batch_jobs)
@@ -428,8 +438,10 @@ class Engine:
                     transcript = retried
         return Result(transcript, round(seconds, 3), model_seconds, batch_jobs)
 
-    def _decode(self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None) -> JobRun:
-        job = self.plan(samples, options, per_window)
+    def _decode(
+        self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None, interactive: bool = False
+    ) -> JobRun:
+        job = self.plan(samples, options, per_window, interactive)
         if job.pieces:
             self.batcher.submit(job)
             job.wait()
@@ -696,6 +708,7 @@ class JobRun:
     options: DecodeOptions
     prompt_tokens: int = 0  # tokens before <|startoftranscript|>: one batch holds jobs with the same count
     slots: ModelSlots = field(default_factory=lambda: ModelSlots(1))
+    interactive: bool = False  # a caller waits on it (the live service): the batcher's priority lane
     forced: str | None = None
     windows: list[Window] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
@@ -744,13 +757,16 @@ class Batcher:
     share batches with each other and with a long job instead of queueing behind it. Pieces are taken in
     order, and no batch takes more than its share of what is waiting (so a long job alone is split across
     the replicas); a job's batches may run at once, and only their word timings wait for each other
-    (Group.in_turn: timings carry from piece to piece, as in the pipeline). Started on the first job."""
+    (Group.in_turn: timings carry from piece to piece, as in the pipeline). Interactive jobs (a caller waits on
+    the answer: the live service's requests) have a lane of their own, packed before batch work, so they never
+    wait behind the queue's backlog, only for the batch being decoded. Started on the first job."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.size = max(1, engine.settings.batch_size)
         self._ready = threading.Condition()
-        self._waiting: deque[tuple[JobRun, deque[Piece]]] = deque()
+        self._interactive: deque[tuple[JobRun, deque[Piece]]] = deque()  # the priority lane: a caller is waiting
+        self._waiting: deque[tuple[JobRun, deque[Piece]]] = deque()  # batch work (queued jobs and chunks)
         self._threads: list[threading.Thread] = []
         self.batches = 0  # decoded so far (the bench reports the fill)
         self.pieces = 0
@@ -761,7 +777,7 @@ class Batcher:
         pieces = run.pieces
         run._left = len(pieces)
         with self._ready:
-            self._waiting.append((run, deque(pieces)))
+            (self._interactive if run.interactive else self._waiting).append((run, deque(pieces)))
             if not self._threads:
                 self._threads = [
                     threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True)
@@ -772,26 +788,28 @@ class Batcher:
             self._ready.notify()
 
     def _takeable(self) -> bool:
-        return bool(self._waiting)
+        return bool(self._interactive or self._waiting)
 
     def _take(self) -> list[Piece]:
         """The next batch: at most batch_size pieces, and at most an even share of the pieces waiting over the
-        replicas not decoding now. Its jobs agree on prompt_tokens (CTranslate2 needs <|startoftranscript|> at one position in
-        a batch); jobs passed over keep their place at the front."""
-        waiting = sum(len(pieces) for _, pieces in self._waiting)
+        replicas not decoding now; interactive pieces first (the priority lane), then batch work. Its jobs agree
+        on prompt_tokens (CTranslate2 needs <|startoftranscript|> at one position in a batch); jobs passed over
+        keep their place at the front of their lane."""
+        waiting = sum(len(pieces) for lane in (self._interactive, self._waiting) for _, pieces in lane)
         idle = max(1, self.engine.replicas - self._decoding)  # this thread and the others free to take one
         size = min(self.size, -(-waiting // idle))
         batch: list[Piece] = []
-        passed: list[tuple[JobRun, deque[Piece]]] = []
-        while self._waiting and len(batch) < size:
-            run, pieces = self._waiting.popleft()
-            if batch and run.prompt_tokens != batch[0].run.prompt_tokens:
-                passed.append((run, pieces))
-                continue
-            batch.append(pieces.popleft())
-            if pieces:
-                self._waiting.append((run, pieces))  # to the back: the next job's turn
-        self._waiting.extendleft(reversed(passed))
+        for lane in (self._interactive, self._waiting):
+            passed: list[tuple[JobRun, deque[Piece]]] = []
+            while lane and len(batch) < size:
+                run, pieces = lane.popleft()
+                if batch and run.prompt_tokens != batch[0].run.prompt_tokens:
+                    passed.append((run, pieces))
+                    continue
+                batch.append(pieces.popleft())
+                if pieces:
+                    lane.append((run, pieces))  # to the back: the next job's turn
+            lane.extendleft(reversed(passed))
         self._decoding += 1
         return batch
 
@@ -815,6 +833,7 @@ class Batcher:
                 self.batches, self.pieces = self.batches + 1, self.pieces + len(batch)
                 self._decoding -= 1
                 if failed:  # a failed job's other pieces are not decoded
+                    self._interactive = deque((r, q) for r, q in self._interactive if id(r) not in failed)
                     self._waiting = deque((r, q) for r, q in self._waiting if id(r) not in failed)
                 self._ready.notify_all()
             for piece in batch:

@@ -1,0 +1,195 @@
+"""The live service (docs/architecture.md, "The live service"): an Application Load Balancer (HTTPS) in front of
+an ECS service on the GPU capacity provider that runs `python -m worker.live` from the transcription worker's
+image, so synchronous requests (the OpenAI-compatible endpoint; the live WebSocket) never pass API Gateway's
+10 MB and 29 s limits nor the transcription queue.
+
+Its resources are the stack's children (as the workers' constructs: workers.py's module docstring says why)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from hark.domain.settings import Settings
+from hark_infra.common import acknowledge, table_arn
+from hark_infra.config import HarkConfig
+
+LIVE_PORT = int(Settings.model_fields["live_port"].default)  # the container's port: worker/live/__main__.py
+HEALTH_PATH = "/healthz"  # worker/live/app.py
+# The balancer closes a connection idle this long. A sync request is silent while it is transcribed (a 25 MB
+# file: minutes on a busy GPU), and a live stream pauses between sentences; 10 minutes covers both.
+IDLE_TIMEOUT_SECONDS = 600
+# Requests per minute per task that the target tracking holds (ALBRequestCountPerTarget): at about 10 s of
+# GPU per 25 MB request, 30 a minute keep a task busy without a queue forming behind its 4 slots.
+REQUESTS_PER_TASK_PER_MINUTE = 30
+# A task draining on scale-in finishes its requests first (the same budget as the workers' stopTimeout).
+DRAIN_SECONDS = int(Settings.model_fields["stop_timeout_seconds"].default)
+
+
+class LiveService(Construct):
+    """The live service's load balancer, task, service and scaling."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        cid: str,
+        *,
+        config: HarkConfig,
+        cluster: ecs.Cluster,
+        capacity_provider: str,
+        service_name: str,
+        container: dict[str, Any],
+        model_env: dict[str, str],
+        authorized_parties: list[str],
+        subnets: ec2.SubnetSelection,
+    ) -> None:
+        super().__init__(stack, cid)
+        vpc = cluster.vpc
+        balancer_sg = ec2.SecurityGroup(
+            stack, "LiveBalancerSg", vpc=vpc, allow_all_outbound=False, description="Hark live: HTTPS from anywhere"
+        )
+        balancer_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS: the live service's clients")
+        acknowledge(
+            balancer_sg,
+            "The live service is a public HTTPS endpoint, as the API is: every request is authenticated by the service.",
+            "AwsSolutions-EC23",
+        )
+        task_sg = ec2.SecurityGroup(
+            stack, "LiveTaskSg", vpc=vpc, allow_all_outbound=True, description="Hark live tasks: from the balancer"
+        )
+        task_sg.add_ingress_rule(balancer_sg, ec2.Port.tcp(LIVE_PORT), "the live service's balancer")
+        balancer_sg.add_egress_rule(task_sg, ec2.Port.tcp(LIVE_PORT), "to the live tasks")
+
+        self.balancer = elbv2.ApplicationLoadBalancer(
+            stack,
+            "LiveBalancer",
+            vpc=vpc,
+            internet_facing=True,
+            security_group=balancer_sg,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            idle_timeout=Duration.seconds(IDLE_TIMEOUT_SECONDS),
+            drop_invalid_header_fields=True,
+        )
+        acknowledge(
+            self.balancer,
+            "Each request is logged by the service itself (its CloudWatch log group); the balancer's access "
+            "logs would need a bucket of their own for the same lines.",
+            "AwsSolutions-ELB2",
+        )
+        listener = self.balancer.add_listener(
+            "LiveHttps",
+            port=443,
+            protocol=elbv2.ApplicationProtocol.HTTPS,
+            certificates=[elbv2.ListenerCertificate.from_arn(config.live_certificate_arn)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            open=False,  # the security group above says who may connect
+        )
+
+        self.logs = logs.LogGroup(
+            stack,
+            "LiveLogs",
+            log_group_name=f"/hark/{config.stack}/live",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # One table: a bearer that is an API key is looked up (GetItem) and counted against its rate limit and
+        # marked used (UpdateItem), as the API's authorizer and function do (hark.api.auth.identify); session
+        # tokens are checked against the issuer's JWKS over HTTPS. Nothing else: it answers from memory.
+        self.role = iam.Role(stack, "LiveRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ApiKeysTable",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table_arn(stack, config.resources.api_keys_table.name)],
+            )
+        )
+        self.task = ecs.Ec2TaskDefinition(
+            stack, "LiveTask", family=service_name, network_mode=ecs.NetworkMode.AWS_VPC, task_role=self.role
+        )
+        self.container = self.task.add_container(
+            "live",
+            **container,  # the transcription worker's image and size (workers.gpu_container)
+            command=["python", "-m", "worker.live"],
+            stop_timeout=Duration.seconds(DRAIN_SECONDS),
+            port_mappings=[ecs.PortMapping(container_port=LIVE_PORT)],
+            environment={
+                "HARK_STACK": config.stack,
+                "LOG_LEVEL": "INFO",
+                "HARK_ISSUER": config.issuer,
+                "HARK_JWKS_URL": config.resolved_jwks_url,
+                "HARK_AUTHORIZED_PARTIES": json.dumps(authorized_parties),  # the API's authorizer's own
+                **model_env,
+            },
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="live", log_group=self.logs, mode=ecs.AwsLogDriverMode.NON_BLOCKING
+            ),
+            readonly_root_filesystem=False,  # each upload is decoded in a temporary directory under /tmp
+        )
+        self.service = ecs.Ec2Service(
+            stack,
+            "LiveService",
+            service_name=service_name,
+            cluster=cluster,
+            task_definition=self.task,
+            # No desired_count: Application Auto Scaling owns it (a deploy must not reset it), as for the workers.
+            min_healthy_percent=100,  # requests are answered while a deployment replaces tasks
+            max_healthy_percent=200,
+            capacity_provider_strategies=[ecs.CapacityProviderStrategy(capacity_provider=capacity_provider, weight=1)],
+            security_groups=[task_sg],
+            vpc_subnets=subnets,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            health_check_grace_period=Duration.seconds(180),  # the model loads before the first health check
+        )
+        self.service.node.add_dependency(cluster)  # its capacity provider first (TranscriptionWorker says why)
+        self.target_group = listener.add_targets(
+            "Live",
+            port=LIVE_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.service.load_balancer_target(container_name="live", container_port=LIVE_PORT)],
+            health_check=elbv2.HealthCheck(path=HEALTH_PATH, healthy_http_codes="200"),
+            deregistration_delay=Duration.seconds(DRAIN_SECONDS),
+        )
+        self._scale(config)
+        CfnOutput(stack, "LiveUrl", value=f"https://{self.balancer.load_balancer_dns_name}/v1")
+
+    def _scale(self, config: HarkConfig) -> None:
+        """Requests per task (the balancer's RequestCountPerTarget, target tracking) between the warm tasks and
+        the most; from zero tasks a per-target metric has no value, so a step on the balancer's RequestCount
+        while no target is healthy starts the first one."""
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=config.live_warm_tasks, max_capacity=config.live_max_tasks
+        )
+        scaling.scale_on_request_count(
+            "LiveRequestsPerTask",
+            requests_per_target=REQUESTS_PER_TASK_PER_MINUTE,
+            target_group=self.target_group,
+            scale_in_cooldown=Duration.minutes(10),
+        )
+        requests = self.balancer.metrics.request_count(period=Duration.minutes(1), statistic="Sum")
+        healthy = self.target_group.metrics.healthy_host_count(period=Duration.minutes(1), statistic="Maximum")
+        waking = cw.MathExpression(
+            expression="IF(FILL(healthy, 0) < 1 AND FILL(requests, 0) > 0, 1, 0)",
+            using_metrics={"requests": requests, "healthy": healthy},
+            period=Duration.minutes(1),
+            label="requests with no live task",
+        )
+        scaling.scale_on_metric(
+            "LiveWake",
+            metric=waking,
+            scaling_steps=[
+                appscaling.ScalingInterval(upper=0, change=0),
+                appscaling.ScalingInterval(lower=1, change=1),
+            ],
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            evaluation_periods=1,
+        )

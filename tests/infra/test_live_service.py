@@ -1,0 +1,129 @@
+"""The live service in the synthesised Workers template (infra/hark_infra/live.py): an HTTPS load balancer in
+front of `python -m worker.live` on the GPU capacity provider, scaled on requests per task and woken from
+zero; and the contract between them, the balancer's health check and forwarded requests driven into the real
+app (worker/live/app.py) as the balancer sends them."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from hark.domain.settings import Settings
+from worker.live.app import create_app
+
+from .conftest import TEST_CONTEXT, one, resources_of, role_statements
+
+CERTIFICATE = TEST_CONTEXT["hark:liveCertificateArn"]
+
+
+def live_container(template: dict) -> dict:
+    (task,) = [t for k, t in resources_of(template, "AWS::ECS::TaskDefinition").items() if k.startswith("LiveTask")]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return container
+
+
+def test_https_only_with_the_certificate_and_an_idle_timeout_for_long_requests(synth):
+    template = synth.template("Workers")
+    (listener,) = resources_of(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+    props = listener["Properties"]
+    assert props["Protocol"] == "HTTPS" and props["Port"] == 443
+    assert props["Certificates"] == [{"CertificateArn": CERTIFICATE}]
+    assert props["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    (action,) = props["DefaultActions"]
+    assert action["Type"] == "forward"  # every path (/v1/audio/..., /v1/models, later /v1/live) to the service
+    balancer = one(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    assert balancer["Scheme"] == "internet-facing"
+    attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+    # A sync request is silent while its file is transcribed (minutes for 25 MB on a busy GPU): not cut at 60 s.
+    assert int(attributes["idle_timeout.timeout_seconds"]) >= 300
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    ingress = [
+        rule
+        for group in resources_of(template, "AWS::EC2::SecurityGroup").values()
+        for rule in group["Properties"].get("SecurityGroupIngress", [])
+    ]
+    public = [rule for rule in ingress if rule.get("CidrIp") == "0.0.0.0/0"]
+    assert public and all(i["FromPort"] == i["ToPort"] == 443 for i in public)  # nothing else is open to all
+
+
+def test_the_task_runs_the_live_service_from_the_workers_image_on_the_gpu_capacity(synth):
+    template = synth.template("Workers")
+    container = live_container(template)
+    assert container["Command"] == ["python", "-m", "worker.live"]
+    transcription = next(
+        t["Properties"]["ContainerDefinitions"][0]
+        for k, t in resources_of(template, "AWS::ECS::TaskDefinition").items()
+        if k.startswith("TranscriptionTask")
+    )
+    assert container["Image"] == transcription["Image"]  # one image: the same decoder, engine and model
+    assert {"Type": "GPU", "Value": "1"} in container["ResourceRequirements"]
+    assert container["PortMappings"] == [{"ContainerPort": Settings().live_port, "Protocol": "tcp"}]
+    services = resources_of(template, "AWS::ECS::Service")
+    service = next(s for k, s in services.items() if k.startswith("LiveService"))
+    workers = next(s for k, s in services.items() if k.startswith("TranscriptionService"))
+    assert service["Properties"]["CapacityProviderStrategy"] == workers["Properties"]["CapacityProviderStrategy"]
+    assert "DesiredCount" not in service["Properties"]  # a deploy never resets the scaled count
+    assert role_statements(template, "LiveRole") == []  # it makes no AWS call
+
+
+def test_the_credential_check_trusts_what_the_apis_authorizer_trusts(synth):
+    env = {e["Name"]: e["Value"] for e in live_container(synth.template("Workers"))["Environment"]}
+    functions = resources_of(synth.template("Api"), "AWS::Lambda::Function").values()
+    (authorizer,) = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in functions
+        if f["Properties"]["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME") == "authorizer"
+    ]
+    for name in ("HARK_ISSUER", "HARK_JWKS_URL", "HARK_AUTHORIZED_PARTIES"):
+        assert env[name] == authorizer[name], name
+
+
+def test_scaled_on_requests_per_task_from_the_warm_tasks_and_woken_from_zero(synth):
+    template = synth.template("Workers")
+    targets = resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    (target,) = [t["Properties"] for k, t in targets.items() if k.startswith("LiveService")]
+    assert target["MinCapacity"] == 0 and target["MaxCapacity"] >= 1  # warm tasks: off by default
+    policies = [
+        p["Properties"]
+        for k, p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
+        if k.startswith("LiveService")
+    ]
+    tracking = [p for p in policies if p["PolicyType"] == "TargetTrackingScaling"]
+    (spec,) = [p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"] for p in tracking]
+    assert spec["PredefinedMetricType"] == "ALBRequestCountPerTarget"
+    (wake,) = [p for p in policies if p["PolicyType"] == "StepScaling"]
+    steps = wake["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    assert [s["ScalingAdjustment"] for s in steps] == [1]
+    alarms = [a["Properties"] for k, a in resources_of(template, "AWS::CloudWatch::Alarm").items() if "LiveWake" in k]
+    (alarm,) = alarms
+    expression = next(m["Expression"] for m in alarm["Metrics"] if "Expression" in m)
+    assert "healthy" in expression and "requests" in expression
+    metrics = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert metrics == {"RequestCount", "HealthyHostCount"}
+
+
+def test_the_balancers_health_check_and_requests_reach_the_app_as_it_answers_them(synth):
+    """The target group's health check (path, port, the codes it calls healthy) against the real app, and a
+    request the listener forwards without a credential: OpenAI's 401."""
+    template = synth.template("Workers")
+    group = one(template, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    assert group["TargetType"] == "ip" and group["Port"] == Settings().live_port
+    with TestClient(create_app(Settings())) as app:
+        health = app.get(group["HealthCheckPath"])
+        assert str(health.status_code) == group["Matcher"]["HttpCode"]
+        refused = app.get("/v1/models")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(
+    ("context", "refusal"),
+    [
+        ({"hark:liveCertificateArn": "arn:aws:acm:us-east-1:123:certificate/x"}, "liveCertificateArn"),
+        ({"hark:liveWarmTasks": 5, "hark:liveMaxTasks": 2}, "liveWarmTasks"),
+    ],
+)
+def test_settings_that_cannot_deploy_are_refused_with_what_to_change(context, refusal):
+    from hark_infra.config import HarkConfig
+
+    with pytest.raises(ValueError, match=refusal):
+        HarkConfig.from_lookup({**TEST_CONTEXT, **context}.get)
