@@ -5,13 +5,15 @@ app (worker/live/app.py) as the balancer sends them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.testclient import TestClient
 
 from hark.domain.settings import Settings
 from worker.live.app import create_app
 
-from .conftest import TEST_CONTEXT, one, resources_of, role_statements
+from .conftest import TEST_CONTEXT, one, resources_of, role_statements, template_resources
 
 CERTIFICATE = TEST_CONTEXT["hark:liveCertificateArn"]
 
@@ -63,7 +65,11 @@ def test_the_task_runs_the_live_service_from_the_workers_image_on_the_gpu_capaci
     workers = next(s for k, s in services.items() if k.startswith("TranscriptionService"))
     assert service["Properties"]["CapacityProviderStrategy"] == workers["Properties"]["CapacityProviderStrategy"]
     assert "DesiredCount" not in service["Properties"]  # a deploy never resets the scaled count
-    assert role_statements(template, "LiveRole") == []  # it makes no AWS call
+    # its one AWS need: an API key's record (GetItem) and its rate-limit count and last use (UpdateItem),
+    # in the keys table alone, as the API's authorizer (hark.api.auth.identify)
+    (statement,) = role_statements(template, "LiveRole")
+    assert statement["Effect"] == "Allow" and sorted(statement["Action"]) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert template_resources().api_keys_table.name in json.dumps(statement["Resource"])
 
 
 def test_the_credential_check_trusts_what_the_apis_authorizer_trusts(synth):
