@@ -7,8 +7,10 @@ import subprocess
 import sys
 import time
 
+import openai
 import pytest
 import requests
+from openai import OpenAI
 
 from hark.api.http_api import HTTP_API, UNAUTHORIZED
 from hark.client import Hark
@@ -57,6 +59,9 @@ def test_a_key_is_its_user_everywhere_foreign_to_others_and_refused_once_revoked
     assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "job_not_found", foreign.text
     with Hark(url, api_key=alice_key) as hark:
         assert job_id in [j.job_id for j in hark.list().items]
+    # The live service (the OpenAI-compatible endpoint) takes the same key, checked in-process.
+    sdk = OpenAI(base_url=f"{url}/v1", api_key=alice_key, max_retries=0)
+    assert "whisper-1" in {m.id for m in sdk.models.list()}
 
     # The CLI with HARK_API_KEY: a real recording transcribed as Alice.
     run = hark_cli(live_stack, "transcribe", str(CLIP), "--language", "en", HARK_API_KEY=alice_key)
@@ -79,5 +84,7 @@ def test_a_key_is_its_user_everywhere_foreign_to_others_and_refused_once_revoked
         assert time.monotonic() - revoked_at < refused_within, "a revoked key still let in past the cache TTL"
         time.sleep(1)
     assert answer.json() == UNAUTHORIZED.body
+    with pytest.raises(openai.AuthenticationError):  # no cache in front of the live service: refused at once
+        sdk.models.list()
     refused = hark_cli(live_stack, "transcribe", str(CLIP), "--api-key", alice_key)
     assert refused.returncode == EXIT_AUTH and "refused" in refused.stderr, refused.stderr
