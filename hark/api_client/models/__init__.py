@@ -2,6 +2,9 @@
 
 from .audio_link import AudioLink
 from .chunk_progress import ChunkProgress
+from .correct_transcript_request import CorrectTranscriptRequest
+from .correct_transcript_request_speaker_names import CorrectTranscriptRequestSpeakerNames
+from .corrections import Corrections
 from .create_job_request import CreateJobRequest
 from .create_job_request_notify_type_0_item import CreateJobRequestNotifyType0Item
 from .create_job_request_task import CreateJobRequestTask
@@ -15,9 +18,11 @@ from .job_status import JobStatus
 from .job_view import JobView
 from .job_view_notify_item import JobViewNotifyItem
 from .job_view_task import JobViewTask
+from .segment_text import SegmentText
 from .transcript_link import TranscriptLink
 from .transcript_link_format import TranscriptLinkFormat
 from .transcript_links import TranscriptLinks
+from .transcript_revision import TranscriptRevision
 from .upload_form import UploadForm
 from .upload_form_fields import UploadFormFields
 from .webhook_attempt import WebhookAttempt
@@ -28,6 +33,9 @@ from .webhook_view import WebhookView
 __all__ = (
     "AudioLink",
     "ChunkProgress",
+    "CorrectTranscriptRequest",
+    "CorrectTranscriptRequestSpeakerNames",
+    "Corrections",
     "CreateJobRequest",
     "CreateJobRequestNotifyType0Item",
     "CreateJobRequestTask",
@@ -41,9 +49,11 @@ __all__ = (
     "JobView",
     "JobViewNotifyItem",
     "JobViewTask",
+    "SegmentText",
     "TranscriptLink",
     "TranscriptLinkFormat",
     "TranscriptLinks",
+    "TranscriptRevision",
     "UploadForm",
     "UploadFormFields",
     "WebhookAttempt",

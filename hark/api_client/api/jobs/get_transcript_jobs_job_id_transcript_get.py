@@ -19,6 +19,7 @@ def _get_kwargs(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -42,6 +43,13 @@ def _get_kwargs(
     else:
         json_lines_per_cue = lines_per_cue
     params["lines_per_cue"] = json_lines_per_cue
+
+    json_revision: int | Unset | None
+    if isinstance(revision, Unset):
+        json_revision = UNSET
+    else:
+        json_revision = revision
+    params["revision"] = json_revision
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -118,6 +126,7 @@ def sync_detailed(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> Response[ErrorResponse | GatewayError | TranscriptLink]:
     """A short-lived link to the transcript
 
@@ -128,6 +137,8 @@ def sync_detailed(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -142,6 +153,7 @@ def sync_detailed(
         format_=format_,
         chars_per_line=chars_per_line,
         lines_per_cue=lines_per_cue,
+        revision=revision,
     )
 
     response = client.get_httpx_client().request(
@@ -158,6 +170,7 @@ def sync(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> ErrorResponse | GatewayError | TranscriptLink | None:
     """A short-lived link to the transcript
 
@@ -168,6 +181,8 @@ def sync(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -183,6 +198,7 @@ def sync(
         format_=format_,
         chars_per_line=chars_per_line,
         lines_per_cue=lines_per_cue,
+        revision=revision,
     ).parsed
 
 
@@ -193,6 +209,7 @@ async def asyncio_detailed(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> Response[ErrorResponse | GatewayError | TranscriptLink]:
     """A short-lived link to the transcript
 
@@ -203,6 +220,8 @@ async def asyncio_detailed(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -217,6 +236,7 @@ async def asyncio_detailed(
         format_=format_,
         chars_per_line=chars_per_line,
         lines_per_cue=lines_per_cue,
+        revision=revision,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -231,6 +251,7 @@ async def asyncio(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> ErrorResponse | GatewayError | TranscriptLink | None:
     """A short-lived link to the transcript
 
@@ -241,6 +262,8 @@ async def asyncio(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -257,5 +280,6 @@ async def asyncio(
             format_=format_,
             chars_per_line=chars_per_line,
             lines_per_cue=lines_per_cue,
+            revision=revision,
         )
     ).parsed

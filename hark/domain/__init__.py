@@ -1,0 +1,1 @@
+"""The shared domain: what the API, the workers and the CDK app all read."""
