@@ -9,7 +9,7 @@ from __future__ import annotations
 
 NAMESPACE = "Hark"
 LANGUAGE_DIMENSION = "language"
-# From the transcription worker when a job with speech completes (hark.transcript.confidence).
+# From the transcription worker when a job with speech completes (hark.domain.transcript.confidence).
 CONFIDENCE = "Confidence"  # the job's duration-weighted mean word probability
 LOW_CONFIDENCE_SHARE = "LowConfidenceShare"  # the share of its words' time below LOW_CONFIDENCE_PROBABILITY
 JOBS_BY_LANGUAGE = "JobsByLanguage"  # 1 per completed job: the language distribution

@@ -15,10 +15,11 @@ from typing import Any
 from aws_cdk import Aws
 from constructs import Construct
 
-from hark.http_api import HTTP_API
-from hark.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION
-from hark.resources import Resources, resources
-from hark.scaling import DEFAULT_POLICY, ScalingPolicy
+from hark.api.http_api import HTTP_API
+from hark.domain import languages
+from hark.domain.resources import Resources, resources
+from hark.ops.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION
+from hark.ops.scaling import DEFAULT_POLICY, ScalingPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra"
@@ -28,7 +29,7 @@ CDK_JSON = INFRA_DIR / "cdk.json"
 WORKER_ZONES = 2
 
 # The Lambda runtime (LAMBDA_PYTHON) and the public Powertools for AWS Lambda (Python) v3 layer's version, with
-# the release each layer version carries, are in hark.lambda_runtime (the local stack runs the same).
+# the release each layer version carries, are in hark.ops.lambda_runtime (the local stack runs the same).
 __all__ = ["LAMBDA_PYTHON", "HarkConfig", "powertools_layer_arn"]
 POWERTOOLS_ACCOUNT = "017000801446"
 
@@ -68,10 +69,13 @@ class HarkConfig:
     # A GPU worker-hour in dollars, for the dashboard's cost per audio hour: g4dn.xlarge on-demand (us-east-1
     # list price, an upper bound); set your blended spot/on-demand rate (docs/scaling.md).
     worker_usd_per_hour: float = 0.526
+    # The languages whose confidence has an alarm of its own (issue 26; monitoring.py): those the deployment
+    # transcribes enough of for an hourly mean to mean something. The dashboard graphs every language.
+    accuracy_languages: tuple[str, ...] = ("en", "es")
 
     @property
     def resources(self) -> Resources:
-        """hark.resources for this deployment: bucket names carry the account and region as
+        """hark.domain.resources for this deployment: bucket names carry the account and region as
         CloudFormation tokens; consumers rebuild the same names from HARK_ACCOUNT and HARK_REGION
         (hark_infra.common.resource_env)."""
         return resources(self.stack, self.email_sender, account=Aws.ACCOUNT_ID, region=Aws.REGION)
@@ -98,6 +102,9 @@ class HarkConfig:
         if isinstance(parties, str):  # -c hark:authorizedParties='["https://a", "https://b"]'
             parties = json.loads(parties) if parties.startswith("[") else [p for p in parties.split(",") if p]
         max_workers = int(get("maxWorkers", base.scaling.max_workers))
+        accuracy_languages = get("accuracyLanguages", list(base.accuracy_languages))
+        if isinstance(accuracy_languages, str):  # -c hark:accuracyLanguages=en,es
+            accuracy_languages = [code for code in accuracy_languages.split(",") if code]
         return cls(
             stack=str(get("stack", base.stack)),
             issuer=str(get("issuer", base.issuer)),
@@ -121,6 +128,7 @@ class HarkConfig:
             model_src=str(get("modelSrc", base.model_src)),
             scaling=replace(base.scaling, max_workers=max_workers),
             worker_usd_per_hour=float(get("workerUsdPerHour", base.worker_usd_per_hour)),
+            accuracy_languages=tuple(str(code) for code in accuracy_languages),
         ).checked()
 
     def checked(self) -> HarkConfig:
@@ -144,6 +152,12 @@ class HarkConfig:
                 f"hark:natGateways {self.nat_gateways}: the workers run in {WORKER_ZONES} zones and need a NAT gateway "
                 'in each, or losing one zone stops them all (docs/scaling.md, "No single zone to lose")'
             )
+        for code in self.accuracy_languages:
+            if code not in languages.NAMES:
+                raise ValueError(
+                    f"hark:accuracyLanguages {code!r}: each is a Whisper language code (en, es, ...), as jobs' "
+                    "detected_language has it"
+                )
         return self
 
     @property

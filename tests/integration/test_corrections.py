@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from hark import aws, control
-from hark.api_schemas import CorrectTranscriptRequest, SegmentText
-from hark.jobs import JobStore
-from hark.keys import job_prefix, transcript_key
-from hark.resources import TRANSCRIPTS_PREFIX
-from hark.transcript import RENDERERS, Segment, Transcript, Word
+from hark.api import control
+from hark.domain import aws
+from hark.domain.api_schemas import CorrectTranscriptRequest, SegmentText
+from hark.domain.jobs import JobStore
+from hark.domain.keys import job_prefix, transcript_key
+from hark.domain.resources import TRANSCRIPTS_PREFIX
+from hark.domain.transcript import RENDERERS, Segment, Transcript, Word
 from tests.integration.test_api import ALICE, BOB, _complete, assert_error, call, new_job
 
 

@@ -11,12 +11,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from hark import aws
-from hark.domain import accuracy
-from hark.jobs import JobStore
-from hark.resources import Resources
-from hark.settings import Settings
-from hark.transcript import Transcript
+from hark.domain import accuracy, aws
+from hark.domain.jobs import JobStore
+from hark.domain.resources import Resources
+from hark.domain.settings import Settings
+from hark.domain.transcript import Transcript
 from worker.runtime import Telemetry
 
 from .engine import Engine
@@ -67,7 +66,7 @@ class Context:
     def record_speed(self, audio_seconds: float, model_seconds: float, wall_seconds: float) -> None:
         """One transcription (a whole job or a chunk): its audio, its share of the model's time, what that
         cost, and how long it took from download to transcript. Sums of AudioSeconds over ProcessingSeconds
-        are the speed the scaling policy reads (hark/scaling.py): model time, not wall time, since the
+        are the speed the scaling policy reads (hark/ops/scaling.py): model time, not wall time, since the
         messages in flight overlap."""
         self.metric("AudioSeconds", audio_seconds, MetricUnit.Seconds)
         self.metric("ProcessingSeconds", model_seconds, MetricUnit.Seconds)
