@@ -231,7 +231,7 @@ def get_transcript(
     summary="Save corrections to the transcript as its next revision",
     description="Segments' new text by index and names for the speaker labels, made on `revision` (the job's "
     "transcript_revision when read). Every format then serves the new revision; ?revision=0 the model's own.",
-    responses=_responses(200, TranscriptRevision, "Saved", 400, 401, 403, 404, 409, 415),
+    responses=_responses(200, TranscriptRevision, "Saved", 400, 401, 403, 404, 409, 413, 415),
     tags=["jobs"],
 )
 def put_transcript(job_id: IdPath, request: CorrectTranscriptRequest) -> TranscriptRevision:
