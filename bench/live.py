@@ -34,7 +34,7 @@ import uvicorn
 from hark.api.auth import Identity
 from hark.client.live import Heard, paced, pcm, session
 from hark.domain.settings import get_settings
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from worker.live.app import create_app
 from worker.transcription.engine import DecodeOptions, Engine
 

@@ -41,7 +41,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio 
 
 from bench.transcription import SPEECH, clips, machine, write_section  # noqa: E402
 from hark.domain.settings import Settings  # noqa: E402
-from hark.evaluation.wer import word_errors  # noqa: E402
+from hark.domain.wer import word_errors  # noqa: E402
 from worker.transcription.engine import DecodeOptions, Engine  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"

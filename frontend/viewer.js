@@ -1,13 +1,16 @@
 // The transcript viewer: a modal dialog with segments, timestamps, language, duration, copy; the recording
 // plays from a short-lived link (GET /jobs/{id}/audio), a segment seeks the player (click, or Enter/Space
 // when focused), the segment being played is highlighted, and `/` focuses a search of the transcript.
+// Corrections (issue 26): Edit makes every sentence editable; Save sends the changed segments and the speaker
+// names as the transcript's next revision (PUT /jobs/{id}/transcript), and every download then serves it.
 
-import { api, linkExpiry } from "./api.js";
+import { api } from "./api.js";
 import { clock, el, formatDuration, languageName } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const dialog = $("viewer");
-let current = null; // {jobId, text, segments, speakers (labels in order of appearance), names}
+// {jobId, revision, text, segments, speakers (labels in order of appearance), names, savedNames}
+let current = null;
 let opener = null;
 
 const audio = $("viewer-audio");
@@ -81,8 +84,8 @@ const FLAG_TEXT = {
   no_speech: "possibly no speech here",
 };
 
-// -- speakers (issue 14): a colour per speaker, and names a user gives them. The names live in this
-// browser's localStorage (per job): they change neither the stored transcript nor the downloads.
+// -- speakers (issue 14): a colour per speaker, and names a user gives them. Saved names come with the
+// transcript (speaker_names); a name typed and not yet saved waits in this browser's localStorage (per job).
 const SPEAKER_COLOURS = 10; // .spk-0 ... .spk-9 in style.css
 const namesKey = (jobId) => `hark.speakers.${jobId}`;
 
@@ -98,6 +101,12 @@ function saveNames(jobId, names) {
   try {
     localStorage.setItem(namesKey(jobId), JSON.stringify(names));
   } catch { /* storage full or blocked: the names last until the viewer closes */ }
+}
+
+function forgetNames(jobId) {
+  try {
+    localStorage.removeItem(namesKey(jobId));
+  } catch { /* blocked: nothing was kept */ }
 }
 
 /** Runs of words by one speaker inside a segment (a Whisper segment can span a change of speaker). */
@@ -181,7 +190,73 @@ function lineItem(line) {
     "aria-label": `${clock(line.start)}: ${line.text}` }, line.text);
 }
 
-function segmentItem(s, language) {
+// -- Corrections --------------------------------------------------------------------------------------
+const editButton = $("edit-transcript"), saveButton = $("save-transcript");
+const editing = () => editButton.getAttribute("aria-pressed") === "true";
+
+function setEditing(on) {
+  editButton.setAttribute("aria-pressed", String(on));
+  editButton.textContent = on ? "Stop editing" : "Edit";
+  for (const line of allLines()) {
+    if (on) line.setAttribute("contenteditable", "plaintext-only");
+    else line.removeAttribute("contenteditable");
+  }
+}
+editButton.addEventListener("click", () => setEditing(!editing()));
+
+/** {index: text} of the segments whose sentences were changed on the page. */
+function changedSegments() {
+  const changed = {};
+  $("segments").querySelectorAll("li.segment").forEach((item) => {
+    const index = Number(item.dataset.index);
+    const text = [...item.querySelectorAll(".line")].map((l) => l.textContent.trim()).filter(Boolean).join(" ");
+    if (text !== item.dataset.text) changed[index] = text; // as rendered: an untouched segment keeps its timings
+  });
+  return changed;
+}
+
+/** The names that differ from the saved ones (null removes a saved name). */
+function changedNames() {
+  const changed = {};
+  for (const speaker of current.speakers) {
+    const name = current.names[speaker] || null, saved = current.savedNames[speaker] || null;
+    if (name !== saved) changed[speaker] = name;
+  }
+  return changed;
+}
+
+saveButton.addEventListener("click", async () => {
+  if (!current) return;
+  const { jobId, revision } = current;
+  const segments = Object.entries(changedSegments()).map(([index, text]) => ({ index: Number(index), text }));
+  const speakerNames = changedNames();
+  const status = $("save-status");
+  $("viewer-error").textContent = "";
+  if (!segments.length && !Object.keys(speakerNames).length) {
+    status.textContent = "Nothing to save: no sentence or name was changed.";
+    return;
+  }
+  saveButton.disabled = true;
+  try {
+    const saved = await api(`/jobs/${encodeURIComponent(jobId)}/transcript`, {
+      method: "PUT", body: { revision, segments, speaker_names: speakerNames },
+    });
+    if (current?.jobId !== jobId) return;
+    forgetNames(jobId);
+    await openViewer({ job_id: jobId, filename: $("viewer-title").textContent }, reopenJob);
+    $("save-status").textContent = `Saved as revision ${saved.revision}: downloads now carry it.`;
+  } catch (err) {
+    if (current?.jobId !== jobId) return;
+    $("viewer-error").textContent = err.code === "revision_conflict"
+      ? "Not saved: this transcript was corrected elsewhere (another tab, or someone else) since you opened it. "
+        + "Copy your changes, close and open it again to see theirs, then make yours again."
+      : `Not saved: ${err.message}`;
+  } finally {
+    saveButton.disabled = false;
+  }
+});
+
+function segmentItem(s, language, index) {
   const flags = s.flags || [];
   const parts = lines(s);
   // With speaker labels, a coloured chip opens each run of lines by one speaker.
@@ -197,7 +272,8 @@ function segmentItem(s, language) {
     const why = flags.map((f) => FLAG_TEXT[f] || f).join(", ");
     text.append(el("span", { className: "flag", title: why }, `Doubtful: ${why}`));
   }
-  return el("li", { className: flags.length ? "segment doubtful" : "segment", "data-flags": flags.join(" ") },
+  return el("li", { className: flags.length ? "segment doubtful" : "segment", "data-flags": flags.join(" "),
+    "data-index": index, "data-text": parts.map((l) => l.text).filter(Boolean).join(" ") },
     el("time", { className: "ts", title: `${Number(s.start).toFixed(2)}–${Number(s.end).toFixed(2)} s` },
       clock(s.start)),
     text);
@@ -210,12 +286,9 @@ function languageLabel(transcript, fresh) {
 }
 
 async function fetchTranscript(job, refreshJob) {
-  let url = job.transcript?.json;
-  const expiry = url && linkExpiry(url);
-  if (!url || (expiry && expiry - Date.now() < 15000)) {
-    job = await refreshJob(job.job_id); // presigned links are short-lived: get fresh ones
-    url = job.transcript?.json;
-  }
+  // The job as it is now: fresh presigned links, and the latest revision (another tab may have saved one).
+  job = await refreshJob(job.job_id);
+  const url = job.transcript?.json;
   if (!url) throw new Error("This job has no transcript.");
   let r;
   try {
@@ -279,11 +352,11 @@ const allLines = () => [...$("segments").querySelectorAll(".line[data-start]")];
 
 $("segments").addEventListener("click", (e) => {
   const line = e.target.closest?.(".line[data-start]");
-  if (line) seek(line);
+  if (line && !editing()) seek(line);
 });
 $("segments").addEventListener("keydown", (e) => {
   const line = e.target.closest?.(".line[data-start]");
-  if (!line || e.target !== line) return;
+  if (!line || e.target !== line || editing()) return;
   if (e.key === "Enter" || e.key === " ") {
     e.preventDefault(); // Space would scroll the list
     seek(line);
@@ -357,10 +430,15 @@ dialog.addEventListener("keydown", (e) => {
   }
 });
 
+let reopenJob = null; // the refreshJob the viewer was opened with: a save opens the new revision with it
+
 /** Open the viewer for a COMPLETED job; refreshJob(id) -> a fresh JobView (new presigned links). */
 export async function openViewer(job, refreshJob) {
-  opener = document.activeElement;
-  current = { jobId: job.job_id, text: "", segments: [], speakers: [], names: loadNames(job.job_id) };
+  if (!dialog.open) opener = document.activeElement;
+  reopenJob = refreshJob;
+  current = { jobId: job.job_id, revision: 0, text: "", segments: [], speakers: [], names: {}, savedNames: {} };
+  setEditing(false);
+  $("save-status").textContent = "";
   $("viewer-title").textContent = job.filename;
   $("viewer-error").textContent = "";
   $("copy-status").textContent = "";
@@ -387,6 +465,10 @@ export async function openViewer(job, refreshJob) {
     if (current?.jobId !== jobId) return; // closed or replaced meanwhile
     const segments = transcript.segments || [];
     current.segments = segments;
+    current.revision = fresh.transcript_revision ?? 0;
+    current.savedNames = transcript.speaker_names || {};
+    current.names = { ...current.savedNames, ...loadNames(jobId) };
+    editButton.disabled = !segments.length;
     current.speakers = [...new Set(segments.flatMap((s) => turnsOf(s).map((t) => t.speaker)).filter(Boolean))];
     current.text = current.speakers.length
       ? plainText(segments)
@@ -404,7 +486,7 @@ export async function openViewer(job, refreshJob) {
     );
     $("viewer-downloads").replaceChildren(el("span", { className: "muted" }, "Download:"), ...downloadLinks(fresh));
     $("segments").replaceChildren(...(segments.length
-      ? segments.map((s) => segmentItem(s, transcript.language))
+      ? segments.map((s, i) => segmentItem(s, transcript.language, i))
       : [el("li", { className: "muted" }, "No speech was found in this recording.")]));
     $("copy-text").disabled = !current.text;
     await playback;

@@ -20,23 +20,43 @@ from hark.domain.api_schemas import (
     ApiKeyList,
     ApiKeyView,
     AudioLink,
+    CorrectTranscriptRequest,
     CreateApiKeyRequest,
     CreateJobRequest,
     CreateJobResponse,
     JobList,
     JobView,
     TranscriptLink,
+    TranscriptRevision,
     UploadForm,
     WebhookSecret,
     WebhookSettings,
     job_view,
     presigned_get,
 )
-from hark.domain.jobs import NOTIFY_CHANNELS, Job, JobStatus, QuotaFull, new_job_id, now_iso
-from hark.domain.keys import caption_key, job_prefix, transcript_key, upload_key
+from hark.domain.jobs import (
+    MAX_TRANSCRIPT_REVISIONS,
+    NOTIFY_CHANNELS,
+    Corrections,
+    Job,
+    JobStatus,
+    QuotaFull,
+    TransitionRefused,
+    new_job_id,
+    now_iso,
+)
+from hark.domain.keys import TRANSCRIPT_FORMATS, caption_key, job_prefix, revision_name, transcript_key, upload_key
 from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.domain.settings import get_settings
-from hark.domain.transcript import CAPTION_FORMATS, CAPTION_RENDERERS, CONTENT_TYPES, CaptionStyle, Transcript
+from hark.domain.transcript import (
+    CAPTION_FORMATS,
+    CAPTION_RENDERERS,
+    CONTENT_TYPES,
+    RENDERERS,
+    CaptionStyle,
+    CorrectionRefused,
+    Transcript,
+)
 from hark.domain.uploads import UploadRefused, check_upload, presigned_upload
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -393,6 +413,18 @@ def _plausible_id(job_id: str) -> bool:
     return 1 <= len(job_id) <= 128 and job_id.replace("-", "").replace("_", "").isalnum() and job_id.isascii()
 
 
+def _completed(caller: Caller, job_id: str) -> Job:
+    """The caller's job, whose transcript exists: 409 transcript_not_ready before it is COMPLETED."""
+    job = _owned(caller, job_id)
+    if job.status != JobStatus.COMPLETED:
+        raise ApiError(
+            409,
+            "transcript_not_ready",
+            f"The job is {job.status.value}; its transcript exists once it is COMPLETED. Check GET /jobs/{job_id}.",
+        )
+    return job
+
+
 def get_job(caller: Caller, job_id: str) -> JobView:
     return _view(_owned(caller, job_id))
 
@@ -403,26 +435,32 @@ def transcript_link(
     fmt: str = "txt",
     chars_per_line: int | None = None,
     lines_per_cue: int | None = None,
+    revision: int | None = None,
 ) -> TranscriptLink:
+    """A link to the transcript in `fmt`: the latest revision, or `revision` (0: the model's own)."""
     if (chars_per_line is not None or lines_per_cue is not None) and fmt not in CAPTION_FORMATS:
         raise ApiError(
             400,
             "validation_error",
             f"chars_per_line and lines_per_cue shape captions: ask for format=srt or format=vtt, not {fmt}.",
         )
-    job = _owned(caller, job_id)
-    if job.status != JobStatus.COMPLETED:
+    job = _completed(caller, job_id)
+    if revision is None:
+        revision = job.transcript_revision
+    elif revision > job.transcript_revision:
         raise ApiError(
-            409,
-            "transcript_not_ready",
-            f"The job is {job.status.value}; its transcript exists once it is COMPLETED. Check GET /jobs/{job_id}.",
+            400,
+            "validation_error",
+            f"revision: there is no revision {revision}; this transcript's revisions are 0 (the model's own) to "
+            f"{job.transcript_revision}.",
         )
+    folder = job.revision_folder(revision)
     settings = get_settings()
     ttl = settings.transcript_link_ttl_seconds
     expires = _expires_at(ttl)
-    key = transcript_key(job.user_id, job.job_id, fmt)
+    key = transcript_key(job.user_id, job.job_id, fmt, folder)
     if fmt in CAPTION_FORMATS:
-        key = _styled_captions(job, fmt, chars_per_line, lines_per_cue) or key
+        key = _styled_captions(job, fmt, chars_per_line, lines_per_cue, folder) or key
     url = presigned_get(
         aws.client("s3"),
         aws.stack_resources().transcripts_bucket.name,
@@ -454,7 +492,9 @@ def audio_link(caller: Caller, job_id: str) -> AudioLink:
     return AudioLink(url=url, content_type=job.content_type, expires_at=_expires_at(ttl))
 
 
-def _styled_captions(job: Job, fmt: str, chars_per_line: int | None, lines_per_cue: int | None) -> str | None:
+def _styled_captions(
+    job: Job, fmt: str, chars_per_line: int | None, lines_per_cue: int | None, revision: str
+) -> str | None:
     """The key of captions in the asked style, rendered now from the stored JSON; None for the stored style.
 
     Rendered on every such request rather than probed for first: a HeadObject on a key that is not there yet
@@ -468,12 +508,76 @@ def _styled_captions(job: Job, fmt: str, chars_per_line: int | None, lines_per_c
     if style == default:
         return None
     s3, bucket = aws.client("s3"), aws.stack_resources().transcripts_bucket.name
-    stored = s3.get_object(Bucket=bucket, Key=transcript_key(job.user_id, job.job_id, "json"))["Body"].read()
-    transcript = Transcript.model_validate_json(stored)
-    key = caption_key(job.user_id, job.job_id, fmt, style.chars_per_line, style.lines_per_cue)
+    transcript = _stored_transcript(job, revision)
+    key = caption_key(job.user_id, job.job_id, fmt, style.chars_per_line, style.lines_per_cue, revision)
     body = CAPTION_RENDERERS[fmt](transcript, style).encode("utf-8")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[fmt])
     return key
+
+
+def _stored_transcript(job: Job, revision: str) -> Transcript:
+    s3, bucket = aws.client("s3"), aws.stack_resources().transcripts_bucket.name
+    stored = s3.get_object(Bucket=bucket, Key=transcript_key(job.user_id, job.job_id, "json", revision))["Body"]
+    return Transcript.model_validate_json(stored.read())
+
+
+# -- corrections (issue 26) -------------------------------------------------------------------------------
+def revision_conflict(job: Job, revision: int) -> ApiError:
+    return ApiError(
+        409,
+        "revision_conflict",
+        f"The transcript was saved as revision {job.transcript_revision} after revision {revision} was read (in "
+        "another tab, or by someone else): reload it, make your changes again and save.",
+    )
+
+
+def measure_corrections(model: Transcript, corrected: Transcript, language: str | None) -> Corrections:
+    """The model transcript's WER against a person's correction of it (hark.domain.wer, as every score here is),
+    and how many segments the person changed."""
+    from hark.domain.wer import normalise, word_error_rate  # jiwer: only a save pays for importing it
+
+    edited = sum(a.text.split() != b.text.split() for a, b in zip(model.segments, corrected.segments, strict=True))
+    wer = word_error_rate(corrected.text, model.text, language) if normalise(corrected.text, language) else None
+    return Corrections(word_error_rate=None if wer is None else round(wer, 4), edited_segments=edited)
+
+
+def correct_transcript(
+    caller: Caller, job_id: str, request: CorrectTranscriptRequest
+) -> tuple[Job, TranscriptRevision]:
+    """Save a person's corrections as the transcript's next revision, every format written beside the
+    others (hark.domain.keys.revision_name), then taken by one conditional write (JobStore.save_revision): a save
+    based on a revision that is no longer the latest is 409 revision_conflict, and what it wrote is removed."""
+    job = _completed(caller, job_id)
+    if request.revision != job.transcript_revision:
+        raise revision_conflict(job, request.revision)
+    if job.transcript_revision >= MAX_TRANSCRIPT_REVISIONS:
+        raise ApiError(
+            409, "revision_limit", f"This transcript has {MAX_TRANSCRIPT_REVISIONS} revisions, the most it keeps."
+        )
+    latest = _stored_transcript(job, job.revision_folder(job.transcript_revision))
+    try:
+        corrected = latest.corrected({s.index: s.text for s in request.segments}, request.speaker_names)
+    except CorrectionRefused as err:
+        raise ApiError(400, "validation_error", f"{err}.") from None
+    model = _stored_transcript(job, "") if job.transcript_revision else latest
+    corrections = measure_corrections(model, corrected, job.detected_language)
+    write_id = new_job_id()
+    folder = revision_name(job.transcript_revision + 1, write_id)
+    s3, bucket = aws.client("s3"), aws.stack_resources().transcripts_bucket.name
+    written = [transcript_key(job.user_id, job.job_id, fmt, folder) for fmt in TRANSCRIPT_FORMATS]
+    for fmt, key in zip(TRANSCRIPT_FORMATS, written, strict=True):
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=RENDERERS[fmt](corrected).encode("utf-8"), ContentType=CONTENT_TYPES[fmt]
+        )
+    try:
+        saved = _store().save_revision(job.job_id, job.transcript_revision, write_id, corrections)
+    except TransitionRefused:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in written], "Quiet": True})
+        current = _store().get_owned(job.job_id, caller.user_id)
+        if current is None:
+            raise not_found(job_id) from None
+        raise revision_conflict(current, request.revision) from None
+    return saved, TranscriptRevision(revision=saved.transcript_revision)
 
 
 # -- email links (no bearer token: the link is the credential) -----------------------------------------
@@ -513,7 +617,7 @@ def follow_link(token: str, now: float | None = None) -> str:
         "get_object",
         Params={
             "Bucket": aws.stack_resources().transcripts_bucket.name,
-            "Key": transcript_key(job.user_id, job.job_id, claims.fmt),
+            "Key": transcript_key(job.user_id, job.job_id, claims.fmt, job.revision_folder(job.transcript_revision)),
             "ResponseContentDisposition": links.content_disposition(filename),
         },
         ExpiresIn=settings.link_redirect_ttl_seconds,

@@ -185,6 +185,7 @@ HTTP_API = HttpApi(
         Route("GET", "/jobs/{id}"),
         Route("DELETE", "/jobs/{id}"),
         Route("GET", "/jobs/{id}/transcript"),
+        Route("PUT", "/jobs/{id}/transcript"),
         Route("GET", "/jobs/{id}/audio"),
         Route("GET", "/links/{token}", authorized=False),
         Route("GET", "/webhook-secret"),

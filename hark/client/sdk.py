@@ -6,6 +6,8 @@
         job = hark.submit("meeting.mp3")                  # POST /jobs, then the presigned upload
         job = hark.wait(job.job_id, on_progress=print)    # polls GET /jobs/{id} until it finishes
         print(hark.transcript(job.job_id, "srt", chars_per_line=32))
+        hark.correct(job.job_id, job.transcript_revision, segments={0: "Good morning."})  # revision 1
+        print(hark.transcript(job.job_id, "txt", revision=0))  # the model's own
         hark.delete(job.job_id)
 
 Its typed layer, hark/client/api_client (the models: JobView, JobList, CreateJobResponse, ...; one function
@@ -39,8 +41,11 @@ from hark.client.api_client.api.jobs import (
     get_job_jobs_job_id_get,
     get_transcript_jobs_job_id_transcript_get,
     list_jobs_jobs_get,
+    put_transcript_jobs_job_id_transcript_put,
 )
 from hark.client.api_client.models import (
+    CorrectTranscriptRequest,
+    CorrectTranscriptRequestSpeakerNames,
     CreateJobRequest,
     CreateJobRequestNotifyType0Item,
     CreateJobRequestTask,
@@ -49,7 +54,9 @@ from hark.client.api_client.models import (
     JobList,
     JobStatus,
     JobView,
+    SegmentText,
     TranscriptLink,
+    TranscriptRevision,
     UploadForm,
 )
 from hark.client.api_client.types import UNSET, Response
@@ -73,6 +80,7 @@ __all__ = [
     "NotFound",
     "NotReady",
     "QuotaExceeded",
+    "RevisionConflict",
     "ServerTimeout",
     "TranscriptLink",
     "UploadFailed",
@@ -110,6 +118,10 @@ class NotFound(ApiError):
 
 class NotReady(ApiError):
     """409: e.g. a transcript asked for before the job is COMPLETED."""
+
+
+class RevisionConflict(NotReady):
+    """409 revision_conflict: the transcript was corrected since the revision the correction was made on."""
 
 
 class QuotaExceeded(ApiError):
@@ -174,6 +186,7 @@ def api_error(response: httpx.Response | Response[Any]) -> ApiError:
     except ValueError:
         pass
     kind = QuotaExceeded if status == 429 else _BY_STATUS.get(status, ApiError)
+    kind = RevisionConflict if code == "revision_conflict" else kind
     return kind(status, code, message, _retry_after(response.headers.get("Retry-After")))
 
 
@@ -427,6 +440,7 @@ class Hark:
         *,
         chars_per_line: int | None = None,
         lines_per_cue: int | None = None,
+        revision: int | None = None,
     ) -> TranscriptLink:
         """GET /jobs/{id}/transcript: a short-lived link to the transcript.
 
@@ -438,6 +452,8 @@ class Hark:
             "txt", "json", "srt" or "vtt".
         chars_per_line, lines_per_cue : int, optional
             Caption settings: srt and vtt re-rendered with them.
+        revision : int, optional
+            Which revision (0: the model's own); the latest when not given (the job's `transcript_revision`).
 
         Returns
         -------
@@ -459,8 +475,53 @@ class Hark:
                 format_=fmt,
                 chars_per_line=chars_per_line if chars_per_line is not None else UNSET,
                 lines_per_cue=lines_per_cue if lines_per_cue is not None else UNSET,
+                revision=revision if revision is not None else UNSET,
             )
         return self._expect(r, 200, TranscriptLink)
+
+    def correct(
+        self,
+        job_id: str,
+        revision: int,
+        *,
+        segments: dict[int, str] | None = None,
+        speaker_names: dict[str, str | None] | None = None,
+    ) -> int:
+        """PUT /jobs/{id}/transcript: save corrections as the transcript's next revision.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+        revision : int
+            The revision the corrections were made on (the job's `transcript_revision` when it was read).
+        segments : dict of int to str, optional
+            New text by segment index (the JSON transcript's `segments`, from 0).
+        speaker_names : dict of str to str or None, optional
+            Names for speaker labels ({"A": "Morgan"}); None removes a name.
+
+        Returns
+        -------
+        int
+            The revision saved: every format now serves it.
+
+        Raises
+        ------
+        RevisionConflict
+            The transcript was corrected since `revision` (read it again, correct, save).
+        NotFound, NotReady, ApiError
+            No such job of yours; the job is not COMPLETED; a segment index or speaker the transcript lacks (400).
+        """
+        names = CorrectTranscriptRequestSpeakerNames()
+        names.additional_properties = dict(speaker_names or {})
+        body = CorrectTranscriptRequest(
+            revision=revision,
+            segments=[SegmentText(index=i, text=text) for i, text in sorted((segments or {}).items())],
+            speaker_names=names,
+        )
+        with self._calling(f"/jobs/{job_id}/transcript"):
+            r = put_transcript_jobs_job_id_transcript_put.sync_detailed(job_id, client=self.api, body=body)
+        return self._expect(r, 200, TranscriptRevision).revision
 
     # -- the flows around them -------------------------------------------------------------------
     def upload(
@@ -633,6 +694,7 @@ class Hark:
         *,
         chars_per_line: int | None = None,
         lines_per_cue: int | None = None,
+        revision: int | None = None,
     ) -> str:
         """The transcript's text: `transcript_link`, then `download`.
 
@@ -644,13 +706,17 @@ class Hark:
             "txt", "json" (the JSON document as text: json.loads it), "srt" or "vtt".
         chars_per_line, lines_per_cue : int, optional
             Caption settings for srt and vtt.
+        revision : int, optional
+            Which revision (0: the model's own); the latest when not given.
 
         Raises
         ------
         InvalidArgument, NotReady, DownloadFailed
             As for `transcript_link` and `download`.
         """
-        link = self.transcript_link(job_id, format, chars_per_line=chars_per_line, lines_per_cue=lines_per_cue)
+        link = self.transcript_link(
+            job_id, format, chars_per_line=chars_per_line, lines_per_cue=lines_per_cue, revision=revision
+        )
         return self.download(link.url).decode("utf-8")
 
     # -- plumbing --------------------------------------------------------------------------------

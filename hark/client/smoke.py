@@ -6,7 +6,7 @@ recording says, check the download link works on its own (no bearer token) and t
 a request without one, then delete the job. One line per check; exit 0 when every check passed.
 
 The recording is bundled (hark/data/smoke.flac, LibriSpeech, CC BY 4.0: hark/data/README.md) with its
-reference text; the transcript must be within `--max-wer` of it (hark.evaluation.wer: jiwer after Whisper's
+reference text; the transcript must be within `--max-wer` of it (hark.domain.wer: jiwer after Whisper's
 normaliser, the same scoring as the tests and benchmarks).
 """
 
@@ -242,7 +242,7 @@ class Smoke:
         """Each format through the API's link; returns each format's text lines (for the link check)."""
         import requests
 
-        from hark.evaluation.wer import word_error_rate, words  # jiwer: only when a smoke run scores
+        from hark.domain.wer import word_error_rate, words  # jiwer: only when a smoke run scores
 
         texts: dict[str, list[str]] = {}
         for fmt in FORMATS:

@@ -5,6 +5,7 @@ image) can carry it whole.
 """
 
 __all__ = [
+    "accuracy",  # the accuracy metrics' names (confidence, corrections) for their emitters and the dashboard
     "api_keys",  # API keys: made, listed, revoked, verified; their rate limit
     "api_schemas",  # the API's request and response models; the job view is also the webhook payload
     "arrivals",  # what an upload's arrival means for its job
@@ -19,5 +20,6 @@ __all__ = [
     "settings",  # every HARK_* setting
     "transcript",  # the transcript model and its renderings
     "uploads",  # what may be uploaded (types, sizes)
-    "webhooks",  # which webhook URLs may be called; delivery signing
+    "webhooks",
+    "wer",  # word error rate: how corrections score the model, and the tests and bench  # which webhook URLs may be called; delivery signing
 ]

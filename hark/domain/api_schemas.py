@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from hark.domain import languages
 from hark.domain.api_keys import LAST_USED_PRECISION_SECONDS, MAX_KEY_NAME
-from hark.domain.jobs import Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
+from hark.domain.jobs import Corrections, Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
 from hark.domain.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.domain.links import content_disposition, download_filename
 from hark.domain.transcript import MAX_SPEAKERS
@@ -168,9 +168,61 @@ class JobView(BaseModel):
     cost_usd: float | None = Field(
         None, description="COMPLETED: the model time at the configured instance price (HARK_INSTANCE_USD_PER_HOUR)."
     )
-    transcript: TranscriptLinks | None = Field(description="Presigned GET links, present only when COMPLETED.")
+    confidence: float | None = Field(
+        None,
+        description="COMPLETED: the model's confidence in its transcript, in (0, 1]: the mean of its words' "
+        "probabilities weighted by their duration. null with no speech.",
+    )
+    low_confidence_share: float | None = Field(
+        None, description="COMPLETED: the share of the words' time whose probability is below 0.5."
+    )
+    transcript_revision: int = Field(
+        0, description="The transcript's latest revision: 0 is the model's own, each saved correction adds one."
+    )
+    corrections: Corrections | None = Field(
+        None, description="Once corrected: the model transcript against the latest correction."
+    )
+    transcript: TranscriptLinks | None = Field(
+        description="Presigned GET links to the latest revision, present only when COMPLETED."
+    )
     notify: list[NotifyChannel] = Field(default_factory=email_only, description="How the owner hears of the end.")
     webhook: WebhookView | None = Field(None, description="The job's webhook and its delivery attempts, if it has one.")
+
+
+class SegmentText(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    index: int = Field(ge=0, description="The segment's position in the transcript JSON's `segments`, from 0.")
+    text: str = Field(max_length=10_000, description="The segment's corrected text.")
+
+
+class CorrectTranscriptRequest(BaseModel):
+    # strict: a revision "1" or a segment index 1.0 is refused, not coerced; unknown fields are ignored.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    revision: int = Field(
+        ge=0, description="The revision these corrections were made on (the job's transcript_revision when read)."
+    )
+    segments: list[SegmentText] = Field(
+        default_factory=list, max_length=10_000, description="The segments whose text changes, by index."
+    )
+    speaker_names: dict[str, str | None] = Field(
+        default_factory=dict,
+        max_length=100,
+        description='Names for the speaker labels, e.g. {"A": "Morgan"}; null removes a name. Names given before '
+        "are kept.",
+    )
+
+    @model_validator(mode="after")
+    def _one_text_per_segment(self) -> CorrectTranscriptRequest:
+        indices = [s.index for s in self.segments]
+        if len(set(indices)) != len(indices):
+            raise ValueError("segments: each index at most once")
+        return self
+
+
+class TranscriptRevision(BaseModel):
+    revision: int = Field(description="The revision the correction saved: the transcript's latest now.")
 
 
 class WebhookSecret(BaseModel):
@@ -291,7 +343,7 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
                 ("json_" if f == "json" else f): presigned_get(
                     s3,
                     transcripts_bucket,
-                    transcript_key(job.user_id, job.job_id, f),
+                    transcript_key(job.user_id, job.job_id, f, job.revision_folder(job.transcript_revision)),
                     link_ttl_seconds,
                     download_filename(job.filename, f),
                 )
@@ -326,6 +378,10 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         model_seconds=job.model_seconds,
         real_time_factor=real_time_factor(job.model_seconds, job.duration_seconds),
         cost_usd=job.cost_usd,
+        confidence=job.confidence,
+        low_confidence_share=job.low_confidence_share,
+        transcript_revision=job.transcript_revision,
+        corrections=job.corrections,
         transcript=links,
         notify=list(job.notify),
         webhook=(

@@ -20,6 +20,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
+from hark.domain.keys import revision_name
 from hark.domain.resources import ACTIVE_JOBS_INDEX, JOBS_BY_USER_INDEX
 
 # The per-user quota of unfinished jobs: one item per user in the jobs table, keyed QUOTA_PREFIX + user
@@ -92,6 +93,20 @@ class WebhookAttempt(BaseModel):
     next_attempt_at: str | None = None  # None: no further attempt (delivered, or given up)
 
 
+# The most revisions a transcript keeps (each a write id in the record: about 40 bytes of DynamoDB's 400 KB).
+MAX_TRANSCRIPT_REVISIONS = 1000
+
+
+class Corrections(BaseModel):
+    """What people's corrections say about the model's transcript (issue 26)."""
+
+    word_error_rate: float | None = Field(
+        description="The model transcript's WER against the latest correction (hark.domain.wer: normalised words); "
+        "null when the correction emptied the transcript."
+    )
+    edited_segments: int = Field(description="Segments whose text the latest correction changed.")
+
+
 class Job(BaseModel):
     job_id: str
     user_id: str
@@ -124,6 +139,13 @@ class Job(BaseModel):
     # instance price (Settings.usd_per_model_second). Set when it COMPLETED.
     model_seconds: float | None = None
     cost_usd: float | None = None
+    # The model's own confidence in its transcript (hark.domain.transcript.confidence), set when it COMPLETED.
+    confidence: float | None = None
+    low_confidence_share: float | None = None
+    # People's corrections (PUT /jobs/{id}/transcript): the write id of each revision, oldest first (revision
+    # n is transcript_revisions[n - 1]; its files are under hark.domain.keys.revision_name), and what they measure.
+    transcript_revisions: list[str] = Field(default_factory=list)
+    corrections: Corrections | None = None
     error: str | None = None  # why it FAILED, for the user
     last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
@@ -142,6 +164,15 @@ class Job(BaseModel):
     webhook_delivered_at: str | None = None
     webhook_owner: str | None = None  # the SQS message whose attempts deliver it (JobStore.claim_webhook)
     webhook_gave_up: bool = False  # the owner's last attempt failed: a replayed copy may take over
+
+    @property
+    def transcript_revision(self) -> int:
+        """The latest revision of the transcript: 0 is the model's own."""
+        return len(self.transcript_revisions)
+
+    def revision_folder(self, revision: int) -> str:
+        """Revision `revision`'s folder name for hark.domain.keys ("" for the model's own)."""
+        return revision_name(revision, self.transcript_revisions[revision - 1]) if revision else ""
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
@@ -171,6 +202,10 @@ def _dynamo(value: Any) -> Any:
     return Decimal(str(value)) if isinstance(value, float) else value
 
 
+def _dynamo_deep(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _dynamo(v) for k, v in value.items()}
+
+
 class TransitionRefused(Exception):
     """The job was not in a state this transition may start from (or does not exist)."""
 
@@ -195,8 +230,9 @@ class JobStore:
     def create(self, job: Job) -> Job:
         item = {k: _dynamo(v) for k, v in job.model_dump(exclude_none=True).items()}
         item.pop("chunks_done", None)
-        if not item.get("webhook_attempts"):
-            item.pop("webhook_attempts", None)
+        for empty in ("webhook_attempts", "transcript_revisions"):
+            if not item.get(empty):
+                item.pop(empty, None)
         item["active_user_id"] = job.user_id
         item["expires_at"] = int(time.time()) + ABANDONED_UPLOAD_TTL_SECONDS
         self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
@@ -497,6 +533,8 @@ class JobStore:
         no_speech: bool = False,
         model_seconds: float | None = None,
         cost_usd: float | None = None,
+        confidence: float | None = None,
+        low_confidence_share: float | None = None,
     ) -> Job:
         """PROCESSING -> COMPLETED. With no speech detected there is no language to claim (None)."""
         sets: dict[str, Any] = {
@@ -510,6 +548,10 @@ class JobStore:
             sets["model_seconds"] = model_seconds
         if cost_usd is not None:
             sets["cost_usd"] = cost_usd
+        if confidence is not None:
+            sets["confidence"] = confidence
+        if low_confidence_share is not None:
+            sets["low_confidence_share"] = low_confidence_share
         if language is not None:
             sets["detected_language"] = language
         job = self._update(job_id, (JobStatus.PROCESSING,), sets, removes=("active_user_id",))
@@ -600,6 +642,38 @@ class JobStore:
         except ClientError as err:
             if not _refused(err):
                 raise
+
+    # -- corrections -------------------------------------------------------------------------------
+    def save_revision(self, job_id: str, based_on: int, write_id: str, corrections: Corrections) -> Job:
+        """Make the revision written under `write_id` the transcript's revision `based_on` + 1: one conditional
+        write, taken only while the job is COMPLETED and its latest revision is still `based_on`, so of two
+        saves of the same revision exactly one wins. TransitionRefused otherwise (or the job is gone)."""
+        latest = "size(transcript_revisions) = :n"
+        if based_on == 0:
+            latest = f"(attribute_not_exists(transcript_revisions) OR {latest})"
+        values: dict[str, Any] = {
+            ":none": [],
+            ":write": [write_id],
+            ":corrections": _dynamo_deep(corrections.model_dump()),
+            ":now": now_iso(),
+            ":completed": JobStatus.COMPLETED.value,
+        }
+        values[":n"] = based_on
+        try:
+            result = self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET transcript_revisions = list_append(if_not_exists(transcript_revisions, :none), "
+                ":write), corrections = :corrections, updated_at = :now",
+                ConditionExpression=f"attribute_exists(job_id) AND #status = :completed AND {latest}",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as err:
+            if _refused(err):
+                raise TransitionRefused(job_id) from None
+            raise
+        return Job.from_item(result["Attributes"])
 
     # -- webhooks: a user's settings item (see WEBHOOK_PREFIX) ---------------------------------------
     def webhook_settings(self, user_id: str) -> dict[str, Any]:

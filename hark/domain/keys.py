@@ -4,6 +4,8 @@ audio bucket:        uploads/{user}/{job}/{filename}      (the original; ObjectC
                      chunks/{user}/{job}/{index:05d}.flac (long audio split at pauses)
 transcripts bucket:  transcripts/{user}/{job}/transcript.{txt,json,srt,vtt}
                      transcripts/{user}/{job}/captions/{chars}x{lines}.{srt,vtt} (captions a request styled)
+                     transcripts/{user}/{job}/revisions/{n:05d}-{write}/transcript.{...} and captions/...
+                                                          (revision n, a person's correction; n >= 1)
                      parts/{user}/{job}/{index:05d}.json  (one chunk's transcript)
 """
 
@@ -85,21 +87,38 @@ def part_key(user_id: str, job_id: str, index: int) -> str:
     return f"{job_prefix(PARTS_PREFIX, user_id, job_id)}{index:05d}.json"
 
 
-def transcript_key(user_id: str, job_id: str, fmt: str) -> str:
+REVISIONS_FOLDER = "revisions/"
+
+
+def revision_name(number: int, write_id: str) -> str:
+    """The folder of a transcript's revision `number` (1, 2, ...): the number and the id of the write that
+    made it, so two saves racing for the same number never write the same keys (hark.domain.jobs.save_revision)."""
+    return f"{number:05d}-{check_id(write_id)}"
+
+
+def _transcript_folder(user_id: str, job_id: str, revision: str) -> str:
+    """The folder of the model's transcript (revision "") or of a person's revision (revision_name)."""
+    prefix = job_prefix(TRANSCRIPTS_PREFIX, user_id, job_id)
+    return f"{prefix}{REVISIONS_FOLDER}{check_id(revision)}/" if revision else prefix
+
+
+def transcript_key(user_id: str, job_id: str, fmt: str, revision: str = "") -> str:
     if fmt not in TRANSCRIPT_FORMATS:
         raise ValueError(f"unknown transcript format {fmt!r}")
-    return f"{job_prefix(TRANSCRIPTS_PREFIX, user_id, job_id)}transcript.{fmt}"
+    return f"{_transcript_folder(user_id, job_id, revision)}transcript.{fmt}"
 
 
 CAPTIONS_FOLDER = "captions/"
 
 
-def caption_key(user_id: str, job_id: str, fmt: str, chars_per_line: int, lines_per_cue: int) -> str:
+def caption_key(
+    user_id: str, job_id: str, fmt: str, chars_per_line: int, lines_per_cue: int, revision: str = ""
+) -> str:
     """Captions re-rendered in a style a request asked for, beside the stored files (deleted with them)."""
     if fmt not in ("srt", "vtt"):
         raise ValueError(f"not a caption format {fmt!r}")
-    prefix = job_prefix(TRANSCRIPTS_PREFIX, user_id, job_id)
-    return f"{prefix}{CAPTIONS_FOLDER}{int(chars_per_line)}x{int(lines_per_cue)}.{fmt}"
+    folder = _transcript_folder(user_id, job_id, revision)
+    return f"{folder}{CAPTIONS_FOLDER}{int(chars_per_line)}x{int(lines_per_cue)}.{fmt}"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,13 @@ Captions (srt, vtt) are built from the word timestamps, not from Whisper's segme
 characters and at most `max_cue_seconds`, cut at sentence ends, clause punctuation and pauses, never
 inside a word (the common broadcast subtitle guidelines). `CaptionStyle` holds the knobs; the stored
 srt/vtt use the deployment's defaults (hark.domain.settings) and the API re-renders others on request.
+
+Confidence (issue 26): a segment's and the transcript's `confidence` is the mean of their words'
+probabilities weighted by each word's duration (a long word the model was unsure of weighs more than a
+short "a"); `low_confidence_share` is the share of the words' time under LOW_CONFIDENCE_PROBABILITY.
+Corrections (`Transcript.corrected`): a person's text replaces a segment's, its words re-timed evenly
+inside the segment (the API has no model to align them with: docs/api.md, "Corrections"), and speaker
+labels get names that every rendering uses.
 """
 
 from __future__ import annotations
@@ -17,6 +24,15 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_f
 # The flags a segment can carry: what stayed doubtful after the worker's quality checks
 # (worker/transcription/quality.py).
 FLAGS = ("repetition", "low_confidence", "no_speech")
+
+# A word the model gave a probability below this counts as doubtful (low_confidence_share); Whisper's words
+# on clear speech are mostly above 0.8, and a wrong word is usually below one half.
+LOW_CONFIDENCE_PROBABILITY = 0.5
+# A word's duration counts at least this much in the weighting: Whisper gives some words start == end.
+MIN_WORD_SECONDS = 0.02
+# What a person wrote: certain (the probability of a word in a corrected segment).
+CORRECTED_PROBABILITY = 1.0
+MAX_SPEAKER_NAME = 64
 
 # Speaker labels (issue 14): "A", "B", ... in order of first appearance; the most a job may expect.
 MAX_SPEAKERS = 20  # speakers_expected, min_speakers and max_speakers: 1 to this
@@ -52,6 +68,43 @@ class Word(_Speaking):
     probability: float
 
 
+def _weight(w: Word) -> float:
+    return max(w.end - w.start, MIN_WORD_SECONDS)
+
+
+def confidence(words: list[Word]) -> float | None:
+    """The duration-weighted mean of the words' probabilities, in (0, 1]; None without words."""
+    spoken = [w for w in words if w.word.strip()]
+    if not spoken:
+        return None
+    total = sum(_weight(w) for w in spoken)
+    return max(round(sum(w.probability * _weight(w) for w in spoken) / total, 4), 0.0001)
+
+
+def low_confidence_share(words: list[Word]) -> float | None:
+    """The share of the words' time spent on words below LOW_CONFIDENCE_PROBABILITY; None without words."""
+    spoken = [w for w in words if w.word.strip()]
+    if not spoken:
+        return None
+    doubtful = sum(_weight(w) for w in spoken if w.probability < LOW_CONFIDENCE_PROBABILITY)
+    return round(doubtful / sum(_weight(w) for w in spoken), 4)
+
+
+def spread_words(text: str, start: float, end: float, speaker: str | None = None) -> list[Word]:
+    """`text`'s words timed evenly over [start, end], each as long as its characters (a space included):
+    for a segment without word timestamps, and a segment a person corrected (CORRECTED_PROBABILITY)."""
+    tokens = text.split()
+    total = sum(len(tok) + 1 for tok in tokens)
+    out: list[Word] = []
+    at, span = start, max(end - start, 0.0)
+    for tok in tokens:
+        length = span * (len(tok) + 1) / total
+        word = Word(start=round(at, 3), end=round(at + length, 3), word=" " + tok, probability=CORRECTED_PROBABILITY)
+        out.append(word.model_copy(update={"speaker": speaker}))
+        at += length
+    return out
+
+
 class Segment(_Speaking):
     start: float
     end: float
@@ -62,6 +115,16 @@ class Segment(_Speaking):
     # Doubtful text: a repetition loop, low confidence, or text where there was probably no speech.
     flags: list[str] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def confidence(self) -> float | None:
+        """The duration-weighted mean probability of the segment's words (None without word timestamps)."""
+        return confidence(self.words)
+
+
+class CorrectionRefused(ValueError):
+    """A correction that does not fit the transcript (a segment index out of range, an unknown speaker)."""
+
 
 class Transcript(BaseModel):
     language: str | None  # None when no speech was detected: no language is claimed
@@ -71,12 +134,63 @@ class Transcript(BaseModel):
     duration: float
     model: str
     segments: list[Segment]
+    # Names people gave the speaker labels ({"A": "Morgan"}, PUT /jobs/{id}/transcript): every rendering
+    # shows the name. Absent from the JSON when there are none.
+    speaker_names: dict[str, str] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _drop_no_names(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("speaker_names", True):
+            del data["speaker_names"]
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def text(self) -> str:
         """The whole transcript as one string (in the JSON beside `segments`)."""
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def confidence(self) -> float | None:
+        """The duration-weighted mean probability of every word (None with no words)."""
+        return confidence([w for s in self.segments for w in s.words])
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def low_confidence_share(self) -> float | None:
+        """The share of the words' time below LOW_CONFIDENCE_PROBABILITY (None with no words)."""
+        return low_confidence_share([w for s in self.segments for w in s.words])
+
+    def corrected(self, texts: dict[int, str], speaker_names: dict[str, str | None]) -> Transcript:
+        """This transcript with the segments at `texts`' indices given a person's text (their words re-timed
+        evenly inside the segment, certain, and their flags cleared: a person read them) and the speaker
+        labels in `speaker_names` named (None removes a name). CorrectionRefused names what does not fit."""
+        last = len(self.segments) - 1
+        for index in sorted(texts):
+            if not 0 <= index <= last:
+                within = f"0 to {last}" if last >= 0 else "none: the transcript is empty"
+                raise CorrectionRefused(f"segments: there is no segment {index} (the indices are {within})")
+        labels = {x.speaker for s in self.segments for x in (s, *s.words) if x.speaker}
+        for label, name in speaker_names.items():
+            if label not in labels:
+                known = ", ".join(sorted(labels)) or "none"
+                raise CorrectionRefused(f"speaker_names: no speaker {label[:20]!r} in this transcript (its: {known})")
+            if name is not None and (not name.strip() or len(name) > MAX_SPEAKER_NAME or not name.isprintable()):
+                raise CorrectionRefused(
+                    f"speaker_names.{label}: a name is 1 to {MAX_SPEAKER_NAME} printable characters, or null"
+                )
+        segments = list(self.segments)
+        for index, text in texts.items():
+            s = segments[index]
+            text = " ".join(text.split())
+            words = spread_words(text, s.start, s.end, s.speaker)
+            segments[index] = s.model_copy(update={"text": text, "words": words, "flags": []})
+        names = {**self.speaker_names, **speaker_names}
+        return self.model_copy(
+            update={"segments": segments, "speaker_names": {k: v.strip() for k, v in names.items() if v}}
+        )
 
     def shifted(self, offset: float) -> Transcript:
         """The same transcript with every timestamp moved by `offset` seconds (chunk assembly)."""
@@ -181,16 +295,9 @@ def _words(t: Transcript) -> list[Word]:
     for s in t.segments:
         if not s.text.strip():
             continue
-        if s.words:
-            out += [w for w in s.words if w.word.strip()]
-            continue
-        tokens = s.text.split()
-        total = sum(len(tok) + 1 for tok in tokens)
-        at, span = s.start, max(s.end - s.start, 0.0)
-        for tok in tokens:
-            length = span * (len(tok) + 1) / total
-            out.append(Word(start=at, end=at + length, word=" " + tok, probability=1.0, speaker=s.speaker))
-            at += length
+        out += [w for w in s.words if w.word.strip()] if s.words else spread_words(s.text, s.start, s.end, s.speaker)
+    if t.speaker_names:  # the names people gave the labels, in every rendering (one name may join two labels)
+        out = [w.model_copy(update={"speaker": t.speaker_names.get(w.speaker or "", w.speaker)}) for w in out]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Measuring transcripts against references: word error rate (`wer`) and diarization error rate (`der`),
-for `hark smoke`, the tests and bench/. Not deployed."""
+"""Measuring speaker labels against references: the diarization error rate (`der`), for the tests and
+bench/. Not deployed. (The word error rate is the domain's, hark.domain.wer: the API scores corrections with it.)"""
 
-__all__ = ["der", "wer"]
+__all__ = ["der"]

@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from hark.api.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API, gateway_response_cors
-from hark.domain.keys import CAPTIONS_FOLDER
+from hark.domain.keys import CAPTIONS_FOLDER, REVISIONS_FOLDER
 from hark.domain.resources import (
     CHUNKS_PREFIX,
     PARTS_PREFIX,
@@ -215,6 +215,15 @@ class ApiStack(Stack):
                 resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*/{CAPTIONS_FOLDER}*")],
             )
         )
+        # PUT /jobs/{id}/transcript writes a correction's files as a new revision (hark.domain.keys.revision_name), and
+        # the model's transcript stays as the worker wrote it.
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TranscriptRevisions",
+                actions=["s3:PutObject"],
+                resources=[bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*/{REVISIONS_FOLDER}*")],
+            )
+        )
         self.api_fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DeleteJobObjects",
@@ -245,7 +254,7 @@ class ApiStack(Stack):
         acknowledge(
             _role(self.api_fn),
             "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
-            "transcripts/, parts/, a job's captions/): every job has its own keys below it; table ARNs "
+            "transcripts/, parts/, a job's captions/ and revisions/): every job has its own keys below it; table ARNs "
             "include their indexes.",
             *[
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
@@ -255,6 +264,7 @@ class ApiStack(Stack):
                     (transcripts, TRANSCRIPTS_PREFIX),
                     (transcripts, PARTS_PREFIX),
                     (transcripts, f"{TRANSCRIPTS_PREFIX}*/{CAPTIONS_FOLDER}"),
+                    (transcripts, f"{TRANSCRIPTS_PREFIX}*/{REVISIONS_FOLDER}"),
                 )
             ],
         )

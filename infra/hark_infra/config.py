@@ -16,6 +16,7 @@ from aws_cdk import Aws
 from constructs import Construct
 
 from hark.api.http_api import HTTP_API
+from hark.domain import languages
 from hark.domain.resources import Resources, resources
 from hark.ops.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION
 from hark.ops.scaling import DEFAULT_POLICY, ScalingPolicy
@@ -73,6 +74,9 @@ class HarkConfig:
     live_certificate_arn: str = ""
     live_warm_tasks: int = 0
     live_max_tasks: int = 4
+    # The languages whose confidence has an alarm of its own (issue 26; monitoring.py): those the deployment
+    # transcribes enough of for an hourly mean to mean something. The dashboard graphs every language.
+    accuracy_languages: tuple[str, ...] = ("en", "es")
 
     @property
     def resources(self) -> Resources:
@@ -103,6 +107,9 @@ class HarkConfig:
         if isinstance(parties, str):  # -c hark:authorizedParties='["https://a", "https://b"]'
             parties = json.loads(parties) if parties.startswith("[") else [p for p in parties.split(",") if p]
         max_workers = int(get("maxWorkers", base.scaling.max_workers))
+        accuracy_languages = get("accuracyLanguages", list(base.accuracy_languages))
+        if isinstance(accuracy_languages, str):  # -c hark:accuracyLanguages=en,es
+            accuracy_languages = [code for code in accuracy_languages.split(",") if code]
         return cls(
             stack=str(get("stack", base.stack)),
             issuer=str(get("issuer", base.issuer)),
@@ -129,6 +136,7 @@ class HarkConfig:
             live_certificate_arn=str(get("liveCertificateArn", "")),
             live_warm_tasks=int(get("liveWarmTasks", base.live_warm_tasks)),
             live_max_tasks=int(get("liveMaxTasks", base.live_max_tasks)),
+            accuracy_languages=tuple(str(code) for code in accuracy_languages),
         ).checked()
 
     def checked(self) -> HarkConfig:
@@ -163,6 +171,12 @@ class HarkConfig:
                 f"hark:natGateways {self.nat_gateways}: the workers run in {WORKER_ZONES} zones and need a NAT gateway "
                 'in each, or losing one zone stops them all (docs/scaling.md, "No single zone to lose")'
             )
+        for code in self.accuracy_languages:
+            if code not in languages.NAMES:
+                raise ValueError(
+                    f"hark:accuracyLanguages {code!r}: each is a Whisper language code (en, es, ...), as jobs' "
+                    "detected_language has it"
+                )
         return self
 
     @property

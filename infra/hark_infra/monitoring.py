@@ -1,5 +1,16 @@
-"""Ops: one dashboard, and alarms (dead letters, stuck queues, worker errors, email failures, API 5xx)
-to an SNS topic.
+"""Ops: one dashboard, and alarms (dead letters, stuck queues, worker errors, email failures, API 5xx, a
+language's confidence falling) to an SNS topic.
+
+Accuracy (issue 26): the dashboard graphs the confidence, low-confidence share and jobs of every language
+(SEARCH over the `language` dimension, so a new language appears by itself) beside the WER people's
+corrections measure. The alarm is CloudWatch anomaly detection, one per language in hark:accuracyLanguages,
+on the hourly mean confidence: it fires when at least CONFIDENCE_HOURS_BELOW of the last day's hours are
+below the band CloudWatch learnt from that language's own last two weeks. Not metric math: an alarm's math
+sees only its own evaluation window and has no function that shifts or averages a metric over the days
+before it, so "below its own recent baseline" would become a fixed threshold per language for the operator
+to guess and retune with every model; the anomaly model learns each language's level (Spanish sits below
+English) and its daily pattern itself. What it cannot see: a drift slow enough (weeks) to be learnt as the
+new normal; the dashboard shows that.
 
 Metrics are addressed by the deterministic names (hark.domain.resources, the stack's service names), so this
 stack holds no cross-stack references and can be changed without touching the others.
@@ -16,6 +27,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from hark.domain import accuracy
+from hark.domain.transcript import LOW_CONFIDENCE_PROBABILITY
 from hark.ops.scaling import TRANSCRIBE_USD_PER_MINUTE, ScalingPolicy
 from hark_infra.config import HarkConfig
 from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, scaling_metrics, used_by
@@ -39,6 +52,13 @@ WORKER_METRICS_NAMESPACE = "Hark"
 TRANSCRIPTION_SERVICE_DIMENSION = "transcription-worker"
 NOTIFICATION_SERVICE_DIMENSION = "notification"
 WEBHOOK_SERVICE_DIMENSION = "webhooks"  # worker/webhooks/worker.py SERVICE
+API_SERVICE_DIMENSION = "hark-api"  # lambdas/api/handler.py's Metrics service: corrections' WER
+# A language's confidence (hark.domain.accuracy): hourly means; the alarm looks at the last day's hours and
+# fires when this many are below the anomaly band of this many standard deviations.
+ACCURACY_PERIOD = Duration.hours(1)
+CONFIDENCE_HOURS = 24
+CONFIDENCE_HOURS_BELOW = 12
+CONFIDENCE_BAND_STD_DEVS = 2
 # EmailsFailed (SES refused after botocore's own retries) in each of 3 consecutive 5-minute periods:
 # an SES outage or a rejected sender, not a blip. ApproximateAgeOfOldestMessage cannot be relied on
 # for this: SQS stops counting a message once it has been received 3 times, which the notifier's
@@ -63,6 +83,29 @@ def worker_metric(service: str, name: str) -> cw.Metric:
         dimensions_map={"service": service},
         statistic="Sum",
         period=FIVE_MINUTES,
+    )
+
+
+def language_metric(name: str, service: str, language: str) -> cw.Metric:
+    """One language's hourly mean of an accuracy metric (hark.domain.accuracy)."""
+    return cw.Metric(
+        namespace=accuracy.NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service, accuracy.LANGUAGE_DIMENSION: language},
+        statistic="Average",
+        period=ACCURACY_PERIOD,
+    )
+
+
+def by_language(name: str, service: str, statistic: str, label: str) -> cw.MathExpression:
+    """Every language's series of an accuracy metric, hourly: a SEARCH, so languages need no list."""
+    dimensions = f"{{{accuracy.NAMESPACE},{accuracy.LANGUAGE_DIMENSION},service}}"
+    query = f'{dimensions} MetricName="{name}" service="{service}"'
+    return cw.MathExpression(
+        expression=f"SEARCH('{query}', '{statistic}', {int(ACCURACY_PERIOD.to_seconds())})",
+        using_metrics={},
+        label=label,
+        period=ACCURACY_PERIOD,
     )
 
 
@@ -125,6 +168,7 @@ class MonitoringStack(Stack):
         self.alarms: dict[str, cw.Alarm] = {}
         self._queue_alarms(config)
         self._worker_and_api_alarms(config, api_function_name)
+        self._confidence_alarms(config)
         OpsDashboard(
             self,
             "OpsDashboard",
@@ -211,6 +255,27 @@ class MonitoringStack(Stack):
             period=FIVE_MINUTES,
         )
         self._alarm("ApiFunctionErrors", api_errors, 5, "The API Lambda failed more than 5 times in 5 minutes")
+
+    def _confidence_alarms(self, config: HarkConfig) -> None:
+        """Per language: its hourly confidence below the band anomaly detection learnt from its own history."""
+        for language in config.accuracy_languages:
+            aid = f"ConfidenceDrop{language.capitalize()}"
+            a = cw.AnomalyDetectionAlarm(
+                self,
+                aid,
+                metric=language_metric(accuracy.CONFIDENCE, TRANSCRIPTION_SERVICE_DIMENSION, language),
+                std_devs=CONFIDENCE_BAND_STD_DEVS,
+                comparison_operator=cw.ComparisonOperator.LESS_THAN_LOWER_THRESHOLD,
+                evaluation_periods=CONFIDENCE_HOURS,
+                datapoints_to_alarm=CONFIDENCE_HOURS_BELOW,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,  # an hour without jobs says nothing
+                alarm_description=f"Transcripts in {language} have been less confident than usual for "
+                f"{CONFIDENCE_HOURS_BELOW} of the last {CONFIDENCE_HOURS} hours (below the band anomaly detection "
+                "learnt from its own history): a new model, a new kind of audio or a noisy customer (docs/runbook.md, "
+                '"Confidence fell")',
+            )
+            a.add_alarm_action(self._action)
+            self.alarms[aid] = a
 
 
 class OpsDashboard(Construct):
@@ -365,4 +430,35 @@ class OpsDashboard(Construct):
                 width=24,
             )
         )
+        accuracy_widgets(dashboard)
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24))
+
+
+def accuracy_widgets(dashboard: cw.Dashboard) -> None:
+    """Issue 26: confidence by language beside the WER people's corrections measure; the share of doubtful
+    words and the language distribution below them."""
+    worker = TRANSCRIPTION_SERVICE_DIMENSION
+    dashboard.add_widgets(
+        cw.GraphWidget(
+            title="Confidence by language (hourly mean of jobs)",
+            left=[by_language(accuracy.CONFIDENCE, worker, "Average", "")],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="Model WER against people's corrections, by language",
+            left=[by_language(accuracy.CORRECTION_WORD_ERROR_RATE, API_SERVICE_DIMENSION, "Average", "")],
+            width=12,
+        ),
+    )
+    dashboard.add_widgets(
+        cw.GraphWidget(
+            title=f"Share of words below {LOW_CONFIDENCE_PROBABILITY:g} probability, by language",
+            left=[by_language(accuracy.LOW_CONFIDENCE_SHARE, worker, "Average", "")],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="Jobs by language",
+            left=[by_language(accuracy.JOBS_BY_LANGUAGE, worker, "Sum", "")],
+            width=12,
+        ),
+    )

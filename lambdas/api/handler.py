@@ -33,10 +33,12 @@ from hark.api.control import ApiError, Caller
 from hark.api.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED
 from hark.api.json_body import BodyRefused, parse_object
 from hark.api.webapp import HARDENING_HEADERS
+from hark.domain import accuracy
 from hark.domain.api_schemas import (
     ApiKeyCreated,
     ApiKeyList,
     AudioLink,
+    CorrectTranscriptRequest,
     CreateApiKeyRequest,
     CreateJobRequest,
     CreateJobResponse,
@@ -46,6 +48,7 @@ from hark.domain.api_schemas import (
     JobView,
     TranscriptFormat,
     TranscriptLink,
+    TranscriptRevision,
     WebhookSecret,
     WebhookSettings,
 )
@@ -228,8 +231,34 @@ def get_transcript(
         int | None,
         Query(ge=MIN_LINES_PER_CUE, le=MAX_LINES_PER_CUE, description="srt/vtt only: lines per caption (default 2)"),
     ] = None,
+    revision: Annotated[
+        int | None,
+        Query(ge=0, description="Which revision: 0 is the model's own; default the latest (transcript_revision)"),
+    ] = None,
 ) -> TranscriptLink:
-    return control.transcript_link(caller(), job_id, format, chars_per_line, lines_per_cue)
+    return control.transcript_link(caller(), job_id, format, chars_per_line, lines_per_cue, revision)
+
+
+@router.put(
+    "/jobs/<job_id>/transcript",
+    summary="Save corrections to the transcript as its next revision",
+    description="Segments' new text by index and names for the speaker labels, made on `revision` (the job's "
+    "transcript_revision when read). Every format then serves the new revision; ?revision=0 the model's own.",
+    responses=_responses(200, TranscriptRevision, "Saved", 400, 401, 403, 404, 409, 413, 415),
+    tags=["jobs"],
+)
+def put_transcript(job_id: IdPath, request: CorrectTranscriptRequest) -> TranscriptRevision:
+    if not _is_json(cast(APIGatewayProxyEvent, router.current_event)):
+        raise _unsupported_body_error()
+    job, saved = control.correct_transcript(caller(), job_id, request)
+    if job.corrections and job.corrections.word_error_rate is not None and job.detected_language:
+        # By language (hark.domain.accuracy): the flush at the end of this invocation clears the dimension.
+        metrics.add_dimension(name=accuracy.LANGUAGE_DIMENSION, value=job.detected_language)
+        metrics.add_metric(
+            name=accuracy.CORRECTION_WORD_ERROR_RATE, unit=MetricUnit.NoUnit, value=job.corrections.word_error_rate
+        )
+    logger.info("transcript corrected", job_id=job_id, revision=saved.revision, segments=len(request.segments))
+    return saved
 
 
 @router.get(

@@ -15,7 +15,7 @@ from openai import OpenAI
 from hark.api.http_api import HTTP_API, UNAUTHORIZED
 from hark.client import Hark
 from hark.client.cli import EXIT_AUTH, EXIT_OK
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from hark.client.cli import ALL_FORMATS, EXIT_OK
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 
 pytestmark = pytest.mark.e2e
 

@@ -18,11 +18,12 @@ from hark.client import (
     JobView,
     NotFound,
     NotReady,
+    RevisionConflict,
     smoke,
 )
 from hark.domain.api_schemas import JobStatus as SchemaStatus
 from hark.domain.settings import Settings
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +84,34 @@ def test_captions_in_a_chosen_style(hark, finished):
     with pytest.raises(ApiError) as refused:
         hark.transcript(job.job_id, "txt", chars_per_line=narrow)  # captions settings on plain text
     assert refused.value.status == 400 and refused.value.code == "validation_error"
+
+
+def test_a_correction_is_served_in_every_format_and_revision_0_keeps_the_models(hark, finished, live_stack):
+    """Issue 26's check on the real transcription of the bundled recording, the API running from the asset: the
+    model's confidence; the first word corrected; the JSON and SRT carry it, its words inside the segment; the
+    model's own at revision 0; a stale save and another user's refused; the WER of the model against it."""
+    job, _, _ = finished
+    view = hark.get(job.job_id)
+    assert 0 < view.confidence <= 1 and 0 <= view.low_confidence_share <= 1 and view.transcript_revision == 0
+    model = json.loads(hark.transcript(job.job_id, "json"))
+    first = model["segments"][0]
+    corrected = " ".join(["Hark,", *first["text"].split()[1:]])
+    assert hark.correct(job.job_id, 0, segments={0: corrected}) == 1
+
+    latest = json.loads(hark.transcript(job.job_id, "json"))
+    segment = latest["segments"][0]
+    assert segment["text"] == corrected and "".join(w["word"] for w in segment["words"]).strip() == corrected
+    assert first["start"] <= segment["words"][0]["start"] and segment["words"][-1]["end"] <= first["end"]
+    assert latest["segments"][1:] == model["segments"][1:]
+    assert hark.transcript(job.job_id, "srt").split("\n")[2].startswith("Hark,")  # the first cue's first line
+    assert json.loads(hark.transcript(job.job_id, "json", revision=0)) == model
+    with pytest.raises(RevisionConflict):
+        hark.correct(job.job_id, 0, segments={0: "A stale tab's text."})
+    with Hark(live_stack.url, live_stack.token("someone-else@example.com")) as other, pytest.raises(NotFound):
+        other.correct(job.job_id, 1, segments={0: "Not mine."})
+    view = hark.get(job.job_id)
+    assert view.transcript_revision == 1 and view.corrections.edited_segments == 1
+    assert abs(view.corrections.word_error_rate - word_error_rate(latest["text"], model["text"], "en")) < 1e-4
 
 
 def test_list_shows_the_job_and_pages(hark, finished):

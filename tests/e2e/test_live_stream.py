@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from hark.client.live import Heard, paced, pcm, send_paced, session
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from tests.e2e.conftest import _clean_env
 from tests.workers import LiveProcess

@@ -12,7 +12,7 @@ import pytest
 import requests
 from openai import OpenAI
 
-from hark.evaluation.wer import word_error_rate, words
+from hark.domain.wer import word_error_rate, words
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_steering import TRANSLATIONS
 from tests.integration.test_transcription_worker import reference

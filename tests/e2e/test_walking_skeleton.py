@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from tests.links import link_format
 
 pytestmark = pytest.mark.e2e

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from hark.evaluation import der
@@ -75,6 +76,13 @@ def test_switch_colours_and_local_renames(page, live_stack, conversation):
     item.get_by_role("button", name="View transcript").click()
     expect(viewer.locator('#segments .spk[data-speaker="A"]').first).to_have_text("Kennedy")
     expect(viewer.get_by_label("Name for speaker A")).to_have_value("Kennedy")
+
+    # Saved with the transcript (issue 26): the downloads carry the name.
+    viewer.get_by_role("button", name="Save corrections").click()
+    expect(viewer.locator("#save-status")).to_contain_text("Saved as revision 1")
+    expect(viewer.get_by_label("Name for speaker A")).to_have_value("Kennedy")
+    txt = viewer.locator('#viewer-downloads a[data-format="txt"]').get_attribute("href")
+    assert re.search(r"^Kennedy: \S", requests.get(txt, timeout=10).text, re.M)
     assert not page.js_errors, page.js_errors
 
 

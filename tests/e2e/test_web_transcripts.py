@@ -1,4 +1,4 @@
-"""The transcript viewer in the real browser: captions in a chosen style, doubtful segments marked."""
+"""The transcript viewer in the real browser: captions in a chosen style, doubtful segments marked, corrections."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import re
 import shutil
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
+from hark.client import Hark
 from hark.domain.transcript import MAX_CHARS_PER_LINE, MIN_CHARS_PER_LINE
 from tests.e2e.test_web import TRANSCRIBE_TIMEOUT_MS, job_item, sign_in
 
@@ -99,3 +101,46 @@ def test_cli_prints_captions_in_a_chosen_style(live_stack, speech):
     assert refused.stderr.strip() == (
         "hark: --chars-per-line and --lines-per-cue shape captions: add --format srt or --format vtt"
     )
+
+
+def test_a_sentence_corrected_in_the_viewer_is_saved_and_a_stale_tab_is_told(page, live_stack, speech, tmp_path):
+    """Issue 26: Edit, click a sentence, change it, save: the downloads carry it. A save made on a revision that
+    another tab has since replaced is refused with a message saying so, and nothing of it is saved."""
+    clip = tmp_path / "corrections.wav"
+    shutil.copy(speech(SENTENCE), clip)
+    email = "corrections@example.com"
+    sign_in(page, live_stack.url, email)
+    page.locator("#file-input").set_input_files(clip)
+    item = job_item(page, clip.name)
+    expect(item.locator(".badge")).to_have_attribute("data-status", "COMPLETED", timeout=TRANSCRIBE_TIMEOUT_MS)
+    item.get_by_role("button", name="View transcript").click()
+    viewer = page.get_by_role("dialog")
+    first = viewer.locator("#segments .line").first
+    expect(first).to_contain_text("short")
+
+    viewer.get_by_role("button", name="Edit", exact=True).click()
+    first.click()
+    first.fill("Subtitles should be short.")
+    # Meanwhile another tab of the same person saves a correction of revision 0.
+    with Hark(live_stack.url, live_stack.token(email)) as other:
+        (job,) = [j for j in other.list().items if j.filename == clip.name]
+        assert other.correct(job.job_id, 0, segments={0: "Another tab's text."}) == 1
+    viewer.get_by_role("button", name="Save corrections").click()
+    expect(viewer.locator("#viewer-error")).to_contain_text("corrected elsewhere")
+    with Hark(live_stack.url, live_stack.token(email)) as other:
+        assert other.get(job.job_id).transcript_revision == 1
+
+    # Opened again it shows the other tab's revision; corrected on that, the save goes through.
+    viewer.get_by_role("button", name="Close transcript").click()
+    item.get_by_role("button", name="View transcript").click()
+    expect(first).to_have_text("Another tab's text.")
+    viewer.get_by_role("button", name="Edit", exact=True).click()
+    first.click()
+    first.fill("Subtitles should be short.")
+    viewer.get_by_role("button", name="Save corrections").click()
+    expect(viewer.locator("#save-status")).to_contain_text("Saved as revision 2")
+    expect(first).to_have_text("Subtitles should be short.")
+    for fmt in ("txt", "srt"):
+        href = viewer.locator(f'#viewer-downloads a[data-format="{fmt}"]').get_attribute("href")
+        assert "Subtitles should be short." in requests.get(href, timeout=10).text, fmt
+    assert not page.js_errors, page.js_errors

@@ -53,6 +53,7 @@ def test_api_reads_only_uploads_of_the_audio(api):
         ("s3:GetObject", f"{AUDIO}/uploads/*"),  # presigned playback links
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
         ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/captions/*"),  # captions in a requested style only
+        ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/revisions/*"),  # a person's corrections, never the model's
         ("s3:DeleteObject", f"{AUDIO}/uploads/*"),
         ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),

@@ -15,8 +15,10 @@ from .conftest import REPO, TEST_CONTEXT, one, resources_of
 RES = resources(TEST_CONTEXT["hark:stack"])
 
 
-def _alarms(synth) -> list[dict]:
-    return [a["Properties"] for a in resources_of(synth.template("Monitoring"), "AWS::CloudWatch::Alarm").values()]
+def _alarms(synth, single_metric: bool = True) -> list[dict]:
+    """The alarms' properties: those on one metric (Namespace, MetricName), or all (the anomaly alarms too)."""
+    alarms = [a["Properties"] for a in resources_of(synth.template("Monitoring"), "AWS::CloudWatch::Alarm").values()]
+    return [a for a in alarms if "MetricName" in a or not single_metric]
 
 
 def _metric(alarm: dict) -> tuple[str, str, dict]:
@@ -27,7 +29,7 @@ def test_every_alarm_notifies_the_encrypted_topic(synth):
     template = synth.template("Monitoring")
     topic_id, topic = next(iter(resources_of(template, "AWS::SNS::Topic").items()))
     assert "KmsMasterKeyId" in topic["Properties"]
-    alarms = _alarms(synth)
+    alarms = _alarms(synth, single_metric=False)
     assert len(alarms) >= 7
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
@@ -144,3 +146,46 @@ def test_dashboard_graphs_the_jobs_own_cost_per_audio_hour(synth):
     text = _dashboard_text(synth)
     assert json.dumps(P.job_cost_per_audio_hour_expression) in text
     assert f'["{namespace}","CostUsd","service","{service}"' in text
+
+
+def test_each_accuracy_language_has_a_confidence_anomaly_alarm(synth):
+    """Issue 26: per language, the hourly mean Confidence the transcription worker emits (hark.domain.accuracy,
+    dimensions service and language) against CloudWatch's anomaly band: 12 of the last 24 hours below it."""
+    from hark_infra.config import HarkConfig, cdk_json_context
+
+    namespace, service, _ = _worker_emf("worker/transcription")
+    topic_id = next(iter(resources_of(synth.template("Monitoring"), "AWS::SNS::Topic")))
+    by_language = {}
+    for alarm in [a for a in _alarms(synth, single_metric=False) if "ThresholdMetricId" in a]:
+        (stat,) = [m for m in alarm["Metrics"] if "MetricStat" in m]
+        (band,) = [m for m in alarm["Metrics"] if m["Id"] == alarm["ThresholdMetricId"]]
+        metric = stat["MetricStat"]["Metric"]
+        dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        assert (metric["Namespace"], metric["MetricName"]) == (namespace, "Confidence") == ("Hark", "Confidence")
+        assert dimensions.pop("service") == service
+        assert (stat["MetricStat"]["Stat"], stat["MetricStat"]["Period"]) == ("Average", 3600)
+        assert band["Expression"] == f"ANOMALY_DETECTION_BAND({stat['Id']}, 2)"
+        assert alarm["ComparisonOperator"] == "LessThanLowerThreshold"
+        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (24, 12)
+        assert alarm["TreatMissingData"] == "notBreaching" and alarm["AlarmActions"] == [{"Ref": topic_id}]
+        by_language[dimensions.pop("language")] = alarm
+        assert dimensions == {}
+    languages = set(cdk_json_context()["hark:accuracyLanguages"])
+    assert set(by_language) == languages == set(HarkConfig().accuracy_languages) == {"en", "es"}
+
+
+def test_dashboard_graphs_accuracy_by_language_as_it_is_emitted(synth):
+    """Confidence, the low-confidence share and jobs (the worker's) and the corrections' WER (the API's), every
+    language by a SEARCH on the dimensions they are emitted with."""
+    text = _dashboard_text(synth)
+    _, worker, _ = _worker_emf("worker/transcription")
+    api = re.search(r'Metrics\(namespace="Hark", service="([^"]+)"\)', (REPO / "lambdas/api/handler.py").read_text())
+    assert api is not None
+    for name, service, statistic in (
+        ("Confidence", worker, "Average"),
+        ("LowConfidenceShare", worker, "Average"),
+        ("JobsByLanguage", worker, "Sum"),
+        ("CorrectionWordErrorRate", api.group(1), "Average"),
+    ):
+        search = f"SEARCH('{{Hark,language,service}} MetricName=\"{name}\" service=\"{service}\"', '{statistic}', 3600)"
+        assert json.dumps(search) in text, search

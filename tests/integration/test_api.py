@@ -111,10 +111,15 @@ def test_create_job(stack):
         "model_seconds",
         "real_time_factor",
         "cost_usd",
+        "confidence",
+        "low_confidence_share",
+        "transcript_revision",
+        "corrections",
         "transcript",
         "notify",
         "webhook",
     }
+    assert (job["confidence"], job["transcript_revision"], job["corrections"]) == (None, 0, None)
     assert job["notify"] == ["email"] and job["webhook"] is None  # the default: email only
     assert (job["model_seconds"], job["real_time_factor"], job["cost_usd"]) == (None, None, None)
     assert upload["method"] == "POST" and upload["expires_at"].endswith("Z")

@@ -21,7 +21,7 @@ from hark.domain import aws, keys
 from hark.domain.jobs import JobStatus
 from hark.domain.resources import TRANSCRIPTS_PREFIX, upload_status_function
 from hark.domain.settings import Settings, get_settings
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from hark.local.event_source import SqsEventSource
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_notification_worker import sent_emails

@@ -8,7 +8,7 @@ import pytest
 
 from hark.domain.settings import Settings
 from hark.domain.transcript import FLAGS, CaptionStyle, captions
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from worker.transcription.audio import SAMPLE_RATE, load
 from worker.transcription.quality import Thresholds, is_loop

@@ -18,7 +18,7 @@ import requests
 from hark.domain import aws, keys
 from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.domain.messages import NotifyMessage
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,6 +185,13 @@ def test_transcribes_every_format_and_language(stack, workers, speech):
         assert abs(data["duration"] - done.duration_seconds) < 0.01
         words = [w for s in data["segments"] for w in s["words"]]
         assert words and all(0 <= w["probability"] <= 1 and w["start"] <= w["end"] for w in words)
+        # Confidence (issue 26): the mean word probability, each word weighted by its duration (at least 20 ms).
+        weights = [max(w["end"] - w["start"], 0.02) for w in words]
+        mean = sum(w["probability"] * k for w, k in zip(words, weights)) / sum(weights)
+        assert done.confidence is not None and 0 < done.confidence <= 1 and abs(done.confidence - mean) < 1e-3
+        doubtful = sum(k for w, k in zip(words, weights) if w["probability"] < 0.5) / sum(weights)
+        assert done.low_confidence_share is not None and abs(done.low_confidence_share - doubtful) < 1e-3
+        assert data["confidence"] == done.confidence and all(0 < s["confidence"] <= 1 for s in data["segments"])
         error = word_error_rate(text, outputs["txt"][0], language)
         print(f"{path.name}: language {language}, WER {error:.1%}")
         # Accuracy is gated per language against the raw model (tests/integration/test_accuracy_gate.py); here
@@ -211,6 +218,21 @@ def test_transcribes_every_format_and_language(stack, workers, speech):
         "QueueWaitSeconds",
         "Attempts",
     } <= emitted
+    # Confidence by language: one Confidence value per job with speech, dimensioned by its language (written
+    # before each job's "job completed" line).
+    while not {j.job_id for j in [*jobs, asked]} <= {line.get("job_id") for line in worker.logged("job completed")}:
+        time.sleep(0.1)
+    by_language: dict[str, list[float]] = {}
+    for blob in worker.metrics():
+        for d in blob["_aws"]["CloudWatchMetrics"]:
+            if {m["Name"] for m in d["Metrics"]} == {"Confidence"}:
+                assert sorted(*d["Dimensions"]) == ["language", "service"] and blob["service"] == "transcription-worker"
+                by_language.setdefault(blob["language"], []).extend(blob["Confidence"])
+    expected: dict[str, list[float]] = {}
+    for job in [*jobs, asked]:
+        done = finished[job.job_id]
+        expected.setdefault(done.detected_language or "", []).append(done.confidence or 0.0)
+    assert {k: sorted(v) for k, v in by_language.items()} == {k: sorted(v) for k, v in expected.items()}
 
 
 def test_bad_inputs_fail_with_a_readable_reason(stack, workers, speech, tmp_path):

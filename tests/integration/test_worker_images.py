@@ -29,7 +29,7 @@ from openai import OpenAI
 from hark.client.live import session
 from hark.domain import aws
 from hark.domain.jobs import JobStatus
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from hark.local.emulator import free_port
 from tests.conftest import SHARED_SPEECH
 from tests.gateway import running_gateway

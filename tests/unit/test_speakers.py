@@ -101,8 +101,9 @@ def test_without_speakers_every_format_is_as_before():
     a = [word(0.0, 0.4, "Hello"), word(0.5, 0.9, "Bob.")]
     t = transcript(Segment(start=0.0, end=0.9, text=" Hello Bob.", words=a))
     data = json.loads(render_json(t))
-    # The JSON holds exactly the fields transcripts had before speakers (hark.domain.transcript's models).
-    assert set(data["segments"][0]) == {"start", "end", "text", "words", "language", "flags"}
+    # The JSON holds exactly the fields transcripts had before speakers (hark.domain.transcript's models; each
+    # segment's confidence came with issue 26).
+    assert set(data["segments"][0]) == {"start", "end", "text", "words", "language", "flags", "confidence"}
     assert set(data["segments"][0]["words"][0]) == {"start", "end", "word", "probability"}
     assert render_txt(t) == "Hello Bob.\n"
     assert "<v" not in render_vtt(t) and "A:" not in render_srt(t)

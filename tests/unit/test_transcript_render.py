@@ -11,6 +11,7 @@ from hark.domain.transcript import (
     CONTENT_TYPES,
     RENDERERS,
     CaptionStyle,
+    CorrectionRefused,
     Cue,
     Segment,
     Transcript,
@@ -251,3 +252,40 @@ def test_dominant_language_and_share():
     parts = [(0.0, Transcript(language="es", duration=10, model="m", segments=segments))]
     joined = Transcript.joined(parts, duration=10, model="m")
     assert (joined.language, joined.language_share) == ("es", 0.6)
+
+
+# -- confidence and corrections (issue 26) -----------------------------------------------------------------
+def test_confidence_is_the_duration_weighted_mean_word_probability():
+    words = [
+        Word(start=0.0, end=0.9, word=" Wentworth", probability=0.9),  # 0.9 s
+        Word(start=0.9, end=1.0, word=" a", probability=0.3),  # 0.1 s
+        Word(start=1.0, end=1.0, word=" b", probability=0.3),  # no duration: counts as 20 ms
+    ]
+    t = Transcript(language="en", duration=2, model="m", segments=[Segment(start=0, end=1, text="x", words=words)])
+    assert t.confidence == t.segments[0].confidence == round((0.9 * 0.9 + 0.3 * 0.1 + 0.3 * 0.02) / 1.02, 4)
+    assert t.low_confidence_share == round(0.12 / 1.02, 4)  # the words below 0.5
+    empty = Transcript(language=None, duration=2, model="m", segments=[])
+    assert (empty.confidence, empty.low_confidence_share) == (None, None)
+
+
+def test_a_correction_respells_the_segment_inside_its_bounds_and_names_speakers():
+    t = transcript()
+    t = t.model_copy(update={"segments": [s.model_copy(update={"speaker": "A"}) for s in t.segments]})
+    first = t.segments[0]
+    fixed = t.corrected({0: "  Good   morning, everyone. "}, {"A": "Morgan"})
+    segment = fixed.segments[0]
+    assert segment.text == "Good morning, everyone." == "".join(w.word for w in segment.words).strip()
+    assert segment.words[0].start == first.start and segment.words[-1].end == first.end
+    assert all(a.end == b.start for a, b in zip(segment.words, segment.words[1:]))  # evenly, end to end
+    assert segment.confidence == 1.0 and segment.flags == [] and fixed.segments[1:] == t.segments[1:]
+    assert render_srt(fixed).split("\n")[2].startswith("Morgan: Good morning,")
+    assert json.loads(render_json(fixed))["speaker_names"] == {"A": "Morgan"}
+    assert "speaker_names" not in json.loads(render_json(t))  # no names: the JSON as before
+    for texts, names, says in (
+        ({len(t.segments): "x"}, {}, f"no segment {len(t.segments)}"),
+        ({-1: "x"}, {}, "no segment -1"),
+        ({}, {"Z": "Kim"}, "no speaker 'Z'"),
+        ({}, {"A": " "}, "1 to 64 printable characters"),
+    ):
+        with pytest.raises(CorrectionRefused, match=says):
+            t.corrected(texts, names)

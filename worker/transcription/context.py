@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from hark.domain import aws
+from hark.domain import accuracy, aws
 from hark.domain.jobs import JobStore
 from hark.domain.resources import Resources
 from hark.domain.settings import Settings
+from hark.domain.transcript import Transcript
 from worker.runtime import Telemetry
 
 from .engine import Engine
@@ -73,6 +74,20 @@ class Context:
         self.metric("WallSeconds", wall_seconds, MetricUnit.Seconds)
         if audio_seconds > 0:
             self.metric("RealTimeFactor", model_seconds / audio_seconds, MetricUnit.NoUnit)
+
+    def record_confidence(self, transcript: Transcript) -> None:
+        """A completed job's confidence by its language (hark.domain.accuracy), nothing for one without speech.
+        Each its own EMF line: the shared metric set's dimensions would mix the languages of jobs in flight."""
+        if transcript.language is None or transcript.confidence is None:
+            return
+        dimensions = {"service": SERVICE, accuracy.LANGUAGE_DIMENSION: transcript.language}
+        for name, value, unit in (
+            (accuracy.CONFIDENCE, transcript.confidence, MetricUnit.NoUnit),
+            (accuracy.LOW_CONFIDENCE_SHARE, transcript.low_confidence_share or 0.0, MetricUnit.NoUnit),
+            (accuracy.JOBS_BY_LANGUAGE, 1, MetricUnit.Count),
+        ):
+            with single_metric(name, unit, value, namespace=accuracy.NAMESPACE, default_dimensions=dimensions):
+                pass
 
     def cost_usd(self, model_seconds: float) -> float:
         return round(model_seconds * self.settings.usd_per_model_second, 8)

@@ -106,6 +106,8 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int, model_
             no_speech=no_speech,
             model_seconds=None if model_seconds is None else round(model_seconds, 3),
             cost_usd=None if model_seconds is None else ctx.cost_usd(model_seconds),
+            confidence=transcript.confidence,
+            low_confidence_share=transcript.low_confidence_share,
         )
     except TransitionRefused:
         if ctx.store.get(job.job_id) is None:
@@ -116,6 +118,7 @@ def publish(ctx: Context, job: Job, transcript: Transcript, attempt: int, model_
     notify(ctx, finished)
     ctx.metric("JobsCompleted", 1, MetricUnit.Count)
     ctx.metric("Attempts", attempt, MetricUnit.Count)
+    ctx.record_confidence(transcript)
     logger.info(
         "job completed",
         language=transcript.language,

@@ -5,6 +5,9 @@ from .api_key_list import ApiKeyList
 from .api_key_view import ApiKeyView
 from .audio_link import AudioLink
 from .chunk_progress import ChunkProgress
+from .correct_transcript_request import CorrectTranscriptRequest
+from .correct_transcript_request_speaker_names import CorrectTranscriptRequestSpeakerNames
+from .corrections import Corrections
 from .create_api_key_request import CreateApiKeyRequest
 from .create_job_request import CreateJobRequest
 from .create_job_request_notify_type_0_item import CreateJobRequestNotifyType0Item
@@ -19,9 +22,11 @@ from .job_status import JobStatus
 from .job_view import JobView
 from .job_view_notify_item import JobViewNotifyItem
 from .job_view_task import JobViewTask
+from .segment_text import SegmentText
 from .transcript_link import TranscriptLink
 from .transcript_link_format import TranscriptLinkFormat
 from .transcript_links import TranscriptLinks
+from .transcript_revision import TranscriptRevision
 from .upload_form import UploadForm
 from .upload_form_fields import UploadFormFields
 from .webhook_attempt import WebhookAttempt
@@ -35,6 +40,9 @@ __all__ = (
     "ApiKeyView",
     "AudioLink",
     "ChunkProgress",
+    "CorrectTranscriptRequest",
+    "CorrectTranscriptRequestSpeakerNames",
+    "Corrections",
     "CreateApiKeyRequest",
     "CreateJobRequest",
     "CreateJobRequestNotifyType0Item",
@@ -49,9 +57,11 @@ __all__ = (
     "JobView",
     "JobViewNotifyItem",
     "JobViewTask",
+    "SegmentText",
     "TranscriptLink",
     "TranscriptLinkFormat",
     "TranscriptLinks",
+    "TranscriptRevision",
     "UploadForm",
     "UploadFormFields",
     "WebhookAttempt",

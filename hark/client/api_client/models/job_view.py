@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.chunk_progress import ChunkProgress
+    from ..models.corrections import Corrections
     from ..models.transcript_links import TranscriptLinks
     from ..models.webhook_view import WebhookView
 
@@ -39,7 +40,7 @@ class JobView:
         finished_at (None | str):
         error (None | str):
         chunks (ChunkProgress | None):
-        transcript (None | TranscriptLinks): Presigned GET links, present only when COMPLETED.
+        transcript (None | TranscriptLinks): Presigned GET links to the latest revision, present only when COMPLETED.
         prompt (None | str | Unset):
         task (JobViewTask | Unset):  Default: JobViewTask.TRANSCRIBE.
         speaker_labels (bool | Unset): Speakers were asked for (speaker_labels at creation). Default: False.
@@ -54,6 +55,13 @@ class JobView:
             time).
         cost_usd (float | None | Unset): COMPLETED: the model time at the configured instance price
             (HARK_INSTANCE_USD_PER_HOUR).
+        confidence (float | None | Unset): COMPLETED: the model's confidence in its transcript, in (0, 1]: the mean of
+            its words' probabilities weighted by their duration. null with no speech.
+        low_confidence_share (float | None | Unset): COMPLETED: the share of the words' time whose probability is below
+            0.5.
+        transcript_revision (int | Unset): The transcript's latest revision: 0 is the model's own, each saved correction
+            adds one. Default: 0.
+        corrections (Corrections | None | Unset): Once corrected: the model transcript against the latest correction.
         notify (list[JobViewNotifyItem] | Unset): How the owner hears of the end.
         webhook (None | Unset | WebhookView): The job's webhook and its delivery attempts, if it has one.
     """
@@ -84,12 +92,17 @@ class JobView:
     model_seconds: float | Unset | None = UNSET
     real_time_factor: float | Unset | None = UNSET
     cost_usd: float | Unset | None = UNSET
+    confidence: float | Unset | None = UNSET
+    low_confidence_share: float | Unset | None = UNSET
+    transcript_revision: int | Unset = 0
+    corrections: Corrections | Unset | None = UNSET
     notify: list[JobViewNotifyItem] | Unset = UNSET
     webhook: Unset | WebhookView | None = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.chunk_progress import ChunkProgress
+        from ..models.corrections import Corrections
         from ..models.transcript_links import TranscriptLinks
         from ..models.webhook_view import WebhookView
 
@@ -189,6 +202,28 @@ class JobView:
         else:
             cost_usd = self.cost_usd
 
+        confidence: float | Unset | None
+        if isinstance(self.confidence, Unset):
+            confidence = UNSET
+        else:
+            confidence = self.confidence
+
+        low_confidence_share: float | Unset | None
+        if isinstance(self.low_confidence_share, Unset):
+            low_confidence_share = UNSET
+        else:
+            low_confidence_share = self.low_confidence_share
+
+        transcript_revision = self.transcript_revision
+
+        corrections: dict[str, Any] | Unset | None
+        if isinstance(self.corrections, Unset):
+            corrections = UNSET
+        elif isinstance(self.corrections, Corrections):
+            corrections = self.corrections.to_dict()
+        else:
+            corrections = self.corrections
+
         notify: list[str] | Unset = UNSET
         if not isinstance(self.notify, Unset):
             notify = []
@@ -246,6 +281,14 @@ class JobView:
             field_dict["real_time_factor"] = real_time_factor
         if cost_usd is not UNSET:
             field_dict["cost_usd"] = cost_usd
+        if confidence is not UNSET:
+            field_dict["confidence"] = confidence
+        if low_confidence_share is not UNSET:
+            field_dict["low_confidence_share"] = low_confidence_share
+        if transcript_revision is not UNSET:
+            field_dict["transcript_revision"] = transcript_revision
+        if corrections is not UNSET:
+            field_dict["corrections"] = corrections
         if notify is not UNSET:
             field_dict["notify"] = notify
         if webhook is not UNSET:
@@ -256,6 +299,7 @@ class JobView:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.chunk_progress import ChunkProgress
+        from ..models.corrections import Corrections
         from ..models.transcript_links import TranscriptLinks
         from ..models.webhook_view import WebhookView
 
@@ -422,6 +466,43 @@ class JobView:
 
         cost_usd = _parse_cost_usd(d.pop("cost_usd", UNSET))
 
+        def _parse_confidence(data: object) -> float | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | Unset | None, data)
+
+        confidence = _parse_confidence(d.pop("confidence", UNSET))
+
+        def _parse_low_confidence_share(data: object) -> float | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | Unset | None, data)
+
+        low_confidence_share = _parse_low_confidence_share(d.pop("low_confidence_share", UNSET))
+
+        transcript_revision = d.pop("transcript_revision", UNSET)
+
+        def _parse_corrections(data: object) -> Corrections | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                corrections_type_0 = Corrections.from_dict(data)
+
+                return corrections_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Corrections | Unset | None, data)
+
+        corrections = _parse_corrections(d.pop("corrections", UNSET))
+
         _notify = d.pop("notify", UNSET)
         notify: list[JobViewNotifyItem] | Unset = UNSET
         if _notify is not UNSET:
@@ -475,6 +556,10 @@ class JobView:
             model_seconds=model_seconds,
             real_time_factor=real_time_factor,
             cost_usd=cost_usd,
+            confidence=confidence,
+            low_confidence_share=low_confidence_share,
+            transcript_revision=transcript_revision,
+            corrections=corrections,
             notify=notify,
             webhook=webhook,
         )

@@ -19,6 +19,7 @@ def _get_kwargs(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -42,6 +43,13 @@ def _get_kwargs(
     else:
         json_lines_per_cue = lines_per_cue
     params["lines_per_cue"] = json_lines_per_cue
+
+    json_revision: int | Unset | None
+    if isinstance(revision, Unset):
+        json_revision = UNSET
+    else:
+        json_revision = revision
+    params["revision"] = json_revision
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -123,6 +131,7 @@ def sync_detailed(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> Response[ErrorResponse | GatewayError | TranscriptLink]:
     """A short-lived link to the transcript
 
@@ -133,6 +142,8 @@ def sync_detailed(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -147,6 +158,7 @@ def sync_detailed(
         format_=format_,
         chars_per_line=chars_per_line,
         lines_per_cue=lines_per_cue,
+        revision=revision,
     )
 
     response = client.get_httpx_client().request(
@@ -163,6 +175,7 @@ def sync(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> ErrorResponse | GatewayError | TranscriptLink | None:
     """A short-lived link to the transcript
 
@@ -173,6 +186,8 @@ def sync(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -188,6 +203,7 @@ def sync(
         format_=format_,
         chars_per_line=chars_per_line,
         lines_per_cue=lines_per_cue,
+        revision=revision,
     ).parsed
 
 
@@ -198,6 +214,7 @@ async def asyncio_detailed(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> Response[ErrorResponse | GatewayError | TranscriptLink]:
     """A short-lived link to the transcript
 
@@ -208,6 +225,8 @@ async def asyncio_detailed(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -222,6 +241,7 @@ async def asyncio_detailed(
         format_=format_,
         chars_per_line=chars_per_line,
         lines_per_cue=lines_per_cue,
+        revision=revision,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -236,6 +256,7 @@ async def asyncio(
     format_: GetTranscriptJobsJobIdTranscriptGetFormat | Unset = GetTranscriptJobsJobIdTranscriptGetFormat.TXT,
     chars_per_line: int | Unset | None = UNSET,
     lines_per_cue: int | Unset | None = UNSET,
+    revision: int | Unset | None = UNSET,
 ) -> ErrorResponse | GatewayError | TranscriptLink | None:
     """A short-lived link to the transcript
 
@@ -246,6 +267,8 @@ async def asyncio(
         chars_per_line (int | None | Unset): srt/vtt only: characters per caption line (default
             42)
         lines_per_cue (int | None | Unset): srt/vtt only: lines per caption (default 2)
+        revision (int | None | Unset): Which revision: 0 is the model's own; default the latest
+            (transcript_revision)
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -262,5 +285,6 @@ async def asyncio(
             format_=format_,
             chars_per_line=chars_per_line,
             lines_per_cue=lines_per_cue,
+            revision=revision,
         )
     ).parsed
