@@ -196,12 +196,16 @@ export const createJob = (file, options = {}) =>
 
 // -- Upload ------------------------------------------------------------------------------------
 
+// As hark/uploads.py's CONTENT_TYPE_BY_EXTENSION (the API accepts both audio/* and video/* for .mp4 and .webm).
 const TYPES_BY_EXTENSION = {
-  wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4", mp4: "audio/mp4", aac: "audio/aac",
-  flac: "audio/flac", ogg: "audio/ogg", oga: "audio/ogg", opus: "audio/ogg", webm: "audio/webm",
+  wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4", aac: "audio/aac",
+  flac: "audio/flac", ogg: "audio/ogg", oga: "audio/ogg", opus: "audio/ogg",
+  mp4: "video/mp4", m4v: "video/x-m4v", mov: "video/quicktime", mkv: "video/x-matroska", webm: "video/webm",
+  avi: "video/x-msvideo",
 };
 
-/** The browser's type when it says audio/*, else a guess from the extension (.webm is "video/webm" to Chromium). */
+/** The browser's type when it says audio/*, else the type for the extension (browsers name videos variously,
+ * video/vnd.avi or nothing for .mkv), else the browser's. */
 export function contentType(file) {
   if (file.type && file.type.startsWith("audio/")) return file.type;
   const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";

@@ -151,9 +151,19 @@ function uploadProblem(file, message) {
 }
 
 // Speaker labels: the switch, and how many people speak (empty: estimated). The count only with the switch.
-$("speaker-labels").addEventListener("change", (e) => { $("speakers-expected").disabled = !e.target.checked; });
+// One speaker per channel (multichannel) names the speakers itself: the two switches exclude each other.
+$("speaker-labels").addEventListener("change", (e) => {
+  $("speakers-expected").disabled = !e.target.checked;
+  if (e.target.checked) $("multichannel").checked = false;
+});
+$("multichannel").addEventListener("change", (e) => {
+  if (!e.target.checked) return;
+  $("speaker-labels").checked = false;
+  $("speakers-expected").disabled = true;
+});
 
 function speakerOptions() {
+  if ($("multichannel").checked) return { multichannel: true };
   if (!$("speaker-labels").checked) return {};
   const n = $("speakers-expected");
   if (!n.value) return { speaker_labels: true };

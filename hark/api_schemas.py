@@ -10,7 +10,7 @@ from hark import languages
 from hark.jobs import Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
 from hark.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.links import content_disposition, download_filename
-from hark.transcript import MAX_SPEAKERS
+from hark.transcript import MAX_AUDIO_TRACK, MAX_SPEAKERS
 from hark.webhooks import MAX_URL_LENGTH
 
 # A code or a name ("es", "Spanish", "español"), stored as the code (hark.languages).
@@ -91,8 +91,28 @@ class CreateJobRequest(BaseModel):
         description="With speaker_labels and no speakers_expected: at most this many people speak.",
     )
 
+    # Meetings and calls (issue 25).
+    audio_track: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_AUDIO_TRACK,
+        description="Which audio stream of the file to transcribe, counting the file's audio streams from 0 "
+        "(a video with the room on one and an interpreter on another). Default: the first.",
+    )
+    multichannel: bool = Field(
+        False,
+        description="Transcribe each channel on its own (a call recorded with one person per channel): every "
+        "word and segment carries `channel` (0-based), merged in time order; without speaker_labels each "
+        "channel is one speaker (A for channel 0, B for 1, ...). The cost counts every channel.",
+    )
+
     @model_validator(mode="after")
     def _speakers_need_labels(self) -> CreateJobRequest:
+        if self.multichannel and self.speaker_labels:
+            raise ValueError(
+                "multichannel names each channel's speaker already (A, B, ...): give multichannel or "
+                "speaker_labels, not both"
+            )
         for name in ("speakers_expected", "min_speakers", "max_speakers"):
             if getattr(self, name) is not None and not self.speaker_labels:
                 raise ValueError(f"{name} needs speaker_labels: true")
@@ -146,6 +166,8 @@ class JobView(BaseModel):
     speakers_expected: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    audio_track: int | None = Field(None, description="The audio stream asked for (audio_track at creation).")
+    multichannel: bool = Field(False, description="Each channel transcribed on its own (multichannel at creation).")
     duration_seconds: float | None
     no_speech: bool = Field(
         False, description="COMPLETED with no speech detected (silence, noise or music): the transcript is empty."
@@ -272,6 +294,8 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         task=job.task,
         speaker_labels=job.speaker_labels,
         speakers_expected=job.speakers_expected,
+        audio_track=job.audio_track,
+        multichannel=job.multichannel,
         min_speakers=job.min_speakers,
         max_speakers=job.max_speakers,
         duration_seconds=job.duration_seconds,

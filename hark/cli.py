@@ -155,10 +155,27 @@ def _speakers_option(args) -> dict:
     return {"speaker_labels": True, "speakers_expected": n}
 
 
+def _media_options(args, speakers: dict) -> dict:
+    """hark.client.submit's meeting arguments from --audio-track N and --multichannel (issue 25)."""
+    from hark.transcript import MAX_AUDIO_TRACK
+
+    options: dict = {}
+    if args.audio_track is not None:
+        if not 0 <= args.audio_track <= MAX_AUDIO_TRACK:
+            raise CliError(f"--audio-track N: N counts the file's audio streams from 0, at most {MAX_AUDIO_TRACK}")
+        options["audio_track"] = args.audio_track
+    if args.multichannel:
+        if speakers:
+            raise CliError("--multichannel names each channel's speaker already: leave out the speaker options")
+        options["multichannel"] = True
+    return options
+
+
 def cmd_transcribe(args) -> int:
     from hark.client import Hark
 
     speakers = _speakers_option(args)
+    options = {**speakers, **_media_options(args, speakers)}
     formats = _formats(args)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -169,7 +186,7 @@ def cmd_transcribe(args) -> int:
     token = args.token or os.environ.get("HARK_TOKEN") or fetch_dev_token(args.server, args.email)
     with Hark(args.server, token, upload_timeout=args.timeout) as hark:
         run = _TranscribeRun(args, hark, formats, out_dir)
-        for path, job_id in run.submit_all(speakers):
+        for path, job_id in run.submit_all(options):
             run.finish(path, job_id)
     if run.as_array:
         print(json.dumps(run.documents, ensure_ascii=False, indent=2))
@@ -194,7 +211,8 @@ class _TranscribeRun:
         self.failed = True
         print(f"{name}: {err}", file=sys.stderr)
 
-    def submit_all(self, speakers: dict) -> list[tuple[Path, str]]:
+    def submit_all(self, options: dict) -> list[tuple[Path, str]]:
+        """Each file uploaded with the job options (speakers, audio track, multichannel) given."""
         from hark.client import ApiError, AuthError, UploadFailed
 
         jobs: list[tuple[Path, str]] = []
@@ -209,7 +227,7 @@ class _TranscribeRun:
                     language=self.args.language,
                     prompt=self.args.prompt,
                     task="translate" if self.args.translate else "transcribe",
-                    **speakers,
+                    **options,
                 )
             except AuthError:
                 raise  # no file will fare better: one line from main()
@@ -331,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help=f"label who spoke when, with the estimated count at {'least' if end == 'min' else 'most'} N (1-20)",
         )
+    tr.add_argument(
+        "--audio-track", type=int, metavar="N", help="which audio stream of a video to transcribe, from 0 (default 0)"
+    )
+    tr.add_argument(
+        "--multichannel",
+        action="store_true",
+        help="transcribe each channel on its own (a call, one person per channel): channel 0 is A, 1 is B, ...",
+    )
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     tr.add_argument(

@@ -258,6 +258,8 @@ class Hark:
         speakers_expected: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        audio_track: int | None = None,
+        multichannel: bool = False,
         webhook_url: str | None = None,
         notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
@@ -282,6 +284,10 @@ class Hark:
             Label who speaks when.
         speakers_expected : int, optional
             How many speakers, when known (with speaker_labels).
+        audio_track : int, optional
+            Which audio stream of the file to transcribe, from 0 (default: the first); for videos with several.
+        multichannel : bool
+            Transcribe each channel on its own (a call with one person per channel): words carry `channel`.
         webhook_url : str, optional
             Where to POST the finished job: https, a public address (default: your default webhook URL,
             if any).
@@ -318,6 +324,8 @@ class Hark:
             speakers_expected=speakers_expected if speakers_expected is not None else UNSET,
             min_speakers=min_speakers if min_speakers is not None else UNSET,
             max_speakers=max_speakers if max_speakers is not None else UNSET,
+            audio_track=audio_track if audio_track is not None else UNSET,
+            multichannel=multichannel,
             webhook_url=webhook_url if webhook_url is not None else UNSET,
             notify=[_member(CreateJobRequestNotifyType0Item, c, "notify") for c in notify]
             if notify is not None
@@ -495,6 +503,8 @@ class Hark:
         speakers_expected: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        audio_track: int | None = None,
+        multichannel: bool = False,
         webhook_url: str | None = None,
         notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
@@ -507,7 +517,9 @@ class Hark:
             The recording: a path, or a file object; its size is what is left to read.
         filename : str, optional
             Needed for a file object without a .name.
-        content_type, language, prompt, task, speaker_labels, speakers_expected, webhook_url, notify, idempotency_key
+        content_type, language, prompt, task, speaker_labels, speakers_expected, min_speakers, max_speakers
+            As for `create`.
+        audio_track, multichannel, webhook_url, notify, idempotency_key
             As for `create`.
 
         Returns
@@ -535,6 +547,8 @@ class Hark:
                 speakers_expected=speakers_expected,
                 min_speakers=min_speakers,
                 max_speakers=max_speakers,
+                audio_track=audio_track,
+                multichannel=multichannel,
                 webhook_url=webhook_url,
                 notify=notify,
                 idempotency_key=idempotency_key,

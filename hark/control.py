@@ -95,6 +95,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         speakers_expected=request.get("speakers_expected"),
         min_speakers=request.get("min_speakers"),
         max_speakers=request.get("max_speakers"),
+        audio_track=request.get("audio_track"),
+        multichannel=request.get("multichannel", False),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
         status=JobStatus.UPLOADING,
         created_at=now,
@@ -150,7 +152,13 @@ def create_job(
 ) -> CreateJobResponse:
     settings = get_settings()
     try:
-        upload = check_upload(request.filename, request.content_type, request.size, settings.max_upload_bytes)
+        upload = check_upload(
+            request.filename,
+            request.content_type,
+            request.size,
+            settings.max_upload_bytes,
+            settings.max_video_upload_bytes,
+        )
     except UploadRefused as err:
         raise ApiError(err.status, err.code, err.message) from None
     webhook_url, notify = _notification_choice(caller, request)
@@ -178,7 +186,12 @@ def create_job(
             # Only when given: a replay of a request made before the range existed matches.
             **{
                 name: value
-                for name, value in (("min_speakers", request.min_speakers), ("max_speakers", request.max_speakers))
+                for name, value in (
+                    ("min_speakers", request.min_speakers),
+                    ("max_speakers", request.max_speakers),
+                    ("audio_track", request.audio_track),
+                    ("multichannel", request.multichannel or None),
+                )
                 if value is not None
             },
         },

@@ -104,6 +104,8 @@ class Job(BaseModel):
     speakers_expected: int | None = None  # with speaker_labels: the number of speakers, if the user knows it
     min_speakers: int | None = None  # with speaker_labels and no speakers_expected: the estimate's range
     max_speakers: int | None = None
+    audio_track: int | None = None  # which audio stream to transcribe (from 0); None: the first (issue 25)
+    multichannel: bool = False  # each channel transcribed on its own, words tagged with it (issue 25)
     audio_key: str
     status: JobStatus
     created_at: str

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     # Uploads.
     max_upload_bytes: int = 2 * GIB
+    # Videos (hark.uploads.VIDEO_CONTENT_TYPES) may be larger: an hour's meeting is 0.5-2 GB. Only their
+    # audio is decoded, and it holds to max_audio_seconds like any recording (docs/api.md, "Video").
+    max_video_upload_bytes: int = 5 * GIB
     upload_url_ttl_seconds: int = 15 * 60
     transcript_link_ttl_seconds: int = 15 * 60
     # GET /jobs/{id}/audio: the viewer plays the upload from a presigned GET valid this long (the player

@@ -20,6 +20,10 @@ FLAGS = ("repetition", "low_confidence", "no_speech")
 
 # Speaker labels (issue 14): "A", "B", ... in order of first appearance; the most a job may expect.
 MAX_SPEAKERS = 20  # speakers_expected, min_speakers and max_speakers: 1 to this
+# Meetings and calls (issue 25): the highest audio stream index a job may name (audio_track, from 0), and
+# the most channels a multichannel job may have (each is transcribed on its own; 8 covers 7.1 audio).
+MAX_AUDIO_TRACK = 15
+MAX_CHANNELS = 8
 
 
 def speaker_label(index: int) -> str:
@@ -33,15 +37,18 @@ def speaker_label(index: int) -> str:
 
 
 class _Speaking(BaseModel):
-    # Who said it (speaker labels, issue 14). Absent from the JSON when the job did not ask for speakers,
-    # so a transcript without them is byte for byte what it was before speakers existed.
+    # Who said it (speaker labels, issue 14), and on which channel (multichannel jobs, issue 25: from 0).
+    # Each is absent from the JSON when the job did not ask for it, so a transcript without them is byte
+    # for byte what it was before they existed.
     speaker: str | None = None
+    channel: int | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_speaker(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict) and data.get("speaker", "") is None:
-            del data["speaker"]
+        for name in ("speaker", "channel"):
+            if isinstance(data, dict) and data.get(name, "") is None:
+                del data[name]
         return data
 
 
@@ -113,6 +120,34 @@ class Transcript(BaseModel):
             language = max(by_language, key=lambda code: by_language[code]) if by_language else None
         return cls(language=language, language_share=share, duration=duration, model=model, segments=segments)
 
+    def on_channel(self, channel: int) -> Transcript:
+        """The same transcript with every segment and word said on `channel`, by that channel's speaker
+        (A for 0, B for 1, ...): a multichannel job's channel is one person."""
+        who = {"channel": channel, "speaker": speaker_label(channel)}
+        return self.model_copy(
+            update={
+                "segments": [
+                    s.model_copy(update={**who, "words": [w.model_copy(update=who) for w in s.words]})
+                    for s in self.segments
+                ]
+            }
+        )
+
+    @classmethod
+    def merged(cls, channels: list[Transcript], model: str) -> Transcript:
+        """One transcript from each channel's (on_channel), its segments in time order (turns interleave)."""
+        segments = sorted((s for t in channels for s in t.segments), key=lambda s: (s.start, s.channel or 0))
+        language, share = dominant_language(segments)
+        probability = next((t.language_probability for t in channels if t.language == language), None)
+        return cls(
+            language=language,
+            language_probability=probability,
+            language_share=share,
+            duration=max((t.duration for t in channels), default=0.0),
+            model=model,
+            segments=segments,
+        )
+
 
 def dominant_language(segments: list[Segment]) -> tuple[str | None, float | None]:
     """The language spoken longest (by segment duration) and its share of the speech, rounded to 3 places."""
@@ -176,7 +211,8 @@ def _line(words: list[Word]) -> str:
 
 
 def _words(t: Transcript) -> list[Word]:
-    """Every word in time order. A segment without word timestamps counts as words spread evenly over it."""
+    """Every word in time order (a multichannel job's segments overlap: one channel's long segment spans the
+    other's turns). A segment without word timestamps counts as words spread evenly over it."""
     out: list[Word] = []
     for s in t.segments:
         if not s.text.strip():
@@ -189,9 +225,11 @@ def _words(t: Transcript) -> list[Word]:
         at, span = s.start, max(s.end - s.start, 0.0)
         for tok in tokens:
             length = span * (len(tok) + 1) / total
-            out.append(Word(start=at, end=at + length, word=" " + tok, probability=1.0, speaker=s.speaker))
+            out.append(
+                Word(start=at, end=at + length, word=" " + tok, probability=1.0, speaker=s.speaker, channel=s.channel)
+            )
             at += length
-    return out
+    return sorted(out, key=lambda w: w.start) if has_channels(t) else out
 
 
 def _break_score(words: list[Word], k: int, style: CaptionStyle) -> int:
@@ -329,6 +367,10 @@ def speaker_turns(t: Transcript) -> list[tuple[str, str]]:
         else:
             turns.append((speaker, [w]))
     return [(speaker, _line(words)) for speaker, words in turns]
+
+
+def has_channels(t: Transcript) -> bool:
+    return any(s.channel is not None for s in t.segments)
 
 
 def has_speakers(t: Transcript) -> bool:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hark.keys import display_filename, safe_filename, split_extension
 
+if TYPE_CHECKING:
+    from hark.settings import Settings
+
 # Audio MIME types a browser, phone or desktop reports for the formats the worker decodes (ffmpeg).
 # Parameters (";codecs=opus") are dropped before the check; the comparison is case-insensitive.
-ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(
+AUDIO_CONTENT_TYPES: frozenset[str] = frozenset(
     {
         "audio/mpeg",
         "audio/mp3",
@@ -37,18 +40,38 @@ ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(
         "audio/webm",
     }
 )
+# Video (issue 25: meetings and calls are mostly videos): the worker transcribes one audio stream of it
+# (the first, or the job's audio_track) and never decodes a video frame.
+VIDEO_CONTENT_TYPES: frozenset[str] = frozenset(
+    {
+        "video/mp4",
+        "video/x-m4v",
+        "video/quicktime",
+        "video/x-matroska",
+        "video/matroska",
+        "video/webm",
+        "video/x-msvideo",
+        "video/avi",
+        "video/msvideo",
+    }
+)
+ALLOWED_CONTENT_TYPES: frozenset[str] = AUDIO_CONTENT_TYPES | VIDEO_CONTENT_TYPES
 # The type a client should declare for each accepted extension (the CLI and load tests use it).
 CONTENT_TYPE_BY_EXTENSION: dict[str, str] = {
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
-    "mp4": "audio/mp4",
+    "mp4": "video/mp4",  # audio/mp4 is accepted for it too (an .mp4 may hold sound alone)
+    "m4v": "video/x-m4v",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "avi": "video/x-msvideo",
     "aac": "audio/aac",
     "wav": "audio/wav",
     "flac": "audio/flac",
     "ogg": "audio/ogg",
     "oga": "audio/ogg",
     "opus": "audio/ogg",
-    "webm": "audio/webm",
+    "webm": "video/webm",  # audio/webm is accepted for it too (a browser's own recordings)
 }
 ALLOWED_EXTENSIONS: frozenset[str] = frozenset(CONTENT_TYPE_BY_EXTENSION)
 
@@ -166,6 +189,15 @@ class UploadRefused(ValueError):
         self.status, self.code, self.message = status, code, message
 
 
+def is_video(content_type: str) -> bool:
+    return normalise_content_type(content_type) in VIDEO_CONTENT_TYPES
+
+
+def size_limit(content_type: str, settings: Settings) -> int:
+    """The most bytes an upload of this type may have: video has its own, larger limit (docs/api.md)."""
+    return settings.max_video_upload_bytes if is_video(content_type) else settings.max_upload_bytes
+
+
 def content_type_for(filename: str) -> str:
     """The content type to declare for a file, by its extension (octet-stream: the API will refuse it)."""
     return CONTENT_TYPE_BY_EXTENSION.get(extension(filename), "application/octet-stream")
@@ -188,8 +220,11 @@ class CheckedUpload:
     size: int
 
 
-def check_upload(filename: str, content_type: str, size: int, max_bytes: int) -> CheckedUpload:
-    """Normalise and check what a client wants to upload; UploadRefused says why not."""
+def check_upload(
+    filename: str, content_type: str, size: int, max_bytes: int, max_video_bytes: int | None = None
+) -> CheckedUpload:
+    """Normalise and check what a client wants to upload; UploadRefused says why not. A video may have
+    up to `max_video_bytes` (`max_bytes` when None), anything else up to `max_bytes`."""
     name = display_filename(filename)
     ext = extension(name)
     if ext not in ALLOWED_EXTENSIONS:
@@ -210,11 +245,14 @@ def check_upload(filename: str, content_type: str, size: int, max_bytes: int) ->
         )
     if size < 1:
         raise UploadRefused(400, "validation_error", "size must be the file's size in bytes, at least 1.")
+    if is_video(ctype) and max_video_bytes is not None:
+        max_bytes = max_video_bytes
     if size > max_bytes:
+        kind = "a video" if is_video(ctype) else "a recording"
         raise UploadRefused(
             413,
             "file_too_large",
-            f"The file is {size} bytes; the most this service accepts is {max_bytes} bytes "
+            f"The file is {size} bytes; the most this service accepts for {kind} is {max_bytes} bytes "
             f"({max_bytes / 1024**3:g} GiB). Split or compress the recording.",
         )
     return CheckedUpload(name, safe_filename(name), ctype, size)
