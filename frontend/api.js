@@ -196,7 +196,7 @@ export const createJob = (file, options = {}) =>
 
 // -- Upload ------------------------------------------------------------------------------------
 
-// As hark/uploads.py's CONTENT_TYPE_BY_EXTENSION (the API accepts both audio/* and video/* for .mp4 and .webm).
+// As hark/domain/uploads.py's CONTENT_TYPE_BY_EXTENSION (the API accepts both audio/* and video/* for .mp4 and .webm).
 const TYPES_BY_EXTENSION = {
   wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4", aac: "audio/aac",
   flac: "audio/flac", ogg: "audio/ogg", oga: "audio/ogg", opus: "audio/ogg",

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from hark import der
+from hark.evaluation import der
 from worker.transcription import audio
 
 RATE = audio.SAMPLE_RATE
@@ -75,7 +75,7 @@ class Turn:
 
 def stereo_call(first: Path, second: Path, gap: float = 0.8) -> tuple[np.ndarray, list[Turn]]:
     """A call of two people taking turns, one per channel: each clip is cut in two at a pause between
-    words (hark.der.halves), and the turns go first, second, first, second with `gap` seconds between."""
+    words (hark.evaluation.der.halves), and the turns go first, second, first, second with `gap` seconds between."""
     halves = [der.halves(audio.load(path, 3600)) for path in (first, second)]
     pieces = [(0, halves[0][0]), (1, halves[1][0]), (0, halves[0][1]), (1, halves[1][1])]
     total = sum(len(p) for _, p in pieces) + int(gap * RATE) * (len(pieces) + 1)

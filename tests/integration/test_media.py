@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hark import aws, keys
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.settings import get_settings
-from hark.uploads import content_type_for
-from hark.wer import word_error_rate
+from hark.domain import aws, keys
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain.settings import get_settings
+from hark.domain.uploads import content_type_for
+from hark.evaluation.wer import word_error_rate
 from tests import media
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_transcription_worker import post_upload, read_transcript, reference, wait_finished

@@ -8,8 +8,17 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from hark.api_schemas import CreateJobRequest
-from hark.transcript import MAX_AUDIO_TRACK, Segment, Transcript, Word, render_json, render_srt, render_txt, render_vtt
+from hark.domain.api_schemas import CreateJobRequest
+from hark.domain.transcript import (
+    MAX_AUDIO_TRACK,
+    Segment,
+    Transcript,
+    Word,
+    render_json,
+    render_srt,
+    render_txt,
+    render_vtt,
+)
 
 
 def said(start: float, *words: str) -> Transcript:
@@ -76,7 +85,7 @@ def test_create_body_meeting_fields():
 
 
 def test_cli_meeting_options():
-    from hark.cli import CliError, _bare_speakers, _media_options, _speakers_option, build_parser
+    from hark.client.cli import CliError, _bare_speakers, _media_options, _speakers_option, build_parser
 
     parser = build_parser()
 

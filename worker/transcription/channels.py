@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hark.transcript import Transcript
+from hark.domain.transcript import Transcript
 
 from . import audio, chunking
 from .context import Context, logger

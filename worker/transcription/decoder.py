@@ -20,7 +20,7 @@ import sys
 
 RATE = 16000
 BYTES_PER_SAMPLE = 2  # s16
-MAX_CHANNELS = 8  # hark.transcript.MAX_CHANNELS (not imported: only the standard library and PyAV fit the limit)
+MAX_CHANNELS = 8  # hark.domain.transcript.MAX_CHANNELS (not imported: only the standard library and PyAV fit the limit)
 
 
 def peak_rss_bytes() -> int:
