@@ -89,7 +89,13 @@ class Progress:
         if job.chunks:
             text += f", chunk {job.chunks.done} of {job.chunks.total}"
         minutes, seconds = divmod(int(elapsed), 60)
-        text += f", {minutes}:{seconds:02d} elapsed"
+        self._show(text + f", {minutes}:{seconds:02d} elapsed")
+
+    def parts(self, done: int, total: int) -> None:
+        """A big upload in parts (hark.client.Hark.upload_parts): parts sent of all."""
+        self._show(f"{self.label}: uploading, part {done} of {total}")
+
+    def _show(self, text: str) -> None:
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)
@@ -221,9 +227,11 @@ class _TranscribeRun:
             if not path.is_file():
                 self.fail(name, "no such file")
                 continue
+            progress = Progress(sys.stderr, name) if sys.stderr.isatty() else None
             try:
                 job = self.hark.submit(
                     path,
+                    on_part=progress.parts if progress else None,
                     language=self.args.language,
                     prompt=self.args.prompt,
                     task="translate" if self.args.translate else "transcribe",
@@ -234,6 +242,9 @@ class _TranscribeRun:
             except (ApiError, UploadFailed) as err:  # this file's: the others still go
                 self.fail(name, err)
                 continue
+            finally:  # the parts' line ends before any other line
+                if progress:
+                    progress.end()
             jobs.append((path, job.job_id))
             print(f"{name}: uploaded as job {job.job_id}", file=sys.stderr)
         return jobs

@@ -212,9 +212,47 @@ class WebhookSettings(BaseModel):
     )
 
 
+class UploadedPartView(BaseModel):
+    part_number: int
+    size: int = Field(description="Bytes S3 holds for this part.")
+
+
+class MultipartUpload(BaseModel):
+    """A big upload in parts (issue 25): PUT each part's bytes to its URL (POST .../multipart/parts), then
+    POST .../multipart/complete. The same call resumes: parts_done is what S3 already has."""
+
+    upload_id: str
+    part_size: int = Field(description="Bytes per part: part n is bytes (n-1)*part_size up to n*part_size of the file.")
+    part_count: int = Field(description="Parts 1 to part_count; the last one holds what is left.")
+    parts_done: list[UploadedPartView] = Field(description="Parts already uploaded (resume from the others).")
+
+
+class PartUrlsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    part_numbers: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        min_length=1, max_length=100, description="Which parts to sign (at most 100 a request)."
+    )
+
+
+class PartUrl(BaseModel):
+    part_number: int
+    url: str = Field(description="PUT the part's bytes here (no other headers needed); S3 answers its ETag.")
+
+
+class PartUrls(BaseModel):
+    urls: list[PartUrl]
+    expires_at: str = Field(description="ISO 8601, UTC: when these URLs stop being accepted; ask again after.")
+
+
 class CreateJobResponse(BaseModel):
     job: JobView
     upload: UploadForm
+    multipart: MultipartUpload | None = Field(
+        None,
+        description="For a file over the multipart threshold (100 MiB by default): the upload in parts, "
+        "started; send the file this way (resumable) rather than with `upload`.",
+    )
 
 
 class JobList(BaseModel):

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from hark.domain.keys import display_filename, safe_filename, split_extension
 
 if TYPE_CHECKING:
@@ -288,3 +290,99 @@ def decode_policy(fields: dict[str, str]) -> dict[str, Any]:
     """The policy document a presigned POST carries (for tests and debugging)."""
     policy = fields["policy"]
     return json.loads(base64.b64decode(policy + "=" * (-len(policy) % 4)))
+
+
+# -- big uploads: S3 multipart, a presigned PUT per part (issue 25) ---------------------------------------
+# A file over HARK_MULTIPART_THRESHOLD_BYTES goes up in parts: each part is retried on its own, and an upload
+# cut off (a dropped connection, a closed tab) resumes from the parts S3 already has. The job's upload lands
+# by the same S3 event (ObjectCreated:CompleteMultipartUpload) as a POST's. Parts of an upload never
+# completed are removed by the audio bucket's lifecycle rule (hark.domain.resources).
+S3_MIN_PART_BYTES = 5 * 1024**2  # S3: every part but the last has at least this
+S3_MAX_PARTS = 10_000
+MIB = 1024**2
+
+
+def part_size(size: int, preferred: int) -> int:
+    """The part size for `size` bytes: `preferred` (at least S3's 5 MiB), larger in whole MiB only when
+    it would take more than S3's 10,000 parts."""
+    needed = -(-size // S3_MAX_PARTS)
+    return max(preferred, S3_MIN_PART_BYTES, -(-needed // MIB) * MIB)
+
+
+def part_count(size: int, part_bytes: int) -> int:
+    return max(1, -(-size // part_bytes))
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    part_number: int
+    etag: str
+    size: int
+
+
+class UploadGone(Exception):
+    """The multipart upload is no longer there: completed, aborted, or removed by the lifecycle rule."""
+
+
+def start_multipart(s3, bucket: str, key: str, content_type: str) -> str:
+    """A new multipart upload of `key`; its id."""
+    return s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)["UploadId"]
+
+
+def uploaded_parts(s3, bucket: str, key: str, upload_id: str) -> list[UploadedPart]:
+    """The parts S3 holds for the upload, by part number (UploadGone when the upload is not there)."""
+    parts: list[UploadedPart] = []
+    marker = 0
+    while True:
+        try:
+            page = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                raise UploadGone(upload_id) from None
+            raise
+        parts += [UploadedPart(p["PartNumber"], p["ETag"], p["Size"]) for p in page.get("Parts", [])]
+        if not page.get("IsTruncated"):
+            return sorted(parts, key=lambda p: p.part_number)
+        marker = page["NextPartNumberMarker"]
+
+
+def presigned_parts(s3, bucket: str, key: str, upload_id: str, numbers: list[int], ttl_seconds: int) -> dict[int, str]:
+    """A presigned PUT per part number (signed locally: no AWS call)."""
+    return {
+        n: s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n},
+            ExpiresIn=ttl_seconds,
+        )
+        for n in numbers
+    }
+
+
+def complete_multipart(s3, bucket: str, key: str, upload_id: str, declared: int, part_bytes: int) -> None:
+    """Join the parts into the object, once every part is there and they add up to the declared size
+    (S3 cannot pin a multipart upload's size as a POST policy does). UploadRefused says what is missing;
+    the parts stay, so the client uploads what is missing and completes again."""
+    parts = uploaded_parts(s3, bucket, key, upload_id)
+    have = {p.part_number for p in parts}
+    missing = [n for n in range(1, part_count(declared, part_bytes) + 1) if n not in have]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise UploadRefused(
+            409,
+            "parts_missing",
+            f"Part{'s' if len(missing) > 1 else ''} {shown} not uploaded yet; upload, then complete.",
+        )
+    total = sum(p.size for p in parts)
+    if total != declared:
+        raise UploadRefused(
+            400,
+            "size_mismatch",
+            f"The parts come to {total} bytes, not the {declared} bytes declared when the job was created; "
+            f"upload each part again as {part_bytes} bytes of the file (the last one what is left).",
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
+    )
