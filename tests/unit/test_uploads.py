@@ -19,6 +19,8 @@ from hark.domain.uploads import (
     check_upload,
     content_type_for,
     decode_policy,
+    part_count,
+    part_size,
     presigned_upload,
     size_limit,
 )
@@ -174,3 +176,14 @@ def test_a_video_has_its_own_size_limit():
     assert info.value.status == 413 and "for a recording is 1073741824 bytes (1 GiB)" in info.value.message
     settings = Settings(max_upload_bytes=GIB, max_video_upload_bytes=4 * GIB)
     assert (size_limit("video/webm", settings), size_limit("audio/webm", settings)) == (4 * GIB, GIB)
+
+
+def test_part_size_keeps_within_s3s_limits():
+    mib = 1024**2
+    # The preferred size while it takes at most S3's 10,000 parts; never under S3's 5 MiB minimum.
+    assert (part_size(2 * GIB, 16 * mib), part_count(2 * GIB, 16 * mib)) == (16 * mib, 128)
+    assert part_size(10 * mib, 1 * mib) == 5 * mib
+    # 5 TiB (S3's largest object) at 16 MiB would be 327,680 parts: whole MiB parts, just enough of them.
+    size = 5 * 1024 * GIB
+    assert part_size(size, 16 * mib) == 525 * mib and part_count(size, 525 * mib) <= 10_000
+    assert part_count(1, 16 * mib) == 1 and part_count(32 * mib + 1, 16 * mib) == 3
