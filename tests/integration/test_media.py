@@ -8,11 +8,12 @@ and a call of two people taking turns, one per channel. One worker takes every j
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from hark.domain import aws, keys
 from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.domain.settings import get_settings
+from hark.domain.settings import Settings, get_settings
 from hark.domain.uploads import content_type_for
 from hark.evaluation.wer import word_error_rate
 from tests import media
@@ -107,3 +108,29 @@ def test_videos_and_a_stereo_call_are_transcribed(stack, workers, tmp_path):
 
 def _turn(turns: list[media.Turn], at: float) -> int | None:
     return next((t.channel for t in turns if t.start - 0.3 <= at <= t.end + 0.3), None)
+
+
+def test_a_channel_past_the_chunk_threshold_is_split_at_pauses_and_joined(model_dir):
+    """channels.py's long path, in this process with the real engine: each 25-second channel of the call is
+    cut at pauses into pieces of about 8 s (threshold 10 s) and joined with continuous timestamps."""
+    from types import SimpleNamespace
+
+    from hark.domain.transcript import speaker_turns
+    from worker.transcription.channels import transcribe_channels
+    from worker.transcription.engine import DecodeOptions, Engine
+
+    settings = Settings(model_dir=str(model_dir), chunk_threshold_seconds=10, chunk_target_seconds=8)
+    call, turns = media.stereo_call(LIBRI, JFK)
+    with tempfile.TemporaryDirectory() as tmp:
+        pcms = audio.decode_channels(media.wav(Path(tmp) / "call.wav", call), Path(tmp) / "pcm", 3600)
+        result = transcribe_channels(
+            SimpleNamespace(engine=Engine(settings), settings=settings), pcms, DecodeOptions(language="en")
+        )
+    assert result.audio_seconds == round(2 * call.shape[1] / media.RATE, 3) and result.model_seconds > 0
+    words = [w for s in result.transcript.segments for w in s.words]
+    # The pieces keep their times: words fall in their channel's turns.
+    assert words and sum(_turn(turns, (w.start + w.end) / 2) == w.channel for w in words) >= 0.9 * len(words)
+    assert [speaker for speaker, _ in speaker_turns(result.transcript)] == ["A", "B", "A", "B"]
+    for channel, person in ((0, LIBRI), (1, JFK)):
+        said = "".join(w.word for w in words if w.channel == channel)
+        assert word_error_rate(reference(person.name), said, "en") < 0.25, said
