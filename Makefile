@@ -60,7 +60,7 @@ model: install
 
 ## make client: regenerate hark/client/api_client (the typed layer of hark.client.sdk) from docs/openapi.json.
 client: install-test
-	$(PY) -m hark.client.codegen
+	$(PY) -m tools.client_codegen
 
 synth: install-test
 	cd infra && ../$(PY) app.py

@@ -200,12 +200,16 @@ export const revokeApiKey = (id) => api(`/api-keys/${encodeURIComponent(id)}`, {
 
 // -- Upload ------------------------------------------------------------------------------------
 
+// As hark/domain/uploads.py's CONTENT_TYPE_BY_EXTENSION (the API accepts both audio/* and video/* for .mp4 and .webm).
 const TYPES_BY_EXTENSION = {
-  wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4", mp4: "audio/mp4", aac: "audio/aac",
-  flac: "audio/flac", ogg: "audio/ogg", oga: "audio/ogg", opus: "audio/ogg", webm: "audio/webm",
+  wav: "audio/wav", mp3: "audio/mpeg", m4a: "audio/mp4", aac: "audio/aac",
+  flac: "audio/flac", ogg: "audio/ogg", oga: "audio/ogg", opus: "audio/ogg",
+  mp4: "video/mp4", m4v: "video/x-m4v", mov: "video/quicktime", mkv: "video/x-matroska", webm: "video/webm",
+  avi: "video/x-msvideo",
 };
 
-/** The browser's type when it says audio/*, else a guess from the extension (.webm is "video/webm" to Chromium). */
+/** The browser's type when it says audio/*, else the type for the extension (browsers name videos variously,
+ * video/vnd.avi or nothing for .mkv), else the browser's. */
 export function contentType(file) {
   if (file.type && file.type.startsWith("audio/")) return file.type;
   const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
@@ -250,4 +254,90 @@ export function linkExpiry(url) {
     if (expires) return expires * 1000;
   } catch { /* not a URL */ }
   return null;
+}
+
+// -- Big uploads in parts (issue 25; docs/api.md, "Big uploads") ---------------------------------------
+// A file over the server's threshold goes up as S3 multipart: a presigned PUT per part, each part retried on
+// its own, and the upload resumable after a dropped connection or a page reload. localStorage keeps which
+// file each unfinished upload is (name, size, last modified): the page asks for that file again, and the
+// server says which parts S3 already has.
+const PART_ATTEMPTS = 4;
+const URLS_AT_ONCE = 20;
+const RESUMABLE_KEY = "hark.resumable-uploads";
+
+const jobPath = (id) => `/jobs/${encodeURIComponent(id)}/multipart`;
+
+/** {jobId: {name, size, lastModified}} of uploads in parts that did not finish in this browser. */
+export function resumableUploads() {
+  try { return JSON.parse(localStorage.getItem(RESUMABLE_KEY) || "{}"); } catch { return {}; }
+}
+
+function keepResumable(jobId, file) {
+  const all = resumableUploads();
+  if (file) all[jobId] = { name: file.name, size: file.size, lastModified: file.lastModified };
+  else delete all[jobId];
+  localStorage.setItem(RESUMABLE_KEY, JSON.stringify(all));
+}
+
+/** Whether `file` is the one an unfinished upload was sending (the page asks for it again after a reload). */
+export function sameFile(jobId, file) {
+  const kept = resumableUploads()[jobId];
+  return Boolean(kept) && kept.name === file.name && kept.size === file.size && kept.lastModified === file.lastModified;
+}
+
+/** Send `file` in parts, starting or resuming (plan: POST /jobs from createJob, else asked for now);
+ * onProgress(fraction, partsDone, partsTotal) as bytes go. */
+export async function uploadInParts(jobId, file, onProgress, plan = null) {
+  plan = plan || await api(jobPath(jobId), { method: "POST" });
+  keepResumable(jobId, file);
+  const done = new Set(plan.parts_done.map((p) => p.part_number));
+  const partBytes = (n) => Math.min(plan.part_size, file.size - (n - 1) * plan.part_size);
+  let sent = [...done].reduce((total, n) => total + partBytes(n), 0);
+  onProgress(sent / file.size, done.size, plan.part_count);
+  const todo = [];
+  for (let n = 1; n <= plan.part_count; n++) if (!done.has(n)) todo.push(n);
+  for (let i = 0; i < todo.length; i += URLS_AT_ONCE) {
+    const { urls } = await api(`${jobPath(jobId)}/parts`, { method: "POST", body: { part_numbers: todo.slice(i, i + URLS_AT_ONCE) } });
+    for (const { part_number: n, url } of urls) {
+      const blob = file.slice((n - 1) * plan.part_size, n * plan.part_size);
+      await putPart(url, blob, n, (loaded) => onProgress((sent + loaded) / file.size, done.size, plan.part_count));
+      done.add(n);
+      sent += blob.size;
+      onProgress(sent / file.size, done.size, plan.part_count);
+    }
+  }
+  await api(`${jobPath(jobId)}/complete`, { method: "POST" });
+  keepResumable(jobId, null);
+}
+
+/** One part, sent again on its own after a network error or a storage hiccup (5xx, 408, 429). */
+async function putPart(url, blob, number, onLoaded) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await put(url, blob, onLoaded);
+    } catch (e) {
+      const refused = e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429;
+      if (refused || attempt >= PART_ATTEMPTS) {
+        throw new ApiError(e.status, "upload_failed", `${e.message} (part ${number}). Choose the file again to resume.`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt));
+    }
+  }
+}
+
+function put(url, blob, onLoaded) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.upload.addEventListener("progress", (e) => onLoaded(e.loaded));
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve();
+      const s3Message = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "")?.[1];
+      reject(new ApiError(xhr.status, "upload_failed",
+        `Upload refused by storage (HTTP ${xhr.status})${s3Message ? `: ${s3Message}` : ""}`));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network", "The upload did not get through (network or CORS error)")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "Upload cancelled")));
+    xhr.send(blob);
+  });
 }

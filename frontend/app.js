@@ -2,7 +2,8 @@
 
 import {
   createJob, currentSession, deleteJob, devSignIn, expiryMs, getConfig, getJob, linkExpiry,
-  ClerkConfigError, listJobs, loadClerk, loadConfig, setUnauthorizedHandler, signOut, uploadToS3,
+  ClerkConfigError, listJobs, loadClerk, loadConfig, resumableUploads, sameFile, setUnauthorizedHandler, signOut,
+  uploadInParts, uploadToS3,
 } from "./api.js";
 import { clearKeys, initKeys, loadKeys } from "./keys.js";
 import { openViewer } from "./viewer.js";
@@ -154,9 +155,19 @@ function uploadProblem(file, message) {
 }
 
 // Speaker labels: the switch, and how many people speak (empty: estimated). The count only with the switch.
-$("speaker-labels").addEventListener("change", (e) => { $("speakers-expected").disabled = !e.target.checked; });
+// One speaker per channel (multichannel) names the speakers itself: the two switches exclude each other.
+$("speaker-labels").addEventListener("change", (e) => {
+  $("speakers-expected").disabled = !e.target.checked;
+  if (e.target.checked) $("multichannel").checked = false;
+});
+$("multichannel").addEventListener("change", (e) => {
+  if (!e.target.checked) return;
+  $("speaker-labels").checked = false;
+  $("speakers-expected").disabled = true;
+});
 
 function speakerOptions() {
+  if ($("multichannel").checked) return { multichannel: true };
   if (!$("speaker-labels").checked) return {};
   const n = $("speakers-expected");
   if (!n.value) return { speaker_labels: true };
@@ -181,22 +192,36 @@ async function uploadFile(file) {
     if (e.status !== 401) uploadProblem(file, e.message);
     return;
   }
-  const { job, upload } = created;
+  const { job, upload, multipart } = created;
   state.jobs.set(job.job_id, job);
+  await sendFile(job, file, multipart ? (show) => uploadInParts(job.job_id, file, show, multipart)
+    : (show) => uploadToS3(upload, file, show));
+}
+
+/** A file over the server's threshold goes in parts (resumable: a reload asks for the file again and
+ * sends only the parts S3 lacks), any other with the presigned POST. */
+async function sendFile(job, file, send) {
   state.uploads.set(job.job_id, { progress: 0, error: null });
   render();
   announce(`Uploading ${file.name}`);
   let last = 0;
   try {
-    await uploadToS3(upload, file, (p) => {
-      state.uploads.get(job.job_id).progress = p;
-      if (p - last >= 0.02 || p === 1) { last = p; renderJob(job.job_id); }
+    await send((p, partsDone, partsTotal) => {
+      const up = state.uploads.get(job.job_id);
+      up.progress = p;
+      if (partsTotal) up.parts = [partsDone, partsTotal];
+      if (p - last >= 0.02 || p === 1 || partsTotal) { last = p; renderJob(job.job_id); }
     });
     state.uploads.delete(job.job_id);
     announce(`${file.name} uploaded; waiting for transcription`);
   } catch (e) {
-    state.uploads.set(job.job_id, { progress: 0, error: e.message });
-    announce(`${file.name}: ${e.message}`);
+    if (job.job_id in resumableUploads()) { // parts sent so far are kept: the card offers to resume
+      state.uploads.delete(job.job_id);
+      uploadProblem(file, e.message);
+    } else {
+      state.uploads.set(job.job_id, { progress: 0, error: e.message });
+      announce(`${file.name}: ${e.message}`);
+    }
   }
   renderJob(job.job_id);
   schedulePoll(300);
@@ -247,6 +272,7 @@ function sortedJobs() {
 function progressText(job) {
   const up = state.uploads.get(job.job_id);
   if (up?.error) return null;
+  if (up?.parts) return `Uploading ${Math.round(up.progress * 100)}% (part ${up.parts[0]} of ${up.parts[1]} sent)`;
   if (up) return `Uploading ${Math.round(up.progress * 100)}%`;
   if (job.status === "PROCESSING" && job.chunks?.total > 1) return `${job.chunks.done} of ${job.chunks.total} parts`;
   return null;
@@ -302,6 +328,8 @@ function jobCard(job) {
   if (progress) {
     const ratio = up ? up.progress : job.chunks.done / job.chunks.total;
     bar = el("progress", { max: 100, value: Math.round(ratio * 100), "aria-label": `${job.filename}: ${progress}` });
+  } else if (resumable(job)) {
+    bar = el("span", { className: "muted" }, "The upload stopped part way. Choose the same file to send the rest.");
   } else if (abandoned(job)) {
     bar = el("span", { className: "muted" }, "The upload did not finish. Delete this and upload the file again.");
   } else if (!FINISHED.has(status)) {
@@ -313,6 +341,11 @@ function jobCard(job) {
   if (job.status === "COMPLETED") {
     actions.append(el("button", { type: "button", className: "btn btn-small", "data-action": "view-btn",
       onclick: () => openViewer(job, refreshJob) }, "View transcript"));
+  }
+  if (resumable(job)) {
+    const picker = el("input", { type: "file", hidden: true, onchange: (e) => resumeUpload(job, e.target.files[0]) });
+    actions.append(picker, el("button", { type: "button", className: "btn btn-small", "data-action": "resume",
+      "aria-label": `Resume the upload of ${job.filename}`, onclick: () => picker.click() }, "Resume upload"));
   }
   actions.append(el("button", { type: "button", className: "btn btn-small btn-danger", "data-action": "delete",
     "aria-label": `Delete ${job.filename}`, onclick: () => removeJob(job) }, "Delete"));
@@ -336,7 +369,7 @@ function jobCard(job) {
 function signature(job) {
   const up = state.uploads.get(job.job_id);
   return JSON.stringify([job.status, job.updated_at, job.chunks, job.transcript, job.error, job.detected_language,
-    up && Math.round(up.progress * 100), up?.error, abandoned(job)]);
+    up && Math.round(up.progress * 100), up?.parts, up?.error, abandoned(job), resumable(job)]);
 }
 
 function renderJob(id) {
@@ -404,9 +437,23 @@ async function refresh() {
   schedulePoll();
 }
 
+/** An upload in parts this browser started and no tab is sending now: it resumes with the same file. */
+function resumable(job) {
+  return job.status === "UPLOADING" && !state.uploads.has(job.job_id) && job.job_id in resumableUploads();
+}
+
+async function resumeUpload(job, file) {
+  if (!file) return;
+  if (!sameFile(job.job_id, file)) {
+    uploadProblem(file, `This is not the file that was being uploaded as ${job.filename}; choose that one.`);
+    return;
+  }
+  await sendFile(job, file, (show) => uploadInParts(job.job_id, file, show));
+}
+
 /** An upload that no tab of ours is sending and that started long ago will not move on by itself. */
 function abandoned(job) {
-  return job.status === "UPLOADING" && !state.uploads.has(job.job_id)
+  return job.status === "UPLOADING" && !state.uploads.has(job.job_id) && !resumable(job)
     && Date.now() - Date.parse(job.created_at) > ABANDONED_UPLOAD_MS;
 }
 

@@ -324,6 +324,7 @@ async function loadAudio(jobId) {
   const link = await api(`/jobs/${encodeURIComponent(jobId)}/audio`);
   if (current?.jobId !== jobId) return;
   audioLink = { jobId, expiresAt: Date.parse(link.expires_at) };
+  audio.classList.toggle("picture", link.content_type.startsWith("video/")); // a meeting video plays with its picture
   audio.src = link.url;
 }
 

@@ -36,7 +36,8 @@ NO_PERMISSION = {("sts", "GetCallerIdentity")}
 # resources, and condition keys for Amazon S3"; S3 API reference, "Permissions" of each operation):
 # HeadObject is authorised as s3:GetObject; ListObjects(V2) as s3:ListBucket on the bucket, with the
 # request's Prefix as s3:prefix; DeleteObjects as s3:DeleteObject on each key; the multipart upload
-# calls (boto3's managed transfers) as s3:PutObject. Other SQS, DynamoDB and SES v1 operations map to
+# calls (boto3's managed transfers, the API's uploads in parts) as s3:PutObject, ListParts as
+# s3:ListMultipartUploadParts. Other SQS, DynamoDB and SES v1 operations map to
 # `service:Operation` (sqs:GetQueueUrl, dynamodb:Query, ses:SendRawEmail, ...).
 S3_ACTIONS = {
     "HeadObject": "s3:GetObject",
@@ -46,6 +47,7 @@ S3_ACTIONS = {
     "CreateMultipartUpload": "s3:PutObject",
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
+    "ListParts": "s3:ListMultipartUploadParts",
 }
 # SQS authorises each batch call with its single action (Service Authorization Reference, Amazon SQS:
 # there is no sqs:SendMessageBatch; "the permissions for batch actions are those of the single action").

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from hark.api import cursors
-from hark.domain import aws, links, webhooks
+from hark.domain import aws, links, uploads, webhooks
 from hark.domain.api_keys import ApiKey, RateLimited
 from hark.domain.api_schemas import (
     ApiKeyCreated,
@@ -26,8 +26,13 @@ from hark.domain.api_schemas import (
     CreateJobResponse,
     JobList,
     JobView,
+    MultipartUpload,
+    PartUrl,
+    PartUrls,
+    PartUrlsRequest,
     TranscriptLink,
     TranscriptRevision,
+    UploadedPartView,
     UploadForm,
     WebhookSecret,
     WebhookSettings,
@@ -144,6 +149,8 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         speakers_expected=request.get("speakers_expected"),
         min_speakers=request.get("min_speakers"),
         max_speakers=request.get("max_speakers"),
+        audio_track=request.get("audio_track"),
+        multichannel=request.get("multichannel", False),
         audio_key=upload_key(data["user_id"], data["job_id"], request["filename"]),
         status=JobStatus.UPLOADING,
         created_at=now,
@@ -199,7 +206,13 @@ def create_job(
 ) -> CreateJobResponse:
     settings = get_settings()
     try:
-        upload = check_upload(request.filename, request.content_type, request.size, settings.max_upload_bytes)
+        upload = check_upload(
+            request.filename,
+            request.content_type,
+            request.size,
+            settings.max_upload_bytes,
+            settings.max_video_upload_bytes,
+        )
     except UploadRefused as err:
         raise ApiError(err.status, err.code, err.message) from None
     webhook_url, notify = _notification_choice(caller, request)
@@ -227,7 +240,12 @@ def create_job(
             # Only when given: a replay of a request made before the range existed matches.
             **{
                 name: value
-                for name, value in (("min_speakers", request.min_speakers), ("max_speakers", request.max_speakers))
+                for name, value in (
+                    ("min_speakers", request.min_speakers),
+                    ("max_speakers", request.max_speakers),
+                    ("audio_track", request.audio_track),
+                    ("multichannel", request.multichannel or None),
+                )
                 if value is not None
             },
         },
@@ -275,9 +293,145 @@ def create_job(
         job.size_bytes,
         settings.upload_url_ttl_seconds,
     )
+    multipart = _multipart(job) if job.size_bytes > settings.multipart_threshold_bytes else None
     return CreateJobResponse(
-        job=_view(job), upload=UploadForm(url=form.url, method="POST", fields=form.fields, expires_at=form.expires_at)
+        job=_view(job),
+        upload=UploadForm(url=form.url, method="POST", fields=form.fields, expires_at=form.expires_at),
+        multipart=multipart,
     )
+
+
+# -- big uploads in parts (issue 25; hark.domain.uploads) ---------------------------------------------------
+def _uploading(caller: Caller, job_id: str) -> Job:
+    job = _owned(caller, job_id)
+    if job.status != JobStatus.UPLOADING:
+        raise ApiError(
+            409,
+            "upload_arrived",
+            f"The job is {job.status.value}: its recording has arrived already, so there is nothing left to upload.",
+        )
+    return job
+
+
+def _multipart(job: Job) -> MultipartUpload:
+    """The job's multipart upload and the parts S3 has: started here when the job has none (or S3 no longer
+    has it: aborted, or removed by the lifecycle rule after a day), so one call starts or resumes."""
+    s3, bucket = aws.client("s3"), aws.stack_resources().audio_bucket.name
+    for _ in range(4):  # a vanished upload is replaced; a start racing another tab's takes the winner's
+        if job.multipart_upload_id is None:
+            job = _start_multipart(s3, bucket, job)
+            continue
+        upload_id, part_bytes = job.multipart_upload_id, job.multipart_part_bytes or 0
+        try:
+            done = uploads.uploaded_parts(s3, bucket, job.audio_key, upload_id)
+        except uploads.UploadGone:
+            try:
+                job = _store().end_multipart(job.job_id, upload_id)
+            except TransitionRefused:
+                job = _store().get(job.job_id) or job
+            continue
+        return MultipartUpload(
+            upload_id=upload_id,
+            part_size=part_bytes,
+            part_count=uploads.part_count(job.size_bytes, part_bytes),
+            parts_done=[UploadedPartView(part_number=p.part_number, size=p.size) for p in done],
+        )
+    raise ApiError(503, "upload_busy", "The upload is being started elsewhere at the same time; try again.")
+
+
+def _start_multipart(s3, bucket: str, job: Job) -> Job:
+    """The job with a multipart upload: this call's, or one another call recorded first (ours is aborted)."""
+    part_bytes = uploads.part_size(job.size_bytes, get_settings().multipart_part_bytes)
+    upload_id = uploads.start_multipart(s3, bucket, job.audio_key, job.content_type)
+    try:
+        return _store().start_multipart(job.job_id, upload_id, part_bytes)
+    except TransitionRefused:
+        s3.abort_multipart_upload(Bucket=bucket, Key=job.audio_key, UploadId=upload_id)
+        current = _store().get(job.job_id)
+        if current is None or current.status != JobStatus.UPLOADING:
+            raise ApiError(409, "upload_arrived", "The recording has arrived already, or the job is gone.") from None
+        return current
+
+
+def multipart_upload(caller: Caller, job_id: str) -> MultipartUpload:
+    """POST /jobs/{id}/multipart: start the job's upload in parts, or resume it (the parts S3 has)."""
+    return _multipart(_uploading(caller, job_id))
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A job with its upload in parts under way."""
+
+    job: Job
+    upload_id: str
+    part_bytes: int
+
+
+def _started(caller: Caller, job_id: str) -> _Started:
+    job = _uploading(caller, job_id)
+    if job.multipart_upload_id is None or job.multipart_part_bytes is None:
+        raise ApiError(
+            409,
+            "multipart_not_started",
+            f"No upload in parts is under way: start one with POST /jobs/{job_id}/multipart.",
+        )
+    return _Started(job, job.multipart_upload_id, job.multipart_part_bytes)
+
+
+def multipart_part_urls(caller: Caller, job_id: str, request: PartUrlsRequest) -> PartUrls:
+    """POST /jobs/{id}/multipart/parts: a presigned PUT for each part asked for."""
+    started = _started(caller, job_id)
+    count = uploads.part_count(started.job.size_bytes, started.part_bytes)
+    wrong = sorted({n for n in request.part_numbers if n > count})
+    if wrong:
+        raise ApiError(400, "validation_error", f"part_numbers: this upload has parts 1 to {count}, not {wrong[0]}.")
+    ttl = get_settings().upload_url_ttl_seconds
+    signed = uploads.presigned_parts(
+        aws.client("s3"),
+        aws.stack_resources().audio_bucket.name,
+        started.job.audio_key,
+        started.upload_id,
+        sorted(set(request.part_numbers)),
+        ttl,
+    )
+    return PartUrls(urls=[PartUrl(part_number=n, url=u) for n, u in signed.items()], expires_at=_expires_at(ttl))
+
+
+def complete_multipart(caller: Caller, job_id: str) -> JobView:
+    """POST /jobs/{id}/multipart/complete: the parts joined into the recording; the job goes QUEUED when
+    S3's event for it arrives, as after a POST upload."""
+    started = _started(caller, job_id)
+    job = started.job
+    try:
+        uploads.complete_multipart(
+            aws.client("s3"),
+            aws.stack_resources().audio_bucket.name,
+            job.audio_key,
+            started.upload_id,
+            job.size_bytes,
+            started.part_bytes,
+        )
+    except UploadRefused as err:
+        raise ApiError(err.status, err.code, err.message) from None
+    except uploads.UploadGone:
+        raise ApiError(
+            409,
+            "multipart_gone",
+            f"The upload in parts is gone (aborted, or unfinished for over a day); start again with POST /jobs/{job_id}/multipart.",
+        ) from None
+    return _view(job)
+
+
+def abort_multipart(caller: Caller, job_id: str) -> None:
+    """DELETE /jobs/{id}/multipart: the parts uploaded so far are dropped (a new start begins from nothing)."""
+    started = _started(caller, job_id)
+    aws.client("s3").abort_multipart_upload(
+        Bucket=aws.stack_resources().audio_bucket.name, Key=started.job.audio_key, UploadId=started.upload_id
+    )
+    try:
+        _store().end_multipart(job_id, started.upload_id)
+    except TransitionRefused:
+        pass  # another call ended or replaced it first
 
 
 def _refusal(err: webhooks.UrlRefused) -> ApiError:

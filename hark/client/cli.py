@@ -91,7 +91,13 @@ class Progress:
         if job.chunks:
             text += f", chunk {job.chunks.done} of {job.chunks.total}"
         minutes, seconds = divmod(int(elapsed), 60)
-        text += f", {minutes}:{seconds:02d} elapsed"
+        self._show(text + f", {minutes}:{seconds:02d} elapsed")
+
+    def parts(self, done: int, total: int) -> None:
+        """A big upload in parts (hark.client.Hark.upload_parts): parts sent of all."""
+        self._show(f"{self.label}: uploading, part {done} of {total}")
+
+    def _show(self, text: str) -> None:
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)
@@ -157,10 +163,27 @@ def _speakers_option(args) -> dict:
     return {"speaker_labels": True, "speakers_expected": n}
 
 
+def _media_options(args, speakers: dict) -> dict:
+    """hark.client.Hark.submit's meeting arguments from --audio-track N and --multichannel (issue 25)."""
+    from hark.domain.transcript import MAX_AUDIO_TRACK
+
+    options: dict = {}
+    if args.audio_track is not None:
+        if not 0 <= args.audio_track <= MAX_AUDIO_TRACK:
+            raise CliError(f"--audio-track N: N counts the file's audio streams from 0, at most {MAX_AUDIO_TRACK}")
+        options["audio_track"] = args.audio_track
+    if args.multichannel:
+        if speakers:
+            raise CliError("--multichannel names each channel's speaker already: leave out the speaker options")
+        options["multichannel"] = True
+    return options
+
+
 def cmd_transcribe(args) -> int:
     from hark.client.sdk import Hark
 
     speakers = _speakers_option(args)
+    options = {**speakers, **_media_options(args, speakers)}
     formats = _formats(args)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir is not None:
@@ -170,7 +193,7 @@ def cmd_transcribe(args) -> int:
             raise CliError(f"--output-dir {out_dir}: {err.strerror or err}") from None
     with Hark(args.server, credential(args, args.email), upload_timeout=args.timeout) as hark:
         run = _TranscribeRun(args, hark, formats, out_dir)
-        for path, job_id in run.submit_all(speakers):
+        for path, job_id in run.submit_all(options):
             run.finish(path, job_id)
     if run.as_array:
         print(json.dumps(run.documents, ensure_ascii=False, indent=2))
@@ -195,7 +218,8 @@ class _TranscribeRun:
         self.failed = True
         print(f"{name}: {err}", file=sys.stderr)
 
-    def submit_all(self, speakers: dict) -> list[tuple[Path, str]]:
+    def submit_all(self, options: dict) -> list[tuple[Path, str]]:
+        """Each file uploaded with the job options (speakers, audio track, multichannel) given."""
         from hark.client.sdk import ApiError, AuthError, UploadFailed
 
         jobs: list[tuple[Path, str]] = []
@@ -204,19 +228,24 @@ class _TranscribeRun:
             if not path.is_file():
                 self.fail(name, "no such file")
                 continue
+            progress = Progress(sys.stderr, name) if sys.stderr.isatty() else None
             try:
                 job = self.hark.submit(
                     path,
+                    on_part=progress.parts if progress else None,
                     language=self.args.language,
                     prompt=self.args.prompt,
                     task="translate" if self.args.translate else "transcribe",
-                    **speakers,
+                    **options,
                 )
             except AuthError:
                 raise  # no file will fare better: one line from main()
             except (ApiError, UploadFailed) as err:  # this file's: the others still go
                 self.fail(name, err)
                 continue
+            finally:  # the parts' line ends before any other line
+                if progress:
+                    progress.end()
             jobs.append((path, job.job_id))
             print(f"{name}: uploaded as job {job.job_id}", file=sys.stderr)
         return jobs
@@ -332,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help=f"label who spoke when, with the estimated count at {'least' if end == 'min' else 'most'} N (1-20)",
         )
+    tr.add_argument(
+        "--audio-track", type=int, metavar="N", help="which audio stream of a video to transcribe, from 0 (default 0)"
+    )
+    tr.add_argument(
+        "--multichannel",
+        action="store_true",
+        help="transcribe each channel on its own (a call, one person per channel): channel 0 is A, 1 is B, ...",
+    )
     tr.add_argument("--chars-per-line", type=int, metavar="N", help="srt/vtt: characters per caption line (default 42)")
     tr.add_argument("--lines-per-cue", type=int, metavar="N", help="srt/vtt: lines per caption (default 2)")
     add_credential_options(tr, email_help="local dev sign-in (ignored with --api-key or --token)")

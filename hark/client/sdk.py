@@ -43,6 +43,11 @@ from hark.client.api_client.api.jobs import (
     list_jobs_jobs_get,
     put_transcript_jobs_job_id_transcript_put,
 )
+from hark.client.api_client.api.uploads import (
+    complete_multipart_jobs_job_id_multipart_complete_post,
+    multipart_part_urls_jobs_job_id_multipart_parts_post,
+    start_multipart_jobs_job_id_multipart_post,
+)
 from hark.client.api_client.models import (
     CorrectTranscriptRequest,
     CorrectTranscriptRequestSpeakerNames,
@@ -54,6 +59,9 @@ from hark.client.api_client.models import (
     JobList,
     JobStatus,
     JobView,
+    MultipartUpload,
+    PartUrls,
+    PartUrlsRequest,
     SegmentText,
     TranscriptLink,
     TranscriptRevision,
@@ -205,6 +213,10 @@ def _storage_message(response: httpx.Response) -> str:
 
 
 ProgressCallback = Callable[[JobView, float], None]
+# An upload in parts: (parts done, parts in all), after each part and once at the start (a resume's count).
+PartsCallback = Callable[[int, int], None]
+PART_ATTEMPTS = 4  # each part is sent this many times at most, on its own, before the upload stops
+URLS_AT_ONCE = 20  # part URLs asked for per request: fresh when used (they expire), few round trips
 
 
 class Hark:
@@ -280,6 +292,8 @@ class Hark:
         speakers_expected: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        audio_track: int | None = None,
+        multichannel: bool = False,
         webhook_url: str | None = None,
         notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
@@ -304,6 +318,10 @@ class Hark:
             Label who speaks when.
         speakers_expected : int, optional
             How many speakers, when known (with speaker_labels).
+        audio_track : int, optional
+            Which audio stream of the file to transcribe, from 0 (default: the first); for videos with several.
+        multichannel : bool
+            Transcribe each channel on its own (a call with one person per channel): words carry `channel`.
         webhook_url : str, optional
             Where to POST the finished job: https, a public address (default: your default webhook URL,
             if any).
@@ -340,6 +358,8 @@ class Hark:
             speakers_expected=speakers_expected if speakers_expected is not None else UNSET,
             min_speakers=min_speakers if min_speakers is not None else UNSET,
             max_speakers=max_speakers if max_speakers is not None else UNSET,
+            audio_track=audio_track if audio_track is not None else UNSET,
+            multichannel=multichannel,
             webhook_url=webhook_url if webhook_url is not None else UNSET,
             notify=[_member(CreateJobRequestNotifyType0Item, c, "notify") for c in notify]
             if notify is not None
@@ -552,6 +572,73 @@ class Hark:
         if r.status_code >= 300:
             raise UploadFailed(f"upload failed: {_storage_message(r)} (HTTP {r.status_code})")
 
+    def upload_parts(
+        self, job_id: str, file: str | os.PathLike[str] | IO[bytes], *, on_part: PartsCallback | None = None
+    ) -> None:
+        """The recording in parts (S3 multipart, a presigned PUT per part), then joined: starts the job's
+        upload in parts or resumes it (parts the storage has are not sent again), so calling it again after
+        a failure (a dropped connection, a stopped program) goes on where it stopped. Each part is retried
+        on its own (`PART_ATTEMPTS`).
+
+        Parameters
+        ----------
+        job_id : str
+            A job still UPLOADING.
+        file : str, os.PathLike or binary file
+            The same recording as at creation (a file object is read from where it stands).
+        on_part : callable, optional
+            `on_part(parts_done, parts_total)`: once at the start, then after each part.
+
+        Raises
+        ------
+        UploadFailed
+            A part was refused, or failed every attempt (the parts sent so far are kept for a resume).
+        ApiError
+            The job is not uploading (409), or the parts do not add up to the declared size (400).
+        """
+        with self._calling(f"/jobs/{job_id}/multipart"):
+            r = start_multipart_jobs_job_id_multipart_post.sync_detailed(job_id, client=self.api)
+        plan: MultipartUpload = self._expect(r, 200, MultipartUpload)
+        done = {p.part_number for p in plan.parts_done}
+        todo = [n for n in range(1, plan.part_count + 1) if n not in done]
+        if on_part:
+            on_part(len(done), plan.part_count)
+        with _opened(file, None) as (f, _):
+            start = f.tell()
+            for i in range(0, len(todo), URLS_AT_ONCE):
+                batch = todo[i : i + URLS_AT_ONCE]
+                with self._calling(f"/jobs/{job_id}/multipart/parts"):
+                    signed = multipart_part_urls_jobs_job_id_multipart_parts_post.sync_detailed(
+                        job_id, client=self.api, body=PartUrlsRequest(part_numbers=batch)
+                    )
+                urls: PartUrls = self._expect(signed, 200, PartUrls)
+                for part in urls.urls:
+                    f.seek(start + (part.part_number - 1) * plan.part_size)
+                    self._put_part(part.url, part.part_number, f.read(plan.part_size))
+                    done.add(part.part_number)
+                    if on_part:
+                        on_part(len(done), plan.part_count)
+        with self._calling(f"/jobs/{job_id}/multipart/complete"):
+            completed = complete_multipart_jobs_job_id_multipart_complete_post.sync_detailed(job_id, client=self.api)
+        self._expect(completed, 200, JobView)
+
+    def _put_part(self, url: str, number: int, data: bytes) -> None:
+        """One part, sent again on its own after a network error or a storage hiccup (5xx, 408, 429)."""
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            try:
+                r = self._storage.put(url, content=data)
+            except httpx.TransportError as err:  # a dropped connection, a timeout
+                problem = f"the connection failed ({type(err).__name__})"
+            else:
+                if r.status_code < 300:
+                    return
+                problem = f"{_storage_message(r)} (HTTP {r.status_code})"
+                if r.status_code < 500 and r.status_code not in (408, 429):
+                    break  # refused: sending the same bytes again cannot help
+            if attempt < PART_ATTEMPTS:
+                time.sleep(min(2**attempt, 30))
+        raise UploadFailed(f"upload failed at part {number}: {problem}; run it again to resume from there")
+
     def submit(
         self,
         file: str | os.PathLike[str] | IO[bytes],
@@ -565,11 +652,15 @@ class Hark:
         speakers_expected: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        audio_track: int | None = None,
+        multichannel: bool = False,
         webhook_url: str | None = None,
         notify: Sequence[str] | None = None,
         idempotency_key: str | None = None,
+        on_part: PartsCallback | None = None,
     ) -> JobView:
-        """create + upload: the job, now on its way (QUEUED once the upload lands).
+        """create + upload: the job, now on its way (QUEUED once the upload lands). A file over the server's
+        multipart threshold (100 MiB by default) goes up in parts (`upload_parts`).
 
         Parameters
         ----------
@@ -577,8 +668,12 @@ class Hark:
             The recording: a path, or a file object; its size is what is left to read.
         filename : str, optional
             Needed for a file object without a .name.
-        content_type, language, prompt, task, speaker_labels, speakers_expected, webhook_url, notify, idempotency_key
+        content_type, language, prompt, task, speaker_labels, speakers_expected, min_speakers, max_speakers
             As for `create`.
+        audio_track, multichannel, webhook_url, notify, idempotency_key
+            As for `create`.
+        on_part : callable, optional
+            For an upload in parts: `on_part(parts_done, parts_total)` after each part.
 
         Returns
         -------
@@ -605,11 +700,16 @@ class Hark:
                 speakers_expected=speakers_expected,
                 min_speakers=min_speakers,
                 max_speakers=max_speakers,
+                audio_track=audio_track,
+                multichannel=multichannel,
                 webhook_url=webhook_url,
                 notify=notify,
                 idempotency_key=idempotency_key,
             )
-            self.upload(created.upload, f, filename=name)
+            if created.multipart:
+                self.upload_parts(created.job.job_id, f, on_part=on_part)
+            else:
+                self.upload(created.upload, f, filename=name)
         return created.job
 
     def wait(

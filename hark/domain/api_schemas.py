@@ -12,7 +12,7 @@ from hark.domain.api_keys import LAST_USED_PRECISION_SECONDS, MAX_KEY_NAME
 from hark.domain.jobs import Corrections, Job, JobStatus, NotifyChannel, Task, WebhookAttempt, email_only
 from hark.domain.keys import TRANSCRIPT_FORMATS, transcript_key
 from hark.domain.links import content_disposition, download_filename
-from hark.domain.transcript import MAX_SPEAKERS
+from hark.domain.transcript import MAX_AUDIO_TRACK, MAX_SPEAKERS
 from hark.domain.webhooks import MAX_URL_LENGTH
 
 # A code or a name ("es", "Spanish", "español"), stored as the code (hark.domain.languages).
@@ -93,8 +93,28 @@ class CreateJobRequest(BaseModel):
         description="With speaker_labels and no speakers_expected: at most this many people speak.",
     )
 
+    # Meetings and calls (issue 25).
+    audio_track: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_AUDIO_TRACK,
+        description="Which audio stream of the file to transcribe, counting the file's audio streams from 0 "
+        "(a video with the room on one and an interpreter on another). Default: the first.",
+    )
+    multichannel: bool = Field(
+        False,
+        description="Transcribe each channel on its own (a call recorded with one person per channel): every "
+        "word and segment carries `channel` (0-based), merged in time order; without speaker_labels each "
+        "channel is one speaker (A for channel 0, B for 1, ...). The cost counts every channel.",
+    )
+
     @model_validator(mode="after")
     def _speakers_need_labels(self) -> CreateJobRequest:
+        if self.multichannel and self.speaker_labels:
+            raise ValueError(
+                "multichannel names each channel's speaker already (A, B, ...): give multichannel or "
+                "speaker_labels, not both"
+            )
         for name in ("speakers_expected", "min_speakers", "max_speakers"):
             if getattr(self, name) is not None and not self.speaker_labels:
                 raise ValueError(f"{name} needs speaker_labels: true")
@@ -148,6 +168,8 @@ class JobView(BaseModel):
     speakers_expected: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    audio_track: int | None = Field(None, description="The audio stream asked for (audio_track at creation).")
+    multichannel: bool = Field(False, description="Each channel transcribed on its own (multichannel at creation).")
     duration_seconds: float | None
     no_speech: bool = Field(
         False, description="COMPLETED with no speech detected (silence, noise or music): the transcript is empty."
@@ -282,9 +304,47 @@ class ApiKeyList(BaseModel):
     items: list[ApiKeyView] = Field(description="Your keys, newest first (no secrets).")
 
 
+class UploadedPartView(BaseModel):
+    part_number: int
+    size: int = Field(description="Bytes S3 holds for this part.")
+
+
+class MultipartUpload(BaseModel):
+    """A big upload in parts (issue 25): PUT each part's bytes to its URL (POST .../multipart/parts), then
+    POST .../multipart/complete. The same call resumes: parts_done is what S3 already has."""
+
+    upload_id: str
+    part_size: int = Field(description="Bytes per part: part n is bytes (n-1)*part_size up to n*part_size of the file.")
+    part_count: int = Field(description="Parts 1 to part_count; the last one holds what is left.")
+    parts_done: list[UploadedPartView] = Field(description="Parts already uploaded (resume from the others).")
+
+
+class PartUrlsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    part_numbers: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        min_length=1, max_length=100, description="Which parts to sign (at most 100 a request)."
+    )
+
+
+class PartUrl(BaseModel):
+    part_number: int
+    url: str = Field(description="PUT the part's bytes here (no other headers needed); S3 answers its ETag.")
+
+
+class PartUrls(BaseModel):
+    urls: list[PartUrl]
+    expires_at: str = Field(description="ISO 8601, UTC: when these URLs stop being accepted; ask again after.")
+
+
 class CreateJobResponse(BaseModel):
     job: JobView
     upload: UploadForm
+    multipart: MultipartUpload | None = Field(
+        None,
+        description="For a file over the multipart threshold (100 MiB by default): the upload in parts, "
+        "started; send the file this way (resumable) rather than with `upload`.",
+    )
 
 
 class JobList(BaseModel):
@@ -364,6 +424,8 @@ def job_view(job: Job, s3=None, transcripts_bucket: str | None = None, link_ttl_
         task=job.task,
         speaker_labels=job.speaker_labels,
         speakers_expected=job.speakers_expected,
+        audio_track=job.audio_track,
+        multichannel=job.multichannel,
         min_speakers=job.min_speakers,
         max_speakers=job.max_speakers,
         duration_seconds=job.duration_seconds,

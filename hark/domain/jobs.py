@@ -121,6 +121,12 @@ class Job(BaseModel):
     speakers_expected: int | None = None  # with speaker_labels: the number of speakers, if the user knows it
     min_speakers: int | None = None  # with speaker_labels and no speakers_expected: the estimate's range
     max_speakers: int | None = None
+    audio_track: int | None = None  # which audio stream to transcribe (from 0); None: the first (issue 25)
+    multichannel: bool = False  # each channel transcribed on its own, words tagged with it (issue 25)
+    # A big upload in parts (issue 25, hark.domain.uploads): S3's multipart upload id and the part size, set
+    # while UPLOADING by whoever starts it first; the parts themselves are S3's to keep (ListParts).
+    multipart_upload_id: str | None = None
+    multipart_part_bytes: int | None = None
     audio_key: str
     status: JobStatus
     created_at: str
@@ -503,6 +509,27 @@ class JobStore:
             return True
         except TransitionRefused:
             return False
+
+    def start_multipart(self, job_id: str, upload_id: str, part_bytes: int) -> Job:
+        """Record the job's multipart upload; TransitionRefused when it is no longer UPLOADING or already
+        has one (two tabs resuming at once: the first one's stands)."""
+        return self._update(
+            job_id,
+            (JobStatus.UPLOADING,),
+            {"multipart_upload_id": upload_id, "multipart_part_bytes": part_bytes, "updated_at": now_iso()},
+            extra_condition="attribute_not_exists(multipart_upload_id)",
+        )
+
+    def end_multipart(self, job_id: str, upload_id: str) -> Job:
+        """Forget an aborted or vanished multipart upload (only that one), so the next start makes a new one."""
+        return self._update(
+            job_id,
+            (JobStatus.UPLOADING,),
+            {"updated_at": now_iso()},
+            removes=("multipart_upload_id", "multipart_part_bytes"),
+            extra_condition="multipart_upload_id = :upload",
+            extra_values={":upload": upload_id},
+        )
 
     def set_chunks(self, job_id: str, total: int, duration: float) -> Job:
         return self._update(

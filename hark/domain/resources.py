@@ -61,6 +61,9 @@ class LifecycleRule:
 class BucketDef:
     name: str
     lifecycle: tuple[LifecycleRule, ...] = ()
+    # Parts of a multipart upload never completed or aborted (a closed tab, issue 25: big uploads resume from
+    # their parts for this long) cost storage until S3 removes them this many days after the upload began.
+    abort_incomplete_multipart_days: int = 1
     # Prefix whose ObjectCreated events go to the uploads topic, which fans them out to the transcribe
     # and upload-status queues (None: no notification).
     notify_prefix: str | None = None

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
 
     # Uploads.
     max_upload_bytes: int = 2 * GIB
+    # Videos (hark.domain.uploads.VIDEO_CONTENT_TYPES) may be larger: an hour's meeting is 0.5-2 GB. Only their
+    # audio is decoded, and it holds to max_audio_seconds like any recording (docs/api.md, "Video").
+    max_video_upload_bytes: int = 5 * GIB
+    # Over this size a client uploads in parts (S3 multipart, a presigned PUT per part: hark.domain.uploads),
+    # each part retried on its own and the upload resumable; parts of this size (more for a file that would
+    # need over S3's 10,000). A part is what a dropped connection costs again.
+    multipart_threshold_bytes: int = 100 * 1024**2
+    multipart_part_bytes: int = 16 * 1024**2
     upload_url_ttl_seconds: int = 15 * 60
     transcript_link_ttl_seconds: int = 15 * 60
     # GET /jobs/{id}/audio: the viewer plays the upload from a presigned GET valid this long (the player

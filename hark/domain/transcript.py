@@ -36,6 +36,10 @@ MAX_SPEAKER_NAME = 64
 
 # Speaker labels (issue 14): "A", "B", ... in order of first appearance; the most a job may expect.
 MAX_SPEAKERS = 20  # speakers_expected, min_speakers and max_speakers: 1 to this
+# Meetings and calls (issue 25): the highest audio stream index a job may name (audio_track, from 0), and
+# the most channels a multichannel job may have (each is transcribed on its own; 8 covers 7.1 audio).
+MAX_AUDIO_TRACK = 15
+MAX_CHANNELS = 8
 
 
 def speaker_label(index: int) -> str:
@@ -49,15 +53,18 @@ def speaker_label(index: int) -> str:
 
 
 class _Speaking(BaseModel):
-    # Who said it (speaker labels, issue 14). Absent from the JSON when the job did not ask for speakers,
-    # so a transcript without them is byte for byte what it was before speakers existed.
+    # Who said it (speaker labels, issue 14), and on which channel (multichannel jobs, issue 25: from 0).
+    # Each is absent from the JSON when the job did not ask for it, so a transcript without them is byte
+    # for byte what it was before they existed.
     speaker: str | None = None
+    channel: int | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_speaker(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict) and data.get("speaker", "") is None:
-            del data["speaker"]
+        for name in ("speaker", "channel"):
+            if isinstance(data, dict) and data.get(name, "") is None:
+                del data[name]
         return data
 
 
@@ -90,7 +97,9 @@ def low_confidence_share(words: list[Word]) -> float | None:
     return round(doubtful / sum(_weight(w) for w in spoken), 4)
 
 
-def spread_words(text: str, start: float, end: float, speaker: str | None = None) -> list[Word]:
+def spread_words(
+    text: str, start: float, end: float, speaker: str | None = None, channel: int | None = None
+) -> list[Word]:
     """`text`'s words timed evenly over [start, end], each as long as its characters (a space included):
     for a segment without word timestamps, and a segment a person corrected (CORRECTED_PROBABILITY)."""
     tokens = text.split()
@@ -100,7 +109,7 @@ def spread_words(text: str, start: float, end: float, speaker: str | None = None
     for tok in tokens:
         length = span * (len(tok) + 1) / total
         word = Word(start=round(at, 3), end=round(at + length, 3), word=" " + tok, probability=CORRECTED_PROBABILITY)
-        out.append(word.model_copy(update={"speaker": speaker}))
+        out.append(word.model_copy(update={"speaker": speaker, "channel": channel}))
         at += length
     return out
 
@@ -185,7 +194,7 @@ class Transcript(BaseModel):
         for index, text in texts.items():
             s = segments[index]
             text = " ".join(text.split())
-            words = spread_words(text, s.start, s.end, s.speaker)
+            words = spread_words(text, s.start, s.end, s.speaker, s.channel)
             segments[index] = s.model_copy(update={"text": text, "words": words, "flags": []})
         names = {**self.speaker_names, **speaker_names}
         return self.model_copy(
@@ -226,6 +235,34 @@ class Transcript(BaseModel):
                     by_language[t.language] = by_language.get(t.language, 0.0) + t.duration
             language = max(by_language, key=lambda code: by_language[code]) if by_language else None
         return cls(language=language, language_share=share, duration=duration, model=model, segments=segments)
+
+    def on_channel(self, channel: int) -> Transcript:
+        """The same transcript with every segment and word said on `channel`, by that channel's speaker
+        (A for 0, B for 1, ...): a multichannel job's channel is one person."""
+        who = {"channel": channel, "speaker": speaker_label(channel)}
+        return self.model_copy(
+            update={
+                "segments": [
+                    s.model_copy(update={**who, "words": [w.model_copy(update=who) for w in s.words]})
+                    for s in self.segments
+                ]
+            }
+        )
+
+    @classmethod
+    def merged(cls, channels: list[Transcript], model: str) -> Transcript:
+        """One transcript from each channel's (on_channel), its segments in time order (turns interleave)."""
+        segments = sorted((s for t in channels for s in t.segments), key=lambda s: (s.start, s.channel or 0))
+        language, share = dominant_language(segments)
+        probability = next((t.language_probability for t in channels if t.language == language), None)
+        return cls(
+            language=language,
+            language_probability=probability,
+            language_share=share,
+            duration=max((t.duration for t in channels), default=0.0),
+            model=model,
+            segments=segments,
+        )
 
 
 def dominant_language(segments: list[Segment]) -> tuple[str | None, float | None]:
@@ -290,15 +327,20 @@ def _line(words: list[Word]) -> str:
 
 
 def _words(t: Transcript) -> list[Word]:
-    """Every word in time order. A segment without word timestamps counts as words spread evenly over it."""
+    """Every word in time order (a multichannel job's segments overlap: one channel's long segment spans the
+    other's turns). A segment without word timestamps counts as words spread evenly over it."""
     out: list[Word] = []
     for s in t.segments:
         if not s.text.strip():
             continue
-        out += [w for w in s.words if w.word.strip()] if s.words else spread_words(s.text, s.start, s.end, s.speaker)
+        out += (
+            [w for w in s.words if w.word.strip()]
+            if s.words
+            else spread_words(s.text, s.start, s.end, s.speaker, s.channel)
+        )
     if t.speaker_names:  # the names people gave the labels, in every rendering (one name may join two labels)
         out = [w.model_copy(update={"speaker": t.speaker_names.get(w.speaker or "", w.speaker)}) for w in out]
-    return out
+    return sorted(out, key=lambda w: w.start) if has_channels(t) else out
 
 
 def _break_score(words: list[Word], k: int, style: CaptionStyle) -> int:
@@ -436,6 +478,10 @@ def speaker_turns(t: Transcript) -> list[tuple[str, str]]:
         else:
             turns.append((speaker, [w]))
     return [(speaker, _line(words)) for speaker, words in turns]
+
+
+def has_channels(t: Transcript) -> bool:
+    return any(s.channel is not None for s in t.segments)
 
 
 def has_speakers(t: Transcript) -> bool:

@@ -11,13 +11,18 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from hark.domain.keys import display_filename, safe_filename, split_extension
 
+if TYPE_CHECKING:
+    from hark.domain.settings import Settings
+
 # Audio MIME types a browser, phone or desktop reports for the formats the worker decodes (ffmpeg).
 # Parameters (";codecs=opus") are dropped before the check; the comparison is case-insensitive.
-ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(
+AUDIO_CONTENT_TYPES: frozenset[str] = frozenset(
     {
         "audio/mpeg",
         "audio/mp3",
@@ -37,18 +42,38 @@ ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(
         "audio/webm",
     }
 )
+# Video (issue 25: meetings and calls are mostly videos): the worker transcribes one audio stream of it
+# (the first, or the job's audio_track) and never decodes a video frame.
+VIDEO_CONTENT_TYPES: frozenset[str] = frozenset(
+    {
+        "video/mp4",
+        "video/x-m4v",
+        "video/quicktime",
+        "video/x-matroska",
+        "video/matroska",
+        "video/webm",
+        "video/x-msvideo",
+        "video/avi",
+        "video/msvideo",
+    }
+)
+ALLOWED_CONTENT_TYPES: frozenset[str] = AUDIO_CONTENT_TYPES | VIDEO_CONTENT_TYPES
 # The type a client should declare for each accepted extension (the CLI and load tests use it).
 CONTENT_TYPE_BY_EXTENSION: dict[str, str] = {
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
-    "mp4": "audio/mp4",
+    "mp4": "video/mp4",  # audio/mp4 is accepted for it too (an .mp4 may hold sound alone)
+    "m4v": "video/x-m4v",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "avi": "video/x-msvideo",
     "aac": "audio/aac",
     "wav": "audio/wav",
     "flac": "audio/flac",
     "ogg": "audio/ogg",
     "oga": "audio/ogg",
     "opus": "audio/ogg",
-    "webm": "audio/webm",
+    "webm": "video/webm",  # audio/webm is accepted for it too (a browser's own recordings)
 }
 ALLOWED_EXTENSIONS: frozenset[str] = frozenset(CONTENT_TYPE_BY_EXTENSION)
 
@@ -166,6 +191,15 @@ class UploadRefused(ValueError):
         self.status, self.code, self.message = status, code, message
 
 
+def is_video(content_type: str) -> bool:
+    return normalise_content_type(content_type) in VIDEO_CONTENT_TYPES
+
+
+def size_limit(content_type: str, settings: Settings) -> int:
+    """The most bytes an upload of this type may have: video has its own, larger limit (docs/api.md)."""
+    return settings.max_video_upload_bytes if is_video(content_type) else settings.max_upload_bytes
+
+
 def content_type_for(filename: str) -> str:
     """The content type to declare for a file, by its extension (octet-stream: the API will refuse it)."""
     return CONTENT_TYPE_BY_EXTENSION.get(extension(filename), "application/octet-stream")
@@ -188,8 +222,11 @@ class CheckedUpload:
     size: int
 
 
-def check_upload(filename: str, content_type: str, size: int, max_bytes: int) -> CheckedUpload:
-    """Normalise and check what a client wants to upload; UploadRefused says why not."""
+def check_upload(
+    filename: str, content_type: str, size: int, max_bytes: int, max_video_bytes: int | None = None
+) -> CheckedUpload:
+    """Normalise and check what a client wants to upload; UploadRefused says why not. A video may have
+    up to `max_video_bytes` (`max_bytes` when None), anything else up to `max_bytes`."""
     name = display_filename(filename)
     ext = extension(name)
     if ext not in ALLOWED_EXTENSIONS:
@@ -210,11 +247,14 @@ def check_upload(filename: str, content_type: str, size: int, max_bytes: int) ->
         )
     if size < 1:
         raise UploadRefused(400, "validation_error", "size must be the file's size in bytes, at least 1.")
+    if is_video(ctype) and max_video_bytes is not None:
+        max_bytes = max_video_bytes
     if size > max_bytes:
+        kind = "a video" if is_video(ctype) else "a recording"
         raise UploadRefused(
             413,
             "file_too_large",
-            f"The file is {size} bytes; the most this service accepts is {max_bytes} bytes "
+            f"The file is {size} bytes; the most this service accepts for {kind} is {max_bytes} bytes "
             f"({max_bytes / 1024**3:g} GiB). Split or compress the recording.",
         )
     return CheckedUpload(name, safe_filename(name), ctype, size)
@@ -250,3 +290,99 @@ def decode_policy(fields: dict[str, str]) -> dict[str, Any]:
     """The policy document a presigned POST carries (for tests and debugging)."""
     policy = fields["policy"]
     return json.loads(base64.b64decode(policy + "=" * (-len(policy) % 4)))
+
+
+# -- big uploads: S3 multipart, a presigned PUT per part (issue 25) ---------------------------------------
+# A file over HARK_MULTIPART_THRESHOLD_BYTES goes up in parts: each part is retried on its own, and an upload
+# cut off (a dropped connection, a closed tab) resumes from the parts S3 already has. The job's upload lands
+# by the same S3 event (ObjectCreated:CompleteMultipartUpload) as a POST's. Parts of an upload never
+# completed are removed by the audio bucket's lifecycle rule (hark.domain.resources).
+S3_MIN_PART_BYTES = 5 * 1024**2  # S3: every part but the last has at least this
+S3_MAX_PARTS = 10_000
+MIB = 1024**2
+
+
+def part_size(size: int, preferred: int) -> int:
+    """The part size for `size` bytes: `preferred` (at least S3's 5 MiB), larger in whole MiB only when
+    it would take more than S3's 10,000 parts."""
+    needed = -(-size // S3_MAX_PARTS)
+    return max(preferred, S3_MIN_PART_BYTES, -(-needed // MIB) * MIB)
+
+
+def part_count(size: int, part_bytes: int) -> int:
+    return max(1, -(-size // part_bytes))
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    part_number: int
+    etag: str
+    size: int
+
+
+class UploadGone(Exception):
+    """The multipart upload is no longer there: completed, aborted, or removed by the lifecycle rule."""
+
+
+def start_multipart(s3, bucket: str, key: str, content_type: str) -> str:
+    """A new multipart upload of `key`; its id."""
+    return s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)["UploadId"]
+
+
+def uploaded_parts(s3, bucket: str, key: str, upload_id: str) -> list[UploadedPart]:
+    """The parts S3 holds for the upload, by part number (UploadGone when the upload is not there)."""
+    parts: list[UploadedPart] = []
+    marker = 0
+    while True:
+        try:
+            page = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                raise UploadGone(upload_id) from None
+            raise
+        parts += [UploadedPart(p["PartNumber"], p["ETag"], p["Size"]) for p in page.get("Parts", [])]
+        if not page.get("IsTruncated"):
+            return sorted(parts, key=lambda p: p.part_number)
+        marker = page["NextPartNumberMarker"]
+
+
+def presigned_parts(s3, bucket: str, key: str, upload_id: str, numbers: list[int], ttl_seconds: int) -> dict[int, str]:
+    """A presigned PUT per part number (signed locally: no AWS call)."""
+    return {
+        n: s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n},
+            ExpiresIn=ttl_seconds,
+        )
+        for n in numbers
+    }
+
+
+def complete_multipart(s3, bucket: str, key: str, upload_id: str, declared: int, part_bytes: int) -> None:
+    """Join the parts into the object, once every part is there and they add up to the declared size
+    (S3 cannot pin a multipart upload's size as a POST policy does). UploadRefused says what is missing;
+    the parts stay, so the client uploads what is missing and completes again."""
+    parts = uploaded_parts(s3, bucket, key, upload_id)
+    have = {p.part_number for p in parts}
+    missing = [n for n in range(1, part_count(declared, part_bytes) + 1) if n not in have]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise UploadRefused(
+            409,
+            "parts_missing",
+            f"Part{'s' if len(missing) > 1 else ''} {shown} not uploaded yet; upload, then complete.",
+        )
+    total = sum(p.size for p in parts)
+    if total != declared:
+        raise UploadRefused(
+            400,
+            "size_mismatch",
+            f"The parts come to {total} bytes, not the {declared} bytes declared when the job was created; "
+            f"upload each part again as {part_bytes} bytes of the file (the last one what is left).",
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
+    )

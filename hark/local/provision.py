@@ -58,11 +58,11 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
 
     for b in res.buckets:
         s3.create_bucket(Bucket=b.name)
-        if b.lifecycle:
-            s3.put_bucket_lifecycle_configuration(
-                Bucket=b.name,
-                LifecycleConfiguration={
-                    "Rules": [
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=b.name,
+            LifecycleConfiguration={
+                "Rules": [
+                    *(
                         {
                             "ID": f"expire-{r.prefix.strip('/')}",
                             "Filter": {"Prefix": r.prefix},
@@ -70,9 +70,16 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
                             "Expiration": {"Days": r.expire_days},
                         }
                         for r in b.lifecycle
-                    ]
-                },
-            )
+                    ),
+                    {
+                        "ID": "abort-incomplete-multipart",
+                        "Filter": {"Prefix": ""},
+                        "Status": "Enabled",
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": b.abort_incomplete_multipart_days},
+                    },
+                ]
+            },
+        )
         if b.cors_upload:
             s3.put_bucket_cors(
                 Bucket=b.name,

@@ -192,6 +192,15 @@ class ApiStack(Stack):
                 resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
             )
         )
+        # Big uploads in parts (hark.domain.uploads): starting, presigning parts and completing are
+        # s3:PutObject (above); resuming lists the parts S3 has, and DELETE .../multipart aborts.
+        self.api_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="MultipartUploads",
+                actions=["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
+            )
+        )
         self.api_fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="PresignAudioPlayback",

@@ -102,7 +102,10 @@ class StorageStack(Stack):
         ]
         # Abandoned multipart uploads (browser closed mid-upload) cost storage until aborted.
         rules.append(
-            s3.LifecycleRule(id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1))
+            s3.LifecycleRule(
+                id="abort-incomplete-multipart",
+                abort_incomplete_multipart_upload_after=Duration.days(bdef.abort_incomplete_multipart_days),
+            )
         )
         return s3.Bucket(
             self,

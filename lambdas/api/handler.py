@@ -46,6 +46,9 @@ from hark.domain.api_schemas import (
     GatewayError,
     JobList,
     JobView,
+    MultipartUpload,
+    PartUrls,
+    PartUrlsRequest,
     TranscriptFormat,
     TranscriptLink,
     TranscriptRevision,
@@ -281,6 +284,53 @@ def get_audio(job_id: IdPath) -> AudioLink:
 def delete_job(job_id: IdPath):  # a Response (204, no body): an annotation would become a response schema
     deleted = control.delete_job(caller(), job_id)
     logger.info("job deleted", job_id=job_id, objects=deleted)
+    return Response(status_code=204)
+
+
+# -- big uploads in parts (issue 25; docs/api.md, "Big uploads") ------------------------------------------
+@router.post(
+    "/jobs/<job_id>/multipart",
+    summary="Start or resume the upload in parts: the parts S3 already has",
+    responses=_responses(200, MultipartUpload, "The upload in parts", 400, 401, 403, 404, 409),
+    tags=["uploads"],
+)
+def start_multipart(job_id: IdPath) -> MultipartUpload:
+    return control.multipart_upload(caller(), job_id)
+
+
+@router.post(
+    "/jobs/<job_id>/multipart/parts",
+    summary="Presigned PUT URLs for some parts",
+    responses=_responses(200, PartUrls, "A URL per part", 400, 401, 403, 404, 409),
+    tags=["uploads"],
+)
+def multipart_part_urls(job_id: IdPath, request: PartUrlsRequest) -> PartUrls:
+    if not _is_json(cast(APIGatewayProxyEvent, router.current_event)):
+        raise _unsupported_body_error()
+    return control.multipart_part_urls(caller(), job_id, request)
+
+
+@router.post(
+    "/jobs/<job_id>/multipart/complete",
+    summary="Join the uploaded parts into the recording (QUEUED when it lands)",
+    responses=_responses(200, JobView, "Completed: the job (QUEUED once S3's event arrives)", 400, 401, 403, 404, 409),
+    tags=["uploads"],
+)
+def complete_multipart(job_id: IdPath) -> JobView:
+    job = control.complete_multipart(caller(), job_id)
+    logger.info("multipart upload completed", job_id=job_id, size=job.size)
+    return job
+
+
+@router.delete(
+    "/jobs/<job_id>/multipart",
+    status_code=204,
+    summary="Abort the upload in parts (its parts are dropped)",
+    responses=_responses(204, None, "Aborted", 400, 401, 403, 404, 409),
+    tags=["uploads"],
+)
+def abort_multipart(job_id: IdPath):  # a Response (204, no body), as delete_job
+    control.abort_multipart(caller(), job_id)
     return Response(status_code=204)
 
 

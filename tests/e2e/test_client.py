@@ -214,3 +214,18 @@ def test_the_documented_example_runs(live_stack, tmp_path):
     assert any(line.startswith("meeting.flac ") for line in lines)  # listed among the COMPLETED jobs
     with Hark(live_stack.url, token) as hark:
         assert hark.list().items == []  # and deleted
+
+
+def test_a_recording_sent_in_parts_is_transcribed(hark):
+    """The upload in parts (issue 25) end to end: presigned PUTs to the emulator's S3 through the stack's
+    gateway and the built Lambda asset, joined, landed by S3's event and transcribed. A job of any size may
+    go up in parts; over the threshold (100 MiB) `submit` chooses it itself."""
+    recording, reference = smoke.bundled_recording()
+    created = hark.create(recording.name, recording.stat().st_size, language="en")
+    assert not created.multipart  # under the threshold: the presigned POST is offered, parts still work
+    seen: list[tuple[int, int]] = []
+    hark.upload_parts(created.job.job_id, recording, on_part=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 1), (1, 1)]  # one part of 16 MiB holds it
+    job = hark.wait(created.job.job_id, timeout=600, poll_interval=0.5)
+    assert job.status == JobStatus.COMPLETED and job.size == recording.stat().st_size
+    assert word_error_rate(reference, hark.transcript(job.job_id, "txt"), "en") < 0.25

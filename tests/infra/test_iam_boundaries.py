@@ -50,6 +50,8 @@ def test_api_reads_only_uploads_of_the_audio(api):
     assert reads == [f"{AUDIO}/{UPLOADS_PREFIX}*"]
     assert _s3(api) == {
         ("s3:PutObject", f"{AUDIO}/uploads/*"),  # presigned uploads only
+        ("s3:ListMultipartUploadParts", f"{AUDIO}/uploads/*"),  # resuming an upload in parts
+        ("s3:AbortMultipartUpload", f"{AUDIO}/uploads/*"),  # DELETE /jobs/{id}/multipart
         ("s3:GetObject", f"{AUDIO}/uploads/*"),  # presigned playback links
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
         ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/captions/*"),  # captions in a requested style only

@@ -99,6 +99,8 @@ def test_create_job(stack):
         "speakers_expected",
         "min_speakers",
         "max_speakers",
+        "audio_track",
+        "multichannel",
         "duration_seconds",
         "no_speech",
         "created_at",
@@ -232,7 +234,7 @@ def test_over_default_max_is_413(stack):
         ("song.mp3.exe", "audio/mpeg", "unsupported_extension"),
         ("a.mp3", "application/pdf", "unsupported_media_type"),
         ("a.mp3", "text/html", "unsupported_media_type"),
-        ("a.mp3", "video/mp4", "unsupported_media_type"),
+        ("a.mp3", "video/x-flv", "unsupported_media_type"),  # video is accepted (issue 25), not every type
     ],
 )
 def test_type_and_extension_allowlist_415(stack, filename, content_type, code):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from hark.client import codegen as client_codegen
+from tools import client_codegen
 
 
 def test_generated_client_is_current(tmp_path):

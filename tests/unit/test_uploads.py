@@ -11,13 +11,18 @@ import pytest
 from botocore.config import Config
 
 from hark.domain.keys import MAX_DISPLAY_NAME, MAX_FILENAME, safe_filename
+from hark.domain.settings import Settings
 from hark.domain.uploads import (
     ALLOWED_CONTENT_TYPES,
     ALLOWED_EXTENSIONS,
     UploadRefused,
     check_upload,
+    content_type_for,
     decode_policy,
+    part_count,
+    part_size,
     presigned_upload,
+    size_limit,
 )
 
 GIB = 1024**3
@@ -141,3 +146,44 @@ def test_the_refusal_names_the_ending_as_given(name, ending):
     with pytest.raises(UploadRefused) as info:
         check_upload(name, "audio/mpeg", 1, GIB)
     assert info.value.message.startswith(f"Files ending in {ending} are not accepted")
+
+
+@pytest.mark.parametrize(
+    "name, ctype",
+    [
+        ("standup.mp4", "video/mp4"),
+        ("standup.m4v", "video/x-m4v"),
+        ("standup.mov", "video/quicktime"),
+        ("standup.mkv", "video/x-matroska"),
+        ("standup.webm", "video/webm"),
+        ("standup.avi", "video/x-msvideo"),
+        ("voice-only.mp4", "audio/mp4"),  # an .mp4 may hold sound alone
+    ],
+)
+def test_videos_are_accepted_with_their_types(name, ctype):
+    assert check_upload(name, ctype, 10, GIB).content_type == ctype
+    assert content_type_for(name) in ALLOWED_CONTENT_TYPES  # what the CLI declares is accepted
+
+
+def test_a_video_has_its_own_size_limit():
+    # Up to the video limit for video, the recording limit for anything else (413 past either, naming it).
+    assert check_upload("talk.mov", "video/quicktime", 3 * GIB, GIB, 4 * GIB).size == 3 * GIB
+    with pytest.raises(UploadRefused) as info:
+        check_upload("talk.mov", "video/quicktime", 4 * GIB + 1, GIB, 4 * GIB)
+    assert info.value.status == 413 and "for a video is 4294967296 bytes (4 GiB)" in info.value.message
+    with pytest.raises(UploadRefused) as info:
+        check_upload("talk.m4a", "audio/mp4", 3 * GIB, GIB, 4 * GIB)
+    assert info.value.status == 413 and "for a recording is 1073741824 bytes (1 GiB)" in info.value.message
+    settings = Settings(max_upload_bytes=GIB, max_video_upload_bytes=4 * GIB)
+    assert (size_limit("video/webm", settings), size_limit("audio/webm", settings)) == (4 * GIB, GIB)
+
+
+def test_part_size_keeps_within_s3s_limits():
+    mib = 1024**2
+    # The preferred size while it takes at most S3's 10,000 parts; never under S3's 5 MiB minimum.
+    assert (part_size(2 * GIB, 16 * mib), part_count(2 * GIB, 16 * mib)) == (16 * mib, 128)
+    assert part_size(10 * mib, 1 * mib) == 5 * mib
+    # 5 TiB (S3's largest object) at 16 MiB would be 327,680 parts: whole MiB parts, just enough of them.
+    size = 5 * 1024 * GIB
+    assert part_size(size, 16 * mib) == 525 * mib and part_count(size, 525 * mib) <= 10_000
+    assert part_count(1, 16 * mib) == 1 and part_count(32 * mib + 1, 16 * mib) == 3

@@ -1,6 +1,7 @@
 """Getting audio in: download from S3, check size and length, decode any common format to 16 kHz mono.
 
-PyAV (bundled FFmpeg libraries) decodes wav, mp3, m4a, flac, ogg, webm and opus; no ffmpeg CLI.
+PyAV (bundled FFmpeg libraries) decodes wav, mp3, m4a, flac, ogg, webm and opus, and the audio streams of
+mp4, mov, mkv, webm and avi videos (their frames are never decoded); no ffmpeg CLI.
 Decoding never trusts the header: a child process with a memory limit streams the file to PCM on
 disk, counting samples and stopping past the limit (decoder.py), so a file that lies about its length
 or makes the decoder allocate fails only its own job. Input problems are PermanentError with a reason a
@@ -118,15 +119,27 @@ class Pcm:
         return pcm.astype(np.float32) / 32768.0  # as faster-whisper's decode_audio converts
 
 
-def decode(path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECODER_MEMORY_BYTES) -> Pcm:
+def decode(path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECODER_MEMORY_BYTES, track: int = 0) -> Pcm:
     """`path` decoded to `dest` by a child process (worker/transcription/decoder.py) with its own memory
-    limit; refuses files that are not audio, hold no sound or are longer than `max_seconds` as decoded."""
+    limit; refuses files that are not audio, hold no sound or are longer than `max_seconds` as decoded.
+    `track`: which of the file's audio streams (from 0), e.g. of a video with several."""
+    return _run_decoder(path, dest, max_seconds, memory_bytes, track, split=False)[0]
+
+
+def decode_channels(
+    path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECODER_MEMORY_BYTES, track: int = 0
+) -> list[Pcm]:
+    """As decode, but each channel of the stream to its own PCM (`dest`.0, `dest`.1, ...): multichannel jobs."""
+    return _run_decoder(path, dest, max_seconds, memory_bytes, track, split=True)
+
+
+def _run_decoder(path: Path, dest: Path, max_seconds: float, memory_bytes: int, track: int, split: bool) -> list[Pcm]:
     max_samples = int(max_seconds * SAMPLE_RATE)
     # FFmpeg's messages go to a file, not to this process's memory: a hostile file can make many.
     with open(dest.with_name(dest.name + ".log"), "w+") as messages:
         child = subprocess.run(
             [sys.executable, "-m", "worker.transcription.decoder"]
-            + [str(path), str(dest), str(max_samples), str(memory_bytes)],
+            + [str(path), str(dest), str(max_samples), str(memory_bytes), str(track), "split" if split else "mix"],
             stdout=subprocess.PIPE,
             stderr=messages,
             text=True,
@@ -152,13 +165,15 @@ def decode(path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECOD
         raise PermanentError(too_long(max_seconds).reason, decoder_peak_rss_bytes=peak)
     if result["samples"] == 0:
         raise PermanentError("the recording contains no sound", decoder_peak_rss_bytes=peak)
-    return Pcm(dest, result["samples"], result["peak_rss_bytes"])
+    if not split:
+        return [Pcm(dest, result["samples"], peak)]
+    return [Pcm(dest.with_name(f"{dest.name}.{c}"), result["samples"], peak) for c in range(result["channels"])]
 
 
-def load(path: Path, max_seconds: float) -> np.ndarray:
+def load(path: Path, max_seconds: float, track: int = 0) -> np.ndarray:
     """16 kHz mono float32 samples of a whole recording (decode's checks); for files known to be short."""
     with tempfile.TemporaryDirectory(prefix="hark-pcm-") as tmp:
-        return decode(path, Path(tmp) / "pcm", max_seconds).read()
+        return decode(path, Path(tmp) / "pcm", max_seconds, track=track).read()
 
 
 def encode_flac(samples: np.ndarray) -> bytes:

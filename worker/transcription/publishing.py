@@ -14,6 +14,7 @@ from hark.domain import keys
 from hark.domain.jobs import Job, TransitionRefused
 from hark.domain.messages import NotifyMessage, WebhookMessage
 from hark.domain.transcript import CONTENT_TYPES, RENDERERS, Transcript
+from hark.domain.uploads import size_limit
 
 from . import audio
 from .cleanup import remove_transcripts
@@ -48,10 +49,10 @@ def assemble(ctx: Context, job: Job, attempt: int) -> None:
                     ctx.res.audio_bucket.name,
                     job.audio_key,
                     Path(tmp) / "upload",
-                    ctx.settings.max_upload_bytes,
+                    size_limit(job.content_type, ctx.settings),
                     declared_bytes=job.size_bytes,
                 )
-                samples = audio.load(path, ctx.settings.max_audio_seconds)
+                samples = audio.load(path, ctx.settings.max_audio_seconds, track=job.audio_track or 0)
         except audio.PermanentError as err:
             fail_job(ctx, job.job_id, err.reason, attempt=attempt, uploaded_bytes=err.uploaded_bytes)
             return

@@ -12,10 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from hark.domain.arrivals import receive_upload
 from hark.domain.jobs import Job, TransitionRefused
 from hark.domain.messages import UploadEvent
+from hark.domain.uploads import size_limit
 from worker.runtime import Delivery
 
 from . import audio
 from .audio import PermanentError
+from .channels import transcribe_channels
 from .context import Context, logger, seconds_since
 from .engine import DecodeOptions
 from .fanout import fan_out
@@ -70,6 +72,8 @@ def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> None:
 
 def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadEvent) -> None:
     started = time.monotonic()
+    options = DecodeOptions(language=job.language, task=job.task, prompt=job.prompt)
+    track = job.audio_track or 0  # which audio stream of the file (a video may have several)
     try:
         with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
             path = audio.download(
@@ -77,14 +81,22 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
                 event.bucket,
                 event.key,
                 Path(tmp) / "upload",
-                ctx.settings.max_upload_bytes,
+                size_limit(job.content_type, ctx.settings),
                 declared_bytes=job.size_bytes,
             )
             # Decoded to PCM on disk by a child with a memory limit, its length counted as decoded: the
             # header decides nothing (issue 21). A recording to be split is then read a window at a time,
             # and counts against the engine's audio budget for that window until its chunks are queued; a
             # shorter one is read whole and counts once it is inside the engine.
-            pcm = audio.decode(path, Path(tmp) / "pcm", ctx.settings.max_audio_seconds)
+            if job.multichannel:  # each channel on its own (channels.py)
+                pcms = audio.decode_channels(path, Path(tmp) / "pcm", ctx.settings.max_audio_seconds, track=track)
+                channels = transcribe_channels(ctx, pcms, options)
+                ctx.record_speed(channels.audio_seconds, channels.model_seconds, time.monotonic() - started)
+                publish(
+                    ctx, job, channels.transcript, attempt=delivery.receive_count, model_seconds=channels.model_seconds
+                )
+                return
+            pcm = audio.decode(path, Path(tmp) / "pcm", ctx.settings.max_audio_seconds, track=track)
             logger.info("decoded", audio_seconds=round(pcm.seconds, 2), decoder_peak_rss_bytes=pcm.peak_rss_bytes)
             if pcm.seconds > ctx.settings.chunk_threshold_seconds:
                 with ctx.engine.budget.hold(ctx.settings.chunk_target_seconds * 1.5):
@@ -98,7 +110,7 @@ def transcribe_upload(ctx: Context, delivery: Delivery, job: Job, event: UploadE
         return
     duration = len(samples) / audio.SAMPLE_RATE
     logger.info("transcribing", audio_seconds=round(duration, 2), language=job.language)
-    result = ctx.engine.run(samples, DecodeOptions(language=job.language, task=job.task, prompt=job.prompt))
+    result = ctx.engine.run(samples, options)
     # transcription alone; diarization logs its own time
     ctx.record_speed(result.audio_seconds, result.model_seconds, time.monotonic() - started)
     logger.info(

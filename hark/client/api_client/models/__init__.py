@@ -22,6 +22,10 @@ from .job_status import JobStatus
 from .job_view import JobView
 from .job_view_notify_item import JobViewNotifyItem
 from .job_view_task import JobViewTask
+from .multipart_upload import MultipartUpload
+from .part_url import PartUrl
+from .part_urls import PartUrls
+from .part_urls_request import PartUrlsRequest
 from .segment_text import SegmentText
 from .transcript_link import TranscriptLink
 from .transcript_link_format import TranscriptLinkFormat
@@ -29,6 +33,7 @@ from .transcript_links import TranscriptLinks
 from .transcript_revision import TranscriptRevision
 from .upload_form import UploadForm
 from .upload_form_fields import UploadFormFields
+from .uploaded_part_view import UploadedPartView
 from .webhook_attempt import WebhookAttempt
 from .webhook_secret import WebhookSecret
 from .webhook_settings import WebhookSettings
@@ -57,6 +62,10 @@ __all__ = (
     "JobView",
     "JobViewNotifyItem",
     "JobViewTask",
+    "MultipartUpload",
+    "PartUrl",
+    "PartUrls",
+    "PartUrlsRequest",
     "SegmentText",
     "TranscriptLink",
     "TranscriptLinkFormat",
@@ -64,6 +73,7 @@ __all__ = (
     "TranscriptRevision",
     "UploadForm",
     "UploadFormFields",
+    "UploadedPartView",
     "WebhookAttempt",
     "WebhookSecret",
     "WebhookSettings",

@@ -39,6 +39,11 @@ class CreateJobRequest:
         min_speakers (int | None | Unset): With speaker_labels and no speakers_expected: at least this many people speak
             (the estimate is held to it).
         max_speakers (int | None | Unset): With speaker_labels and no speakers_expected: at most this many people speak.
+        audio_track (int | None | Unset): Which audio stream of the file to transcribe, counting the file's audio
+            streams from 0 (a video with the room on one and an interpreter on another). Default: the first.
+        multichannel (bool | Unset): Transcribe each channel on its own (a call recorded with one person per channel):
+            every word and segment carries `channel` (0-based), merged in time order; without speaker_labels each channel is
+            one speaker (A for channel 0, B for 1, ...). The cost counts every channel. Default: False.
     """
 
     filename: str
@@ -53,6 +58,8 @@ class CreateJobRequest:
     speakers_expected: int | Unset | None = UNSET
     min_speakers: int | Unset | None = UNSET
     max_speakers: int | Unset | None = UNSET
+    audio_track: int | Unset | None = UNSET
+    multichannel: bool | Unset = False
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +119,14 @@ class CreateJobRequest:
         else:
             max_speakers = self.max_speakers
 
+        audio_track: int | Unset | None
+        if isinstance(self.audio_track, Unset):
+            audio_track = UNSET
+        else:
+            audio_track = self.audio_track
+
+        multichannel = self.multichannel
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -139,6 +154,10 @@ class CreateJobRequest:
             field_dict["min_speakers"] = min_speakers
         if max_speakers is not UNSET:
             field_dict["max_speakers"] = max_speakers
+        if audio_track is not UNSET:
+            field_dict["audio_track"] = audio_track
+        if multichannel is not UNSET:
+            field_dict["multichannel"] = multichannel
 
         return field_dict
 
@@ -229,6 +248,17 @@ class CreateJobRequest:
 
         max_speakers = _parse_max_speakers(d.pop("max_speakers", UNSET))
 
+        def _parse_audio_track(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        audio_track = _parse_audio_track(d.pop("audio_track", UNSET))
+
+        multichannel = d.pop("multichannel", UNSET)
+
         create_job_request = cls(
             filename=filename,
             content_type=content_type,
@@ -242,6 +272,8 @@ class CreateJobRequest:
             speakers_expected=speakers_expected,
             min_speakers=min_speakers,
             max_speakers=max_speakers,
+            audio_track=audio_track,
+            multichannel=multichannel,
         )
 
         create_job_request.additional_properties = d

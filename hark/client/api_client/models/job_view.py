@@ -47,6 +47,8 @@ class JobView:
         speakers_expected (int | None | Unset):
         min_speakers (int | None | Unset):
         max_speakers (int | None | Unset):
+        audio_track (int | None | Unset): The audio stream asked for (audio_track at creation).
+        multichannel (bool | Unset): Each channel transcribed on its own (multichannel at creation). Default: False.
         no_speech (bool | Unset): COMPLETED with no speech detected (silence, noise or music): the transcript is empty.
             Default: False.
         model_seconds (float | None | Unset): COMPLETED: the model time this job took (its share of batches shared with
@@ -88,6 +90,8 @@ class JobView:
     speakers_expected: int | Unset | None = UNSET
     min_speakers: int | Unset | None = UNSET
     max_speakers: int | Unset | None = UNSET
+    audio_track: int | Unset | None = UNSET
+    multichannel: bool | Unset = False
     no_speech: bool | Unset = False
     model_seconds: float | Unset | None = UNSET
     real_time_factor: float | Unset | None = UNSET
@@ -182,6 +186,14 @@ class JobView:
         else:
             max_speakers = self.max_speakers
 
+        audio_track: int | Unset | None
+        if isinstance(self.audio_track, Unset):
+            audio_track = UNSET
+        else:
+            audio_track = self.audio_track
+
+        multichannel = self.multichannel
+
         no_speech = self.no_speech
 
         model_seconds: float | Unset | None
@@ -273,6 +285,10 @@ class JobView:
             field_dict["min_speakers"] = min_speakers
         if max_speakers is not UNSET:
             field_dict["max_speakers"] = max_speakers
+        if audio_track is not UNSET:
+            field_dict["audio_track"] = audio_track
+        if multichannel is not UNSET:
+            field_dict["multichannel"] = multichannel
         if no_speech is not UNSET:
             field_dict["no_speech"] = no_speech
         if model_seconds is not UNSET:
@@ -437,6 +453,17 @@ class JobView:
 
         max_speakers = _parse_max_speakers(d.pop("max_speakers", UNSET))
 
+        def _parse_audio_track(data: object) -> int | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | Unset | None, data)
+
+        audio_track = _parse_audio_track(d.pop("audio_track", UNSET))
+
+        multichannel = d.pop("multichannel", UNSET)
+
         no_speech = d.pop("no_speech", UNSET)
 
         def _parse_model_seconds(data: object) -> float | Unset | None:
@@ -552,6 +579,8 @@ class JobView:
             speakers_expected=speakers_expected,
             min_speakers=min_speakers,
             max_speakers=max_speakers,
+            audio_track=audio_track,
+            multichannel=multichannel,
             no_speech=no_speech,
             model_seconds=model_seconds,
             real_time_factor=real_time_factor,

@@ -1,6 +1,6 @@
 """Generates hark/client/api_client, the typed layer of `hark.client.sdk`, from docs/openapi.json.
 
-    python -m hark.client.codegen        (what `make client` runs)
+    python -m tools.client_codegen        (what `make client` runs)
 
 openapi-python-client (pinned in the test extra) writes the package; the repo's own ruff, with the
 repo's configuration, then fixes and formats it, so the generated code is ruff- and mypy-clean like
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "openapi.json"
 PACKAGE = REPO / "hark" / "client" / "api_client"
 PYPROJECT = REPO / "pyproject.toml"
