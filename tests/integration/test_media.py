@@ -15,7 +15,7 @@ from hark.domain import aws, keys
 from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.domain.settings import Settings, get_settings
 from hark.domain.uploads import content_type_for
-from hark.evaluation.wer import word_error_rate
+from hark.domain.wer import word_error_rate
 from tests import media
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_transcription_worker import post_upload, read_transcript, reference, wait_finished
