@@ -28,7 +28,7 @@ from tests.workers import WorkerProcess
 from worker.notification.worker import NotifyHandler
 from worker.runtime import Delivery, Fate
 from worker.transcription.context import Context
-from worker.transcription.publishing import notify
+from worker.transcription.ending import notify
 from worker.webhooks.worker import ReceiverTurns, WebhookHandler
 
 ALICE = "user_alice"

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from hark import aws
+from hark.settings import Settings
 
 SAMPLE_RATE = 16000
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where `-m worker.transcription.decoder` is found
@@ -153,6 +156,15 @@ def decode(path: Path, dest: Path, max_seconds: float, memory_bytes: int = DECOD
     if result["samples"] == 0:
         raise PermanentError("the recording contains no sound", decoder_peak_rss_bytes=peak)
     return Pcm(dest, result["samples"], result["peak_rss_bytes"])
+
+
+@contextmanager
+def fetched(s3, bucket: str, key: str, limits: Settings, declared_bytes: int | None = None) -> Iterator[Pcm]:
+    """The object at `key` downloaded (`download`'s checks against `limits.max_upload_bytes` and the declared
+    size) and decoded (`decode`'s, against `limits.max_audio_seconds`): PCM on disk for the with-block."""
+    with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
+        path = download(s3, bucket, key, Path(tmp) / "upload", limits.max_upload_bytes, declared_bytes=declared_bytes)
+        yield decode(path, Path(tmp) / "pcm", limits.max_audio_seconds)
 
 
 def load(path: Path, max_seconds: float) -> np.ndarray:
