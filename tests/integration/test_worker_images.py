@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from hark import aws
-from hark.jobs import JobStatus
-from hark.wer import word_error_rate
+from hark.domain import aws
+from hark.domain.jobs import JobStatus
+from hark.evaluation.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_notification_worker import make_job, notify, parsed, sent_emails, wait_until
 from tests.integration.test_speaker_labels import submit

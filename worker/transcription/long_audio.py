@@ -17,10 +17,10 @@ import time
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hark import aws, keys
-from hark.jobs import Job, JobStatus, TransitionRefused
-from hark.messages import ChunkMessage
-from hark.transcript import Transcript
+from hark.domain import aws, keys
+from hark.domain.jobs import Job, JobStatus, TransitionRefused
+from hark.domain.messages import ChunkMessage
+from hark.domain.transcript import Transcript
 from worker.runtime import Delivery
 
 from . import audio, splitting
