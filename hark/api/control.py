@@ -1,7 +1,7 @@
 """The control plane: what each API route does, free of HTTP. The API Lambda only parses and answers.
 
 Every operation takes the caller's user id (from the authorizer's context, never from the request),
-and every read goes through JobStore.get_owned, so a foreign id and an unknown id are the same 404.
+and every read goes through Jobs.get_owned, so a foreign id and an unknown id are the same 404.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         updated_at=now,
     )
     try:  # one conditional update takes the place: exact under concurrency (hark.domain.jobs.QUOTA_PREFIX)
-        _store().create_within_quota(job, settings.max_unfinished_jobs)
+        _store().jobs.create_within_quota(job, settings.max_unfinished_jobs)
     except QuotaFull as full:
         raise QuotaExceeded(
             429,
@@ -211,7 +211,7 @@ def create_job(
             ) from None
     job = Job.model_validate(record)
     if job.job_id != job_id:  # a replay: show the job as it is now
-        current = _store().get_owned(job.job_id, caller.user_id)
+        current = _store().jobs.get_owned(job.job_id, caller.user_id)
         if current is None:
             raise ApiError(
                 409,
@@ -252,7 +252,7 @@ def _notification_choice(caller: Caller, request: CreateJobRequest) -> tuple[str
     """The job's webhook URL (its own, else the user's default) and its channels, checked."""
     url = request.webhook_url
     if url is None and (request.notify is None or "webhook" in request.notify):
-        url = _store().webhook_settings(caller.user_id).get("default_url")
+        url = _store().webhook_settings.get(caller.user_id).get("default_url")
     if request.notify is None:
         notify = ["email", "webhook"] if url else ["email"]
     else:
@@ -288,27 +288,29 @@ def _secret_view(item: dict[str, Any]) -> WebhookSecret:
 def webhook_secret(caller: Caller) -> WebhookSecret:
     """The caller's signing secret, created on the first read."""
     store = _store()
-    item = store.webhook_settings(caller.user_id)
+    item = store.webhook_settings.get(caller.user_id)
     if not item.get("secret"):
-        item = store.ensure_webhook_secret(caller.user_id, webhooks.new_secret())
+        item = store.webhook_settings.ensure_secret(caller.user_id, webhooks.new_secret())
     return _secret_view(item)
 
 
 def rotate_webhook_secret(caller: Caller) -> WebhookSecret:
     """A new secret; the old one keeps signing (beside it) for HARK_WEBHOOK_SECRET_GRACE_SECONDS."""
-    item = _store().rotate_webhook_secret(
+    item = _store().webhook_settings.rotate_secret(
         caller.user_id, webhooks.new_secret(), get_settings().webhook_secret_grace_seconds
     )
     return _secret_view(item)
 
 
 def webhook_settings(caller: Caller) -> WebhookSettings:
-    return WebhookSettings(default_url=_store().webhook_settings(caller.user_id).get("default_url"))
+    return WebhookSettings(default_url=_store().webhook_settings.get(caller.user_id).get("default_url"))
 
 
 def set_webhook_settings(caller: Caller, request: WebhookSettings) -> WebhookSettings:
     url = checked_webhook_url(request.default_url) if request.default_url is not None else None
-    return WebhookSettings(default_url=_store().set_default_webhook_url(caller.user_id, url).get("default_url"))
+    return WebhookSettings(
+        default_url=_store().webhook_settings.set_default_url(caller.user_id, url).get("default_url")
+    )
 
 
 # -- reads -----------------------------------------------------------------------------------------------
@@ -324,13 +326,13 @@ def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None, status
             "The cursor is not valid; start again without one, then pass back next_cursor as given, "
             "with the same status and limit.",
         ) from None
-    jobs, last = _store().list_for_user(caller.user_id, limit=limit, start=start, status=status)
+    jobs, last = _store().jobs.list_for_user(caller.user_id, limit=limit, start=start, status=status)
     next_cursor = cursors.issue(last, caller.user_id, state, limit, key) if last else None
     return JobList(items=[_view(j) for j in jobs], next_cursor=next_cursor)
 
 
 def _owned(caller: Caller, job_id: str) -> Job:
-    job = _store().get_owned(job_id, caller.user_id) if _plausible_id(job_id) else None
+    job = _store().jobs.get_owned(job_id, caller.user_id) if _plausible_id(job_id) else None
     if job is None:
         raise not_found(job_id)
     return job
@@ -450,7 +452,7 @@ def follow_link(token: str, now: float | None = None) -> str:
             f"This link expired on {when}. Open Hark at {settings.web_url} and sign in to download the transcript "
             "or get a new link.",
         ) from None
-    job = _store().get(claims.job_id)
+    job = _store().jobs.get(claims.job_id)
     if job is None or job.user_id != claims.user_id:
         raise ApiError(404, "job_not_found", "This transcript no longer exists: its job was deleted.")
     if job.status != JobStatus.COMPLETED:  # links are only issued for completed jobs; states only move forward
@@ -495,5 +497,5 @@ def delete_job(caller: Caller, job_id: str) -> int:
     After the record is gone the worker's conditional writes fail and it drops the job."""
     job = _owned(caller, job_id)
     deleted = _delete_objects(job)
-    _store().delete(job.job_id)
+    _store().jobs.delete(job.job_id)
     return deleted + _delete_objects(job)

@@ -128,7 +128,7 @@ class TranscribeHandler:
                 "attempt failed; retrying later", attempt=attempt, retry_in_seconds=delay, reason=reason, exc_info=err
             )
             if job_id:
-                self.ctx.store.record_attempt_error(job_id, reason)
+                self.ctx.store.jobs.record_attempt_error(job_id, reason)
             return retry(delay)
         logger.error(
             "last attempt failed: job failed, message left for the dead-letter queue",

@@ -111,7 +111,7 @@ def complete(ctx: Context, job: Job, transcript: Transcript, attempt: int | None
         transcript = transcript.model_copy(update={"language": None, "language_probability": None})
     write_transcripts(ctx, job, transcript)
     try:
-        finished = ctx.store.complete(
+        finished = ctx.store.jobs.complete(
             job.job_id,
             transcript.language,
             transcript.duration,
@@ -120,7 +120,7 @@ def complete(ctx: Context, job: Job, transcript: Transcript, attempt: int | None
             cost_usd=None if model_seconds is None else ctx.cost_usd(model_seconds),
         )
     except TransitionRefused:
-        if ctx.store.get(job.job_id) is None:
+        if ctx.store.jobs.get(job.job_id) is None:
             remove_transcripts(ctx, job)  # what we just wrote must not outlive the job
             return
         logger.info("another worker finished this job first")
@@ -142,7 +142,7 @@ def complete(ctx: Context, job: Job, transcript: Transcript, attempt: int | None
 def fail(ctx: Context, failure: Failed, attempt: int | None) -> None:
     """Any unfinished state -> FAILED with the reason; the winner notifies and counts."""
     try:
-        job = ctx.store.fail(failure.job_id, failure.reason, uploaded_bytes=failure.uploaded_bytes)
+        job = ctx.store.jobs.fail(failure.job_id, failure.reason, uploaded_bytes=failure.uploaded_bytes)
     except TransitionRefused:
         logger.info("job already finished; failure not recorded", reason=failure.reason)
         return

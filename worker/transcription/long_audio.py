@@ -55,7 +55,7 @@ def fan_out(ctx: Context, job: Job, pcm: audio.Pcm) -> None:
         )
         chunks.append(piece.chunk)
     language = language or NO_SPEECH_LANGUAGE
-    ctx.store.set_chunks(job.job_id, len(chunks), duration)
+    ctx.store.jobs.set_chunks(job.job_id, len(chunks), duration)
     bodies = [
         ChunkMessage(
             job_id=job.job_id,
@@ -86,7 +86,7 @@ def fan_out(ctx: Context, job: Job, pcm: audio.Pcm) -> None:
 
 
 def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> JobOutcome:
-    job = ctx.store.get(chunk.job_id)
+    job = ctx.store.jobs.get(chunk.job_id)
     if job is not None and job.status.finished and not job.notified_at:
         # The assembling worker may have died between finishing the job and queueing its
         # notification; queueing it again is safe because the notifier sends one email per job.
@@ -129,7 +129,7 @@ def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> J
             seconds=round(spent, 2),
         )
     try:
-        job = ctx.store.chunk_done(chunk.job_id, chunk.index)
+        job = ctx.store.jobs.chunk_done(chunk.job_id, chunk.index)
     except TransitionRefused:
         logger.info("job finished while this chunk ran: dropped")
         return ONGOING

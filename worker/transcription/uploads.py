@@ -31,7 +31,7 @@ def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> JobOutc
         return ONGOING
     job = arrival.job
     try:
-        job = ctx.store.claim(job.job_id, delivery.id)
+        job = ctx.store.jobs.claim(job.job_id, delivery.id)
     except TransitionRefused:
         return refused_claim(ctx, delivery, job.job_id)
     logger.info("job claimed", attempt=job.attempts, receive_count=delivery.receive_count, key=event.key)
@@ -53,7 +53,7 @@ def stopped_workers(times: int) -> str:
 
 
 def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> JobOutcome:
-    job = ctx.store.get(job_id)
+    job = ctx.store.jobs.get(job_id)
     if job is not None and job.status.finished and job.owner_message_id == delivery.id and not job.notified_at:
         # This message finished the job but its worker died before deleting it: the notify may not
         # have gone out. The notifier sends one email per job whatever it receives.
