@@ -2,7 +2,7 @@
 
 `JobStore` holds one small class per concern, each over the one gateway to the table (`JobsTable`):
 `Jobs` (the records and their state machine), `Quota` (a user's unfinished jobs), `NotificationLease`
-(the email's send right), `WebhookDelivery` (a job's webhook attempts) and `WebhookSettings` (a user's
+(the email's send right), `WebhookDelivery` (a job's webhook attempts) and `UserWebhookSettings` (a user's
 signing secret and default URL).
 
 States only move forward, each step one conditional write:
@@ -663,7 +663,7 @@ class WebhookDelivery:
             pass
 
 
-class WebhookSettings:
+class UserWebhookSettings:
     """A user's webhook settings item (see WEBHOOK_PREFIX): the signing secret, the previous one during a
     rotation's grace period, and the default receiver URL."""
 
@@ -720,7 +720,7 @@ class JobStore:
         self.jobs = Jobs(self.table, self.quota)
         self.notification = NotificationLease(self.table)
         self.webhook = WebhookDelivery(self.table)
-        self.webhook_settings = WebhookSettings(self.table)
+        self.webhook_settings = UserWebhookSettings(self.table)
 
 
 def signing_secrets(settings_item: dict[str, Any], now: float | None = None) -> list[str]:
