@@ -53,8 +53,9 @@ sys.path.insert(0, str(REPO))
 
 from faster_whisper import WhisperModel, decode_audio  # noqa: E402
 
-from hark import bundled_model, der  # noqa: E402
+from hark.domain import bundled_model  # noqa: E402
 from hark.domain.transcript import Segment, Transcript, Word  # noqa: E402
+from hark.evaluation import der  # noqa: E402
 from worker.transcription import diarization  # noqa: E402
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or REPO.parent / "shared" / "testdata" / "speech")

@@ -115,20 +115,20 @@ class Sampler(threading.Thread):
 
 def split_only(hours: float, rounds: int) -> None:
     """What an upload's own path holds, without the engine: the decoding child, then the split (a window at
-    a time, the VAD a block at a time) and each chunk's FLAC, as fanout.py does, in this process."""
+    a time, the VAD a block at a time) and each chunk's FLAC, as long_audio.fan_out does, in this process."""
     from hark.domain.settings import Settings
-    from worker.transcription import chunking
+    from worker.transcription import splitting
 
     target = Settings().chunk_target_seconds
     with tempfile.TemporaryDirectory(prefix="hark-long-") as tmp:
         recording = Path(tmp) / "long.flac"
         seconds, speech = make_recording(recording, hours, rounds)
-        chunking.pauses(np.zeros(RATE, dtype=np.float32))  # the VAD model loaded, as in a worker
+        splitting.pauses(np.zeros(RATE, dtype=np.float32))  # the VAD model loaded, as in a worker
         before = status_kb(os.getpid(), "VmHWM") * 1024
         started = time.monotonic()
         pcm = audio.decode(recording, Path(tmp) / "pcm", seconds + 1)
         count = sum(
-            1 for piece in chunking.split_stream(pcm.read, pcm.seconds, target) if audio.encode_flac(piece.samples)
+            1 for piece in splitting.split_stream(pcm.read, pcm.seconds, target) if audio.encode_flac(piece.samples)
         )
         after = status_kb(os.getpid(), "VmHWM") * 1024
     print(f"recording: {seconds / 3600:.2f} h ({speech / 60:.1f} min of speech); {count} chunks")

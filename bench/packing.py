@@ -29,7 +29,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio 
 
 from bench.throughput import TimedModel, spent  # noqa: E402
 from bench.transcription import SPEECH, clips, machine  # noqa: E402
-from hark import bundled_model  # noqa: E402
+from hark.domain import bundled_model  # noqa: E402
 from hark.domain.settings import Settings  # noqa: E402
 from hark.domain.wer import word_errors  # noqa: E402
 

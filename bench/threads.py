@@ -27,7 +27,7 @@ from faster_whisper.audio import pad_or_trim  # noqa: E402
 from faster_whisper.tokenizer import Tokenizer  # noqa: E402
 
 from bench.transcription import SPEECH, clips, machine  # noqa: E402
-from hark import bundled_model  # noqa: E402
+from hark.domain import bundled_model  # noqa: E402
 from hark.domain.settings import Settings  # noqa: E402
 from worker.transcription.engine import _rows  # noqa: E402
 

@@ -1,7 +1,7 @@
 """The control plane: what each API route does, free of HTTP. The API Lambda only parses and answers.
 
 Every operation takes the caller's user id (from the authorizer's context, never from the request),
-and every read goes through JobStore.get_owned, so a foreign id and an unknown id are the same 404.
+and every read goes through Jobs.get_owned, so a foreign id and an unknown id are the same 404.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def _create_record(data: dict[str, Any]) -> dict[str, Any]:
         updated_at=now,
     )
     try:  # one conditional update takes the place: exact under concurrency (hark.domain.jobs.QUOTA_PREFIX)
-        _store().create_within_quota(job, settings.max_unfinished_jobs)
+        _store().jobs.create_within_quota(job, settings.max_unfinished_jobs)
     except QuotaFull as full:
         raise QuotaExceeded(
             429,
@@ -277,7 +277,7 @@ def create_job(
             ) from None
     job = Job.model_validate(record)
     if job.job_id != job_id:  # a replay: show the job as it is now
-        current = _store().get_owned(job.job_id, caller.user_id)
+        current = _store().jobs.get_owned(job.job_id, caller.user_id)
         if current is None:
             raise ApiError(
                 409,
@@ -326,9 +326,9 @@ def _multipart(job: Job) -> MultipartUpload:
             done = uploads.uploaded_parts(s3, bucket, job.audio_key, upload_id)
         except uploads.UploadGone:
             try:
-                job = _store().end_multipart(job.job_id, upload_id)
+                job = _store().jobs.end_multipart(job.job_id, upload_id)
             except TransitionRefused:
-                job = _store().get(job.job_id) or job
+                job = _store().jobs.get(job.job_id) or job
             continue
         return MultipartUpload(
             upload_id=upload_id,
@@ -344,10 +344,10 @@ def _start_multipart(s3, bucket: str, job: Job) -> Job:
     part_bytes = uploads.part_size(job.size_bytes, get_settings().multipart_part_bytes)
     upload_id = uploads.start_multipart(s3, bucket, job.audio_key, job.content_type)
     try:
-        return _store().start_multipart(job.job_id, upload_id, part_bytes)
+        return _store().jobs.start_multipart(job.job_id, upload_id, part_bytes)
     except TransitionRefused:
         s3.abort_multipart_upload(Bucket=bucket, Key=job.audio_key, UploadId=upload_id)
-        current = _store().get(job.job_id)
+        current = _store().jobs.get(job.job_id)
         if current is None or current.status != JobStatus.UPLOADING:
             raise ApiError(409, "upload_arrived", "The recording has arrived already, or the job is gone.") from None
         return current
@@ -429,7 +429,7 @@ def abort_multipart(caller: Caller, job_id: str) -> None:
         Bucket=aws.stack_resources().audio_bucket.name, Key=started.job.audio_key, UploadId=started.upload_id
     )
     try:
-        _store().end_multipart(job_id, started.upload_id)
+        _store().jobs.end_multipart(job_id, started.upload_id)
     except TransitionRefused:
         pass  # another call ended or replaced it first
 
@@ -454,7 +454,7 @@ def _notification_choice(caller: Caller, request: CreateJobRequest) -> tuple[str
     """The job's webhook URL (its own, else the user's default) and its channels, checked."""
     url = request.webhook_url
     if url is None and (request.notify is None or "webhook" in request.notify):
-        url = _store().webhook_settings(caller.user_id).get("default_url")
+        url = _store().webhook_settings.get(caller.user_id).get("default_url")
     if request.notify is None:
         notify = ["email", "webhook"] if url else ["email"]
     else:
@@ -490,27 +490,29 @@ def _secret_view(item: dict[str, Any]) -> WebhookSecret:
 def webhook_secret(caller: Caller) -> WebhookSecret:
     """The caller's signing secret, created on the first read."""
     store = _store()
-    item = store.webhook_settings(caller.user_id)
+    item = store.webhook_settings.get(caller.user_id)
     if not item.get("secret"):
-        item = store.ensure_webhook_secret(caller.user_id, webhooks.new_secret())
+        item = store.webhook_settings.ensure_secret(caller.user_id, webhooks.new_secret())
     return _secret_view(item)
 
 
 def rotate_webhook_secret(caller: Caller) -> WebhookSecret:
     """A new secret; the old one keeps signing (beside it) for HARK_WEBHOOK_SECRET_GRACE_SECONDS."""
-    item = _store().rotate_webhook_secret(
+    item = _store().webhook_settings.rotate_secret(
         caller.user_id, webhooks.new_secret(), get_settings().webhook_secret_grace_seconds
     )
     return _secret_view(item)
 
 
 def webhook_settings(caller: Caller) -> WebhookSettings:
-    return WebhookSettings(default_url=_store().webhook_settings(caller.user_id).get("default_url"))
+    return WebhookSettings(default_url=_store().webhook_settings.get(caller.user_id).get("default_url"))
 
 
 def set_webhook_settings(caller: Caller, request: WebhookSettings) -> WebhookSettings:
     url = checked_webhook_url(request.default_url) if request.default_url is not None else None
-    return WebhookSettings(default_url=_store().set_default_webhook_url(caller.user_id, url).get("default_url"))
+    return WebhookSettings(
+        default_url=_store().webhook_settings.set_default_url(caller.user_id, url).get("default_url")
+    )
 
 
 # -- API keys (hark.domain.api_keys) ----------------------------------------------------------------------
@@ -551,13 +553,13 @@ def list_jobs(caller: Caller, limit: int = 20, cursor: str | None = None, status
             "The cursor is not valid; start again without one, then pass back next_cursor as given, "
             "with the same status and limit.",
         ) from None
-    jobs, last = _store().list_for_user(caller.user_id, limit=limit, start=start, status=status)
+    jobs, last = _store().jobs.list_for_user(caller.user_id, limit=limit, start=start, status=status)
     next_cursor = cursors.issue(last, caller.user_id, state, limit, key) if last else None
     return JobList(items=[_view(j) for j in jobs], next_cursor=next_cursor)
 
 
 def _owned(caller: Caller, job_id: str) -> Job:
-    job = _store().get_owned(job_id, caller.user_id) if _plausible_id(job_id) else None
+    job = _store().jobs.get_owned(job_id, caller.user_id) if _plausible_id(job_id) else None
     if job is None:
         raise not_found(job_id)
     return job
@@ -724,10 +726,10 @@ def correct_transcript(
             Bucket=bucket, Key=key, Body=RENDERERS[fmt](corrected).encode("utf-8"), ContentType=CONTENT_TYPES[fmt]
         )
     try:
-        saved = _store().save_revision(job.job_id, job.transcript_revision, write_id, corrections)
+        saved = _store().jobs.save_revision(job.job_id, job.transcript_revision, write_id, corrections)
     except TransitionRefused:
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in written], "Quiet": True})
-        current = _store().get_owned(job.job_id, caller.user_id)
+        current = _store().jobs.get_owned(job.job_id, caller.user_id)
         if current is None:
             raise not_found(job_id) from None
         raise revision_conflict(current, request.revision) from None
@@ -761,7 +763,7 @@ def follow_link(token: str, now: float | None = None) -> str:
             f"This link expired on {when}. Open Hark at {settings.web_url} and sign in to download the transcript "
             "or get a new link.",
         ) from None
-    job = _store().get(claims.job_id)
+    job = _store().jobs.get(claims.job_id)
     if job is None or job.user_id != claims.user_id:
         raise ApiError(404, "job_not_found", "This transcript no longer exists: its job was deleted.")
     if job.status != JobStatus.COMPLETED:  # links are only issued for completed jobs; states only move forward
@@ -806,5 +808,5 @@ def delete_job(caller: Caller, job_id: str) -> int:
     After the record is gone the worker's conditional writes fail and it drops the job."""
     job = _owned(caller, job_id)
     deleted = _delete_objects(job)
-    _store().delete(job.job_id)
+    _store().jobs.delete(job.job_id)
     return deleted + _delete_objects(job)

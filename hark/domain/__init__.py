@@ -11,7 +11,7 @@ __all__ = [
     "arrivals",  # what an upload's arrival means for its job
     "aws",  # boto3 clients, one factory
     "bundled_model",  # where the bundled Whisper model is installed
-    "jobs",  # the job record, its state machine and JobStore
+    "jobs",  # the job record, its state machine and JobStore (the jobs table by concern)
     "keys",  # the S3 key layout
     "languages",  # language codes and names
     "links",  # signed, expiring transcript links

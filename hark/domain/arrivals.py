@@ -26,7 +26,7 @@ class Arrival:
 
 
 def receive_upload(store: JobStore, s3, event: UploadEvent) -> Arrival:
-    job = store.get(event.job_id)
+    job = store.jobs.get(event.job_id)
     reason = None
     if job is None:
         reason = "upload for a job that does not exist (deleted, or never created): object deleted"
@@ -40,8 +40,8 @@ def receive_upload(store: JobStore, s3, event: UploadEvent) -> Arrival:
     if job.status != JobStatus.UPLOADING:
         return Arrival(job=job)  # already QUEUED (the other consumer) or further on
     try:
-        return Arrival(job=store.mark_queued(job.job_id, event.event_time, event.size), queued=True)
+        return Arrival(job=store.jobs.mark_queued(job.job_id, event.event_time, event.size), queued=True)
     except TransitionRefused:
         # The other consumer got there first, or the job was deleted just now (then the API's
         # second sweep of the job's prefix removes the object).
-        return Arrival(job=store.get(job.job_id))
+        return Arrival(job=store.jobs.get(job.job_id))

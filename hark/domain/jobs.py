@@ -1,4 +1,9 @@
-"""The job record and its state machine, stored in DynamoDB.
+"""The jobs table: the job record and its state machine, and the per-user items beside it, in DynamoDB.
+
+`JobStore` holds one small class per concern, each over the one gateway to the table (`JobsTable`):
+`Jobs` (the records and their state machine), `Quota` (a user's unfinished jobs), `NotificationLease`
+(the email's send right), `WebhookDelivery` (a job's webhook attempts) and `UserWebhookSettings` (a user's
+signing secret and default URL).
 
 States only move forward, each step one conditional write:
     UPLOADING -> QUEUED -> PROCESSING -> COMPLETED | FAILED
@@ -28,7 +33,7 @@ from hark.domain.resources import ACTIVE_JOBS_INDEX, JOBS_BY_USER_INDEX
 # update (ADD the id if the set is smaller than the limit), which DynamoDB applies atomically, so N
 # parallel creates at limit-1 give exactly one place. A place is given back when the job completes,
 # fails or is deleted; places whose job is gone (TTL) or finished are swept when the set is full
-# (JobStore.sweep_quota). The item has no user_id, so it is in neither index.
+# (Quota.sweep). The item has no user_id, so it is in neither index.
 QUOTA_PREFIX = "quota#"
 RECORD_TTL_SECONDS = 400 * 24 * 3600
 # A job whose upload never arrives (a closed tab, a failed upload) expires through DynamoDB's TTL a
@@ -158,7 +163,7 @@ class Job(BaseModel):
     # Attempts that ended in an error and were retried; a claim neither counted here nor finished was a
     # worker dying with the message in hand (worker/transcription/uploads.py).
     failed_attempts: int = 0
-    owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (JobStore.claim)
+    owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (Jobs.claim)
     chunks_total: int | None = None
     chunks_done: int = 0
     notify_lease_until: int | None = None  # epoch seconds: a sender holds the right to email until then
@@ -168,7 +173,7 @@ class Job(BaseModel):
     webhook_url: str | None = None  # where the finished job is POSTed, when notify has "webhook"
     webhook_attempts: list[WebhookAttempt] = Field(default_factory=list)
     webhook_delivered_at: str | None = None
-    webhook_owner: str | None = None  # the SQS message whose attempts deliver it (JobStore.claim_webhook)
+    webhook_owner: str | None = None  # the SQS message whose attempts deliver it (WebhookDelivery.claim)
     webhook_gave_up: bool = False  # the owner's last attempt failed: a replayed copy may take over
 
     @property
@@ -224,13 +229,141 @@ class QuotaFull(Exception):
         self.unfinished = unfinished
 
 
-def _refused(err: ClientError) -> bool:
-    return err.response["Error"]["Code"] == "ConditionalCheckFailedException"
+class ConditionFailed(Exception):
+    """A conditional write's condition did not hold (DynamoDB's ConditionalCheckFailedException)."""
 
 
-class JobStore:
+class JobsTable:
+    """The one gateway to the jobs table (a boto3 DynamoDB Table resource): consistent reads, and writes
+    whose failed condition is ConditionFailed rather than a botocore error for every caller to decode.
+    The concerns below (the job records, the quota, the notification lease, webhook delivery, a user's
+    webhook settings) each hold this gateway and touch the table only through it."""
+
     def __init__(self, table):
-        self.table = table  # a boto3 DynamoDB Table resource
+        self.table = table
+
+    def get(self, key: dict[str, str], **kwargs: Any) -> dict[str, Any] | None:
+        return self.table.get_item(Key=key, ConsistentRead=True, **kwargs).get("Item")
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self.table.query(**kwargs)
+
+    def put(self, item: dict[str, Any], **kwargs: Any) -> None:
+        self._conditional(self.table.put_item, Item=item, **kwargs)
+
+    def update(self, key: dict[str, str], expression: str, **kwargs: Any) -> dict[str, Any]:
+        """UpdateItem; the item as written when `ReturnValues="ALL_NEW"` is asked for."""
+        reply = self._conditional(self.table.update_item, Key=key, UpdateExpression=expression, **kwargs)
+        return reply.get("Attributes") or {}
+
+    def delete(self, key: dict[str, str], **kwargs: Any) -> dict[str, Any] | None:
+        """DeleteItem; the item as it was when `ReturnValues="ALL_OLD"` is asked for."""
+        return self._conditional(self.table.delete_item, Key=key, **kwargs).get("Attributes")
+
+    @staticmethod
+    def _conditional(call, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return call(**kwargs)
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed from None
+            raise
+
+
+class Quota:
+    """The per-user quota of unfinished jobs (see QUOTA_PREFIX): one item per user holding the ids of the
+    user's unfinished jobs as a string set. A place is taken with one conditional update, given back by
+    whatever ends a job (a set DELETE, idempotent), and places no code gave back are swept when the set
+    is full."""
+
+    def __init__(self, table: JobsTable):
+        self.table = table
+
+    def take(self, job: Job, limit: int) -> None:
+        """A place for `job` if its owner has fewer than `limit`, sweeping stale places once when full;
+        QuotaFull if there is none."""
+        for sweep_first in (False, True):
+            if sweep_first and not self.sweep(job.user_id):
+                break  # nothing to sweep: the set is full of jobs still running
+            try:
+                self.table.update(
+                    _quota_key(job.user_id),
+                    "ADD unfinished :job",
+                    ConditionExpression="attribute_not_exists(unfinished) OR size(unfinished) < :limit",
+                    ExpressionAttributeValues={":job": {job.job_id}, ":limit": limit},
+                )
+                return
+            except ConditionFailed:
+                pass
+        raise QuotaFull(len(self.places(job.user_id)))
+
+    def places(self, user_id: str) -> set[str]:
+        """The ids holding a place in the user's quota (consistent read)."""
+        item = self.table.get(_quota_key(user_id)) or {}
+        return set(item.get("unfinished") or ())
+
+    def release(self, user_id: str, job_id: str) -> None:
+        """Give back a job's place (idempotent: a set DELETE of an id that is not there does nothing)."""
+        try:
+            self.table.update(
+                _quota_key(user_id),
+                "DELETE unfinished :job",
+                ConditionExpression="attribute_exists(job_id)",  # never create a quota item to empty it
+                ExpressionAttributeValues={":job": {job_id}},
+            )
+        except ConditionFailed:
+            pass
+
+    def sweep(self, user_id: str, now: float | None = None) -> int:
+        """Give back the places of jobs that are no longer unfinished; how many were given back.
+
+        A place is stale when its job is gone (deleted, or removed by the TTL), finished (a release
+        that did not happen: the process stopped between the transition and the release), or an
+        upload that never arrived: still UPLOADING past its expiry (ABANDONED_UPLOAD_TTL_SECONDS, long
+        after its form stopped working). That record is deleted here, as the TTL would, and only if it
+        is still UPLOADING, so an upload landing at that moment keeps its job and its place."""
+        places = sorted(self.places(user_id))
+        if not places:
+            return 0
+        at = int(time.time() if now is None else now)
+        jobs: dict[str, dict[str, Any]] = {}
+        for job_id in places:  # at most `limit` consistent reads, and only when the set is full
+            item = self.table.get(
+                {"job_id": job_id},
+                ProjectionExpression="job_id, #status, expires_at",
+                ExpressionAttributeNames={"#status": "status"},
+            )
+            if item:
+                jobs[job_id] = item
+        stale = []
+        for job_id in places:
+            item = jobs.get(job_id)
+            if item is None or JobStatus(item["status"]).finished:
+                stale.append(job_id)
+            elif item["status"] == JobStatus.UPLOADING.value and int(item.get("expires_at", at + 1)) <= at:
+                try:
+                    self.table.delete(
+                        {"job_id": job_id},
+                        ConditionExpression="#status = :uploading AND expires_at <= :now",
+                        ExpressionAttributeNames={"#status": "status"},
+                        ExpressionAttributeValues={":uploading": JobStatus.UPLOADING.value, ":now": at},
+                    )
+                    stale.append(job_id)
+                except ConditionFailed:
+                    pass
+        for job_id in stale:
+            self.release(user_id, job_id)
+        return len(stale)
+
+
+class Jobs:
+    """The job records and their state machine: creation (within the quota), reads, and the forward-only
+    transitions, each one conditional write naming the states it may start from (module docstring). The
+    calls that end a job (complete, fail, delete) give back its quota place."""
+
+    def __init__(self, table: JobsTable, quota: Quota):
+        self.table = table
+        self.quota = quota
 
     # -- creation and reads --------------------------------------------------------------------
     def create(self, job: Job) -> Job:
@@ -241,13 +374,27 @@ class JobStore:
                 item.pop(empty, None)
         item["active_user_id"] = job.user_id
         item["expires_at"] = int(time.time()) + ABANDONED_UPLOAD_TTL_SECONDS
-        self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        self.table.put(item, ConditionExpression="attribute_not_exists(job_id)")
+        return job
+
+    def create_within_quota(self, job: Job, limit: int) -> Job:
+        """Create the job if its owner has fewer than `limit` unfinished jobs; QuotaFull if not.
+
+        The record is written first and the place taken second, so every id in the set is a job that
+        exists or existed (a sweep may take back the place of one that is gone). Refused, the record
+        is deleted again: nothing is left behind."""
+        self.create(job)
+        try:
+            self.quota.take(job, limit)
+        except QuotaFull:
+            self.table.delete({"job_id": job.job_id})
+            raise
         return job
 
     def get(self, job_id: str) -> Job | None:
         if job_id.startswith((QUOTA_PREFIX, WEBHOOK_PREFIX)):  # a user's item, not a job
             return None
-        item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        item = self.table.get({"job_id": job_id})
         return Job.from_item(item) if item else None
 
     def get_owned(self, job_id: str, user_id: str) -> Job | None:
@@ -264,7 +411,7 @@ class JobStore:
         max_read: int = LIST_MAX_READ,
     ) -> tuple[list[Job], dict[str, Any] | None]:
         """Newest first, `limit` at a time from the index key `start` (the last key a page read; clients
-        see it only as a signed cursor, hark.api.cursors); the page's jobs and its last key (None: the end).
+        see it only as a signed cursor, hark.cursors); the page's jobs and its last key (None: the end).
 
         With `status`, the by-user index is read with a filter (DynamoDB applies Limit before the filter):
         each query asks for at most the places still free on the page, so the page never overshoots and
@@ -312,102 +459,9 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         """Delete the record, then give back its quota place (if it had one)."""
-        old = self.table.delete_item(Key={"job_id": job_id}, ReturnValues="ALL_OLD").get("Attributes")
+        old = self.table.delete({"job_id": job_id}, ReturnValues="ALL_OLD")
         if old and old.get("user_id"):
-            self.release_place(str(old["user_id"]), job_id)
-
-    # -- the quota of unfinished jobs (see QUOTA_PREFIX) ------------------------------------------
-    def create_within_quota(self, job: Job, limit: int) -> Job:
-        """Create the job if its owner has fewer than `limit` unfinished jobs; QuotaFull if not.
-
-        The record is written first and the place taken second, so every id in the set is a job that
-        exists or existed (a sweep may take back the place of one that is gone). Refused, the record
-        is deleted again: nothing is left behind."""
-        self.create(job)
-        try:
-            self._take_place(job, limit)
-        except QuotaFull:
-            self.table.delete_item(Key={"job_id": job.job_id})
-            raise
-        return job
-
-    def _take_place(self, job: Job, limit: int) -> None:
-        for sweep_first in (False, True):
-            if sweep_first and not self.sweep_quota(job.user_id):
-                break  # nothing to sweep: the set is full of jobs still running
-            try:
-                self.table.update_item(
-                    Key=_quota_key(job.user_id),
-                    UpdateExpression="ADD unfinished :job",
-                    ConditionExpression="attribute_not_exists(unfinished) OR size(unfinished) < :limit",
-                    ExpressionAttributeValues={":job": {job.job_id}, ":limit": limit},
-                )
-                return
-            except ClientError as err:
-                if not _refused(err):
-                    raise
-        raise QuotaFull(len(self.quota_places(job.user_id)))
-
-    def quota_places(self, user_id: str) -> set[str]:
-        """The ids holding a place in the user's quota (consistent read)."""
-        item = self.table.get_item(Key=_quota_key(user_id), ConsistentRead=True).get("Item") or {}
-        return set(item.get("unfinished") or ())
-
-    def release_place(self, user_id: str, job_id: str) -> None:
-        """Give back a job's place (idempotent: a set DELETE of an id that is not there does nothing)."""
-        try:
-            self.table.update_item(
-                Key=_quota_key(user_id),
-                UpdateExpression="DELETE unfinished :job",
-                ConditionExpression="attribute_exists(job_id)",  # never create a quota item to empty it
-                ExpressionAttributeValues={":job": {job_id}},
-            )
-        except ClientError as err:
-            if not _refused(err):
-                raise
-
-    def sweep_quota(self, user_id: str, now: float | None = None) -> int:
-        """Give back the places of jobs that are no longer unfinished; how many were given back.
-
-        A place is stale when its job is gone (deleted, or removed by the TTL), finished (a release
-        that did not happen: the process stopped between the transition and the release), or an
-        upload that never arrived: still UPLOADING past its expiry (ABANDONED_UPLOAD_TTL_SECONDS, long
-        after its form stopped working). That record is deleted here, as the TTL would, and only if it
-        is still UPLOADING, so an upload landing at that moment keeps its job and its place."""
-        places = sorted(self.quota_places(user_id))
-        if not places:
-            return 0
-        at = int(time.time() if now is None else now)
-        jobs: dict[str, dict[str, Any]] = {}
-        for job_id in places:  # at most `limit` consistent reads, and only when the set is full
-            item = self.table.get_item(
-                Key={"job_id": job_id},
-                ConsistentRead=True,
-                ProjectionExpression="job_id, #status, expires_at",
-                ExpressionAttributeNames={"#status": "status"},
-            ).get("Item")
-            if item:
-                jobs[job_id] = item
-        stale = []
-        for job_id in places:
-            item = jobs.get(job_id)
-            if item is None or JobStatus(item["status"]).finished:
-                stale.append(job_id)
-            elif item["status"] == JobStatus.UPLOADING.value and int(item.get("expires_at", at + 1)) <= at:
-                try:
-                    self.table.delete_item(
-                        Key={"job_id": job_id},
-                        ConditionExpression="#status = :uploading AND expires_at <= :now",
-                        ExpressionAttributeNames={"#status": "status"},
-                        ExpressionAttributeValues={":uploading": JobStatus.UPLOADING.value, ":now": at},
-                    )
-                    stale.append(job_id)
-                except ClientError as err:
-                    if not _refused(err):
-                        raise
-        for job_id in stale:
-            self.release_place(user_id, job_id)
-        return len(stale)
+            self.quota.release(str(old["user_id"]), job_id)
 
     # -- transitions ---------------------------------------------------------------------------
     def _update(
@@ -445,22 +499,20 @@ class JobStore:
             condition += f" AND ({extra_condition})"
             values.update(extra_values or {})
         try:
-            result = self.table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression=expression,
+            item = self.table.update(
+                {"job_id": job_id},
+                expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as err:
-            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise TransitionRefused(job_id) from None
-            raise
-        return Job.from_item(result["Attributes"])
+        except ConditionFailed:
+            raise TransitionRefused(job_id) from None
+        return Job.from_item(item)
 
     def mark_queued(self, job_id: str, uploaded_at: str, uploaded_bytes: int | None = None) -> Job:
-        """UPLOADING -> QUEUED when the upload lands (hark.domain.arrivals), with the object's real size."""
+        """UPLOADING -> QUEUED when the upload lands (hark.arrivals), with the object's real size."""
         sets: dict[str, Any] = {
             "status": JobStatus.QUEUED,
             "queued_at": uploaded_at,
@@ -493,7 +545,7 @@ class JobStore:
         )
 
     def adopt_claim(self, job_id: str, dead_message_id: str, new_message_id: str) -> bool:
-        """Hand a PROCESSING job's claim from a dead-lettered message to its replayed copy (hark.ops.dlq).
+        """Hand a PROCESSING job's claim from a dead-lettered message to its replayed copy (hark.ops).
 
         The copy has a new SQS message id, so without this `claim` would take it for a duplicate
         event. False if the job is not PROCESSING or its claim is not the dead message's.
@@ -582,7 +634,7 @@ class JobStore:
         if language is not None:
             sets["detected_language"] = language
         job = self._update(job_id, (JobStatus.PROCESSING,), sets, removes=("active_user_id",))
-        self.release_place(job.user_id, job_id)  # only the call that made the transition gets here
+        self.quota.release(job.user_id, job_id)  # only the call that made the transition gets here
         return job
 
     def fail(self, job_id: str, reason: str, uploaded_bytes: int | None = None) -> Job:
@@ -595,82 +647,9 @@ class JobStore:
         if uploaded_bytes is not None:
             sets["uploaded_bytes"] = uploaded_bytes
         job = self._update(job_id, UNFINISHED, sets, removes=("active_user_id",))
-        self.release_place(job.user_id, job_id)
+        self.quota.release(job.user_id, job_id)
         return job
 
-    # -- notification bookkeeping: one email per finished job ------------------------------------
-    def claim_notification(self, job_id: str, lease_seconds: int) -> bool:
-        """Take the right to send this job's email; False if it was sent or another sender holds it."""
-        now = int(time.time())
-        try:
-            self.table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET notify_lease_until = :until",
-                ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(notified_at) "
-                "AND (attribute_not_exists(notify_lease_until) OR notify_lease_until < :now)",
-                ExpressionAttributeValues={":until": now + lease_seconds, ":now": now},
-            )
-            return True
-        except ClientError as err:
-            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-
-    def release_notification(self, job_id: str) -> None:
-        self.table.update_item(Key={"job_id": job_id}, UpdateExpression="REMOVE notify_lease_until")
-
-    def mark_notified(self, job_id: str, message_id: str) -> None:
-        self.table.update_item(
-            Key={"job_id": job_id},
-            UpdateExpression="SET notified_at = :at, email_message_id = :mid REMOVE notify_lease_until",
-            ExpressionAttributeValues={":at": now_iso(), ":mid": message_id},
-        )
-
-    # -- webhooks: delivery bookkeeping on the job --------------------------------------------------
-    def claim_webhook(self, job_id: str, message_id: str) -> bool:
-        """The right to deliver the job's webhook, for the SQS message `message_id`: one chain of attempts
-        per job, whatever copies of the message exist (a re-sent notification, SQS's at-least-once). The
-        same message may claim again (its retries); another only once the owner gave up (its copy replayed
-        from the DLQ has a new id). False: another message owns the delivery."""
-        try:
-            self.table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET webhook_owner = :mid REMOVE webhook_gave_up",
-                ConditionExpression="attribute_exists(job_id) AND (attribute_not_exists(webhook_owner) "
-                "OR webhook_owner = :mid OR webhook_gave_up = :true)",
-                ExpressionAttributeValues={":mid": message_id, ":true": True},
-            )
-            return True
-        except ClientError as err:
-            if _refused(err):
-                return False
-            raise
-
-    def record_webhook_attempt(
-        self, job_id: str, attempt: WebhookAttempt, delivered: bool = False, gave_up: bool = False
-    ) -> None:
-        """Append one attempt to the job's record (and mark it delivered, or the owner's chain ended);
-        nothing if the job is gone."""
-        expression = "SET webhook_attempts = list_append(if_not_exists(webhook_attempts, :none), :attempt)"
-        values: dict[str, Any] = {":none": [], ":attempt": [attempt.model_dump()]}
-        if delivered:
-            expression += ", webhook_delivered_at = :at"
-            values[":at"] = attempt.at
-        if gave_up:
-            expression += ", webhook_gave_up = :true"
-            values[":true"] = True
-        try:
-            self.table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(job_id)",
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as err:
-            if not _refused(err):
-                raise
-
-    # -- corrections -------------------------------------------------------------------------------
     def save_revision(self, job_id: str, based_on: int, write_id: str, corrections: Corrections) -> Job:
         """Make the revision written under `write_id` the transcript's revision `based_on` + 1: one conditional
         write, taken only while the job is COMPLETED and its latest revision is still `based_on`, so of two
@@ -684,47 +663,134 @@ class JobStore:
             ":corrections": _dynamo_deep(corrections.model_dump()),
             ":now": now_iso(),
             ":completed": JobStatus.COMPLETED.value,
+            ":n": based_on,
         }
-        values[":n"] = based_on
         try:
-            result = self.table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET transcript_revisions = list_append(if_not_exists(transcript_revisions, :none), "
-                ":write), corrections = :corrections, updated_at = :now",
+            item = self.table.update(
+                {"job_id": job_id},
+                "SET transcript_revisions = list_append(if_not_exists(transcript_revisions, :none), :write), "
+                "corrections = :corrections, updated_at = :now",
                 ConditionExpression=f"attribute_exists(job_id) AND #status = :completed AND {latest}",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as err:
-            if _refused(err):
-                raise TransitionRefused(job_id) from None
-            raise
-        return Job.from_item(result["Attributes"])
+        except ConditionFailed:
+            raise TransitionRefused(job_id) from None
+        return Job.from_item(item)
 
-    # -- webhooks: a user's settings item (see WEBHOOK_PREFIX) ---------------------------------------
-    def webhook_settings(self, user_id: str) -> dict[str, Any]:
-        item = self.table.get_item(Key=_webhook_key(user_id), ConsistentRead=True).get("Item") or {}
+
+class NotificationLease:
+    """One email per finished job: the right to send it is a lease in the job record (`notify_lease_until`,
+    epoch seconds), taken by one sender at a time and released if the send fails; `notified_at` marks it
+    sent, after which no lease is granted again."""
+
+    def __init__(self, table: JobsTable):
+        self.table = table
+
+    def claim(self, job_id: str, lease_seconds: int) -> bool:
+        """Take the right to send this job's email; False if it was sent or another sender holds it."""
+        now = int(time.time())
+        try:
+            self.table.update(
+                {"job_id": job_id},
+                "SET notify_lease_until = :until",
+                ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(notified_at) "
+                "AND (attribute_not_exists(notify_lease_until) OR notify_lease_until < :now)",
+                ExpressionAttributeValues={":until": now + lease_seconds, ":now": now},
+            )
+            return True
+        except ConditionFailed:
+            return False
+
+    def release(self, job_id: str) -> None:
+        self.table.update({"job_id": job_id}, "REMOVE notify_lease_until")
+
+    def mark_notified(self, job_id: str, message_id: str) -> None:
+        self.table.update(
+            {"job_id": job_id},
+            "SET notified_at = :at, email_message_id = :mid REMOVE notify_lease_until",
+            ExpressionAttributeValues={":at": now_iso(), ":mid": message_id},
+        )
+
+
+class WebhookDelivery:
+    """A job's webhook delivery, recorded on the job: which SQS message owns the chain of attempts
+    (`webhook_owner`), each attempt (`webhook_attempts`), and how the chain ended (`webhook_delivered_at`,
+    `webhook_gave_up`)."""
+
+    def __init__(self, table: JobsTable):
+        self.table = table
+
+    def claim(self, job_id: str, message_id: str) -> bool:
+        """The right to deliver the job's webhook, for the SQS message `message_id`: one chain of attempts
+        per job, whatever copies of the message exist (a re-sent notification, SQS's at-least-once). The
+        same message may claim again (its retries); another only once the owner gave up (its copy replayed
+        from the DLQ has a new id). False: another message owns the delivery."""
+        try:
+            self.table.update(
+                {"job_id": job_id},
+                "SET webhook_owner = :mid REMOVE webhook_gave_up",
+                ConditionExpression="attribute_exists(job_id) AND (attribute_not_exists(webhook_owner) "
+                "OR webhook_owner = :mid OR webhook_gave_up = :true)",
+                ExpressionAttributeValues={":mid": message_id, ":true": True},
+            )
+            return True
+        except ConditionFailed:
+            return False
+
+    def record_attempt(
+        self, job_id: str, attempt: WebhookAttempt, delivered: bool = False, gave_up: bool = False
+    ) -> None:
+        """Append one attempt to the job's record (and mark it delivered, or the owner's chain ended);
+        nothing if the job is gone."""
+        expression = "SET webhook_attempts = list_append(if_not_exists(webhook_attempts, :none), :attempt)"
+        values: dict[str, Any] = {":none": [], ":attempt": [attempt.model_dump()]}
+        if delivered:
+            expression += ", webhook_delivered_at = :at"
+            values[":at"] = attempt.at
+        if gave_up:
+            expression += ", webhook_gave_up = :true"
+            values[":true"] = True
+        try:
+            self.table.update(
+                {"job_id": job_id},
+                expression,
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeValues=values,
+            )
+        except ConditionFailed:
+            pass
+
+
+class UserWebhookSettings:
+    """A user's webhook settings item (see WEBHOOK_PREFIX): the signing secret, the previous one during a
+    rotation's grace period, and the default receiver URL."""
+
+    def __init__(self, table: JobsTable):
+        self.table = table
+
+    def get(self, user_id: str) -> dict[str, Any]:
+        item = self.table.get(_webhook_key(user_id)) or {}
         return {k: _plain(v) for k, v in item.items()}
 
-    def ensure_webhook_secret(self, user_id: str, secret: str) -> dict[str, Any]:
+    def ensure_secret(self, user_id: str, secret: str) -> dict[str, Any]:
         """The user's settings with a secret: `secret` stored if they had none (a conditional write, so two
         first reads at once agree on one secret)."""
         try:
-            self.table.update_item(
-                Key=_webhook_key(user_id),
-                UpdateExpression="SET secret = :secret",
+            self.table.update(
+                _webhook_key(user_id),
+                "SET secret = :secret",
                 ConditionExpression="attribute_not_exists(secret)",
                 ExpressionAttributeValues={":secret": secret},
             )
-        except ClientError as err:
-            if not _refused(err):
-                raise
-        return self.webhook_settings(user_id)
+        except ConditionFailed:
+            pass
+        return self.get(user_id)
 
-    def rotate_webhook_secret(self, user_id: str, secret: str, grace_seconds: int) -> dict[str, Any]:
+    def rotate_secret(self, user_id: str, secret: str, grace_seconds: int) -> dict[str, Any]:
         """`secret` becomes the signing secret; the one it replaces still signs for `grace_seconds`."""
-        current = self.webhook_settings(user_id).get("secret")
+        current = self.get(user_id).get("secret")
         values: dict[str, Any] = {":secret": secret}
         expression = "SET secret = :secret"
         if current:
@@ -732,19 +798,29 @@ class JobStore:
             values.update({":previous": current, ":until": int(time.time()) + grace_seconds})
         else:
             expression += " REMOVE previous_secret, previous_valid_until"
-        self.table.update_item(Key=_webhook_key(user_id), UpdateExpression=expression, ExpressionAttributeValues=values)
-        return self.webhook_settings(user_id)
+        self.table.update(_webhook_key(user_id), expression, ExpressionAttributeValues=values)
+        return self.get(user_id)
 
-    def set_default_webhook_url(self, user_id: str, url: str | None) -> dict[str, Any]:
+    def set_default_url(self, user_id: str, url: str | None) -> dict[str, Any]:
         if url is None:
-            self.table.update_item(Key=_webhook_key(user_id), UpdateExpression="REMOVE default_url")
+            self.table.update(_webhook_key(user_id), "REMOVE default_url")
         else:
-            self.table.update_item(
-                Key=_webhook_key(user_id),
-                UpdateExpression="SET default_url = :url",
-                ExpressionAttributeValues={":url": url},
-            )
-        return self.webhook_settings(user_id)
+            self.table.update(_webhook_key(user_id), "SET default_url = :url", ExpressionAttributeValues={":url": url})
+        return self.get(user_id)
+
+
+class JobStore:
+    """The jobs table by concern, each a small class over the one gateway (`table`): `jobs` (the records and
+    their state machine), `quota` (unfinished jobs per user), `notification` (the email's send lease),
+    `webhook` (a job's delivery attempts) and `webhook_settings` (a user's secret and default URL)."""
+
+    def __init__(self, table):
+        self.table = JobsTable(table)
+        self.quota = Quota(self.table)
+        self.jobs = Jobs(self.table, self.quota)
+        self.notification = NotificationLease(self.table)
+        self.webhook = WebhookDelivery(self.table)
+        self.webhook_settings = UserWebhookSettings(self.table)
 
 
 def signing_secrets(settings_item: dict[str, Any], now: float | None = None) -> list[str]:

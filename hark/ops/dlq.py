@@ -145,7 +145,7 @@ def _job_states(job_ids: list[str]) -> tuple[list[str], list[str]]:
     """(each named job's status, each one's last attempt error); DELETED for a job that is gone."""
     try:
         store = aws.job_store()
-        jobs = [store.get(job_id) for job_id in job_ids]
+        jobs = [store.jobs.get(job_id) for job_id in job_ids]
     except ClientError:
         return ["?" for _ in job_ids], ["" for _ in job_ids]
     return (
@@ -281,12 +281,12 @@ def dlq_replay(queue: str, job_id: str | None = None, dry_run: bool = False) -> 
                 kwargs["DelaySeconds"] = REPLAY_DELAY_SECONDS
             new_id = sqs.send_message(**kwargs)["MessageId"]
             if processing:
-                # JobStore.claim lets only the message that holds a PROCESSING job claim it again.
+                # Jobs.claim lets only the message that holds a PROCESSING job claim it again.
                 store = aws.job_store()
                 adopted = [
                     j
                     for j, s in zip(entry.job_ids, entry.job_status)
-                    if s == "PROCESSING" and store.adopt_claim(j, entry.message_id, new_id)
+                    if s == "PROCESSING" and store.jobs.adopt_claim(j, entry.message_id, new_id)
                 ]
                 if adopted:
                     note += f"; claim handed to the replayed message for {', '.join(adopted)}"

@@ -628,7 +628,7 @@ def test_upload_status_function_queues_the_job_from_the_documented_sqs_event(syn
 
     store, s3 = aws.job_store(), aws.client("s3")
     job_id = new_job_id()
-    job = store.create(
+    job = store.jobs.create(
         Job(
             job_id=job_id,
             user_id="user_2abc",
@@ -654,7 +654,7 @@ def test_upload_status_function_queues_the_job_from_the_documented_sqs_event(syn
     answer = handler(event, LambdaContext("hark-upload-status"))
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][3]["messageId"]}]}
-    queued = store.get(job_id)
+    queued = store.jobs.get(job_id)
     assert queued.status == JobStatus.QUEUED and queued.uploaded_bytes == 1024
     assert queued.queued_at == "2026-11-23T19:01:16.123000Z" and queued.attempts == 0
     listed = s3.list_objects_v2(Bucket=stack.audio_bucket.name)
@@ -663,7 +663,7 @@ def test_upload_status_function_queues_the_job_from_the_documented_sqs_event(syn
     assert handler(
         sqs_lambda_event(bodies[:3], stack.upload_status_queue.name), LambdaContext("hark-upload-status")
     ) == {"batchItemFailures": []}
-    assert store.get(job_id) == queued
+    assert store.jobs.get(job_id) == queued
 
 
 def test_routes_without_authorization_reach_the_api_lambda_without_the_authorizer(synth, gateway):

@@ -127,7 +127,7 @@ def test_create_job(stack):
     assert upload["method"] == "POST" and upload["expires_at"].endswith("Z")
     assert upload["fields"]["key"] == upload_key(ALICE, job["job_id"], "meeting.mp3")
     assert upload["fields"]["Content-Type"] == "audio/mpeg"
-    stored = aws.job_store().get(job["job_id"])
+    stored = aws.job_store().jobs.get(job["job_id"])
     assert stored.user_id == ALICE and stored.status == JobStatus.UPLOADING and stored.email == f"{ALICE}@example.com"
 
 
@@ -180,7 +180,7 @@ def test_names_in_any_script_are_kept_and_downloads_carry_them(stack, filename, 
     assert job["filename"] == filename
     key = upload["fields"]["key"]
     assert key.startswith(f"uploads/{ALICE}/{job['job_id']}/") and key.isascii() and key.endswith(f".{ext}")
-    assert aws.job_store().get(job["job_id"]).audio_key == key
+    assert aws.job_store().jobs.get(job["job_id"]).audio_key == key
     response = requests.post(upload["url"], data=upload["fields"], files={"file": ("f", b"hello audio")}, timeout=10)
     assert response.status_code in (200, 204), response.text
     assert aws.client("s3").head_object(Bucket=stack.audio_bucket.name, Key=key)["ContentLength"] == 11
@@ -458,7 +458,7 @@ def test_idempotency_key_reused_with_other_body_is_422(stack):
 def test_replay_shows_current_state(stack):
     body = {"filename": "a.mp3", "content_type": "audio/mpeg", "size": 10}
     _, first = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "k"})
-    aws.job_store().mark_queued(first["job"]["job_id"], now_iso())
+    aws.job_store().jobs.mark_queued(first["job"]["job_id"], now_iso())
     _, again = call("POST", "/jobs", body=body, headers={"Idempotency-Key": "k"})
     assert again["job"]["status"] == "QUEUED"
 
@@ -487,8 +487,8 @@ def test_quota_429(stack, monkeypatch):
             429,
         )
         store = aws.job_store()
-        store.claim(ids[0], "m1")
-        store.fail(ids[0], "broken")
+        store.jobs.claim(ids[0], "m1")
+        store.jobs.fail(ids[0], "broken")
         status, _ = call(
             "POST",
             "/jobs",
@@ -511,7 +511,7 @@ def test_get_job_and_isolation(stack):
     assert foreign["message"].replace(job_id, "X") == unknown["message"].replace(unknown["message"].split("'")[1], "X")
     for path in (f"/jobs/{job_id}/transcript", f"/jobs/{job_id}"):
         assert_error(call("GET" if path.endswith("transcript") else "DELETE", path, user=BOB), 404, "job_not_found")
-    assert aws.job_store().get(job_id) is not None  # Bob's delete did nothing
+    assert aws.job_store().jobs.get(job_id) is not None  # Bob's delete did nothing
 
 
 @pytest.mark.parametrize("job_id", ["..", "a b", "x" * 200, "%2e%2e", "ü"])
@@ -603,9 +603,9 @@ def test_cursors_are_signed_and_bound_to_the_user_and_the_query(stack):
 # -- transcripts --------------------------------------------------------------------------------------------
 def _complete(job_id: str) -> None:
     store = aws.job_store()
-    store.mark_queued(job_id, now_iso())
-    store.claim(job_id, "msg-1")
-    store.complete(job_id, "en", 12.5, model_seconds=2.5, cost_usd=0.000365)
+    store.jobs.mark_queued(job_id, now_iso())
+    store.jobs.claim(job_id, "msg-1")
+    store.jobs.complete(job_id, "en", 12.5, model_seconds=2.5, cost_usd=0.000365)
 
 
 def test_transcript_link(stack):
@@ -647,7 +647,7 @@ def test_delete_removes_record_and_objects(stack):
     s3.put_object(Bucket=audio, Key=survivor, Body=b"keep")
     status, body = call("DELETE", f"/jobs/{job_id}")
     assert status == 204 and body is None
-    assert aws.job_store().get(job_id) is None
+    assert aws.job_store().jobs.get(job_id) is None
     for bucket in (audio, texts):
         remaining = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
         assert remaining == ([survivor] if bucket == audio else [])

@@ -39,7 +39,7 @@ def uploaded_job() -> str:
     sent = requests.post(upload["url"], data=upload["fields"], files={"file": ("x.wav", AUDIO)}, timeout=10)
     assert sent.status_code in (200, 204), sent.text
     job_id = created["job"]["job_id"]
-    aws.job_store().mark_queued(job_id, now_iso(), len(AUDIO))  # what the upload-status function does
+    aws.job_store().jobs.mark_queued(job_id, now_iso(), len(AUDIO))  # what the upload-status function does
     return job_id
 
 

@@ -12,7 +12,7 @@ import requests
 from hark.api import control
 from hark.domain import aws
 from hark.domain.api_schemas import CorrectTranscriptRequest, SegmentText
-from hark.domain.jobs import JobStore
+from hark.domain.jobs import Jobs
 from hark.domain.keys import job_prefix, transcript_key
 from hark.domain.resources import TRANSCRIPTS_PREFIX
 from hark.domain.transcript import RENDERERS, Segment, Transcript, Word
@@ -137,13 +137,13 @@ def test_of_saves_racing_for_one_revision_exactly_one_wins(stack, monkeypatch):
     job_id = completed_job(stack)
     racers = 4
     barrier = threading.Barrier(racers)
-    save = JobStore.save_revision
+    save = Jobs.save_revision
 
     def together(self, *args, **kwargs):  # every save has written its files before any takes the revision
         barrier.wait()
         return save(self, *args, **kwargs)
 
-    monkeypatch.setattr(JobStore, "save_revision", together)
+    monkeypatch.setattr(Jobs, "save_revision", together)
 
     def correct(n: int) -> str:
         request = CorrectTranscriptRequest(revision=0, segments=[SegmentText(index=0, text=f"take {n}")])

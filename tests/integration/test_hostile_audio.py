@@ -131,5 +131,5 @@ def test_a_message_that_kills_workers_runs_alone_then_fails_with_a_reason(stack,
     assert alone["receive_count"] == deaths + 1
     assert last.proc.poll() is None
     wait_queue_empty(stack.transcribe_queue.name)
-    assert aws.job_store().get(killer.job_id).status == JobStatus.FAILED
+    assert aws.job_store().jobs.get(killer.job_id).status == JobStatus.FAILED
     assert_exactly_once(finished, notified_job_ids())

@@ -32,7 +32,7 @@ ALMOST_A_DAY = DAY - 60  # issue + 23 h 59 m
 def completed_job(filename: str = "meeting notes.m4a", user: str = USER) -> Job:
     store = aws.job_store()
     job_id = new_job_id()
-    store.create(
+    store.jobs.create(
         Job(
             job_id=job_id,
             user_id=user,
@@ -45,14 +45,14 @@ def completed_job(filename: str = "meeting notes.m4a", user: str = USER) -> Job:
             updated_at=now_iso(),
         )
     )
-    store.mark_queued(job_id, now_iso())
-    store.claim(job_id, "msg-1")
+    store.jobs.mark_queued(job_id, now_iso())
+    store.jobs.claim(job_id, "msg-1")
     s3, bucket = aws.client("s3"), aws.stack_resources().transcripts_bucket.name
     for fmt in TRANSCRIPT_FORMATS:
         s3.put_object(
             Bucket=bucket, Key=transcript_key(user, job_id, fmt), Body=f"{fmt} transcript of {job_id}".encode()
         )
-    return store.complete(job_id, "en", 12.0)
+    return store.jobs.complete(job_id, "en", 12.0)
 
 
 def issued(job: Job, fmt: str = "txt", *, ago: float = 0, ttl: int = DAY) -> str:

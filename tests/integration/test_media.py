@@ -42,7 +42,7 @@ def submit(path: Path, **options) -> Job:
         updated_at=now_iso(),
         **options,
     )
-    aws.job_store().create(job)
+    aws.job_store().jobs.create(job)
     post_upload(job.audio_key, path, content_type)
     return job
 

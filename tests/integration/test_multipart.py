@@ -77,7 +77,7 @@ def test_a_big_upload_goes_up_in_parts_resumes_and_lands_its_job(stack, parts_of
 
     status, job = call("POST", f"/jobs/{job_id}/multipart/complete")
     assert status == 200 and job["status"] == "UPLOADING"
-    key = aws.job_store().get(job_id).audio_key
+    key = aws.job_store().jobs.get(job_id).audio_key
     audio = aws.stack_resources().audio_bucket.name
     assert aws.client("s3").get_object(Bucket=audio, Key=key)["Body"].read() == data
     # The upload lands by S3's own event, as a POST's does: the job is QUEUED with the real size.

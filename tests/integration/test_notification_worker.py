@@ -51,7 +51,7 @@ def make_job(
     user_id="user_a",
 ):
     job_id = new_job_id()
-    store.create(
+    store.jobs.create(
         Job(
             job_id=job_id,
             user_id=user_id,
@@ -71,17 +71,17 @@ def make_job(
 def finish(store, job_id: str, status: JobStatus, error: str | None = None) -> Job:
     """What the transcription worker does: COMPLETED with its four transcripts, or FAILED."""
     if status == JobStatus.FAILED:
-        store.fail(job_id, error or "The file could not be decoded as audio.")
-        return store.get(job_id)
-    store.mark_queued(job_id, now_iso())
-    store.claim(job_id, "msg-1")
+        store.jobs.fail(job_id, error or "The file could not be decoded as audio.")
+        return store.jobs.get(job_id)
+    store.jobs.mark_queued(job_id, now_iso())
+    store.jobs.claim(job_id, "msg-1")
     s3 = aws.client("s3")
     bucket = aws.stack_resources().transcripts_bucket.name
-    user_id = store.get(job_id).user_id
+    user_id = store.jobs.get(job_id).user_id
     for fmt in TRANSCRIPT_FORMATS:
         body = TRANSCRIPT if fmt == "txt" else f"{fmt} of {job_id}"
         s3.put_object(Bucket=bucket, Key=transcript_key(user_id, job_id, fmt), Body=body.encode())
-    return store.complete(job_id, "en", 754.2)
+    return store.jobs.complete(job_id, "en", 754.2)
 
 
 def notify(job_id: str, body: str | None = None) -> None:
@@ -225,8 +225,8 @@ def test_completed_job_gets_one_email_with_a_working_link(emulator, store, start
     assert eml.decode().replace("\r\n", "\n") == raw["raw_data"].replace("\r\n", "\n")
     assert not [p for p in outbox.iterdir() if p.name.startswith(".")]  # no temp file left
 
-    assert store.get(job.job_id).notified_at
-    sent = store.get(job.job_id)
+    assert store.jobs.get(job.job_id).notified_at
+    sent = store.jobs.get(job.job_id)
     assert sent.email_message_id == raw["id"] and sent.notify_lease_until is None
 
     # Logs: JSON with job_id; metrics: EMF in namespace Hark.
@@ -252,14 +252,14 @@ def test_failed_job_gets_a_failure_email_with_the_reason(emulator, store, start_
     assert "Upload it again" in text and job.job_id in text
     assert "/links/" not in text  # no transcript, no links to one
     assert (outbox / f"{job.job_id}.eml").exists()
-    assert store.get(job.job_id).notified_at
+    assert store.jobs.get(job.job_id).notified_at
     assert worker.stop() == 0
 
 
 def test_no_speech_job_gets_a_no_speech_email_without_links_or_language(emulator, store, start_worker, outbox):
     """Issue 10, item 6: silence is not "your transcript is ready" with an empty transcript labelled English."""
     job_id = new_job_id()
-    store.create(
+    store.jobs.create(
         Job(
             job_id=job_id,
             user_id="user_a",
@@ -273,9 +273,9 @@ def test_no_speech_job_gets_a_no_speech_email_without_links_or_language(emulator
             updated_at=now_iso(),
         )
     )
-    job = store.mark_queued(job_id, now_iso(), 256_044)
-    store.claim(job.job_id, "msg-1")
-    job = store.complete(job.job_id, None, 8.0, no_speech=True)  # what the transcription worker records
+    job = store.jobs.mark_queued(job_id, now_iso(), 256_044)
+    store.jobs.claim(job.job_id, "msg-1")
+    job = store.jobs.complete(job.job_id, None, 8.0, no_speech=True)  # what the transcription worker records
     worker = start_worker()
     notify(job.job_id)
     wait_until(lambda: all_done(emulator.endpoint, 1), 30, "the no-speech email")
@@ -289,7 +289,7 @@ def test_no_speech_job_gets_a_no_speech_email_without_links_or_language(emulator
     assert "Language" not in text and "English" not in text  # no language claimed
     assert "/links/" not in text and "Preview" not in text  # no empty transcript offered
     assert job.job_id in text and get_settings().web_url in text
-    assert (outbox / f"{job.job_id}.eml").exists() and store.get(job.job_id).notified_at
+    assert (outbox / f"{job.job_id}.eml").exists() and store.jobs.get(job.job_id).notified_at
     assert worker.stop() == 0
 
 
@@ -369,7 +369,7 @@ def test_ses_outage_backs_off_then_sends_every_email_exactly_once(emulator, stor
     assert sent_emails(emulator.endpoint) == []
     assert not list(outbox.glob("*.eml"))  # no outbox folder at all is no email too
     for job in jobs:
-        record = store.get(job.job_id)
+        record = store.jobs.get(job.job_id)
         assert record.notified_at is None and record.notify_lease_until is None  # lease released each time
         tries = failures(job.job_id)
         counts = [t["receive_count"] for t in tries]
@@ -401,7 +401,7 @@ def test_two_workers_and_duplicates_still_one_email_per_job(emulator, store, sta
     wait_until(lambda: all_done(emulator.endpoint, len(jobs)), 40, "every job's email")
     emails = sent_emails(emulator.endpoint)
     assert sorted(parsed(e)["X-Hark-Job-Id"] for e in emails) == sorted(j.job_id for j in jobs)
-    assert all(store.get(j.job_id).notified_at for j in jobs)
+    assert all(store.jobs.get(j.job_id).notified_at for j in jobs)
     assert all(w.stop() == 0 for w in workers)
 
 
@@ -425,7 +425,7 @@ def test_token_without_email_claim_gets_its_email_at_clerks_address(emulator, st
     )
     assert created.status_code == 201, created.text
     job_id = created.json()["job"]["job_id"]
-    assert store.get(job_id).email is None and store.get(job_id).user_id == minted["user_id"]
+    assert store.jobs.get(job_id).email is None and store.jobs.get(job_id).user_id == minted["user_id"]
     finish(store, job_id, JobStatus.COMPLETED)
 
     worker = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url, HARK_API_URL=gateway.url)
@@ -454,7 +454,7 @@ def test_clerk_outage_backs_off_then_the_email_goes_out(emulator, store, gateway
     tries = down.logged("recipient lookup failed: retrying later")
     assert [t["retry_in_seconds"] for t in tries[:2]] == [1, 2]  # the notifier's backoff (base 1 s in tests)
     assert sent_emails(emulator.endpoint) == []
-    record = store.get(job.job_id)
+    record = store.jobs.get(job.job_id)
     assert record.notified_at is None and record.notify_lease_until is None  # lease released, not marked
 
     up = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url)
@@ -470,11 +470,11 @@ def test_a_user_with_no_email_address_is_a_logged_no_recipient(emulator, store, 
     worker = start_worker(HARK_CLERK_API_URL=gateway.clerk_api_url)
     notify(job.job_id)
     wait_until(
-        lambda: store.get(job.job_id).notified_at and queue_depth(aws.stack_resources().notify_queue.name) == 0,
+        lambda: store.jobs.get(job.job_id).notified_at and queue_depth(aws.stack_resources().notify_queue.name) == 0,
         30,
         "the job marked as notified without a recipient",
     )
-    assert store.get(job.job_id).email_message_id == "no-recipient"
+    assert store.jobs.get(job.job_id).email_message_id == "no-recipient"
     assert sent_emails(emulator.endpoint) == []
     [logged] = worker.logged("job has no email address: nothing to send")
     assert "no email address" in logged["reason"] and logged["job_id"] == job.job_id
@@ -498,7 +498,7 @@ def test_killed_sender_email_goes_out_within_two_minutes_exactly_once(emulator, 
         notify(job.job_id)
         # Inside its send: it holds the job's send lease and its SES call is connected, unanswered.
         wait_until(
-            lambda: ses.connections and (store.get(job.job_id).notify_lease_until or 0) > 0,
+            lambda: ses.connections and (store.jobs.get(job.job_id).notify_lease_until or 0) > 0,
             60,
             "the first notifier inside its SES call",
         )
@@ -509,7 +509,7 @@ def test_killed_sender_email_goes_out_within_two_minutes_exactly_once(emulator, 
         stuck.proc.wait()
 
         wait_until(lambda: all_done(emulator.endpoint, 1), bound + 60, "the email after the kill")
-        sent = store.get(job.job_id)
+        sent = store.jobs.get(job.job_id)
         late = datetime.fromisoformat(sent.notified_at.replace("Z", "+00:00")).timestamp() - killed
         print(
             f"kill -> email {late:.1f} s (send lease {settings.notify_lease_seconds} s, "

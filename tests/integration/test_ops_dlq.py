@@ -39,7 +39,7 @@ def drain(name: str) -> list[dict]:
 
 def make_job(store, **kw) -> Job:
     job_id = new_job_id()
-    return store.create(
+    return store.jobs.create(
         Job(
             job_id=job_id,
             user_id="user_a",
@@ -66,7 +66,7 @@ def notify_dlq(stack, store):
     """Three dead notify messages: two jobs and one broken body, sent straight to the DLQ."""
     jobs = [make_job(store), make_job(store)]
     for job in jobs:
-        store.fail(job.job_id, "bad audio")
+        store.jobs.fail(job.job_id, "bad audio")
     sqs = aws.client("sqs")
     for body in [
         NotifyMessage(job_id=jobs[0].job_id).model_dump_json(),
@@ -131,7 +131,7 @@ def test_transcribe_replay_hands_a_stuck_job_to_the_copy(stack, store):
     drain(stack.transcribe_queue.name)  # the s3:TestEvent from provisioning
     for job in (stuck, failed):
         s3.put_object(Bucket=stack.audio_bucket.name, Key=job.audio_key, Body=b"RIFF")
-        store.mark_queued(job.job_id, now_iso())
+        store.jobs.mark_queued(job.job_id, now_iso())
     events = {}
     for _ in range(stack.transcribe_queue.max_receive_count):
         for m in sqs.receive_message(
@@ -142,9 +142,9 @@ def test_transcribe_replay_hands_a_stuck_job_to_the_copy(stack, store):
             else:  # an s3:TestEvent: not part of this story
                 sqs.delete_message(QueueUrl=url(stack.transcribe_queue.name), ReceiptHandle=m["ReceiptHandle"])
     by_job = {ops.describe_body("transcribe", m["Body"])[0][0]: mid for mid, m in events.items()}
-    store.claim(stuck.job_id, by_job[stuck.job_id])
-    store.claim(failed.job_id, by_job[failed.job_id])
-    store.fail(failed.job_id, "could not decode")
+    store.jobs.claim(stuck.job_id, by_job[stuck.job_id])
+    store.jobs.claim(failed.job_id, by_job[failed.job_id])
+    store.jobs.fail(failed.job_id, "could not decode")
     sqs.receive_message(QueueUrl=url(stack.transcribe_queue.name), WaitTimeSeconds=1)  # redrive happens here
 
     entries = {e.job_ids[0]: e for e in ops.dlq_list("transcribe")}
@@ -158,7 +158,7 @@ def test_transcribe_replay_hands_a_stuck_job_to_the_copy(stack, store):
     assert "final" in results[failed.job_id].note
     new_id = results[stuck.job_id].new_message_id
     # The worker that receives the copy may claim the job; the dead message no longer can.
-    assert store.claim(stuck.job_id, new_id).attempts == 2
+    assert store.jobs.claim(stuck.job_id, new_id).attempts == 2
     assert visible(stack.transcribe_queue.dlq_name) == (0, 0)
 
 
@@ -209,7 +209,7 @@ def test_upload_status_dlq_lists_and_replays_the_uploads_s3_event(stack, store):
     [dry] = ops.dlq_replay("upload-status", dry_run=True)
     assert not dry.moved and dry.note == "dry run: will be marked QUEUED"
 
-    store.mark_queued(job.job_id, now_iso())  # a worker took the transcribe queue's copy meanwhile
+    store.jobs.mark_queued(job.job_id, now_iso())  # a worker took the transcribe queue's copy meanwhile
     [moved] = ops.dlq_replay("upload-status", job_id=job.job_id)
     assert moved.moved and moved.note == "job is QUEUED: already past UPLOADING, nothing to do"
     assert visible(queue.dlq_name) == (0, 0)

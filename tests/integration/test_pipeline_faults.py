@@ -192,7 +192,9 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
         text = " ".join([ENGLISH] * 4)  # about a minute of speech
         job = submit(speech(text, "en", "mp3"))
         busy = wait_busy(pair)
-        first_claim = epoch(aws.job_store().get(job.job_id).started_at)  # just after its receive: the lease's start
+        first_claim = epoch(
+            aws.job_store().jobs.get(job.job_id).started_at
+        )  # just after its receive: the lease's start
         busy.proc.send_signal(signal.SIGKILL)
         killed = time.time()
         busy.proc.wait()
@@ -336,7 +338,7 @@ def test_job_deleted_while_transcribing_leaves_nothing(stack, workers, speech):
         Bucket=stack.transcripts_bucket.name, Prefix=keys.job_prefix("transcripts/", job.user_id, job.job_id)
     )
     assert left.get("KeyCount", 0) == 0
-    assert aws.job_store().get(job.job_id) is None
+    assert aws.job_store().jobs.get(job.job_id) is None
     assert job.job_id not in notified_job_ids()  # nobody is emailed about a job they deleted
 
 
@@ -351,7 +353,7 @@ def upload_status(stack):
 def wait_status(job_id: str, status: JobStatus, timeout: float = 60):
     deadline = time.time() + timeout
     while True:
-        job = aws.job_store().get(job_id)
+        job = aws.job_store().jobs.get(job_id)
         if job and job.status == status:
             return job
         assert time.time() < deadline, f"{job_id} is {job.status if job else None}, never {status}"
@@ -377,7 +379,7 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
 
     # An upload for a deleted job is deleted by the status function alone, no worker involved.
     gone = create_job("gone.wav", "audio/wav")
-    aws.job_store().delete(gone.job_id)
+    aws.job_store().jobs.delete(gone.job_id)
     post_upload(gone.audio_key, speech("hello there", "en", "wav"), "audio/wav")
     deadline = time.time() + 60
     while object_exists(stack.audio_bucket.name, gone.audio_key):
@@ -390,7 +392,7 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
     wait_busy([worker])
     second = submit(speech("Please call me back tomorrow morning.", "en", "wav"))
     wait_status(second.job_id, JobStatus.QUEUED)
-    assert aws.job_store().get(first.job_id).status == JobStatus.PROCESSING
+    assert aws.job_store().jobs.get(first.job_id).status == JobStatus.PROCESSING
 
     done = wait_finished([first.job_id, second.job_id], timeout=240)
     assert all(j.status == JobStatus.COMPLETED for j in done.values())

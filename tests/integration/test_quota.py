@@ -45,7 +45,7 @@ def _create_in_own_process(start, results) -> None:
 
 
 def unfinished_ids(user: str = ALICE) -> set[str]:
-    jobs, _ = aws.job_store().list_for_user(user, limit=100)
+    jobs, _ = aws.job_store().jobs.list_for_user(user, limit=100)
     return {j.job_id for j in jobs if j.status in UNFINISHED}
 
 
@@ -80,9 +80,9 @@ def test_parallel_creates_at_limit_minus_one_give_exactly_one_201(limit):
         if status == 429:
             assert body["error"]["code"] == "too_many_unfinished_jobs"
     # Exactly the limit: no overshoot, and the refused ones left no record behind.
-    jobs, _ = aws.job_store().list_for_user(ALICE, limit=100)
+    jobs, _ = aws.job_store().jobs.list_for_user(ALICE, limit=100)
     assert len(jobs) == limit
-    assert aws.job_store().quota_places(ALICE) == {j.job_id for j in jobs}
+    assert aws.job_store().quota.places(ALICE) == {j.job_id for j in jobs}
 
 
 def test_every_way_a_job_stops_being_unfinished_gives_its_place_back(limit):
@@ -90,23 +90,23 @@ def test_every_way_a_job_stops_being_unfinished_gives_its_place_back(limit):
     ids = [create() for _ in range(limit)]
     assert_full(limit)
     call("POST", "/jobs", user=BOB, body=GOOD_BODY)  # per user: Bob has his own places
-    assert store.quota_places(BOB) and not (store.quota_places(BOB) & set(ids))
+    assert store.quota.places(BOB) and not (store.quota.places(BOB) & set(ids))
 
     # Fails.
-    store.fail(ids[0], "The file could not be decoded as audio.")
+    store.jobs.fail(ids[0], "The file could not be decoded as audio.")
     ids.append(create())
     assert_full(limit)
     # Completes.
-    store.mark_queued(ids[1], now_iso())
-    store.claim(ids[1], "m1")
-    store.complete(ids[1], "en", 1.0)
+    store.jobs.mark_queued(ids[1], now_iso())
+    store.jobs.claim(ids[1], "m1")
+    store.jobs.complete(ids[1], "en", 1.0)
     ids.append(create())
     assert_full(limit)
     # Deleted through the API.
     assert call("DELETE", f"/jobs/{ids[2]}")[0] == 204
     ids.append(create())
     assert_full(limit)
-    assert store.quota_places(ALICE) == unfinished_ids()
+    assert store.quota.places(ALICE) == unfinished_ids()
 
 
 def test_places_of_jobs_that_are_gone_or_abandoned_are_swept_when_full(limit):
@@ -123,20 +123,20 @@ def test_places_of_jobs_that_are_gone_or_abandoned_are_swept_when_full(limit):
         ExpressionAttributeValues={":past": int(time.time()) - 1},
     )
     # A job finished by a process that stopped before giving its place back.
-    store.mark_queued(ids[2], now_iso())
-    store.claim(ids[2], "m1")
+    store.jobs.mark_queued(ids[2], now_iso())
+    store.jobs.claim(ids[2], "m1")
     table.update_item(
         Key={"job_id": ids[2]},
         UpdateExpression="SET #s = :done REMOVE active_user_id",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":done": JobStatus.COMPLETED.value},
     )
-    assert store.quota_places(ALICE) == set(ids)  # nothing has given them back yet
+    assert store.quota.places(ALICE) == set(ids)  # nothing has given them back yet
     created = [create() for _ in range(3)]  # the first create finds the set full and sweeps it
     assert_full(limit)
-    assert store.get(ids[1]) is None  # the abandoned record went, as the TTL would have taken it
-    assert store.get(ids[2]).status == JobStatus.COMPLETED  # finished jobs stay, without a place
-    assert store.quota_places(ALICE) == set(ids[3:] + created) == unfinished_ids()
+    assert store.jobs.get(ids[1]) is None  # the abandoned record went, as the TTL would have taken it
+    assert store.jobs.get(ids[2]).status == JobStatus.COMPLETED  # finished jobs stay, without a place
+    assert store.quota.places(ALICE) == set(ids[3:] + created) == unfinished_ids()
 
 
 def test_an_upload_landing_during_the_sweep_keeps_its_job(limit):
@@ -148,9 +148,9 @@ def test_an_upload_landing_during_the_sweep_keeps_its_job(limit):
         UpdateExpression="SET expires_at = :past",
         ExpressionAttributeValues={":past": int(time.time()) - 1},
     )
-    store.mark_queued(ids[0], now_iso())  # the upload arrived after all: QUEUED, a fresh expiry
-    assert store.sweep_quota(ALICE) == 0
-    assert store.get(ids[0]).status == JobStatus.QUEUED
+    store.jobs.mark_queued(ids[0], now_iso())  # the upload arrived after all: QUEUED, a fresh expiry
+    assert store.quota.sweep(ALICE) == 0
+    assert store.jobs.get(ids[0]).status == JobStatus.QUEUED
     assert_full(limit)
 
 
@@ -158,5 +158,5 @@ def test_the_quota_item_is_no_job(limit):
     create()
     status, body = call("GET", "/jobs")
     assert status == 200 and len(body["items"]) == 1  # the quota item is in no index
-    assert aws.job_store().get(f"quota#{ALICE}") is None
+    assert aws.job_store().jobs.get(f"quota#{ALICE}") is None
     assert_error(call("GET", f"/jobs/quota%23{ALICE}"), 404, "job_not_found")

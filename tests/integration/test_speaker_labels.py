@@ -48,7 +48,7 @@ def submit(path: Path, speaker_labels: bool = True, speakers_expected: int | Non
         created_at=now_iso(),
         updated_at=now_iso(),
     )
-    aws.job_store().create(job)
+    aws.job_store().jobs.create(job)
     post_upload(job.audio_key, path, "audio/flac")
     return job
 
@@ -196,11 +196,11 @@ def test_api_stores_speaker_fields_and_refuses_bad_ones(stack):
 
     created = new_job(speaker_labels=True, speakers_expected=2)["job"]
     assert (created["speaker_labels"], created["speakers_expected"]) == (True, 2)
-    record = aws.job_store().get(created["job_id"])
+    record = aws.job_store().jobs.get(created["job_id"])
     assert record is not None and (record.speaker_labels, record.speakers_expected) == (True, 2)
     ranged = new_job(speaker_labels=True, min_speakers=2, max_speakers=4)["job"]
     assert (ranged["min_speakers"], ranged["max_speakers"], ranged["speakers_expected"]) == (2, 4, None)
-    record = aws.job_store().get(ranged["job_id"])
+    record = aws.job_store().jobs.get(ranged["job_id"])
     assert record is not None and (record.min_speakers, record.max_speakers) == (2, 4)
     plain = new_job()["job"]
     assert (plain["speaker_labels"], plain["speakers_expected"]) == (False, None)  # off by default

@@ -12,7 +12,7 @@ from tests.integration.test_api import ALICE, GOOD_BODY, assert_error, assert_no
 
 
 def stored(job_id: str):
-    job = aws.job_store().get_owned(job_id, ALICE)
+    job = aws.job_store().jobs.get_owned(job_id, ALICE)
     assert job is not None
     return job
 

@@ -59,7 +59,7 @@ def create_job(filename: str, content_type: str, user: str = "user_a", language:
         created_at=now_iso(),
         updated_at=now_iso(),
     )
-    return aws.job_store().create(job)
+    return aws.job_store().jobs.create(job)
 
 
 def post_upload(key: str, path: Path, content_type: str) -> None:
@@ -89,7 +89,7 @@ def wait_finished(job_ids: list[str], timeout: float = 240) -> dict[str, Job]:
     store = aws.job_store()
     deadline = time.time() + timeout
     while True:
-        jobs = {job_id: store.get(job_id) for job_id in job_ids}
+        jobs = {job_id: store.jobs.get(job_id) for job_id in job_ids}
         if all(j and j.status.finished for j in jobs.values()):
             return jobs
         if time.time() > deadline:
@@ -278,7 +278,7 @@ def test_upload_for_a_deleted_or_unknown_job_is_deleted_at_once(stack, workers, 
     """Issue 10, item 5: audio no job accounts for does not wait 30 days for the bucket's lifecycle."""
     clip = speech("hello there", "en", "wav")
     deleted = create_job("deleted.wav", "audio/wav", size=clip.stat().st_size)
-    aws.job_store().delete(deleted.job_id)  # what DELETE /jobs/{id} leaves: the form still works for a while
+    aws.job_store().jobs.delete(deleted.job_id)  # what DELETE /jobs/{id} leaves: the form still works for a while
     unknown_key = keys.upload_key("user_a", new_job_id(), "never created.wav")
     # A key under a real job's prefix that is not the key its record names (the API signs only that one).
     kept = create_job("kept.wav", "audio/wav", size=clip.stat().st_size)
@@ -295,8 +295,8 @@ def test_upload_for_a_deleted_or_unknown_job_is_deleted_at_once(stack, workers, 
     (mismatch,) = worker.logged("upload does not match its job's record: object deleted")
     assert mismatch["key"] == wrong_key
     # Nothing else touched: the real job still waits for its own upload; no job created, none notified.
-    assert aws.job_store().get(kept.job_id).status == JobStatus.UPLOADING
-    assert aws.job_store().get(deleted.job_id) is None
+    assert aws.job_store().jobs.get(kept.job_id).status == JobStatus.UPLOADING
+    assert aws.job_store().jobs.get(deleted.job_id) is None
     assert notified_job_ids() == []
     assert aws.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 

@@ -29,7 +29,7 @@ from tests.workers import WorkerProcess
 from worker.notification.worker import NotifyHandler
 from worker.runtime import Delivery, Fate
 from worker.transcription.context import Context
-from worker.transcription.publishing import notify
+from worker.transcription.ending import notify
 from worker.webhooks.worker import ReceiverTurns, WebhookHandler
 
 ALICE = "user_alice"
@@ -90,7 +90,7 @@ def wait_until(predicate, timeout: float, what: str):
 
 def finished_job(store, *, webhook_url: str | None, notify_: list[str], status=JobStatus.COMPLETED) -> Job:
     job_id = new_job_id()
-    store.create(
+    store.jobs.create(
         Job(
             job_id=job_id,
             user_id=ALICE,
@@ -107,10 +107,10 @@ def finished_job(store, *, webhook_url: str | None, notify_: list[str], status=J
         )
     )
     if status == JobStatus.FAILED:
-        return store.fail(job_id, "The file could not be decoded as audio.")
-    store.mark_queued(job_id, now_iso())
-    store.claim(job_id, "msg-1")
-    return store.complete(job_id, "en", 12.5)
+        return store.jobs.fail(job_id, "The file could not be decoded as audio.")
+    store.jobs.mark_queued(job_id, now_iso())
+    store.jobs.claim(job_id, "msg-1")
+    return store.jobs.complete(job_id, "en", 12.5)
 
 
 def drain(name: str) -> list[str]:
@@ -246,7 +246,7 @@ def test_a_filtered_page_stops_reading_at_its_bound_and_the_cursor_goes_on(stack
         finished_job(store, webhook_url=None, notify_=["email"])
     pages, start, found = 0, None, []
     while True:
-        jobs, start = store.list_for_user(ALICE, limit=10, start=start, status=JobStatus.FAILED, max_read=2)
+        jobs, start = store.jobs.list_for_user(ALICE, limit=10, start=start, status=JobStatus.FAILED, max_read=2)
         pages += 1
         found += [j.job_id for j in jobs]
         if not start:
@@ -305,12 +305,12 @@ def test_delivery_is_signed_retried_after_a_500_and_recorded_on_the_job(stack, s
     receiver = Receiver(statuses=[500, 200])
     try:
         store = aws.job_store()
-        old = store.ensure_webhook_secret(ALICE, "whsec_" + "A" * 43 + "=")["secret"]
-        new = store.rotate_webhook_secret(ALICE, "whsec_" + "B" * 43 + "=", 3600)["secret"]
+        old = store.webhook_settings.ensure_secret(ALICE, "whsec_" + "A" * 43 + "=")["secret"]
+        new = store.webhook_settings.rotate_secret(ALICE, "whsec_" + "B" * 43 + "=", 3600)["secret"]
         job = finished_job(store, webhook_url=receiver.url, notify_=["webhook"])
         start_worker()
         send(job.job_id)
-        done = wait_until(lambda: (j := store.get(job.job_id)) and j.webhook_delivered_at and j, 60, "delivery")
+        done = wait_until(lambda: (j := store.jobs.get(job.job_id)) and j.webhook_delivered_at and j, 60, "delivery")
 
         first, second = receiver.received
         assert [r.answered for r in receiver.received] == [500, 200]
@@ -346,12 +346,12 @@ def test_a_second_copy_of_the_message_does_not_start_a_second_chain_of_attempts(
         job = finished_job(store, webhook_url=receiver.url, notify_=["webhook"])
         worker = start_worker()
         send(job.job_id)
-        wait_until(lambda: store.get(job.job_id).webhook_attempts, 30, "the first attempt")
+        wait_until(lambda: store.jobs.get(job.job_id).webhook_attempts, 30, "the first attempt")
         send(job.job_id)  # e.g. the transcription worker re-sent the job's notifications
-        wait_until(lambda: store.get(job.job_id).webhook_delivered_at, 60, "the delivery")
+        wait_until(lambda: store.jobs.get(job.job_id).webhook_delivered_at, 60, "the delivery")
         wait_until(lambda: worker.logged("another message delivers this job's webhook: duplicate dropped"), 30, "drop")
         assert [r.answered for r in receiver.received] == [500, 500, 200]
-        assert [a.status_code for a in store.get(job.job_id).webhook_attempts] == [500, 500, 200]
+        assert [a.status_code for a in store.jobs.get(job.job_id).webhook_attempts] == [500, 500, 200]
     finally:
         receiver.close()
 
@@ -365,7 +365,7 @@ def test_a_receiver_that_never_succeeds_ends_in_the_dlq_and_replays(stack, start
         send(job.job_id)
         attempts = aws.stack_resources().webhook_queue.max_receive_count
         wait_until(lambda: len(ops.dlq_list("webhooks")) == 1, 120, "the message in the webhook DLQ")
-        recorded = store.get(job.job_id).webhook_attempts
+        recorded = store.jobs.get(job.job_id).webhook_attempts
         assert len(receiver.received) == attempts == len(recorded)
         assert all(a.status_code == 503 for a in recorded)
         assert all(a.next_attempt_at for a in recorded[:-1]) and recorded[-1].next_attempt_at is None
@@ -374,7 +374,7 @@ def test_a_receiver_that_never_succeeds_ends_in_the_dlq_and_replays(stack, start
         receiver.default = 204
         [replayed] = ops.dlq_replay("webhooks", job_id=job.job_id)
         assert replayed.moved
-        delivered = wait_until(lambda: store.get(job.job_id).webhook_delivered_at, 60, "the replayed delivery")
+        delivered = wait_until(lambda: store.jobs.get(job.job_id).webhook_delivered_at, 60, "the replayed delivery")
         assert delivered and receiver.received[-1].answered == 204
     finally:
         receiver.close()
@@ -386,9 +386,9 @@ def test_delivery_checks_the_url_again_and_never_contacts_a_refused_address(stac
     job = finished_job(store, webhook_url="http://169.254.169.254/latest/meta-data/", notify_=["webhook"])
     worker = start_worker()
     send(job.job_id)
-    [attempt] = wait_until(lambda: store.get(job.job_id).webhook_attempts, 30, "the refused attempt")
+    [attempt] = wait_until(lambda: store.jobs.get(job.job_id).webhook_attempts, 30, "the refused attempt")
     assert attempt.status_code is None and "refused" in (attempt.error or "") and "metadata" in (attempt.error or "")
-    assert attempt.next_attempt_at is None and store.get(job.job_id).webhook_delivered_at is None
+    assert attempt.next_attempt_at is None and store.jobs.get(job.job_id).webhook_delivered_at is None
     assert worker.logged("webhook URL refused at delivery: not retried")
 
 
@@ -402,14 +402,14 @@ def test_a_410_gone_receiver_is_recorded_and_not_retried(stack, start_worker):
         send(job.job_id)
         wait_until(lambda: worker.logged("webhook receiver is gone (410): not retried"), 30, "the 410 settled")
         wait_until(lambda: drain(aws.stack_resources().webhook_queue.name) == [], 30, "the queue empty")
-        [attempt] = store.get(job.job_id).webhook_attempts
+        [attempt] = store.jobs.get(job.job_id).webhook_attempts
         assert (
             attempt.status_code == HTTPStatus.GONE
             and attempt.next_attempt_at is None
             and "410" in (attempt.error or "")
         )
         assert [r.answered for r in receiver.received] == [HTTPStatus.GONE]
-        assert store.get(job.job_id).webhook_delivered_at is None and ops.dlq_list("webhooks") == []
+        assert store.jobs.get(job.job_id).webhook_delivered_at is None and ops.dlq_list("webhooks") == []
     finally:
         receiver.close()
 
@@ -433,11 +433,13 @@ def test_a_dripping_receiver_delays_no_one_else_and_is_cut_at_the_deadline_then_
         wait_until(lambda: other.received, 60, "the other receiver's webhook")
         with drip.changed:  # it arrived while the first attempts still drip: no one waited for them
             assert drip.cut == 0 and drip.dripping == per_receiver
-        assert store.get(fine.job_id).webhook_delivered_at and other.received[0].json["data"]["job_id"] == fine.job_id
+        assert (
+            store.jobs.get(fine.job_id).webhook_delivered_at and other.received[0].json["data"]["job_id"] == fine.job_id
+        )
 
         # Each slow job's first attempt is cut at the deadline, recorded, and retried (1 s in this test).
         for job in slow:
-            first = wait_until(lambda j=job: store.get(j.job_id).webhook_attempts, 120, "the cut attempt")[0]
+            first = wait_until(lambda j=job: store.jobs.get(j.job_id).webhook_attempts, 120, "the cut attempt")[0]
             assert first.status_code is None and first.next_attempt_at is not None
             assert "no answer within the attempt's 10 s" in (first.error or "")
         drip.wait_for(lambda r: r.requests > len(slow), "a retried attempt")
@@ -461,16 +463,20 @@ def test_a_message_for_a_receiver_without_a_free_turn_is_deferred_unattempted_un
 
     deferred = handler(Delivery("m-1", "r-1", body, 1))
     assert deferred.fate == Fate.RETRY and deferred.delay == Settings.model_fields["webhook_timeout_seconds"].default
-    assert store.get(job.job_id).webhook_attempts == [] and receiver.received == []  # not attempted, not counted
+    assert store.jobs.get(job.job_id).webhook_attempts == [] and receiver.received == []  # not attempted, not counted
 
     last = handler(Delivery("m-1", "r-2", body, handler.max_attempts))
-    [attempt] = store.get(job.job_id).webhook_attempts
+    [attempt] = store.jobs.get(job.job_id).webhook_attempts
     assert last.fate == Fate.DEAD_LETTER and receiver.received == []
-    assert "busy" in (attempt.error or "") and attempt.next_attempt_at is None and store.get(job.job_id).webhook_gave_up
+    assert (
+        "busy" in (attempt.error or "")
+        and attempt.next_attempt_at is None
+        and store.jobs.get(job.job_id).webhook_gave_up
+    )
 
     handler.turns.give_back(origin)  # the receiver is free again: a replayed copy is delivered
     assert handler(Delivery("m-2", "r-3", body, 1)).fate == Fate.DONE
-    assert [r.answered for r in receiver.received] == [200] and store.get(job.job_id).webhook_delivered_at
+    assert [r.answered for r in receiver.received] == [200] and store.jobs.get(job.job_id).webhook_delivered_at
 
 
 def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, emulator):
@@ -479,6 +485,6 @@ def test_the_notifier_sends_no_email_to_a_job_that_did_not_ask_for_one(stack, em
     handler = NotifyHandler(get_settings(), store)
     outcome = handler(Delivery("m-1", "r-1", NotifyMessage(job_id=job.job_id).model_dump_json(), 1))
     assert outcome.fate == Fate.DONE
-    assert store.get(job.job_id).email_message_id == "not-requested"
+    assert store.jobs.get(job.job_id).email_message_id == "not-requested"
     sent = requests.get(f"{emulator.endpoint}/moto-api/data.json", timeout=10).json().get("ses", {})
     assert not sent.get("RawMessage")

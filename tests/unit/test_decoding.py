@@ -26,7 +26,7 @@ def test_each_hostile_file_decodes_to_its_audio_or_fails_with_its_reason(hostile
     reference = audio.decode(tone(tmp_path / "plain.wav", seconds=8), tmp_path / "plain.pcm", MAX_SECONDS)
     wrong, peaks = {}, {}
     for case in hostile:
-        if case.reason == EMPTY:  # refused by its size before decoding (test_chunking: check_size)
+        if case.reason == EMPTY:  # refused by its size before decoding (test_splitting: check_size)
             continue
         try:
             pcm = audio.decode(case.path, tmp_path / f"{case.name}.pcm", MAX_SECONDS)

@@ -30,58 +30,58 @@ def store(stack):
 
 
 def test_forward_only(store):
-    job = store.create(make_job())
-    assert store.mark_queued(job.job_id, now_iso()).status == JobStatus.QUEUED
+    job = store.jobs.create(make_job())
+    assert store.jobs.mark_queued(job.job_id, now_iso()).status == JobStatus.QUEUED
     with pytest.raises(TransitionRefused):
-        store.mark_queued(job.job_id, now_iso())
-    claimed = store.claim(job.job_id, "m1")
+        store.jobs.mark_queued(job.job_id, now_iso())
+    claimed = store.jobs.claim(job.job_id, "m1")
     assert claimed.status == JobStatus.PROCESSING and claimed.attempts == 1
-    assert store.claim(job.job_id, "m1").attempts == 2  # the same message back: a retry
+    assert store.jobs.claim(job.job_id, "m1").attempts == 2  # the same message back: a retry
     with pytest.raises(TransitionRefused):
-        store.claim(job.job_id, "m2")  # a duplicate event
-    done = store.complete(job.job_id, "en", 3.5)
+        store.jobs.claim(job.job_id, "m2")  # a duplicate event
+    done = store.jobs.complete(job.job_id, "en", 3.5)
     assert done.status == JobStatus.COMPLETED and done.detected_language == "en"
     with pytest.raises(TransitionRefused):
-        store.complete(job.job_id, "en", 3.5)
+        store.jobs.complete(job.job_id, "en", 3.5)
     with pytest.raises(TransitionRefused):
-        store.fail(job.job_id, "late")
-    assert store.count_unfinished("user_a") == 0
+        store.jobs.fail(job.job_id, "late")
+    assert store.jobs.count_unfinished("user_a") == 0
 
 
 def test_unknown_job_refused(store):
     with pytest.raises(TransitionRefused):
-        store.claim("nope", "m1")
+        store.jobs.claim("nope", "m1")
 
 
 def test_chunks_counted_once(store):
-    job = store.create(make_job())
-    store.claim(job.job_id, "m1")
-    store.set_chunks(job.job_id, 3, 1800.0)
-    store.chunk_done(job.job_id, 0)
-    assert store.chunk_done(job.job_id, 0).chunks_done == 1  # redelivered chunk
-    assert store.chunk_done(job.job_id, 2).chunks_done == 2
+    job = store.jobs.create(make_job())
+    store.jobs.claim(job.job_id, "m1")
+    store.jobs.set_chunks(job.job_id, 3, 1800.0)
+    store.jobs.chunk_done(job.job_id, 0)
+    assert store.jobs.chunk_done(job.job_id, 0).chunks_done == 1  # redelivered chunk
+    assert store.jobs.chunk_done(job.job_id, 2).chunks_done == 2
 
 
 def test_owner_and_listing(store):
-    jobs = [store.create(make_job()) for _ in range(5)]
-    store.create(make_job(user="user_b"))
-    assert store.get_owned(jobs[0].job_id, "user_b") is None
-    assert store.count_unfinished("user_a") == 5
-    page, last = store.list_for_user("user_a", limit=3)
+    jobs = [store.jobs.create(make_job()) for _ in range(5)]
+    store.jobs.create(make_job(user="user_b"))
+    assert store.jobs.get_owned(jobs[0].job_id, "user_b") is None
+    assert store.jobs.count_unfinished("user_a") == 5
+    page, last = store.jobs.list_for_user("user_a", limit=3)
     assert [j.job_id for j in page] == [j.job_id for j in reversed(jobs)][:3]
     assert last == {"job_id": page[-1].job_id, "user_id": "user_a", "created_at": page[-1].created_at}
-    rest, end = store.list_for_user("user_a", limit=3, start=last)
+    rest, end = store.jobs.list_for_user("user_a", limit=3, start=last)
     assert [j.job_id for j in rest] == [jobs[1].job_id, jobs[0].job_id] and end is None
 
 
 def test_notification_claimed_once(store):
-    job = store.create(make_job())
-    assert store.claim_notification(job.job_id, 60)
-    assert not store.claim_notification(job.job_id, 60)
-    store.release_notification(job.job_id)
-    assert store.claim_notification(job.job_id, 60)
-    store.mark_notified(job.job_id, "ses-1")
-    assert not store.claim_notification(job.job_id, 60)
+    job = store.jobs.create(make_job())
+    assert store.notification.claim(job.job_id, 60)
+    assert not store.notification.claim(job.job_id, 60)
+    store.notification.release(job.job_id)
+    assert store.notification.claim(job.job_id, 60)
+    store.notification.mark_notified(job.job_id, "ses-1")
+    assert not store.notification.claim(job.job_id, 60)
 
 
 def test_abandoned_upload_expires_but_a_received_one_lives_on(store):
@@ -89,40 +89,40 @@ def test_abandoned_upload_expires_but_a_received_one_lives_on(store):
 
     from hark.domain.jobs import ABANDONED_UPLOAD_TTL_SECONDS, RECORD_TTL_SECONDS
 
-    job = store.create(make_job())
-    expiry = lambda: int(store.table.get_item(Key={"job_id": job.job_id})["Item"]["expires_at"])  # noqa: E731
+    job = store.jobs.create(make_job())
+    expiry = lambda: int(store.table.get({"job_id": job.job_id})["expires_at"])  # noqa: E731
     assert abs(expiry() - (time.time() + ABANDONED_UPLOAD_TTL_SECONDS)) < 60  # DynamoDB's TTL removes it
-    store.mark_queued(job.job_id, now_iso())
+    store.jobs.mark_queued(job.job_id, now_iso())
     assert abs(expiry() - (time.time() + RECORD_TTL_SECONDS)) < 60
 
 
 def test_adopt_claim_hands_a_processing_job_to_a_replayed_message(store):
-    job = store.create(make_job())
-    store.claim(job.job_id, "dead")
-    assert store.get(job.job_id).owner_message_id == "dead"
-    assert not store.adopt_claim(job.job_id, "someone-else", "copy")  # only the dead message's claim moves
-    assert store.adopt_claim(job.job_id, "dead", "copy")
+    job = store.jobs.create(make_job())
+    store.jobs.claim(job.job_id, "dead")
+    assert store.jobs.get(job.job_id).owner_message_id == "dead"
+    assert not store.jobs.adopt_claim(job.job_id, "someone-else", "copy")  # only the dead message's claim moves
+    assert store.jobs.adopt_claim(job.job_id, "dead", "copy")
     with pytest.raises(TransitionRefused):
-        store.claim(job.job_id, "dead")
-    assert store.claim(job.job_id, "copy").attempts == 2
-    store.complete(job.job_id, "en", 1.0)
-    assert not store.adopt_claim(job.job_id, "copy", "again")  # a finished job is final
-    assert not store.adopt_claim("nope", "dead", "copy")
+        store.jobs.claim(job.job_id, "dead")
+    assert store.jobs.claim(job.job_id, "copy").attempts == 2
+    store.jobs.complete(job.job_id, "en", 1.0)
+    assert not store.jobs.adopt_claim(job.job_id, "copy", "again")  # a finished job is final
+    assert not store.jobs.adopt_claim("nope", "dead", "copy")
 
 
 def test_attempt_error_and_send_lease_are_read_back(store):
     import time
 
-    job = store.create(make_job())
-    store.claim(job.job_id, "m1")
-    store.record_attempt_error(job.job_id, "a network error reaching the storage or queue service")
-    assert store.get(job.job_id).last_error == "a network error reaching the storage or queue service"
-    store.complete(job.job_id, "en", 1.0)
+    job = store.jobs.create(make_job())
+    store.jobs.claim(job.job_id, "m1")
+    store.jobs.record_attempt_error(job.job_id, "a network error reaching the storage or queue service")
+    assert store.jobs.get(job.job_id).last_error == "a network error reaching the storage or queue service"
+    store.jobs.complete(job.job_id, "en", 1.0)
     before = int(time.time())
-    assert store.claim_notification(job.job_id, 60)
-    assert before + 60 <= store.get(job.job_id).notify_lease_until <= int(time.time()) + 60
-    store.mark_notified(job.job_id, "ses-1")
-    done = store.get(job.job_id)
+    assert store.notification.claim(job.job_id, 60)
+    assert before + 60 <= store.jobs.get(job.job_id).notify_lease_until <= int(time.time()) + 60
+    store.notification.mark_notified(job.job_id, "ses-1")
+    done = store.jobs.get(job.job_id)
     assert done.notified_at and done.email_message_id == "ses-1" and done.notify_lease_until is None
 
 
@@ -134,14 +134,14 @@ def test_completion_records_model_seconds_and_cost_and_the_view_shows_them(store
 
     settings = Settings(instance_usd_per_hour=0.72, workers_per_instance=2)
     assert settings.usd_per_model_second == pytest.approx(0.72 / 2 / 3600)
-    job = store.create(make_job())
-    store.mark_queued(job.job_id, now_iso())
-    store.claim(job.job_id, "m1")
-    store.complete(job.job_id, "en", 40.0, model_seconds=8.0, cost_usd=8.0 * 0.72 / 2 / 3600)
-    done = store.get(job.job_id)
+    job = store.jobs.create(make_job())
+    store.jobs.mark_queued(job.job_id, now_iso())
+    store.jobs.claim(job.job_id, "m1")
+    store.jobs.complete(job.job_id, "en", 40.0, model_seconds=8.0, cost_usd=8.0 * 0.72 / 2 / 3600)
+    done = store.jobs.get(job.job_id)
     assert done.model_seconds == 8.0 and done.cost_usd == pytest.approx(0.0008)
     view = job_view(done)
     assert (view.model_seconds, view.real_time_factor, view.cost_usd) == (8.0, 0.2, done.cost_usd)
     # Before it completes (or for a job from before these fields) the view says nothing rather than 0.
-    pending = job_view(store.create(make_job()))
+    pending = job_view(store.jobs.create(make_job()))
     assert (pending.model_seconds, pending.real_time_factor, pending.cost_usd) == (None, None, None)

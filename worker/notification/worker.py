@@ -1,8 +1,8 @@
 """The notification worker: one email per finished job, sent through SES.
 
 Per notify message (worker/runtime.py receives, leases and settles it): read the job -> take the
-send right (JobStore.claim_notification) -> build the email -> SES send_raw_email -> outbox copy
-(local) -> JobStore.mark_notified -> DONE.
+send right (NotificationLease.claim) -> build the email -> SES send_raw_email -> outbox copy
+(local) -> NotificationLease.mark_notified -> DONE.
 
 Exactly one email per job, with at-least-once queues and several workers:
 - the send right is a lease in the job record (HARK_NOTIFY_LEASE_SECONDS), so two deliveries of the
@@ -95,7 +95,7 @@ class NotifyHandler:
         logger.append_keys(job_id=note.job_id)
         claimed = False
         try:
-            job = self.store.get(note.job_id)
+            job = self.store.jobs.get(note.job_id)
             if job is None:
                 logger.warning("job no longer exists: message dropped")
                 return DONE
@@ -110,10 +110,10 @@ class NotifyHandler:
                 return retry(delay)
             if "email" not in job.notify:  # created with notify without "email" (POST /jobs)
                 logger.info("the job asked for no email: nothing to send")
-                self.store.mark_notified(job.job_id, "not-requested")
+                self.store.notification.mark_notified(job.job_id, "not-requested")
                 return DONE
-            if not self.store.claim_notification(job.job_id, self.settings.notify_lease_seconds):
-                fresh = self.store.get(job.job_id)
+            if not self.store.notification.claim(job.job_id, self.settings.notify_lease_seconds):
+                fresh = self.store.jobs.get(job.job_id)
                 if fresh is None or fresh.notified_at:
                     logger.info("already notified: duplicate message dropped")
                     return DONE
@@ -129,7 +129,7 @@ class NotifyHandler:
                 job = with_recipient(job)  # the token's address, else Clerk's (LookupFailed: retried below)
             except NoRecipient as err:
                 logger.warning("job has no email address: nothing to send", extra={"reason": str(err)})
-                self.store.mark_notified(job.job_id, "no-recipient")
+                self.store.notification.mark_notified(job.job_id, "no-recipient")
                 return DONE
 
             raw = self.build(job).as_bytes(policy=_SMTP)
@@ -137,7 +137,7 @@ class NotifyHandler:
             if self.settings.outbox_dir:
                 path = write_outbox(self.settings.outbox_dir, job.job_id, raw)
                 logger.info("email written to the outbox", path=str(path))
-            self.store.mark_notified(job.job_id, ses_id)
+            self.store.notification.mark_notified(job.job_id, ses_id)
             self.telemetry.metric("EmailsSent", 1, MetricUnit.Count)
             logger.info("email sent", ses_message_id=ses_id, status=job.status.value, receive_count=receive_count)
             return DONE
@@ -206,7 +206,7 @@ class NotifyHandler:
 
     def _release(self, job_id: str) -> None:
         try:
-            self.store.release_notification(job_id)
+            self.store.notification.release(job_id)
         except (BotoCoreError, ClientError):
             logger.exception("could not release the send lease: it runs out by itself")
 

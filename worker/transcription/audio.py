@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from hark.domain import aws
+from hark.domain.settings import Settings
+from hark.domain.uploads import size_limit
 
 SAMPLE_RATE = 16000
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where `-m worker.transcription.decoder` is found
@@ -168,6 +172,30 @@ def _run_decoder(path: Path, dest: Path, max_seconds: float, memory_bytes: int, 
     if not split:
         return [Pcm(dest, result["samples"], peak)]
     return [Pcm(dest.with_name(f"{dest.name}.{c}"), result["samples"], peak) for c in range(result["channels"])]
+
+
+@contextmanager
+def fetched(
+    s3,
+    bucket: str,
+    key: str,
+    limits: Settings,
+    declared_bytes: int | None = None,
+    *,
+    content_type: str | None = None,
+    track: int = 0,
+    split_channels: bool = False,
+) -> Iterator[list[Pcm]]:
+    """The object at `key` downloaded (`download`'s checks against the size limit of its `content_type`, video
+    having its own, and against the declared size) and decoded (`decode`'s, against `limits.max_audio_seconds`;
+    audio stream `track`): PCM on disk for the with-block, one (the mix) or, `split_channels`, one per channel."""
+    max_bytes = limits.max_upload_bytes if content_type is None else size_limit(content_type, limits)
+    with tempfile.TemporaryDirectory(prefix="hark-") as tmp:
+        path = download(s3, bucket, key, Path(tmp) / "upload", max_bytes, declared_bytes=declared_bytes)
+        if split_channels:
+            yield decode_channels(path, Path(tmp) / "pcm", limits.max_audio_seconds, track=track)
+        else:
+            yield [decode(path, Path(tmp) / "pcm", limits.max_audio_seconds, track=track)]
 
 
 def load(path: Path, max_seconds: float, track: int = 0) -> np.ndarray:

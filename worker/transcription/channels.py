@@ -3,7 +3,7 @@ its own and the transcripts merged in time order, every word and segment carryin
 channel's speaker (A, B, ...).
 
 The channels run one after another through the shared engine (their pieces batch with other jobs'). A
-channel longer than HARK_CHUNK_THRESHOLD_SECONDS is split at pauses (chunking.split_stream, a window at a
+channel longer than HARK_CHUNK_THRESHOLD_SECONDS is split at pauses (splitting.split_stream, a window at a
 time) and its pieces transcribed in turn here, not fanned out: the chunk messages carry one mono stream
 per job. So a long multichannel job takes one worker for (channels x length) of audio.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from hark.domain.transcript import Transcript
 
-from . import audio, chunking
+from . import audio, splitting
 from .context import Context, logger
 from .engine import DecodeOptions
 
@@ -42,7 +42,7 @@ def _transcribe(ctx: Context, pcm: audio.Pcm, options: DecodeOptions) -> tuple[T
         result = ctx.engine.run(pcm.read(), options)
         return result.transcript, result.model_seconds
     parts, model_seconds = [], 0.0
-    for piece in chunking.split_stream(pcm.read, pcm.seconds, ctx.settings.chunk_target_seconds):
+    for piece in splitting.split_stream(pcm.read, pcm.seconds, ctx.settings.chunk_target_seconds):
         result = ctx.engine.run(piece.samples, options)
         parts.append((piece.chunk.start, result.transcript.model_copy(update={"duration": piece.chunk.duration})))
         model_seconds += result.model_seconds

@@ -5,10 +5,12 @@ input error that failed the job), RETRY after a delay (a transient error), or DE
 or the last attempt failed) so SQS's redrive moves it to the dead-letter queue on its next receive.
 Exactly once comes from the job record: only the caller that wins a terminal transition notifies.
 A message received before (ApproximateReceiveCount > 1) may be what killed a worker: it runs alone, so
-another death takes no other job with it (uploads.py fails a job whose message killed workers until its
-last receive).
+another death takes no other job with it (on its last receive, uploads.py answers Failed for a job whose
+message killed workers).
 
-The steps live in modules named for what they do: uploads (claims), fanout, chunks, publishing, cleanup.
+A message's walk: this handler -> uploads.py (an upload: claim, decode, transcribe or split) or
+long_audio.py (a chunk: transcribe it, assemble the last) -> back here with what became of the job ->
+ending.py, the one place a job ends (record, notifications, metrics). No step calls back up.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from hark.domain.messages import BrokenMessage, ChunkMessage, parse_transcribe_b
 from hark.domain.settings import Settings
 from worker.runtime import DEAD_LETTER, DONE, Backoff, Delivery, Outcome, QueueConsumer, retry
 
-from .chunks import transcribe_chunk
 from .context import Context, logger
+from .ending import Failed, end_job
 from .engine import Engine
-from .publishing import fail_job
+from .long_audio import transcribe_chunk
 from .uploads import take_upload
 
 
@@ -104,14 +106,14 @@ class TranscribeHandler:
                 if isinstance(work, ChunkMessage):
                     job_id = work.job_id
                     logger.thread_safe_append_keys(job_id=job_id, chunk=work.index)
-                    transcribe_chunk(self.ctx, delivery, work)
+                    end_job(self.ctx, transcribe_chunk(self.ctx, delivery, work), attempt=delivery.receive_count)
                 else:
                     if not work:
                         logger.info("no uploads in message (S3 test event): deleted")
                     for event in work:
                         job_id = event.job_id
                         logger.thread_safe_append_keys(job_id=job_id)
-                        take_upload(self.ctx, delivery, event)
+                        end_job(self.ctx, take_upload(self.ctx, delivery, event), attempt=delivery.receive_count)
             except Exception as err:
                 return self.on_transient(delivery, job_id, err)
         return DONE
@@ -126,7 +128,7 @@ class TranscribeHandler:
                 "attempt failed; retrying later", attempt=attempt, retry_in_seconds=delay, reason=reason, exc_info=err
             )
             if job_id:
-                self.ctx.store.record_attempt_error(job_id, reason)
+                self.ctx.store.jobs.record_attempt_error(job_id, reason)
             return retry(delay)
         logger.error(
             "last attempt failed: job failed, message left for the dead-letter queue",
@@ -136,7 +138,8 @@ class TranscribeHandler:
         )
         if job_id:
             try:
-                fail_job(self.ctx, job_id, f"transcription failed after {attempt} attempts: {reason}")
+                # Attempts is counted above: not again.
+                end_job(self.ctx, Failed(job_id, f"transcription failed after {attempt} attempts: {reason}"))
             except Exception:
                 logger.exception("could not record the failure; the dead-letter queue keeps the message")
         return DEAD_LETTER

@@ -15,7 +15,7 @@ within a HARK_WEBHOOK_TIMEOUT_SECONDS deadline for the whole attempt -> record t
 Messages are handled HARK_WEBHOOK_CONCURRENCY at once, each in its own thread, and shared fairly among
 receivers: a receiver that answers slowly (or drips its answer a byte at a time until the deadline cuts it
 off) holds only its own share of the threads, so it delays no one else's webhooks.
-One message owns a job's delivery (JobStore.claim_webhook): a second copy (a re-sent notification, SQS's
+One message owns a job's delivery (WebhookDelivery.claim): a second copy (a re-sent notification, SQS's
 at-least-once) is dropped, so there is one chain of attempts per job; a copy replayed from the DLQ takes
 over once the owner gave up. Every attempt carries the same webhook-id (msg_<job id>) all the same, so a
 receiver can drop duplicates.
@@ -127,7 +127,7 @@ class WebhookHandler:
             logger.error("broken webhook message: left for the dead-letter queue", reason=str(err))
             return DEAD_LETTER
         logger.append_keys(job_id=note.job_id)
-        job = self.store.get(note.job_id)
+        job = self.store.jobs.get(note.job_id)
         if job is None:
             logger.warning("job no longer exists: message dropped")
             return DONE
@@ -139,7 +139,7 @@ class WebhookHandler:
             return DONE
         if not job.status.finished:  # queued only at the end; a hand-made message may be early
             return retry(self.backoff.delay(delivery.receive_count))
-        if not self.store.claim_webhook(job.job_id, delivery.id):
+        if not self.store.webhook.claim(job.job_id, delivery.id):
             logger.info("another message delivers this job's webhook: duplicate dropped")
             return DONE
         return self.attempt(job, delivery.receive_count)
@@ -157,13 +157,13 @@ class WebhookHandler:
         except webhooks.UnresolvableHost as err:  # DNS trouble may pass: retried like a failed POST
             return self._failed(job, receive_count, WebhookAttempt(at=at, error=str(err)))
         except webhooks.UrlRefused as err:
-            self.store.record_webhook_attempt(job.job_id, WebhookAttempt(at=at, error=f"refused: {err}"))
+            self.store.webhook.record_attempt(job.job_id, WebhookAttempt(at=at, error=f"refused: {err}"))
             self.telemetry.metric("WebhooksRefused", 1)
             logger.warning("webhook URL refused at delivery: not retried", reason=str(err))
             return DONE
-        item = self.store.webhook_settings(job.user_id)
+        item = self.store.webhook_settings.get(job.user_id)
         if not item.get("secret"):  # the owner never read it: create it now, GET /webhook-secret shows it
-            item = self.store.ensure_webhook_secret(job.user_id, webhooks.new_secret())
+            item = self.store.webhook_settings.ensure_secret(job.user_id, webhooks.new_secret())
         view = job_view(job, self.s3, self.transcripts_bucket, s.transcript_link_ttl_seconds)
         if not self.turns.take(target.receiver):
             if receive_count >= self.max_attempts:  # no receive left to defer to: a failed attempt, recorded
@@ -187,13 +187,13 @@ class WebhookHandler:
         finally:
             self.turns.give_back(target.receiver)
         if 200 <= status < 300:
-            self.store.record_webhook_attempt(job.job_id, WebhookAttempt(at=at, status_code=status), delivered=True)
+            self.store.webhook.record_attempt(job.job_id, WebhookAttempt(at=at, status_code=status), delivered=True)
             self.telemetry.metric("WebhooksDelivered", 1)
             logger.info("webhook delivered", status_code=status, attempt=receive_count)
             return DONE
         if status == HTTPStatus.GONE:
             gone = WebhookAttempt(at=at, status_code=status, error="the receiver answered 410 Gone: not retried")
-            self.store.record_webhook_attempt(job.job_id, gone, gave_up=True)
+            self.store.webhook.record_attempt(job.job_id, gone, gave_up=True)
             self.telemetry.metric("WebhooksGone", 1)
             logger.warning("webhook receiver is gone (410): not retried", attempt=receive_count)
             return DONE
@@ -202,7 +202,7 @@ class WebhookHandler:
     def _failed(self, job: Job, receive_count: int, attempt: WebhookAttempt) -> Outcome:
         self.telemetry.metric("WebhookAttemptsFailed", 1, MetricUnit.Count)
         if receive_count >= self.max_attempts:
-            self.store.record_webhook_attempt(job.job_id, attempt, gave_up=True)
+            self.store.webhook.record_attempt(job.job_id, attempt, gave_up=True)
             logger.error(
                 "webhook not delivered after the last attempt: to the dead-letter queue",
                 status_code=attempt.status_code,
@@ -211,7 +211,7 @@ class WebhookHandler:
             )
             return DEAD_LETTER
         delay = self.backoff.delay(receive_count)
-        self.store.record_webhook_attempt(job.job_id, attempt.model_copy(update={"next_attempt_at": _iso_in(delay)}))
+        self.store.webhook.record_attempt(job.job_id, attempt.model_copy(update={"next_attempt_at": _iso_in(delay)}))
         logger.warning(
             "webhook attempt failed: retrying later",
             status_code=attempt.status_code,

@@ -1,11 +1,11 @@
-"""worker.transcription.chunking: where long recordings are cut (pure planning, then real VAD)."""
+"""worker.transcription.splitting: where long recordings are cut (pure planning, then real VAD)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from worker.transcription import chunking
+from worker.transcription import splitting
 from worker.transcription.audio import SAMPLE_RATE, PermanentError, check_size, encode_flac, human_bytes, load
 
 
@@ -16,13 +16,13 @@ def covers(chunks, duration):
 
 
 def test_short_recordings_are_one_chunk():
-    assert chunking.plan([], 400.0, target=300) == [chunking.Chunk(0, 0.0, 400.0)]
+    assert splitting.plan([], 400.0, target=300) == [splitting.Chunk(0, 0.0, 400.0)]
 
 
 def test_cuts_fall_in_pauses_near_the_target():
     # A pause every 7 s; a long one (sentence end) at 290-292 s.
     gaps = [(t, t + 0.4) for t in np.arange(5.0, 1200.0, 7.0)] + [(290.0, 292.0)]
-    chunks = chunking.plan(sorted(gaps), 1200.0, target=300)
+    chunks = splitting.plan(sorted(gaps), 1200.0, target=300)
     covers(chunks, 1200.0)
     assert chunks[0].end == 291.0  # the long pause beats the short ones nearer 300 s
     for c in chunks[1:]:
@@ -31,13 +31,13 @@ def test_cuts_fall_in_pauses_near_the_target():
 
 
 def test_continuous_sound_is_cut_at_the_target():
-    chunks = chunking.plan([], 1000.0, target=300)
+    chunks = splitting.plan([], 1000.0, target=300)
     covers(chunks, 1000.0)
     assert [c.start for c in chunks] == [0.0, 300.0, 600.0]
 
 
 def test_no_sliver_at_the_end():
-    chunks = chunking.plan([(440.0, 440.5)], 460.0, target=300)
+    chunks = splitting.plan([(440.0, 440.5)], 460.0, target=300)
     covers(chunks, 460.0)
     assert min(c.duration for c in chunks) >= 150
 
@@ -63,12 +63,12 @@ def sentences_and_pauses(speech) -> tuple[np.ndarray, list[tuple[float, float]]]
 def test_split_cuts_real_speech_in_its_pauses(speech):
     """Silero VAD finds the silences, every cut lands in one."""
     samples, silences = sentences_and_pauses(speech)
-    chunks = chunking.split(samples, target=12)
+    chunks = splitting.split(samples, target=12)
     covers(chunks, len(samples) / SAMPLE_RATE)
     assert len(chunks) >= 3
     for c in chunks[1:]:
         assert any(a <= c.start <= b for a, b in silences), (c, silences)
-    assert sum(len(chunking.cut(samples, c)) for c in chunks) == pytest.approx(len(samples), abs=len(chunks))
+    assert sum(len(splitting.cut(samples, c)) for c in chunks) == pytest.approx(len(samples), abs=len(chunks))
 
 
 def test_split_stream_reads_a_window_at_a_time_and_cuts_in_pauses(speech):
@@ -82,7 +82,7 @@ def test_split_stream_reads_a_window_at_a_time_and_cuts_in_pauses(speech):
         windows.append(end - start)
         return samples[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
 
-    pieces = list(chunking.split_stream(read, duration, target))
+    pieces = list(splitting.split_stream(read, duration, target))
     covers([p.chunk for p in pieces], duration)
     assert len(pieces) >= 3 and max(windows) <= target * 1.5
     for p in pieces[1:]:
@@ -107,7 +107,7 @@ def test_pauses_found_in_blocks_are_the_silences_only(speech, monkeypatch):
     """The VAD runs block by block (memory): with blocks of 5 s, seams fall inside sentences, and still
     every pause found is one of the real silences and every silence is found."""
     samples, silences = sentences_and_pauses(speech)
-    monkeypatch.setattr(chunking, "VAD_BLOCK_SECONDS", 5)
-    gaps = chunking.pauses(samples)[1:]  # after the leading silence espeak-ng leaves before the first word
+    monkeypatch.setattr(splitting, "VAD_BLOCK_SECONDS", 5)
+    gaps = splitting.pauses(samples)[1:]  # after the leading silence espeak-ng leaves before the first word
     assert all(any(a - 0.5 <= start and end <= b + 0.5 for a, b in silences) for start, end in gaps), gaps
     assert all(any(start <= (a + b) / 2 <= end for start, end in gaps) for a, b in silences), gaps
