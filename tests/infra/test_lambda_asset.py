@@ -124,10 +124,10 @@ def test_the_template_deploys_the_asset_with_the_packages_and_not_the_client_sid
     assert all(render(p["Code"]["S3Key"]).startswith(code.name.removeprefix("asset.")) for p in functions.values())
     assert (code / "lambdas" / "api").is_dir() and (code / "lambdas" / "authorizer").is_dir()
     # Chosen by inclusion: the shared domain and the API side, and of hark nothing else (no local stack,
-    # client side, operations) but the WER the API scores corrections with.
+    # client side, operations or evaluation).
     assert (code / "hark" / "domain" / "settings.py").exists() and (code / "hark" / "api" / "control.py").exists()
     shipped = {p.name for p in (code / "hark").iterdir() if p.name != "__pycache__"}
-    assert shipped == {"__init__.py", "domain", "api", "evaluation"}
+    assert shipped == {"__init__.py", "domain", "api"}
     assert {p.name for p in (code / "hark" / "evaluation").iterdir() if p.suffix == ".py"} == {"__init__.py", "wer.py"}
 
 
