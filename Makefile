@@ -60,9 +60,9 @@ model: install
 	@$(VENV)/bin/hark model install
 	@worker/transcription/export_diarization.sh $(PYTHON) .hark/export "$$($(PY) -c 'from worker.transcription import diarization; print(diarization.model_paths()[0].parent)')"
 
-## make client: regenerate hark/api_client (the typed layer of hark.client) from docs/openapi.json.
+## make client: regenerate hark/client/api_client (the typed layer of hark.client.sdk) from docs/openapi.json.
 client: install-test
-	$(PY) -m hark.client_codegen
+	$(PY) -m hark.client.codegen
 
 synth: install-test
 	cd infra && ../$(PY) app.py

@@ -2,7 +2,7 @@
 from the real test recordings, and on the real phone call that the pyannote.audio wheel ships with its
 reference (sample.wav/sample.rttm).
 
-The generated files (hark.der.converse) follow a plan of turns: which person, at least how many seconds
+The generated files (hark.evaluation.der.converse) follow a plan of turns: which person, at least how many seconds
 of their speech (cut at pauses of 100 ms or more), and a gain after every voice's loudness is evened;
 0.5 s gaps. They cover 1 to 6 people, turns from about 1 s (back-channels cut from real speech) to 60 s,
 the same person returning after a minute, a man (JFK) and a woman (LJSpeech's reader), English and
@@ -13,7 +13,7 @@ one language. The reference is each piece's speech (Silero VAD). tests/integrati
 counts on recordings this bench never uses (LibriSpeech 61, en_fleurs_000, en_fleurs_006).
 
 The call is read from the pyannote.audio wheel (MIT), fetched with `pip download`
-(`hark.der.PYANNOTE_SAMPLE_WHEEL`) into a temporary folder at bench time (not kept in the repo).
+(`hark.evaluation.der.PYANNOTE_SAMPLE_WHEEL`) into a temporary folder at bench time (not kept in the repo).
 
 Candidates, side by side on the same audio:
   hark          what the worker runs (worker/transcription/diarization.py): sherpa-onnx's offline
@@ -26,8 +26,8 @@ Candidates, side by side on the same audio:
   hark-known    the true speaker count given (speakers_expected)
   th-0.3/th-0.5 hark with the clustering threshold 0.1 either side (how fragile the count is)
 For each file: whether the speaker count is right, DER without collar and with a 0.25 s collar
-(hark.der), the share of words on the right speaker (Whisper base's words, faster-whisper, each word
-given a speaker as the worker does: diarization.assign_speakers; hark.der.words_right), and speed
+(hark.evaluation.der), the share of words on the right speaker (Whisper base's words, faster-whisper, each word
+given a speaker as the worker does: diarization.assign_speakers; hark.evaluation.der.words_right), and speed
 (model loaded: audio seconds per CPU second of this process). Totals: files counted right, DER over all
 the audio (errors summed over reference time summed), words right over all words. Results print as a
 table and replace the "Bench" section of docs/diarization.md when --write is given.
@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 from faster_whisper import WhisperModel, decode_audio  # noqa: E402
 
 from hark import bundled_model, der  # noqa: E402
-from hark.transcript import Segment, Transcript, Word  # noqa: E402
+from hark.domain.transcript import Segment, Transcript, Word  # noqa: E402
 from worker.transcription import diarization  # noqa: E402
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or REPO.parent / "shared" / "testdata" / "speech")
@@ -118,7 +118,7 @@ def pyannote_sample(folder: Path) -> tuple[np.ndarray, list[der.Turn]] | None:
 
 
 def candidates():
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     threshold = get_settings().diarization_threshold
     lower, higher = round(threshold - 0.1, 2), round(threshold + 0.1, 2)

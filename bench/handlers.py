@@ -188,9 +188,9 @@ def run(n: int) -> tuple[list[dict], list[dict]]:
         }
     )
     try:
-        from hark import aws
+        from hark.domain import aws
+        from hark.domain.settings import get_settings
         from hark.local.provision import provision
-        from hark.settings import get_settings
 
         settings = get_settings()
         provision(aws.client, aws.stack_resources(), web_origins=settings.authorized_parties, region=settings.region)

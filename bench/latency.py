@@ -18,8 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
-from hark.cli_base import fetch_dev_token
 from hark.client import Hark
+from hark.client.cli_base import fetch_dev_token
 
 POLL_SECONDS = 0.02
 GIVE_UP_SECONDS = 600

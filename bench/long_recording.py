@@ -33,8 +33,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hark.cli import fetch_dev_token  # noqa: E402
 from hark.client import Hark  # noqa: E402
+from hark.client.cli import fetch_dev_token  # noqa: E402
 from worker.transcription import audio  # noqa: E402
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR", REPO.parent / "shared" / "testdata" / "speech"))
@@ -116,7 +116,7 @@ class Sampler(threading.Thread):
 def split_only(hours: float, rounds: int) -> None:
     """What an upload's own path holds, without the engine: the decoding child, then the split (a window at
     a time, the VAD a block at a time) and each chunk's FLAC, as fanout.py does, in this process."""
-    from hark.settings import Settings
+    from hark.domain.settings import Settings
     from worker.transcription import chunking
 
     target = Settings().chunk_target_seconds

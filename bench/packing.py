@@ -30,8 +30,8 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio 
 from bench.throughput import TimedModel, spent  # noqa: E402
 from bench.transcription import SPEECH, clips, machine  # noqa: E402
 from hark import bundled_model  # noqa: E402
-from hark.settings import Settings  # noqa: E402
-from hark.wer import word_errors  # noqa: E402
+from hark.domain.settings import Settings  # noqa: E402
+from hark.evaluation.wer import word_errors  # noqa: E402
 
 RATE = 16000
 

@@ -28,7 +28,7 @@ from faster_whisper.tokenizer import Tokenizer  # noqa: E402
 
 from bench.transcription import SPEECH, clips, machine  # noqa: E402
 from hark import bundled_model  # noqa: E402
-from hark.settings import Settings  # noqa: E402
+from hark.domain.settings import Settings  # noqa: E402
 from worker.transcription.engine import _rows  # noqa: E402
 
 

@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO))
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio  # noqa: E402
 
 from bench.transcription import SPEECH, clips, machine, write_section  # noqa: E402
-from hark.settings import Settings  # noqa: E402
-from hark.wer import word_errors  # noqa: E402
+from hark.domain.settings import Settings  # noqa: E402
+from hark.evaluation.wer import word_errors  # noqa: E402
 from worker.transcription.engine import DecodeOptions, Engine  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"

@@ -9,7 +9,7 @@ Compares, on the same decoded audio and the same model, side by side:
   hark      the worker's Engine as production runs it: language per speech window, doubtful segments
             re-decoded (worker/transcription/quality.py).
 For each: real-time factor (audio seconds per wall second; median over the short clips, and the
-3.9-minute long-form clip on its own), word error rate per language (normalised as in hark/wer.py),
+3.9-minute long-form clip on its own), word error rate per language (normalised as in hark/evaluation/wer.py),
 and language detection accuracy. Results print as a table and replace the "Transcription" section
 of docs/benchmarks.md when --write is given.
 
@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 
 from faster_whisper import decode_audio  # noqa: E402
 
-from hark.settings import Settings  # noqa: E402
-from hark.wer import word_errors  # noqa: E402
+from hark.domain.settings import Settings  # noqa: E402
+from hark.evaluation.wer import word_errors  # noqa: E402
 from worker.transcription.engine import Engine  # noqa: E402
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or REPO.parent / "shared" / "testdata" / "speech")

@@ -1,4 +1,4 @@
-"""Builds the Lambda code asset: `hark` and `lambdas` plus their dependencies for the Lambda runtime.
+"""Builds the Lambda code asset: `hark.domain`, `hark.api` and `lambdas` (SOURCES) plus their dependencies for the Lambda runtime.
 
     python lambda_bundle.py            # infra/build/lambda (what `cdk deploy` uploads)
     python lambda_bundle.py --runtime  # also what AWS adds beside it (the layer's Powertools, the runtime's
@@ -8,7 +8,7 @@ The dependencies come from the lock (requirements/lambda.txt, tools/lock.py: the
 dependencies less the runtime's boto3), hashes checked, as Linux x86_64 wheels for the Lambda's Python and
 Amazon Linux 2023's glibc 2.34 (pip --platform, no Docker needed). Powertools ships in the asset although
 the layer has it: the API handler needs Powertools 3.28 or later (RequestUnsupportedContentType), which
-the pinned layer's release lacks (hark.lambda_runtime), and the asset comes before the layer on sys.path.
+the pinned layer's release lacks (hark.ops.lambda_runtime), and the asset comes before the layer on sys.path.
 runtime_packages() installs what the runtime and the Powertools layer put beside the asset, for the tests
 and the local stack, which run the handlers from the asset with nothing else on the path. The CDK CLI runs
 this before app.py (cdk.json); `make synth` and the infra tests do not: without a build, app.py packages
@@ -30,26 +30,16 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from hark.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION, runtime_requirements  # noqa: E402
+from hark.ops.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION, runtime_requirements  # noqa: E402
 from tools.lock import MANYLINUX_X86_64  # noqa: E402
 
 BUILD = HERE / "build" / "lambda"
 DEPS = HERE / "build" / "lambda-deps"
-PACKAGES = ("hark", "lambdas")
 REQUIREMENTS = REPO / "requirements" / "lambda.txt"
-# Never run in Lambda: hark.local (emulator, local gateway) and the client side (the generated API client,
-# its wrapper, the CLI, smoke test, operator and deploy tools), so they do not ship in the asset.
-CLIENT_SIDE = (
-    "api_client",
-    "client.py",
-    "client_codegen.py",
-    "cli.py",
-    "cli_base.py",
-    "smoke.py",
-    "ops.py",
-    "deploy_check.py",
-)
-SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "local", "tests", *CLIENT_SIDE)
+# What the handlers import, chosen by inclusion: the shared domain, the API side and the entry points.
+# The client side, operations, evaluation and the local stack never run in Lambda, so they do not ship.
+SOURCES = ("hark/__init__.py", "hark/domain", "hark/api", "lambdas")
+SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 # The layer's and the runtime's packages, per Python and versions (what Lambda puts beside the asset).
 RUNTIME_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hark" / "lambda-runtime"
 
@@ -91,16 +81,25 @@ def install_deps(python: str = LAMBDA_PYTHON, target: Path = DEPS) -> None:
 
 def _source_digest(deps: Path | None) -> str:
     """What a staged asset is made of: every file it copies (path and bytes) and the dependencies' stamp."""
-    digest = hashlib.sha256(f"{PACKAGES}|{CLIENT_SIDE}".encode())
+    digest = hashlib.sha256(f"{SOURCES}".encode())
     if deps is not None:
         digest.update((deps / ".requirements").read_bytes())
-    for package in PACKAGES:
-        for root, dirs, files in os.walk(REPO / package):
-            dirs[:] = sorted(set(dirs) - SKIP(root, dirs))
-            for name in sorted(set(files) - SKIP(root, files)):
-                path = Path(root, name)
-                digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    for path in source_files():
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def source_files() -> list[Path]:
+    """Every file of SOURCES the asset carries, in a stable order."""
+    found: list[Path] = []
+    for source in SOURCES:
+        if (REPO / source).is_file():
+            found.append(REPO / source)
+            continue
+        for root, dirs, files in os.walk(REPO / source):
+            dirs[:] = sorted(set(dirs) - SKIP(root, dirs))
+            found.extend(Path(root, name) for name in sorted(set(files) - SKIP(root, files)))
+    return found
 
 
 def stage(dest: Path, with_deps: bool, deps: Path = DEPS) -> Path:
@@ -115,8 +114,10 @@ def stage(dest: Path, with_deps: bool, deps: Path = DEPS) -> Path:
     if with_deps:
         shutil.copytree(deps, dest, ignore=shutil.ignore_patterns(".requirements", "__pycache__"))
     dest.mkdir(parents=True, exist_ok=True)
-    for package in PACKAGES:
-        shutil.copytree(REPO / package, dest / package, ignore=SKIP, dirs_exist_ok=True)
+    for path in source_files():
+        target = dest / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     (dest / "BUNDLED_DEPENDENCIES").write_text("yes\n" if with_deps else "no\n")
     stamp.write_text(wanted)
     return dest

@@ -1,6 +1,6 @@
 """A deterministic simulator of the GPU worker fleet scaling on expected wait.
 
-It replays `hark.scaling.ScalingPolicy` (the policy the CDK app deploys, with `infra/cdk.json`'s
+It replays `hark.ops.scaling.ScalingPolicy` (the policy the CDK app deploys, with `infra/cdk.json`'s
 `hark:maxWorkers` and spot/on-demand mix) against traffic shapes, from a handful of night uploads to
 the mission's 100,000 recordings a day and a 300,000-recording spike day, and reports what a user
 waits, how much of the fleet idles and what it costs, next to Amazon Transcribe's per-minute price.
@@ -50,7 +50,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hark.scaling import (
+from hark.domain.settings import Settings
+from hark.ops.scaling import (
     DEFAULT_POLICY,
     GPU_INSTANCE_VCPUS,
     TRANSCRIBE_USD_PER_MINUTE,
@@ -58,7 +59,6 @@ from hark.scaling import (
     ScalingPolicy,
     vcpu_quota,
 )
-from hark.settings import Settings
 
 # -- prices (us-east-1, Linux, USD) -----------------------------------------------------------------
 # AWS *list* prices as published on https://aws.amazon.com/ec2/pricing/on-demand/ (on-demand) and the

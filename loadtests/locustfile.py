@@ -25,7 +25,7 @@ Environment knobs (all optional): HARK_TOKEN, HARK_TOKENS, HARK_LOAD_AUDIO (a fi
 of the generated clip), HARK_LOAD_EMAIL_DOMAIN (example.com), HARK_LOAD_JOBS_PER_EMAIL (90),
 HARK_LOAD_JOB_TIMEOUT (seconds, 300), HARK_LOAD_POLL_INTERVAL (seconds, 1.0), HARK_LOAD_LANGUAGE (auto).
 
-Every API call goes through the Python client, ``hark.client.Hark``, the same domain calls the CLI
+Every API call goes through the Python client, ``hark.client.sdk.Hark``, the same domain calls the CLI
 makes. Locust still times each request: the client takes an httpx transport, and ``LocustTransport``
 wraps httpx's own, timing each request (to the end of its body) and firing locust's ``request`` event
 with its name, as locust's HttpUser does. This file is imported by locust's process only (never by
@@ -304,7 +304,7 @@ class TranscribeUser(HarkUser):
         if not job_id:
             return
         assert self.hark is not None
-        # The fields first, the file last, as S3's POST policy requires (hark.client.Hark.upload).
+        # The fields first, the file last, as S3's POST policy requires (hark.client.sdk.Hark.upload).
         try:
             self.hark.upload(self.form, io.BytesIO(CLIP_BYTES), filename=CLIP.name)
         except HarkError:

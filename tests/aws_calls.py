@@ -1,7 +1,7 @@
 """The AWS calls each component made during the test run, checked against its IAM role in the synthesised
 templates. The emulator enforces no IAM, so this is where a grant missing from a role shows before a deploy.
 
-hark.aws records every operation (and every presigned URL) of a component to HARK_RECORD_AWS_CALLS as JSON
+hark.domain.aws records every operation (and every presigned URL) of a component to HARK_RECORD_AWS_CALLS as JSON
 lines (tests/conftest.py sets it for the session and its subprocesses). Each call becomes the IAM requests
 AWS would authorise for it (`needs`), with the resource ARN built from the call's parameters in the
 deployed names, and each request must be allowed by an Allow statement of the component's role (IAM
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hark.resources import Resources, resources
+from hark.domain.resources import Resources, resources
 
 # Component -> (stack, logical-id prefix of its role). The ops CLI runs with the operator's own
 # credentials: its calls are recorded (so the attribution is proven) but there is no role to check.
@@ -109,7 +109,7 @@ def needs(record: dict, names: dict[str, str]) -> list[Need]:
 
     def name(value: str) -> str:
         if value not in names:
-            raise KeyError(f"{service}:{op} on {value!r}, which hark.resources does not define")
+            raise KeyError(f"{service}:{op} on {value!r}, which hark.domain.resources does not define")
         return names[value]
 
     why = f"{record['component']}: {op}{' (presigned)' if record['presign'] else ''}"
@@ -232,8 +232,8 @@ def check(
         by_component.setdefault(record["component"], []).append(record)
     for component in sorted(required - set(by_component)):
         problems.append(
-            f"{component}: its tests ran but no AWS call of it was recorded (is hark.aws's "
-            "attribution still right? see hark.aws.COMPONENTS)"
+            f"{component}: its tests ran but no AWS call of it was recorded (is hark.domain.aws's "
+            "attribution still right? see hark.domain.aws.COMPONENTS)"
         )
     for component, recs in sorted(by_component.items()):
         if component in UNCHECKED:

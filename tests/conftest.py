@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from hark import aws, bundled_model
+from hark.domain import aws, bundled_model
+from hark.domain.resources import resources
+from hark.domain.settings import get_settings
 from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, free_port
 from hark.local.provision import provision
-from hark.resources import resources
-from hark.settings import get_settings
 from tests.parallel import SESSION_DIR, is_xdist_worker
 
 pytest_plugins = ("tests.parallel",)  # the suite on two workers (pytest-xdist)
@@ -94,7 +94,7 @@ def speech(tmp_path_factory):
 
 
 # -- every AWS call a component makes, checked against its IAM role at the end of the session ----------
-# hark.aws appends each call of the API Lambda, the workers and the ops CLI to this file (the workers and
+# hark.domain.aws appends each call of the API Lambda, the workers and the ops CLI to this file (the workers and
 # `hark up` are subprocesses: they inherit the variable); tests/aws_calls.py checks them against the
 # roles in the synthesised templates once every test has run, and fails the run on a refused call.
 AWS_CALLS = "HARK_RECORD_AWS_CALLS"

@@ -54,5 +54,5 @@ def rest_proxy_event(
 
 
 def authorizer_context(user: str) -> dict:
-    """What the Lambda authorizer's Allow hands the API for `user` (hark.auth.allow_policy's context)."""
+    """What the Lambda authorizer's Allow hands the API for `user` (hark.api.auth.allow_policy's context)."""
     return {"principalId": user, "user_id": user, "email": f"{user}@example.com"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-from hark import aws
+from hark.domain import aws
 from hark.local.emulator import free_port
 from hark.local.gateway import Gateway
 from hark.local.issuer import DevIssuer

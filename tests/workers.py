@@ -65,3 +65,33 @@ class WorkerProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+class LiveProcess:
+    """`python -m worker.live` on a free port (`python`: as for WorkerProcess), returned once it answers."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, python: Sequence[str] = (sys.executable,), cwd=REPO):
+        import requests
+
+        from hark.local.emulator import free_port
+
+        port = free_port()
+        self.url = f"ws://127.0.0.1:{port}"
+        self.log_path = log_path
+        with open(log_path, "wb") as out:
+            self.process = subprocess.Popen(
+                [*python, "-m", "worker.live", "--port", str(port)], cwd=cwd, env=env, stdout=out, stderr=out
+            )
+        while True:  # ready when it answers: a ticket without a credential is refused
+            if self.process.poll() is not None:
+                pytest.fail(f"worker.live exited with {self.process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.post(f"http://127.0.0.1:{port}/v1/live/tickets", timeout=5).status_code == 401:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait()

@@ -36,7 +36,7 @@ def extras(*names: str) -> tuple[str, ...]:
     return ("--package", "hark", *(a for name in names for a in ("--extra", name)))
 
 
-RUN = ("worker", "local", "models", "diarize")
+RUN = ("worker", "live", "local", "models", "diarize")
 # Wheels for glibc 2.34 or older on x86_64 (pip takes each tag as given, not the older ones it implies): what
 # the python3.13 runtime's Amazon Linux 2023 runs (glibc 2.34), and the worker images' Ubuntu 24.04 and
 # Debian 12 (tests/integration/test_worker_images.py) too.
@@ -49,8 +49,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "test": extras(*RUN, "test", "infra"),
     # the Lambda asset (infra/lambda_bundle.py): the runtime dependencies less what Lambda provides
     "lambda": (*extras(), *(a for name in LAMBDA_PROVIDED for a in ("--no-emit-package", name))),
-    # the transcription worker image (worker/transcription/Dockerfile)
-    "transcription": extras("worker", "diarize"),
+    # the transcription worker image (worker/transcription/Dockerfile), which the live service runs too
+    "transcription": extras("worker", "diarize", "live"),
     # the notification and webhook workers' image (worker/notification/Dockerfile)
     "notification": extras(),
     # the one-time ONNX export of the diarization weights (worker/transcription/export_diarization.sh),

@@ -38,8 +38,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hark import aws
-from hark.settings import Settings
+from hark.domain import aws
+from hark.domain.settings import Settings
 
 MAX_VISIBILITY = 12 * 3600  # SQS's limit for ChangeMessageVisibility
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hark import aws
+from hark.domain import aws
+from hark.domain.resources import QueueFunctionDef
 from hark.local.gateway import LambdaFunction
 from hark.local.provision import queue_arn
-from hark.resources import QueueFunctionDef
 
 
 class SqsEventSource:

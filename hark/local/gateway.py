@@ -1,6 +1,6 @@
 """The local API gateway: HTTP in, the events API Gateway sends out, to the real Lambda handlers.
 
-It behaves as API Gateway does for the one definition in hark.http_api (the CDK API stack builds the
+It behaves as API Gateway does for the one definition in hark.api.http_api (the CDK API stack builds the
 real one from the same definition):
 - CORS preflight (OPTIONS) is answered from the CORS settings, without the authorizer;
 - a route that needs authorization and lacks the identity header gets 401 without the authorizer;
@@ -10,12 +10,12 @@ real one from the same definition):
 - the API Lambda gets the REST proxy (v1) event, with `requestContext.authorizer` carrying the
   authorizer's context and principalId;
 - API Gateway's own answers (401, 403, an unknown resource or method) are the gateway responses of
-  hark.http_api: the API's error shape, the same status, body and headers as the deployed stage.
+  hark.api.http_api: the API's error shape, the same status, body and headers as the deployed stage.
 `hark up` hands it the two functions run from the built Lambda asset, each in its own interpreter
 (hark.local.lambda_process); without them (the tests that drive handlers with their own environment and
 patches) it loads each handler in this process by its module path, as Lambda loads it. A function error
 is API Gateway's 502. Beside the API it serves the web app, the dev issuer's JWKS and a dev sign-in
-endpoint. Every answer, its own and the API's, carries hark.webapp.HARDENING_HEADERS; its files
+endpoint. Every answer, its own and the API's, carries hark.api.webapp.HARDENING_HEADERS; its files
 answer GET and HEAD only (405 with Allow otherwise).
 """
 
@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from hark.http_api import (
+from hark.api.http_api import (
     ACCESS_DENIED,
     GATEWAY_RESPONSE_HEADERS,
     HTTP_API,
@@ -48,8 +48,8 @@ from hark.http_api import (
     Route,
     gateway_response_cors,
 )
+from hark.api.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy, security_headers
 from hark.local.issuer import DevIssuer
-from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy, security_headers
 
 API_ID, ACCOUNT = "local", "123456789012"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

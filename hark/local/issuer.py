@@ -170,6 +170,6 @@ class DevIssuer:
 
 
 def _stack_clerk_secret() -> str:
-    from hark import aws
+    from hark.domain import aws
 
     return aws.secret(aws.stack_resources().clerk_secret)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hark.lambda_runtime import LAMBDA_PYTHON
 from hark.local.gateway import ACCOUNT
+from hark.ops.lambda_runtime import LAMBDA_PYTHON
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")

@@ -1,4 +1,4 @@
-"""Creates every resource of hark.resources in the emulator, as the CDK app does in AWS."""
+"""Creates every resource of hark.domain.resources in the emulator, as the CDK app does in AWS."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import secrets
 from collections.abc import Callable
 
-from hark.resources import Resources
+from hark.domain.resources import Resources
 
 ACCOUNT = "123456789012"  # moto's default account
 
@@ -23,7 +23,7 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
     """Create buckets, queues (each with its DLQ), the uploads topic and its raw-delivery subscriptions,
     tables, the SES identity and the secrets. Returns queue URLs.
 
-    `client(service)` gives a boto3 client bound to the emulator (hark.aws.client does).
+    `client(service)` gives a boto3 client bound to the emulator (hark.domain.aws.client does).
     """
     sqs, s3, ddb, ses = (client(s) for s in ("sqs", "s3", "dynamodb", "ses"))
     urls: dict[str, str] = {}

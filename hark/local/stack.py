@@ -21,11 +21,11 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from hark.http_api import HTTP_API
-from hark.lambda_runtime import function_environment
+from hark.api.http_api import HTTP_API
 from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, ensure_free
 from hark.local.gateway import ACCOUNT
 from hark.local.lambda_process import AssetFunction, build_runtime
+from hark.ops.lambda_runtime import function_environment
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_STACK = "hark-local"
@@ -102,14 +102,14 @@ LAMBDA_FUNCTIONS = {
     "authorizer": (HTTP_API.authorizer.handler, 10),
     "api": (HTTP_API.api_handler, 29),
 }
-# Passed on to the functions when set: the tests' record of each component's AWS calls (hark.aws).
+# Passed on to the functions when set: the tests' record of each component's AWS calls (hark.domain.aws).
 INSTRUMENTATION = ("HARK_RECORD_AWS_CALLS",)
 
 
 def lambda_environment(service: str, local: dict[str, str]) -> dict[str, str]:
-    """A function's variables as the CDK app sets them (hark.lambda_runtime) with this stack's values, and
+    """A function's variables as the CDK app sets them (hark.ops.lambda_runtime) with this stack's values, and
     the local stack's own (`local`: the emulator's endpoint and credentials, the dev issuer's stand-ins)."""
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     settings = get_settings()
     return {
@@ -130,8 +130,8 @@ def lambda_environment(service: str, local: dict[str, str]) -> dict[str, str]:
 
 
 def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 1) -> int:
-    from hark import aws, bundled_model
-    from hark.settings import get_settings
+    from hark.domain import aws, bundled_model
+    from hark.domain.settings import get_settings
 
     try:
         ensure_free("127.0.0.1", port, "local gateway; HARK_PORT changes it")
@@ -165,8 +165,8 @@ def run(port: int, emulator_port: int, home: Path, transcription_workers: int = 
     provision(aws.client, aws.stack_resources(), web_origins=settings.authorized_parties, region=settings.region)
     # The upload-status function, in-process behind its SQS event source (as the gateway runs the API's
     # handlers): jobs turn QUEUED the moment their upload lands, whatever the workers are doing.
+    from hark.domain.resources import upload_status_function
     from hark.local.event_source import SqsEventSource
-    from hark.resources import upload_status_function
 
     def lambda_function(service: str, handler: str, timeout: int) -> AssetFunction:
         return AssetFunction(

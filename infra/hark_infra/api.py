@@ -1,7 +1,7 @@
 """The REST API: a cached Lambda authorizer (Clerk JWTs) in front of the API Lambda, throttled and logged;
 and the upload-status Lambda (an SQS event source), which shares the API's code asset.
 
-Routes, the authorizer's kind, identity source and cache, CORS and throttling come from hark.http_api,
+Routes, the authorizer's kind, identity source and cache, CORS and throttling come from hark.api.http_api,
 the definition the local gateway serves too.
 """
 
@@ -20,10 +20,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from hark.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API, gateway_response_cors
-from hark.keys import CAPTIONS_FOLDER
-from hark.lambda_runtime import function_environment
-from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX, upload_status_function
+from hark.api.http_api import GATEWAY_RESPONSE_HEADERS, GATEWAY_RESPONSES, HTTP_API, gateway_response_cors
+from hark.domain.keys import CAPTIONS_FOLDER
+from hark.domain.resources import (
+    CHUNKS_PREFIX,
+    PARTS_PREFIX,
+    TRANSCRIPTS_PREFIX,
+    UPLOADS_PREFIX,
+    upload_status_function,
+)
+from hark.ops.lambda_runtime import function_environment
 from hark_infra.common import (
     acknowledge,
     bucket_arn,
@@ -191,7 +197,7 @@ class ApiStack(Stack):
             )
         )
         # GET /jobs/{id}/transcript with caption settings writes the re-rendered srt/vtt beside the stored
-        # files (hark.keys.caption_key), and nowhere else.
+        # files (hark.domain.keys.caption_key), and nowhere else.
         self.api_fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="StyledCaptions",
@@ -211,7 +217,7 @@ class ApiStack(Stack):
                 ],
             )
         )
-        # DELETE /jobs/{id} lists each job prefix (hark.control) before deleting: s3:ListBucket, only below
+        # DELETE /jobs/{id} lists each job prefix (hark.api.control) before deleting: s3:ListBucket, only below
         # the job prefixes.
         for sid, bdef, prefixes in (
             ("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX]),
@@ -260,7 +266,7 @@ class ApiStack(Stack):
                 status_queue, batch_size=status_def.batch_size, report_batch_item_failures=True
             )
         )
-        # hark.arrivals: read the job, move it to QUEUED, or delete an upload no job accounts for.
+        # hark.domain.arrivals: read the job, move it to QUEUED, or delete an upload no job accounts for.
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="JobsTable",
@@ -285,7 +291,7 @@ class ApiStack(Stack):
 
 class ApiRoutes(Construct):
     """The REST API: its stage (throttled, logged), API Gateway's own answers, the Lambda authorizer and every
-    route of hark.http_api to the API function. Its resources are the stack's children, not this construct's:
+    route of hark.api.http_api to the API function. Its resources are the stack's children, not this construct's:
     their logical IDs stay the stack's (a construct scope would rename them, and a renamed resource is
     replaced on deploy)."""
 
@@ -349,7 +355,7 @@ class ApiRoutes(Construct):
             "AmazonAPIGatewayPushToCloudWatchLogs]",
         )
         # API Gateway's own answers (401, 403, unknown route, throttling, ...) in the API's error shape,
-        # from the one definition the local gateway sends too (hark.http_api.GATEWAY_RESPONSES). Each
+        # from the one definition the local gateway sends too (hark.api.http_api.GATEWAY_RESPONSES). Each
         # carries the CORS origin, or the browser hides it; a specific type replaces DEFAULT_4XX whole.
         gateway_headers = {
             **{k: f"'{v}'" for k, v in GATEWAY_RESPONSE_HEADERS.items()},
@@ -411,7 +417,7 @@ class ApiRoutes(Construct):
                 acknowledge(
                     method,
                     "The link itself is the credential: a signed, expiring token checked by "
-                    "the API Lambda (hark.links).",
+                    "the API Lambda (hark.domain.links).",
                     "AwsSolutions-APIG4",
                     "AwsSolutions-COG4",
                 )

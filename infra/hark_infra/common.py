@@ -7,7 +7,7 @@ from constructs import IConstruct
 
 
 def bucket_arn(scope: IConstruct, name: str, key_pattern: str | None = None) -> str:
-    """arn:aws:s3:::name (or name/key_pattern). Buckets are named by hark.resources, so no export is needed."""
+    """arn:aws:s3:::name (or name/key_pattern). Buckets are named by hark.domain.resources, so no export is needed."""
     resource = name if key_pattern is None else f"{name}/{key_pattern}"
     return Stack.of(scope).format_arn(
         service="s3", resource=resource, region="", account="", arn_format=ArnFormat.NO_RESOURCE_NAME
@@ -43,7 +43,7 @@ def ses_identity_arn(scope: IConstruct, identity: str) -> str:
 
 
 def secret_arn(scope: IConstruct, name: str) -> str:
-    """A Secrets Manager secret by its name (hark.resources): Secrets Manager appends '-' and six random
+    """A Secrets Manager secret by its name (hark.domain.resources): Secrets Manager appends '-' and six random
     characters to the ARN, matched by '-??????' (exactly six, so no other secret's name can match)."""
     return Stack.of(scope).format_arn(
         service="secretsmanager",
@@ -54,8 +54,8 @@ def secret_arn(scope: IConstruct, name: str) -> str:
 
 
 def resource_env() -> dict[str, str]:
-    """The environment every Lambda and task needs to name the stack's resources as hark.resources
-    does here: bucket names carry the account and region (hark.resources.bucket_name)."""
+    """The environment every Lambda and task needs to name the stack's resources as hark.domain.resources
+    does here: bucket names carry the account and region (hark.domain.resources.bucket_name)."""
     return {"HARK_ACCOUNT": Aws.ACCOUNT_ID, "HARK_REGION": Aws.REGION}
 
 

@@ -15,10 +15,10 @@ from typing import Any
 from aws_cdk import Aws
 from constructs import Construct
 
-from hark.http_api import HTTP_API
-from hark.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION
-from hark.resources import Resources, resources
-from hark.scaling import DEFAULT_POLICY, ScalingPolicy
+from hark.api.http_api import HTTP_API
+from hark.domain.resources import Resources, resources
+from hark.ops.lambda_runtime import LAMBDA_PYTHON, POWERTOOLS_LAYER_VERSION
+from hark.ops.scaling import DEFAULT_POLICY, ScalingPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra"
@@ -28,7 +28,7 @@ CDK_JSON = INFRA_DIR / "cdk.json"
 WORKER_ZONES = 2
 
 # The Lambda runtime (LAMBDA_PYTHON) and the public Powertools for AWS Lambda (Python) v3 layer's version, with
-# the release each layer version carries, are in hark.lambda_runtime (the local stack runs the same).
+# the release each layer version carries, are in hark.ops.lambda_runtime (the local stack runs the same).
 __all__ = ["LAMBDA_PYTHON", "HarkConfig", "powertools_layer_arn"]
 POWERTOOLS_ACCOUNT = "017000801446"
 
@@ -71,7 +71,7 @@ class HarkConfig:
 
     @property
     def resources(self) -> Resources:
-        """hark.resources for this deployment: bucket names carry the account and region as
+        """hark.domain.resources for this deployment: bucket names carry the account and region as
         CloudFormation tokens; consumers rebuild the same names from HARK_ACCOUNT and HARK_REGION
         (hark_infra.common.resource_env)."""
         return resources(self.stack, self.email_sender, account=Aws.ACCOUNT_ID, region=Aws.REGION)

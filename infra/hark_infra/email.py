@@ -9,7 +9,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
-from hark.resources import CLERK_SECRET_PLACEHOLDER
+from hark.domain.resources import CLERK_SECRET_PLACEHOLDER
 from hark_infra.common import acknowledge
 from hark_infra.config import HarkConfig
 
@@ -35,12 +35,12 @@ class EmailStack(Stack):
         )
 
         # Generated once by Secrets Manager, never in the template. Read by the notifier (signs) and the
-        # API (verifies); names from hark.resources, so the grants need no export.
+        # API (verifies); names from hark.domain.resources, so the grants need no export.
         self.link_signing_key = secretsmanager.Secret(
             self,
             "LinkSigningKey",
             secret_name=res.link_signing_secret,
-            description="Hark: HMAC-SHA256 key of the transcript links in emails (hark/links.py)",
+            description="Hark: HMAC-SHA256 key of the transcript links in emails (hark/domain/links.py)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=LINK_KEY_LENGTH, exclude_punctuation=True, include_space=False
             ),

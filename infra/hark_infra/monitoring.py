@@ -1,7 +1,7 @@
 """Ops: one dashboard, and alarms (dead letters, stuck queues, worker errors, email failures, API 5xx)
 to an SNS topic.
 
-Metrics are addressed by the deterministic names (hark.resources, the stack's service names), so this
+Metrics are addressed by the deterministic names (hark.domain.resources, the stack's service names), so this
 stack holds no cross-stack references and can be changed without touching the others.
 """
 
@@ -16,7 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from hark.scaling import TRANSCRIBE_USD_PER_MINUTE, ScalingPolicy
+from hark.ops.scaling import TRANSCRIBE_USD_PER_MINUTE, ScalingPolicy
 from hark_infra.config import HarkConfig
 from hark_infra.workers import METRIC_NAMESPACE, WORKER_ERRORS_METRIC, scaling_metrics, used_by
 

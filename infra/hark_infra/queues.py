@@ -1,5 +1,5 @@
 """The transcribe, notify, webhook and upload-status queues, each with its dead-letter queue, and the uploads topic
-that fans an upload's S3 event out to the transcribe and upload-status queues, as hark.resources defines
+that fans an upload's S3 event out to the transcribe and upload-status queues, as hark.domain.resources defines
 them (docs/architecture.md, "QUEUED when the upload lands")."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from hark.resources import QueueDef
+from hark.domain.resources import QueueDef
 from hark_infra.common import acknowledge, bucket_arn
 from hark_infra.config import HarkConfig
 

@@ -1,4 +1,4 @@
-"""The audio and transcripts buckets (named by hark.resources) and the upload notification (S3 -> SNS)."""
+"""The audio and transcripts buckets (named by hark.domain.resources) and the upload notification (S3 -> SNS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from hark.resources import BucketDef
+from hark.domain.resources import BucketDef
 from hark_infra.common import acknowledge
 from hark_infra.config import HarkConfig
 

@@ -1,4 +1,4 @@
-"""The jobs table (with its GSIs) and Powertools' idempotency table, as hark.resources defines them."""
+"""The jobs table (with its GSIs) and Powertools' idempotency table, as hark.domain.resources defines them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as ddb
 from constructs import Construct
 
-from hark.resources import TableDef
+from hark.domain.resources import TableDef
 from hark_infra.config import HarkConfig
 
 

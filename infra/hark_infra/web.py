@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy
+from hark.api.webapp import HARDENING_HEADERS, clerk_frontend_api_host, content_security_policy
 from hark_infra.common import acknowledge
 from hark_infra.config import REPO_ROOT, HarkConfig
 from hark_infra.storage import private_bucket_props
@@ -165,7 +165,7 @@ class WebStack(Stack):
         clerk_host = clerk_frontend_api_host(config.clerk_publishable_key) if config.clerk_publishable_key else None
         # The API's URL cannot be named here (the Api stack depends on this one), so connect-src allows
         # the region's execute-api hosts; the buckets (audio: the presigned upload; transcripts: the
-        # viewer's fetch) on the regional virtual-hosted endpoint every presigned URL uses (hark.aws).
+        # viewer's fetch) on the regional virtual-hosted endpoint every presigned URL uses (hark.domain.aws).
         connect = [f"https://*.execute-api.{Aws.REGION}.amazonaws.com"]
         connect += [f"https://{b.name}.s3.{Aws.REGION}.amazonaws.com" for b in config.resources.buckets]
         # The viewer's player: presigned GETs of the audio bucket (GET /jobs/{id}/audio), same endpoint.
@@ -180,7 +180,7 @@ class WebStack(Stack):
                     content_security_policy=csp, override=True
                 ),
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
-                # The values of hark.webapp.HARDENING_HEADERS (nosniff is ContentTypeOptions' only one). The
+                # The values of hark.api.webapp.HARDENING_HEADERS (nosniff is ContentTypeOptions' only one). The
                 # policy applies to error answers too: the 403/404 pages are /index.html, the default behavior's.
                 frame_options=cloudfront.ResponseHeadersFrameOptions(
                     frame_option=cloudfront.HeadersFrameOption[HARDENING_HEADERS["X-Frame-Options"]], override=True

@@ -21,8 +21,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
-from hark.scaling import (
+from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.domain.settings import Settings
+from hark.ops.scaling import (
     AUDIO,
     COST,
     DESIRED,
@@ -35,7 +36,6 @@ from hark.scaling import (
     VISIBLE,
     ScalingPolicy,
 )
-from hark.settings import Settings
 from hark_infra.common import (
     acknowledge,
     bucket_arn,
@@ -55,13 +55,13 @@ GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 1 NVIDIA T4 (16 GB), 4 vCPU, 16 GiB: one wo
 #   g4dn.xlarge   T4 16 GB,   4 vCPU, 16 GiB      g4dn.2xlarge  T4 16 GB,   8 vCPU, 32 GiB
 #   g6.xlarge     L4 24 GB,   4 vCPU, 16 GiB      g5.xlarge     A10G 24 GB, 4 vCPU, 16 GiB
 # More types mean fewer spot interruptions and fewer "no capacity" waits when waking from zero.
-GPU_INSTANCE_TYPES = tuple(GPU_INSTANCE_VCPUS)  # hark/scaling.py: the simulator and the quota read it too
+GPU_INSTANCE_TYPES = tuple(GPU_INSTANCE_VCPUS)  # hark/ops/scaling.py: the simulator and the quota read it too
 # /etc/ecs/ecs.config on each GPU instance: drain the instance's tasks (SIGTERM, stopTimeout) as soon as
 # its spot interruption notice arrives, two minutes before EC2 reclaims it; and keep awsvpc tasks away
 # from the instance metadata service, so a task can never use the instance role's credentials.
 ECS_AGENT_CONFIG = {"ECS_ENABLE_SPOT_INSTANCE_DRAINING": "true", "ECS_AWSVPC_BLOCK_IMDS": "true"}
 MODEL_DIR_IN_IMAGE = "/opt/hark/model"
-# The workers' own defaults (hark/settings.py), carried into the task definitions, not copied: the
+# The workers' own defaults (hark/domain/settings.py), carried into the task definitions, not copied: the
 # stop budget the worker keeps and ECS's stopTimeout are one number.
 _WORKER_DEFAULTS = {
     name: Settings.model_fields[name].default
@@ -89,7 +89,7 @@ COST_METRIC = "CostUsd"  # each transcription's model seconds at the configured 
 
 
 def scaling_metrics(queue_name: str, cluster_name: str, service_name: str, period: Duration) -> dict[str, cw.Metric]:
-    """The inputs of the scaling expressions, keyed by the ids hark.scaling uses."""
+    """The inputs of the scaling expressions, keyed by the ids hark.ops.scaling uses."""
 
     def sqs_metric(name: str) -> cw.Metric:
         return cw.Metric(
@@ -336,7 +336,7 @@ class WorkersStack(Stack):
     def _scale_on_expected_wait(
         self, policy: ScalingPolicy, queue_name: str, service: ecs.Ec2Service
     ) -> dict[str, cw.Alarm]:
-        """Expected-wait step scaling (hark/scaling.py): scale out, scale in on work per worker, wake."""
+        """Expected-wait step scaling (hark/ops/scaling.py): scale out, scale in on work per worker, wake."""
         period = Duration.seconds(policy.period_seconds)
         target = appscaling.ScalableTarget(
             self,
@@ -643,7 +643,7 @@ def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
         )
     )
     # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
-    # at once (hark.arrivals), not left for the 30-day lifecycle rule.
+    # at once (hark.domain.arrivals), not left for the 30-day lifecycle rule.
     r.add_to_policy(
         iam.PolicyStatement(
             sid="DeleteOrphanUploads",
@@ -654,7 +654,7 @@ def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
     acknowledge(
         r,
         "Object ARNs are scoped to the key prefixes this worker reads and writes; each job's "
-        "keys live below them (hark/keys.py). Table ARNs include the jobs table's indexes.",
+        "keys live below them (hark/domain/keys.py). Table ARNs include the jobs table's indexes.",
         *[
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{b}/{p}*]"
             for b, p in (

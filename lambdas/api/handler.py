@@ -1,8 +1,8 @@
-"""The API Lambda: API Gateway REST proxy events in, JSON out. Thin: hark.control does the work.
+"""The API Lambda: API Gateway REST proxy events in, JSON out. Thin: hark.api.control does the work.
 
 The caller is read only from requestContext.authorizer (the Lambda authorizer's context); nothing
 in the request itself can name a user. The one exception is GET /links/{token}, the links in emails:
-no bearer token, the signed token is the credential and names the job (hark.links). Every error has one shape:
+no bearer token, the signed token is the credential and names the job (hark.domain.links). Every error has one shape:
     {"error": {"code": "<snake_case>", "message": "<a sentence a person can act on>"}}
 Bad input is always 4xx: 400 validation, 404, 409, 413, 415, 422 (Idempotency-Key reuse), 429.
 """
@@ -28,8 +28,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from hark import control
-from hark.api_schemas import (
+from hark.api import control
+from hark.api.control import ApiError, Caller
+from hark.api.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED
+from hark.api.json_body import BodyRefused, parse_object
+from hark.api.webapp import HARDENING_HEADERS
+from hark.domain.api_schemas import (
     AudioLink,
     CreateJobRequest,
     CreateJobResponse,
@@ -42,13 +46,9 @@ from hark.api_schemas import (
     WebhookSecret,
     WebhookSettings,
 )
-from hark.control import ApiError, Caller
-from hark.http_api import HTTP_API, MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED
-from hark.jobs import JobStatus
-from hark.json_body import BodyRefused, parse_object
-from hark.settings import get_settings
-from hark.transcript import MAX_CHARS_PER_LINE, MAX_LINES_PER_CUE, MIN_CHARS_PER_LINE, MIN_LINES_PER_CUE
-from hark.webapp import HARDENING_HEADERS
+from hark.domain.jobs import JobStatus
+from hark.domain.settings import get_settings
+from hark.domain.transcript import MAX_CHARS_PER_LINE, MAX_LINES_PER_CUE, MIN_CHARS_PER_LINE, MIN_LINES_PER_CUE
 
 logger = Logger(service="hark-api")
 metrics = Metrics(namespace="Hark", service="hark-api")
@@ -69,7 +69,7 @@ def resolver(origins: tuple[str, ...]) -> APIGatewayRestResolver:
         enable_validation=True,
         cors=cors,
         response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
-        # Bounded before parsing, objects only, no duplicate keys (hark.json_body): never a 500.
+        # Bounded before parsing, objects only, no duplicate keys (hark.api.json_body): never a 500.
         json_body_deserializer=_read_body,
     )
     app.include_router(router)
@@ -287,7 +287,7 @@ def put_webhook_settings(request: WebhookSettings) -> WebhookSettings:
     return control.set_webhook_settings(caller(), request)
 
 
-# -- email links: no bearer token, the signed link is the credential (hark.links) ------------------------
+# -- email links: no bearer token, the signed link is the credential (hark.domain.links) ------------------------
 def _own_error(description: str) -> Any:  # an OpenAPIResponse, as Powertools' routes take them
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
@@ -413,7 +413,7 @@ def handler(event: dict, context) -> dict:
             metrics.flush_metrics()
 
 
-# Every answer of the API: hardened as every answer is (hark.webapp), and never cached (job views and
+# Every answer of the API: hardened as every answer is (hark.api.webapp), and never cached (job views and
 # transcript links carry presigned URLs; a shared cache must not hand one user's answer to another).
 RESPONSE_HEADERS = {**HARDENING_HEADERS, "Cache-Control": "no-store"}
 
@@ -452,7 +452,7 @@ def openapi_document() -> dict:
             responses = operation.get("responses", {})
             if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                 responses.pop("422")
-            if "429" in responses:  # the quota's refusal says when to try again (hark.control)
+            if "429" in responses:  # the quota's refusal says when to try again (hark.api.control)
                 responses["429"]["headers"] = {
                     "Retry-After": {
                         "description": "Seconds to wait before trying again",

@@ -1,9 +1,9 @@
 """API Gateway Lambda authorizer: verify the bearer token, answer with an Allow policy for the API.
 
-It takes the event of either authorizer kind (TOKEN or REQUEST): hark.http_api says which one the
+It takes the event of either authorizer kind (TOKEN or REQUEST): hark.api.http_api says which one the
 stage is wired with, and the contract tests drive this handler with what that kind sends.
 
-Thin: hark.auth does the verification. Any failure raises Exception("Unauthorized") - the one
+Thin: hark.api.auth does the verification. Any failure raises Exception("Unauthorized") - the one
 message API Gateway turns into a 401 - and the real reason goes only to the log.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from hark.auth import Unauthorized, allow_policy, authorizer_token, verifier_for
-from hark.settings import get_settings
+from hark.api.auth import Unauthorized, allow_policy, authorizer_token, verifier_for
+from hark.domain.settings import get_settings
 
 logger = Logger(service="hark-authorizer")
 

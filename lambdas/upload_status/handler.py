@@ -2,7 +2,7 @@
 
 S3 -> the uploads SNS topic -> the upload-status SQS queue (raw delivery: each body is the S3 event
 itself) -> this Lambda, through an SQS event source with partial batch responses. It does what
-hark.arrivals decides for an arrival, whatever the transcription workers are doing (busy, scaling
+hark.domain.arrivals decides for an arrival, whatever the transcription workers are doing (busy, scaling
 from zero): UPLOADING -> QUEUED with the object's real size, or the object deleted when no job
 accounts for it. The workers read the same event from the transcribe queue and call the same
 idempotent step, so it does not matter which of the two sees the upload first.
@@ -21,9 +21,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from hark import aws
-from hark.arrivals import receive_upload
-from hark.messages import BrokenMessage, ChunkMessage, parse_transcribe_body
+from hark.domain import aws
+from hark.domain.arrivals import receive_upload
+from hark.domain.messages import BrokenMessage, ChunkMessage, parse_transcribe_body
 
 logger = Logger(service="upload-status")
 metrics = Metrics(namespace="Hark", service="upload-status")

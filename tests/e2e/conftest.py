@@ -62,7 +62,7 @@ def live_stack(tmp_path_factory, model_dir):
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hark.cli", "up", "--port", str(port)],
+            [sys.executable, "-m", "hark.client.cli", "up", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=out,

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from hark.cli import ALL_FORMATS, EXIT_OK
-from hark.wer import word_error_rate
+from hark.client.cli import ALL_FORMATS, EXIT_OK
+from hark.evaluation.wer import word_error_rate
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,17 @@ def test_several_recordings_in_every_format_into_an_output_dir(live_stack, speec
         files.append(str(path))
     out_dir = tmp_path / "transcripts"
     run = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "transcribe", *files, "--format", "all", "--output-dir", str(out_dir)],
+        [
+            sys.executable,
+            "-m",
+            "hark.client.cli",
+            "transcribe",
+            *files,
+            "--format",
+            "all",
+            "--output-dir",
+            str(out_dir),
+        ],
         env=live_stack.env(),
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""hark.client against the whole local stack (`hark up`): a real recording created, uploaded, waited
+"""hark.client.sdk against the whole local stack (`hark up`): a real recording created, uploaded, waited
 for, read in every format, listed and deleted; every refusal a typed exception with the API's message."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from hark import smoke
-from hark.api_schemas import JobStatus as SchemaStatus
+from hark.api.http_api import UNAUTHORIZED
 from hark.client import (
     FORMATS,
     ApiError,
@@ -19,10 +18,11 @@ from hark.client import (
     JobView,
     NotFound,
     NotReady,
+    smoke,
 )
-from hark.http_api import UNAUTHORIZED
-from hark.settings import Settings
-from hark.wer import word_error_rate
+from hark.domain.api_schemas import JobStatus as SchemaStatus
+from hark.domain.settings import Settings
+from hark.evaluation.wer import word_error_rate
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ def test_port_in_use_is_one_line_error():
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "hark.cli", "up", "--port", str(port)],
+            [sys.executable, "-m", "hark.client.cli", "up", "--port", str(port)],
             cwd=REPO,
             env=_clean_env(),
             capture_output=True,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hark import smoke
+from hark.client import smoke
 from hark.local.emulator import free_port
 
 pytestmark = pytest.mark.e2e
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def hark(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hark.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "hark.client.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from hark.wer import word_error_rate
+from hark.evaluation.wer import word_error_rate
 from tests.links import link_format
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +115,7 @@ def test_upload_to_emailed_transcript(live_stack, speech, text, lang, fmt, conte
 def test_cli_transcribes_and_prints(live_stack, speech):
     audio = speech("Please send the signed contract to the legal team before Friday.", "en", "mp3")
     result = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "transcribe", str(audio)],
+        [sys.executable, "-m", "hark.client.cli", "transcribe", str(audio)],
         env=live_stack.env(),
         capture_output=True,
         text=True,
@@ -131,7 +131,7 @@ def test_cli_reports_failed_job(live_stack, tmp_path):
     bogus = tmp_path / "notes.wav"
     bogus.write_text("these are meeting notes, not a recording\n" * 20)
     result = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "transcribe", str(bogus)],
+        [sys.executable, "-m", "hark.client.cli", "transcribe", str(bogus)],
         env=live_stack.env(),
         capture_output=True,
         text=True,

@@ -57,7 +57,7 @@ def test_sign_in_upload_watch_and_read(page, live_stack, speech, tmp_path):
     expect(page.locator("#upload-errors")).to_contain_text(re.compile(r"not accepted|not allowed", re.I))
 
     # The spoken clip: uploaded straight to S3, then QUEUED -> PROCESSING -> COMPLETED.
-    page.get_by_label("Spoken language").fill("English")  # a name or a code (hark/languages.py)
+    page.get_by_label("Spoken language").fill("English")  # a name or a code (hark/domain/languages.py)
     page.locator("#file-input").set_input_files(clip)
     item = job_item(page, clip.name)
     expect(item).to_be_visible()

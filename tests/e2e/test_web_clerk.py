@@ -21,7 +21,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from hark.webapp import content_security_policy
+from hark.api.webapp import content_security_policy
 
 from .conftest import REPO, launch_chromium
 
@@ -73,7 +73,7 @@ class ClerkRoutes:
 
     @staticmethod
     def _document(route) -> None:
-        """The page with the Content-Security-Policy CloudFront sends for this key (hark.webapp), so
+        """The page with the Content-Security-Policy CloudFront sends for this key (hark.api.webapp), so
         the browser enforces the deployed policy on Clerk's script: the local stack has no key."""
         response = route.fetch()
         directives = dict(d.split(" ", 1) for d in response.headers["content-security-policy"].split("; "))

@@ -1,5 +1,5 @@
 """Speaker labels (issue 14) from the web page and the CLI, on the whole local stack (`hark up`): a
-two-person conversation joined from real recordings (hark.der.join), the real diarization model."""
+two-person conversation joined from real recordings (hark.evaluation.der.join), the real diarization model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from hark import der
+from hark.evaluation import der
 from tests.conftest import SHARED_SPEECH
 from tests.e2e.test_web import job_item, sign_in
 from worker.transcription import audio
@@ -80,7 +80,7 @@ def test_switch_colours_and_local_renames(page, live_stack, conversation):
 
 def test_cli_speakers(live_stack, conversation):
     run = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "transcribe", str(conversation), "--speakers"],
+        [sys.executable, "-m", "hark.client.cli", "transcribe", str(conversation), "--speakers"],
         env=live_stack.env(),
         capture_output=True,
         text=True,

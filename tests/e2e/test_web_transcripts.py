@@ -9,7 +9,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from hark.transcript import MAX_CHARS_PER_LINE, MIN_CHARS_PER_LINE
+from hark.domain.transcript import MAX_CHARS_PER_LINE, MIN_CHARS_PER_LINE
 from tests.e2e.test_web import TRANSCRIBE_TIMEOUT_MS, job_item, sign_in
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,7 @@ def test_cli_prints_captions_in_a_chosen_style(live_stack, speech):
     import sys
 
     audio = speech(SENTENCE, "en", "mp3")
-    command = [sys.executable, "-m", "hark.cli", "transcribe", str(audio)]
+    command = [sys.executable, "-m", "hark.client.cli", "transcribe", str(audio)]
     run = subprocess.run(
         [*command, "--format", "srt", "--chars-per-line", "20", "--lines-per-cue", "1"],
         env=live_stack.env(),

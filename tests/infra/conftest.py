@@ -30,9 +30,9 @@ TEST_CONTEXT = {
 
 
 def template_resources():
-    """hark.resources as the templates name them: bucket names carry the account and region, here as
+    """hark.domain.resources as the templates name them: bucket names carry the account and region, here as
     render() writes the pseudo parameters (${AWS::AccountId}, ${AWS::Region})."""
-    from hark.resources import resources
+    from hark.domain.resources import resources
 
     return resources(
         TEST_CONTEXT["hark:stack"],

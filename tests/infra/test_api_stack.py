@@ -6,8 +6,8 @@ import json
 
 from aws_cdk.assertions import Match
 
-from hark.http_api import HTTP_API
-from hark.resources import upload_status_function
+from hark.api.http_api import HTTP_API
+from hark.domain.resources import upload_status_function
 
 from .conftest import TEST_CONTEXT, api_routes, render, resources_of, template_resources
 

@@ -1,4 +1,4 @@
-"""The session-end IAM check (tests/aws_calls.py) on calls shaped as hark.aws records them, against the real
+"""The session-end IAM check (tests/aws_calls.py) on calls shaped as hark.domain.aws records them, against the real
 synthesised roles: it allows what the roles grant and refuses what they do not, so a grant removed from a
 role fails the run that exercised it."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hark.resources import resources
+from hark.domain.resources import resources
 from tests import aws_calls
 
 from .conftest import TEST_CONTEXT

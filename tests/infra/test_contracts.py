@@ -23,14 +23,15 @@ from urllib.parse import quote_plus
 import pytest
 from werkzeug.test import Client
 
-from hark import auth, aws
-from hark.api_schemas import ErrorResponse
-from hark.keys import upload_key
+from hark.api import auth
+from hark.api.webapp import HARDENING_HEADERS
+from hark.domain import aws
+from hark.domain.api_schemas import ErrorResponse
+from hark.domain.keys import upload_key
+from hark.domain.messages import parse_transcribe_body
+from hark.domain.settings import get_settings
 from hark.local.gateway import Gateway, LambdaContext
 from hark.local.issuer import DevIssuer
-from hark.messages import parse_transcribe_body
-from hark.settings import get_settings
-from hark.webapp import HARDENING_HEADERS
 from lambdas.api import handler as api_handler
 from lambdas.authorizer import handler as authorizer_handler
 
@@ -402,7 +403,7 @@ def test_every_gateway_response_is_the_apis_error_shape(synth):
         assert response["headers"]["Access-Control-Allow-Origin"] == WEB_ORIGIN, rtype
         assert response["headers"]["X-Content-Type-Options"] == "nosniff", rtype
         assert response["headers"]["Cache-Control"] == "no-store", rtype
-        for header, value in HARDENING_HEADERS.items():  # what every answer carries (hark.webapp)
+        for header, value in HARDENING_HEADERS.items():  # what every answer carries (hark.api.webapp)
             assert response["headers"][header] == value, (rtype, header)
     assert responses["UNAUTHORIZED"]["status"] == 401 and responses["ACCESS_DENIED"]["status"] == 403
     # An unknown route is the same 404 route_not_found the API Lambda answers for one it lacks.
@@ -584,7 +585,7 @@ def test_upload_status_function_queues_the_job_from_the_documented_sqs_event(syn
     as a batch item failure (so only that record comes back, and in the end reaches the DLQ)."""
     import importlib
 
-    from hark.jobs import Job, JobStatus, new_job_id, now_iso
+    from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
 
     wiring = upload_wiring(synth)
     assert wiring["status_queue"] == template_resources().upload_status_queue.name

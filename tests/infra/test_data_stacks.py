@@ -1,4 +1,4 @@
-"""Queues, tables, buckets and the upload notification (S3 -> SNS -> SQS) follow hark.resources exactly."""
+"""Queues, tables, buckets and the upload notification (S3 -> SNS -> SQS) follow hark.domain.resources exactly."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hark.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 
 from .conftest import TEST_CONTEXT, grants, role_statements, template_resources
 
@@ -96,7 +96,7 @@ def test_transcription_worker_cannot_send_email(transcription):
         ("s3:GetObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:PutObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),  # a job deleted while it ran
-        ("s3:DeleteObject", f"{AUDIO}/uploads/*"),  # an upload no job accounts for (hark.arrivals)
+        ("s3:DeleteObject", f"{AUDIO}/uploads/*"),  # an upload no job accounts for (hark.domain.arrivals)
         ("s3:ListBucket", AUDIO),
         ("s3:ListBucket", TRANSCRIPTS),  # HeadObject of a missing key: 404, not 403
     }

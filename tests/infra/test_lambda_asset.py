@@ -1,6 +1,6 @@
 """The Lambda asset, alone: built by the project's bundler, every handler the synthesised template names is
 imported and driven with nothing on the path but the asset, the Powertools layer's packages at the release
-of the layer version the template pins, and the runtime's boto3 (hark.lambda_runtime), under the Lambda's
+of the layer version the template pins, and the runtime's boto3 (hark.ops.lambda_runtime), under the Lambda's
 Python (-I -S), with the function's environment variables from the template (the account and region, the
 issuer and the emulator substituted with local ones).
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from hark.lambda_runtime import LAMBDA_PYTHON, powertools_release
 from hark.local.emulator import LOCAL_CREDENTIALS
 from hark.local.issuer import DevIssuer
 from hark.local.lambda_process import AssetFunction, FunctionError, Runtime, runtime_python
+from hark.ops.lambda_runtime import LAMBDA_PYTHON, powertools_release
 from tests.events import authorizer_context, rest_proxy_event
 
 from .conftest import INFRA, TEST_CONTEXT, render, resources_of
@@ -123,10 +123,10 @@ def test_the_template_deploys_the_asset_with_the_packages_and_not_the_client_sid
     (code,) = [a for a in assets if (a / "BUNDLED_DEPENDENCIES").exists()]
     assert all(render(p["Code"]["S3Key"]).startswith(code.name.removeprefix("asset.")) for p in functions.values())
     assert (code / "lambdas" / "api").is_dir() and (code / "lambdas" / "authorizer").is_dir()
-    assert (code / "hark" / "settings.py").exists()
-    assert not (code / "hark" / "local").exists()  # the emulator never ships to Lambda
-    assert not (code / "hark" / "api_client").exists() and not (code / "hark" / "client.py").exists()
-    assert not (code / "hark" / "cli.py").exists()  # nor the client side
+    # Chosen by inclusion: the shared domain and the API side, and of hark nothing else (no local stack,
+    # client side, operations or evaluation).
+    assert (code / "hark" / "domain" / "settings.py").exists() and (code / "hark" / "api" / "control.py").exists()
+    assert {p.name for p in (code / "hark").iterdir() if p.name != "__pycache__"} == {"__init__.py", "domain", "api"}
 
 
 def test_every_handler_imports_from_the_asset_alone(environments):
@@ -150,7 +150,7 @@ def test_the_authorizer_allows_a_valid_token_and_refuses_a_bad_one(environments,
     party = json.loads(authorizer.environment["HARK_AUTHORIZED_PARTIES"])[0]
     method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/prod/GET/jobs"
     token = issuer.token("ada@example.com", azp=party)["token"]
-    # The TOKEN event API Gateway sends (hark.http_api's authorizer kind; hark.local.gateway builds the same).
+    # The TOKEN event API Gateway sends (hark.api.http_api's authorizer kind; hark.local.gateway builds the same).
     answer = authorizer({"type": "TOKEN", "authorizationToken": f"Bearer {token}", "methodArn": method_arn})
     (statement,) = answer["policyDocument"]["Statement"]
     assert statement["Effect"] == "Allow" and answer["principalId"] == answer["context"]["user_id"]

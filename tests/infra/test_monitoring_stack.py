@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from hark.resources import resources
-from hark.scaling import DEFAULT_POLICY as P
-from hark.scaling import TRANSCRIBE_USD_PER_MINUTE
+from hark.domain.resources import resources
+from hark.ops.scaling import DEFAULT_POLICY as P
+from hark.ops.scaling import TRANSCRIBE_USD_PER_MINUTE
 
 from .conftest import REPO, TEST_CONTEXT, one, resources_of
 
@@ -69,7 +69,7 @@ def test_dashboard_shows_queues_backlog_and_api(synth):
 
 
 def test_dashboard_graphs_the_scaling_expressions_the_alarms_use(synth):
-    """The expected wait, work per worker and measured speed, as hark.scaling writes them, with the
+    """The expected wait, work per worker and measured speed, as hark.ops.scaling writes them, with the
     scale-out and scale-in thresholds drawn on them."""
     text = _dashboard_text(synth)
     for expression in (P.expected_wait_expression, P.work_per_worker_expression, P.measured_speed_expression):

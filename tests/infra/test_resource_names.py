@@ -1,6 +1,6 @@
 """Bucket names are global across AWS: the templates name the buckets after the account and region,
 and every consumer (API Lambda, workers) rebuilds exactly those names at run time from its environment
-through the same hark.resources definition."""
+through the same hark.domain.resources definition."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from hark import aws
+from hark.domain import aws
 
 from .conftest import TEST_CONTEXT, as_list, evaluate, resources_of, role_statements
 
@@ -77,7 +77,7 @@ def _consumers(synth) -> dict[str, tuple[dict, list[dict]]]:
 @pytest.mark.parametrize("pseudo", ACCOUNTS, ids=lambda p: p["AWS::Region"])
 def test_every_consumer_names_the_buckets_the_storage_stack_creates(synth, monkeypatch, pseudo):
     """Each consumer's environment, resolved in one account and region, fed to the runtime's own
-    hark.aws.stack_resources(), names exactly the buckets the storage stack creates there; and every S3
+    hark.domain.aws.stack_resources(), names exactly the buckets the storage stack creates there; and every S3
     grant of its role points into one of them."""
     created = set(_buckets(synth, pseudo).values())
     for consumer, (env, statements) in _consumers(synth).items():

@@ -1,4 +1,4 @@
-"""hark.scaling: the policy the CDK app deploys and the simulator replays, checked against hand-worked
+"""hark.ops.scaling: the policy the CDK app deploys and the simulator replays, checked against hand-worked
 cases and Application Auto Scaling's documented step arithmetic."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from hark.scaling import DEFAULT_POLICY as P
-from hark.scaling import Datapoints, ScalingPolicy, vcpu_quota
+from hark.ops.scaling import DEFAULT_POLICY as P
+from hark.ops.scaling import Datapoints, ScalingPolicy, vcpu_quota
 
 # A policy with round numbers for the hand-worked cases (the deployed one may be retuned).
 H = ScalingPolicy(

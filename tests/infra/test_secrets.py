@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hark.resources import CLERK_SECRET_PLACEHOLDER, resources
+from hark.domain.resources import CLERK_SECRET_PLACEHOLDER, resources
 
 from .conftest import TEST_CONTEXT, grants, resources_of, role_statements
 
@@ -80,4 +80,4 @@ def test_notification_worker_gets_the_api_url_for_its_links(synth):
     url = json.dumps(env["HARK_API_URL"])
     assert url.startswith('{"Fn::Join": ["", ["https://", {"Fn::GetStackOutput": {"StackName": "' + f"{STACK}-api")
     assert ".execute-api." in url and "DeploymentStage" in url
-    assert not [k for k in env if "SECRET" in k or "KEY" in k]  # names come from hark.resources; never values
+    assert not [k for k in env if "SECRET" in k or "KEY" in k]  # names come from hark.domain.resources; never values

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from hark.webapp import HARDENING_HEADERS, clerk_frontend_api_host
+from hark.api.webapp import HARDENING_HEADERS, clerk_frontend_api_host
 
 from .conftest import REPO, TEST_CONTEXT, one, render, resources_of
 
@@ -150,7 +150,7 @@ def _web_template(web, key: str) -> dict:
 
 
 def _s3_hosts(*names: str) -> set[str]:
-    # Presigned URLs use the regional virtual-hosted endpoint (hark.aws.s3_addressing).
+    # Presigned URLs use the regional virtual-hosted endpoint (hark.domain.aws.s3_addressing).
     return {f"https://{n}.s3.${{AWS::Region}}.amazonaws.com" for n in names}
 
 
@@ -171,7 +171,7 @@ def test_distribution_serves_security_headers_and_a_csp(synth):
 
 
 def test_every_answer_of_the_distribution_error_pages_included_carries_the_hardening_headers(synth):
-    """hark.webapp.HARDENING_HEADERS, as CloudFront's policy spells them, on the one cache behavior there
+    """hark.api.webapp.HARDENING_HEADERS, as CloudFront's policy spells them, on the one cache behavior there
     is; the custom error answers (403/404 -> /index.html) are served through it, so they carry them too."""
     template = synth.template("Web")
     (policy_id,) = resources_of(template, "AWS::CloudFront::ResponseHeadersPolicy")
@@ -193,7 +193,7 @@ def test_every_answer_of_the_distribution_error_pages_included_carries_the_harde
 
 
 def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):
-    from hark.resources import resources
+    from hark.domain.resources import resources
 
     res = resources(STACK, account="${AWS::AccountId}", region="${AWS::Region}")  # as the template writes them
     csp = _csp(synth.template("Web"))  # TEST_CONTEXT has no hark:clerkPublishableKey

@@ -1,11 +1,11 @@
 """The webhook path as the synthesised templates wire it: its queue and DLQ, the worker's service, role and
-network, and the Retry-After on API Gateway's own 429. Expected values come from hark.resources, the
-settings' defaults and hark.http_api, never from the infra code."""
+network, and the Retry-After on API Gateway's own 429. Expected values come from hark.domain.resources, the
+settings' defaults and hark.api.http_api, never from the infra code."""
 
 from __future__ import annotations
 
-from hark.http_api import THROTTLE_RETRY_AFTER_SECONDS
-from hark.settings import Settings
+from hark.api.http_api import THROTTLE_RETRY_AFTER_SECONDS
+from hark.domain.settings import Settings
 
 from .conftest import grants, resources_of, role_statements, template_resources
 from .test_contracts import gateway_responses

@@ -1,8 +1,8 @@
-"""The worker task definitions carry the workers' own defaults (hark/settings.py), not copies of them."""
+"""The worker task definitions carry the workers' own defaults (hark/domain/settings.py), not copies of them."""
 
 from __future__ import annotations
 
-from hark.settings import Settings
+from hark.domain.settings import Settings
 from tests.infra.test_workers_stack import STACK, _container
 
 DEFAULTS = Settings.model_fields

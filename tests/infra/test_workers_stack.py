@@ -1,5 +1,5 @@
 """GPU workers on ECS (EC2 g4dn through a launch template, capacity provider), the Fargate notifier, and
-scaling on expected wait with the thresholds of hark.scaling."""
+scaling on expected wait with the thresholds of hark.ops.scaling."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 import pytest
 from aws_cdk.assertions import Match
 
-from hark.scaling import DEFAULT_POLICY as P
-from hark.scaling import GPU_INSTANCE_VCPUS
-from hark.scaling import NOTIFIER_SCALING as N
+from hark.ops.scaling import DEFAULT_POLICY as P
+from hark.ops.scaling import GPU_INSTANCE_VCPUS
+from hark.ops.scaling import NOTIFIER_SCALING as N
 
 from .conftest import TEST_CONTEXT, one, resources_of
 from .test_monitoring_stack import _worker_emf

@@ -2,7 +2,7 @@
 pipeline (the worker's Engine.transcribe, as configured by default) and through the raw model
 (faster-whisper's WhisperModel.transcribe: the same loaded model, the same beam, its own defaults) in the
 same run. The pipeline's word error rate for a language may not be worse than the raw model's by more than
-0.5 point. Corpus WER: errors summed over a language's clips / its reference words (hark/wer.py).
+0.5 point. Corpus WER: errors summed over a language's clips / its reference words (hark/evaluation/wer.py).
 
 The long-form LJ Speech clip is left out (3.9 min; sequential decoding of it alone takes minutes on two
 cores); bench/transcription.py scores it, side by side, for docs/benchmarks.md."""
@@ -14,13 +14,13 @@ from collections import defaultdict
 
 import pytest
 
-from hark.settings import Settings
-from hark.wer import word_errors
+from hark.domain.settings import Settings
+from hark.evaluation.wer import word_errors
 from tests.conftest import SHARED_SPEECH
 from worker.transcription.audio import load
 
 MAX_WORSE = 0.005  # 0.5 point of WER
-MAX_CLIP_SECONDS = 90  # as hark/wer.py's scoring CLI: long-form clips are the benchmark's
+MAX_CLIP_SECONDS = 90  # as hark/evaluation/wer.py's scoring CLI: long-form clips are the benchmark's
 
 
 def recordings() -> list[dict]:

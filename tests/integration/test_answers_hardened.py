@@ -1,6 +1,6 @@
 """Every answer of the local web server over real HTTP (issue 21): the web app's files, its 404s and
 405s, config.json, healthz, the dev issuer's JWKS and sign-in, the Clerk stand-in, CORS preflights,
-API Gateway's own answers and the API Lambda's, each carries hark.webapp.HARDENING_HEADERS; a 404 does
+API Gateway's own answers and the API Lambda's, each carries hark.api.webapp.HARDENING_HEADERS; a 404 does
 not repeat the path it was asked for; the files answer GET and HEAD only."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from hark.webapp import HARDENING_HEADERS
+from hark.api.webapp import HARDENING_HEADERS
 from tests.gateway import running_gateway
 
 MARKER = "x<script>hark-marker</script>"

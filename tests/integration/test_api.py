@@ -10,13 +10,14 @@ import pytest
 import requests
 from werkzeug.http import parse_options_header
 
-from hark import aws, cursors, links
-from hark.jobs import JobStatus, now_iso
-from hark.keys import chunk_key, part_key, transcript_key, upload_key
+from hark.api import cursors
+from hark.api.webapp import HARDENING_HEADERS
+from hark.domain import aws, links
+from hark.domain.jobs import JobStatus, now_iso
+from hark.domain.keys import chunk_key, part_key, transcript_key, upload_key
+from hark.domain.settings import get_settings
+from hark.domain.uploads import decode_policy
 from hark.local.gateway import LambdaContext
-from hark.settings import get_settings
-from hark.uploads import decode_policy
-from hark.webapp import HARDENING_HEADERS
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 
@@ -401,7 +402,7 @@ def test_user_only_from_authorizer_context(stack):
 
 def test_unknown_route_and_method(stack):
     # The answer API Gateway's MISSING_AUTHENTICATION_TOKEN gateway response gives, from the one definition.
-    from hark.http_api import MISSING_AUTHENTICATION_TOKEN
+    from hark.api.http_api import MISSING_AUTHENTICATION_TOKEN
 
     for method, path in (("GET", "/nope"), ("PATCH", "/jobs"), ("POST", "/jobs/x/transcript")):
         err = assert_error(call(method, path), MISSING_AUTHENTICATION_TOKEN.status, MISSING_AUTHENTICATION_TOKEN.code)

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hark.domain.settings import get_settings
 from hark.local.gateway import LambdaContext
-from hark.settings import get_settings
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from hark import aws
-from hark.jobs import now_iso
+from hark.domain import aws
+from hark.domain.jobs import now_iso
+from hark.domain.settings import get_settings
 from hark.local.gateway import LambdaContext
-from hark.settings import get_settings
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 from tests.integration.test_api import ALICE, BOB, assert_error, new_job

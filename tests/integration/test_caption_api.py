@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import requests
 
-from hark import aws, control
-from hark.keys import transcript_key
-from hark.settings import get_settings
-from hark.transcript import MAX_CHARS_PER_LINE, MIN_CHARS_PER_LINE, Segment, Transcript, Word, render_json
+from hark.api import control
+from hark.domain import aws
+from hark.domain.keys import transcript_key
+from hark.domain.settings import get_settings
+from hark.domain.transcript import MAX_CHARS_PER_LINE, MIN_CHARS_PER_LINE, Segment, Transcript, Word, render_json
 from tests.integration.test_api import ALICE, _complete, assert_error, call, new_job
 
 

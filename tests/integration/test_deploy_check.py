@@ -23,8 +23,9 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
-from hark import aws, deploy_check
-from hark.deploy_check import DeployCheck, load_target, parse_context_args, render
+from hark.client import deploy_check
+from hark.client.deploy_check import DeployCheck, load_target, parse_context_args, render
+from hark.domain import aws
 
 REGION = "us-east-1"
 STACK = "hark-deploytest"
@@ -222,7 +223,14 @@ def test_the_cli_against_the_emulator_reports_what_it_cannot_read_and_goes_on(em
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
     env.update(HARK_AWS_ENDPOINT_URL=emulator.endpoint, AWS_DEFAULT_REGION=REGION)
     result = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "deploy", "check", *[arg for c in PREPARED_CONTEXT for arg in ("-c", c)]],
+        [
+            sys.executable,
+            "-m",
+            "hark.client.cli",
+            "deploy",
+            "check",
+            *[arg for c in PREPARED_CONTEXT for arg in ("-c", c)],
+        ],
         env=env,
         capture_output=True,
         text=True,

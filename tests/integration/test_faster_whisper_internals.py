@@ -25,7 +25,7 @@ from faster_whisper.transcribe import (
 )
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
-from hark.wer import word_error_rate
+from hark.evaluation.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from worker.transcription import audio, engine
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from hark import aws
-from hark.jobs import JobStatus
-from hark.wer import word_error_rate
+from hark.domain import aws
+from hark.domain.jobs import JobStatus
+from hark.evaluation.wer import word_error_rate
 from tests.hostile_audio import EMPTY, TOO_LONG, corpus, lying_flac
 from tests.integration.test_transcription_worker import (
     ENGLISH,

@@ -2,7 +2,7 @@
 
 The emulator (moto) does not check S3 signatures or presigned URL expiry, so what makes a link last
 24 hours and no longer is tested here, in our own code: the token's signature and expiry
-(hark.links), and that the S3 URL is minted when the link is followed, not when the email was sent.
+(hark.domain.links), and that the S3 URL is minted when the link is followed, not when the email was sent.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import boto3
 import pytest
 import requests
 
-from hark import aws, control, links
-from hark.control import ApiError
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.api import control
+from hark.api.control import ApiError
+from hark.domain import aws, links
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.domain.settings import get_settings
 from hark.local.emulator import LOCAL_CREDENTIALS
-from hark.settings import get_settings
 from tests.links import follow, invoke, link_event
 
 USER = "user_links"

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from hark import aws
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.domain import aws
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain.keys import TRANSCRIPT_FORMATS, transcript_key
+from hark.domain.messages import NotifyMessage
+from hark.domain.settings import Settings, get_settings
 from hark.local.emulator import free_port
-from hark.messages import NotifyMessage
-from hark.settings import Settings, get_settings
 from tests.gateway import running_gateway
 from tests.links import follow, link_expiry, link_format
 from tests.workers import WorkerProcess

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from hark import aws, ops
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.messages import NotifyMessage
+from hark.domain import aws
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain.messages import NotifyMessage
+from hark.ops import dlq as ops
 
 
 def url(name: str) -> str:
@@ -164,7 +165,7 @@ def test_transcribe_replay_hands_a_stuck_job_to_the_copy(stack, store):
 def test_cli_register_and_dispatch(stack, notify_dlq, capsys):
     parser = argparse.ArgumentParser(prog="hark")
     sub = parser.add_subparsers(dest="command", required=True)
-    ops.register(sub)  # as hark.cli does
+    ops.register(sub)  # as hark.client.cli does
 
     args = parser.parse_args(["dlq", "list", "notify"])
     assert args.func(args) == 0

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from hark import aws, keys
-from hark.jobs import JobStatus
+from hark.domain import aws, keys
+from hark.domain.jobs import JobStatus
+from hark.domain.resources import TRANSCRIPTS_PREFIX, upload_status_function
+from hark.domain.settings import Settings, get_settings
+from hark.evaluation.wer import word_error_rate
 from hark.local.event_source import SqsEventSource
-from hark.resources import TRANSCRIPTS_PREFIX, upload_status_function
-from hark.settings import Settings, get_settings
-from hark.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_notification_worker import sent_emails
 from tests.integration.test_transcription_worker import (
@@ -323,7 +323,7 @@ def test_sigterm_while_idle_exits_at_once(stack, workers):
 
 
 def test_job_deleted_while_transcribing_leaves_nothing(stack, workers, speech):
-    from hark.control import Caller, delete_job
+    from hark.api.control import Caller, delete_job
 
     job = submit(speech(" ".join([ENGLISH] * 3), "en", "mp3"))
     worker = workers("w")

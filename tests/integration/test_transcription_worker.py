@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from hark import aws, keys
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
-from hark.messages import NotifyMessage
-from hark.wer import word_error_rate
+from hark.domain import aws, keys
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain.messages import NotifyMessage
+from hark.evaluation.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -282,7 +282,7 @@ def test_upload_for_a_deleted_or_unknown_job_is_deleted_at_once(stack, workers, 
 def test_upload_of_another_size_than_declared_fails_with_both_sizes(stack, workers, speech):
     """Issue 10, item 4: declared 1,000 bytes, sent the whole clip: FAILED with a clear reason, and the
     job shows the real size; a job whose upload matches its declaration beside it completes."""
-    from hark.api_schemas import job_view
+    from hark.domain.api_schemas import job_view
 
     clip = speech(ENGLISH, "en", "wav")
     real = clip.stat().st_size
@@ -375,8 +375,8 @@ def test_jobs_in_flight_share_batches_and_each_gets_its_own_transcript_and_cost(
     """Issue 15 / 13.5: several uploads in flight at one worker decode in shared batches; each job's
     transcript is the one it gets alone (the same engine, one job at a time, in this process), in its own
     language; each records its model seconds, real-time factor and cost at the configured price."""
-    from hark.api_schemas import job_view
-    from hark.settings import Settings
+    from hark.domain.api_schemas import job_view
+    from hark.domain.settings import Settings
     from worker.transcription.audio import load
     from worker.transcription.engine import Engine
 

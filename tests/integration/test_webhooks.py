@@ -15,12 +15,13 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from hark import aws, ops
-from hark.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain import aws
+from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
+from hark.domain.messages import NotifyMessage, WebhookMessage
+from hark.domain.settings import Settings, get_settings
+from hark.domain.webhooks import check_url
 from hark.local.gateway import LambdaContext
-from hark.messages import NotifyMessage, WebhookMessage
-from hark.settings import Settings, get_settings
-from hark.webhooks import check_url
+from hark.ops import dlq as ops
 from lambdas.api import handler as api
 from tests.events import authorizer_context, rest_proxy_event
 from tests.webhook_receiver import DrippingReceiver, Receiver

@@ -13,6 +13,7 @@ machine's Python), and ONNX files do not depend on the Python that wrote them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,14 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from hark import aws
-from hark.jobs import JobStatus
-from hark.wer import word_error_rate
+from hark.client.live import session
+from hark.domain import aws
+from hark.domain.jobs import JobStatus
+from hark.evaluation.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from tests.integration.test_notification_worker import make_job, notify, parsed, sent_emails, wait_until
 from tests.integration.test_speaker_labels import submit
 from tests.integration.test_transcription_worker import read_transcript, reference, wait_finished
-from tests.workers import WorkerProcess
+from tests.workers import LiveProcess, WorkerProcess
 from tools.lock import MANYLINUX_X86_64
 from worker.transcription import diarization
 
@@ -148,6 +150,21 @@ def test_transcription_image_transcribes_a_real_recording_with_speakers(
         raise
     finally:
         worker.stop()
+
+
+def test_transcription_image_serves_the_live_websocket(model_dir, transcription_python, tmp_path):
+    """The live service (worker/live) runs from the same image: started from its environment alone, it
+    answers the protocol (a stream without a credential gets its error frame and 4401; the streams
+    themselves: tests/e2e/test_live_stream.py) and stops on SIGTERM."""
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    env = {**os.environ, "HARK_MODEL_DIR": str(model_dir), "HARK_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
+    live = LiveProcess(env, tmp_path / "live.log", python=(str(transcription_python), "-I"), cwd=empty)
+    try:
+        heard = asyncio.run(session(f"{live.url}/v1/live?sample_rate=16000"))
+        assert [m["type"] for m in heard.messages] == ["error"] and heard.close_code == 4401
+    finally:
+        live.stop()
 
 
 def test_notification_image_sends_the_email(emulator, stack, notification_python, tmp_path):

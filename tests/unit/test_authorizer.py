@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from hark import auth
-from hark.auth import TokenVerifier, Unauthorized, api_wildcard_arn, bearer_token
-from hark.settings import get_settings
+from hark.api import auth
+from hark.api.auth import TokenVerifier, Unauthorized, api_wildcard_arn, bearer_token
+from hark.domain.settings import get_settings
 from lambdas.authorizer import handler as authorizer
 
 ORIGIN = "https://app.hark.example"

@@ -1,4 +1,4 @@
-"""The autoscaling simulator replays hark.scaling's policy: hand-worked timelines and costs, the traffic
+"""The autoscaling simulator replays hark.ops.scaling's policy: hand-worked timelines and costs, the traffic
 shapes it is fed, AWS's step arithmetic on every action it takes, and the issue's targets measured on
 the mission and spike days."""
 
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from hark.scaling import DEFAULT_POLICY, Datapoints, ScalingPolicy
+from hark.ops.scaling import DEFAULT_POLICY, Datapoints, ScalingPolicy
 from loadtests.autoscale_sim import (
     INSTANCE_PRICES,
     MAX_AUDIO_S,
@@ -293,7 +293,7 @@ def test_control_plane_paper_calculation_hand_worked():
 
 
 def test_the_api_throttle_covers_the_spike_days_peak(spike):
-    from hark.http_api import HTTP_API
+    from hark.api.http_api import HTTP_API
 
     needs = control_plane(as_dict(spike))
     requests = needs["API requests/s (polls every POLL_MS + creates)"]
@@ -342,7 +342,7 @@ def test_bad_overrides_are_refused(capsys):
 
 
 def test_the_price_table_covers_the_pool():
-    from hark.scaling import GPU_INSTANCE_VCPUS
+    from hark.ops.scaling import GPU_INSTANCE_VCPUS
 
     assert set(INSTANCE_PRICES) == set(GPU_INSTANCE_VCPUS)
     assert all(0 < spot < on_demand for on_demand, spot in INSTANCE_PRICES.values())

@@ -1,4 +1,4 @@
-"""hark.aws's clients as configured for AWS (no endpoint) and for the emulator, checked offline: a
+"""hark.domain.aws's clients as configured for AWS (no endpoint) and for the emulator, checked offline: a
 presigned URL is signed locally, so the host it targets is visible without any network."""
 
 from __future__ import annotations
@@ -7,16 +7,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hark import aws
-from hark.api_schemas import presigned_get
-from hark.uploads import presigned_upload
+from hark.domain import aws
+from hark.domain.api_schemas import presigned_get
+from hark.domain.uploads import presigned_upload
 
 BUCKET = "hark-audio-123456789012-eu-west-1"
 
 
 @pytest.fixture
 def settings_env(monkeypatch):
-    """set(**HARK_* values) -> hark.aws rebuilt on exactly these settings (and fake credentials)."""
+    """set(**HARK_* values) -> hark.domain.aws rebuilt on exactly these settings (and fake credentials)."""
     for name in ("HARK_AWS_ENDPOINT_URL", "HARK_REGION", "HARK_ACCOUNT", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -53,7 +53,7 @@ def test_presigned_urls_use_path_style_on_the_emulator(settings_env):
     assert post.url == "http://127.0.0.1:4566/hark-local-audio"
 
 
-# -- resource names: bucket names carry the account and region in AWS (hark.resources.bucket_name) ---------
+# -- resource names: bucket names carry the account and region in AWS (hark.domain.resources.bucket_name) ---------
 def test_bucket_names_in_aws_carry_account_and_region(settings_env):
     settings_env(stack="hark-acme", region="eu-west-1", account="123456789012")
     res = aws.stack_resources()
@@ -84,14 +84,14 @@ def test_the_emulator_names_buckets_after_the_stack_alone(settings_env):
 @pytest.mark.parametrize("stack", ["a-stack-name-far-too-long-for-s3", "Hark", "hark_acme", ""])
 def test_stack_names_that_cannot_prefix_a_bucket_are_refused(stack):
     """Bad input: a clear ValueError naming the rule, before any resource is named."""
-    from hark.resources import MAX_STACK_NAME, resources
+    from hark.domain.resources import MAX_STACK_NAME, resources
 
     with pytest.raises(ValueError, match=f"at most {MAX_STACK_NAME} characters"):
         resources(stack)
 
 
 def test_the_longest_stack_name_still_makes_valid_bucket_names():
-    from hark.resources import MAX_STACK_NAME, resources
+    from hark.domain.resources import MAX_STACK_NAME, resources
 
     res = resources("s" * MAX_STACK_NAME, account="123456789012", region="ap-southeast-4")
     for bdef in res.buckets:

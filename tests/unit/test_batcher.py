@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from hark.settings import Settings
+from hark.domain.settings import Settings
 from worker.transcription.engine import (
     AudioBudget,
     Batcher,

@@ -1,8 +1,8 @@
 """The CLI against stand-in stacks on loopback: every failure is one line on stderr and a documented exit
-code (hark.cli.EXIT_*), never a traceback; progress only on a terminal; several files as one JSON array
+code (hark.client.cli.EXIT_*), never a traceback; progress only on a terminal; several files as one JSON array
 or JSON lines; --output-dir with --format all; --server without a scheme.
 
-The stand-in answers with bodies built from the API's own schemas (hark.api_schemas), so the typed
+The stand-in answers with bodies built from the API's own schemas (hark.domain.api_schemas), so the typed
 client parses them as it parses the real API's."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hark import api_schemas, cli
+from hark.client import cli
+from hark.domain import api_schemas
 from hark.local.emulator import free_port
 
 AUDIO = b"RIFF" + b"\0" * 64
@@ -440,7 +441,7 @@ class ChunkedStack(StubStack):
 def hark_cli(*args: str, stderr) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARK_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "hark.cli", *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr
+        [sys.executable, "-m", "hark.client.cli", *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr
     )
 
 

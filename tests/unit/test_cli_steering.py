@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from hark.api_schemas import PROMPT_MAX_CHARS
+from hark.domain.api_schemas import PROMPT_MAX_CHARS
 from hark.local.emulator import free_port
 from tests.unit.test_cli_errors import AUDIO, run
 

@@ -1,4 +1,4 @@
-"""hark.client against a stand-in stack on loopback (tests/unit/test_cli_errors.StubStack): what it sends,
+"""hark.client.sdk against a stand-in stack on loopback (tests/unit/test_cli_errors.StubStack): what it sends,
 and what each bad input or refusal gets. The whole flow against the real stack: tests/e2e/test_client.py."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import io
 
 import pytest
 
-from hark import api_schemas
 from hark.client import (
     ConnectionFailed,
     Hark,
@@ -16,6 +15,7 @@ from hark.client import (
     QuotaExceeded,
     UploadFailed,
 )
+from hark.domain import api_schemas
 from hark.local.emulator import free_port
 from tests.unit.test_cli_errors import AUDIO, StubStack, error_body
 

@@ -4,7 +4,7 @@ that needs the worker's or infra's packages is read like any other):
 - no import cycle among the project's own modules (hark, lambdas, worker and infra's hark_infra), counting
   module-level and function-level imports both: a cycle through a function-level import still ties two
   modules together, it only hides it from the interpreter's start-up;
-- no hand-written function over 150 lines (the generated hark/api_client and the tests aside).
+- no hand-written function over 150 lines (the generated hark/client/api_client and the tests aside).
 
 ast rather than grimp/import-linter: the graph is a few dozen lines of the stdlib, and it reads infra/ and
 the workers without installing their dependencies into the test's environment."""
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Top-level package -> the folder that holds it (infra's package is imported as hark_infra, from infra/).
 PACKAGES = {"hark": REPO, "lambdas": REPO, "worker": REPO, "hark_infra": REPO / "infra"}
-GENERATED = [REPO / "hark" / "api_client"]
+GENERATED = [REPO / "hark" / "client" / "api_client"]
 LENGTH_ROOTS = ["hark", "lambdas", "worker", "infra", "bench", "loadtests", "tools"]
 LENGTH_SKIP = [*GENERATED, REPO / "infra" / "build", REPO / "infra" / "cdk.out"]
 MAX_FUNCTION_LINES = 150
@@ -135,12 +135,52 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import():
 def test_the_graph_holds_every_package_and_sees_known_edges():
     graph = import_graph()
     assert {m.split(".")[0] for m in graph} == set(PACKAGES)
-    assert "hark.control" in graph["lambdas.api.handler"]
-    assert "hark.resources" in graph["hark_infra.tables"]
+    assert "hark.api.control" in graph["lambdas.api.handler"]
+    assert "hark.domain.resources" in graph["hark_infra.tables"]
 
 
 def test_no_import_cycle_among_the_projects_modules():
     assert cycles(import_graph()) == []
+
+
+# Packages by audience (docs/architecture.md, "Where the code lives"): what each may import of the project.
+# The Lambda asset carries hark.domain, hark.api and lambdas only, so the first three rules keep it closed.
+MAY_IMPORT = {
+    "hark.domain": {"hark.domain"},
+    "hark.api": {"hark.domain", "hark.api"},
+    "lambdas": {"hark.domain", "hark.api", "lambdas"},
+    "worker": {"hark.domain", "worker"},
+    # The live service answers clients itself, with no authorizer in front: it checks credentials as the API does.
+    "worker.live": {"hark.domain", "hark.api", "worker", "worker.live"},
+    "hark.ops": {"hark.domain", "hark.ops"},
+    "hark.evaluation": {"hark.evaluation"},
+}
+
+
+def _room(module: str) -> str:
+    """The package of MAY_IMPORT (or its top-level package) a module belongs to."""
+    parts = module.split(".")
+    two = ".".join(parts[:2])
+    return two if two in MAY_IMPORT or (parts[0] == "hark" and len(parts) > 1) else parts[0]
+
+
+def layering_breaches(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if _room(module) in MAY_IMPORT
+        for target in targets
+        if _room(target) not in MAY_IMPORT[_room(module)]
+    )
+
+
+def test_the_layering_check_finds_a_breach():
+    graph = {"hark.domain.jobs": {"hark.api.control"}, "hark.api.control": {"hark.domain.jobs"}}
+    assert layering_breaches(graph) == ["hark.domain.jobs -> hark.api.control"]
+
+
+def test_each_package_imports_only_what_its_audience_may():
+    assert layering_breaches(import_graph()) == []
 
 
 def long_functions() -> list[str]:

@@ -16,8 +16,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from hark import deploy_check
-from hark.deploy_check import DeployCheck, Target, load_target, parse_context_args, publishable_key_host
+from hark.client import deploy_check
+from hark.client.deploy_check import DeployCheck, Target, load_target, parse_context_args, publishable_key_host
 
 REPO = Path(__file__).resolve().parents[2]
 CDK_JSON = REPO / "infra" / "cdk.json"
@@ -262,7 +262,7 @@ def test_without_credentials_the_account_checks_are_skipped_and_the_rest_still_r
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("HARK_AWS_ENDPOINT_URL", raising=False)
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     get_settings.cache_clear()
     try:
@@ -290,7 +290,7 @@ def test_the_cli_prints_every_problem_then_exits_1_without_a_region(tmp_path):
         AWS_EC2_METADATA_DISABLED="true",
     )
     run = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "deploy", "check", "-c", "hark:issuer=http://clerk.acme.dev"],
+        [sys.executable, "-m", "hark.client.cli", "deploy", "check", "-c", "hark:issuer=http://clerk.acme.dev"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -312,7 +312,7 @@ def test_the_cli_prints_every_problem_then_exits_1_without_a_region(tmp_path):
 
 def test_a_malformed_context_pair_is_one_line_and_exit_1():
     run = subprocess.run(
-        [sys.executable, "-m", "hark.cli", "deploy", "check", "-c", "hark:stack"],
+        [sys.executable, "-m", "hark.client.cli", "deploy", "check", "-c", "hark:stack"],
         cwd=REPO,
         capture_output=True,
         text=True,

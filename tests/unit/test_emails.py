@@ -1,12 +1,12 @@
 """The "transcript ready" email says which language was spoken, and that the text is English when the job
-asked for a translation. Expected names come from Whisper's language table (hark.languages.NAMES)."""
+asked for a translation. Expected names come from Whisper's language table (hark.domain.languages.NAMES)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hark.jobs import Job, JobStatus
-from hark.languages import NAMES
+from hark.domain.jobs import Job, JobStatus
+from hark.domain.languages import NAMES
 from worker.notification.emails import Links, completed_email
 
 LINKS = Links(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hark import aws
-from hark.jobs import Job, JobStatus, TransitionRefused, new_job_id, now_iso
+from hark.domain import aws
+from hark.domain.jobs import Job, JobStatus, TransitionRefused, new_job_id, now_iso
 
 
 def make_job(user="user_a", **kw) -> Job:
@@ -87,7 +87,7 @@ def test_notification_claimed_once(store):
 def test_abandoned_upload_expires_but_a_received_one_lives_on(store):
     import time
 
-    from hark.jobs import ABANDONED_UPLOAD_TTL_SECONDS, RECORD_TTL_SECONDS
+    from hark.domain.jobs import ABANDONED_UPLOAD_TTL_SECONDS, RECORD_TTL_SECONDS
 
     job = store.create(make_job())
     expiry = lambda: int(store.table.get_item(Key={"job_id": job.job_id})["Item"]["expires_at"])  # noqa: E731
@@ -129,8 +129,8 @@ def test_attempt_error_and_send_lease_are_read_back(store):
 def test_completion_records_model_seconds_and_cost_and_the_view_shows_them(store):
     """Issue 13.5: what a job took is on its record and in GET /jobs/{id}; the cost is the model time at
     the configured price (Settings: hourly instance price over workers per instance)."""
-    from hark.api_schemas import job_view
-    from hark.settings import Settings
+    from hark.domain.api_schemas import job_view
+    from hark.domain.settings import Settings
 
     settings = Settings(instance_usd_per_hour=0.72, workers_per_instance=2)
     assert settings.usd_per_model_second == pytest.approx(0.72 / 2 / 3600)

@@ -1,13 +1,13 @@
-"""Language names -> Whisper codes (hark.languages): the table against the model's own code list."""
+"""Language names -> Whisper codes (hark.domain.languages): the table against the model's own code list."""
 
 from __future__ import annotations
 
 import pytest
 from faster_whisper.tokenizer import _LANGUAGE_CODES, _TASKS
 
-from hark import languages
-from hark.api_schemas import Task
-from hark.uploads import LANGUAGES, WHISPER_LANGUAGES
+from hark.domain import languages
+from hark.domain.api_schemas import Task
+from hark.domain.uploads import LANGUAGES, WHISPER_LANGUAGES
 
 
 def test_every_whisper_code_has_its_name_and_the_names_are_the_models_codes():

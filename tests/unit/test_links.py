@@ -1,4 +1,4 @@
-"""hark.links: the signed, expiring tokens of the links in emails, checked against HMAC-SHA256 itself."""
+"""hark.domain.links: the signed, expiring tokens of the links in emails, checked against HMAC-SHA256 itself."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import secrets
 
 import pytest
 
-from hark import links
-from hark.keys import TRANSCRIPT_FORMATS
+from hark.domain import links
+from hark.domain.keys import TRANSCRIPT_FORMATS
 
 KEY = secrets.token_urlsafe(48).encode()
 T0 = 1_750_000_000  # an arbitrary issue time

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from hark.api_schemas import PROMPT_MAX_CHARS
-from hark.http_api import HTTP_API
+from hark.api.http_api import HTTP_API
+from hark.domain.api_schemas import PROMPT_MAX_CHARS
 from lambdas.api.openapi import DOC, render
 
 
@@ -19,7 +19,7 @@ def test_openapi_document_is_current():
 def test_openapi_document_describes_the_contract():
     doc = json.loads(render())
     paths = doc["paths"]
-    # Every route of the one HTTP surface definition (hark.http_api), as the document names its parameters.
+    # Every route of the one HTTP surface definition (hark.api.http_api), as the document names its parameters.
     assert set(paths) == {r.path.replace("{id}", "{job_id}") for r in HTTP_API.routes}
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/transcript", "/jobs/{job_id}/audio"} <= set(paths)
     # Steering (issue 11): the prompt's bound and Whisper's two tasks are in the contract.

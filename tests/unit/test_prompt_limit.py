@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from hark.api_schemas import PROMPT_MAX_CHARS
+from hark.domain.api_schemas import PROMPT_MAX_CHARS
 from tests.conftest import SHARED_SPEECH
 
 REPO = Path(__file__).resolve().parents[2]

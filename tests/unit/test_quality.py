@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hark.settings import Settings
-from hark.transcript import FLAGS
+from hark.domain.settings import Settings
+from hark.domain.transcript import FLAGS
 from worker.transcription.quality import Thresholds, compression_ratio, flags, is_loop, longest_repeat
 
 T = Thresholds.of(Settings())
@@ -74,7 +74,7 @@ def test_language_spans_join_neighbours_in_one_language_up_to_30_seconds():
 
 
 def test_uncovered_speech_is_the_speech_farther_than_the_margin_from_every_word():
-    from hark.transcript import Segment, Transcript, Word
+    from hark.domain.transcript import Segment, Transcript, Word
     from worker.transcription.audio import SAMPLE_RATE
     from worker.transcription.engine import uncovered_speech_seconds
 

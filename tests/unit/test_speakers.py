@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hark import der
-from hark.api_schemas import CreateJobRequest
-from hark.transcript import (
+from hark.domain.api_schemas import CreateJobRequest
+from hark.domain.transcript import (
     MAX_SPEAKERS,
     CaptionStyle,
     Segment,
@@ -22,6 +21,7 @@ from hark.transcript import (
     render_txt,
     render_vtt,
 )
+from hark.evaluation import der
 from worker.transcription.diarization import Turn, assign_speakers
 
 
@@ -101,7 +101,7 @@ def test_without_speakers_every_format_is_as_before():
     a = [word(0.0, 0.4, "Hello"), word(0.5, 0.9, "Bob.")]
     t = transcript(Segment(start=0.0, end=0.9, text=" Hello Bob.", words=a))
     data = json.loads(render_json(t))
-    # The JSON holds exactly the fields transcripts had before speakers (hark.transcript's models).
+    # The JSON holds exactly the fields transcripts had before speakers (hark.domain.transcript's models).
     assert set(data["segments"][0]) == {"start", "end", "text", "words", "language", "flags"}
     assert set(data["segments"][0]["words"][0]) == {"start", "end", "word", "probability"}
     assert render_txt(t) == "Hello Bob.\n"
@@ -171,7 +171,7 @@ def test_create_body_speaker_fields():
 
 
 def test_cli_speakers_option(tmp_path):
-    from hark.cli import CliError, _bare_speakers, _speakers_option, build_parser
+    from hark.client.cli import CliError, _bare_speakers, _speakers_option, build_parser
 
     parser = build_parser()
 
@@ -222,9 +222,9 @@ def test_a_worker_without_the_extra_says_so(monkeypatch):
 
 
 def test_client_and_cli_send_the_speaker_fields(tmp_path):
-    # hark.client against the loopback stand-in stack the CLI tests use: the create body it sends.
-    from hark.cli import main
+    # hark.client.sdk against the loopback stand-in stack the CLI tests use: the create body it sends.
     from hark.client import Hark
+    from hark.client.cli import main
     from tests.unit.test_cli_errors import AUDIO, StubStack
 
     class Recording(StubStack):
@@ -253,7 +253,7 @@ def test_client_and_cli_send_the_speaker_fields(tmp_path):
 def test_bad_diarization_settings_are_refused_naming_the_setting(monkeypatch):
     # A window shift outside (0, 1] (sherpa-onnx's own bounds) or a threshold that is no cosine distance
     # is refused when the settings are read, naming the setting.
-    from hark.settings import Settings
+    from hark.domain.settings import Settings
 
     for name, value in (
         ("HARK_DIARIZATION_WINDOW_SHIFT", "0"),

@@ -1,4 +1,4 @@
-"""hark.transcript: the four renderers, and shifting/joining chunk transcripts into one timeline."""
+"""hark.domain.transcript: the four renderers, and shifting/joining chunk transcripts into one timeline."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from hark.settings import Settings
-from hark.transcript import (
+from hark.domain.settings import Settings
+from hark.domain.transcript import (
     CONTENT_TYPES,
     RENDERERS,
     CaptionStyle,

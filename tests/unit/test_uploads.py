@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from hark.keys import MAX_DISPLAY_NAME, MAX_FILENAME, safe_filename
-from hark.uploads import (
+from hark.domain.keys import MAX_DISPLAY_NAME, MAX_FILENAME, safe_filename
+from hark.domain.uploads import (
     ALLOWED_CONTENT_TYPES,
     ALLOWED_EXTENSIONS,
     UploadRefused,

@@ -1,4 +1,4 @@
-"""hark.webhooks.post against real servers on loopback: the connection goes to the address that was
+"""hark.domain.webhooks.post against real servers on loopback: the connection goes to the address that was
 checked, never to a fresh DNS answer, while the name travels as the Host header and the TLS SNI, and the
 certificate is verified against the name. The names used here do not resolve at all on this machine, so
 a delivery that looked them up again would fail."""
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hark.webhooks import RESPONSE_READ_LIMIT, DeliveryFailed, check_url, post
+from hark.domain.webhooks import RESPONSE_READ_LIMIT, DeliveryFailed, check_url, post
 from tests.webhook_receiver import DrippingReceiver
 
 NAME = "hooks.hark.test"  # .test is reserved (RFC 2606): it never resolves

@@ -1,4 +1,4 @@
-"""hark.webhooks: Standard Webhooks signatures (the specification's published test vector) and the URL
+"""hark.domain.webhooks: Standard Webhooks signatures (the specification's published test vector) and the URL
 check, with a resolver the test controls: nothing here sends traffic to any of the refused addresses."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hark import webhooks
-from hark.webhooks import UnresolvableHost, UrlRefused, check_url
+from hark.domain import webhooks
+from hark.domain.webhooks import UnresolvableHost, UrlRefused, check_url
 
 # The Standard Webhooks specification's test vector (standard-webhooks/standard-webhooks, its libraries' tests).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

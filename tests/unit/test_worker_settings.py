@@ -1,13 +1,13 @@
-"""The workers' timing settings against the definitions they must respect (hark.aws, hark.resources,
+"""The workers' timing settings against the definitions they must respect (hark.domain.aws, hark.domain.resources,
 botocore's retry policy) and the runtime's backoff by receive count."""
 
 from __future__ import annotations
 
 from botocore.retries.standard import ExponentialBackoff
 
-from hark import aws
-from hark.resources import resources
-from hark.settings import Settings
+from hark.domain import aws
+from hark.domain.resources import resources
+from hark.domain.settings import Settings
 from worker.runtime import MAX_VISIBILITY, Backoff
 
 

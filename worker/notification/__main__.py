@@ -6,7 +6,7 @@ from worker.runtime import block_stop_signals, serve
 
 block_stop_signals()  # before any thread exists, as in worker.transcription
 
-from hark.settings import get_settings  # noqa: E402
+from hark.domain.settings import get_settings  # noqa: E402
 from worker.notification.worker import notify_consumer  # noqa: E402
 
 

@@ -2,8 +2,8 @@
 transcribe it".
 
 Pure functions of the job and a few strings, so they are easy to read and to test; the worker does the
-AWS calls (the preview read, SES). Beside them: the links the email carries (hark.links: signed API
-links, not presigned S3 URLs, so they last as long as they say) and who receives it (hark.recipients).
+AWS calls (the preview read, SES). Beside them: the links the email carries (hark.domain.links: signed API
+links, not presigned S3 URLs, so they last as long as they say) and who receives it (worker.notification.recipients).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from hark import links as signed_links
-from hark import recipients
-from hark.jobs import Job
-from hark.keys import TRANSCRIPT_FORMATS
-from hark.languages import NAMES
+from hark.domain import links as signed_links
+from hark.domain.jobs import Job
+from hark.domain.keys import TRANSCRIPT_FORMATS
+from hark.domain.languages import NAMES
+from worker.notification import recipients
 
 FORMAT_LABELS = {
     "txt": "Plain text (.txt)",

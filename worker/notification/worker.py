@@ -28,13 +28,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hark import aws
-from hark.jobs import Job, JobStatus, JobStore
-from hark.keys import transcript_key
-from hark.links import signing_key
-from hark.messages import BrokenMessage, parse_notify_body
-from hark.recipients import LookupFailed, NoRecipient
-from hark.settings import Settings
+from hark.domain import aws
+from hark.domain.jobs import Job, JobStatus, JobStore
+from hark.domain.keys import transcript_key
+from hark.domain.links import signing_key
+from hark.domain.messages import BrokenMessage, parse_notify_body
+from hark.domain.settings import Settings
 from worker.notification.emails import (
     completed_email,
     email_links,
@@ -43,6 +42,7 @@ from worker.notification.emails import (
     preview_of,
     with_recipient,
 )
+from worker.notification.recipients import LookupFailed, NoRecipient
 from worker.runtime import DEAD_LETTER, DONE, Backoff, Delivery, Outcome, QueueConsumer, Telemetry, retry
 
 SERVICE = "notification"

@@ -11,7 +11,7 @@ from worker.runtime import block_stop_signals, serve
 
 block_stop_signals()  # before any thread exists: CTranslate2 starts its own when the model loads
 
-from hark.settings import get_settings  # noqa: E402
+from hark.domain.settings import get_settings  # noqa: E402
 
 from .consumer import transcribe_consumer  # noqa: E402
 from .engine import Engine  # noqa: E402

@@ -23,7 +23,7 @@ import av
 import numpy as np
 from botocore.exceptions import ClientError
 
-from hark import aws
+from hark.domain import aws
 
 SAMPLE_RATE = 16000
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where `-m worker.transcription.decoder` is found

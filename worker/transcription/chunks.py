@@ -7,9 +7,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hark import aws, keys
-from hark.jobs import JobStatus, TransitionRefused
-from hark.messages import ChunkMessage
+from hark.domain import aws, keys
+from hark.domain.jobs import JobStatus, TransitionRefused
+from hark.domain.messages import ChunkMessage
 from worker.runtime import Delivery
 
 from . import audio

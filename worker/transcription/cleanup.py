@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hark import keys
-from hark.jobs import Job
-from hark.transcript import RENDERERS
+from hark.domain import keys
+from hark.domain.jobs import Job
+from hark.domain.transcript import RENDERERS
 
 from .context import Context, logger
 

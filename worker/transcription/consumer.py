@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hark.messages import BrokenMessage, ChunkMessage, parse_transcribe_body
-from hark.settings import Settings
+from hark.domain.messages import BrokenMessage, ChunkMessage, parse_transcribe_body
+from hark.domain.settings import Settings
 from worker.runtime import DEAD_LETTER, DONE, Backoff, Delivery, Outcome, QueueConsumer, retry
 
 from .chunks import transcribe_chunk

@@ -11,10 +11,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hark import aws
-from hark.jobs import JobStore
-from hark.resources import Resources
-from hark.settings import Settings
+from hark.domain import aws
+from hark.domain.jobs import JobStore
+from hark.domain.resources import Resources
+from hark.domain.settings import Settings
 from worker.runtime import Telemetry
 
 from .engine import Engine
@@ -65,7 +65,7 @@ class Context:
     def record_speed(self, audio_seconds: float, model_seconds: float, wall_seconds: float) -> None:
         """One transcription (a whole job or a chunk): its audio, its share of the model's time, what that
         cost, and how long it took from download to transcript. Sums of AudioSeconds over ProcessingSeconds
-        are the speed the scaling policy reads (hark/scaling.py): model time, not wall time, since the
+        are the speed the scaling policy reads (hark/ops/scaling.py): model time, not wall time, since the
         messages in flight overlap."""
         self.metric("AudioSeconds", audio_seconds, MetricUnit.Seconds)
         self.metric("ProcessingSeconds", model_seconds, MetricUnit.Seconds)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hark.transcript import Segment, Transcript, Word, speaker_label
+from hark.domain.transcript import Segment, Transcript, Word, speaker_label
 
 from . import export_diarization
 from .audio import SAMPLE_RATE
@@ -71,7 +71,7 @@ def _engine(window_shift: float) -> _Engine:
         import sherpa_onnx  # imported only when a job asks for speakers
     except ImportError as err:
         raise DiarizationUnavailable(UNAVAILABLE) from err
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     settings = get_settings()
     segmentation, embeddings = model_paths()
@@ -101,7 +101,7 @@ def _engine(window_shift: float) -> _Engine:
 
 def model_paths() -> tuple[Path, Path]:
     """The ONNX segmentation and embedding models in the model cache (export_diarization.sh writes them)."""
-    from hark.bundled_model import cache_dir
+    from hark.domain.bundled_model import cache_dir
 
     folder = cache_dir() / "diarization"
     return folder / export_diarization.SEGMENTATION, folder / export_diarization.EMBEDDINGS
@@ -109,7 +109,7 @@ def model_paths() -> tuple[Path, Path]:
 
 def load() -> None:
     """Load the model now (the bench and tests time loading apart from diarizing)."""
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     _engine(get_settings().diarization_window_shift)
 
@@ -136,7 +136,7 @@ def diarize(
     HARK_DIARIZATION_WINDOW_SHIFT, HARK_DIARIZATION_FOLD_SECONDS and HARK_DIARIZATION_REASSIGN."""
     if len(samples) == 0:
         return []
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     settings = get_settings()
     engine = _engine(settings.diarization_window_shift if window_shift is None else window_shift)
@@ -221,7 +221,7 @@ def _extractor() -> Any:
     """sherpa-onnx's CAM++ extractor over the same model the diarizer uses (sherpa_onnx.SpeakerEmbeddingExtractor)."""
     import sherpa_onnx
 
-    from hark.settings import get_settings
+    from hark.domain.settings import get_settings
 
     threads = get_settings().cpu_threads or os.cpu_count() or 1
     config = sherpa_onnx.SpeakerEmbeddingExtractorConfig(model=str(model_paths()[1]), num_threads=threads)

@@ -36,9 +36,9 @@ from faster_whisper.transcribe import Word as FwWord
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
-from hark import bundled_model
-from hark.settings import Settings
-from hark.transcript import Segment, Transcript, Word, dominant_language
+from hark.domain import bundled_model
+from hark.domain.settings import Settings
+from hark.domain.transcript import Segment, Transcript, Word, dominant_language
 
 from . import quality
 from .audio import SAMPLE_RATE

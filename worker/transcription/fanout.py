@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hark import keys
-from hark.jobs import Job
-from hark.messages import ChunkMessage
+from hark.domain import keys
+from hark.domain.jobs import Job
+from hark.domain.messages import ChunkMessage
 
 from . import audio, chunking
 from .context import Context, logger

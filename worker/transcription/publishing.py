@@ -10,10 +10,10 @@ from pathlib import Path
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from hark import keys
-from hark.jobs import Job, TransitionRefused
-from hark.messages import NotifyMessage, WebhookMessage
-from hark.transcript import CONTENT_TYPES, RENDERERS, Transcript
+from hark.domain import keys
+from hark.domain.jobs import Job, TransitionRefused
+from hark.domain.messages import NotifyMessage, WebhookMessage
+from hark.domain.transcript import CONTENT_TYPES, RENDERERS, Transcript
 
 from . import audio
 from .cleanup import remove_transcripts

@@ -17,7 +17,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from hark.settings import Settings
+from hark.domain.settings import Settings
 
 _WORD = re.compile(r"\w+(?:'\w+)?")
 
@@ -73,7 +73,7 @@ def flags(
     thresholds: Thresholds,
     ratio: float | None = None,
 ) -> list[str]:
-    """What is doubtful about one decoded segment (hark.transcript.FLAGS); [] when nothing is."""
+    """What is doubtful about one decoded segment (hark.domain.transcript.FLAGS); [] when nothing is."""
     if not text.strip():
         return []
     out = []

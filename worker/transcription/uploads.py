@@ -9,9 +9,9 @@ from pathlib import Path
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hark.arrivals import receive_upload
-from hark.jobs import Job, TransitionRefused
-from hark.messages import UploadEvent
+from hark.domain.arrivals import receive_upload
+from hark.domain.jobs import Job, TransitionRefused
+from hark.domain.messages import UploadEvent
 from worker.runtime import Delivery
 
 from . import audio

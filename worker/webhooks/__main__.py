@@ -6,7 +6,7 @@ from worker.runtime import block_stop_signals, serve
 
 block_stop_signals()  # before any thread exists, as in worker.notification
 
-from hark.settings import get_settings  # noqa: E402
+from hark.domain.settings import get_settings  # noqa: E402
 from worker.webhooks.worker import webhook_consumer  # noqa: E402
 
 

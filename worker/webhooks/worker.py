@@ -1,8 +1,8 @@
 """The webhook worker: one signed POST per finished job that asked for a webhook (Standard Webhooks).
 
 Per webhook message (worker/runtime.py receives, leases and settles it): read the job -> check its URL
-again (DNS can change since creation; hark.webhooks.check_url) -> sign the body with the owner's secret(s)
--> wait for the receiver's turn (ReceiverTurns) -> POST to the checked address (pinned: hark.webhooks.post)
+again (DNS can change since creation; hark.domain.webhooks.check_url) -> sign the body with the owner's secret(s)
+-> wait for the receiver's turn (ReceiverTurns) -> POST to the checked address (pinned: hark.domain.webhooks.post)
 within a HARK_WEBHOOK_TIMEOUT_SECONDS deadline for the whole attempt -> record the attempt on the job
 (GET /jobs/{id} shows it) -> settle:
 - a 2xx answer: delivered (webhook_delivered_at), DONE; a later copy of the message is dropped;
@@ -34,11 +34,11 @@ from http import HTTPStatus
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hark import aws, webhooks
-from hark.api_schemas import job_view
-from hark.jobs import Job, JobStore, WebhookAttempt, now_iso, signing_secrets
-from hark.messages import BrokenMessage, parse_webhook_body
-from hark.settings import Settings
+from hark.domain import aws, webhooks
+from hark.domain.api_schemas import job_view
+from hark.domain.jobs import Job, JobStore, WebhookAttempt, now_iso, signing_secrets
+from hark.domain.messages import BrokenMessage, parse_webhook_body
+from hark.domain.settings import Settings
 from worker.runtime import DEAD_LETTER, DONE, Backoff, Delivery, Outcome, QueueConsumer, Telemetry, retry
 
 SERVICE = "webhooks"

@@ -1,0 +1,126 @@
+"""The live WebSocket (issue 24) end to end: `python -m worker.live` with the real model, verifying the dev
+issuer's tokens of the running local stack, driven by a real WebSocket client (the websockets package) that
+streams a real recording in real time, 100 ms a frame, as a microphone would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from hark.client.live import Heard, paced, pcm, send_paced, session
+from hark.evaluation.wer import word_error_rate
+from tests.conftest import SHARED_SPEECH
+from tests.e2e.conftest import _clean_env
+from tests.workers import LiveProcess
+
+pytestmark = pytest.mark.e2e
+
+CLIP = SHARED_SPEECH / "en_jfk.flac"  # 11 s, three phrases with pauses between them
+
+
+def start_service(stack, model_dir: Path, log: Path) -> LiveProcess:
+    """The live service trusting the stack's dev issuer."""
+    env = {
+        **_clean_env(),
+        "HARK_ISSUER": stack.url,
+        "HARK_AUTHORIZED_PARTIES": json.dumps([stack.url, stack.url.replace("127.0.0.1", "localhost")]),
+        "HARK_MODEL_DIR": str(model_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return LiveProcess(env, log)
+
+
+@pytest.fixture(scope="module")
+def live_service(live_stack, model_dir, tmp_path_factory) -> Iterator[LiveProcess]:
+    service = start_service(live_stack, model_dir, tmp_path_factory.mktemp("live") / "live.log")
+    yield service
+    service.stop()
+
+
+def bearer(stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.token('live@example.com')}"}
+
+
+def test_a_recording_streamed_in_real_time_gets_partials_then_timed_finals_then_done(live_stack, live_service):
+    heard = asyncio.run(
+        session(f"{live_service.url}/v1/live?sample_rate=16000", bearer(live_stack), paced(pcm(CLIP, 16000), 16000))
+    )
+    assert heard.close_code == 1000, heard.messages
+    kinds = [m["type"] for m in heard.messages]
+    assert kinds[-1] == "done" and "error" not in kinds
+    assert "partial" in kinds[: kinds.index("final")], kinds  # the text shows before it is final
+    finals = heard.of("final")
+    previous_end = 0.0
+    for final in finals:
+        words = final["words"]
+        assert words and final["language"] == "en"
+        assert (final["start"], final["end"]) == (words[0]["start"], words[-1]["end"])
+        assert final["text"] == "".join(w["word"] for w in words).strip()
+        for word in words:
+            assert previous_end - 0.5 <= word["start"] <= word["end"] <= 11.5  # stream times, in order, in the clip
+            assert 0 < word["probability"] <= 1
+            previous_end = word["end"]
+    done = heard.of("done")[0]
+    assert done["text"] == " ".join(f["text"] for f in finals)
+    reference = (SHARED_SPEECH / "en_jfk.txt").read_text()
+    assert word_error_rate(reference, done["text"], "en") <= 0.25, done["text"]
+
+
+def test_without_a_valid_credential_the_stream_is_refused(live_service):
+    for headers, query in [({}, ""), ({"Authorization": "Bearer not.a.jwt"}, ""), ({}, "&ticket=made-up")]:
+        heard = asyncio.run(session(f"{live_service.url}/v1/live?sample_rate=16000{query}", headers))
+        assert [m["type"] for m in heard.messages] == ["error"] and heard.close_code == 4401, (headers, query)
+
+
+def test_a_ticket_opens_one_stream_only(live_stack, live_service):
+    http = live_service.url.replace("ws://", "http://")
+    answer = requests.post(f"{http}/v1/live/tickets", headers=bearer(live_stack), timeout=10)
+    assert answer.status_code == 201
+    ticket = answer.json()["ticket"]
+    # Accepted: the stream then fails on its query (a sample rate out of range), not on the credential.
+    heard = asyncio.run(session(f"{live_service.url}/v1/live?sample_rate=4000&ticket={ticket}"))
+    assert heard.close_code == 4400 and "sample_rate" in heard.messages[0]["message"]
+    again = asyncio.run(session(f"{live_service.url}/v1/live?sample_rate=16000&ticket={ticket}"))
+    assert again.close_code == 4401
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [(b"\x01\x02\x03", 1007), ("hello", 1003), (json.dumps({"type": "pause"}), 1003)],
+)
+def test_a_bad_frame_gets_an_error_and_its_close_code(live_stack, live_service, frame, code):
+    async def send(ws, heard):
+        await ws.send(frame)
+
+    heard = asyncio.run(session(f"{live_service.url}/v1/live?sample_rate=16000", bearer(live_stack), send))
+    assert heard.close_code == code and heard.messages[-1]["type"] == "error" and heard.messages[-1]["message"]
+
+
+def test_on_scale_in_a_stream_gets_its_finals_and_1012_to_reconnect(live_stack, model_dir, tmp_path):
+    """SIGTERM (ECS stopping the task): the audio sent so far is finalised, then the close says reconnect.
+    Streamed at 48 kHz, so the resampler is on the path too."""
+    service = start_service(live_stack, model_dir, tmp_path / "live.log")
+    audio = pcm(CLIP, 48000)[: 48000 * 2 * 4]  # "And so my fellow Americans", and a pause
+
+    async def send(ws, heard: Heard) -> None:
+        await send_paced(ws, audio, 48000, heard)
+        while not heard.messages:  # the service is transcribing this stream
+            await asyncio.sleep(0.05)
+        service.process.send_signal(signal.SIGTERM)
+
+    try:
+        heard = asyncio.run(session(f"{service.url}/v1/live?sample_rate=48000", bearer(live_stack), send))
+        # uvicorn re-raises the SIGTERM it handled once it has shut down: the exit ECS expects of a stop
+        assert service.process.wait() == -signal.SIGTERM
+    finally:
+        service.stop()
+    assert heard.close_code == 1012, heard.messages
+    assert heard.messages[-1]["type"] == "error"
+    said = " ".join(m["text"] for m in heard.of("final")).lower()
+    assert "fellow americans" in said, heard.messages

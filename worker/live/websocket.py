@@ -1,0 +1,279 @@
+"""The live WebSocket (issue 24; the protocol is in docs/api.md, "Live transcription").
+
+`GET /v1/live?sample_rate=16000[&language=][&prompt=]` upgraded to a WebSocket. A program authenticates
+with `Authorization: Bearer <token>`; a browser, which cannot set headers on a WebSocket, with `?ticket=`
+from `POST /v1/live/tickets`: single use, 30 seconds, so no lasting credential is ever in a URL. The client
+sends binary frames of PCM s16le mono at `sample_rate` and a text `{"type": "stop"}`; the server sends
+`partial`, `final` and, on stop, `done` (every final's text) before closing with 1000.
+
+Refusals and bad frames are an `error` frame, then a close code (CLOSE below). The connection is accepted
+before a refusal, so a browser (which sees no HTTP status of a failed handshake) can read why. Whatever
+ends a stream other than the client going away, the audio received until then still gets its finals first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import anyio.to_thread
+import av
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hark.api.auth import Identity, Unauthorized, bearer_token
+from hark.domain.api_schemas import PROMPT_MAX_CHARS, LanguageName
+from worker.transcription.audio import SAMPLE_RATE
+
+from .streaming import Decode, Event, Stream
+
+# The close codes a client must tell apart (RFC 6455's, and 4000-4999 for the application's own).
+CLOSE = {
+    "done": 1000,  # after `done`: every final was sent
+    "unsupported": 1003,  # a text frame other than {"type": "stop"}
+    "bad_audio": 1007,  # a binary frame that is not whole s16le samples
+    "internal": 1011,  # a bug or a failed decode: the finals so far were sent
+    "restart": 1012,  # the server is going away (scale-in, deploy): reconnect and go on
+    "overloaded": 1013,  # the audio arrives faster than this server can transcribe it: try again later
+    "bad_request": 4400,  # a bad query parameter
+    "unauthorized": 4401,  # no credential, or one that does not verify (an expired or used ticket)
+}
+STEP_SECONDS = 1.0  # decode when this much new audio came in since the last step began (whisper_streaming's)
+MAX_BACKLOG_SECONDS = 30.0  # audio received but not yet decoded: more, and the stream is refused as overloaded
+TICKET_SECONDS = 30
+
+
+class Refusal(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.code, self.message = CLOSE[reason], message
+
+
+class LiveParams(BaseModel):
+    """The query of GET /v1/live (the ticket apart)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sample_rate: Annotated[int, Field(ge=8000, le=48000)]
+    language: LanguageName = "auto"
+    prompt: Annotated[str | None, Field(max_length=PROMPT_MAX_CHARS)] = None
+
+
+def stream_params(query: dict[str, str]) -> LiveParams:
+    try:
+        return LiveParams.model_validate(query)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "query"
+        raise Refusal("bad_request", f"{where}: {first['msg']}.") from None
+
+
+class Tickets:
+    """Single-use tickets, each good for TICKET_SECONDS, for the identity that asked for it. Kept in this
+    process: a browser asks for one and opens its WebSocket at once, on the same service."""
+
+    def __init__(self, seconds: float = TICKET_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self.seconds, self.clock = seconds, clock
+        self._open: dict[str, tuple[float, Identity]] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, identity: Identity) -> str:
+        ticket = secrets.token_urlsafe(32)
+        with self._lock:
+            now = self.clock()
+            self._open = {t: v for t, v in self._open.items() if v[0] > now}
+            self._open[ticket] = (now + self.seconds, identity)
+        return ticket
+
+    def redeem(self, ticket: str) -> Identity:
+        with self._lock:
+            found = self._open.pop(ticket, None)
+        if found is None or found[0] <= self.clock():
+            raise Unauthorized("unknown, used or expired ticket")
+        return found[1]
+
+
+class Pcm:
+    """Binary frames of s16le mono at `rate` -> float32 samples at 16 kHz (PyAV's resampler, which keeps
+    its state from frame to frame)."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self._resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if rate != SAMPLE_RATE else None
+        )
+
+    def samples(self, data: bytes) -> np.ndarray:
+        if len(data) % 2:
+            raise Refusal("bad_audio", f"A binary frame of {len(data)} bytes is not whole 16-bit samples.")
+        pcm = np.frombuffer(data, dtype="<i2")
+        if self._resampler is None:
+            return pcm.astype(np.float32) / 32768.0
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.rate
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, dtype=np.float32)
+
+
+@dataclass(eq=False)
+class Session:
+    """One connection's stream: frames in, events out, and how it ends."""
+
+    websocket: WebSocket
+    stream: Stream
+    pcm: Pcm
+    ending: Refusal | None = None  # set once: why the stream ends (None while it goes on)
+    stopped: bool = False  # the client sent stop
+    gone: bool = False  # the client went away: nothing more to send
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # closed, or the client is gone
+    _more: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def end(self, why: Refusal | None = None, *, stop: bool = False, gone: bool = False) -> None:
+        self.stopped, self.gone = self.stopped or stop, self.gone or gone
+        if self.ending is None and why is not None:
+            self.ending = why
+        self._more.set()
+
+    @property
+    def over(self) -> bool:
+        return self.stopped or self.gone or self.ending is not None
+
+    async def receive(self) -> None:
+        try:
+            while not self.over:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    self.end(gone=True)
+                elif message.get("bytes") is not None:
+                    self.stream.feed(self.pcm.samples(message["bytes"]))
+                    if self.stream.unstepped_seconds > MAX_BACKLOG_SECONDS:
+                        raise Refusal("overloaded", "The audio arrives faster than this server transcribes it.")
+                    if self.stream.unstepped_seconds >= STEP_SECONDS:
+                        self._more.set()
+                elif _is_stop(message.get("text")):
+                    self.end(stop=True)
+                else:
+                    raise Refusal("unsupported", 'A text frame must be {"type": "stop"}; audio goes in binary frames.')
+        except Refusal as refusal:
+            self.end(refusal)
+        except WebSocketDisconnect:
+            self.end(gone=True)
+
+    async def decode(self) -> None:
+        """Steps while audio comes, then the rest as finals, sent as they are made."""
+        while not self.over:
+            await self._more.wait()
+            self._more.clear()
+            if not self.over:
+                await self.send(await anyio.to_thread.run_sync(self.stream.step))
+        if not self.gone:
+            await self.send(await anyio.to_thread.run_sync(self.stream.finish))
+
+    async def send(self, events: list[Event]) -> None:
+        for event in events:
+            if not self.gone:
+                await self.websocket.send_json(event.message())
+
+    async def run(self) -> None:
+        receiving = asyncio.create_task(self.receive())
+        try:
+            await self.decode()
+        except Exception as err:  # a failed decode: say so, keep what was sent
+            self.end(Refusal("internal", f"The stream could not be transcribed: {type(err).__name__}."))
+        finally:
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiving
+        if self.gone:
+            return
+        with contextlib.suppress(WebSocketDisconnect):  # the client left while the last finals were made
+            if self.ending is None:
+                await self.websocket.send_json({"type": "done", "text": self.stream.text})
+                await self.websocket.close(CLOSE["done"])
+            else:
+                await refuse(self.websocket, self.ending)
+
+
+def _is_stop(text: str | None) -> bool:
+    try:
+        message = json.loads(text or "")
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "stop"
+
+
+async def refuse(websocket: WebSocket, refusal: Refusal) -> None:
+    await websocket.send_json({"type": "error", "message": refusal.message})
+    await websocket.close(refusal.code)
+
+
+class LiveService:
+    """What the routes share: the decoder (the engine), the credential check, tickets, open sessions."""
+
+    def __init__(self, decode: Decode, verify: Callable[[str], Identity]):
+        self.decode, self.verify = decode, verify
+        self.tickets = Tickets()
+        self.sessions: set[Session] = set()
+
+    async def identify(self, websocket: WebSocket) -> Identity:
+        ticket = websocket.query_params.get("ticket")
+        try:
+            if ticket is not None and "authorization" not in websocket.headers:
+                return self.tickets.redeem(ticket)
+            token = bearer_token(dict(websocket.headers))
+            return await anyio.to_thread.run_sync(self.verify, token)  # may fetch the JWKS
+        except Unauthorized:
+            raise Refusal("unauthorized", "A valid credential is needed: Authorization: Bearer, or ?ticket=.") from None
+
+    async def restart(self) -> None:
+        """Scale-in or deploy: every stream ends with its finals and 1012 (reconnect); returns when all did."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.end(Refusal("restart", "The server is restarting: reconnect to go on."))
+        await asyncio.gather(*(s.finished.wait() for s in sessions))
+
+
+async def live(websocket: WebSocket) -> None:
+    service: LiveService = websocket.app.state.live
+    await websocket.accept()
+    try:
+        await service.identify(websocket)
+        params = stream_params(dict(websocket.query_params))
+    except Refusal as refusal:
+        await refuse(websocket, refusal)
+        return
+    language = None if params.language == "auto" else params.language
+    session = Session(websocket, Stream(service.decode, language, params.prompt), Pcm(params.sample_rate))
+    service.sessions.add(session)
+    try:
+        await session.run()
+    finally:
+        service.sessions.discard(session)
+        session.finished.set()
+
+
+async def create_ticket(request: Request) -> JSONResponse:
+    service: LiveService = request.app.state.live
+    try:
+        identity = await anyio.to_thread.run_sync(service.verify, bearer_token(dict(request.headers)))
+    except Unauthorized:
+        return JSONResponse({"error": {"code": "unauthorized", "message": "Unauthorized"}}, status_code=401)
+    ticket = service.tickets.issue(identity)
+    return JSONResponse({"ticket": ticket, "expires_in": TICKET_SECONDS}, status_code=201)
+
+
+ROUTES = [
+    Route("/v1/live/tickets", create_ticket, methods=["POST"]),
+    WebSocketRoute("/v1/live", live),
+]
