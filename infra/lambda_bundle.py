@@ -17,6 +17,7 @@ the source alone and warns that the asset is not deployable.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -124,7 +125,15 @@ def stage(dest: Path, with_deps: bool, deps: Path = DEPS) -> Path:
 
 def build(python: str = LAMBDA_PYTHON) -> Path:
     """The asset with its dependencies for CPython `python`: infra/build/lambda for the Lambda's Python
-    (what deploys), infra/build/lambda-py3.X for another (a machine without the Lambda's Python)."""
+    (what deploys), infra/build/lambda-py3.X for another (a machine without the Lambda's Python).
+    Processes building at once (the test suite's two workers) take turns; the later finds the stamps."""
+    BUILD.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _build(python)
+
+
+def _build(python: str) -> Path:
     if python == LAMBDA_PYTHON:
         install_deps()
         return stage(BUILD, with_deps=True)

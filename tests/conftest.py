@@ -18,6 +18,9 @@ from hark.domain.resources import resources
 from hark.domain.settings import get_settings
 from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, free_port
 from hark.local.provision import provision
+from tests.parallel import SESSION_DIR, is_xdist_worker
+
+pytest_plugins = ("tests.parallel",)  # the suite on two workers (pytest-xdist)
 
 TEST_STACK = "hark-test"
 # The real recordings with reference transcripts: ../shared beside the checkout (as in CI), or
@@ -106,8 +109,14 @@ _modules_run: set[str] = set()
 
 
 def pytest_configure(config):
-    path = Path(tempfile.mkdtemp(prefix="hark-aws-calls-")) / "calls.jsonl"
-    os.environ[AWS_CALLS] = str(path)  # a fresh file per session, inherited by every subprocess
+    if not is_xdist_worker(config):
+        # A fresh file per session, inherited by every subprocess, xdist's workers included (started
+        # after this hook): every worker's calls land in it and the controller checks them at the end.
+        path = Path(tempfile.mkdtemp(prefix="hark-aws-calls-")) / "calls.jsonl"
+        os.environ[AWS_CALLS] = str(path)
+        # The session's folder, for its workers too: their tests' groups (tests/parallel.py) and the
+        # CDK synth (tests/infra/conftest.py), which the check below reads.
+        os.environ[SESSION_DIR] = tempfile.mkdtemp(prefix="hark-test-session-")
     aws.reset()
 
 
@@ -119,6 +128,8 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     from tests import aws_calls
 
+    if is_xdist_worker(session.config):
+        return  # the controller checks every worker's calls, once every test has run
     if exitstatus == pytest.ExitCode.INTERRUPTED or not os.environ.get(AWS_CALLS):
         return
     records = aws_calls.read(Path(os.environ[AWS_CALLS]))
@@ -135,7 +146,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from tests.infra import conftest as infra
 
-    synth = infra.SESSION_SYNTH  # the infra tests' synth, when they ran in this session
+    synth = infra.written_synth()  # the infra tests' synth, when they ran in this session (on any worker)
     if synth is None:
         outdir = Path(tempfile.mkdtemp(prefix="hark-cdk-out-"))
         with OutputTo(outdir / "synth.log"):  # the synth's warnings (and node's) go to a file

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.parallel import session_dir
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 STACKS = ("Web", "Queues", "Tables", "Email", "Storage", "Api", "WebContent", "Workers", "Monitoring")
@@ -58,6 +60,22 @@ class Synth:
 
         return Template.from_json(self.templates[stack])
 
+    @classmethod
+    def read(cls, outdir: Path, error: str | None = None) -> Synth:
+        """What a synth wrote into `outdir` (a failed one too: the templates it got to)."""
+        report_file = outdir / "validation-report.json"
+        return cls(
+            outdir=outdir,
+            templates={
+                s: json.loads((outdir / f"{s}.template.json").read_text())
+                for s in STACKS
+                if (outdir / f"{s}.template.json").exists()
+            },
+            error=error,
+            report=json.loads(report_file.read_text()) if report_file.exists() else None,
+            manifest=json.loads((outdir / "manifest.json").read_text()) if (outdir / "manifest.json").exists() else {},
+        )
+
 
 # The session's one synth, also read by the AWS-calls check at the end of the session (tests/conftest.py).
 SESSION_SYNTH: Synth | None = None
@@ -97,24 +115,25 @@ def synthesise_with(outdir: Path, context: dict) -> Synth:
         build_app(context=context, outdir=str(outdir)).synth()
     except Exception as exc:  # a validation (cdk-nag) failure still writes the templates and the report
         error = str(exc)
-    report_file = outdir / "validation-report.json"
-    return Synth(
-        outdir=outdir,
-        templates={
-            s: json.loads((outdir / f"{s}.template.json").read_text())
-            for s in STACKS
-            if (outdir / f"{s}.template.json").exists()
-        },
-        error=error,
-        report=json.loads(report_file.read_text()) if report_file.exists() else None,
-        manifest=json.loads((outdir / "manifest.json").read_text()) if (outdir / "manifest.json").exists() else {},
-    )
+    return Synth.read(outdir, error)
+
+
+def written_synth() -> Synth | None:
+    """The session's synth: this process's, or the one an xdist worker wrote into the session's folder
+    (tests/conftest.py names it for every worker), so the AWS-calls check at the end need not synthesise
+    again."""
+    if SESSION_SYNTH is not None:
+        return SESSION_SYNTH
+    folder = session_dir()
+    written = sorted(folder.glob("cdk.out-*/manifest.json")) if folder else []
+    return Synth.read(written[0].parent) if written else None
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory) -> Synth:
     pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib, cdk-nag, cfn-lint) is not installed")
-    return synthesise(tmp_path_factory.mktemp("cdk.out"))
+    folder, worker = session_dir(), os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return synthesise(folder / f"cdk.out-{worker}" if folder else tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture(scope="session")
