@@ -701,7 +701,7 @@ def correct_transcript(
     caller: Caller, job_id: str, request: CorrectTranscriptRequest
 ) -> tuple[Job, TranscriptRevision]:
     """Save a person's corrections as the transcript's next revision, every format written beside the
-    others (hark.domain.keys.revision_name), then taken by one conditional write (JobStore.save_revision): a save
+    others (hark.domain.keys.revision_name), then taken by one conditional write (Jobs.save_revision): a save
     based on a revision that is no longer the latest is 409 revision_conflict, and what it wrote is removed."""
     job = _completed(caller, job_id)
     if request.revision != job.transcript_revision:
