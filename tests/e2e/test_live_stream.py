@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -37,10 +37,11 @@ def start_service(stack, model_dir: Path, log: Path) -> LiveProcess:
 
 
 @pytest.fixture(scope="module")
-def live_service(live_stack, model_dir, tmp_path_factory) -> Iterator[LiveProcess]:
-    service = start_service(live_stack, model_dir, tmp_path_factory.mktemp("live") / "live.log")
-    yield service
-    service.stop()
+def live_service(live_stack) -> SimpleNamespace:
+    """The live WebSocket where `hark up` serves it: on the API's own port (hark/local/front.py sends /v1/* to
+    the live app), as a browser on the web page reaches it."""
+    assert live_stack.url.startswith("http://")
+    return SimpleNamespace(url="ws://" + live_stack.url.removeprefix("http://"))
 
 
 def bearer(stack) -> dict[str, str]:
