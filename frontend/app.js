@@ -6,6 +6,7 @@ import {
   uploadInParts, uploadToS3,
 } from "./api.js";
 import { clearKeys, initKeys, loadKeys } from "./keys.js";
+import { cancelLive, initLive } from "./live.js";
 import { openViewer } from "./viewer.js";
 import { el, formatBytes, formatDuration, languageName, timeAgo } from "./ui.js";
 
@@ -69,6 +70,7 @@ function showSignedOut(message = "") {
   $("jobs").replaceChildren();
   $("upload-errors").replaceChildren();
   clearKeys();
+  cancelLive();
   $("app").hidden = true;
   $("session").hidden = true;
   $("signin").hidden = false;
@@ -173,6 +175,13 @@ function speakerOptions() {
   if (!n.value) return { speaker_labels: true };
   if (!n.checkValidity()) return null; // the upload says why instead of guessing
   return { speaker_labels: true, speakers_expected: Number(n.value) };
+}
+
+/** The live stream's settings, from the same form: the spoken language and the names and terms. */
+function liveOptions() {
+  const language = $("language").value.trim();
+  const prompt = $("prompt").value.trim();
+  return { ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) };
 }
 
 async function uploadFile(file) {
@@ -518,6 +527,7 @@ document.addEventListener("visibilitychange", () => {
 async function start() {
   setUnauthorizedHandler((message) => endSession(message));
   initKeys(announce);
+  initLive({ announce, save: uploadFile, options: liveOptions });
   try {
     await loadConfig();
   } catch (e) {
