@@ -21,6 +21,8 @@ const CLOSE_MESSAGES = {
   4401: "The live service did not accept your sign-in. Sign in again.",
 };
 
+const REFUSALS = new Set([4400, 4401]); // the stream's settings or credential: nothing was transcribed
+
 let hooks = { announce: () => {}, options: () => ({}), save: async () => {} };
 let rec = null; // the recording in progress (see start())
 
@@ -153,6 +155,7 @@ async function connect(r) {
       return;
     }
     const what = CLOSE_MESSAGES[code] || `The live stream ended unexpectedly (close code ${code}).`;
+    if (REFUSALS.has(code)) r.captured = 0; // the stream was refused as asked for: a job of it would be too
     finish(r, refusal ? `${what} ${refusal}` : what);
   };
 }

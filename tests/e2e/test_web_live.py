@@ -54,6 +54,15 @@ def test_record_live_shows_partials_and_finals_then_saves_the_recording_as_a_job
             .observe(p, {childList: true, characterData: true, subtree: true});
     }""")
 
+    # A language the service does not know: its refusal is shown, the button is back, and nothing is saved.
+    page.get_by_label("Spoken language").fill("Klingon")
+    page.get_by_role("button", name="Record live").click()
+    expect(page.locator("#live-error")).to_contain_text("refused the stream's settings")
+    expect(page.locator("#live-error")).to_contain_text("Klingon")
+    expect(page.get_by_role("button", name="Record live")).to_be_enabled()
+    expect(page.locator("#live-status")).to_be_empty()
+
+    page.get_by_label("Spoken language").fill("English")
     page.get_by_role("button", name="Record live").click()
     expect(page.get_by_role("button", name="Stop")).to_be_enabled()
     page.wait_for_function("() => window.partialsSeen.length > 0")
@@ -65,6 +74,7 @@ def test_record_live_shows_partials_and_finals_then_saves_the_recording_as_a_job
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#live-status")).to_contain_text("Saved as live-", timeout=60_000)
     expect(page.locator("#live-error")).to_be_empty()
+    expect(page.locator("#jobs > li")).to_have_count(1)  # the refused attempt saved nothing
 
     finals = page.locator("#live-finals li").all_inner_texts()
     said = " ".join(text.split(" ", 1)[1] for text in finals)  # each is "mm:ss text"
