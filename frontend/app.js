@@ -184,6 +184,7 @@ function liveOptions() {
   return { ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) };
 }
 
+/** Creates the job and sends the file: true once S3 has it (a problem is shown on the page). */
 async function uploadFile(file) {
   const language = $("language").value.trim() || "auto";
   const prompt = $("prompt").value.trim();
@@ -192,28 +193,29 @@ async function uploadFile(file) {
   if (!speakers) {
     const n = $("speakers-expected");
     uploadProblem(file, `How many people speak: a whole number from ${n.min} to ${n.max}, or empty to estimate it.`);
-    return;
+    return false;
   }
   let created;
   try {
     created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}), ...speakers });
   } catch (e) {
     if (e.status !== 401) uploadProblem(file, e.message);
-    return;
+    return false;
   }
   const { job, upload, multipart } = created;
   state.jobs.set(job.job_id, job);
-  await sendFile(job, file, multipart ? (show) => uploadInParts(job.job_id, file, show, multipart)
+  return sendFile(job, file, multipart ? (show) => uploadInParts(job.job_id, file, show, multipart)
     : (show) => uploadToS3(upload, file, show));
 }
 
 /** A file over the server's threshold goes in parts (resumable: a reload asks for the file again and
- * sends only the parts S3 lacks), any other with the presigned POST. */
+ * sends only the parts S3 lacks), any other with the presigned POST. True once it is sent. */
 async function sendFile(job, file, send) {
   state.uploads.set(job.job_id, { progress: 0, error: null });
   render();
   announce(`Uploading ${file.name}`);
   let last = 0;
+  let sent = false;
   try {
     await send((p, partsDone, partsTotal) => {
       const up = state.uploads.get(job.job_id);
@@ -223,6 +225,7 @@ async function sendFile(job, file, send) {
     });
     state.uploads.delete(job.job_id);
     announce(`${file.name} uploaded; waiting for transcription`);
+    sent = true;
   } catch (e) {
     if (job.job_id in resumableUploads()) { // parts sent so far are kept: the card offers to resume
       state.uploads.delete(job.job_id);
@@ -234,6 +237,7 @@ async function sendFile(job, file, send) {
   }
   renderJob(job.job_id);
   schedulePoll(300);
+  return sent;
 }
 
 function uploadFiles(files) {

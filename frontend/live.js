@@ -26,7 +26,7 @@ const REFUSALS = new Set([4400, 4401]); // the stream's settings or credential: 
 let hooks = { announce: () => {}, options: () => ({}), save: async () => {} };
 let rec = null; // the recording in progress (see start())
 
-/** announce(text): the page's aria-live region; options(): {language, prompt} from the form; save(file): upload it. */
+/** announce(text): the page's aria-live region; options(): {language, prompt} from the form; save(file): upload it (true once sent). */
 export function initLive(pageHooks) {
   hooks = pageHooks;
   $("live-start").addEventListener("click", start);
@@ -201,8 +201,9 @@ async function finish(r, error) {
   if (!r.captured) { setStatus(""); return; }
   const name = `live-${new Date().toISOString().slice(0, 19).replace(/[T:]/g, "-")}.wav`;
   setStatus(`Saving the recording as ${name}`);
-  await hooks.save(new File([wav(r.chunks, r.rate)], name, { type: "audio/wav" }));
-  setStatus(`Saved as ${name}: its transcript and downloads are in the list below.`);
+  const saved = await hooks.save(new File([wav(r.chunks, r.rate)], name, { type: "audio/wav" }));
+  setStatus(saved ? `Saved as ${name}: its transcript and downloads follow in the list below.`
+    : `${name} could not be saved: the list below says why.`);
 }
 
 /** Ends a recording without saving it (signing out). */
