@@ -159,7 +159,7 @@ function toApiError(status, body) {
   return new ApiError(status, e?.code || "http_" + status, message);
 }
 
-export async function api(path, { method = "GET", body } = {}) {
+export async function api(path, { method = "GET", body, base = config.apiBase } = {}) {
   const token = await bearerToken();
   if (!token) {
     onUnauthorized("Please sign in.");
@@ -169,7 +169,7 @@ export async function api(path, { method = "GET", body } = {}) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let r;
   try {
-    r = await fetch(`${config.apiBase}${path}`, {
+    r = await fetch(`${base}${path}`, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
@@ -193,6 +193,26 @@ export const createJob = (file, options = {}) =>
     method: "POST",
     body: { filename: file.name, content_type: contentType(file), size: file.size, ...options },
   });
+
+// -- Live transcription (docs/api.md, "Live transcription") ---------------------------------------
+
+/** Where the live service is: config.json's `liveBase`; with the API on the page's own origin (the local
+ * stack, where the gateway sends /v1/* to the live app), that origin's /v1; otherwise null (not set up). */
+export function liveBase() {
+  if (config.liveBase) return config.liveBase.replace(/\/+$/, "");
+  return config.apiBase ? null : `${location.origin}/v1`;
+}
+
+/** The WebSocket URL of a live stream, with a single-use ticket (a browser cannot set headers on a WebSocket,
+ * and a lasting credential never goes in a URL). */
+export async function liveStreamUrl(sampleRate, { language, prompt } = {}) {
+  const base = liveBase();
+  const { ticket } = await api("/live/tickets", { method: "POST", base });
+  const query = new URLSearchParams({ sample_rate: String(sampleRate), ticket });
+  if (language) query.set("language", language);
+  if (prompt) query.set("prompt", prompt);
+  return `${base.replace(/^http/, "ws")}/live?${query}`;
+}
 
 export const listApiKeys = () => api("/api-keys");
 export const createApiKey = (name) => api("/api-keys", { method: "POST", body: { name } });

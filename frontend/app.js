@@ -6,6 +6,7 @@ import {
   uploadInParts, uploadToS3,
 } from "./api.js";
 import { clearKeys, initKeys, loadKeys } from "./keys.js";
+import { cancelLive, initLive } from "./live.js";
 import { openViewer } from "./viewer.js";
 import { el, formatBytes, formatDuration, languageName, timeAgo } from "./ui.js";
 
@@ -69,6 +70,7 @@ function showSignedOut(message = "") {
   $("jobs").replaceChildren();
   $("upload-errors").replaceChildren();
   clearKeys();
+  cancelLive();
   $("app").hidden = true;
   $("session").hidden = true;
   $("signin").hidden = false;
@@ -175,6 +177,14 @@ function speakerOptions() {
   return { speaker_labels: true, speakers_expected: Number(n.value) };
 }
 
+/** The live stream's settings, from the same form: the spoken language and the names and terms. */
+function liveOptions() {
+  const language = $("language").value.trim();
+  const prompt = $("prompt").value.trim();
+  return { ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) };
+}
+
+/** Creates the job and sends the file: true once S3 has it (a problem is shown on the page). */
 async function uploadFile(file) {
   const language = $("language").value.trim() || "auto";
   const prompt = $("prompt").value.trim();
@@ -183,28 +193,29 @@ async function uploadFile(file) {
   if (!speakers) {
     const n = $("speakers-expected");
     uploadProblem(file, `How many people speak: a whole number from ${n.min} to ${n.max}, or empty to estimate it.`);
-    return;
+    return false;
   }
   let created;
   try {
     created = await createJob(file, { language, task, ...(prompt ? { prompt } : {}), ...speakers });
   } catch (e) {
     if (e.status !== 401) uploadProblem(file, e.message);
-    return;
+    return false;
   }
   const { job, upload, multipart } = created;
   state.jobs.set(job.job_id, job);
-  await sendFile(job, file, multipart ? (show) => uploadInParts(job.job_id, file, show, multipart)
+  return sendFile(job, file, multipart ? (show) => uploadInParts(job.job_id, file, show, multipart)
     : (show) => uploadToS3(upload, file, show));
 }
 
 /** A file over the server's threshold goes in parts (resumable: a reload asks for the file again and
- * sends only the parts S3 lacks), any other with the presigned POST. */
+ * sends only the parts S3 lacks), any other with the presigned POST. True once it is sent. */
 async function sendFile(job, file, send) {
   state.uploads.set(job.job_id, { progress: 0, error: null });
   render();
   announce(`Uploading ${file.name}`);
   let last = 0;
+  let sent = false;
   try {
     await send((p, partsDone, partsTotal) => {
       const up = state.uploads.get(job.job_id);
@@ -214,6 +225,7 @@ async function sendFile(job, file, send) {
     });
     state.uploads.delete(job.job_id);
     announce(`${file.name} uploaded; waiting for transcription`);
+    sent = true;
   } catch (e) {
     if (job.job_id in resumableUploads()) { // parts sent so far are kept: the card offers to resume
       state.uploads.delete(job.job_id);
@@ -225,6 +237,7 @@ async function sendFile(job, file, send) {
   }
   renderJob(job.job_id);
   schedulePoll(300);
+  return sent;
 }
 
 function uploadFiles(files) {
@@ -518,6 +531,7 @@ document.addEventListener("visibilitychange", () => {
 async function start() {
   setUnauthorizedHandler((message) => endSession(message));
   initKeys(announce);
+  initLive({ announce, save: uploadFile, options: liveOptions });
   try {
     await loadConfig();
   } catch (e) {
