@@ -74,6 +74,9 @@ class HarkConfig:
     live_certificate_arn: str = ""
     live_warm_tasks: int = 0
     live_max_tasks: int = 4
+    # Open streams per task that the scaling holds (hark:liveStreamsPerTask). Not measured on a GPU yet: set it
+    # from bench/live.py --max-streams on the deployed instance type, below the streams at which the lag passes 3 s.
+    live_streams_per_task: int = 8
     # The languages whose confidence has an alarm of its own (issue 26; monitoring.py): those the deployment
     # transcribes enough of for an hourly mean to mean something. The dashboard graphs every language.
     accuracy_languages: tuple[str, ...] = ("en", "es")
@@ -136,6 +139,7 @@ class HarkConfig:
             live_certificate_arn=str(get("liveCertificateArn", "")),
             live_warm_tasks=int(get("liveWarmTasks", base.live_warm_tasks)),
             live_max_tasks=int(get("liveMaxTasks", base.live_max_tasks)),
+            live_streams_per_task=int(get("liveStreamsPerTask", base.live_streams_per_task)),
             accuracy_languages=tuple(str(code) for code in accuracy_languages),
         ).checked()
 
@@ -164,6 +168,8 @@ class HarkConfig:
             raise ValueError(
                 f"hark:liveWarmTasks {self.live_warm_tasks} must be from 0 to hark:liveMaxTasks ({self.live_max_tasks})"
             )
+        if self.live_streams_per_task < 1:
+            raise ValueError(f"hark:liveStreamsPerTask {self.live_streams_per_task}: a task holds at least 1 stream")
         if self.hosted_zone_id and not self.web_domain:
             raise ValueError("hark:hostedZoneId needs hark:webDomain: the alias records are for that name")
         if self.nat_gateways < WORKER_ZONES:

@@ -20,6 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from hark.domain import live_metrics
 from hark.domain.settings import Settings
 from hark_infra.common import acknowledge, table_arn
 from hark_infra.config import HarkConfig
@@ -32,8 +33,18 @@ IDLE_TIMEOUT_SECONDS = 600
 # Requests per minute per task that the target tracking holds (ALBRequestCountPerTarget): at about 10 s of
 # GPU per 25 MB request, 30 a minute keep a task busy without a queue forming behind its 4 slots.
 REQUESTS_PER_TASK_PER_MINUTE = 30
-# A task draining on scale-in finishes its requests first (the same budget as the workers' stopTimeout).
-DRAIN_SECONDS = int(Settings.model_fields["stop_timeout_seconds"].default)
+# Stopping a task (scale-in, a deploy), the balancer drains it first: no new connection, the open ones go on
+# until they close or this delay ends, when the balancer breaks them (the ECS best practices guide, "Load
+# balancer connection draining"); only then does ECS send SIGTERM. As long as the idle timeout: a 25 MB sync
+# request's worst wait, and time for most live streams (a dictation, a call) to end by themselves. A task with
+# no connection open is drained at once (uvicorn closes an idle keep-alive after 75 s).
+DEREGISTRATION_SECONDS = IDLE_TIMEOUT_SECONDS
+# From SIGTERM to SIGKILL: the streams still open get the finals of what they sent, then 1012 (reconnect), in
+# this less the workers' margin (worker/live/__main__.py): each has its unfinished sentence and at most
+# MAX_BACKLOG_SECONDS (30) of audio not yet stepped left to decode. The workers' own stopTimeout.
+STOP_TIMEOUT_SECONDS = int(Settings.model_fields["stop_timeout_seconds"].default)
+# The open-streams policy's period: one report per task per period, so its Average is the mean per task.
+STREAMS_PERIOD = Duration.seconds(live_metrics.REPORT_SECONDS)
 
 
 class LiveService(Construct):
@@ -120,7 +131,7 @@ class LiveService(Construct):
             "live",
             **container,  # the transcription worker's image and size (workers.gpu_container)
             command=["python", "-m", "worker.live"],
-            stop_timeout=Duration.seconds(DRAIN_SECONDS),
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
             port_mappings=[ecs.PortMapping(container_port=LIVE_PORT)],
             environment={
                 "HARK_STACK": config.stack,
@@ -157,15 +168,17 @@ class LiveService(Construct):
             protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.service.load_balancer_target(container_name="live", container_port=LIVE_PORT)],
             health_check=elbv2.HealthCheck(path=HEALTH_PATH, healthy_http_codes="200"),
-            deregistration_delay=Duration.seconds(DRAIN_SECONDS),
+            deregistration_delay=Duration.seconds(DEREGISTRATION_SECONDS),
         )
         self._scale(config)
         CfnOutput(stack, "LiveUrl", value=f"https://{self.balancer.load_balancer_dns_name}/v1")
 
     def _scale(self, config: HarkConfig) -> None:
-        """Requests per task (the balancer's RequestCountPerTarget, target tracking) between the warm tasks and
-        the most; from zero tasks a per-target metric has no value, so a step on the balancer's RequestCount
-        while no target is healthy starts the first one."""
+        """Two target tracking policies between the warm tasks and the most: requests per task (the balancer's
+        RequestCountPerTarget) and open streams per task (the service's own LiveActiveStreams, worker/live/
+        load.py), since a WebSocket stream is one long request the request count hardly sees. Application Auto
+        Scaling scales out when either asks and in only when both do. From zero tasks neither has a value, so
+        a step on the balancer's RequestCount while no target is healthy starts the first one."""
         scaling = self.service.auto_scale_task_count(
             min_capacity=config.live_warm_tasks, max_capacity=config.live_max_tasks
         )
@@ -173,6 +186,12 @@ class LiveService(Construct):
             "LiveRequestsPerTask",
             requests_per_target=REQUESTS_PER_TASK_PER_MINUTE,
             target_group=self.target_group,
+            scale_in_cooldown=Duration.minutes(10),
+        )
+        scaling.scale_to_track_custom_metric(
+            "LiveStreamsPerTask",
+            metric=open_streams_per_task(),
+            target_value=config.live_streams_per_task,
             scale_in_cooldown=Duration.minutes(10),
         )
         requests = self.balancer.metrics.request_count(period=Duration.minutes(1), statistic="Sum")
@@ -193,3 +212,17 @@ class LiveService(Construct):
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             evaluation_periods=1,
         )
+
+
+def open_streams_per_task() -> cw.Metric:
+    """The mean of the tasks' reports of their open streams (a customized metric, not metric math): each task
+    reports once a period under the service's dimension, zeros included, so the Average statistic is already
+    the streams per task. A sum over the balancer's HealthyHostCount would count a draining task's streams and
+    not the task, and two metrics published apart would not line up to the minute."""
+    return cw.Metric(
+        namespace=live_metrics.NAMESPACE,
+        metric_name=live_metrics.ACTIVE_STREAMS,
+        dimensions_map={live_metrics.SERVICE_DIMENSION: live_metrics.SERVICE},
+        statistic="Average",
+        period=STREAMS_PERIOD,
+    )

@@ -9,9 +9,12 @@ import json
 
 import pytest
 from starlette.testclient import TestClient
+from uvicorn import Config
 
 from hark.domain.settings import Settings
+from worker.live.__main__ import DrainingServer
 from worker.live.app import create_app
+from worker.live.load import report
 
 from .conftest import TEST_CONTEXT, one, resources_of, role_statements, template_resources
 
@@ -84,18 +87,24 @@ def test_the_credential_check_trusts_what_the_apis_authorizer_trusts(synth):
         assert env[name] == authorizer[name], name
 
 
+def live_policies(template: dict) -> list[dict]:
+    return [
+        p["Properties"]
+        for k, p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
+        if k.startswith("LiveService")
+    ]
+
+
 def test_scaled_on_requests_per_task_from_the_warm_tasks_and_woken_from_zero(synth):
     template = synth.template("Workers")
     targets = resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget")
     (target,) = [t["Properties"] for k, t in targets.items() if k.startswith("LiveService")]
     assert target["MinCapacity"] == 0 and target["MaxCapacity"] >= 1  # warm tasks: off by default
-    policies = [
-        p["Properties"]
-        for k, p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
-        if k.startswith("LiveService")
+    policies = live_policies(template)
+    tracking = [
+        p["TargetTrackingScalingPolicyConfiguration"] for p in policies if p["PolicyType"] == "TargetTrackingScaling"
     ]
-    tracking = [p for p in policies if p["PolicyType"] == "TargetTrackingScaling"]
-    (spec,) = [p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"] for p in tracking]
+    (spec,) = [t["PredefinedMetricSpecification"] for t in tracking if "PredefinedMetricSpecification" in t]
     assert spec["PredefinedMetricType"] == "ALBRequestCountPerTarget"
     (wake,) = [p for p in policies if p["PolicyType"] == "StepScaling"]
     steps = wake["StepScalingPolicyConfiguration"]["StepAdjustments"]
@@ -106,6 +115,51 @@ def test_scaled_on_requests_per_task_from_the_warm_tasks_and_woken_from_zero(syn
     assert "healthy" in expression and "requests" in expression
     metrics = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
     assert metrics == {"RequestCount", "HealthyHostCount"}
+
+
+def test_scaled_on_the_streams_each_task_reports_open_as_its_reports_define_the_metric(synth, capsys):
+    """The open-streams policy reads a metric the service's own report makes (an EMF line from worker/live/
+    load.py): its namespace, name and dimensions, as CloudWatch extracts one metric per dimension set."""
+    report(streams=3, requests=0, task="task-a")
+    emf = json.loads(capsys.readouterr().out)
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    reported = [
+        (directive["Namespace"], metric["Name"], {(d, emf[d]) for d in dims})
+        for metric in directive["Metrics"]
+        for dims in directive["Dimensions"]
+    ]
+    (streams,) = [
+        p["TargetTrackingScalingPolicyConfiguration"]
+        for p in live_policies(synth.template("Workers"))
+        if "CustomizedMetricSpecification" in p.get("TargetTrackingScalingPolicyConfiguration", {})
+    ]
+    spec = streams["CustomizedMetricSpecification"]
+    dimensions = {(d["Name"], d["Value"]) for d in spec["Dimensions"]}
+    assert (spec["Namespace"], spec["MetricName"], dimensions) in reported
+    assert len(spec["Dimensions"]) == 1  # all tasks: each reports once a period, so Average is the mean per task
+    assert spec["Statistic"] == "Average"
+    from hark_infra.config import HarkConfig  # the CDK app's package: on the path once the fixtures synthesised it
+
+    assert streams["TargetValue"] == HarkConfig.from_lookup(TEST_CONTEXT.get).live_streams_per_task
+
+
+def test_a_stopped_task_drains_its_connections_then_its_streams_end_within_the_stop_timeout(synth, monkeypatch):
+    """The balancer lets a draining task's connections run for the deregistration delay (then ECS sends
+    SIGTERM): at least as long as it lets a request be silent. After SIGTERM the service ends its streams
+    within the stop timeout less the workers' margin (worker/live/__main__.py) with the timeout it reads."""
+    template = synth.template("Workers")
+    group = one(template, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    delay = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}["deregistration_delay.timeout_seconds"]
+    balancer = one(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    idle = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}["idle_timeout.timeout_seconds"]
+    assert int(delay) >= int(idle)
+    container = live_container(template)
+    for variable in container["Environment"]:  # the settings the task's service reads (the rest are references)
+        if variable["Name"].startswith("HARK_"):
+            monkeypatch.setenv(variable["Name"], variable["Value"])
+    app = create_app(Settings())
+    drain = DrainingServer(Config(app), app.state.streams, Settings().stop_timeout_seconds).drain_seconds
+    assert 0 < drain < container["StopTimeout"]
 
 
 def test_the_balancers_health_check_and_requests_reach_the_app_as_it_answers_them(synth):

@@ -27,7 +27,7 @@ import requests
 from openai import OpenAI
 
 from hark.client.live import session
-from hark.domain import aws
+from hark.domain import aws, live_metrics
 from hark.domain.jobs import JobStatus
 from hark.domain.wer import word_error_rate
 from hark.local.emulator import free_port
@@ -158,10 +158,16 @@ def test_transcription_image_transcribes_a_real_recording_with_speakers(
         worker.stop()
 
 
+def load_reports(log: Path) -> list[dict]:
+    lines = log.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith('{"_aws"') and live_metrics.ACTIVE_STREAMS in line]
+
+
 def test_transcription_image_serves_the_live_websocket(model_dir, transcription_python, tmp_path):
     """The live service (worker/live) runs from the same image: started from its environment alone, it
     answers the protocol (a stream without a credential gets its error frame and 4401; the streams
-    themselves: tests/e2e/test_live_stream.py) and stops on SIGTERM."""
+    themselves: tests/e2e/test_live_stream.py), reports its load for the scaling policy (EMF on stdout, as
+    its log driver sends it to CloudWatch) and stops on SIGTERM."""
     empty = tmp_path / "cwd"
     empty.mkdir()
     env = {**os.environ, "HARK_MODEL_DIR": str(model_dir), "HARK_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
@@ -169,6 +175,10 @@ def test_transcription_image_serves_the_live_websocket(model_dir, transcription_
     try:
         heard = asyncio.run(session(f"{live.url}/v1/live?sample_rate=16000"))
         assert [m["type"] for m in heard.messages] == ["error"] and heard.close_code == 4401
+        while not (reports := load_reports(live.log_path)):  # the first, at start (then one a minute)
+            time.sleep(0.1)
+        assert reports[0][live_metrics.SERVICE_DIMENSION] == live_metrics.SERVICE
+        assert reports[0][live_metrics.ACTIVE_STREAMS] == [0]  # a refused stream is never counted
     finally:
         live.stop()
 

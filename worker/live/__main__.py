@@ -1,10 +1,11 @@
 """`python -m worker.live [--host H] [--port P]`: the live service under uvicorn (by default on
 HARK_LIVE_PORT, the ECS task's container port), until SIGTERM or Ctrl-C.
 
-On SIGTERM (ECS stopping the task at scale-in or a deploy) every open stream first gets the finals of the
-audio it sent and a close with 1012, which tells its client to reconnect; then uvicorn shuts down. The
-streams get HARK_STOP_TIMEOUT_SECONDS less the workers' margin (worker/runtime.py) for that; uvicorn closes
-any still open after it with 1012 too, without their last finals.
+On SIGTERM (ECS stopping the task at scale-in or a deploy, once the load balancer has drained it: docs/scaling.md,
+"The live service") every open stream first gets the finals of the audio it sent and a close with 1012, which
+tells its client to reconnect; then uvicorn shuts down. The streams get HARK_STOP_TIMEOUT_SECONDS less the
+workers' margin (worker/runtime.py) for that; uvicorn closes any still open after it with 1012 too, without
+their last finals. Every minute it reports the task's load for the scaling policy (worker/live/load.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 
 import uvicorn
 
+from hark.domain import live_metrics
 from hark.domain.settings import get_settings
 from worker.live.app import create_app
 from worker.live.websocket import LiveService
@@ -43,7 +45,7 @@ def main() -> None:
     parser.add_argument("--host", default="0.0.0.0")  # behind the load balancer, in the task's own network
     parser.add_argument("--port", type=int, default=settings.live_port)
     args = parser.parse_args()
-    app = create_app(settings)
+    app = create_app(settings, report_seconds=live_metrics.REPORT_SECONDS)  # the scaling policy's input
     # The load balancer terminates TLS; its idle timeout is the longer one, so a kept-alive connection is never
     # closed here while the balancer still uses it.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=75)

@@ -2,9 +2,14 @@
 share, the engine (loaded at the first request unless one is given), the credential check and the settings.
 
 Locally `hark up` serves it on the API's port (hark/local/front.py routes /v1/* here); in AWS it is the
-"live" ECS service behind an Application Load Balancer (`python -m worker.live`)."""
+"live" ECS service behind an Application Load Balancer (`python -m worker.live`), which also reports the task's
+load every `report_seconds` (worker/live/load.py) for the scaling policy."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import numpy as np
 from starlette.applications import Starlette
@@ -16,13 +21,17 @@ from hark.api.auth import Identity
 from hark.domain.settings import Settings, get_settings
 from hark.domain.transcript import Transcript
 from worker.live import openai_api, websocket
+from worker.live.load import report_every
 from worker.live.service import Authenticate, Live, authenticate
 from worker.live.websocket import LiveService
 from worker.transcription.engine import DecodeOptions, Engine
 
 
 def create_app(
-    settings: Settings | None = None, engine: Engine | None = None, authenticate: Authenticate = authenticate
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    authenticate: Authenticate = authenticate,
+    report_seconds: float | None = None,
 ) -> Starlette:
     live = Live(settings or get_settings(), authenticate, engine)
 
@@ -36,7 +45,21 @@ def create_app(
     async def healthz(request: Request) -> PlainTextResponse:  # the load balancer's health check
         return PlainTextResponse("ok\n")
 
-    app = Starlette(routes=[*openai_api.routes(live), *websocket.ROUTES, Route("/healthz", healthz, methods=["GET"])])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if report_seconds is None:  # in AWS only (python -m worker.live): CloudWatch reads the task's log
+            yield
+            return
+        reporting = asyncio.create_task(report_every(report_seconds, app.state.streams.sessions, live))
+        try:
+            yield
+        finally:
+            reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporting
+
+    routes = [*openai_api.routes(live), *websocket.ROUTES, Route("/healthz", healthz, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.live = live
     app.state.streams = LiveService(decode, verify)
     return app

@@ -95,6 +95,14 @@ def check_credential(live: Live, request: Request) -> None:
 
 
 async def answer(request: Request, live: Live, task: str) -> Response:
+    live.in_flight += 1  # in the event loop's one thread: no lock
+    try:
+        return await _answer(request, live, task)
+    finally:
+        live.in_flight -= 1
+
+
+async def _answer(request: Request, live: Live, task: str) -> Response:
     try:
         await run_in_threadpool(check_credential, live, request)
         check_length(request)

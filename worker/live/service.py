@@ -38,6 +38,7 @@ class Live:
     _loading: threading.Lock = field(default_factory=threading.Lock)
     # Requests transcribing at once (each holds its decoded audio in memory); more wait their turn.
     limiter: anyio.CapacityLimiter | None = None
+    in_flight: int = 0  # requests being answered, waiting for a slot included (worker/live/load.py reports it)
 
     def engine(self) -> Engine:
         """The engine, loaded by the first request that needs it (blocking: from a worker thread)."""
