@@ -18,6 +18,11 @@ from tests.parallel import session_dir
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
+# The CDK app's package (hark_infra) is imported from infra/, by the synth and by tests that build an app of
+# their own: on the path for every test here, whichever xdist worker runs it.
+for _path in (str(INFRA), str(REPO)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 STACKS = ("Web", "Queues", "Tables", "Email", "Storage", "Api", "WebContent", "Workers", "Monitoring")
 TEST_CONTEXT = {
     "hark:stack": "hark-ci",
@@ -105,9 +110,6 @@ def synthesise(outdir: Path) -> Synth:
 
 def synthesise_with(outdir: Path, context: dict) -> Synth:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    for path in (str(INFRA), str(REPO)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
     from hark_infra import build_app
 
     error = None

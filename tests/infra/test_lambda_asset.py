@@ -128,7 +128,6 @@ def test_the_template_deploys_the_asset_with_the_packages_and_not_the_client_sid
     assert (code / "hark" / "domain" / "settings.py").exists() and (code / "hark" / "api" / "control.py").exists()
     shipped = {p.name for p in (code / "hark").iterdir() if p.name != "__pycache__"}
     assert shipped == {"__init__.py", "domain", "api"}
-    assert {p.name for p in (code / "hark" / "evaluation").iterdir() if p.suffix == ".py"} == {"__init__.py", "wer.py"}
 
 
 def test_every_handler_imports_from_the_asset_alone(environments):
