@@ -171,7 +171,9 @@ class LiveService(Construct):
             deregistration_delay=Duration.seconds(DEREGISTRATION_SECONDS),
         )
         self._scale(config)
-        CfnOutput(stack, "LiveUrl", value=f"https://{self.balancer.load_balancer_dns_name}/v1")
+        # The URL is the certificate's name (hark:liveDomain), which the operator points at the balancer's DNS name.
+        CfnOutput(stack, "LiveUrl", value=config.live_url)
+        CfnOutput(stack, "LiveBalancerDnsName", value=self.balancer.load_balancer_dns_name)
 
     def _scale(self, config: HarkConfig) -> None:
         """Two target tracking policies between the warm tasks and the most: requests per task (the balancer's
