@@ -62,6 +62,7 @@ class LiveService(Construct):
         container: dict[str, Any],
         model_env: dict[str, str],
         authorized_parties: list[str],
+        cors_origins: list[str],
         subnets: ec2.SubnetSelection,
     ) -> None:
         super().__init__(stack, cid)
@@ -139,6 +140,7 @@ class LiveService(Construct):
                 "HARK_ISSUER": config.issuer,
                 "HARK_JWKS_URL": config.resolved_jwks_url,
                 "HARK_AUTHORIZED_PARTIES": json.dumps(authorized_parties),  # the API's authorizer's own
+                "HARK_LIVE_CORS_ORIGINS": json.dumps(cors_origins),  # the API's CORS origins: the web page calls both
                 **model_env,
             },
             logging=ecs.LogDrivers.aws_logs(
