@@ -10,7 +10,7 @@ export class ApiError extends Error {
   }
 }
 
-let config = { apiBase: "", devAuth: false, clerkPublishableKey: null };
+let config = { apiBase: "", devAuth: false, clerkPublishableKey: null, liveBase: null };
 let onUnauthorized = () => {};
 
 export async function loadConfig() {

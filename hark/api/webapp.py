@@ -42,20 +42,25 @@ def clerk_frontend_api_host(publishable_key: str) -> str:
 
 
 def content_security_policy(
-    connect_sources: list[str], clerk_host: str | None, media_sources: list[str] | None = None
+    connect_sources: list[str],
+    clerk_host: str | None,
+    media_sources: list[str] | None = None,
+    live_host: str | None = None,
 ) -> str:
     """The web app's Content-Security-Policy: its own files, the hosts it talks to (the API and the
     buckets in AWS; the emulator locally), where the viewer's player reads recordings from (the audio
     bucket's host: presigned GETs), and (with a publishable key) Clerk's Frontend API host from the key
-    and what Clerk's components need."""
+    and what Clerk's components need. A live service on a host of its own (AWS) is reached over HTTPS (the
+    ticket) and WSS (the stream); locally it shares the page's origin, which 'self' covers."""
     clerk = f"https://{clerk_host}" if clerk_host else None
+    live = [f"https://{live_host}", f"wss://{live_host}"] if live_host else []
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'"] + ([clerk, CLERK_BOT_PROTECTION] if clerk else []),
         "style-src": ["'self'"] + (["'unsafe-inline'"] if clerk else []),
         "img-src": ["'self'", "data:"] + ([CLERK_IMAGES] if clerk else []),
         "media-src": ["'self'", *(media_sources or [])],
-        "connect-src": ["'self'", *connect_sources] + ([clerk] if clerk else []),
+        "connect-src": ["'self'", *connect_sources, *live] + ([clerk] if clerk else []),
         "worker-src": ["'self'", "blob:"] if clerk else ["'none'"],
         "frame-src": [CLERK_BOT_PROTECTION] if clerk else ["'none'"],
         "object-src": ["'none'"],

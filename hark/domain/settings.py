@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     live_max_requests: int = 4
     live_max_audio_seconds: float = 3600
     live_port: int = 8080
+    # Web origins whose pages may call it across origins (CORS): in AWS the API's own CORS origins, since the
+    # web page asks the live service's host for tickets; none locally, where it shares the page's origin.
+    live_cors_origins: list[str] = Field(default_factory=list)
     # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
     retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
 

@@ -89,6 +89,7 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
         "Workers",
         config=config,
         web_origin=web_origin,
+        cors_origins=web_origins,
         email_identity=email.identity_name,
         api_url=api.api.url,
         **props("workers", "GPU transcription and notification workers"),

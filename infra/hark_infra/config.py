@@ -70,8 +70,11 @@ class HarkConfig:
     # list price, an upper bound); set your blended spot/on-demand rate (docs/scaling.md).
     worker_usd_per_hour: float = 0.526
     # The live service (docs/architecture.md, "The live service"): deployed when its load balancer has a
-    # regional ACM certificate for HTTPS; tasks kept warm (0: none, the first request wakes one) and at most.
+    # regional ACM certificate for HTTPS, and the name of that certificate the operator points at the balancer
+    # (the web page's config.json and CSP name it: the Web stack cannot read the balancer's own DNS name, and TLS
+    # would not match it); tasks kept warm (0: none, the first request wakes one) and at most.
     live_certificate_arn: str = ""
+    live_domain: str = ""
     live_warm_tasks: int = 0
     live_max_tasks: int = 4
     # Open streams per task that the scaling holds (hark:liveStreamsPerTask). Not measured on a GPU yet: set it
@@ -137,6 +140,7 @@ class HarkConfig:
             scaling=replace(base.scaling, max_workers=max_workers),
             worker_usd_per_hour=float(get("workerUsdPerHour", base.worker_usd_per_hour)),
             live_certificate_arn=str(get("liveCertificateArn", "")),
+            live_domain=str(get("liveDomain", "")).lower().rstrip("."),
             live_warm_tasks=int(get("liveWarmTasks", base.live_warm_tasks)),
             live_max_tasks=int(get("liveMaxTasks", base.live_max_tasks)),
             live_streams_per_task=int(get("liveStreamsPerTask", base.live_streams_per_task)),
@@ -164,6 +168,13 @@ class HarkConfig:
                 f"hark:liveCertificateArn {self.live_certificate_arn!r}: the live service's load balancer takes an ACM "
                 "certificate ARN in the stack's own region (arn:aws:acm:<region>:<account>:certificate/<id>)"
             )
+        if bool(self.live_domain) != bool(self.live_certificate_arn):
+            raise ValueError(
+                "hark:liveDomain and hark:liveCertificateArn go together: the live service's balancer serves HTTPS "
+                "with the certificate, for the name in it that points at the balancer (docs/deploy.md)"
+            )
+        if self.live_domain and not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", self.live_domain):
+            raise ValueError(f"hark:liveDomain {self.live_domain!r}: a host name alone, such as live.example.com")
         if not 0 <= self.live_warm_tasks <= self.live_max_tasks:
             raise ValueError(
                 f"hark:liveWarmTasks {self.live_warm_tasks} must be from 0 to hark:liveMaxTasks ({self.live_max_tasks})"
@@ -184,6 +195,11 @@ class HarkConfig:
                     "detected_language has it"
                 )
         return self
+
+    @property
+    def live_url(self) -> str:
+        """The live service's base URL (its `LiveUrl` output, config.json's `liveBase`); "" when not deployed."""
+        return f"https://{self.live_domain}/v1" if self.live_domain else ""
 
     @property
     def origin(self) -> str:

@@ -62,6 +62,7 @@ class LiveService(Construct):
         container: dict[str, Any],
         model_env: dict[str, str],
         authorized_parties: list[str],
+        cors_origins: list[str],
         subnets: ec2.SubnetSelection,
     ) -> None:
         super().__init__(stack, cid)
@@ -139,6 +140,7 @@ class LiveService(Construct):
                 "HARK_ISSUER": config.issuer,
                 "HARK_JWKS_URL": config.resolved_jwks_url,
                 "HARK_AUTHORIZED_PARTIES": json.dumps(authorized_parties),  # the API's authorizer's own
+                "HARK_LIVE_CORS_ORIGINS": json.dumps(cors_origins),  # the API's CORS origins: the web page calls both
                 **model_env,
             },
             logging=ecs.LogDrivers.aws_logs(
@@ -171,7 +173,9 @@ class LiveService(Construct):
             deregistration_delay=Duration.seconds(DEREGISTRATION_SECONDS),
         )
         self._scale(config)
-        CfnOutput(stack, "LiveUrl", value=f"https://{self.balancer.load_balancer_dns_name}/v1")
+        # The URL is the certificate's name (hark:liveDomain), which the operator points at the balancer's DNS name.
+        CfnOutput(stack, "LiveUrl", value=config.live_url)
+        CfnOutput(stack, "LiveBalancerDnsName", value=self.balancer.load_balancer_dns_name)
 
     def _scale(self, config: HarkConfig) -> None:
         """Two target tracking policies between the warm tasks and the most: requests per task (the balancer's

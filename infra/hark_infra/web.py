@@ -53,15 +53,19 @@ def custom_domain(scope: Construct, config: HarkConfig) -> dict:
     )
 
 
-def web_config(api_url: str, clerk_publishable_key: str) -> dict:
-    """The /config.json the web app reads (frontend/api.js loadConfig): apiBase, devAuth, clerkPublishableKey.
+def web_config(api_url: str, clerk_publishable_key: str, live_url: str = "") -> dict:
+    """The /config.json the web app reads (frontend/api.js loadConfig): apiBase, devAuth, clerkPublishableKey,
+    and liveBase when the live service is deployed.
 
     Without hark:clerkPublishableKey the key is left out (jsii cannot carry a JSON null), and api.js's
-    default, null, applies: the same as writing null.
+    default, null, applies: the same as writing null. Without the live service liveBase is left out too, and
+    *Record live* says it is not set up.
     """
     config: dict = {"apiBase": api_url, "devAuth": False}
     if clerk_publishable_key:
         config["clerkPublishableKey"] = clerk_publishable_key
+    if live_url:
+        config["liveBase"] = live_url
     return config
 
 
@@ -170,7 +174,8 @@ class WebStack(Stack):
         connect += [f"https://{b.name}.s3.{Aws.REGION}.amazonaws.com" for b in config.resources.buckets]
         # The viewer's player: presigned GETs of the audio bucket (GET /jobs/{id}/audio), same endpoint.
         media = [f"https://{config.resources.audio_bucket.name}.s3.{Aws.REGION}.amazonaws.com"]
-        csp = content_security_policy(connect, clerk_host, media)
+        # The live service's own host (hark:liveDomain), when it is deployed: its ticket (HTTPS) and stream (WSS).
+        csp = content_security_policy(connect, clerk_host, media, live_host=config.live_domain or None)
         return cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",
@@ -219,7 +224,7 @@ class WebContentStack(Stack):
             distribution_id=web_output(DISTRIBUTION_ID_OUTPUT),
             domain_name=web_output(DISTRIBUTION_DOMAIN_OUTPUT),
         )
-        self.config_data = web_config(api_url, config.clerk_publishable_key)
+        self.config_data = web_config(api_url, config.clerk_publishable_key, config.live_url)
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Content",

@@ -152,6 +152,7 @@ class WorkersStack(Stack):
         *,
         config: HarkConfig,
         web_origin: str,
+        cors_origins: list[str],
         email_identity: str,
         api_url: str,
         **kwargs,
@@ -252,6 +253,7 @@ class WorkersStack(Stack):
                 container=gpu_container(config),
                 model_env=MODEL_ENV,
                 authorized_parties=list(config.authorized_parties) or [web_origin],
+                cors_origins=cors_origins,
                 subnets=private,
             )
             tasks.append(self.live.task)

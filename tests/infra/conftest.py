@@ -31,8 +31,10 @@ TEST_CONTEXT = {
     "hark:webOrigin": "https://app.hark.example",
     "hark:emailSender": "transcripts@hark.example",
     "hark:alarmEmail": "ops@hark.example",
-    # the live service's load balancer (HTTPS), deployed only with its certificate (infra/hark_infra/live.py)
+    # the live service's load balancer (HTTPS), deployed only with its certificate and the name in it
+    # (infra/hark_infra/live.py): the web page's config.json and CSP name that host
     "hark:liveCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/9f8e7d6c-5b4a-4321-8765-0fedcba98765",
+    "hark:liveDomain": "live.hark.example",
 }
 
 

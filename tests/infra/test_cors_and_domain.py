@@ -8,6 +8,7 @@ import re
 import pytest
 
 from .conftest import CUSTOM_DOMAIN_CONTEXT, PARTIES, TEST_CONTEXT, one, resources_of
+from .test_live_service import live_container
 
 STRANGER = "https://evil.example"
 
@@ -60,6 +61,39 @@ def test_gateway_responses_carry_the_origin_of_any_authorized_party(custom_domai
     for response in resources_of(synth.template("Api"), "AWS::ApiGateway::GatewayResponse").values():
         params = response["Properties"]["ResponseParameters"]
         assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{TEST_CONTEXT['hark:webOrigin']}'"
+
+
+def test_the_live_service_answers_the_preflight_of_each_origin_the_apis_answers_and_no_other(
+    custom_domain_synth, monkeypatch
+):
+    """The web page asks the live service's own host for a ticket (and may call its OpenAI-compatible routes):
+    the real app, configured from the live task's environment in the template, answers the browser's
+    preflight without a credential for each origin API Gateway's preflight answers, and refuses a stranger's."""
+    from starlette.testclient import TestClient
+
+    from hark.domain.settings import Settings
+    from worker.live.app import create_app
+
+    for variable in live_container(custom_domain_synth.template("Workers"))["Environment"]:
+        if variable["Name"].startswith("HARK_") and isinstance(variable["Value"], str):
+            monkeypatch.setenv(variable["Name"], variable["Value"])
+    api_preflights = preflights(custom_domain_synth.template("Api"))
+    with TestClient(create_app(Settings())) as live:
+        for party in PARTIES:
+            assert all(preflight_answer(integration, party) == party for integration in api_preflights)
+            for path in ("/v1/live/tickets", "/v1/audio/transcriptions"):
+                asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+                answer = live.options(path, headers={"Origin": party, **asked})
+                assert answer.status_code == 200, (party, path, answer.text)
+                assert answer.headers["Access-Control-Allow-Origin"] == party
+                assert "authorization" in answer.headers["Access-Control-Allow-Headers"].lower()
+            # the refusal of a request without a credential is readable by the page, so it can say why
+            refused = live.post("/v1/live/tickets", headers={"Origin": party})
+            assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == party
+        stranger = live.options(
+            "/v1/live/tickets", headers={"Origin": STRANGER, "Access-Control-Request-Method": "POST"}
+        )
+    assert stranger.status_code == 400 and "Access-Control-Allow-Origin" not in stranger.headers
 
 
 def test_the_api_lambdas_know_every_party(custom_domain_synth):

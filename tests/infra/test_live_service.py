@@ -180,6 +180,9 @@ def test_the_balancers_health_check_and_requests_reach_the_app_as_it_answers_the
     [
         ({"hark:liveCertificateArn": "arn:aws:acm:us-east-1:123:certificate/x"}, "liveCertificateArn"),
         ({"hark:liveWarmTasks": 5, "hark:liveMaxTasks": 2}, "liveWarmTasks"),
+        ({"hark:liveDomain": ""}, "liveDomain and hark:liveCertificateArn go together"),  # no name for the page
+        ({"hark:liveCertificateArn": "", "hark:liveDomain": "live.hark.example"}, "go together"),  # no HTTPS
+        ({"hark:liveDomain": "https://live.hark.example/v1"}, "a host name alone"),
     ],
 )
 def test_settings_that_cannot_deploy_are_refused_with_what_to_change(context, refusal):

@@ -60,11 +60,17 @@ def test_config_json_has_the_keys_the_web_app_reads(synth):
     text = files["config.json"].decode()
     (marker,) = set(MARKER.findall(text))
     config = json.loads(MARKER.sub('"API_URL"', text))  # json_data's marker stands for a whole JSON string
-    assert config == {"apiBase": "API_URL", "devAuth": False}  # no hark:clerkPublishableKey in TEST_CONTEXT
-    # the same keys frontend/api.js starts from; a missing clerkPublishableKey keeps its default, null
+    # no hark:clerkPublishableKey in TEST_CONTEXT; the live service is deployed, at the URL the Workers stack gives
+    assert config == {
+        "apiBase": "API_URL",
+        "devAuth": False,
+        "liveBase": f"https://{TEST_CONTEXT['hark:liveDomain']}/v1",
+    }
+    assert config["liveBase"] == synth.template("Workers")["Outputs"]["LiveUrl"]["Value"]
+    # the same keys frontend/api.js starts from; a missing clerkPublishableKey or liveBase keeps its default, null
     api_js = (REPO / "frontend" / "api.js").read_text()
     defaults = re.search(r"let config = \{([^}]*)\}", api_js).group(1)
-    assert set(re.findall(r"(\w+):", defaults)) == {"apiBase", "devAuth", "clerkPublishableKey"}
+    assert set(re.findall(r"(\w+):", defaults)) == {"apiBase", "devAuth", "clerkPublishableKey", "liveBase"}
     # the marker becomes the REST API's URL (stage v1) from the Api stack at deploy time
     join = json.dumps(markers[marker])
     assert markers[marker]["Fn::Join"][1][0] == '"https://' and markers[marker]["Fn::Join"][1][-1] == '/"'
@@ -72,7 +78,7 @@ def test_config_json_has_the_keys_the_web_app_reads(synth):
     assert "PublishOutputRefApi" in join and "DeploymentStagev1" in join
 
 
-def test_config_json_carries_the_clerk_publishable_key_when_set(web):
+def test_config_json_carries_the_clerk_publishable_key_when_set_and_no_live_base_without_the_live_service(web):
     assert web.web_config("https://x/v1/", "pk_live_abc") == {
         "apiBase": "https://x/v1/",
         "devAuth": False,
@@ -199,10 +205,15 @@ def test_csp_without_a_clerk_key_allows_the_app_api_and_buckets_only(synth):
     csp = _csp(synth.template("Web"))  # TEST_CONTEXT has no hark:clerkPublishableKey
     assert csp["default-src"] == ["'self'"] and csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
     # the API (its URL is not known to this stack: the region's execute-api hosts), the presigned upload
-    # to the audio bucket, the viewer's fetch from the transcripts bucket
-    assert set(csp["connect-src"]) == {"'self'", "https://*.execute-api.${AWS::Region}.amazonaws.com"} | _s3_hosts(
-        res.audio_bucket.name, res.transcripts_bucket.name
-    )
+    # to the audio bucket, the viewer's fetch from the transcripts bucket, the live service's host (its
+    # ticket over HTTPS, its stream over WSS: TEST_CONTEXT deploys it)
+    live = TEST_CONTEXT["hark:liveDomain"]
+    assert set(csp["connect-src"]) == {
+        "'self'",
+        "https://*.execute-api.${AWS::Region}.amazonaws.com",
+        f"https://{live}",
+        f"wss://{live}",
+    } | _s3_hosts(res.audio_bucket.name, res.transcripts_bucket.name)
     # the viewer's player: presigned GETs of the uploaded recording (GET /jobs/{id}/audio), audio bucket only
     assert set(csp["media-src"]) == {"'self'"} | _s3_hosts(res.audio_bucket.name)
     assert csp["frame-src"] == ["'none'"] and csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
@@ -217,6 +228,7 @@ def test_csp_with_a_clerk_key_allows_its_frontend_api_host_and_no_other_clerk_ho
     assert set(csp["script-src"]) == {"'self'", clerk, "https://challenges.cloudflare.com"}
     assert clerk in csp["connect-src"]
     assert [v for v in csp["connect-src"] if "*" in v] == ["https://*.execute-api.${AWS::Region}.amazonaws.com"]
+    assert not [v for v in csp["connect-src"] if v.startswith("wss:")]  # no live service: no host of its own
     assert set(csp["img-src"]) == {"'self'", "data:", "https://img.clerk.com"}
     assert set(csp["worker-src"]) == {"'self'", "blob:"}
     assert set(csp["style-src"]) == {"'self'", "'unsafe-inline'"}

@@ -13,11 +13,14 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from hark.api.auth import Identity
+from hark.api.http_api import HTTP_API
 from hark.domain.settings import Settings, get_settings
 from hark.domain.transcript import Transcript
 from worker.live import openai_api, websocket
@@ -33,7 +36,8 @@ def create_app(
     authenticate: Authenticate = authenticate,
     report_seconds: float | None = None,
 ) -> Starlette:
-    live = Live(settings or get_settings(), authenticate, engine)
+    settings = settings or get_settings()
+    live = Live(settings, authenticate, engine)
 
     def decode(samples: np.ndarray, options: DecodeOptions) -> Transcript:
         # streams share the engine's priority lane with sync requests: packed before batch work
@@ -59,7 +63,24 @@ def create_app(
                 await reporting
 
     routes = [*openai_api.routes(live), *websocket.ROUTES, Route("/healthz", healthz, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=cors(settings.live_cors_origins), lifespan=lifespan)
     app.state.live = live
     app.state.streams = LiveService(decode, verify)
     return app
+
+
+def cors(origins: list[str]) -> list[Middleware]:
+    """The web page's origins may call the live service from another host (AWS: tickets, the OpenAI-compatible
+    routes), with the API's own CORS headers and cache time; a preflight is answered without a credential, and
+    one from any other origin is refused (400, no Access-Control-Allow-Origin). None locally (one origin)."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],  # the live routes' methods (the WebSocket is not CORS's)
+            allow_headers=list(HTTP_API.cors.allow_headers),
+            max_age=HTTP_API.cors.max_age_seconds,
+        )
+    ]
