@@ -50,8 +50,17 @@ from hark.domain.jobs import (
     new_job_id,
     now_iso,
 )
-from hark.domain.keys import TRANSCRIPT_FORMATS, caption_key, job_prefix, revision_name, transcript_key, upload_key
-from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.domain.keys import (
+    RENDITION_CONTENT_TYPE,
+    TRANSCRIPT_FORMATS,
+    caption_key,
+    job_prefix,
+    rendition_key,
+    revision_name,
+    transcript_key,
+    upload_key,
+)
+from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, RENDITIONS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.domain.settings import get_settings
 from hark.domain.transcript import (
     CAPTION_FORMATS,
@@ -634,8 +643,9 @@ def _expires_at(ttl_seconds: int) -> str:
 
 
 def audio_link(caller: Caller, job_id: str) -> AudioLink:
-    """A short-lived presigned GET of the job's uploaded recording, for the viewer's player. Owner only
-    (a foreign id is the same 404); 409 while the recording has not arrived."""
+    """A short-lived presigned GET of the job's recording, for the viewer's player: a video's audio rendition
+    once the worker has stored it (docs/scaling.md, "Video: what is kept"), else the upload. Owner only (a
+    foreign id is the same 404); 409 while the recording has not arrived."""
     job = _owned(caller, job_id)
     if job.status == JobStatus.UPLOADING:
         raise ApiError(
@@ -643,9 +653,12 @@ def audio_link(caller: Caller, job_id: str) -> AudioLink:
             "audio_not_uploaded",
             "The recording has not been uploaded yet; upload it with the form from POST /jobs, then try again.",
         )
+    key, content_type = job.audio_key, job.content_type
+    if job.rendition:
+        key, content_type = rendition_key(job.user_id, job.job_id), RENDITION_CONTENT_TYPE
     ttl = get_settings().audio_link_ttl_seconds
-    url = presigned_get(aws.client("s3"), aws.stack_resources().audio_bucket.name, job.audio_key, ttl)
-    return AudioLink(url=url, content_type=job.content_type, expires_at=_expires_at(ttl))
+    url = presigned_get(aws.client("s3"), aws.stack_resources().audio_bucket.name, key, ttl)
+    return AudioLink(url=url, content_type=content_type, expires_at=_expires_at(ttl))
 
 
 def _styled_captions(
@@ -796,6 +809,7 @@ def _delete_objects(job: Job) -> int:
     places = (
         (res.audio_bucket.name, UPLOADS_PREFIX),
         (res.audio_bucket.name, CHUNKS_PREFIX),
+        (res.audio_bucket.name, RENDITIONS_PREFIX),
         (res.transcripts_bucket.name, TRANSCRIPTS_PREFIX),
         (res.transcripts_bucket.name, PARTS_PREFIX),
     )

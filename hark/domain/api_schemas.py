@@ -359,8 +359,11 @@ class TranscriptLink(BaseModel):
 
 
 class AudioLink(BaseModel):
-    url: str = Field(description="A presigned GET of the uploaded recording, for playback (range requests work).")
-    content_type: str = Field(description="The recording's type as it was uploaded.")
+    url: str = Field(
+        description="A presigned GET of the recording, for playback (range requests work): a video's audio "
+        "rendition once it is made, else the upload."
+    )
+    content_type: str = Field(description="The recording's type: audio/mp4 for a rendition, else as uploaded.")
     expires_at: str = Field(description="ISO 8601, UTC: ask again after this.")
 
 

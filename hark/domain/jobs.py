@@ -133,6 +133,9 @@ class Job(BaseModel):
     multipart_upload_id: str | None = None
     multipart_part_bytes: int | None = None
     audio_key: str
+    # A video's audio rendition is stored (hark.domain.keys.rendition_key): playback serves it, and the video
+    # itself is deleted once the job completes (docs/scaling.md, "Video: what is kept").
+    rendition: bool = False
     status: JobStatus
     created_at: str
     updated_at: str
@@ -595,6 +598,10 @@ class Jobs:
         return self._update(
             job_id, (JobStatus.PROCESSING,), {"updated_at": now_iso()}, add={"chunks_done_set": {str(index)}}
         )
+
+    def set_rendition(self, job_id: str) -> Job:
+        """The job's rendition is stored; TransitionRefused once the job is finished or gone."""
+        return self._update(job_id, (JobStatus.PROCESSING,), {"rendition": True, "updated_at": now_iso()})
 
     def record_attempt_error(self, job_id: str, reason: str) -> None:
         try:

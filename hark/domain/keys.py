@@ -2,6 +2,7 @@
 
 audio bucket:        uploads/{user}/{job}/{filename}      (the original; ObjectCreated -> queue)
                      chunks/{user}/{job}/{index:05d}.flac (long audio split at pauses)
+                     renditions/{user}/{job}/audio.m4a    (a video's audio, played in its place)
 transcripts bucket:  transcripts/{user}/{job}/transcript.{txt,json,srt,vtt}
                      transcripts/{user}/{job}/captions/{chars}x{lines}.{srt,vtt} (captions a request styled)
                      transcripts/{user}/{job}/revisions/{n:05d}-{write}/transcript.{...} and captions/...
@@ -15,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, RENDITIONS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 
 TRANSCRIPT_FORMATS = ("txt", "json", "srt", "vtt")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -81,6 +82,14 @@ def job_prefix(prefix: str, user_id: str, job_id: str) -> str:
 
 def chunk_key(user_id: str, job_id: str, index: int) -> str:
     return f"{job_prefix(CHUNKS_PREFIX, user_id, job_id)}{index:05d}.flac"
+
+
+# A video's rendition for playback: AAC in an .m4a of the 16 kHz mono the model heard (worker/transcription).
+RENDITION_CONTENT_TYPE = "audio/mp4"
+
+
+def rendition_key(user_id: str, job_id: str) -> str:
+    return f"{job_prefix(RENDITIONS_PREFIX, user_id, job_id)}audio.m4a"
 
 
 def part_key(user_id: str, job_id: str, index: int) -> str:

@@ -75,6 +75,8 @@ UPLOADS_PREFIX = "uploads/"
 CHUNKS_PREFIX = "chunks/"
 PARTS_PREFIX = "parts/"
 TRANSCRIPTS_PREFIX = "transcripts/"
+# A video's audio rendition, played in its place (docs/scaling.md, "Video: what is kept").
+RENDITIONS_PREFIX = "renditions/"
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,11 @@ def resources(
         stack=stack,
         audio_bucket=BucketDef(
             name=bucket_name(stack, "audio", account, region),
-            lifecycle=(LifecycleRule(UPLOADS_PREFIX, 30), LifecycleRule(CHUNKS_PREFIX, 2)),
+            lifecycle=(
+                LifecycleRule(UPLOADS_PREFIX, 30),
+                LifecycleRule(RENDITIONS_PREFIX, 30),  # kept as long as an upload would have been
+                LifecycleRule(CHUNKS_PREFIX, 2),
+            ),
             notify_prefix=UPLOADS_PREFIX,
             cors_upload=True,
         ),

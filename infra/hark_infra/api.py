@@ -25,6 +25,7 @@ from hark.domain.keys import CAPTIONS_FOLDER, REVISIONS_FOLDER
 from hark.domain.resources import (
     CHUNKS_PREFIX,
     PARTS_PREFIX,
+    RENDITIONS_PREFIX,
     TRANSCRIPTS_PREFIX,
     UPLOADS_PREFIX,
     upload_status_function,
@@ -201,11 +202,15 @@ class ApiStack(Stack):
                 resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
             )
         )
+        # The viewer's player (GET /jobs/{id}/audio): the upload, or a video's audio rendition.
         self.api_fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="PresignAudioPlayback",
                 actions=["s3:GetObject"],
-                resources=[bucket_arn(self, audio, f"{UPLOADS_PREFIX}*")],
+                resources=[
+                    bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"),
+                    bucket_arn(self, audio, f"{RENDITIONS_PREFIX}*"),
+                ],
             )
         )
         self.api_fn.add_to_role_policy(
@@ -240,6 +245,7 @@ class ApiStack(Stack):
                 resources=[
                     bucket_arn(self, audio, f"{UPLOADS_PREFIX}*"),
                     bucket_arn(self, audio, f"{CHUNKS_PREFIX}*"),
+                    bucket_arn(self, audio, f"{RENDITIONS_PREFIX}*"),
                     bucket_arn(self, transcripts, f"{TRANSCRIPTS_PREFIX}*"),
                     bucket_arn(self, transcripts, f"{PARTS_PREFIX}*"),
                 ],
@@ -248,7 +254,7 @@ class ApiStack(Stack):
         # DELETE /jobs/{id} lists each job prefix (hark.api.control) before deleting: s3:ListBucket, only below
         # the job prefixes.
         for sid, bdef, prefixes in (
-            ("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX]),
+            ("ListJobAudio", res.audio_bucket, [UPLOADS_PREFIX, CHUNKS_PREFIX, RENDITIONS_PREFIX]),
             ("ListJobTranscripts", res.transcripts_bucket, [TRANSCRIPTS_PREFIX, PARTS_PREFIX]),
         ):
             self.api_fn.add_to_role_policy(list_bucket_statement(self, sid, bdef.name, prefixes))
@@ -262,7 +268,7 @@ class ApiStack(Stack):
         )
         acknowledge(
             _role(self.api_fn),
-            "Object ARNs are scoped to a key prefix (uploads/, chunks/, "
+            "Object ARNs are scoped to a key prefix (uploads/, chunks/, renditions/, "
             "transcripts/, parts/, a job's captions/ and revisions/): every job has its own keys below it; table ARNs "
             "include their indexes.",
             *[
@@ -270,6 +276,7 @@ class ApiStack(Stack):
                 for b, p in (
                     (audio, UPLOADS_PREFIX),
                     (audio, CHUNKS_PREFIX),
+                    (audio, RENDITIONS_PREFIX),
                     (transcripts, TRANSCRIPTS_PREFIX),
                     (transcripts, PARTS_PREFIX),
                     (transcripts, f"{TRANSCRIPTS_PREFIX}*/{CAPTIONS_FOLDER}"),

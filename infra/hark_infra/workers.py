@@ -22,7 +22,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, RENDITIONS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 from hark.domain.settings import Settings
 from hark.ops.scaling import (
     AUDIO,
@@ -648,6 +648,14 @@ def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
             sid="WriteChunks", actions=["s3:PutObject"], resources=[bucket_arn(stack, audio, f"{CHUNKS_PREFIX}*")]
         )
     )
+    # A video's audio rendition for playback; removed again when its job was deleted meanwhile.
+    r.add_to_policy(
+        iam.PolicyStatement(
+            sid="WriteRenditions",
+            actions=["s3:PutObject", "s3:DeleteObject"],
+            resources=[bucket_arn(stack, audio, f"{RENDITIONS_PREFIX}*")],
+        )
+    )
     r.add_to_policy(
         iam.PolicyStatement(
             sid="Transcripts",
@@ -671,7 +679,8 @@ def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
         )
     )
     # An upload that no job accounts for (deleted, unknown, not the key its record names) is deleted
-    # at once (hark.domain.arrivals), not left for the 30-day lifecycle rule.
+    # at once (hark.domain.arrivals), not left for the 30-day lifecycle rule; so is a completed job's video
+    # once its rendition plays in its place (ending.py).
     r.add_to_policy(
         iam.PolicyStatement(
             sid="DeleteOrphanUploads",
@@ -688,6 +697,7 @@ def _transcription_role(stack: Stack, config: HarkConfig) -> iam.Role:
             for b, p in (
                 (audio, UPLOADS_PREFIX),
                 (audio, CHUNKS_PREFIX),
+                (audio, RENDITIONS_PREFIX),
                 (transcripts, TRANSCRIPTS_PREFIX),
                 (transcripts, PARTS_PREFIX),
             )

@@ -266,7 +266,7 @@ def put_transcript(job_id: IdPath, request: CorrectTranscriptRequest) -> Transcr
 
 @router.get(
     "/jobs/<job_id>/audio",
-    summary="A short-lived link to the uploaded recording, for playback",
+    summary="A short-lived link to the recording (a video's audio rendition), for playback",
     responses=_responses(200, AudioLink, "A presigned GET link", 400, 401, 403, 404, 409),
     tags=["jobs"],
 )

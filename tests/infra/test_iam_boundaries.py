@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
+from hark.domain.resources import CHUNKS_PREFIX, PARTS_PREFIX, RENDITIONS_PREFIX, TRANSCRIPTS_PREFIX, UPLOADS_PREFIX
 
 from .conftest import TEST_CONTEXT, grants, role_statements, template_resources
 
@@ -44,20 +44,22 @@ def test_no_role_uses_service_wildcards(api, authorizer, transcription, notifica
 
 
 def test_api_reads_only_uploads_of_the_audio(api):
-    # The viewer's playback link (GET /jobs/{id}/audio) presigns a GET of the upload; nothing else of the
-    # audio bucket (chunks/) is readable.
+    # The viewer's playback link (GET /jobs/{id}/audio) presigns a GET of the upload or a video's rendition;
+    # nothing else of the audio bucket (chunks/) is readable.
     reads = [r for a, r in api if a in ("s3:GetObject", "s3:GetObject*", "s3:*") and r.startswith(AUDIO)]
-    assert reads == [f"{AUDIO}/{UPLOADS_PREFIX}*"]
+    assert sorted(reads) == [f"{AUDIO}/{RENDITIONS_PREFIX}*", f"{AUDIO}/{UPLOADS_PREFIX}*"]
     assert _s3(api) == {
         ("s3:PutObject", f"{AUDIO}/uploads/*"),  # presigned uploads only
         ("s3:ListMultipartUploadParts", f"{AUDIO}/uploads/*"),  # resuming an upload in parts
         ("s3:AbortMultipartUpload", f"{AUDIO}/uploads/*"),  # DELETE /jobs/{id}/multipart
         ("s3:GetObject", f"{AUDIO}/uploads/*"),  # presigned playback links
+        ("s3:GetObject", f"{AUDIO}/renditions/*"),  # ... of a video's audio rendition
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),  # presigned transcript links
         ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/captions/*"),  # captions in a requested style only
         ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*/revisions/*"),  # a person's corrections, never the model's
         ("s3:DeleteObject", f"{AUDIO}/uploads/*"),
         ("s3:DeleteObject", f"{AUDIO}/chunks/*"),
+        ("s3:DeleteObject", f"{AUDIO}/renditions/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:ListBucket", AUDIO),
@@ -72,7 +74,9 @@ def test_api_lists_only_below_the_job_prefixes(synth):
         s for s in role_statements(synth.template("Api"), "ApiFunctionRole") if "s3:ListBucket" in s["Action"]
     ]
     prefixes = {p for s in statements for p in s["Condition"]["StringLike"]["s3:prefix"]}
-    assert prefixes == {f"{p}*" for p in (UPLOADS_PREFIX, CHUNKS_PREFIX, TRANSCRIPTS_PREFIX, PARTS_PREFIX)}
+    assert prefixes == {
+        f"{p}*" for p in (UPLOADS_PREFIX, CHUNKS_PREFIX, RENDITIONS_PREFIX, TRANSCRIPTS_PREFIX, PARTS_PREFIX)
+    }
     assert all(set(s["Condition"]) == {"StringLike"} for s in statements)
 
 
@@ -98,12 +102,14 @@ def test_transcription_worker_cannot_send_email(transcription):
         ("s3:GetObject", f"{AUDIO}/uploads/*"),
         ("s3:GetObject", f"{AUDIO}/chunks/*"),
         ("s3:PutObject", f"{AUDIO}/chunks/*"),
+        ("s3:PutObject", f"{AUDIO}/renditions/*"),  # a video's audio rendition
+        ("s3:DeleteObject", f"{AUDIO}/renditions/*"),  # ... of a job deleted while it ran
         ("s3:GetObject", f"{TRANSCRIPTS}/transcripts/*"),
         ("s3:PutObject", f"{TRANSCRIPTS}/transcripts/*"),
         ("s3:GetObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:PutObject", f"{TRANSCRIPTS}/parts/*"),
         ("s3:DeleteObject", f"{TRANSCRIPTS}/transcripts/*"),  # a job deleted while it ran
-        ("s3:DeleteObject", f"{AUDIO}/uploads/*"),  # an upload no job accounts for (hark.domain.arrivals)
+        ("s3:DeleteObject", f"{AUDIO}/uploads/*"),  # an orphan upload (hark.domain.arrivals), a completed video
         ("s3:ListBucket", AUDIO),
         ("s3:ListBucket", TRANSCRIPTS),  # HeadObject of a missing key: 404, not 403
     }

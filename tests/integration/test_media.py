@@ -11,6 +11,11 @@ import json
 import tempfile
 from pathlib import Path
 
+import av
+import numpy as np
+import pytest
+import requests
+
 from hark.domain import aws, keys
 from hark.domain.jobs import Job, JobStatus, new_job_id, now_iso
 from hark.domain.settings import Settings, get_settings
@@ -18,6 +23,7 @@ from hark.domain.uploads import content_type_for
 from hark.domain.wer import word_error_rate
 from tests import media
 from tests.conftest import SHARED_SPEECH
+from tests.integration.test_audio_link import get_audio
 from tests.integration.test_transcription_worker import post_upload, read_transcript, reference, wait_finished
 from worker.transcription import audio
 
@@ -73,6 +79,7 @@ def test_videos_and_a_stereo_call_are_transcribed(stack, workers, tmp_path):
         error = word_error_rate(reference(videos[path][1].name), text, "en")
         print(f"{path.name}: WER {error:.1%}")
         assert error < 0.25, (path.name, text)
+        assert_played_as_rendition(done, path, tmp_path, track=videos[path][0].get("audio_track", 0))
 
     # A track the file does not have fails the job, and says how many it has.
     assert finished[bad_track.job_id].status == JobStatus.FAILED
@@ -104,6 +111,48 @@ def test_videos_and_a_stereo_call_are_transcribed(stack, workers, tmp_path):
     done, model_seconds = finished[call_job.job_id], sum(line["model_seconds"] for line in spent)
     assert model_seconds > 0 and done.model_seconds == round(model_seconds, 3)
     assert done.cost_usd == round(model_seconds * get_settings().usd_per_model_second, 8)
+    # Not a video: no rendition; the upload itself plays, and stays.
+    status, link = get_audio(call_job.job_id, user=call_job.user_id)
+    assert status == 200 and link["content_type"] == "audio/wav" and not done.rendition
+    assert requests.get(link["url"], timeout=10).content == stereo.read_bytes()
+
+
+def assert_played_as_rendition(job: Job, video: Path, tmp_path: Path, track: int) -> None:
+    """docs/scaling.md, "Video: what is kept": the completed video job plays from an AAC .m4a of what the model
+    heard (16 kHz mono, as long as the job), and the video itself is gone."""
+    status, link = get_audio(job.job_id, user=job.user_id)
+    assert status == 200 and link["content_type"] == "audio/mp4", link
+    assert keys.rendition_key(job.user_id, job.job_id) in link["url"]
+    played = tmp_path / f"{video.stem}.m4a"
+    played.write_bytes(requests.get(link["url"], timeout=10).content)
+    with av.open(str(played)) as container:
+        (stream,) = container.streams
+        assert (stream.codec_context.name, stream.rate, stream.channels) == ("aac", 16000, 1)
+        assert container.duration is not None and job.duration_seconds is not None
+        assert container.duration / av.time_base == pytest.approx(job.duration_seconds, abs=0.1)
+    heard, rendition = audio.load(video, 3600, track=track), audio.load(played, 3600)
+    n = min(len(heard), len(rendition))
+    assert np.corrcoef(heard[:n], rendition[:n])[0, 1] > 0.9  # the same sound, in time with the transcript
+    s3 = aws.client("s3")
+    assert not s3.list_objects_v2(Bucket=aws.stack_resources().audio_bucket.name, Prefix=job.audio_key).get("Contents")
+
+
+def test_a_rendition_that_cannot_be_made_leaves_the_video_to_play(stack, tmp_path):
+    """Encoding fails (here its PCM is gone): the job goes on unmarked and the video itself plays."""
+    from types import SimpleNamespace
+
+    from worker.transcription.uploads import keep_rendition
+
+    store = aws.job_store()
+    job = submit(media.video(tmp_path / "standup.mov", [audio.load(JFK, 3600)]))
+    job = store.jobs.claim(job.job_id, "message-1")
+    keep_rendition(
+        SimpleNamespace(s3=aws.client("s3"), res=stack, store=store), job, [audio.Pcm(tmp_path / "gone", 1, 0)]
+    )
+    assert not store.jobs.get(job.job_id).rendition
+    status, link = get_audio(job.job_id, user=job.user_id)
+    assert status == 200 and link["content_type"] == "video/quicktime"
+    assert requests.get(link["url"], timeout=10).content == (tmp_path / "standup.mov").read_bytes()
 
 
 def _turn(turns: list[media.Turn], at: float) -> int | None:

@@ -181,13 +181,20 @@ def test_a_scrap_is_folded_into_its_voice_and_a_mislabelled_turn_moves_back(tmp_
 def test_chunked_recording_keeps_one_set_of_speakers(stack, workers, tmp_path):
     # Past the (lowered) threshold the recording is split across chunks; the assembling worker
     # diarizes it whole, so a voice keeps its label on both sides of every chunk boundary.
+    # A meeting video (its sound lossless, in an .avi): its rendition is made before the split, and the
+    # assembling worker still reads the video for the speakers before the job completes and the video goes.
+    from tests import media
+    from tests.integration import test_media
+
     three, reference = conversation(tmp_path, ["jfk", "libri2412", "lj"], 15.0)
+    meeting = media.video(tmp_path / "meeting.avi", [audio.load(three, 3600)])
     workers(HARK_CHUNK_THRESHOLD_SECONDS="20", HARK_CHUNK_TARGET_SECONDS="15")
-    job = submit(three, speakers_expected=3)
+    job = test_media.submit(meeting, speaker_labels=True, speakers_expected=3)
     done = wait_finished([job.job_id], timeout=600)[job.job_id]
     assert done.status == JobStatus.COMPLETED, done.error
     assert done.chunks_total and done.chunks_total >= 2
     check_labelled(job, reference, 3)
+    test_media.assert_played_as_rendition(done, meeting, tmp_path, track=0)
 
 
 # -- the API: the fields reach the job record, and bad ones are refused with what is wrong ----------------

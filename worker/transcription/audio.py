@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -206,16 +207,46 @@ def load(path: Path, max_seconds: float, track: int = 0) -> np.ndarray:
 
 def encode_flac(samples: np.ndarray) -> bytes:
     """16 kHz mono FLAC of float samples (chunks of long recordings travel as these)."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="flac") as container:
-        stream = container.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
         step = SAMPLE_RATE * 10
-        for start in range(0, len(pcm), step):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + step], format="s16", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        _encode(container, "flac", (samples[start : start + step] for start in range(0, len(samples), step)))
     return buffer.getvalue()
+
+
+# A rendition's bit rate: speech at 16 kHz mono (docs/scaling.md, "Video: what is kept").
+RENDITION_BIT_RATE = 32_000
+
+
+def encode_rendition(pcms: list[Pcm], dest: Path) -> Path:
+    """The decoded recording as AAC in an .m4a at `dest`: the 16 kHz mono the model heard, played in place of
+    a video. Several channels (a multichannel job) are mixed. Read 10 s at a time, so memory stays small."""
+    step = 10.0
+    windows = (
+        np.mean([pcm.read(start, start + step) for pcm in pcms], axis=0)
+        for start in np.arange(0.0, pcms[0].seconds, step)
+    )
+    # faststart: the index first, so a player starts before it has the whole file.
+    with av.open(str(dest), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as container:
+        _encode(container, "aac", windows, RENDITION_BIT_RATE)
+    return dest
+
+
+def _encode(container, codec: str, windows: Iterable[np.ndarray], bit_rate: int | None = None) -> None:
+    """Float 16 kHz mono samples, a window at a time, into `container` as `codec`."""
+    stream = container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+    if bit_rate:
+        stream.bit_rate = bit_rate
+    written = 0
+    for window in windows:
+        pcm = (np.clip(window, -1.0, 1.0) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        # Timestamps from 0: the AAC encoder's priming then sits before 0, and the .m4a's edit list skips it,
+        # so the rendition's times are the transcript's.
+        frame.pts, frame.time_base = written, Fraction(1, SAMPLE_RATE)
+        written += len(pcm)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)

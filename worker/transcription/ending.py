@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from hark.domain import keys
 from hark.domain.jobs import Job, TransitionRefused
@@ -128,6 +128,8 @@ def complete(ctx: Context, job: Job, transcript: Transcript, attempt: int | None
         logger.info("another worker finished this job first")
         return
     notify(ctx, finished)
+    if finished.rendition:
+        delete_video(ctx, finished)
     ctx.metric("JobsCompleted", 1, MetricUnit.Count)
     if attempt:
         ctx.metric("Attempts", attempt, MetricUnit.Count)
@@ -140,6 +142,18 @@ def complete(ctx: Context, job: Job, transcript: Transcript, attempt: int | None
         model_seconds=None if model_seconds is None else round(model_seconds, 3),
         segments=len(transcript.segments),
     )
+
+
+def delete_video(ctx: Context, job: Job) -> None:
+    """A completed video's rendition plays in its place: the video goes now, not after the uploads' 30 days
+    (docs/scaling.md). Nothing reads it after completion (a chunked job's speaker labels read it before).
+    The job is done, so a failure here is logged and the video left to the lifecycle rule."""
+    try:
+        ctx.s3.delete_object(Bucket=ctx.res.audio_bucket.name, Key=job.audio_key)
+    except (ClientError, BotoCoreError):
+        logger.exception("the video of a completed job could not be deleted: it expires with the uploads")
+        return
+    logger.info("video deleted: its rendition plays in its place")
 
 
 def fail(ctx: Context, failure: Failed, attempt: int | None) -> None:

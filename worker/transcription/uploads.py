@@ -8,9 +8,11 @@ import time
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from hark.domain import keys
 from hark.domain.arrivals import receive_upload
 from hark.domain.jobs import Job, TransitionRefused
 from hark.domain.messages import UploadEvent
+from hark.domain.uploads import is_video
 from worker.runtime import Delivery
 
 from . import audio
@@ -86,6 +88,8 @@ def transcribe_upload(ctx: Context, job: Job, event: UploadEvent) -> JobOutcome:
             track=track,
             split_channels=job.multichannel,
         ) as pcms:
+            if is_video(job.content_type) and not job.rendition:
+                keep_rendition(ctx, job, pcms)
             if job.multichannel:
                 channels = transcribe_channels(ctx, pcms, options)
                 ctx.record_speed(channels.audio_seconds, channels.model_seconds, time.monotonic() - started)
@@ -113,3 +117,25 @@ def transcribe_upload(ctx: Context, job: Job, event: UploadEvent) -> JobOutcome:
         batch_jobs=result.batch_jobs,
     )
     return Transcribed(job, result.transcript, result.model_seconds, samples if job.speaker_labels else None)
+
+
+def keep_rendition(ctx: Context, job: Job, pcms: list[audio.Pcm]) -> None:
+    """Store a video's audio rendition and mark the job as having one (docs/scaling.md, "Video: what is kept").
+    Playback only: any failure is logged and the job goes on, its video kept and played instead."""
+    key = keys.rendition_key(job.user_id, job.job_id)
+    try:
+        path = audio.encode_rendition(pcms, pcms[0].path.with_name("rendition.m4a"))
+        with path.open("rb") as body:
+            ctx.s3.put_object(
+                Bucket=ctx.res.audio_bucket.name, Key=key, Body=body, ContentType=keys.RENDITION_CONTENT_TYPE
+            )
+    except Exception:  # the rendition is an extra: nothing in it may fail the transcription
+        logger.exception("no rendition: the video is kept for playback")
+        return
+    try:
+        ctx.store.jobs.set_rendition(job.job_id)
+    except TransitionRefused:
+        if ctx.store.jobs.get(job.job_id) is None:  # deleted meanwhile: nothing of it may stay
+            ctx.s3.delete_object(Bucket=ctx.res.audio_bucket.name, Key=key)
+        return
+    logger.info("rendition stored", bytes=path.stat().st_size)

@@ -13,8 +13,9 @@ T = TypeVar("T", bound="AudioLink")
 class AudioLink:
     """
     Attributes:
-        url (str): A presigned GET of the uploaded recording, for playback (range requests work).
-        content_type (str): The recording's type as it was uploaded.
+        url (str): A presigned GET of the recording, for playback (range requests work): a video's audio rendition once
+            it is made, else the upload.
+        content_type (str): The recording's type: audio/mp4 for a rendition, else as uploaded.
         expires_at (str): ISO 8601, UTC: ask again after this.
     """
 

@@ -91,7 +91,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[AudioLink | ErrorResponse | GatewayError]:
-    """A short-lived link to the uploaded recording, for playback
+    """A short-lived link to the recording (a video's audio rendition), for playback
 
     Args:
         job_id (str): The job's id
@@ -120,7 +120,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 ) -> AudioLink | ErrorResponse | GatewayError | None:
-    """A short-lived link to the uploaded recording, for playback
+    """A short-lived link to the recording (a video's audio rendition), for playback
 
     Args:
         job_id (str): The job's id
@@ -144,7 +144,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[AudioLink | ErrorResponse | GatewayError]:
-    """A short-lived link to the uploaded recording, for playback
+    """A short-lived link to the recording (a video's audio rendition), for playback
 
     Args:
         job_id (str): The job's id
@@ -171,7 +171,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 ) -> AudioLink | ErrorResponse | GatewayError | None:
-    """A short-lived link to the uploaded recording, for playback
+    """A short-lived link to the recording (a video's audio rendition), for playback
 
     Args:
         job_id (str): The job's id
