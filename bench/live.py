@@ -45,7 +45,7 @@ RATE = 16000
 
 def serve(engine: Engine) -> str:
     """The live app on a free loopback port, in a thread; returns its ws:// base once it listens."""
-    app = create_app(engine, lambda token: Identity(user_id="bench", email="bench@example.com"))
+    app = create_app(engine=engine, authenticate=lambda headers: Identity(user_id="bench", email="bench@example.com"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
