@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from hark.api.auth import Identity
 from hark.api.http_api import HTTP_API
 from hark.domain.settings import Settings, get_settings
 from hark.domain.transcript import Transcript
@@ -43,9 +42,6 @@ def create_app(
         # streams share the engine's priority lane with sync requests: packed before batch work
         return live.engine().run(samples, options, interactive=True).transcript
 
-    def verify(token: str) -> Identity:
-        return live.authenticate({"authorization": f"Bearer {token}"})
-
     async def healthz(request: Request) -> PlainTextResponse:  # the load balancer's health check
         return PlainTextResponse("ok\n")
 
@@ -65,7 +61,7 @@ def create_app(
     routes = [*openai_api.routes(live), *websocket.ROUTES, Route("/healthz", healthz, methods=["GET"])]
     app = Starlette(routes=routes, middleware=cors(settings.live_cors_origins), lifespan=lifespan)
     app.state.live = live
-    app.state.streams = LiveService(decode, verify)
+    app.state.streams = LiveService(decode, live.authenticate)
     return app
 
 

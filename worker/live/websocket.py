@@ -19,7 +19,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hark.api.auth import Identity, Unauthorized, bearer_token
+from hark.api.auth import Identity, Unauthorized
 from hark.domain.api_schemas import PROMPT_MAX_CHARS, LanguageName
 from worker.transcription.audio import SAMPLE_RATE
 
@@ -221,8 +221,9 @@ async def refuse(websocket: WebSocket, refusal: Refusal) -> None:
 class LiveService:
     """What the routes share: the decoder (the engine), the credential check, tickets, open sessions."""
 
-    def __init__(self, decode: Decode, verify: Callable[[str], Identity]):
-        self.decode, self.verify = decode, verify
+    def __init__(self, decode: Decode, authenticate: Callable[[Mapping[str, str]], Identity]):
+        # authenticate: the live service's one credential check (worker.live.service), headers in
+        self.decode, self.authenticate = decode, authenticate
         self.tickets = Tickets()
         self.sessions: set[Session] = set()
 
@@ -231,8 +232,7 @@ class LiveService:
         try:
             if ticket is not None and "authorization" not in websocket.headers:
                 return self.tickets.redeem(ticket)
-            token = bearer_token(dict(websocket.headers))
-            return await anyio.to_thread.run_sync(self.verify, token)  # may fetch the JWKS
+            return await anyio.to_thread.run_sync(self.authenticate, dict(websocket.headers))  # may fetch the JWKS
         except Unauthorized:
             raise Refusal("unauthorized", "A valid credential is needed: Authorization: Bearer, or ?ticket=.") from None
 
@@ -266,7 +266,7 @@ async def live(websocket: WebSocket) -> None:
 async def create_ticket(request: Request) -> JSONResponse:
     service: LiveService = request.app.state.streams
     try:
-        identity = await anyio.to_thread.run_sync(service.verify, bearer_token(dict(request.headers)))
+        identity = await anyio.to_thread.run_sync(service.authenticate, dict(request.headers))
     except Unauthorized:
         return JSONResponse({"error": {"code": "unauthorized", "message": "Unauthorized"}}, status_code=401)
     ticket = service.tickets.issue(identity)
