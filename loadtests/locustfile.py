@@ -135,32 +135,41 @@ class LocustTransport(httpx.BaseTransport):
         name = self.next_name or self._name(request)
         self.next_name = None
         started = time.perf_counter()
-        exception: Exception | None = None
-        response = None
+        # Only an Exception is this request's failure. locust stops a user by raising GreenletExit in it;
+        # that must pass through untouched, or the user survives its kill and locust waits on it forever.
         try:
             response = self.inner.handle_request(request)
             response.read()  # the body's time counts, as in locust's HttpUser
         except Exception as err:
-            exception = err
+            self._report(request, name, started, None, err)
             raise
-        finally:
-            length = len(response.content) if response is not None else 0
-            if response is not None and response.status_code >= 400:
-                if response.status_code == 429 and name == "POST /jobs":
-                    name = QUOTA_NAME
-                else:
-                    exception = RuntimeError(f"HTTP {response.status_code}: {_error(response)}")
-            self.user.environment.events.request.fire(
-                request_type=request.method,
-                name=name,
-                response_time=(time.perf_counter() - started) * 1000,
-                response_length=length,
-                exception=exception,
-                context={},
-                url=str(request.url),
-                response=response,
-            )
+        exception = None
+        if response.status_code >= 400:
+            if response.status_code == 429 and name == "POST /jobs":
+                name = QUOTA_NAME
+            else:
+                exception = RuntimeError(f"HTTP {response.status_code}: {_error(response)}")
+        self._report(request, name, started, response, exception)
         return response
+
+    def _report(
+        self,
+        request: httpx.Request,
+        name: str,
+        started: float,
+        response: httpx.Response | None,
+        exception: Exception | None,
+    ) -> None:
+        self.user.environment.events.request.fire(
+            request_type=request.method,
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=len(response.content) if response is not None else 0,
+            exception=exception,
+            context={},
+            url=str(request.url),
+            response=response,
+        )
 
     def _name(self, request: httpx.Request) -> str:
         if request.url.host != httpx.URL(self.user.host).host or request.url.port != httpx.URL(self.user.host).port:

@@ -62,7 +62,11 @@ def run_locust(
         "WARNING",
         user_class,
     ]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    try:
+        # a guard against a locust that never stops (a user that survives its kill), not a time limit
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"locust did not stop after its --run-time {run_time}:\n{err.stdout!r}\n{err.stderr!r}")
     stats = prefix.with_name(prefix.name + "_stats.csv")
     assert stats.exists(), (
         f"locust wrote no stats (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
