@@ -36,6 +36,7 @@ from hark.client.live import Heard, paced, pcm, session
 from hark.domain.settings import get_settings
 from hark.domain.wer import word_error_rate
 from worker.live.app import create_app
+from worker.live.service import live_engine
 from worker.transcription.engine import DecodeOptions, Engine
 
 SPEECH = Path(os.environ.get("HARK_SPEECH_DIR") or Path(__file__).resolve().parents[2] / "shared/testdata/speech")
@@ -123,7 +124,7 @@ def main() -> None:
     p.add_argument("--max-streams", type=int, default=4)
     p.add_argument("--lag-limit", type=float, default=3.0)
     args = p.parse_args()
-    engine = Engine(get_settings())
+    engine = live_engine(get_settings())
     base = serve(engine)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     print(

@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     live_max_requests: int = 4
     live_max_audio_seconds: float = 3600
     live_port: int = 8080
+    # The live service's model replicas. One: a stream's final waits for one decode of its buffer (Whisper's
+    # encoder pads every buffer to 30 s, so it costs the same whatever the length), and one replica decodes on
+    # all the cores: on the shared 2-core CPU a single stream's median final lag 2.1 s against 2.9 s with two
+    # (bench/live.py, docs/benchmarks.md); a GPU runs one anyway. HARK_MODEL_REPLICAS stays the batch workers'.
+    live_model_replicas: int = 1
     # Web origins whose pages may call it across origins (CORS): in AWS the API's own CORS origins, since the
     # web page asks the live service's host for tickets; none locally, where it shares the page's origin.
     live_cors_origins: list[str] = Field(default_factory=list)

@@ -28,6 +28,11 @@ def authenticate(headers: Mapping[str, str]) -> Identity:
     return identity
 
 
+def live_engine(settings: Settings) -> Engine:
+    """The live service's engine: the batch workers' own, in `live_model_replicas` replicas (settings.py says why)."""
+    return Engine(settings.model_copy(update={"model_replicas": settings.live_model_replicas}))
+
+
 @dataclass
 class Live:
     """What the live routes share."""
@@ -44,7 +49,7 @@ class Live:
         """The engine, loaded by the first request that needs it (blocking: from a worker thread)."""
         with self._loading:
             if self._engine is None:
-                self._engine = Engine(self.settings)
+                self._engine = live_engine(self.settings)
             return self._engine
 
     def slots(self) -> anyio.CapacityLimiter:

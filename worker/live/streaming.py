@@ -7,8 +7,11 @@ the engine (its pieces share the model's batches with every other stream and job
   ENDPOINT_SILENCE_MS of silence is over, so its words become one `Final` and the buffer drops its audio.
 - **LocalAgreement-2** (Macháček et al. 2023, whisper_streaming): while someone talks on without a pause,
   the words two consecutive decodings agree on (the longest common prefix) are stable; once the buffer
-  outgrows AGREE_AFTER_SECONDS, the agreed words become a `Final` and the buffer is cut after them, so it
-  stays well inside Whisper's 30-second window (FORCE_AFTER_SECONDS cuts even without agreement).
+  outgrows AGREE_AFTER_SECONDS, the agreed words become a `Final` and the buffer is cut after them, all
+  but CONTEXT_SECONDS of audio that leads into the next words (their own words are not decoded again).
+- **settled**: a word that ended SETTLED_SECONDS before the buffer's end is final even where the decodings
+  still differ, so no final lags its end by more than that and a step (agreement alone once left a stretch
+  of read speech waiting 10 s), and the buffer stays well inside Whisper's 30-second window.
 - **partial**: the rest of the latest decoding, sent whenever its text changes (it may still change).
 
 The buffer is decoded without the earlier finals as a prompt (whisper_streaming prompts with them): the
@@ -26,6 +29,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import takewhile
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -43,12 +47,16 @@ ENDPOINT_VAD = VadOptions(min_silence_duration_ms=ENDPOINT_SILENCE_MS, speech_pa
 # pause after it is long: someone said "yes" and waits.
 MIN_FINAL_SECONDS = 2.0
 LONG_PAUSE_SECONDS = 1.5
-# Talk without a pause: agreed words become final once the buffer is this long, all but the last word at the
-# second length (Whisper hears at most 30 s at once).
-AGREE_AFTER_SECONDS = 8.0
-FORCE_AFTER_SECONDS = 20.0
+# Talk without a pause: once the buffer is this long, the words two decodings agree on become final.
+AGREE_AFTER_SECONDS = 3.0
+# A word that ended this long before the buffer's end becomes final even if the decodings still differ on it
+# (Whisper heard this much after it): a final is never later than this plus one step behind its end.
+SETTLED_SECONDS = 2.5
 # A buffer without speech is dropped but for its end (speech may be starting there).
 KEEP_SILENCE_SECONDS = 0.5
+# Cut mid-speech (agreed or settled words), the buffer keeps this much audio before the cut: Whisper hears the
+# words that lead into the next ones; their own words, final already, are left out of later decodings.
+CONTEXT_SECONDS = 1.0
 
 Decode = Callable[[np.ndarray, DecodeOptions], Transcript]
 
@@ -123,6 +131,7 @@ class Stream:
         self._buffer = np.zeros(0, dtype=np.float32)  # the audio whose text is not final, from _offset
         self._offset = 0  # samples of the stream before the buffer
         self._previous: list[Word] = []  # the last step's words (stream times): LocalAgreement's reference
+        self._final_until = 0.0  # stream seconds: a decoded word centred before this is in a final already
         self._partial = ""
 
     def feed(self, samples: np.ndarray) -> None:
@@ -163,13 +172,14 @@ class Stream:
             words = words[len(done) :]
             self._drop(cut)
         elif len(self._buffer) / SAMPLE_RATE > AGREE_AFTER_SECONDS:
-            done = agreed_prefix(self._previous, words)
-            if not done and len(self._buffer) / SAMPLE_RATE > FORCE_AFTER_SECONDS:
-                done = words[:-1]
+            settled_until = (self._offset + len(self._buffer)) / SAMPLE_RATE - SETTLED_SECONDS
+            settled = list(takewhile(lambda w: w.end <= settled_until, words))
+            done = max(agreed_prefix(self._previous, words), settled, key=len)
             if done:
                 events += self._final(done, language)
                 words = words[len(done) :]
-                self._drop(round(done[-1].end * SAMPLE_RATE) - self._offset)
+                self._final_until = done[-1].end
+                self._drop(round((done[-1].end - CONTEXT_SECONDS) * SAMPLE_RATE) - self._offset)
         self._previous = words
         return events + self._partial_event(words)
 
@@ -204,6 +214,7 @@ class Stream:
             w.model_copy(update={"start": round(w.start + shift, 3), "end": round(w.end + shift, 3)})
             for s in transcript.segments
             for w in s.words
+            if (w.start + w.end) / 2 + shift > self._final_until
         ]
         return words, transcript.language
 
