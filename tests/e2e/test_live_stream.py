@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,9 @@ import pytest
 import requests
 
 from hark.client.live import Heard, paced, pcm, send_paced, session
+from hark.domain.api_keys import RATE_WINDOW_SECONDS
 from hark.domain.wer import word_error_rate
+from hark.local.stack import local_env
 from tests.conftest import SHARED_SPEECH
 from tests.e2e.conftest import _clean_env
 from tests.workers import LiveProcess
@@ -24,16 +28,17 @@ pytestmark = pytest.mark.e2e
 CLIP = SHARED_SPEECH / "en_jfk.flac"  # 11 s, three phrases with pauses between them
 
 
-def start_service(stack, model_dir: Path, log: Path) -> LiveProcess:
-    """The live service trusting the stack's dev issuer."""
+def start_service(stack, model_dir: Path, log: Path, port: int | None = None, **settings: str) -> LiveProcess:
+    """The live service as `hark up` configures its components (the stack's dev issuer, its emulator and API
+    keys table), recording its AWS calls for the session's IAM check, with `settings` on top."""
     env = {
         **_clean_env(),
-        "HARK_ISSUER": stack.url,
-        "HARK_AUTHORIZED_PARTIES": json.dumps([stack.url, stack.url.replace("127.0.0.1", "localhost")]),
-        "HARK_MODEL_DIR": str(model_dir),
+        **local_env(int(stack.url.rsplit(":", 1)[1]), stack.emulator_port, stack.home, model_dir),
+        "HARK_RECORD_AWS_CALLS": os.environ.get("HARK_RECORD_AWS_CALLS", ""),
         "PYTHONUNBUFFERED": "1",
+        **settings,
     }
-    return LiveProcess(env, log)
+    return LiveProcess(env, log, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +130,28 @@ def test_on_scale_in_a_stream_gets_its_finals_and_1012_to_reconnect(live_stack, 
     assert heard.messages[-1]["type"] == "error"
     said = " ".join(m["text"] for m in heard.of("final")).lower()
     assert "fellow americans" in said, heard.messages
+
+
+def test_an_api_key_past_its_requests_a_minute_gets_429_for_a_ticket_and_1013_on_the_websocket(
+    live_stack, model_dir, tmp_path
+):
+    """As the API answers such a key (hark.api.control.admit): a ticket is the API's 429 with Retry-After, and
+    a stream is an error frame with `retry_after`, then 1013 (try again later)."""
+    key = live_stack.api_key(live_stack.token("limited@example.com"), "one a minute")
+    service = start_service(live_stack, model_dir, tmp_path / "live.log", HARK_API_KEY_REQUESTS_PER_MINUTE="1")
+    tickets = service.url.replace("ws://", "http://") + "/v1/live/tickets"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 10:  # all three in one minute's window
+            time.sleep(RATE_WINDOW_SECONDS - time.time() % RATE_WINDOW_SECONDS)
+        first = requests.post(tickets, headers=headers, timeout=10)
+        refused = requests.post(tickets, headers=headers, timeout=10)
+        heard = asyncio.run(session(f"{service.url}/v1/live?sample_rate=16000", headers))
+    finally:
+        service.stop()
+    assert first.status_code == 201, first.text  # the key's one request of this minute
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited", refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= RATE_WINDOW_SECONDS
+    assert (refused.headers["RateLimit-Limit"], refused.headers["RateLimit-Remaining"]) == ("1", "0")
+    assert heard.close_code == 1013 and [m["type"] for m in heard.messages] == ["error"], heard.messages
+    assert 1 <= heard.messages[0]["retry_after"] <= RATE_WINDOW_SECONDS
