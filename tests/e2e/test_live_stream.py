@@ -126,7 +126,7 @@ def test_on_scale_in_a_stream_gets_its_finals_and_1012_to_reconnect(live_stack, 
         assert service.process.wait() == -signal.SIGTERM
     finally:
         service.stop()
-    assert heard.close_code == 1012, heard.messages
+    assert heard.close_code == 1012 and heard.reconnect, heard.messages  # the client says: reconnect
     assert heard.messages[-1]["type"] == "error"
     said = " ".join(m["text"] for m in heard.of("final")).lower()
     assert "fellow americans" in said, heard.messages
