@@ -63,6 +63,10 @@ class Refusal(Exception):
         self.code, self.message, self.retry_after = CLOSE[reason], message, retry_after
 
 
+def restart_refusal() -> Refusal:
+    return Refusal("restart", "The server is restarting: reconnect to go on.")
+
+
 class LiveParams(BaseModel):
     """The query of GET /v1/live (the ticket apart)."""
 
@@ -232,6 +236,7 @@ class LiveService:
         self.decode, self.authenticate = decode, authenticate
         self.tickets = Tickets()
         self.sessions: set[Session] = set()
+        self.restarting = False  # set by restart: a stream that opens after it is refused with 1012
 
     async def identify(self, websocket: WebSocket) -> Identity:
         ticket = websocket.query_params.get("ticket")
@@ -245,10 +250,12 @@ class LiveService:
             raise Refusal("rate_limited", rate_limited(limited).message, limited.retry_after) from None
 
     async def restart(self) -> None:
-        """Scale-in or deploy: every stream ends with its finals and 1012 (reconnect); returns when all did."""
+        """Scale-in or deploy (the task's target drains, or SIGTERM): no new stream, every open one ends with
+        its finals and 1012 (reconnect); returns when all did."""
+        self.restarting = True
         sessions = list(self.sessions)
         for session in sessions:
-            session.end(Refusal("restart", "The server is restarting: reconnect to go on."))
+            session.end(restart_refusal())
         await asyncio.gather(*(s.finished.wait() for s in sessions))
 
 
@@ -258,6 +265,8 @@ async def live(websocket: WebSocket) -> None:
     try:
         await service.identify(websocket)
         params = stream_params(dict(websocket.query_params))
+        if service.restarting:  # checked after the last await: no stream joins the sessions restart ends
+            raise restart_refusal()
     except Refusal as refusal:
         await refuse(websocket, refusal)
         return
