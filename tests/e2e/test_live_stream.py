@@ -255,16 +255,18 @@ def test_an_api_key_past_its_requests_a_minute_gets_429_for_a_ticket_and_1013_on
 ):
     """As the API answers such a key (hark.api.control.admit): a ticket is the API's 429 with Retry-After, and
     a stream is an error frame with `retry_after`, then 1013 (try again later)."""
-    key = live_stack.api_key(live_stack.token("limited@example.com"), "one a minute")
+    token = live_stack.token("limited@example.com")
     service = start_service(live_stack, model_dir, tmp_path / "live.log", HARK_API_KEY_REQUESTS_PER_MINUTE="1")
     tickets = service.url.replace("ws://", "http://") + "/v1/live/tickets"
-    headers = {"Authorization": f"Bearer {key}"}
     try:
-        if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 10:  # all three in one minute's window
-            time.sleep(RATE_WINDOW_SECONDS - time.time() % RATE_WINDOW_SECONDS)
-        first = requests.post(tickets, headers=headers, timeout=10)
-        refused = requests.post(tickets, headers=headers, timeout=10)
-        heard = asyncio.run(session(f"{service.url}/v1/live?sample_rate=16000", headers))
+        for _ in range(3):  # the three requests must count in one window: a new key tries again if one ended
+            headers = {"Authorization": f"Bearer {live_stack.api_key(token, 'one a minute')}"}
+            window = time.time() // RATE_WINDOW_SECONDS
+            first = requests.post(tickets, headers=headers, timeout=10)
+            refused = requests.post(tickets, headers=headers, timeout=10)
+            heard = asyncio.run(session(f"{service.url}/v1/live?sample_rate=16000", headers))
+            if time.time() // RATE_WINDOW_SECONDS == window:
+                break
     finally:
         service.stop()
     assert first.status_code == 201, first.text  # the key's one request of this minute
