@@ -26,6 +26,7 @@ ROLES = {
     "transcription-worker": ("Workers", "TranscriptionTaskRole"),
     "notification-worker": ("Workers", "NotificationTaskRole"),
     "webhook-worker": ("Workers", "WebhookTaskRole"),
+    "live-service": ("Workers", "LiveRole"),
 }
 UNCHECKED = {"ops-cli": "runs with the operator's credentials; no role in the templates"}
 # One account and region to resolve the templates' ARNs in (any will do: names and grants use the same ones).
@@ -139,6 +140,8 @@ def needs(record: dict, names: dict[str, str]) -> list[Need]:
         sender = name(params["Source"])
         identity = f"arn:{partition}:ses:{region}:{account}:identity/{sender}"
         return [Need(f"ses:{op}", identity, (("ses:FromAddress", sender),), why)]
+    if service == "elbv2":  # IAM's prefix; its Describe actions have no resource-level permissions: "*"
+        return [Need(f"elasticloadbalancing:{op}", "*", (), why)]
     if service == "secretsmanager":
         # A secret's ARN ends in its name, '-' and six characters Secrets Manager picks (any six will do here).
         secret = f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name(params['SecretId'])}-Ab12Cd"

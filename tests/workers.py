@@ -68,14 +68,22 @@ class WorkerProcess:
 
 
 class LiveProcess:
-    """`python -m worker.live` on a free port (`python`: as for WorkerProcess), returned once it answers."""
+    """`python -m worker.live` on `port` or a free one (`python`: as for WorkerProcess), returned once it answers
+    (its app's lifespan has started)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, python: Sequence[str] = (sys.executable,), cwd=REPO):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        python: Sequence[str] = (sys.executable,),
+        cwd=REPO,
+        port: int | None = None,
+    ):
         import requests
 
         from hark.local.emulator import free_port
 
-        port = free_port()
+        port = port or free_port()
         self.url = f"ws://127.0.0.1:{port}"
         self.log_path = log_path
         with open(log_path, "wb") as out:

@@ -108,21 +108,25 @@ def admit(caller: Caller) -> Caller:
     with Retry-After when the key used its requests of this minute. Session tokens pass as they are."""
     if caller.key_id is None:
         return caller
-    limit = get_settings().api_key_requests_per_minute
     try:
-        aws.api_key_store().take_request(caller.key_id, limit)
+        aws.api_key_store().take_request(caller.key_id, get_settings().api_key_requests_per_minute)
     except RateLimited as limited:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"This API key made its {limit} requests of this minute; retry after {limited.retry_after} seconds.",
-            headers={
-                "Retry-After": str(limited.retry_after),
-                "RateLimit-Limit": str(limit),
-                "RateLimit-Remaining": "0",
-            },
-        ) from None
+        raise rate_limited(limited) from None
     return caller
+
+
+def rate_limited(limited: RateLimited) -> ApiError:
+    """The 429 of a key past its requests of this minute (the API's, and the live service's tickets')."""
+    return ApiError(
+        429,
+        "rate_limited",
+        f"This API key made its {limited.limit} requests of this minute; retry after {limited.retry_after} seconds.",
+        headers={
+            "Retry-After": str(limited.retry_after),
+            "RateLimit-Limit": str(limited.limit),
+            "RateLimit-Remaining": "0",
+        },
+    )
 
 
 def _store():

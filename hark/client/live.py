@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 FRAME_SECONDS = 0.1
+RECONNECT = 1012  # the close code of a server going away (docs/api.md, "Live transcription")
 
 
 def pcm(path: Path, rate: int) -> bytes:
@@ -36,6 +37,12 @@ class Heard:
     arrivals: list[float] = field(default_factory=list)
     close_code: int | None = None
     began: float = field(default_factory=time.monotonic)
+
+    @property
+    def reconnect(self) -> bool:
+        """The server closed with 1012: it is going away (scale-in, a deploy) and sent the finals of all the
+        audio it received first. Nothing is lost: open a new stream to go on (this client does not do it)."""
+        return self.close_code == RECONNECT
 
     def of(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == kind]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the boto3-stubs (test extra): types only, never at run time
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -39,11 +40,13 @@ if TYPE_CHECKING:  # the boto3-stubs (test extra): types only, never at run time
 
 # (connect, read) seconds where botocore's 60 s + 60 s would stall a worker. SES: an unreachable SES
 # must fail fast, well inside the notifier's send lease. (SQS keeps the default: long polls wait 20 s.)
-TIMEOUTS = {"ses": (5, 20), "secretsmanager": (5, 10)}
+# elbv2: the live task's look at its own target (worker/live/target.py), one attempt, fail fast: the next look
+# (seconds later) is the retry, and the first one runs before the task serves.
+TIMEOUTS = {"ses": (5, 20), "secretsmanager": (5, 10), "elbv2": (5, 10)}
 # Attempts in all, the first included (botocore's `max_attempts` counts retries only: 3 meant 4 calls).
 # SES: 3, so its worst call is 3 x (5 + 20) s plus botocore's backoff, inside the notifier's send lease
 # (HARK_NOTIFY_LEASE_SECONDS) and its stop budget.
-TOTAL_ATTEMPTS = {"ses": 3}
+TOTAL_ATTEMPTS = {"ses": 3, "elbv2": 1}
 
 
 def s3_addressing(endpoint_url: str | None) -> _S3Dict:
@@ -62,6 +65,8 @@ def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
 def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
 @overload
 def client(service: Literal["ec2"]) -> EC2Client: ...
+@overload
+def client(service: Literal["elbv2"]) -> ElasticLoadBalancingv2Client: ...
 @overload
 def client(service: Literal["iam"]) -> IAMClient: ...
 @overload
@@ -181,6 +186,7 @@ COMPONENTS = (
     ("worker.transcription", "transcription-worker"),
     ("worker.notification", "notification-worker"),
     ("worker.webhooks", "webhook-worker"),
+    ("worker.live", "live-service"),
     ("hark.ops.dlq", "ops-cli"),
 )
 # The request parameters that name the resource an IAM policy is checked against.

@@ -188,6 +188,11 @@ class Settings(BaseSettings):
     # Web origins whose pages may call it across origins (CORS): in AWS the API's own CORS origins, since the
     # web page asks the live service's host for tickets; none locally, where it shares the page's origin.
     live_cors_origins: list[str] = Field(default_factory=list)
+    # The balancer's target group the task is registered in (AWS: set by infra/hark_infra/live.py; empty
+    # locally). When set, the task watches its own target there and ends its streams when it starts draining
+    # (worker/live/target.py); ECS tells the task where it is (ECS_CONTAINER_METADATA_URI_V4, ECS's own name).
+    live_target_group_arn: str = ""
+    ecs_metadata_uri: str = Field(default="", validation_alias="ECS_CONTAINER_METADATA_URI_V4")
     # Visibility after the 1st, 2nd, 3rd failed receive (ChangeMessageVisibility); then the DLQ.
     retry_delays_seconds: list[int] = Field(default_factory=lambda: [300, 1500, 7500])
 

@@ -116,7 +116,7 @@ class LiveService(Construct):
         )
         # One table: a bearer that is an API key is looked up (GetItem) and counted against its rate limit and
         # marked used (UpdateItem), as the API's authorizer and function do (hark.api.auth.identify); session
-        # tokens are checked against the issuer's JWKS over HTTPS. Nothing else: it answers from memory.
+        # tokens are checked against the issuer's JWKS over HTTPS. And its own target's health (below).
         self.role = iam.Role(stack, "LiveRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -171,6 +171,22 @@ class LiveService(Construct):
             targets=[self.service.load_balancer_target(container_name="live", container_port=LIVE_PORT)],
             health_check=elbv2.HealthCheck(path=HEALTH_PATH, healthy_http_codes="200"),
             deregistration_delay=Duration.seconds(DEREGISTRATION_SECONDS),
+        )
+        # The task watches its own target in the group, to end its streams (finals, then 1012) as soon as the
+        # target drains, before the balancer breaks them at the end of the delay (worker/live/target.py).
+        self.container.add_environment("HARK_LIVE_TARGET_GROUP_ARN", self.target_group.target_group_arn)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnTargetHealth",
+                actions=["elasticloadbalancing:DescribeTargetHealth"],
+                resources=["*"],
+            )
+        )
+        acknowledge(
+            self.role,
+            "elasticloadbalancing:DescribeTargetHealth has no resource-level permissions (Service Authorization "
+            "Reference, Elastic Load Balancing V2): it takes only '*'. It reads health, nothing else.",
+            "AwsSolutions-IAM5[Resource::*]",
         )
         self._scale(config)
         # The URL is the certificate's name (hark:liveDomain), which the operator points at the balancer's DNS name.

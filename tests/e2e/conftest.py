@@ -24,6 +24,7 @@ class LiveStack:
     home: Path
     process: subprocess.Popen
     log: Path
+    emulator_port: int
 
     @property
     def outbox(self) -> Path:
@@ -91,7 +92,7 @@ def live_stack(tmp_path_factory, model_dir):
             process.kill()
             pytest.fail(f"`hark up` did not answer in 90 s:\n{log.read_text()[-4000:]}")
         time.sleep(0.3)
-    stack = LiveStack(url=url, home=home, process=process, log=log)
+    stack = LiveStack(url=url, home=home, process=process, log=log, emulator_port=emulator_port)
     yield stack
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground process group
     try:

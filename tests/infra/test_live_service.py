@@ -68,11 +68,12 @@ def test_the_task_runs_the_live_service_from_the_workers_image_on_the_gpu_capaci
     workers = next(s for k, s in services.items() if k.startswith("TranscriptionService"))
     assert service["Properties"]["CapacityProviderStrategy"] == workers["Properties"]["CapacityProviderStrategy"]
     assert "DesiredCount" not in service["Properties"]  # a deploy never resets the scaled count
-    # its one AWS need: an API key's record (GetItem) and its rate-limit count and last use (UpdateItem),
-    # in the keys table alone, as the API's authorizer (hark.api.auth.identify)
-    (statement,) = role_statements(template, "LiveRole")
-    assert statement["Effect"] == "Allow" and sorted(statement["Action"]) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    assert template_resources().api_keys_table.name in json.dumps(statement["Resource"])
+    # its AWS needs: an API key's record (GetItem) and its rate-limit count and last use (UpdateItem), in the
+    # keys table alone, as the API's authorizer (hark.api.auth.identify); and its own target's health (below)
+    keys, health = role_statements(template, "LiveRole")
+    assert keys["Effect"] == "Allow" and sorted(keys["Action"]) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert template_resources().api_keys_table.name in json.dumps(keys["Resource"])
+    assert health["Sid"] == "OwnTargetHealth"
 
 
 def test_the_credential_check_trusts_what_the_apis_authorizer_trusts(synth):
@@ -85,6 +86,29 @@ def test_the_credential_check_trusts_what_the_apis_authorizer_trusts(synth):
     ]
     for name in ("HARK_ISSUER", "HARK_JWKS_URL", "HARK_AUTHORIZED_PARTIES"):
         assert env[name] == authorizer[name], name
+
+
+def test_the_task_watches_its_own_target_in_the_listeners_target_group(synth):
+    """The task's contract with worker/live/target.py: the group's ARN in HARK_LIVE_TARGET_GROUP_ARN (the one
+    the listener forwards to, by Ref), DescribeTargetHealth allowed on '*' (it has no resource-level
+    permissions) and that finding acknowledged for cdk-nag with its reason."""
+    template = synth.template("Workers")
+    env = {e["Name"]: e["Value"] for e in live_container(template)["Environment"]}
+    (listener,) = resources_of(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+    (action,) = listener["Properties"]["DefaultActions"]
+    assert env["HARK_LIVE_TARGET_GROUP_ARN"] == action["TargetGroupArn"]
+    (group_id,) = resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert action["TargetGroupArn"] == {"Ref": group_id}
+    (health,) = [s for s in role_statements(template, "LiveRole") if s.get("Sid") == "OwnTargetHealth"]
+    assert health == {
+        "Sid": "OwnTargetHealth",
+        "Effect": "Allow",
+        "Action": "elasticloadbalancing:DescribeTargetHealth",
+        "Resource": "*",
+    }
+    (policy,) = [p for k, p in resources_of(template, "AWS::IAM::Policy").items() if k.startswith("LiveRole")]
+    acknowledged = policy["Metadata"]["cdk_nag"]["rules_to_suppress"]
+    assert "AwsSolutions-IAM5[Resource::*]" in {r["id"] for r in acknowledged}  # cdk-nag's finding, its reason
 
 
 def live_policies(template: dict) -> list[dict]:
@@ -154,8 +178,8 @@ def test_a_stopped_task_drains_its_connections_then_its_streams_end_within_the_s
     idle = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}["idle_timeout.timeout_seconds"]
     assert int(delay) >= int(idle)
     container = live_container(template)
-    for variable in container["Environment"]:  # the settings the task's service reads (the rest are references)
-        if variable["Name"].startswith("HARK_"):
+    for variable in container["Environment"]:  # the settings the task's service reads, references apart
+        if variable["Name"].startswith("HARK_") and isinstance(variable["Value"], str):
             monkeypatch.setenv(variable["Name"], variable["Value"])
     app = create_app(Settings())
     drain = DrainingServer(Config(app), app.state.streams, Settings().stop_timeout_seconds).drain_seconds

@@ -9,9 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -23,6 +21,7 @@ from hark.api import auth
 from hark.api.auth import TokenVerifier, Unauthorized, api_wildcard_arn, bearer_token
 from hark.domain.settings import get_settings
 from lambdas.authorizer import handler as authorizer
+from tests.json_server import JsonServer
 
 ORIGIN = "https://app.hark.example"
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/jobs/42"
@@ -40,34 +39,14 @@ def _jwk(private, kid: str) -> dict:
     return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
 
 
-class JWKS:
+class JWKS(JsonServer):
     """A JWKS endpoint on loopback that counts its requests; the served keys can change (rotation)."""
 
     def __init__(self, keys: list[dict]):
-        self.keys, self.requests = keys, 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests += 1
-                body = json.dumps({"keys": outer.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.keys = keys
+        super().__init__(lambda path: (200, {"keys": self.keys}))
+        self.url = f"{self.origin}/.well-known/jwks.json"
+        self.issuer = self.origin
 
 
 @pytest.fixture

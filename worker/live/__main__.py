@@ -1,11 +1,17 @@
 """`python -m worker.live [--host H] [--port P]`: the live service under uvicorn (by default on
 HARK_LIVE_PORT, the ECS task's container port), until SIGTERM or Ctrl-C.
 
-On SIGTERM (ECS stopping the task at scale-in or a deploy, once the load balancer has drained it: docs/scaling.md,
-"The live service") every open stream first gets the finals of the audio it sent and a close with 1012, which
-tells its client to reconnect; then uvicorn shuts down. The streams get HARK_STOP_TIMEOUT_SECONDS less the
-workers' margin (worker/runtime.py) for that; uvicorn closes any still open after it with 1012 too, without
-their last finals. Every minute it reports the task's load for the scaling policy (worker/live/load.py).
+ECS stops a task (scale-in, a deploy) in two steps (docs/scaling.md, "The live service"): the load balancer drains
+its target first, breaking the connections still open when the deregistration delay ends, and only then does
+ECS send SIGTERM. So the service ends its streams at the first step: behind the balancer
+(HARK_LIVE_TARGET_GROUP_ARN) it watches its own target (worker/live/target.py), and once the target drains no
+new stream opens and every open one gets the finals of the audio it sent, then a close with 1012, which tells
+its client to reconnect (to a task that is not leaving). Sync requests go on meanwhile.
+
+SIGTERM does the same for any stream still open (none, behind the balancer), then uvicorn shuts down. The
+streams get HARK_STOP_TIMEOUT_SECONDS less the workers' margin (worker/runtime.py) for that; uvicorn closes any
+still open after it with 1012 too, without their last finals. Every minute it reports the task's load for the
+scaling policy (worker/live/load.py).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ def main() -> None:
     parser.add_argument("--host", default="0.0.0.0")  # behind the load balancer, in the task's own network
     parser.add_argument("--port", type=int, default=settings.live_port)
     args = parser.parse_args()
-    app = create_app(settings, report_seconds=live_metrics.REPORT_SECONDS)  # the scaling policy's input
+    # the scaling policy's input; the port is its target's in the balancer's target group
+    app = create_app(settings, report_seconds=live_metrics.REPORT_SECONDS, port=args.port)
     # The load balancer terminates TLS; its idle timeout is the longer one, so a kept-alive connection is never
     # closed here while the balancer still uses it.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=75)

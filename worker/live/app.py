@@ -3,7 +3,9 @@ share, the engine (loaded at the first request unless one is given), the credent
 
 Locally `hark up` serves it on the API's port (hark/local/front.py routes /v1/* here); in AWS it is the
 "live" ECS service behind an Application Load Balancer (`python -m worker.live`), which also reports the task's
-load every `report_seconds` (worker/live/load.py) for the scaling policy."""
+load every `report_seconds` (worker/live/load.py) for the scaling policy and, given the balancer's target group
+(settings.live_target_group_arn), watches its own target there to end its streams when it drains
+(worker/live/target.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from hark.domain.transcript import Transcript
 from worker.live import openai_api, websocket
 from worker.live.load import report_every
 from worker.live.service import Authenticate, Live, authenticate
+from worker.live.target import TargetWatch
 from worker.live.websocket import LiveService
 from worker.transcription.engine import DecodeOptions, Engine
 
@@ -34,8 +37,12 @@ def create_app(
     engine: Engine | None = None,
     authenticate: Authenticate = authenticate,
     report_seconds: float | None = None,
+    port: int | None = None,
 ) -> Starlette:
+    """`port`: the one it is served on, its target's port in the balancer's target group (default the
+    container's port, settings.live_port)."""
     settings = settings or get_settings()
+    port = port or settings.live_port
     live = Live(settings, authenticate, engine)
 
     def decode(samples: np.ndarray, options: DecodeOptions) -> Transcript:
@@ -47,16 +54,23 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if report_seconds is None:  # in AWS only (python -m worker.live): CloudWatch reads the task's log
-            yield
-            return
-        reporting = asyncio.create_task(report_every(report_seconds, app.state.streams.sessions, live))
+        background = []
+        if report_seconds is not None:  # in AWS only (python -m worker.live): CloudWatch reads the task's log
+            background.append(report_every(report_seconds, app.state.streams.sessions, live))
+        if settings.live_target_group_arn:  # in AWS only: behind the balancer (worker/live/target.py)
+            target = TargetWatch(
+                settings.live_target_group_arn, settings.ecs_metadata_uri, port, app.state.streams.restart
+            )
+            await target.look()  # before the first request: a stream's task knows its target from the start
+            background.append(target.watch())
+        tasks = [asyncio.create_task(work) for work in background]
         try:
             yield
         finally:
-            reporting.cancel()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reporting
+                await asyncio.gather(*tasks)
 
     routes = [*openai_api.routes(live), *websocket.ROUTES, Route("/healthz", healthz, methods=["GET"])]
     app = Starlette(routes=routes, middleware=cors(settings.live_cors_origins), lifespan=lifespan)

@@ -33,6 +33,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hark.api.auth import Identity, Unauthorized
+from hark.api.control import rate_limited
+from hark.domain.api_keys import RateLimited
 from hark.domain.api_schemas import PROMPT_MAX_CHARS, LanguageName
 from worker.transcription.audio import SAMPLE_RATE
 
@@ -46,6 +48,7 @@ CLOSE = {
     "internal": 1011,  # a bug or a failed decode: the finals so far were sent
     "restart": 1012,  # the server is going away (scale-in, deploy): reconnect and go on
     "overloaded": 1013,  # the audio arrives faster than this server can transcribe it: try again later
+    "rate_limited": 1013,  # the API key made its requests of this minute: try again after `retry_after` seconds
     "bad_request": 4400,  # a bad query parameter
     "unauthorized": 4401,  # no credential, or one that does not verify (an expired or used ticket)
 }
@@ -55,9 +58,13 @@ TICKET_SECONDS = 30
 
 
 class Refusal(Exception):
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, retry_after: int | None = None):
         super().__init__(message)
-        self.code, self.message = CLOSE[reason], message
+        self.code, self.message, self.retry_after = CLOSE[reason], message, retry_after
+
+
+def restart_refusal() -> Refusal:
+    return Refusal("restart", "The server is restarting: reconnect to go on.")
 
 
 class LiveParams(BaseModel):
@@ -214,7 +221,10 @@ def _is_stop(text: str | None) -> bool:
 
 
 async def refuse(websocket: WebSocket, refusal: Refusal) -> None:
-    await websocket.send_json({"type": "error", "message": refusal.message})
+    error: dict = {"type": "error", "message": refusal.message}
+    if refusal.retry_after is not None:
+        error["retry_after"] = refusal.retry_after
+    await websocket.send_json(error)
     await websocket.close(refusal.code)
 
 
@@ -226,6 +236,7 @@ class LiveService:
         self.decode, self.authenticate = decode, authenticate
         self.tickets = Tickets()
         self.sessions: set[Session] = set()
+        self.restarting = False  # set by restart: a stream that opens after it is refused with 1012
 
     async def identify(self, websocket: WebSocket) -> Identity:
         ticket = websocket.query_params.get("ticket")
@@ -235,12 +246,16 @@ class LiveService:
             return await anyio.to_thread.run_sync(self.authenticate, dict(websocket.headers))  # may fetch the JWKS
         except Unauthorized:
             raise Refusal("unauthorized", "A valid credential is needed: Authorization: Bearer, or ?ticket=.") from None
+        except RateLimited as limited:
+            raise Refusal("rate_limited", rate_limited(limited).message, limited.retry_after) from None
 
     async def restart(self) -> None:
-        """Scale-in or deploy: every stream ends with its finals and 1012 (reconnect); returns when all did."""
+        """Scale-in or deploy (the task's target drains, or SIGTERM): no new stream, every open one ends with
+        its finals and 1012 (reconnect); returns when all did."""
+        self.restarting = True
         sessions = list(self.sessions)
         for session in sessions:
-            session.end(Refusal("restart", "The server is restarting: reconnect to go on."))
+            session.end(restart_refusal())
         await asyncio.gather(*(s.finished.wait() for s in sessions))
 
 
@@ -250,6 +265,8 @@ async def live(websocket: WebSocket) -> None:
     try:
         await service.identify(websocket)
         params = stream_params(dict(websocket.query_params))
+        if service.restarting:  # checked after the last await: no stream joins the sessions restart ends
+            raise restart_refusal()
     except Refusal as refusal:
         await refuse(websocket, refusal)
         return
@@ -269,6 +286,10 @@ async def create_ticket(request: Request) -> JSONResponse:
         identity = await anyio.to_thread.run_sync(service.authenticate, dict(request.headers))
     except Unauthorized:
         return JSONResponse({"error": {"code": "unauthorized", "message": "Unauthorized"}}, status_code=401)
+    except RateLimited as limited:
+        error = rate_limited(limited)  # the API's own 429
+        body = {"error": {"code": error.code, "message": error.message}}
+        return JSONResponse(body, status_code=error.status, headers=error.headers)
     ticket = service.tickets.issue(identity)
     return JSONResponse({"ticket": ticket, "expires_in": TICKET_SECONDS}, status_code=201)
 
