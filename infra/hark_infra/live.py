@@ -18,6 +18,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
 from hark.domain import live_metrics
@@ -189,9 +190,29 @@ class LiveService(Construct):
             "AwsSolutions-IAM5[Resource::*]",
         )
         self._scale(config)
-        # The URL is the certificate's name (hark:liveDomain), which the operator points at the balancer's DNS name.
+        self._alias_record(config)
+        # The URL is the certificate's name (hark:liveDomain), which the operator points at the balancer's DNS name
+        # (or hark:hostedZoneId's alias record does).
         CfnOutput(stack, "LiveUrl", value=config.live_url)
         CfnOutput(stack, "LiveBalancerDnsName", value=self.balancer.load_balancer_dns_name)
+
+    def _alias_record(self, config: HarkConfig) -> None:
+        """With hark:hostedZoneId: an A alias record for hark:liveDomain in that zone, pointing at the balancer
+        (as the web stack's records point the web domain at the distribution)."""
+        if not config.hosted_zone_id:
+            return
+        route53.CfnRecordSet(
+            self,
+            "LiveDomainA",
+            hosted_zone_id=config.hosted_zone_id,
+            name=config.live_domain,
+            type="A",
+            alias_target=route53.CfnRecordSet.AliasTargetProperty(
+                dns_name=self.balancer.load_balancer_dns_name,
+                hosted_zone_id=self.balancer.load_balancer_canonical_hosted_zone_id,
+                evaluate_target_health=True,
+            ),
+        )
 
     def _scale(self, config: HarkConfig) -> None:
         """Two target tracking policies between the warm tasks and the most: requests per task (the balancer's

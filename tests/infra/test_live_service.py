@@ -16,7 +16,7 @@ from worker.live.__main__ import DrainingServer
 from worker.live.app import create_app
 from worker.live.load import report
 
-from .conftest import TEST_CONTEXT, one, resources_of, role_statements, template_resources
+from .conftest import CUSTOM_DOMAIN_CONTEXT, TEST_CONTEXT, one, resources_of, role_statements, template_resources
 
 CERTIFICATE = TEST_CONTEXT["hark:liveCertificateArn"]
 
@@ -49,6 +49,22 @@ def test_https_only_with_the_certificate_and_an_idle_timeout_for_long_requests(s
     ]
     public = [rule for rule in ingress if rule.get("CidrIp") == "0.0.0.0/0"]
     assert public and all(i["FromPort"] == i["ToPort"] == 443 for i in public)  # nothing else is open to all
+
+
+def test_with_a_hosted_zone_the_live_domain_is_an_alias_of_the_balancer(synth, custom_domain_synth):
+    template = custom_domain_synth.template("Workers")
+    (balancer,) = resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    (record,) = resources_of(template, "AWS::Route53::RecordSet").values()
+    props = record["Properties"]
+    assert (props["HostedZoneId"], props["Name"], props["Type"]) == (
+        CUSTOM_DOMAIN_CONTEXT["hark:hostedZoneId"],
+        CUSTOM_DOMAIN_CONTEXT["hark:liveDomain"],
+        "A",
+    )
+    # Route 53 aliases a load balancer by its DNS name and its own canonical hosted zone (CloudFormation's GetAtt)
+    assert props["AliasTarget"]["DNSName"] == {"Fn::GetAtt": [balancer, "DNSName"]}
+    assert props["AliasTarget"]["HostedZoneId"] == {"Fn::GetAtt": [balancer, "CanonicalHostedZoneID"]}
+    assert not resources_of(synth.template("Workers"), "AWS::Route53::RecordSet")  # no zone given: the operator's
 
 
 def test_the_task_runs_the_live_service_from_the_workers_image_on_the_gpu_capacity(synth):
