@@ -82,12 +82,10 @@ class NameMap:
 
     def translate(self, record: dict) -> dict[str, str]:
         local = resources(record["stack"], record["email_sender"])
-        pairs = {}
-        for attr in ("audio_bucket", "transcripts_bucket", "jobs_table", "idempotency_table", "api_keys_table"):
-            pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
-        for attr in ("transcribe_queue", "notify_queue", "upload_status_queue", "webhook_queue"):
-            pairs[getattr(local, attr).name] = getattr(self.deployed, attr).name
-            pairs[getattr(local, attr).dlq_name] = getattr(self.deployed, attr).dlq_name
+        named = zip((*local.buckets, *local.tables), (*self.deployed.buckets, *self.deployed.tables), strict=True)
+        pairs = {mine.name: theirs.name for mine, theirs in named}
+        for queue, deployed in zip(local.queues, self.deployed.queues, strict=True):
+            pairs[queue.name], pairs[queue.dlq_name] = deployed.name, deployed.dlq_name
         pairs[local.email_identity] = self.deployed.email_identity
         for attr in ("link_signing_secret", "clerk_secret"):
             pairs[getattr(local, attr)] = getattr(self.deployed, attr)

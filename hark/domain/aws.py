@@ -166,6 +166,13 @@ def api_key_store():
     return ApiKeyStore(table(stack_resources().api_keys_table.name))
 
 
+def live_tickets():
+    """The LiveTickets of this deployment's live tickets table (hark.domain.live_tickets)."""
+    from hark.domain.live_tickets import LiveTickets
+
+    return LiveTickets(table(stack_resources().live_tickets_table.name))
+
+
 def reset() -> None:
     """Forget settings and every cached client, after the environment changed (local stack, tests)."""
     for cached in (get_settings, _client, stack_resources, queue_url, table, _secrets_provider):

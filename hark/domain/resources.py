@@ -88,6 +88,9 @@ class Resources:
     idempotency_table: TableDef
     # API keys (hark.domain.api_keys): one item per key, and the per-key request counters of the rate limit.
     api_keys_table: TableDef
+    # The live service's browser tickets (hark.domain.live_tickets): one short-lived item per ticket, shared
+    # by every live task, so a ticket issued by one opens a stream on any.
+    live_tickets_table: TableDef
     transcribe_queue: QueueDef
     notify_queue: QueueDef
     # An upload's S3 event goes to this topic, which fans it out to the transcribe queue (the workers)
@@ -108,6 +111,11 @@ class Resources:
 
     @property
     def tables(self) -> tuple[TableDef, ...]:
+        return (*self.api_tables, self.live_tickets_table)
+
+    @property
+    def api_tables(self) -> tuple[TableDef, ...]:
+        """The tables the API's function reads and writes (the tickets are the live service's alone)."""
         return (self.jobs_table, self.idempotency_table, self.api_keys_table)
 
     @property
@@ -224,6 +232,10 @@ def resources(
         ),
         # Powertools idempotency's default schema: partition key "id", TTL "expiration".
         idempotency_table=TableDef(name=f"{stack}-idempotency", partition_key="id", ttl_attribute="expiration"),
+        # Keyed by the ticket's SHA-256; DynamoDB's TTL removes the expired ones nobody redeemed.
+        live_tickets_table=TableDef(
+            name=f"{stack}-live-tickets", partition_key="ticket_sha256", ttl_attribute="expires_at"
+        ),
         transcribe_queue=transcribe,
         # SES outages: the notifier backs off by receive count; 12 receives span several hours.
         notify_queue=QueueDef(name=f"{stack}-notify", visibility_timeout_seconds=60, max_receive_count=12),

@@ -162,12 +162,12 @@ class ApiStack(Stack):
     def _grant_api_function(self, config: HarkConfig) -> None:
         res = config.resources
         audio, transcripts = res.audio_bucket.name, res.transcripts_bucket.name
-        # Least privilege for the API: tables read/write (jobs, idempotency, API keys and their rate-limit
-        # windows); presign uploads (PutObject on uploads/) and the viewer's playback links (GetObject on
+        # Least privilege for the API: its tables read/write (jobs, idempotency, API keys and their rate-limit
+        # windows; not the live service's tickets); presign uploads (PutObject on uploads/) and the viewer's playback links (GetObject on
         # uploads/ only, never chunks/); presign transcript links (GetObject on transcripts/); delete a job's
         # objects.
         table_resources = []
-        for tdef in res.tables:
+        for tdef in res.api_tables:
             table_resources.append(table_arn(self, tdef.name))
             table_resources += [table_arn(self, tdef.name, index.name) for index in tdef.indexes]
         self.api_fn.add_to_role_policy(

@@ -49,7 +49,9 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
     web_origins = sorted(set(parties) | {web_origin}, key=str)
 
     queues = QueuesStack(app, "Queues", config=config, **props("queues", "transcribe and notify queues"))
-    tables = TablesStack(app, "Tables", config=config, **props("tables", "jobs and idempotency tables"))
+    tables = TablesStack(
+        app, "Tables", config=config, **props("tables", "jobs, idempotency, API keys and live tickets tables")
+    )
     email = EmailStack(
         app, "Email", config=config, **props("email", "SES sender identity, email link key, Clerk secret key")
     )

@@ -115,17 +115,7 @@ class LiveService(Construct):
             retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # One table: a bearer that is an API key is looked up (GetItem) and counted against its rate limit and
-        # marked used (UpdateItem), as the API's authorizer and function do (hark.api.auth.identify); session
-        # tokens are checked against the issuer's JWKS over HTTPS. And its own target's health (below).
-        self.role = iam.Role(stack, "LiveRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ApiKeysTable",
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                resources=[table_arn(stack, config.resources.api_keys_table.name)],
-            )
-        )
+        self.role = self._task_role(stack, config)
         self.task = ecs.Ec2TaskDefinition(
             stack, "LiveTask", family=service_name, network_mode=ecs.NetworkMode.AWS_VPC, task_role=self.role
         )
@@ -213,6 +203,30 @@ class LiveService(Construct):
                 evaluate_target_health=True,
             ),
         )
+
+    @staticmethod
+    def _task_role(stack: Stack, config: HarkConfig) -> iam.Role:
+        """The task's role, two tables: a bearer that is an API key is looked up (GetItem) and counted against its
+        rate limit and marked used (UpdateItem), as the API's authorizer and function do (hark.api.auth.identify);
+        session tokens are checked against the issuer's JWKS over HTTPS. A browser's ticket is written (PutItem)
+        by the task that issues it and used up (one conditional DeleteItem) by the task that opens its stream
+        (hark.domain.live_tickets). Its own target's health is added with the target group."""
+        role = iam.Role(stack, "LiveRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ApiKeysTable",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table_arn(stack, config.resources.api_keys_table.name)],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="LiveTicketsTable",
+                actions=["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                resources=[table_arn(stack, config.resources.live_tickets_table.name)],
+            )
+        )
+        return role
 
     def _scale(self, config: HarkConfig) -> None:
         """Two target tracking policies between the warm tasks and the most: requests per task (the balancer's

@@ -1,5 +1,5 @@
-"""The jobs table (with its GSIs), Powertools' idempotency table and the API keys table, as hark.domain.resources
-defines them."""
+"""The jobs table (with its GSIs), Powertools' idempotency table, the API keys table and the live service's tickets
+table, as hark.domain.resources defines them."""
 
 from __future__ import annotations
 
@@ -44,3 +44,4 @@ class TablesStack(Stack):
         self.jobs_table = _table(self, "JobsTable", res.jobs_table)
         self.idempotency_table = _table(self, "IdempotencyTable", res.idempotency_table)
         self.api_keys_table = _table(self, "ApiKeysTable", res.api_keys_table)
+        self.live_tickets_table = _table(self, "LiveTicketsTable", res.live_tickets_table)

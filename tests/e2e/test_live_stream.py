@@ -89,16 +89,24 @@ def test_without_a_valid_credential_the_stream_is_refused(live_service):
         assert [m["type"] for m in heard.messages] == ["error"] and heard.close_code == 4401, (headers, query)
 
 
-def test_a_ticket_opens_one_stream_only(live_stack, live_service):
-    http = live_service.url.replace("ws://", "http://")
-    answer = requests.post(f"{http}/v1/live/tickets", headers=bearer(live_stack), timeout=10)
-    assert answer.status_code == 201
-    ticket = answer.json()["ticket"]
-    # Accepted: the stream then fails on its query (a sample rate out of range), not on the credential.
-    heard = asyncio.run(session(f"{live_service.url}/v1/live?sample_rate=4000&ticket={ticket}"))
-    assert heard.close_code == 4400 and "sample_rate" in heard.messages[0]["message"]
-    again = asyncio.run(session(f"{live_service.url}/v1/live?sample_rate=16000&ticket={ticket}"))
-    assert again.close_code == 4401
+def test_a_ticket_issued_by_one_task_opens_one_stream_on_another(live_stack, live_service, model_dir, tmp_path):
+    """Two live tasks on one stack, as behind the load balancer, which routes the ticket's request and the
+    WebSocket independently: `hark up`'s live service issues the ticket, a second `python -m worker.live` opens
+    its stream with it (stopped at once: `done`, then 1000), and a second use is refused with 4401 on either."""
+    other = start_service(live_stack, model_dir, tmp_path / "live.log")
+    try:
+        http = live_service.url.replace("ws://", "http://")
+        answer = requests.post(f"{http}/v1/live/tickets", headers=bearer(live_stack), timeout=10)
+        assert answer.status_code == 201 and answer.json()["expires_in"] == 30, answer.text
+        query = f"/v1/live?sample_rate=16000&ticket={answer.json()['ticket']}"
+        stop = paced(b"", 16000)  # an accepted stream ends at once
+        opened = asyncio.run(session(f"{other.url}{query}", send=stop))
+        again = {url: asyncio.run(session(f"{url}{query}", send=stop)) for url in (other.url, live_service.url)}
+    finally:
+        other.stop()
+    assert opened.close_code == 1000 and [m["type"] for m in opened.messages] == ["done"], opened.messages
+    for url, heard in again.items():
+        assert heard.close_code == 4401 and [m["type"] for m in heard.messages] == ["error"], url
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,12 @@ def test_queues_and_tables_by_name_and_index(roles):
     assert decide(query, roles["api"]) == [("dynamodb:Query", True)]
     scan = call("api", "dynamodb", "Scan", TableName=LOCAL.jobs_table.name)
     assert decide(scan, roles["api"]) == [("dynamodb:Scan", False)]
+    # a browser ticket is used up by whichever live task opens its stream; only the live service has tickets
+    redeem = call("live-service", "dynamodb", "DeleteItem", TableName=LOCAL.live_tickets_table.name)
+    assert decide(redeem, roles["live-service"]) == [("dynamodb:DeleteItem", True)]
+    assert decide(redeem, roles["api"]) == [("dynamodb:DeleteItem", False)]
+    wrong_table = call("live-service", "dynamodb", "DeleteItem", TableName=LOCAL.api_keys_table.name)
+    assert decide(wrong_table, roles["live-service"]) == [("dynamodb:DeleteItem", False)]
 
 
 def test_check_reports_refusals_unknown_resources_and_silent_components(synth):

@@ -16,7 +16,15 @@ from worker.live.__main__ import DrainingServer
 from worker.live.app import create_app
 from worker.live.load import report
 
-from .conftest import CUSTOM_DOMAIN_CONTEXT, TEST_CONTEXT, one, resources_of, role_statements, template_resources
+from .conftest import (
+    CUSTOM_DOMAIN_CONTEXT,
+    TEST_CONTEXT,
+    one,
+    render,
+    resources_of,
+    role_statements,
+    template_resources,
+)
 
 CERTIFICATE = TEST_CONTEXT["hark:liveCertificateArn"]
 
@@ -85,11 +93,32 @@ def test_the_task_runs_the_live_service_from_the_workers_image_on_the_gpu_capaci
     assert service["Properties"]["CapacityProviderStrategy"] == workers["Properties"]["CapacityProviderStrategy"]
     assert "DesiredCount" not in service["Properties"]  # a deploy never resets the scaled count
     # its AWS needs: an API key's record (GetItem) and its rate-limit count and last use (UpdateItem), in the
-    # keys table alone, as the API's authorizer (hark.api.auth.identify); and its own target's health (below)
-    keys, health = role_statements(template, "LiveRole")
+    # keys table alone, as the API's authorizer (hark.api.auth.identify); the browser tickets (below); and its
+    # own target's health (below)
+    keys, tickets, health = role_statements(template, "LiveRole")
     assert keys["Effect"] == "Allow" and sorted(keys["Action"]) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     assert template_resources().api_keys_table.name in json.dumps(keys["Resource"])
-    assert health["Sid"] == "OwnTargetHealth"
+    assert (tickets["Sid"], health["Sid"]) == ("LiveTicketsTable", "OwnTargetHealth")
+
+
+def test_every_task_shares_the_browser_tickets_in_one_table(synth):
+    """hark.domain.live_tickets' table (Tables stack): keyed by the ticket's hash, expired ones removed by TTL;
+    the live role may put a ticket and delete one (the redeem) there, on that table's ARN alone."""
+    res = template_resources()
+    (table,) = [
+        t["Properties"]
+        for t in resources_of(synth.template("Tables"), "AWS::DynamoDB::GlobalTable").values()
+        if t["Properties"]["TableName"] == res.live_tickets_table.name
+    ]
+    assert table["KeySchema"] == [{"AttributeName": "ticket_sha256", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "ticket_sha256", "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    (tickets,) = [
+        s for s in role_statements(synth.template("Workers"), "LiveRole") if s.get("Sid") == "LiveTicketsTable"
+    ]
+    arn = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/" + res.live_tickets_table.name
+    assert tickets["Effect"] == "Allow" and sorted(tickets["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert render(tickets["Resource"]) == arn  # one table, no index, no wildcard
 
 
 def test_the_credential_check_trusts_what_the_apis_authorizer_trusts(synth):

@@ -2,9 +2,10 @@
 
 `GET /v1/live?sample_rate=16000[&language=][&prompt=]` upgraded to a WebSocket. A program authenticates
 with `Authorization: Bearer <token>`; a browser, which cannot set headers on a WebSocket, with `?ticket=`
-from `POST /v1/live/tickets`: single use, 30 seconds, so no lasting credential is ever in a URL. The client
-sends binary frames of PCM s16le mono at `sample_rate` and a text `{"type": "stop"}`; the server sends
-`partial`, `final` and, on stop, `done` (every final's text) before closing with 1000.
+from `POST /v1/live/tickets`: single use, 30 seconds, so no lasting credential is ever in a URL; kept in a
+table every live task shares (hark.domain.live_tickets), so whichever task the balancer sends the WebSocket to
+redeems it. The client sends binary frames of PCM s16le mono at `sample_rate` and a text `{"type": "stop"}`;
+the server sends `partial`, `final` and, on stop, `done` (every final's text) before closing with 1000.
 
 Refusals and bad frames are an `error` frame, then a close code (CLOSE below). The connection is accepted
 before a refusal, so a browser (which sees no HTTP status of a failed handshake) can read why. Whatever
@@ -16,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -34,8 +32,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hark.api.auth import Identity, Unauthorized
 from hark.api.control import rate_limited
+from hark.domain import aws
 from hark.domain.api_keys import RateLimited
 from hark.domain.api_schemas import PROMPT_MAX_CHARS, LanguageName
+from hark.domain.live_tickets import TICKET_SECONDS, LiveTickets, TicketHolder
 from worker.transcription.audio import SAMPLE_RATE
 
 from .streaming import Decode, Event, Stream
@@ -54,7 +54,6 @@ CLOSE = {
 }
 STEP_SECONDS = 1.0  # decode when this much new audio came in since the last step began (whisper_streaming's)
 MAX_BACKLOG_SECONDS = 30.0  # audio received but not yet decoded: more, and the stream is refused as overloaded
-TICKET_SECONDS = 30
 
 
 class Refusal(Exception):
@@ -87,28 +86,25 @@ def stream_params(query: dict[str, str]) -> LiveParams:
 
 
 class Tickets:
-    """Single-use tickets, each good for TICKET_SECONDS, for the identity that asked for it. Kept in this
-    process: a browser asks for one and opens its WebSocket at once, on the same service."""
+    """The browser tickets (hark.domain.live_tickets: in a table every live task shares, so a ticket issued by
+    one task opens a stream on any) in the routes' terms: issued to an Identity, redeemed for one or refused as
+    Unauthorized. `store`: the deployment's table unless given. Blocking (a table call): from a worker thread."""
 
-    def __init__(self, seconds: float = TICKET_SECONDS, clock: Callable[[], float] = time.monotonic):
-        self.seconds, self.clock = seconds, clock
-        self._open: dict[str, tuple[float, Identity]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: LiveTickets | None = None):
+        self._store = store
+
+    @property
+    def store(self) -> LiveTickets:
+        return self._store or aws.live_tickets()
 
     def issue(self, identity: Identity) -> str:
-        ticket = secrets.token_urlsafe(32)
-        with self._lock:
-            now = self.clock()
-            self._open = {t: v for t, v in self._open.items() if v[0] > now}
-            self._open[ticket] = (now + self.seconds, identity)
-        return ticket
+        return self.store.issue(TicketHolder(identity.user_id, identity.email))
 
     def redeem(self, ticket: str) -> Identity:
-        with self._lock:
-            found = self._open.pop(ticket, None)
-        if found is None or found[0] <= self.clock():
+        holder = self.store.redeem(ticket)
+        if holder is None:
             raise Unauthorized("unknown, used or expired ticket")
-        return found[1]
+        return Identity(holder.user_id, holder.email)
 
 
 class Pcm:
@@ -242,7 +238,7 @@ class LiveService:
         ticket = websocket.query_params.get("ticket")
         try:
             if ticket is not None and "authorization" not in websocket.headers:
-                return self.tickets.redeem(ticket)
+                return await anyio.to_thread.run_sync(self.tickets.redeem, ticket)
             return await anyio.to_thread.run_sync(self.authenticate, dict(websocket.headers))  # may fetch the JWKS
         except Unauthorized:
             raise Refusal("unauthorized", "A valid credential is needed: Authorization: Bearer, or ?ticket=.") from None
@@ -290,7 +286,7 @@ async def create_ticket(request: Request) -> JSONResponse:
         error = rate_limited(limited)  # the API's own 429
         body = {"error": {"code": error.code, "message": error.message}}
         return JSONResponse(body, status_code=error.status, headers=error.headers)
-    ticket = service.tickets.issue(identity)
+    ticket = await anyio.to_thread.run_sync(service.tickets.issue, identity)
     return JSONResponse({"ticket": ticket, "expires_in": TICKET_SECONDS}, status_code=201)
 
 
