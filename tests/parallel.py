@@ -5,10 +5,7 @@ xdist sends each group of tests to one worker, whole. A test's group (`group_of`
 - the group of an expensive session fixture it uses (SHARED_SESSION_FIXTURES): every test of the running
   local stack (`hark up`: an emulator, the API's Lambda processes, three workers and their models) runs on
   one worker, and every test of the synthesised CDK app on one, so each is built once, not once per worker;
-- else, if it uses a module- or class-scoped fixture (a model, a built image environment), its module, so
-  that fixture is built once;
-- else the test alone: a module of function-scoped tests (tests/integration/test_pipeline_faults.py: ten
-  minutes of workers in all) is spread over the workers instead of lengthening one.
+- else its module, so that module-scoped fixtures (a model, a built image environment) are built once.
 A new test gets its group from the fixtures it asks for.
 
 The groups go out heaviest first, by a cheap measure known before anything runs: a group holding a test
@@ -52,17 +49,7 @@ def group_of(item: pytest.Item) -> str:
         return str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
     groups = {g for fixture, g in SHARED_SESSION_FIXTURES.items() if fixture in item.fixturenames}
     assert len(groups) <= 1, f"{item.nodeid} uses fixtures of two groups {sorted(groups)}: mark its xdist_group"
-    if groups:
-        return groups.pop()
-    return item.nodeid.split("::", 1)[0] if _shares_fixtures(item) else item.nodeid
-
-
-def _shares_fixtures(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture built once for its module (or class or package)."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return True
-    return any(d.scope in ("package", "module", "class") for defs in info.name2fixturedefs.values() for d in defs)
+    return groups.pop() if groups else item.nodeid.split("::", 1)[0]
 
 
 def _weight(group: str, items: list[pytest.Item]) -> tuple[int, int, int]:

@@ -37,7 +37,6 @@ def hark_cli(live_stack, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow  # waits out the authorizer's 60 s cache for the revoked key
 def test_a_key_is_its_user_everywhere_foreign_to_others_and_refused_once_revoked(live_stack):
     url = live_stack.url
     alice = live_stack.token("keys-alice@example.com")

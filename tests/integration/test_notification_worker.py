@@ -481,7 +481,6 @@ def test_a_user_with_no_email_address_is_a_logged_no_recipient(emulator, store, 
     assert worker.stop() == 0
 
 
-@pytest.mark.slow  # waits out the default send lease: about 100 s
 def test_killed_sender_email_goes_out_within_two_minutes_exactly_once(emulator, store, start_worker):
     """A notifier SIGKILLed inside its send lease: the next delivery waits the lease out and sends.
     With the defaults (the local stack's and the ECS task's), the email is late by at most the send

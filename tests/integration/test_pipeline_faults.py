@@ -173,7 +173,6 @@ def test_duplicate_event_gives_one_transcript(stack, workers, speech):
     assert_exactly_once(done, notified_job_ids())
 
 
-@pytest.mark.slow  # waits out the default lease: about 85 s
 def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, emulator, tmp_path):
     """Crash recovery in minutes: a SIGKILLed worker's message comes back after the short lease
     (HARK_VISIBILITY_LEASE_SECONDS, the default the local stack and ECS run with), not the queue's
@@ -428,7 +427,6 @@ def wait_transcribing(worker: WorkerProcess, count: int) -> list[str]:
     return wait_logged(worker, "transcribing", count)
 
 
-@pytest.mark.slow  # three one-minute recordings, transcribed again by the successor: about 100 s
 def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
     """Out of time after SIGTERM with several messages in hand: every unfinished one is handed back at
     once (visibility 0) and the process exits before the stop timeout; a successor finishes them all,
