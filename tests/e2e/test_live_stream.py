@@ -273,6 +273,7 @@ def test_an_api_key_past_its_requests_a_minute_gets_429_for_a_ticket_and_1013_on
             first = requests.post(tickets, headers=headers, timeout=10)
             refused = requests.post(tickets, headers=headers, timeout=10)
             heard = asyncio.run(session(f"{service.url}/v1/live?sample_rate=16000", headers))
+            models = requests.get(tickets.replace("/v1/live/tickets", "/v1/models"), headers=headers, timeout=10)
             if time.time() // RATE_WINDOW_SECONDS == window:
                 break
     finally:
@@ -283,3 +284,6 @@ def test_an_api_key_past_its_requests_a_minute_gets_429_for_a_ticket_and_1013_on
     assert (refused.headers["RateLimit-Limit"], refused.headers["RateLimit-Remaining"]) == ("1", "0")
     assert heard.close_code == 1013 and [m["type"] for m in heard.messages] == ["error"], heard.messages
     assert 1 <= heard.messages[0]["retry_after"] <= RATE_WINDOW_SECONDS
+    # the OpenAI-compatible routes: OpenAI's error shape, with the API's Retry-After that the OpenAI SDK honours
+    assert models.status_code == 429 and models.json()["error"]["code"] == "rate_limit_exceeded", models.text
+    assert 1 <= int(models.headers["Retry-After"]) <= RATE_WINDOW_SECONDS

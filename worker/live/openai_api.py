@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from hark.api.auth import Unauthorized
+from hark.api.control import rate_limited
 from hark.domain import languages
 from hark.domain.api_keys import RateLimited
 from hark.domain.transcript import Transcript, render_srt, render_vtt
@@ -42,15 +43,22 @@ MAX_PROMPT_CHARS = 500  # as a job's prompt (hark.domain.uploads)
 class OpenAIError(Exception):
     """A refusal in OpenAI's error shape."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = {"WWW-Authenticate": "Bearer"} if status == 401 else (headers or {})
 
     def response(self) -> JSONResponse:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
         body = {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def model_ids(live: Live) -> list[str]:
@@ -86,12 +94,9 @@ def check_credential(live: Live, request: Request) -> None:
         raise OpenAIError(
             401, "A valid API key or session token is required (Authorization: Bearer ...).", code="invalid_api_key"
         ) from None
-    except RateLimited as limited:
-        raise OpenAIError(
-            429,
-            f"This API key made its {limited.limit} requests of this minute; retry after {limited.retry_after} s.",
-            code="rate_limit_exceeded",
-        ) from None
+    except RateLimited as limited:  # the API's own 429, Retry-After included (the OpenAI SDK waits that long)
+        error = rate_limited(limited)
+        raise OpenAIError(429, error.message, code="rate_limit_exceeded", headers=error.headers) from None
 
 
 async def answer(request: Request, live: Live, task: str) -> Response:
