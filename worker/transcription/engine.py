@@ -76,7 +76,7 @@ def replica_threads(cpu_threads: int, replicas: int) -> int:
 
 # glibc's malloc options (malloc.h) and the values the engine runs with (keep_freed_memory).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
-KEEP_FREED_BYTES = 256 << 20
+KEEP_FREED_BYTES = 1 << 30  # 256 MiB left a long recording's larger steps mapped afresh (docs/benchmarks.md)
 _kept: bool | None = None
 
 
