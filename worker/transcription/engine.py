@@ -15,6 +15,7 @@ Measured speed and accuracy, and how they were measured: docs/benchmarks.md.
 from __future__ import annotations
 
 import ctypes
+import functools
 import inspect
 import os
 import threading
@@ -77,9 +78,9 @@ def replica_threads(cpu_threads: int, replicas: int) -> int:
 # glibc's malloc options (malloc.h) and the values the engine runs with (keep_freed_memory).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 KEEP_FREED_BYTES = 1 << 30  # 256 MiB left a long recording's larger steps mapped afresh (docs/benchmarks.md)
-_kept: bool | None = None
 
 
+@functools.cache  # once per process
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep the buffers a batch frees for the next batch, instead of handing them back.
 
@@ -87,19 +88,15 @@ def keep_freed_memory() -> bool:
     default glibc maps those afresh (above its mmap threshold, or in a thread's own 64 MiB arena, which
     cannot hold them) and unmaps them when freed, so each batch faults its pages in and zeroes them again:
     on the 2-core machine 17% of a transcription's CPU time went to the kernel. One arena and
-    thresholds of KEEP_FREED_BYTES keep them in the heap for reuse, at the same peak memory
+    thresholds of KEEP_FREED_BYTES keep them in the heap for reuse, at a lower peak memory
     (docs/benchmarks.md, "Memory reuse"). Once per process, before the model's threads start; glibc only
     (elsewhere nothing changes). Returns whether the options are in force."""
-    global _kept
-    if _kept is None:
-        try:
-            mallopt = ctypes.CDLL(None).mallopt
-        except (OSError, AttributeError):  # not glibc (macOS): its allocator, as it is
-            _kept = False
-        else:
-            options = ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, KEEP_FREED_BYTES), (M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
-            _kept = all(mallopt(option, value) == 1 for option, value in options)
-    return _kept
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS): its allocator, as it is
+        return False
+    options = ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, KEEP_FREED_BYTES), (M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
+    return all(mallopt(option, value) == 1 for option, value in options)
 
 
 class Engine:
