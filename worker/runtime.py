@@ -134,7 +134,15 @@ class Telemetry:
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                self.metrics.flush_metrics()
+                # Powertools prints the EMF document, then its newline: two writes to stdout. A log record
+                # from another message's thread written between them would spoil both lines (CloudWatch
+                # would read neither: the metrics lost). Records are written under their handler's lock.
+                handler = self.logger.registered_handler
+                handler.acquire()
+                try:
+                    self.metrics.flush_metrics()
+                finally:
+                    handler.release()
                 self._pending = False
 
 
