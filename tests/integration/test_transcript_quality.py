@@ -3,6 +3,8 @@ flagged, and a recording that switches language decoded part by part in each par
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -47,10 +49,16 @@ def reference(name: str) -> str:
     return (SHARED_SPEECH / name).with_suffix(".txt").read_text().strip()
 
 
+@pytest.fixture(scope="module")
+def transcript_of(engine):
+    """name -> the engine's transcript of that recording, made once: the caption styles read the same one."""
+    return functools.cache(lambda name: engine.transcribe(clip(name), "auto"))
+
+
 @pytest.mark.parametrize("name", ["en_jfk.flac", "en_fleurs_002.ogg", "es_fleurs_001.ogg"])
 @pytest.mark.parametrize("style", [CaptionStyle(), CaptionStyle(chars_per_line=32, lines_per_cue=1)])
-def test_captions_of_real_recordings_keep_every_rule(engine, name, style):
-    t = engine.transcribe(clip(name), "auto")
+def test_captions_of_real_recordings_keep_every_rule(transcript_of, name, style):
+    t = transcript_of(name)
     words = [w for s in t.segments for w in s.words]
     cues = captions(t, style)
     assert words and cues

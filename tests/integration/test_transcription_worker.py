@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -31,6 +32,30 @@ SPANISH = (
     "El comité se reunió el martes por la mañana para revisar el presupuesto de la nueva "
     "biblioteca. Después de una larga discusión, acordaron comprar más libros para los niños."
 )
+WORDS_A_MINUTE = 150  # the speech fixture's espeak-ng speed
+
+
+def english_passages(count: int, words: int) -> list[str]:
+    """`count` passages of English prose of at least `words` words each (WORDS_A_MINUTE a minute of speech), no
+    sentence in two: the English reference texts of the test recordings, read in turn. Never one sentence
+    said again and again: Whisper takes such text for a decoding loop and the engine re-decodes it at every
+    temperature (worker/transcription/quality.py), several times the work of the same length of prose."""
+    sentences = [
+        sentence
+        for path in sorted(SHARED_SPEECH.glob("en_*.txt"))
+        for sentence in re.split(r"(?<=[.;])\s+(?=[A-Z])", path.read_text().strip())
+    ]
+    passages, current = [], []
+    for sentence in sentences:
+        current.append(sentence)
+        if sum(len(s.split()) for s in current) >= words:
+            passages.append(" ".join(current))
+            current = []
+            if len(passages) == count:
+                return passages
+    raise AssertionError(f"the English reference texts hold fewer than {count} passages of {words} words")
+
+
 CONTENT_TYPES = {
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
