@@ -31,7 +31,7 @@ from tests.integration.test_transcription_worker import (
     assert_exactly_once,
     create_job,
     drain,
-    english_passages,
+    english_prose,
     notified_job_ids,
     object_exists,
     post_upload,
@@ -191,7 +191,7 @@ def test_killed_busy_worker_recovers_within_the_lease(stack, workers, speech, em
         {**os.environ, "PYTHONUNBUFFERED": "1", "HARK_POLL_WAIT_SECONDS": "1"},
     )
     try:
-        (text,) = english_passages(1, WORDS_A_MINUTE)  # about a minute of speech
+        text = english_prose(WORDS_A_MINUTE)  # about a minute of speech
         job = submit(speech(text, "en", "mp3"))
         busy = wait_busy(pair)
         first_claim = epoch(
@@ -295,7 +295,7 @@ def test_sigterm_finishes_or_hands_back_in_time(stack, workers, speech):
     stop_timeout = 3
     hurried = workers("hurried", HARK_STOP_TIMEOUT_SECONDS=str(stop_timeout))
     # About two minutes: one batch of its pieces takes several times the 2.4 s the worker may wait.
-    slow = submit(speech(english_passages(1, 2 * WORDS_A_MINUTE)[0], "en", "mp3"))
+    slow = submit(speech(english_prose(2 * WORDS_A_MINUTE), "en", "mp3"))
     hurried.wait_for("transcribing")
     sent = time.monotonic()
     hurried.proc.send_signal(signal.SIGTERM)
@@ -330,7 +330,7 @@ def test_sigterm_while_idle_exits_at_once(stack, workers):
 def test_job_deleted_while_transcribing_leaves_nothing(stack, workers, speech):
     from hark.api.control import Caller, delete_job
 
-    job = submit(speech(english_passages(1, WORDS_A_MINUTE)[0], "en", "mp3"))
+    job = submit(speech(english_prose(WORDS_A_MINUTE), "en", "mp3"))
     worker = workers("w")
     worker.wait_for("transcribing")
     delete_job(Caller(user_id=job.user_id, email="a@example.com"), job.job_id)  # what DELETE /jobs/{id} runs
@@ -375,7 +375,7 @@ def test_upload_is_queued_as_it_lands_whatever_the_workers_do(stack, upload_stat
     so QUEUED shows with no worker running, and while the only worker is busy with another job."""
     # No worker at all (a fleet scaled to zero): QUEUED at once, with the real size; the upload's event
     # waits on the transcribe queue for a worker, untouched.
-    first = submit(speech(english_passages(1, 2 * WORDS_A_MINUTE)[0], "en", "mp3"))  # about two minutes
+    first = submit(speech(english_prose(2 * WORDS_A_MINUTE), "en", "mp3"))  # about two minutes
     queued = wait_status(first.job_id, JobStatus.QUEUED)
     assert queued.queued_at and queued.uploaded_bytes == queued.size_bytes and queued.attempts == 0
     assert visible_messages(stack.transcribe_queue.name) >= 1  # its event (beside S3's test event), unread
@@ -437,7 +437,7 @@ def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
     stop_timeout = 3
     # About two minutes each: none finishes within the stop timeout on the CPU, even the first to start
     # when its pieces make a batch of their own. The number said first makes each recording its own file.
-    (text,) = english_passages(1, 2 * WORDS_A_MINUTE)
+    text = english_prose(2 * WORDS_A_MINUTE)
     jobs = [submit(speech(f"{n}. {text}", "en", "mp3")) for n in range(IN_FLIGHT)]
     hurried = workers(
         "hurried", HARK_STOP_TIMEOUT_SECONDS=str(stop_timeout), HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT)
@@ -466,7 +466,7 @@ def test_killed_worker_with_several_in_flight_loses_nothing_and_repeats_nothing(
     transcript and one notification."""
     lease = 6  # short, so the test does not sit out the default minute; the heartbeat runs every lease / 3
     env = dict(HARK_VISIBILITY_LEASE_SECONDS=str(lease), HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
-    texts = ["Please call me back tomorrow morning.", ENGLISH, *english_passages(1, 3 * len(ENGLISH.split()))]
+    texts = ["Please call me back tomorrow morning.", ENGLISH, english_prose(3 * len(ENGLISH.split()))]
     jobs = [submit(speech(t, "en", "wav")) for t in texts]
     doomed = workers("doomed", **env)
     wait_transcribing(doomed, IN_FLIGHT)

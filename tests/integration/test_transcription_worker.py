@@ -35,25 +35,19 @@ SPANISH = (
 WORDS_A_MINUTE = 150  # the speech fixture's espeak-ng speed
 
 
-def english_passages(count: int, words: int) -> list[str]:
-    """`count` passages of English prose of at least `words` words each (WORDS_A_MINUTE a minute of speech), no
-    sentence in two: the English reference texts of the test recordings, read in turn. Never one sentence
-    said again and again: Whisper takes such text for a decoding loop and the engine re-decodes it at every
-    temperature (worker/transcription/quality.py), several times the work of the same length of prose."""
-    sentences = [
-        sentence
-        for path in sorted(SHARED_SPEECH.glob("en_*.txt"))
-        for sentence in re.split(r"(?<=[.;])\s+(?=[A-Z])", path.read_text().strip())
-    ]
-    passages, current = [], []
-    for sentence in sentences:
-        current.append(sentence)
-        if sum(len(s.split()) for s in current) >= words:
-            passages.append(" ".join(current))
-            current = []
-            if len(passages) == count:
-                return passages
-    raise AssertionError(f"the English reference texts hold fewer than {count} passages of {words} words")
+def english_prose(words: int) -> str:
+    """At least `words` words of English prose (WORDS_A_MINUTE a minute of speech): the sentences of the test
+    recordings' English reference texts, in turn. Not one sentence said again and again: Whisper takes such
+    text for a decoding loop and the engine re-decodes it at every temperature (worker/transcription/quality.py),
+    several times the work of the same length of prose."""
+    taken, count = [], 0
+    for path in sorted(SHARED_SPEECH.glob("en_*.txt")):
+        for sentence in re.split(r"(?<=[.;])\s+(?=[A-Z])", path.read_text().strip()):
+            taken.append(sentence)
+            count += len(sentence.split())
+            if count >= words:
+                return " ".join(taken)
+    raise AssertionError(f"the English reference texts hold fewer than {words} words")
 
 
 CONTENT_TYPES = {
