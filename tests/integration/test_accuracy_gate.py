@@ -34,7 +34,7 @@ def recordings() -> list[dict]:
     return rows
 
 
-@pytest.mark.slow  # ~70 s of CPU on two cores (26 clips, decoded twice); about 3 min wall while shared
+@pytest.mark.slow  # 100-155 s of CPU by the machine (26 clips, decoded twice; docs/testing.md)
 def test_the_pipeline_is_never_worse_than_the_raw_model_by_more_than_half_a_point(model_dir):
     from worker.transcription.engine import Engine
 

@@ -67,6 +67,10 @@ def wait_busy(candidates: list[WorkerProcess], timeout: float = 120) -> WorkerPr
     pytest.fail("no worker started transcribing")
 
 
+def seconds_of(path: Path) -> float:
+    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True).stdout)
+
+
 def unchunked_text(model_dir: Path, path: Path) -> str:
     """The same recording in one pass, in this process: the yardstick for chunked transcription."""
     from worker.transcription.audio import load
@@ -76,7 +80,9 @@ def unchunked_text(model_dir: Path, path: Path) -> str:
     return engine.transcribe(load(path, 10 * 3600), "auto").text
 
 
-def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target: float, timeout: float):
+def chunked_against_unchunked(
+    workers, model_dir, clip: Path, text: str, target: float, timeout: float, max_worse: float = 0.01
+):
     # Two messages in flight each: a worker holding up to 12 would take every chunk of this recording in one
     # receive, and the test is that the chunks spread over the workers.
     env = dict(
@@ -119,32 +125,43 @@ def chunked_against_unchunked(workers, model_dir, clip: Path, text: str, target:
         f"{clip.name}: {done.duration_seconds:.0f} s in {done.chunks_total} chunks: "
         f"WER chunked {chunked:.2%}, unchunked {whole:.2%}"
     )
-    assert chunked <= whole + 0.01
+    assert chunked <= whole + max_worse
     wait_queue_empty(aws.stack_resources().transcribe_queue.name)
     assert_exactly_once({job.job_id: done}, notified_job_ids())
 
 
 def test_long_audio_is_split_across_workers(stack, workers, model_dir):
-    chunked_against_unchunked(workers, model_dir, LONG_CLIP, reference(LONG_CLIP.name), target=60, timeout=300)
+    """The 3.9-minute clip in 60-s chunks over two workers. Its word error rate may move by a point either way
+    with where the chunks are cut: Whisper reads 30-s windows, a chunk packs its own, so every window after a
+    cut hears other context, and one word of this clip is 0.18 point (measured on one AVX2 machine, targets
+    45-90 s: 5.2-6.3% against 5.2% whole; docs/testing.md). So this clip is held to 2 points: a lost or doubled
+    chunk is ~25. The issue's 1 point is held where it means something, on the 25-minute recording."""
+    chunked_against_unchunked(
+        workers, model_dir, LONG_CLIP, reference(LONG_CLIP.name), target=60, timeout=300, max_worse=0.02
+    )
 
 
 @pytest.mark.slow
 def test_25_minute_recording_chunked_matches_unchunked(stack, workers, model_dir, speech, tmp_path):
     """Issue 4: a recording of 25 minutes or more, default chunk sizes (10 min threshold, 5 min chunks)."""
-    texts = [p.read_text().strip() for p in sorted(SHARED_SPEECH.glob("en_*.txt"))]
+    # Longest first, so the last ones added are short and the recording ends just past 25 minutes.
+    texts = sorted((p.read_text().strip() for p in SHARED_SPEECH.glob("en_*.txt")), key=lambda t: -len(t.split()))
     assert texts, f"no English reference texts in {SHARED_SPEECH}"
-    sentences, minutes = [], 0.0
-    while minutes < 25.5:  # espeak-ng at 150 words a minute, plus pauses
-        for text in texts:
-            sentences.append(text)
-            minutes += len(text.split()) / 150
+    # The reference texts in turn until just past 25 minutes at espeak-ng's own pace, measured on one round of
+    # them (half a second of espeak-ng): every minute past 25 is two more of the model's (chunked and whole).
+    one_round = " ".join(texts)
+    words_a_minute = len(one_round.split()) / (seconds_of(speech(one_round, "en", "wav")) / 60)
+    sentences: list[str] = []
+    while sum(len(s.split()) for s in sentences) < 25.4 * words_a_minute:
+        sentences.append(texts[len(sentences) % len(texts)])
     text = " ".join(sentences)
     wav = speech(text, "en", "wav")
     flac = tmp_path / "long.flac"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000", str(flac)], check=True
     )
-    seconds = float(subprocess.run(["soxi", "-D", str(flac)], capture_output=True, text=True, check=True).stdout)
+    seconds = seconds_of(flac)
+    print(f"{len(sentences)} reference texts, {len(text.split())} words: {seconds / 60:.2f} minutes")
     assert seconds >= 25 * 60, seconds
     chunked_against_unchunked(workers, model_dir, flac, text, target=300, timeout=1800)
 
