@@ -77,9 +77,8 @@ def replica_threads(cpu_threads: int, replicas: int) -> int:
 
 # glibc's malloc options (malloc.h) and the values the engine runs with (keep_freed_memory).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
-KEEP_FREED_BYTES = (
-    1 << 30
-)  # 1 GiB: at 256 MiB a long recording's larger steps were still mapped afresh (docs/benchmarks.md)
+# 1 GiB: at 256 MiB a long recording's larger steps were still mapped afresh (docs/benchmarks.md).
+KEEP_FREED_BYTES = 1 << 30
 
 
 @functools.cache  # once per process
