@@ -27,18 +27,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cpuinfo(field: str) -> str:
+    """The first CPU's `field` in /proc/cpuinfo ("" where there is none)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(field)), "")
+
+
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+    return cpuinfo("model name") or platform.processor() or "unknown CPU"
 
 
 def vector_isa() -> str:
     """The widest x86 vector instructions the CPU has: the suite's speed and the model's exact words follow it
     (docs/testing.md, "Where the time goes")."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    flags = set(cpuinfo("flags").split())
     return next((isa for isa in ("avx512f", "avx2", "avx") if isa in flags), "no AVX")
 
 
