@@ -32,7 +32,6 @@ from tests.integration.test_transcription_worker import (
     create_job,
     drain,
     english_prose,
-    english_sentences,
     notified_job_ids,
     object_exists,
     post_upload,
@@ -145,18 +144,24 @@ def test_long_audio_is_split_across_workers(stack, workers, model_dir):
 @pytest.mark.slow
 def test_25_minute_recording_chunked_matches_unchunked(stack, workers, model_dir, speech, tmp_path):
     """Issue 4: a recording of 25 minutes or more, default chunk sizes (10 min threshold, 5 min chunks)."""
-    # Just past 25 minutes at espeak-ng's own pace, measured on the English sentences said once (half a second of
-    # espeak-ng): every minute past 25 is two more of the model's (chunked and whole).
-    one_round = " ".join(english_sentences())
+    # Longest first, so the last ones added are short and the recording ends just past 25 minutes.
+    texts = sorted((p.read_text().strip() for p in SHARED_SPEECH.glob("en_*.txt")), key=lambda t: -len(t.split()))
+    assert texts, f"no English reference texts in {SHARED_SPEECH}"
+    # The reference texts in turn until just past 25 minutes at espeak-ng's own pace, measured on one round of
+    # them (half a second of espeak-ng): every minute past 25 is two more of the model's (chunked and whole).
+    one_round = " ".join(texts)
     words_a_minute = len(one_round.split()) / (seconds_of(speech(one_round, "en", "wav")) / 60)
-    text = english_prose(round(25.4 * words_a_minute))
+    sentences: list[str] = []
+    while sum(len(s.split()) for s in sentences) < 25.4 * words_a_minute:
+        sentences.append(texts[len(sentences) % len(texts)])
+    text = " ".join(sentences)
     wav = speech(text, "en", "wav")
     flac = tmp_path / "long.flac"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000", str(flac)], check=True
     )
     seconds = seconds_of(flac)
-    print(f"{len(text.split())} words: {seconds / 60:.2f} minutes")
+    print(f"{len(sentences)} reference texts, {len(text.split())} words: {seconds / 60:.2f} minutes")
     assert seconds >= 25 * 60, seconds
     chunked_against_unchunked(workers, model_dir, flac, text, target=300, timeout=1800)
 

@@ -6,8 +6,6 @@ ObjectCreated event to the transcribe queue, and `python -m worker.transcription
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import os
 import re
@@ -37,28 +35,19 @@ SPANISH = (
 WORDS_A_MINUTE = 150  # the speech fixture's espeak-ng speed
 
 
-@functools.cache
-def english_sentences() -> tuple[str, ...]:
-    """The sentences of the test recordings' English reference texts, in file order."""
-    sentences = tuple(
-        sentence
-        for path in sorted(SHARED_SPEECH.glob("en_*.txt"))
-        for sentence in re.split(r"(?<=[.;])\s+(?=[A-Z])", path.read_text().strip())
-    )
-    assert sentences, f"no English reference texts in {SHARED_SPEECH}"
-    return sentences
-
-
 def english_prose(words: int) -> str:
-    """At least `words` words of English prose (WORDS_A_MINUTE a minute of speech): `english_sentences()` in
-    turn, again from the first once all are said. Not one sentence said again and again: Whisper takes such
+    """At least `words` words of English prose (WORDS_A_MINUTE a minute of speech): the sentences of the test
+    recordings' English reference texts, in turn. Not one sentence said again and again: Whisper takes such
     text for a decoding loop and the engine re-decodes it at every temperature (worker/transcription/quality.py),
     several times the work of the same length of prose."""
-    sentences = itertools.cycle(english_sentences())
-    taken: list[str] = []
-    while sum(len(sentence.split()) for sentence in taken) < words:
-        taken.append(next(sentences))
-    return " ".join(taken)
+    taken, count = [], 0
+    for path in sorted(SHARED_SPEECH.glob("en_*.txt")):
+        for sentence in re.split(r"(?<=[.;])\s+(?=[A-Z])", path.read_text().strip()):
+            taken.append(sentence)
+            count += len(sentence.split())
+            if count >= words:
+                return " ".join(taken)
+    raise AssertionError(f"the English reference texts hold fewer than {words} words")
 
 
 CONTENT_TYPES = {
