@@ -201,6 +201,10 @@ class Transcript(BaseModel):
             update={"segments": segments, "speaker_names": {k: v.strip() for k, v in names.items() if v}}
         )
 
+    def with_segments(self, more: list[Segment]) -> Transcript:
+        """The same transcript with `more` segments (decoded apart, on the same timeline) in time order."""
+        return self.model_copy(update={"segments": sorted([*self.segments, *more], key=lambda s: s.start)})
+
     def shifted(self, offset: float) -> Transcript:
         """The same transcript with every timestamp moved by `offset` seconds (chunk assembly)."""
         return self.model_copy(

@@ -4,15 +4,18 @@ flagged, and a recording that switches language decoded part by part in each par
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from hark.domain.settings import Settings
 from hark.domain.transcript import FLAGS, CaptionStyle, captions
 from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from worker.transcription.audio import SAMPLE_RATE, load
+from worker.transcription.engine import DecodeOptions
 from worker.transcription.quality import Thresholds, is_loop
 
 LJ_SPEECH = "en_ljspeech_LJ001-0001-0032_long.flac"
@@ -111,3 +114,48 @@ def test_a_recording_in_two_languages_gets_each_part_in_its_language(request, wh
     spoken = {code: sum(s.end - s.start for s in t.segments if s.language == code) for code in ("es", "en")}
     assert t.language == max(spoken, key=lambda c: spoken[c]) == "es"
     assert t.language_share == pytest.approx(spoken["es"] / sum(spoken.values()), abs=0.002)
+
+
+class EndsEarly:
+    """The CTranslate2 model, except that the first piece of its first `generate` ends after a third of its
+    tokens: Whisper's early end of a piece, when the rest of its speech is dropped without a trace."""
+
+    def __init__(self, model):
+        self.model = model
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, *args, **kwargs):
+        results = self.model.generate(*args, **kwargs)
+        self.calls += 1
+        if self.calls > 1:
+            return results
+        first = results[0]
+        kept = first.sequences_ids[0][: len(first.sequences_ids[0]) // 3]
+        cut = SimpleNamespace(sequences_ids=[kept], scores=first.scores, no_speech_prob=first.no_speech_prob)
+        return [cut, *results[1:]]
+
+
+def test_speech_left_without_words_in_a_given_language_is_decoded_again(model_dir):
+    """With the language given (a chunk of a long recording, or the user's choice) the per-window retry
+    does not apply; speech that a piece ended early on is decoded again on its own, and its words are
+    added where they were said."""
+    from worker.transcription.engine import Engine, uncovered_speech_seconds
+
+    samples = clip(LJ_SPEECH)[: 60 * SAMPLE_RATE]
+    engine = Engine(Settings(model_dir=str(model_dir), language_per_window=False))
+    whole = engine.transcribe(samples, "en")
+    engine.model.model = ends_early = EndsEarly(engine.model.model)
+    cut_short = engine.run(samples, DecodeOptions(language="en"))
+    assert ends_early.calls >= 2  # the pieces' batch, then the dropped speech again
+    t = cut_short.transcript
+    starts = [w.start for s in t.segments for w in s.words]
+    assert starts == sorted(starts)
+    speech = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160))
+    assert uncovered_speech_seconds(speech, t) < Settings().language_switch_min_seconds
+    # The reference's first minute, as the untouched decode heard it: nothing of it is missing.
+    heard = word_error_rate(whole.text, t.text, "en")
+    print(f"words {len(whole.text.split())} untouched, {len(t.text.split())} after the early end; WER {heard:.2%}")
+    assert heard <= 0.1, t.text

@@ -76,7 +76,7 @@ def test_language_spans_join_neighbours_in_one_language_up_to_30_seconds():
 def test_uncovered_speech_is_the_speech_farther_than_the_margin_from_every_word():
     from hark.domain.transcript import Segment, Transcript, Word
     from worker.transcription.audio import SAMPLE_RATE
-    from worker.transcription.engine import uncovered_speech_seconds
+    from worker.transcription.engine import uncovered_spans, uncovered_speech_seconds
 
     def word(start, end):
         return Word(start=start, end=end, word=" w", probability=1.0)
@@ -92,5 +92,7 @@ def test_uncovered_speech_is_the_speech_farther_than_the_margin_from_every_word(
     speech = [{"start": 0, "end": 4 * SAMPLE_RATE}, {"start": 9 * SAMPLE_RATE, "end": 20 * SAMPLE_RATE}]
     # Covered with a 0.5 s margin: 0.5-3.5 (the first two words merged) and 9.5-11.5. Speech 0-4 leaves
     # 0-0.5 and 3.5-4 (1.0 s); speech 9-20 leaves 9-9.5 and 11.5-20 (9.0 s).
+    spans = uncovered_spans(speech, transcript)
+    assert [a for span in spans for a in span] == pytest.approx([0.0, 0.5, 3.5, 4.0, 9.0, 9.5, 11.5, 20.0])
     assert uncovered_speech_seconds(speech, transcript) == pytest.approx(10.0)
     assert uncovered_speech_seconds(speech, transcript, margin=0.0) == pytest.approx(4 - 1.8 + 11 - 1.0)

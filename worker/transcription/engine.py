@@ -204,15 +204,8 @@ class Engine:
         of the recording or of each window, and the log-Mel features of each piece of at most 30 s. Pieces of
         many jobs then share the model's batches (Batcher). Model calls made here (language identification)
         are charged to the job."""
-        run = JobRun(
-            samples=samples,
-            options=options,
-            prompt_tokens=self._prompt_tokens(options),
-            slots=self.slots,
-            interactive=interactive,
-        )
         forced = self._language(options.language) if self.multilingual else "en"
-        run.forced = forced
+        run = self._job_run(samples, options, interactive, forced)
         if forced:
             self._plan_speech(run, forced)
         elif not (self.language_per_window if per_window is None else per_window):
@@ -239,6 +232,16 @@ class Engine:
                 for code, spans in language_spans(windows).items():
                     self._plan_spans(run, code, spans)
         return run
+
+    def _job_run(self, samples: np.ndarray, options: DecodeOptions, interactive: bool, forced: str | None) -> JobRun:
+        return JobRun(
+            samples=samples,
+            options=options,
+            prompt_tokens=self._prompt_tokens(options),
+            slots=self.slots,
+            interactive=interactive,
+            forced=forced,
+        )
 
     def _plan_speech(self, run: JobRun, language: str) -> None:
         """Speech found and joined into pieces of at most 30 s exactly as BatchedInferencePipeline does
@@ -464,7 +467,38 @@ class Engine:
                 batch_jobs = max(batch_jobs, again.batch_jobs)
                 if word_count(retried) > word_count(transcript):
                     transcript = retried
+            elif job.forced is not None and job.groups and job.groups[0].speech is not None:
+                # The language is given (a chunk of a long recording, or the user's choice), so the check
+                # above does not apply, but Whisper also ends a piece early now and then: its last words
+                # cover part of the window and the rest of its speech is dropped without a trace (seen:
+                # 12 s of one chunk). Decode such speech again on its own and add what it says, unless
+                # Whisper's own rule says it heard no speech there (VAD also takes noise for speech).
+                gaps = [
+                    (a, b) for a, b in uncovered_spans(job.groups[0].speech, transcript) if b - a >= MIN_GAP_SECONDS
+                ]
+                if sum(b - a for a, b in gaps) >= self.settings.language_switch_min_seconds:
+                    again = self._decode_spans(samples, options, job.forced, gaps, interactive)
+                    model_seconds += again.model_seconds
+                    batch_jobs = max(batch_jobs, again.batch_jobs)
+                    heard = [seg for seg in self.finish(again).segments if "no_speech" not in seg.flags]
+                    transcript = transcript.with_segments(heard)
         return Result(transcript, round(seconds, 3), model_seconds, batch_jobs)
+
+    def _decode_spans(
+        self,
+        samples: np.ndarray,
+        options: DecodeOptions,
+        language: str,
+        spans: list[tuple[float, float]],
+        interactive: bool,
+    ) -> JobRun:
+        """Exactly the given (start, end) seconds, each in pieces of at most 30 s, in `language`."""
+        job = self._job_run(samples, options, interactive, language)
+        pieces = [(t, min(t + WINDOW_SECONDS, b)) for a, b in spans for t in np.arange(a, b, WINDOW_SECONDS)]
+        self._plan_spans(job, language, pieces)
+        self.batcher.submit(job)
+        job.wait()
+        return job
 
     def _decode(
         self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None, interactive: bool = False
@@ -515,8 +549,8 @@ def word_count(transcript: Transcript) -> int:
     return sum(len(s.words) for s in transcript.segments)
 
 
-def uncovered_speech_seconds(speech: list[dict], transcript: Transcript, margin: float = 0.5) -> float:
-    """Seconds of VAD speech (faster-whisper's sample-index spans) farther than `margin` from any word."""
+def uncovered_spans(speech: list[dict], transcript: Transcript, margin: float = 0.5) -> list[tuple[float, float]]:
+    """(start, end) seconds of VAD speech (faster-whisper's sample-index spans) farther than `margin` from any word."""
     words = sorted((w.start - margin, w.end + margin) for s in transcript.segments for w in s.words)
     covered: list[list[float]] = []
     for start, end in words:  # merged, so no second is counted twice
@@ -524,11 +558,23 @@ def uncovered_speech_seconds(speech: list[dict], transcript: Transcript, margin:
             covered[-1][1] = max(covered[-1][1], end)
         else:
             covered.append([start, end])
-    total = 0.0
+    spans: list[tuple[float, float]] = []
     for span in speech:
         a, b = span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE
-        total += (b - a) - sum(max(0.0, min(b, e) - max(a, s)) for s, e in covered)
-    return total
+        for start, end in covered:
+            if end <= a or start >= b:
+                continue
+            if start > a:
+                spans.append((a, start))
+            a = max(a, end)
+        if b > a:
+            spans.append((a, b))
+    return spans
+
+
+def uncovered_speech_seconds(speech: list[dict], transcript: Transcript, margin: float = 0.5) -> float:
+    """Seconds of VAD speech farther than `margin` from any word."""
+    return sum(b - a for a, b in uncovered_spans(speech, transcript, margin))
 
 
 def spoken_longest(windows: list[Window]) -> str:
@@ -565,6 +611,8 @@ PUNCTUATION = {
 FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 WINDOW_SECONDS = 30
 DETECT = ""  # a group's language until its batch identifies it
+# Speech without words shorter than this is a breath or a word's tail, not a dropped phrase: not decoded again.
+MIN_GAP_SECONDS = 2.0
 MIN_IDENTIFY_SECONDS = 1.0  # shorter speech is too little to tell a language by: it takes the main one
 
 
