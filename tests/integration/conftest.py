@@ -18,6 +18,7 @@ def workers(tmp_path, model_dir):
         environment = {
             **os.environ,
             "HARK_MODEL_DIR": str(model_dir),
+            "HARK_MODEL_NAME": model_dir.name,  # what its transcripts and metrics name
             "HARK_POLL_WAIT_SECONDS": "1",
             "HARK_CPU_THREADS": "2",
             "PYTHONUNBUFFERED": "1",
