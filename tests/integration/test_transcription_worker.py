@@ -62,7 +62,7 @@ CONTENT_TYPES = {
 }
 
 
-# -- harness (also used by test_pipeline_faults.py) ----------------------------------------------
+# -- harness (also used by test_pipeline_faults.py, test_long_audio.py) ----------------------------------------------
 def create_job(filename: str, content_type: str, user: str = "user_a", language: str = "auto", size: int = 1) -> Job:
     job_id = new_job_id()
     job = Job(
