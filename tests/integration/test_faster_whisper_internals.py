@@ -23,7 +23,7 @@ from faster_whisper.transcribe import (
     get_suppressed_tokens,
     restore_speech_timestamps,
 )
-from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+from faster_whisper.vad import collect_chunks, get_speech_timestamps
 
 from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
@@ -55,8 +55,7 @@ def test_language_codes_and_pipeline_defaults():
 
 
 def test_vad_and_chunks_as_the_engine_cuts_speech(samples):
-    options = VadOptions(max_speech_duration_s=engine.WINDOW_SECONDS, min_silence_duration_ms=160)
-    speech = get_speech_timestamps(samples, options)
+    speech = get_speech_timestamps(samples, engine.PIECE_VAD)
     assert speech and all({"start", "end"} <= set(s) for s in speech)
     chunks, metadata = collect_chunks(samples, speech, max_duration=engine.WINDOW_SECONDS)
     assert len(chunks) == len(metadata) >= 1

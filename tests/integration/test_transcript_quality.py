@@ -8,14 +8,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.vad import get_speech_timestamps
 
 from hark.domain.settings import Settings
 from hark.domain.transcript import FLAGS, CaptionStyle, captions
 from hark.domain.wer import word_error_rate
 from tests.conftest import SHARED_SPEECH
 from worker.transcription.audio import SAMPLE_RATE, load
-from worker.transcription.engine import DecodeOptions
+from worker.transcription.engine import PIECE_VAD, DecodeOptions, Engine, uncovered_speech_seconds
 from worker.transcription.quality import Thresholds, is_loop
 
 LJ_SPEECH = "en_ljspeech_LJ001-0001-0032_long.flac"
@@ -142,8 +142,6 @@ def test_speech_left_without_words_in_a_given_language_is_decoded_again(model_di
     """With the language given (a chunk of a long recording, or the user's choice) the per-window retry
     does not apply; speech that a piece ended early on is decoded again on its own, and its words are
     added where they were said."""
-    from worker.transcription.engine import Engine, uncovered_speech_seconds
-
     samples = clip(LJ_SPEECH)[: 60 * SAMPLE_RATE]
     engine = Engine(Settings(model_dir=str(model_dir), language_per_window=False))
     whole = engine.transcribe(samples, "en")
@@ -153,7 +151,7 @@ def test_speech_left_without_words_in_a_given_language_is_decoded_again(model_di
     t = cut_short.transcript
     starts = [w.start for s in t.segments for w in s.words]
     assert starts == sorted(starts)
-    speech = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160))
+    speech = get_speech_timestamps(samples, PIECE_VAD)  # the speech the engine decodes
     assert uncovered_speech_seconds(speech, t) < Settings().language_switch_min_seconds
     # The reference's first minute, as the untouched decode heard it: nothing of it is missing.
     heard = word_error_rate(whole.text, t.text, "en")

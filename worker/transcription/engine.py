@@ -152,10 +152,9 @@ class Engine:
     def speech_windows(self, samples: np.ndarray) -> list[Window]:
         """The stretches of speech between pauses (Silero VAD, the pipeline's options; each <= 30 s): the
         language is identified in each, so a recording that switches language at a pause gets both."""
-        options = VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
         return [
             Window(c["start"], c["end"], samples[c["start"] : c["end"]])
-            for c in get_speech_timestamps(samples, options)
+            for c in get_speech_timestamps(samples, PIECE_VAD)
         ]
 
     def identify(self, windows: list[Window]) -> bool:
@@ -247,9 +246,7 @@ class Engine:
         """Speech found and joined into pieces of at most 30 s exactly as BatchedInferencePipeline does
         (its VAD options and faster-whisper's collect_chunks); times are mapped back after decoding."""
         samples = run.samples
-        speech = get_speech_timestamps(
-            samples, VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
-        )
+        speech = get_speech_timestamps(samples, PIECE_VAD)
         if not speech:
             return
         chunks, metadata = collect_chunks(samples, speech, max_duration=WINDOW_SECONDS)
@@ -496,14 +493,15 @@ class Engine:
         job = self._job_run(samples, options, interactive, language)
         pieces = [(t, min(t + WINDOW_SECONDS, b)) for a, b in spans for t in np.arange(a, b, WINDOW_SECONDS)]
         self._plan_spans(job, language, pieces)
-        self.batcher.submit(job)
-        job.wait()
-        return job
+        return self._decoded(job)
 
     def _decode(
         self, samples: np.ndarray, options: DecodeOptions, per_window: bool | None = None, interactive: bool = False
     ) -> JobRun:
-        job = self.plan(samples, options, per_window, interactive)
+        return self._decoded(self.plan(samples, options, per_window, interactive))
+
+    def _decoded(self, job: JobRun) -> JobRun:
+        """`job` once the batches have decoded its pieces."""
         if job.pieces:
             self.batcher.submit(job)
             job.wait()
@@ -610,6 +608,8 @@ PUNCTUATION = {
 # segment is decoded again at the next ones (sampling), as Whisper's sequential decoding does.
 FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 WINDOW_SECONDS = 30
+# BatchedInferencePipeline's VAD options: speech in stretches of at most one window (never mutated).
+PIECE_VAD = VadOptions(max_speech_duration_s=WINDOW_SECONDS, min_silence_duration_ms=160)
 DETECT = ""  # a group's language until its batch identifies it
 # Speech without words shorter than this is a breath or a word's tail, not a dropped phrase: not decoded again.
 MIN_GAP_SECONDS = 2.0
