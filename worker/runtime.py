@@ -163,8 +163,10 @@ class QueueConsumer:
         batch_size: int = 1,
         concurrency: int = 1,
         message_keys: tuple[str, ...] = (),
+        on_hand_back: Callable[[Delivery], None] | None = None,
     ):
         self.queue_url, self.handler, self.backoff = queue_url, handler, backoff
+        self.on_hand_back = on_hand_back  # told of each message handed back unfinished, before it is visible
         self.telemetry = telemetry
         self.logger = telemetry.logger
         self.sqs = aws.client("sqs")
@@ -329,6 +331,11 @@ class QueueConsumer:
         with self._lock:
             held, self.in_hand = self.in_hand, []
             for delivery in held:
+                if self.on_hand_back:
+                    try:
+                        self.on_hand_back(delivery)
+                    except Exception:  # the hand-back matters more than its record
+                        self.logger.exception("could not record the hand-back", message_id=delivery.id)
                 try:
                     self.sqs.change_message_visibility(
                         QueueUrl=self.queue_url, ReceiptHandle=delivery.receipt, VisibilityTimeout=0

@@ -163,9 +163,11 @@ class Job(BaseModel):
     error: str | None = None  # why it FAILED, for the user
     last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
-    # Attempts that ended in an error and were retried; a claim neither counted here nor finished was a
-    # worker dying with the message in hand (worker/transcription/uploads.py).
+    # Attempts that ended in an error and were retried, and claims a stopping worker gave back unfinished
+    # (SIGTERM: scale-in, a deploy); a claim counted in neither and not finished was a worker dying with the
+    # message in hand (worker/transcription/uploads.py).
     failed_attempts: int = 0
+    handed_back: int = 0
     owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (Jobs.claim)
     chunks_total: int | None = None
     chunks_done: int = 0
@@ -607,6 +609,21 @@ class Jobs:
         try:
             self._update(
                 job_id, UNFINISHED, {"last_error": reason, "updated_at": now_iso()}, add={"failed_attempts": 1}
+            )
+        except TransitionRefused:
+            pass
+
+    def record_hand_back(self, job_id: str, message_id: str) -> None:
+        """A stopping worker gives this job's message back unfinished: that claim was no worker's death.
+        Nothing if the job is no longer PROCESSING under this message."""
+        try:
+            self._update(
+                job_id,
+                (JobStatus.PROCESSING,),
+                {"updated_at": now_iso()},
+                extra_condition="owner_message_id = :mid",
+                extra_values={":mid": message_id},
+                add={"handed_back": 1},
             )
         except TransitionRefused:
             pass

@@ -345,7 +345,9 @@ def wait_transcribing(worker: WorkerProcess, count: int) -> list[str]:
 def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
     """Out of time after SIGTERM with several messages in hand: every unfinished one is handed back at
     once (visibility 0) and the process exits before the stop timeout; a successor finishes them all,
-    each once."""
+    each once. A hand-back is no worker's death: it is recorded on the job, and the successor, whose
+    receive is the last attempt here (one retry delay configured), transcribes the jobs where it would
+    fail a job whose message was in hand when a worker died."""
     stop_timeout = 3
     # About two minutes each: none finishes within the stop timeout on the CPU, even the first to start
     # when its pieces make a batch of their own. The number said first makes each recording its own file.
@@ -363,10 +365,15 @@ def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
     assert took <= stop_timeout
     handed_back = {line["message_id"] for line in hurried.logged("out of time: message handed back")}
     assert len(handed_back) == IN_FLIGHT and not hurried.logged("job completed")
+    store = aws.job_store().jobs
+    assert all(store.get(j.job_id).handed_back == 1 for j in jobs)
 
-    successor = workers("successor", HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT))
+    successor = workers(
+        "successor", HARK_MAX_MESSAGES_IN_FLIGHT=str(IN_FLIGHT), HARK_RETRY_DELAYS_SECONDS=json.dumps([1])
+    )
     done = wait_finished([j.job_id for j in jobs], timeout=300)
-    assert all(j.status == JobStatus.COMPLETED and j.attempts == 2 for j in done.values())
+    assert all(j.status == JobStatus.COMPLETED and j.attempts == 2 for j in done.values()), done
+    assert not successor.logged("a worker stopped while this message was in hand")
     assert len(wait_logged(successor, "job completed", IN_FLIGHT)) == IN_FLIGHT
     wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once(done, notified_job_ids())

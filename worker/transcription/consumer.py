@@ -118,6 +118,14 @@ class TranscribeHandler:
                 return self.on_transient(delivery, job_id, err)
         return DONE
 
+    def record_hand_back(self, delivery: Delivery) -> None:
+        """A stopping worker gives an upload's message back unfinished: recorded on its job, so the next
+        receive does not count that claim as a worker's death (uploads.py). A chunk has no such count."""
+        work = parse_transcribe_body(delivery.body)
+        if not isinstance(work, ChunkMessage):
+            for event in work:
+                self.ctx.store.jobs.record_hand_back(event.job_id, delivery.id)
+
     def on_transient(self, delivery: Delivery, job_id: str | None, err: Exception) -> Outcome:
         reason = describe(err)
         attempt = delivery.receive_count
@@ -157,4 +165,5 @@ def transcribe_consumer(settings: Settings, engine: Engine) -> QueueConsumer:
         # Several messages at once: their pieces share the model's batches (engine.py).
         concurrency=settings.max_messages_in_flight,
         message_keys=("job_id", "chunk"),
+        on_hand_back=handler.record_hand_back,
     )
