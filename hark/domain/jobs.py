@@ -182,6 +182,12 @@ class Job(BaseModel):
     webhook_gave_up: bool = False  # the owner's last attempt failed: a replayed copy may take over
 
     @property
+    def claims_lost(self) -> int:
+        """Claims of an unfinished job that neither failed (retried), nor were handed back, nor finished:
+        each a worker that died with the message in hand. Counts a claim still in progress, too."""
+        return 0 if self.status.finished else self.attempts - self.failed_attempts - self.handed_back
+
+    @property
     def transcript_revision(self) -> int:
         """The latest revision of the transcript: 0 is the model's own."""
         return len(self.transcript_revisions)

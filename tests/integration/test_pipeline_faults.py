@@ -374,6 +374,7 @@ def test_sigterm_hands_back_every_message_in_flight(stack, workers, speech):
     done = wait_finished([j.job_id for j in jobs], timeout=300)
     assert all(j.status == JobStatus.COMPLETED and j.attempts == 2 for j in done.values()), done
     assert not successor.logged("a worker stopped while this message was in hand")
+    assert not successor.logged("received before: running alone")  # no death: they shared the batches
     assert len(wait_logged(successor, "job completed", IN_FLIGHT)) == IN_FLIGHT
     wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once(done, notified_job_ids())

@@ -110,6 +110,25 @@ def test_adopt_claim_hands_a_processing_job_to_a_replayed_message(store):
     assert not store.jobs.adopt_claim("nope", "dead", "copy")
 
 
+def test_claims_lost_are_those_neither_retried_nor_handed_back(store):
+    """Four claims by one message: one ended in an error (retried), one was handed back by a stopping
+    worker, one by another message's id is not its to record, one is in progress: two lost (the one in
+    progress among them, as Job.claims_lost says). A finished job has none."""
+    job = store.jobs.create(make_job())
+    store.jobs.claim(job.job_id, "m1")
+    store.jobs.record_attempt_error(job.job_id, "a storage or queue service error (SlowDown)")
+    store.jobs.claim(job.job_id, "m1")
+    store.jobs.record_hand_back(job.job_id, "m1")
+    store.jobs.claim(job.job_id, "m1")
+    store.jobs.record_hand_back(job.job_id, "m2")  # not the claim's message: nothing recorded
+    claimed = store.jobs.claim(job.job_id, "m1")
+    assert (claimed.attempts, claimed.failed_attempts, claimed.handed_back) == (4, 1, 1)
+    assert claimed.claims_lost == 2
+    assert store.jobs.complete(job.job_id, "en", 1.0).claims_lost == 0
+    store.jobs.record_hand_back(job.job_id, "m1")  # finished: nothing recorded
+    assert store.jobs.get(job.job_id).handed_back == 1
+
+
 def test_attempt_error_and_send_lease_are_read_back(store):
     import time
 

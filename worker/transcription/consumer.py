@@ -4,9 +4,9 @@ Per message the fate is one of (worker/runtime.py settles it): DONE (done, dupli
 input error that failed the job), RETRY after a delay (a transient error), or DEAD_LETTER (unreadable,
 or the last attempt failed) so SQS's redrive moves it to the dead-letter queue on its next receive.
 Exactly once comes from the job record: only the caller that wins a terminal transition notifies.
-A message received before (ApproximateReceiveCount > 1) may be what killed a worker: it runs alone, so
-another death takes no other job with it (on its last receive, uploads.py answers Failed for a job whose
-message killed workers).
+A message received before (ApproximateReceiveCount > 1) may be what killed a worker, unless its job shows
+every earlier claim retried or handed back (Job.claims_lost): such a one runs alone, so another death takes
+no other job with it (on its last receive, uploads.py answers Failed for a job whose message killed workers).
 
 A message's walk: this handler -> uploads.py (an upload: claim, decode, transcribe or split) or
 long_audio.py (a chunk: transcribe it, assemble the last) -> back here with what became of the job ->
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hark.domain.messages import BrokenMessage, ChunkMessage, parse_transcribe_body
+from hark.domain.messages import BrokenMessage, ChunkMessage, UploadEvent, parse_transcribe_body
 from hark.domain.settings import Settings
 from worker.runtime import DEAD_LETTER, DONE, Backoff, Delivery, Outcome, QueueConsumer, retry
 
@@ -98,7 +98,7 @@ class TranscribeHandler:
             )
             return DEAD_LETTER
         job_id: str | None = None
-        suspect = delivery.receive_count > 1  # it may be what killed a worker: nothing else runs beside it
+        suspect = self.may_have_killed(delivery, work)  # then nothing else runs beside it
         if suspect:
             logger.info("received before: running alone", receive_count=delivery.receive_count)
         with self.isolation.alone() if suspect else self.isolation.shared():
@@ -117,6 +117,17 @@ class TranscribeHandler:
             except Exception as err:
                 return self.on_transient(delivery, job_id, err)
         return DONE
+
+    def may_have_killed(self, delivery: Delivery, work: ChunkMessage | list[UploadEvent]) -> bool:
+        """Received before, and a worker may have died with it in hand: a chunk (no count of its claims), or
+        an upload whose job has a claim lost. Not one only retried after an error or handed back by a
+        stopping worker: after a scale-in those share the batches again."""
+        if delivery.receive_count <= 1:
+            return False
+        if isinstance(work, ChunkMessage):
+            return True
+        jobs = [self.ctx.store.jobs.get(event.job_id) for event in work]
+        return any(job is not None and job.claims_lost > 0 for job in jobs)
 
     def record_hand_back(self, delivery: Delivery) -> None:
         """A stopping worker gives an upload's message back unfinished: recorded on its job, so the next

@@ -38,9 +38,8 @@ def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> JobOutc
     except TransitionRefused:
         return refused_claim(ctx, delivery, job.job_id)
     logger.info("job claimed", attempt=job.attempts, receive_count=delivery.receive_count, key=event.key)
-    # Earlier claims that neither failed (retried), nor were handed back by a stopping worker, nor finished:
-    # a worker died with this message in hand.
-    if (died := job.attempts - 1 - job.failed_attempts - job.handed_back) > 0:
+    # The earlier claims lost (Job.claims_lost less this one): a worker died with this message in hand.
+    if (died := job.claims_lost - 1) > 0:
         logger.warning("a worker stopped while this message was in hand", times=died)
         if delivery.receive_count >= ctx.last_attempt:
             return Failed(job.job_id, stopped_workers(died))
