@@ -48,6 +48,11 @@ def provision(client: Callable, res: Resources, *, web_origins: list[str], regio
     # (every queue receives the S3 event itself, as S3 would send it).
     sns = client("sns")
     topic = sns.create_topic(Name=res.uploads_topic.name)["TopicArn"]
+    # Where SNS puts what it cannot deliver (in AWS; moto delivers or raises): here for `hark dlq`.
+    urls[res.uploads_topic.undelivered_queue] = sqs.create_queue(
+        QueueName=res.uploads_topic.undelivered_queue,
+        Attributes={"MessageRetentionPeriod": str(res.uploads_topic.undelivered_retention_seconds)},
+    )["QueueUrl"]
     for name in res.uploads_topic.raw_subscribers:
         sns.subscribe(
             TopicArn=topic,

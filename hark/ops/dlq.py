@@ -18,6 +18,9 @@ What a replayed message does depends on the job, not on the message (docs/runboo
   the worker drops the message; to transcribe a failed recording again, upload it again.
 - upload-status: the same S3 event; an UPLOADING job is marked QUEUED, any other is left as it is (the
   workers take their own copy of the event from the transcribe queue).
+- undelivered: S3 events the uploads topic could not deliver to a queue (a queue policy refused it; the
+  `UploadsUndelivered` alarm). Each goes to every queue the topic feeds (transcribe and upload-status):
+  the one that missed it acts on it, the other drops its duplicate.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from hark.domain.resources import QueueDef
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-QUEUES = ("transcribe", "notify", "webhooks", "upload-status")
+QUEUES = ("transcribe", "notify", "webhooks", "upload-status", "undelivered")
 PEEK_VISIBILITY_SECONDS = 20  # long enough to read the whole DLQ once; handed back right after
 MOVE_VISIBILITY_SECONDS = 60  # long enough to send the copy and delete the original
 
@@ -83,6 +86,15 @@ def _queue_def(queue: str) -> QueueDef:
     if queue == "upload-status":
         return res.upload_status_queue
     raise ValueError(f"unknown queue {queue!r}: one of {', '.join(QUEUES)}")
+
+
+def _dead_and_sources(queue: str) -> tuple[str, tuple[str, ...]]:
+    """(the dead-letter queue's name, the queues its messages go back to)."""
+    if queue == "undelivered":
+        topic = aws.stack_resources().uploads_topic
+        return topic.undelivered_queue, topic.raw_subscribers
+    q = _queue_def(queue)
+    return q.dlq_name, (q.name,)
 
 
 def _iso_millis(value: str | None) -> str:
@@ -204,8 +216,7 @@ def _entry(queue: str, m: MessageTypeDef, with_status: bool = True) -> DlqEntry:
 
 def dlq_list(queue: str) -> list[DlqEntry]:
     """The messages in `queue`'s DLQ, oldest first, without consuming them."""
-    q = _queue_def(queue)
-    url = aws.queue_url(q.dlq_name)
+    url = aws.queue_url(_dead_and_sources(queue)[0])
     messages = _receive_all(url, PEEK_VISIBILITY_SECONDS)
     try:
         entries = [_entry(queue, m) for m in messages]
@@ -216,10 +227,24 @@ def dlq_list(queue: str) -> list[DlqEntry]:
 
 def _replay_note(queue: str, statuses: list[str]) -> str:
     if not statuses:
-        return "no job named: the consumer will send it back to the DLQ" if queue != "transcribe" else "no job named"
+        return (
+            "no job named"
+            if queue in ("transcribe", "undelivered")
+            else "no job named: the consumer will send it back to the DLQ"
+        )
     notes = []
     for status in statuses:
-        if queue == "webhooks":
+        if queue == "undelivered":  # the upload's S3 event, for every queue the uploads topic feeds
+            notes.append(
+                "will be marked QUEUED and transcribed"
+                if status == "UPLOADING"
+                else "will be transcribed"
+                if status == "QUEUED"
+                else "job deleted: the upload is deleted"
+                if status == "DELETED"
+                else f"job is {status}: the copies are dropped as duplicates"
+            )
+        elif queue == "webhooks":
             notes.append(
                 "job deleted: the worker drops it"
                 if status == "DELETED"
@@ -255,10 +280,11 @@ REPLAY_DELAY_SECONDS = 5
 
 
 def dlq_replay(queue: str, job_id: str | None = None, dry_run: bool = False) -> list[ReplayResult]:
-    """Move messages from `queue`'s DLQ back to `queue`: those naming `job_id`, or all when None."""
-    q = _queue_def(queue)
+    """Move messages from `queue`'s DLQ back to `queue` (each undelivered upload event to every queue the
+    uploads topic feeds): those naming `job_id`, or all when None."""
+    dead, sources = _dead_and_sources(queue)
     sqs = aws.client("sqs")
-    dlq_url, source_url = aws.queue_url(q.dlq_name), aws.queue_url(q.name)
+    dlq_url, source_urls = aws.queue_url(dead), [aws.queue_url(name) for name in sources]
     messages = _receive_all(dlq_url, MOVE_VISIBILITY_SECONDS)
     results: list[ReplayResult] = []
     untouched: list[MessageTypeDef] = []
@@ -274,12 +300,12 @@ def dlq_replay(queue: str, job_id: str | None = None, dry_run: bool = False) -> 
                 results.append(ReplayResult(entry.message_id, entry.job_ids, moved=False, note="dry run: " + note))
                 continue
             processing = queue == "transcribe" and "PROCESSING" in entry.job_status
-            kwargs: dict[str, Any] = {"QueueUrl": source_url, "MessageBody": m["Body"]}
+            kwargs: dict[str, Any] = {"MessageBody": m["Body"]}
             if m.get("MessageAttributes"):
                 kwargs["MessageAttributes"] = m["MessageAttributes"]
             if processing:
                 kwargs["DelaySeconds"] = REPLAY_DELAY_SECONDS
-            new_id = sqs.send_message(**kwargs)["MessageId"]
+            new_id = ", ".join(sqs.send_message(QueueUrl=url, **kwargs)["MessageId"] for url in source_urls)
             if processing:
                 # Jobs.claim lets only the message that holds a PROCESSING job claim it again.
                 store = aws.job_store()
@@ -327,7 +353,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(
             f"{r.message_id} -> {r.new_message_id or '(not moved)'}  jobs={', '.join(r.job_ids) or '-'}\n    {r.note}"
         )
-    print(f"{verb} {sum(1 for r in results if r.moved or args.dry_run)} message(s) to the {args.queue} queue")
+    where = "every queue the uploads topic feeds" if args.queue == "undelivered" else f"the {args.queue} queue"
+    print(f"{verb} {sum(1 for r in results if r.moved or args.dry_run)} message(s) to {where}")
     if job_id and not results:
         print(f"no message in the {args.queue} DLQ names job {job_id}", file=sys.stderr)
         return 1
@@ -343,13 +370,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     actions = dlq.add_subparsers(dest="dlq_action", required=True)
 
+    queue_help = "whose DLQ; undelivered: the upload events the uploads topic could not deliver"
     ls = actions.add_parser("list", help="show a DLQ's messages without consuming them")
-    ls.add_argument("queue", choices=QUEUES)
+    ls.add_argument("queue", choices=QUEUES, help=queue_help)
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=_cmd_list)
 
     rp = actions.add_parser("replay", help="move DLQ messages back to their source queue")
-    rp.add_argument("queue", choices=QUEUES)
+    rp.add_argument("queue", choices=QUEUES, help=queue_help)
     which = rp.add_mutually_exclusive_group(required=True)
     which.add_argument("--job", metavar="JOB_ID", help="only the messages naming this job")
     which.add_argument("--all", action="store_true", help="every message in the DLQ")

@@ -222,7 +222,7 @@ class MonitoringStack(Stack):
             sqs_metric(undelivered, "ApproximateNumberOfMessagesVisible"),
             0,
             f"Upload events SNS could not deliver are in {undelivered}: their jobs stay UPLOADING; check the "
-            'queue policies, then send each message to its queue (docs/runbook.md, "A stuck job")',
+            'queue policies, then `hark dlq replay undelivered --all` (docs/runbook.md, "A stuck job")',
         )
 
     def _worker_and_api_alarms(self, config: HarkConfig, api_function_name: str) -> None:

@@ -214,3 +214,30 @@ def test_upload_status_dlq_lists_and_replays_the_uploads_s3_event(stack, store):
     assert moved.moved and moved.note == "job is QUEUED: already past UPLOADING, nothing to do"
     assert visible(queue.dlq_name) == (0, 0)
     assert [m["Body"] for m in drain(queue.name)] == [body]  # the same event, back on its own queue
+
+
+def test_undelivered_upload_events_are_listed_and_replayed_to_every_queue_the_topic_feeds(stack, store, capsys):
+    """The uploads topic's dead-letter queue (in AWS, SNS puts there an S3 event a queue's policy refused;
+    the UploadsUndelivered alarm): `hark dlq` lists it with its job, and a replay sends it to each queue
+    the topic feeds, so the job is queued and transcribed whichever copy was lost."""
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    topic = stack.uploads_topic
+    for name in topic.raw_subscribers:
+        drain(name)
+    job = make_job(store)
+    s3.put_object(Bucket=stack.audio_bucket.name, Key=job.audio_key, Body=b"RIFF")
+    # The event as SNS delivered it; say the transcribe queue's copy was refused, and both are gone.
+    [body] = {m["Body"] for name in topic.raw_subscribers for m in drain(name)}
+    sqs.send_message(QueueUrl=url(topic.undelivered_queue), MessageBody=body)
+
+    [entry] = ops.dlq_list("undelivered")
+    assert entry.job_ids == [job.job_id] and job.audio_key in entry.summary and entry.job_status == ["UPLOADING"]
+    [dry] = ops.dlq_replay("undelivered", dry_run=True)
+    assert not dry.moved and dry.note == "dry run: will be marked QUEUED and transcribed"
+    assert visible(topic.undelivered_queue) == (1, 0)
+
+    assert ops.main(["dlq", "replay", "undelivered", "--job", job.job_id]) == 0
+    assert "moved 1 message(s) to every queue the uploads topic feeds" in capsys.readouterr().out
+    assert visible(topic.undelivered_queue) == (0, 0)
+    for name in topic.raw_subscribers:  # the same event, on each queue the topic feeds
+        assert [m["Body"] for m in drain(name)] == [body], name
