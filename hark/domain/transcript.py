@@ -123,6 +123,14 @@ class Segment(_Speaking):
     language: str | None = None
     # Doubtful text: a repetition loop, low confidence, or text where there was probably no speech.
     flags: list[str] = Field(default_factory=list)
+    # Whisper's own measures of this segment's decode, as OpenAI's verbose_json gives them (its tokens, the
+    # temperature it was decoded at). In memory only (`exclude`): a stored transcript keeps what they meant
+    # as `flags`, so one read back has None here.
+    tokens: list[int] | None = Field(default=None, exclude=True)
+    temperature: float | None = Field(default=None, exclude=True)
+    avg_logprob: float | None = Field(default=None, exclude=True)
+    compression_ratio: float | None = Field(default=None, exclude=True)
+    no_speech_prob: float | None = Field(default=None, exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

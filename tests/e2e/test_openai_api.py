@@ -6,6 +6,8 @@ manifest; every refusal is checked in OpenAI's error shape, as the SDK reads it.
 from __future__ import annotations
 
 import re
+import zlib
+from pathlib import Path
 
 import openai
 import pytest
@@ -34,7 +36,17 @@ def seconds(h: str, m: str, s: str, ms: str) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
 
 
-def test_plain_verbose_json_with_word_and_segment_timestamps_text_and_srt(client):
+def whisper_tokenizer(model_dir: Path):
+    """The model's own tokenizer (tokenizer.json in the model folder), as faster-whisper wraps it."""
+    from faster_whisper.tokenizer import Tokenizer
+    from tokenizers import Tokenizer as HfTokenizer
+
+    return Tokenizer(
+        HfTokenizer.from_file(str(model_dir / "tokenizer.json")), multilingual=True, task="transcribe", language="en"
+    )
+
+
+def test_plain_verbose_json_with_word_and_segment_timestamps_text_and_srt(client, model_dir):
     ref = reference(JFK.name)
     with open(JFK, "rb") as f:
         plain = client.audio.transcriptions.create(model="whisper-1", file=f)
@@ -53,6 +65,14 @@ def test_plain_verbose_json_with_word_and_segment_timestamps_text_and_srt(client
     assert verbose.segments and " ".join(s.text for s in verbose.segments).split() == verbose.text.split()
     for word in verbose.words:  # every word inside a segment
         assert any(s.start - 0.01 <= word.start and word.end <= s.end + 0.01 for s in verbose.segments), word
+    # OpenAI's decoder statistics, as programs read them to drop doubtful segments: the segment's own tokens
+    # (Whisper's tokenizer gives back its text), the decode's temperature, and the ratios by their definitions.
+    tokenizer = whisper_tokenizer(model_dir)
+    for s in verbose.segments:
+        assert s.tokens and tokenizer.decode(s.tokens).strip() == s.text, (s.tokens, s.text)
+        assert 0 <= s.temperature <= 1 and s.avg_logprob <= 0 and 0 <= s.no_speech_prob <= 1, s
+        text = tokenizer.decode(s.tokens).encode()
+        assert s.compression_ratio == pytest.approx(len(text) / len(zlib.compress(text)), abs=1e-4), s
 
     with open(SHORT, "rb") as f:  # segments alone unless words are asked for (OpenAI's default)
         segments_only = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")

@@ -274,7 +274,18 @@ def verbose(transcript: Transcript, wanted: Wanted) -> dict[str, Any]:
     }
     if wanted.segments:
         body["segments"] = [
-            {"id": i, "start": s.start, "end": s.end, "text": s.text} for i, s in enumerate(transcript.segments)
+            {
+                "id": i,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": s.tokens,
+                "temperature": s.temperature,
+                "avg_logprob": s.avg_logprob,
+                "compression_ratio": s.compression_ratio,
+                "no_speech_prob": s.no_speech_prob,
+            }
+            for i, s in enumerate(transcript.segments)
         ]
     if wanted.words:
         body["words"] = [

@@ -643,6 +643,8 @@ class Decoded:
     avg_logprob: float | None
     no_speech_prob: float | None
     compression_ratio: float | None
+    tokens: list[int] = field(default_factory=list)
+    temperature: float | None = None
 
     @classmethod
     def of(cls, s, language: str, offset: float = 0.0) -> Decoded:
@@ -664,6 +666,8 @@ class Decoded:
             avg_logprob=s.avg_logprob,
             no_speech_prob=s.no_speech_prob,
             compression_ratio=s.compression_ratio,
+            tokens=list(s.tokens),
+            temperature=s.temperature,
         )
 
     def flags(self, thresholds: quality.Thresholds) -> list[str]:
@@ -681,7 +685,16 @@ class Decoded:
             words=self.words,
             language=self.language,
             flags=self.flags(thresholds),
+            tokens=self.tokens,
+            temperature=self.temperature,
+            avg_logprob=_rounded(self.avg_logprob),
+            compression_ratio=_rounded(self.compression_ratio),
+            no_speech_prob=_rounded(self.no_speech_prob),
         )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 @dataclass(frozen=True)
