@@ -163,10 +163,10 @@ class Job(BaseModel):
     error: str | None = None  # why it FAILED, for the user
     last_error: str | None = None  # why the latest attempt failed (retried), for operators
     attempts: int = 0
-    # Attempts that ended in an error and were retried, and claims a stopping worker gave back unfinished
-    # (SIGTERM: scale-in, a deploy); a claim counted in neither and not finished was a worker dying with the
-    # message in hand (worker/transcription/uploads.py).
+    # Attempts that ended in an error and were retried.
     failed_attempts: int = 0
+    # Claims a stopping worker gave back unfinished (SIGTERM: scale-in, a deploy). A claim counted in neither
+    # and not finished was a worker dying with the message in hand (claims_lost, worker/transcription/uploads.py).
     handed_back: int = 0
     owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (Jobs.claim)
     chunks_total: int | None = None
