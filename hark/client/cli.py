@@ -38,7 +38,8 @@ EXIT_CODES_HELP = f"""exit codes:
        with several files the others were still done
   {EXIT_USAGE}    bad arguments or --server; nothing was sent
   {EXIT_UNREACHABLE}    the server could not be reached or did not answer in time
-  {EXIT_AUTH}    the token or API key was refused (missing, expired, revoked or not valid for this server)
+  {EXIT_AUTH}    the token or API key was refused (missing, expired, revoked or not valid for this server),
+       or an operator command (dlq, deploy check) found no AWS credentials
   {EXIT_BUG}   an unexpected error (a bug in hark: please report the line it printed)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 Every failure is one line on stderr."""
@@ -440,7 +441,28 @@ def explain(err: Exception, args) -> tuple[str, int]:
     if isinstance(err, OSError):  # a file that cannot be read or written
         name = f"{err.filename}: " if err.filename else ""
         return f"{name}{err.strerror or err}", EXIT_FAILED
-    return _bug(err)
+    return _aws_error(err) or _bug(err)
+
+
+def _aws_error(err: Exception) -> tuple[str, int] | None:
+    """The operator commands (`hark dlq`, `hark deploy check`) call AWS with the caller's credentials: what
+    is missing or refused there is the caller's to fix, not a bug."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    where = "set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and HARK_REGION; for `hark up`'s stack, HARK_AWS_ENDPOINT_URL=<its AWS emulator>"
+    if isinstance(err, NoCredentialsError):
+        return f"no AWS credentials: {where}", EXIT_AUTH
+    if isinstance(err, NoRegionError):
+        return f"no AWS region: {where}", EXIT_USAGE
+    if isinstance(err, EndpointConnectionError):
+        return (
+            f"cannot reach {err.kwargs.get('endpoint_url')}: is the stack running? (HARK_AWS_ENDPOINT_URL)",
+            EXIT_UNREACHABLE,
+        )
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}", EXIT_FAILED
+    return None
 
 
 def _bug(err: Exception) -> tuple[str, int]:

@@ -540,3 +540,44 @@ def test_no_progress_when_stderr_is_not_a_terminal(tmp_path):
     assert out == b"words of j1 as txt\n"
     assert err.decode().splitlines() == [f"{memo}: uploaded as job j1"]  # and no progress
     assert stack.polls["j1"] == 4  # it did wait through every state
+
+
+def ops_command(env: dict[str, str], *argv: str) -> tuple[int, str]:
+    """`hark dlq ...` in a process of its own, with only `env` (no AWS credentials unless given)."""
+    base = {"PATH": os.environ["PATH"], "HOME": env.pop("HOME"), "AWS_EC2_METADATA_DISABLED": "true"}
+    answer = subprocess.run(
+        [sys.executable, "-m", "hark.client.cli", *argv], env={**base, **env}, capture_output=True, text=True, cwd=REPO
+    )
+    return answer.returncode, answer.stderr
+
+
+def test_an_operator_command_without_aws_credentials_says_what_to_set_and_exits_4(tmp_path):
+    none = str(tmp_path / "none")
+    env = {
+        "HOME": str(tmp_path),
+        "AWS_SHARED_CREDENTIALS_FILE": none,
+        "AWS_CONFIG_FILE": none,
+        "HARK_REGION": "eu-west-1",
+    }
+    code, err = ops_command(env, "dlq", "list", "transcribe")
+    assert code == cli.EXIT_AUTH, err
+    [line] = err.splitlines()
+    assert line.startswith("hark: no AWS credentials: set AWS_PROFILE") and "HARK_AWS_ENDPOINT_URL" in line
+
+
+def test_an_operator_command_refused_by_aws_or_unreachable_is_one_line(tmp_path, emulator):
+    from hark.local.emulator import LOCAL_CREDENTIALS
+
+    local = {"HOME": str(tmp_path), **LOCAL_CREDENTIALS, "AWS_MAX_ATTEMPTS": "1"}
+    # A stack name with no queues behind it: SQS's own refusal, named.
+    env = {**local, "HARK_AWS_ENDPOINT_URL": emulator.endpoint, "HARK_STACK": "no-such-stack"}
+    code, err = ops_command(env, "dlq", "list", "notify")
+    assert code == cli.EXIT_FAILED, err
+    [line] = err.splitlines()
+    assert line.startswith("hark: AWS refused GetQueueUrl: AWS.SimpleQueueService.NonExistentQueue: "), line
+    # Nothing listening at the endpoint.
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    code, err = ops_command({**local, "HARK_AWS_ENDPOINT_URL": endpoint}, "dlq", "list", "notify")
+    assert code == cli.EXIT_UNREACHABLE, err
+    [line] = err.splitlines()
+    assert line.startswith(f"hark: cannot reach {endpoint}") and "is the stack running?" in line, line
