@@ -168,6 +168,9 @@ class Job(BaseModel):
     # Claims a stopping worker gave back unfinished (SIGTERM: scale-in, a deploy). A claim counted in neither
     # and not finished was a worker dying with the message in hand (claims_lost, worker/transcription/uploads.py).
     handed_back: int = 0
+    # Receives of chunk messages that ended without a worker's death, as "index:receive": a retried error or
+    # a stopping worker's hand-back (a chunk has no claim to count them by; chunk_deaths).
+    chunk_returns: set[str] = Field(default_factory=set)
     owner_message_id: str | None = None  # the SQS message whose deliveries may claim it (Jobs.claim)
     chunks_total: int | None = None
     chunks_done: int = 0
@@ -186,6 +189,12 @@ class Job(BaseModel):
         """Claims of an unfinished job that neither failed (retried), nor were handed back, nor finished:
         each a worker that died with the message in hand. Counts a claim still in progress, too."""
         return 0 if self.status.finished else self.attempts - self.failed_attempts - self.handed_back
+
+    def chunk_deaths(self, index: int, receive_count: int) -> int:
+        """Receives of chunk `index` before receive `receive_count` that neither ended in a retried error nor
+        were handed back: each a worker that died with the chunk in hand."""
+        returned = sum(f"{index}:{receive}" in self.chunk_returns for receive in range(1, receive_count))
+        return receive_count - 1 - returned
 
     @property
     def transcript_revision(self) -> int:
@@ -380,7 +389,7 @@ class Jobs:
     def create(self, job: Job) -> Job:
         item = {k: _dynamo(v) for k, v in job.model_dump(exclude_none=True).items()}
         item.pop("chunks_done", None)
-        for empty in ("webhook_attempts", "transcript_revisions"):
+        for empty in ("webhook_attempts", "transcript_revisions", "chunk_returns"):  # not stored empty (no empty set)
             if not item.get(empty):
                 item.pop(empty, None)
         item["active_user_id"] = job.user_id
@@ -631,6 +640,17 @@ class Jobs:
                 extra_values={":mid": message_id},
                 add={"handed_back": 1},
             )
+        except TransitionRefused:
+            pass
+
+    def record_chunk_return(self, job_id: str, index: int, receive_count: int, reason: str | None = None) -> None:
+        """Receive `receive_count` of chunk `index` ended without a worker's death: a retried error (`reason`,
+        for operators) or a stopping worker's hand-back. Nothing once the job is no longer PROCESSING."""
+        sets: dict[str, Any] = {"updated_at": now_iso()}
+        if reason:
+            sets["last_error"] = reason
+        try:
+            self._update(job_id, (JobStatus.PROCESSING,), sets, add={"chunk_returns": {f"{index}:{receive_count}"}})
         except TransitionRefused:
             pass
 

@@ -8,12 +8,15 @@ import signal
 from pathlib import Path
 
 from hark.domain import aws
-from hark.domain.jobs import JobStatus
+from hark.domain.jobs import JobStatus, now_iso
+from hark.domain.messages import ChunkMessage
 from hark.domain.wer import word_error_rate
 from tests.hostile_audio import EMPTY, TOO_LONG, corpus, lying_flac
+from tests.integration.test_ops_dlq import make_job
 from tests.integration.test_transcription_worker import (
     ENGLISH,
     assert_exactly_once,
+    drain,
     notified_job_ids,
     read_transcript,
     submit,
@@ -22,7 +25,7 @@ from tests.integration.test_transcription_worker import (
 )
 from tests.unit.test_decoding import FRAME_HEADROOM
 from tests.workers import WorkerProcess
-from worker.transcription.uploads import stopped_workers
+from worker.transcription.ending import stopped_workers
 
 MB = 1024 * 1024
 GROWTH_BOUND = 500 * MB  # issue 21: no worker grows by more than this, whatever the file
@@ -135,4 +138,40 @@ def test_a_message_that_kills_workers_runs_alone_then_fails_with_a_reason(stack,
     assert last.proc.poll() is None
     wait_queue_empty(stack.transcribe_queue.name)
     assert aws.job_store().jobs.get(killer.job_id).status == JobStatus.FAILED
+    assert_exactly_once(finished, notified_job_ids())
+
+
+def test_a_chunk_that_killed_workers_fails_its_job_on_its_last_receive(stack, workers):
+    """A chunk message received by workers that died with it (each receive left with nothing recorded, as
+    after a SIGKILL) and once retried after an error: on the queue's last receive it runs alone and fails
+    its job with the deaths counted (the error is not one), the user is told; the job does not stay
+    PROCESSING for good once the message is dead-lettered."""
+    store, sqs = aws.job_store(), aws.client("sqs")
+    queue = aws.queue_url(stack.transcribe_queue.name)
+    job_id = make_job(store).job_id
+    store.jobs.mark_queued(job_id, now_iso())
+    store.jobs.claim(job_id, "the-upload-message")
+    store.jobs.set_chunks(job_id, 3, 900.0)
+    chunk = ChunkMessage(
+        job_id=job_id, user_id="user_a", index=1, total=3, offset=300.0, duration=300.0, key="chunks/1.flac"
+    )
+    for message in drain(stack.transcribe_queue.name):  # S3's test event from provisioning, if no worker ran yet
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    sqs.send_message(QueueUrl=queue, MessageBody=chunk.model_dump_json())
+    last = stack.transcribe_queue.max_receive_count
+    for receive in range(1, last):
+        [message] = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0, WaitTimeSeconds=5)["Messages"]
+        assert message["Body"] == chunk.model_dump_json()
+        if receive == 1:  # this one's worker retried it after an error: no death
+            store.jobs.record_chunk_return(job_id, chunk.index, receive, "a storage or queue service error (SlowDown)")
+
+    worker = workers()
+    finished = wait_finished([job_id], timeout=120)
+    failed = finished[job_id]
+    assert failed.status == JobStatus.FAILED and failed.error == stopped_workers(last - 2), failed.error
+    (stopped,) = worker.logged("a worker stopped while this chunk was in hand")
+    assert stopped["times"] == last - 2 and stopped["index"] == chunk.index
+    (alone,) = worker.logged("received before: running alone")
+    assert alone["receive_count"] == last
+    wait_queue_empty(stack.transcribe_queue.name)
     assert_exactly_once(finished, notified_job_ids())

@@ -129,6 +129,23 @@ def test_claims_lost_are_those_neither_retried_nor_handed_back(store):
     assert store.jobs.get(job.job_id).handed_back == 1
 
 
+def test_chunk_deaths_are_receives_neither_retried_nor_handed_back(store):
+    """Chunk 2's receives: the 1st retried after an error, the 2nd handed back, the 3rd died; chunk 0's
+    first died. Recorded returns of one chunk say nothing of another; a finished job records nothing."""
+    job = store.jobs.create(make_job())
+    store.jobs.claim(job.job_id, "upload")
+    store.jobs.set_chunks(job.job_id, 3, 900.0)
+    store.jobs.record_chunk_return(job.job_id, 2, 1, "a storage or queue service error (SlowDown)")
+    store.jobs.record_chunk_return(job.job_id, 2, 2)  # a stopping worker's hand-back
+    read = store.jobs.get(job.job_id)
+    assert read.chunk_returns == {"2:1", "2:2"} and read.last_error == "a storage or queue service error (SlowDown)"
+    assert [read.chunk_deaths(2, receive) for receive in (1, 2, 3, 4)] == [0, 0, 0, 1]
+    assert [read.chunk_deaths(0, receive) for receive in (1, 2)] == [0, 1]
+    store.jobs.complete(job.job_id, "en", 900.0)
+    store.jobs.record_chunk_return(job.job_id, 0, 1)
+    assert store.jobs.get(job.job_id).chunk_returns == {"2:1", "2:2"}
+
+
 def test_attempt_error_and_send_lease_are_read_back(store):
     import time
 

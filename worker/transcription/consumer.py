@@ -98,6 +98,7 @@ class TranscribeHandler:
             )
             return DEAD_LETTER
         job_id: str | None = None
+        chunk = work if isinstance(work, ChunkMessage) else None
         suspect = self.may_have_killed(delivery, work)  # then nothing else runs beside it
         if suspect:
             logger.info("received before: running alone", receive_count=delivery.receive_count)
@@ -115,29 +116,36 @@ class TranscribeHandler:
                         logger.thread_safe_append_keys(job_id=job_id)
                         end_job(self.ctx, take_upload(self.ctx, delivery, event), attempt=delivery.receive_count)
             except Exception as err:
-                return self.on_transient(delivery, job_id, err)
+                return self.on_transient(delivery, job_id, err, chunk)
         return DONE
 
     def may_have_killed(self, delivery: Delivery, work: ChunkMessage | list[UploadEvent]) -> bool:
-        """Received before, and a worker may have died with it in hand: a chunk (no count of its claims), or
-        an upload whose job has a claim lost. Not one only retried after an error or handed back by a
-        stopping worker: after a scale-in those share the batches again."""
+        """Received before, and a worker may have died with it in hand: its job counts a receive of this chunk,
+        or a claim of this upload, that was neither retried after an error nor handed back by a stopping
+        worker. Those only retried or handed back (a scale-in's) share the batches again."""
         if delivery.receive_count <= 1:
             return False
         if isinstance(work, ChunkMessage):
-            return True
+            job = self.ctx.store.jobs.get(work.job_id)
+            return (
+                job is not None and not job.status.finished and job.chunk_deaths(work.index, delivery.receive_count) > 0
+            )
         jobs = [self.ctx.store.jobs.get(event.job_id) for event in work]
         return any(job is not None and job.claims_lost > 0 for job in jobs)
 
     def record_hand_back(self, delivery: Delivery) -> None:
-        """A stopping worker gives an upload's message back unfinished: recorded on its job, so the next
-        receive does not count that claim as a worker's death (uploads.py). A chunk has no such count."""
+        """A stopping worker gives a message back unfinished: recorded on its job, so that its next receive
+        does not count this one as a worker's death (uploads.py, long_audio.py)."""
         work = parse_transcribe_body(delivery.body)
-        if not isinstance(work, ChunkMessage):
-            for event in work:
-                self.ctx.store.jobs.record_hand_back(event.job_id, delivery.id)
+        if isinstance(work, ChunkMessage):
+            self.ctx.store.jobs.record_chunk_return(work.job_id, work.index, delivery.receive_count)
+            return
+        for event in work:
+            self.ctx.store.jobs.record_hand_back(event.job_id, delivery.id)
 
-    def on_transient(self, delivery: Delivery, job_id: str | None, err: Exception) -> Outcome:
+    def on_transient(
+        self, delivery: Delivery, job_id: str | None, err: Exception, chunk: ChunkMessage | None = None
+    ) -> Outcome:
         reason = describe(err)
         attempt = delivery.receive_count
         self.ctx.metric("Attempts", attempt, MetricUnit.Count)
@@ -146,7 +154,9 @@ class TranscribeHandler:
             logger.warning(
                 "attempt failed; retrying later", attempt=attempt, retry_in_seconds=delay, reason=reason, exc_info=err
             )
-            if job_id:
+            if chunk:
+                self.ctx.store.jobs.record_chunk_return(chunk.job_id, chunk.index, attempt, reason)
+            elif job_id:
                 self.ctx.store.jobs.record_attempt_error(job_id, reason)
             return retry(delay)
         logger.error(

@@ -49,6 +49,14 @@ class Failed:
     uploaded_bytes: int | None = None
 
 
+def stopped_workers(times: int) -> str:
+    """The reason a job fails with on its message's last receive after workers died holding it."""
+    return (
+        f"transcription failed: the worker stopped {times} time{'s' if times > 1 else ''} while working on "
+        "this recording (it may need more memory or time than a worker has)"
+    )
+
+
 @dataclass(frozen=True)
 class Renotify:
     """The job was finished by an earlier delivery whose worker died before its notification surely went

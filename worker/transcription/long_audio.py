@@ -26,7 +26,7 @@ from worker.runtime import Delivery
 from . import audio, splitting
 from .audio import PermanentError
 from .context import Context, logger
-from .ending import ONGOING, Failed, JobOutcome, Renotify, Transcribed
+from .ending import ONGOING, Failed, JobOutcome, Renotify, Transcribed, stopped_workers
 from .engine import DecodeOptions
 
 SQS_BATCH = 10  # SendMessageBatch's limit
@@ -95,6 +95,11 @@ def transcribe_chunk(ctx: Context, delivery: Delivery, chunk: ChunkMessage) -> J
     if job is None or job.status != JobStatus.PROCESSING:
         logger.info("chunk of a job that is gone or finished: dropped", status=job.status if job else None)
         return ONGOING
+    # Earlier receives of this chunk neither retried after an error nor handed back: a worker died with it.
+    if (died := job.chunk_deaths(chunk.index, delivery.receive_count)) > 0:
+        logger.warning("a worker stopped while this chunk was in hand", times=died, index=chunk.index)
+        if delivery.receive_count >= ctx.last_attempt:  # another death would leave the job PROCESSING for good
+            return Failed(chunk.job_id, stopped_workers(died))
     bucket = ctx.res.transcripts_bucket.name
     part = keys.part_key(chunk.user_id, chunk.job_id, chunk.index)
     if _exists(ctx, bucket, part):

@@ -19,7 +19,7 @@ from . import audio
 from .audio import PermanentError
 from .channels import transcribe_channels
 from .context import Context, logger, seconds_since
-from .ending import ONGOING, Failed, JobOutcome, Renotify, Transcribed
+from .ending import ONGOING, Failed, JobOutcome, Renotify, Transcribed, stopped_workers
 from .engine import DecodeOptions
 from .long_audio import fan_out
 
@@ -46,13 +46,6 @@ def take_upload(ctx: Context, delivery: Delivery, event: UploadEvent) -> JobOutc
     if job.attempts == 1 and (wait := seconds_since(job.queued_at)) is not None:
         ctx.metric("QueueWaitSeconds", wait, MetricUnit.Seconds)
     return transcribe_upload(ctx, job, event)
-
-
-def stopped_workers(times: int) -> str:
-    return (
-        f"transcription failed: the worker stopped {times} time{'s' if times > 1 else ''} while working on "
-        "this recording (it may need more memory or time than a worker has)"
-    )
 
 
 def refused_claim(ctx: Context, delivery: Delivery, job_id: str) -> JobOutcome:
