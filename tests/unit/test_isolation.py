@@ -1,10 +1,16 @@
-"""worker.transcription.consumer.Isolation: a message received before runs with nothing else in hand."""
+"""worker.transcription.consumer.Isolation: a message a worker may have died holding runs with nothing else in hand."""
 
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
-from worker.transcription.consumer import Isolation
+from botocore.exceptions import ClientError
+
+from hark.domain.messages import ChunkMessage
+from hark.domain.settings import Settings
+from worker.runtime import Delivery
+from worker.transcription.consumer import Isolation, TranscribeHandler
 
 
 def test_alone_waits_for_those_running_and_holds_back_those_after_it():
@@ -43,3 +49,20 @@ def test_alone_waits_for_those_running_and_holds_back_those_after_it():
     for t in (first, lone, later):
         t.join()
     assert order == ["first in", "first out", "alone in", "alone out", "later in", "later out"]
+
+
+def test_a_message_received_again_whose_job_cannot_be_read_runs_alone():
+    """Whether a worker died holding it is read from the job; when DynamoDB cannot answer (throttled), the
+    message is taken for one that may have: it runs alone, as every message received again once did."""
+
+    class Unreadable:
+        def get(self, job_id):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetItem")
+
+    handler = TranscribeHandler(
+        SimpleNamespace(settings=Settings(), last_attempt=4, store=SimpleNamespace(jobs=Unreadable()))
+    )
+    chunk = ChunkMessage(job_id="j1", user_id="u1", index=0, total=2, offset=0.0, duration=300.0, key="chunks/0.flac")
+    again, first = (Delivery(id="m1", receipt="r", body="", receive_count=n) for n in (2, 1))
+    assert handler.may_have_killed(again, chunk)
+    assert not handler.may_have_killed(first, chunk)  # a first receive is never suspect: no read

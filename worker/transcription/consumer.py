@@ -125,13 +125,19 @@ class TranscribeHandler:
         worker. Those only retried or handed back (a scale-in's) share the batches again."""
         if delivery.receive_count <= 1:
             return False
-        if isinstance(work, ChunkMessage):
-            job = self.ctx.store.jobs.get(work.job_id)
-            return (
-                job is not None and not job.status.finished and job.chunk_deaths(work.index, delivery.receive_count) > 0
-            )
-        jobs = [self.ctx.store.jobs.get(event.job_id) for event in work]
-        return any(job is not None and job.claims_lost > 0 for job in jobs)
+        try:
+            if isinstance(work, ChunkMessage):
+                job = self.ctx.store.jobs.get(work.job_id)
+                return (
+                    job is not None
+                    and not job.status.finished
+                    and job.chunk_deaths(work.index, delivery.receive_count) > 0
+                )
+            jobs = [self.ctx.store.jobs.get(event.job_id) for event in work]
+            return any(job is not None and job.claims_lost > 0 for job in jobs)
+        except (ClientError, BotoCoreError):  # the job cannot be read now: as careful as with a death
+            logger.warning("could not read the job: running alone", exc_info=True)
+            return True
 
     def record_hand_back(self, delivery: Delivery) -> None:
         """A stopping worker gives a message back unfinished: recorded on its job, so that its next receive
