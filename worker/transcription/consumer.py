@@ -5,8 +5,9 @@ input error that failed the job), RETRY after a delay (a transient error), or DE
 or the last attempt failed) so SQS's redrive moves it to the dead-letter queue on its next receive.
 Exactly once comes from the job record: only the caller that wins a terminal transition notifies.
 A message received before (ApproximateReceiveCount > 1) may be what killed a worker, unless its job shows
-every earlier claim retried or handed back (Job.claims_lost): such a one runs alone, so another death takes
-no other job with it (on its last receive, uploads.py answers Failed for a job whose message killed workers).
+every earlier claim of the upload, or receive of the chunk, retried or handed back (Job.claims_lost,
+Job.chunk_deaths): such a one runs alone, so another death takes no other job with it (on its last receive,
+uploads.py and long_audio.py answer Failed for a job whose message killed workers).
 
 A message's walk: this handler -> uploads.py (an upload: claim, decode, transcribe or split) or
 long_audio.py (a chunk: transcribe it, assemble the last) -> back here with what became of the job ->
