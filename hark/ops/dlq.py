@@ -44,7 +44,6 @@ from hark.domain.messages import (
     parse_transcribe_body,
     parse_webhook_body,
 )
-from hark.domain.resources import QueueDef
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
@@ -75,26 +74,20 @@ class ReplayResult:
     note: str = ""
 
 
-def _queue_def(queue: str) -> QueueDef:
-    res = aws.stack_resources()
-    if queue == "transcribe":
-        return res.transcribe_queue
-    if queue == "notify":
-        return res.notify_queue
-    if queue == "webhooks":
-        return res.webhook_queue
-    if queue == "upload-status":
-        return res.upload_status_queue
-    raise ValueError(f"unknown queue {queue!r}: one of {', '.join(QUEUES)}")
-
-
 def _dead_and_sources(queue: str) -> tuple[str, tuple[str, ...]]:
     """(the dead-letter queue's name, the queues its messages go back to)."""
+    res = aws.stack_resources()
     if queue == "undelivered":
-        topic = aws.stack_resources().uploads_topic
-        return topic.undelivered_queue, topic.raw_subscribers
-    q = _queue_def(queue)
-    return q.dlq_name, (q.name,)
+        return res.uploads_topic.undelivered_queue, res.uploads_topic.raw_subscribers
+    queues = {
+        "transcribe": res.transcribe_queue,
+        "notify": res.notify_queue,
+        "webhooks": res.webhook_queue,
+        "upload-status": res.upload_status_queue,
+    }
+    if queue not in queues:
+        raise ValueError(f"unknown queue {queue!r}: one of {', '.join(QUEUES)}")
+    return queues[queue].dlq_name, (queues[queue].name,)
 
 
 def _iso_millis(value: str | None) -> str:
