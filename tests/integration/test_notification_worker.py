@@ -30,6 +30,8 @@ from tests.gateway import running_gateway
 from tests.links import follow, link_expiry, link_format
 from tests.workers import WorkerProcess
 
+pytestmark = pytest.mark.waits  # mostly waiting out a send lease and back-offs (tests/parallel.py)
+
 REPO = Path(__file__).resolve().parents[2]
 API_URL = "https://api.hark.test/prod"  # HARK_API_URL of the workers here: the links' base
 TRANSCRIPT = (

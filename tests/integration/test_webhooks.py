@@ -32,6 +32,8 @@ from worker.transcription.context import Context
 from worker.transcription.ending import notify
 from worker.webhooks.worker import ReceiverTurns, WebhookHandler
 
+pytestmark = pytest.mark.waits  # mostly waiting on receivers that drip, fail and time out (tests/parallel.py)
+
 ALICE = "user_alice"
 JOB_BODY = {"filename": "meeting.mp3", "content_type": "audio/mpeg", "size": 1234}
 # The local stack's settings for receivers on this machine (hark.local.stack.local_env).
