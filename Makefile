@@ -13,9 +13,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 up: install model
 	@$(VENV)/bin/hark up
 
-## make test: lint and types, then unit, integration, end-to-end, infra (offline) tests, on three pytest-xdist
+## make test: lint and types, then unit, integration, end-to-end, infra (offline) tests, on four pytest-xdist
 ## workers (docs/testing.md; PYTEST_WORKERS=0 runs them in this one process).
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 test: install-test system-deps model lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

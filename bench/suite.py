@@ -1,7 +1,7 @@
 """Wall time and CPU time of the test suite, in one process and on pytest-xdist workers: the README's `make test`
 figure.
 
-    .venv/bin/python bench/suite.py [--runs 1] [--workers 0 2] [-- PYTEST_ARGS...]
+    .venv/bin/python bench/suite.py [--runs 1] [--workers 0 4] [-- PYTEST_ARGS...]
 
 For each run, each worker count in turn (alternating, so both see the same load on a shared machine):
 `pytest -n N --dist loadgroup` (N = 0: one process, no xdist) with PYTEST_ARGS (default: the whole suite),
@@ -64,7 +64,7 @@ def one_run(workers: int, pytest_args: list[str]) -> tuple[float, float, int, st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 4])
     parser.add_argument("pytest_args", nargs="*", help="after --: what pytest runs (default: everything)")
     args = parser.parse_args()
 

@@ -126,7 +126,7 @@ def stage(dest: Path, with_deps: bool, deps: Path = DEPS) -> Path:
 def build(python: str = LAMBDA_PYTHON) -> Path:
     """The asset with its dependencies for CPython `python`: infra/build/lambda for the Lambda's Python
     (what deploys), infra/build/lambda-py3.X for another (a machine without the Lambda's Python).
-    Processes building at once (the test suite's two workers) take turns; the later finds the stamps."""
+    Processes building at once (the test suite's workers) take turns; the later finds the stamps."""
     BUILD.parent.mkdir(parents=True, exist_ok=True)
     with open(BUILD.parent / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

@@ -20,7 +20,7 @@ from hark.local.emulator import LOCAL_CREDENTIALS, Emulator, free_port
 from hark.local.provision import provision
 from tests.parallel import SESSION_DIR, is_xdist_worker
 
-pytest_plugins = ("tests.parallel",)  # the suite on three workers (pytest-xdist)
+pytest_plugins = ("tests.parallel",)  # the suite on four workers (pytest-xdist)
 
 TEST_STACK = "hark-test"
 # The real recordings with reference transcripts: ../shared beside the checkout (as in CI), or

@@ -1,4 +1,4 @@
-"""The suite on three workers: `make test` runs `pytest -n 3 --dist loadgroup` (pytest-xdist; docs/testing.md).
+"""The suite on four workers: `make test` runs `pytest -n 4 --dist loadgroup` (pytest-xdist; docs/testing.md).
 
 xdist sends each group of tests to one worker, whole. A test's group (`group_of`) is, in this order:
 - an explicit `@pytest.mark.xdist_group("name")`;
