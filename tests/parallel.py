@@ -143,8 +143,8 @@ class GroupScheduling(LoadScopeScheduling):
 
 
 class DurationRecorder:
-    """With --store-durations, the controller adds up each test's seconds (setup, call, teardown) by group and
-    writes them to DURATIONS at the end of a run that passed."""
+    """With --store-durations, the controller adds up each test's seconds (setup, call, teardown) by group and,
+    at the end of a run that passed, writes them into DURATIONS (the groups that did not run keep theirs)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -160,7 +160,8 @@ class DurationRecorder:
         by_group: dict[str, float] = {}
         for nodeid, seconds in self.seconds.items():
             by_group[groups[nodeid]] = by_group.get(groups[nodeid], 0.0) + seconds
-        DURATIONS.write_text(json.dumps({g: round(s, 1) for g, s in sorted(by_group.items())}, indent=1) + "\n")
+        merged = {**measured_seconds(), **{g: round(s, 1) for g, s in by_group.items()}}
+        DURATIONS.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
 def pytest_configure(config: pytest.Config) -> None:
