@@ -50,15 +50,20 @@ def emulator():
     aws.reset()
 
 
-@pytest.fixture
-def stack(emulator):
-    """A freshly reset emulator with every Hark resource provisioned; returns the Resources."""
+def fresh_stack(emulator):
+    """Resets the emulator and provisions every Hark resource in it; returns the Resources."""
     requests.post(f"{emulator.endpoint}/moto-api/reset", timeout=10).raise_for_status()
     aws.reset()
     settings = get_settings()
     res = resources(settings.stack, settings.email_sender)
     provision(aws.client, res, web_origins=settings.authorized_parties, region=settings.region)
     return res
+
+
+@pytest.fixture
+def stack(emulator):
+    """A freshly reset emulator with every Hark resource provisioned; returns the Resources."""
+    return fresh_stack(emulator)
 
 
 @pytest.fixture(scope="session")
