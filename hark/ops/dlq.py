@@ -218,6 +218,14 @@ def dlq_list(queue: str) -> list[DlqEntry]:
     return sorted(entries, key=lambda e: (e.first_sent, e.message_id))
 
 
+# What a replayed undelivered upload event does, by its job's status (any other: dropped as a duplicate).
+UNDELIVERED_NOTES = {
+    "UPLOADING": "will be marked QUEUED and transcribed",
+    "QUEUED": "will be transcribed",
+    "DELETED": "job deleted: the upload is deleted",
+}
+
+
 def _replay_note(queue: str, statuses: list[str]) -> str:
     if not statuses:
         return (
@@ -228,15 +236,7 @@ def _replay_note(queue: str, statuses: list[str]) -> str:
     notes = []
     for status in statuses:
         if queue == "undelivered":  # the upload's S3 event, for every queue the uploads topic feeds
-            notes.append(
-                "will be marked QUEUED and transcribed"
-                if status == "UPLOADING"
-                else "will be transcribed"
-                if status == "QUEUED"
-                else "job deleted: the upload is deleted"
-                if status == "DELETED"
-                else f"job is {status}: the copies are dropped as duplicates"
-            )
+            notes.append(UNDELIVERED_NOTES.get(status, f"job is {status}: the copies are dropped as duplicates"))
         elif queue == "webhooks":
             notes.append(
                 "job deleted: the worker drops it"
